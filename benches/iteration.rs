@@ -1,0 +1,29 @@
+//! Build and cost one Mixtral-8x7B decode iteration (batch 64, KV 1024) on H100.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use std::hint::black_box;
+
+use dyad::config::{load_arch, load_model};
+use dyad::hw::Timing;
+use dyad::map::{self, Policy};
+use dyad::model::{Batch, Precision, Routing, build_iteration};
+
+fn iteration(c: &mut Criterion) {
+    let sys = load_arch("h100".as_ref()).unwrap();
+    let model = load_model("mixtral-8x7b".as_ref()).unwrap();
+    let batch = Batch::decode(64, 1024);
+    let p = Precision::uniform(model.dtype);
+    c.bench_function("mixtral_decode_build_and_cost", |b| {
+        b.iter(|| {
+            let g = build_iteration(&model, black_box(&batch), 1, p, &Routing::Uniform).unwrap();
+            let ops = map::cost_iteration(&g, &sys, Policy::AllXpu, Timing::Kernel).unwrap();
+            black_box(ops.len())
+        })
+    });
+    c.bench_function("mixtral_decode_build_graph", |b| {
+        b.iter(|| build_iteration(&model, black_box(&batch), 1, p, &Routing::Uniform).unwrap())
+    });
+}
+
+criterion_group!(benches, iteration);
+criterion_main!(benches);

@@ -1,0 +1,295 @@
+//! Command-line interface. **Only this module knows clap.**
+//!
+//! Exit status: 0 on success, 2 on bad input (files, keys, units, arguments), 1 when a check
+//! fails (e.g. an accuracy target).
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use dyad::config::{self, presets};
+use dyad::hw::Timing;
+use dyad::model::{Batch, Precision, Routing, build_iteration};
+use dyad::report::{self, Format};
+use dyad::run::{Phase, RunSpec};
+use dyad::validation;
+
+/// A simulator and cost model for LLM inference hardware.
+///
+/// With no command, `dyad` runs `dyad run` on its built-in default: Mixtral-8x7B decode,
+/// batch 64, KV length 1024, on an H100.
+#[derive(Parser)]
+#[command(name = "dyad", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Cost one iteration of a model on an arch and print the per-layer table.
+    Run(RunArgs),
+    /// Print the op graph of one iteration as Graphviz DOT.
+    Graph(GraphArgs),
+    /// Cost single ops listed in a CSV file (or standard input) and write CSV.
+    Cost(CostArgs),
+    /// Compare the cost model with every row of the measured calibration data.
+    Accuracy(AccuracyArgs),
+    /// List the built-in arch and model presets.
+    List,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PhaseArg {
+    Prefill,
+    Decode,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Table,
+    Json,
+    Csv,
+    Md,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TimingArg {
+    /// Device kernel time (CUDA graphs; profiler kernel durations).
+    Kernel,
+    /// Host wall time per call: kernel time plus host dispatch overhead.
+    Host,
+}
+
+impl From<TimingArg> for Timing {
+    fn from(t: TimingArg) -> Self {
+        match t {
+            TimingArg::Kernel => Timing::Kernel,
+            TimingArg::Host => Timing::Host,
+        }
+    }
+}
+
+#[derive(Args, Clone)]
+struct ModelArgs {
+    /// Arch TOML file, or a built-in name (see `dyad list`).
+    #[arg(long, default_value = "arch/h100.toml")]
+    arch: PathBuf,
+    /// HuggingFace config.json, a dyad model TOML, or a built-in name (see `dyad list`).
+    #[arg(long, default_value = "workloads/models/mixtral-8x7b.json")]
+    model: PathBuf,
+    /// Sequences in the batch.
+    #[arg(long, default_value_t = 64)]
+    batch: u64,
+    /// Prompt length of each sequence (prefill).
+    #[arg(long, default_value_t = 1024)]
+    prompt_len: u64,
+    /// Tokens in each sequence's KV cache (decode).
+    #[arg(long, default_value_t = 1024)]
+    kv_len: u64,
+    #[arg(long, value_enum, default_value = "decode")]
+    phase: PhaseArg,
+    /// Tensor-parallel degree; by default the smallest power of two whose share fits in memory.
+    #[arg(long)]
+    tp: Option<u64>,
+}
+
+impl ModelArgs {
+    fn spec(&self, timing: Timing) -> RunSpec {
+        RunSpec {
+            arch: self.arch.clone(),
+            model: self.model.clone(),
+            phase: match self.phase {
+                PhaseArg::Prefill => Phase::Prefill,
+                PhaseArg::Decode => Phase::Decode,
+            },
+            batch: self.batch,
+            prompt_len: self.prompt_len,
+            kv_len: self.kv_len,
+            tp: self.tp,
+            timing,
+        }
+    }
+}
+
+#[derive(Args, Clone)]
+struct RunArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[arg(long, value_enum, default_value = "table")]
+    format: FormatArg,
+    /// Which clock op times are read from.
+    #[arg(long, value_enum, default_value = "kernel")]
+    timing: TimingArg,
+    /// Write the report here instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct GraphArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Write the DOT here instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct CostArgs {
+    /// CSV of ops (columns: see `dyad cost --help` or the README); `-` or nothing reads standard input.
+    input: Option<PathBuf>,
+    /// Arch TOML file, or a built-in name.
+    #[arg(long, default_value = "arch/h100.toml")]
+    arch: PathBuf,
+    #[arg(long, value_enum, default_value = "kernel")]
+    timing: TimingArg,
+    /// Write the CSV here instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct AccuracyArgs {
+    /// Folder of calibration CSVs.
+    #[arg(long, default_value = "data/validation")]
+    data: PathBuf,
+    /// Folder that the arch paths (`arch/a100.toml`, ...) are relative to.
+    #[arg(long, default_value = ".")]
+    root: PathBuf,
+    /// Worst rows listed per file.
+    #[arg(long, default_value_t = 5)]
+    worst: usize,
+}
+
+/// A failed command: the message to print and the exit status.
+struct Failure {
+    report: miette::Report,
+    status: u8,
+}
+
+impl<E: miette::Diagnostic + Send + Sync + 'static> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure {
+            report: miette::Report::new(e),
+            status: 2,
+        }
+    }
+}
+
+fn input_error(msg: String) -> Failure {
+    Failure {
+        report: miette::miette!("{msg}"),
+        status: 2,
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        None => run(RunArgs::parse_from(["run"])),
+        Some(Cmd::Run(a)) => run(a),
+        Some(Cmd::Graph(a)) => graph(a),
+        Some(Cmd::Cost(a)) => cost(a),
+        Some(Cmd::Accuracy(a)) => accuracy(a),
+        Some(Cmd::List) => list(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("{:?}", f.report);
+            ExitCode::from(f.status)
+        }
+    }
+}
+
+impl RunArgs {
+    fn parse_from<'a>(args: impl IntoIterator<Item = &'a str>) -> Self {
+        #[derive(Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            a: RunArgs,
+        }
+        Wrap::parse_from(args).a
+    }
+}
+
+fn write_out(out: Option<&Path>, text: &str) -> Result<(), Failure> {
+    let r = match out {
+        Some(p) => {
+            std::fs::write(p, text).map_err(|e| format!("{}: cannot write: {e}", p.display()))
+        }
+        None => io::stdout()
+            .write_all(text.as_bytes())
+            .map_err(|e| format!("cannot write to standard output: {e}")),
+    };
+    r.map_err(input_error)
+}
+
+fn run(a: RunArgs) -> Result<(), Failure> {
+    let report = dyad::run::run(&a.model.spec(a.timing.into()))?;
+    let format = match a.format {
+        FormatArg::Table => Format::Table,
+        FormatArg::Json => Format::Json,
+        FormatArg::Csv => Format::Csv,
+        FormatArg::Md => Format::Md,
+    };
+    write_out(a.out.as_deref(), &report::render(&report, format))
+}
+
+fn graph(a: GraphArgs) -> Result<(), Failure> {
+    let m = &a.model;
+    let model = config::load_model(&m.model)?;
+    let batch = match m.phase {
+        PhaseArg::Decode => Batch::decode(m.batch.max(1), m.kv_len.max(1)),
+        PhaseArg::Prefill => Batch::prefill(m.batch.max(1), m.prompt_len.max(1)),
+    };
+    let g = build_iteration(
+        &model,
+        &batch,
+        m.tp.unwrap_or(1),
+        Precision::uniform(model.dtype),
+        &Routing::Uniform,
+    )
+    .map_err(|e| input_error(format!("model: {e}")))?;
+    write_out(a.out.as_deref(), &g.to_dot())
+}
+
+fn cost(a: CostArgs) -> Result<(), Failure> {
+    let sys = config::load_arch(&a.arch)?;
+    let input: Box<dyn Read> = match a.input.as_deref() {
+        None => Box::new(io::stdin().lock()),
+        Some(p) if p == Path::new("-") => Box::new(io::stdin().lock()),
+        Some(p) => Box::new(
+            File::open(p).map_err(|e| input_error(format!("{}: cannot read: {e}", p.display())))?,
+        ),
+    };
+    let name = a
+        .input
+        .as_ref()
+        .map_or("<stdin>".to_string(), |p| p.display().to_string());
+    let mut buf = Vec::new();
+    dyad::opcsv::cost_ops(input, &mut buf, &sys, a.timing.into())
+        .map_err(|e| input_error(format!("{name}: {e}")))?;
+    write_out(a.out.as_deref(), &String::from_utf8_lossy(&buf))
+}
+
+fn accuracy(a: AccuracyArgs) -> Result<(), Failure> {
+    let samples = validation::load_samples(&a.data, &a.root)?;
+    write_out(None, &validation::accuracy_markdown(&samples, a.worst))
+}
+
+fn list() -> Result<(), Failure> {
+    let mut s = String::from("arch presets (--arch):\n");
+    for n in presets::names("arch") {
+        s += &format!("  {n}\n");
+    }
+    s += "model presets (--model):\n";
+    for n in presets::names("workloads/models") {
+        s += &format!("  {n}\n");
+    }
+    write_out(None, &s)
+}

@@ -1,0 +1,381 @@
+//! Arch TOML: an xPU in a node, with `extends = "other.toml"` and overrides.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::error::ConfigError;
+use super::presets;
+use crate::hw::{ClassEfficiency, Curve, Link, Memory, Node, System, Xpu};
+use crate::units::{Bytes, BytesPerSecond, FlopsPerSecond, Seconds};
+use crate::work::Dtype;
+
+type Points = Vec<(f64, f64)>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArch {
+    extends: Option<Spanned<String>>,
+    name: Option<Spanned<String>>,
+    /// Where the numbers come from (free text).
+    #[allow(dead_code)]
+    source: Option<Spanned<String>>,
+    xpu: Option<RawXpu>,
+    node: Option<RawNode>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawXpu {
+    peak_flops: Option<RawPeak>,
+    sram: Option<Spanned<Bytes>>,
+    host_overhead: Option<Spanned<Seconds>>,
+    memory: Option<RawMemory>,
+    efficiency: Option<RawEfficiency>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPeak {
+    fp32: Option<Spanned<FlopsPerSecond>>,
+    bf16: Option<Spanned<FlopsPerSecond>>,
+    fp16: Option<Spanned<FlopsPerSecond>>,
+    fp8: Option<Spanned<FlopsPerSecond>>,
+    int8: Option<Spanned<FlopsPerSecond>>,
+    int4: Option<Spanned<FlopsPerSecond>>,
+}
+
+impl RawPeak {
+    fn get(&self, d: Dtype) -> Option<&Spanned<FlopsPerSecond>> {
+        match d {
+            Dtype::Fp32 => self.fp32.as_ref(),
+            Dtype::Bf16 => self.bf16.as_ref(),
+            Dtype::Fp16 => self.fp16.as_ref(),
+            Dtype::Fp8 => self.fp8.as_ref(),
+            Dtype::Int8 => self.int8.as_ref(),
+            Dtype::Int4 => self.int4.as_ref(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMemory {
+    capacity: Option<Spanned<Bytes>>,
+    bandwidth: Option<Spanned<BytesPerSecond>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEfficiency {
+    gemm: Option<RawClass>,
+    attention: Option<RawClass>,
+    elementwise: Option<RawClass>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClass {
+    overhead: Option<Spanned<Seconds>>,
+    compute: Option<Spanned<Points>>,
+    memory: Option<Spanned<Points>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    devices: Option<Spanned<i64>>,
+    link: Option<RawLink>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLink {
+    bandwidth: Option<Spanned<BytesPerSecond>>,
+    latency: Option<Spanned<Seconds>>,
+    overhead: Option<Spanned<Seconds>>,
+    efficiency: Option<Spanned<Points>>,
+}
+
+/// One file of an `extends` chain.
+struct Layer {
+    path: PathBuf,
+    text: Arc<str>,
+    raw: RawArch,
+}
+
+/// Where a resolved value was written.
+#[derive(Clone, Copy)]
+struct Loc<'a> {
+    layer: &'a Layer,
+    span: (usize, usize),
+}
+
+impl Loc<'_> {
+    fn err(&self, msg: impl Into<String>) -> ConfigError {
+        let l = self.layer;
+        ConfigError::at(&l.path, &l.text, self.span.0..self.span.1, msg)
+    }
+}
+
+/// Reads a file from disk, or from the built-in presets when no such file exists.
+pub(super) fn read_source(path: &Path) -> Result<Arc<str>, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(t.into()),
+        Err(e) => presets::file(path)
+            .map(Arc::from)
+            .ok_or_else(|| ConfigError::file(path, format!("cannot read the file: {e}"))),
+    }
+}
+
+/// Parses one TOML file into `T`, mapping TOML and serde errors to the file, line and column.
+pub(super) fn parse_toml<T: for<'de> Deserialize<'de>>(
+    path: &Path,
+    text: &Arc<str>,
+) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let msg = e.message().trim().to_string();
+        match e.span() {
+            Some(s) => ConfigError::at(path, text, s, msg),
+            None => ConfigError::file(path, msg),
+        }
+    })
+}
+
+const MAX_EXTENDS: usize = 16;
+
+fn load_layers(path: &Path) -> Result<Vec<Layer>, ConfigError> {
+    let mut layers: Vec<Layer> = Vec::new();
+    let mut seen = HashSet::new();
+    let mut next = Some(path.to_path_buf());
+    while let Some(p) = next.take() {
+        let key = std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
+        if !seen.insert(key) || layers.len() >= MAX_EXTENDS {
+            let prev = layers.last().expect("a cycle needs a previous file");
+            let s = prev
+                .raw
+                .extends
+                .as_ref()
+                .expect("reached through extends")
+                .span();
+            let loc = Loc {
+                layer: prev,
+                span: (s.start, s.end),
+            };
+            return Err(loc.err(format!(
+                "`extends` forms a cycle or a chain deeper than {MAX_EXTENDS} files"
+            )));
+        }
+        let text = match read_source(&p) {
+            Ok(t) => t,
+            Err(e) => {
+                // Point at the `extends` that named the missing file, if any.
+                return Err(match layers.last() {
+                    Some(prev) => {
+                        let s = prev.raw.extends.as_ref().expect("extends").span();
+                        let loc = Loc {
+                            layer: prev,
+                            span: (s.start, s.end),
+                        };
+                        loc.err(format!("cannot extend {}: {}", p.display(), e.message()))
+                    }
+                    None => e,
+                });
+            }
+        };
+        let raw: RawArch = parse_toml(&p, &text)?;
+        if let Some(ext) = &raw.extends {
+            let dir = p.parent().unwrap_or(Path::new(""));
+            next = Some(dir.join(ext.get_ref()));
+        }
+        layers.push(Layer { path: p, text, raw });
+    }
+    Ok(layers)
+}
+
+/// Values looked up through the `extends` chain: the first file that sets a key wins.
+struct Resolver {
+    layers: Vec<Layer>,
+}
+
+/// Numbers that must be positive (bandwidths, capacities, peaks) or non-negative (overheads).
+trait Si {
+    fn si(&self) -> f64;
+}
+
+macro_rules! si {
+    ($($t:ty),*) => {$(impl Si for $t { fn si(&self) -> f64 { self.value() } })*};
+}
+si!(Bytes, BytesPerSecond, FlopsPerSecond, Seconds);
+
+impl Resolver {
+    fn top(&self) -> &Layer {
+        &self.layers[0]
+    }
+
+    fn get<'a, T>(
+        &'a self,
+        f: impl Fn(&'a RawArch) -> Option<&'a Spanned<T>>,
+    ) -> Option<(&'a T, Loc<'a>)> {
+        self.layers.iter().find_map(|layer| {
+            f(&layer.raw).map(|s| {
+                let span = (s.span().start, s.span().end);
+                (s.get_ref(), Loc { layer, span })
+            })
+        })
+    }
+
+    fn req<'a, T>(
+        &'a self,
+        key: &str,
+        f: impl Fn(&'a RawArch) -> Option<&'a Spanned<T>>,
+    ) -> Result<(&'a T, Loc<'a>), ConfigError> {
+        self.get(f).ok_or_else(|| {
+            let top = self.top();
+            let chain = if self.layers.len() > 1 {
+                " nor in the files it extends"
+            } else {
+                ""
+            };
+            ConfigError::file(
+                &top.path,
+                format!("missing key `{key}`: it is not set in this file{chain}"),
+            )
+            .with_help(format!(
+                "add `{key}` (every physical parameter must be given)"
+            ))
+        })
+    }
+
+    /// A quantity that must be > 0 (`strict`) or >= 0.
+    fn quantity<'a, T: Si + Copy + std::fmt::Display + 'a>(
+        &'a self,
+        key: &str,
+        strict: bool,
+        f: impl Fn(&'a RawArch) -> Option<&'a Spanned<T>>,
+    ) -> Result<T, ConfigError> {
+        let (v, loc) = self.req(key, f)?;
+        let ok = if strict { v.si() > 0.0 } else { v.si() >= 0.0 };
+        if !ok {
+            let want = if strict {
+                "positive"
+            } else {
+                "zero or positive"
+            };
+            return Err(loc.err(format!("`{key}` must be {want}, found {v}")));
+        }
+        Ok(*v)
+    }
+
+    fn curve<'a>(
+        &'a self,
+        key: &str,
+        f: impl Fn(&'a RawArch) -> Option<&'a Spanned<Points>>,
+    ) -> Result<Curve, ConfigError> {
+        let (points, loc) = self.req(key, f)?;
+        Curve::new(points.clone()).map_err(|e| loc.err(format!("`{key}`: {e}")))
+    }
+
+    fn class(&self, name: &str) -> Result<ClassEfficiency, ConfigError> {
+        let key = |k: &str| format!("xpu.efficiency.{name}.{k}");
+        Ok(ClassEfficiency {
+            compute: self.curve(&key("compute"), |r| class_of(r, name)?.compute.as_ref())?,
+            memory: self.curve(&key("memory"), |r| class_of(r, name)?.memory.as_ref())?,
+            overhead: self.quantity(&key("overhead"), false, |r| {
+                class_of(r, name)?.overhead.as_ref()
+            })?,
+        })
+    }
+
+    fn system(&self) -> Result<System, ConfigError> {
+        let mut peak = std::collections::BTreeMap::new();
+        for d in Dtype::ALL {
+            let key = format!("xpu.peak_flops.{d}");
+            if self.get(|r| xpu(r)?.peak_flops.as_ref()?.get(d)).is_some() {
+                let v = self.quantity(&key, true, |r| xpu(r)?.peak_flops.as_ref()?.get(d))?;
+                peak.insert(d, v);
+            }
+        }
+        if peak.is_empty() {
+            self.req("xpu.peak_flops.bf16", |r| {
+                xpu(r)?.peak_flops.as_ref()?.get(Dtype::Bf16)
+            })?;
+        }
+        let (devices, dloc) = self.req("node.devices", |r| r.node.as_ref()?.devices.as_ref())?;
+        let devices = u32::try_from(*devices)
+            .ok()
+            .filter(|d| *d >= 1)
+            .ok_or_else(|| {
+                dloc.err(format!(
+                    "`node.devices` must be at least 1, found {devices}"
+                ))
+            })?;
+        let name = self
+            .get(|r| r.name.as_ref())
+            .map(|(n, _)| n.clone())
+            .unwrap_or_else(|| self.top().path.display().to_string());
+        Ok(System {
+            name,
+            xpu: Xpu {
+                peak,
+                sram: self.quantity("xpu.sram", true, |r| xpu(r)?.sram.as_ref())?,
+                memory: Memory {
+                    capacity: self
+                        .quantity("xpu.memory.capacity", true, |r| mem(r)?.capacity.as_ref())?,
+                    bandwidth: self
+                        .quantity("xpu.memory.bandwidth", true, |r| mem(r)?.bandwidth.as_ref())?,
+                },
+                gemm: self.class("gemm")?,
+                attention: self.class("attention")?,
+                elementwise: self.class("elementwise")?,
+                host_overhead: self.quantity("xpu.host_overhead", false, |r| {
+                    xpu(r)?.host_overhead.as_ref()
+                })?,
+            },
+            node: Node {
+                devices,
+                link: Link {
+                    bandwidth: self
+                        .quantity("node.link.bandwidth", true, |r| link(r)?.bandwidth.as_ref())?,
+                    latency: self
+                        .quantity("node.link.latency", false, |r| link(r)?.latency.as_ref())?,
+                    overhead: self
+                        .quantity("node.link.overhead", false, |r| link(r)?.overhead.as_ref())?,
+                    efficiency: self
+                        .curve("node.link.efficiency", |r| link(r)?.efficiency.as_ref())?,
+                },
+            },
+        })
+    }
+}
+
+fn xpu(r: &RawArch) -> Option<&RawXpu> {
+    r.xpu.as_ref()
+}
+
+fn mem(r: &RawArch) -> Option<&RawMemory> {
+    xpu(r)?.memory.as_ref()
+}
+
+fn link(r: &RawArch) -> Option<&RawLink> {
+    r.node.as_ref()?.link.as_ref()
+}
+
+fn class_of<'a>(r: &'a RawArch, name: &str) -> Option<&'a RawClass> {
+    let e = xpu(r)?.efficiency.as_ref()?;
+    match name {
+        "gemm" => e.gemm.as_ref(),
+        "attention" => e.attention.as_ref(),
+        _ => e.elementwise.as_ref(),
+    }
+}
+
+/// Loads an arch file (or a built-in preset path such as `arch/h100.toml`), following `extends`.
+pub fn load_arch(path: &Path) -> Result<System, ConfigError> {
+    let path = presets::resolve_arch(path);
+    let layers = load_layers(&path)?;
+    Resolver { layers }.system()
+}

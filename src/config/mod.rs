@@ -1,0 +1,14 @@
+//! Reading input files: arch TOML (with `extends`), model `config.json` or TOML.
+//!
+//! Two stages, as ripgrep configures itself: raw values exactly as written, each with the file
+//! and span it came from; then resolved domain values (units parsed, `extends` applied, ranges
+//! checked). Every error names the file, line and column and the key path.
+
+mod arch;
+mod error;
+mod model;
+pub mod presets;
+
+pub use arch::load_arch;
+pub use error::ConfigError;
+pub use model::load_model;

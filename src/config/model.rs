@@ -1,0 +1,266 @@
+//! Model configs: a HuggingFace `config.json`, or a TOML file with the same field names.
+
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::arch::read_source;
+use super::error::ConfigError;
+use super::presets;
+use crate::model::{ModelSpec, Moe};
+use crate::work::Dtype;
+
+/// `model_type` values whose layers dyad builds.
+const SUPPORTED_TYPES: &[&str] = &["llama", "mistral", "mixtral"];
+
+/// Fields that mark a family dyad does not build yet, checked before `model_type`.
+const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
+    (
+        "kv_lora_rank",
+        "multi-head latent attention (DeepSeek-V2/V3)",
+    ),
+    ("n_routed_experts", "DeepSeek-style MoE"),
+    ("n_shared_experts", "shared experts (DeepSeek-style MoE)"),
+    (
+        "shared_expert_intermediate_size",
+        "shared experts (Qwen2-MoE-style MoE)",
+    ),
+    ("num_experts", "Qwen2-MoE/OLMoE-style MoE"),
+    ("moe_intermediate_size", "a separate expert FFN size"),
+    ("first_k_dense_replace", "mixed dense and MoE layers"),
+    (
+        "sliding_window_pattern",
+        "interleaved sliding-window attention",
+    ),
+];
+
+/// The fields a dyad model TOML may set: the HuggingFace names dyad reads, plus `name` and
+/// `source`.
+const TOML_FIELDS: &[&str] = &[
+    "name",
+    "source",
+    "model_type",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "intermediate_size",
+    "vocab_size",
+    "num_local_experts",
+    "num_experts_per_tok",
+    "torch_dtype",
+    "dtype",
+    "tie_word_embeddings",
+];
+
+struct Doc<'a> {
+    path: &'a Path,
+    text: Arc<str>,
+    obj: Map<String, Value>,
+    json: bool,
+}
+
+impl Doc<'_> {
+    /// Byte range of `key` where it is written in the file (first occurrence).
+    fn span_of(&self, key: &str) -> Range<usize> {
+        let needle = if self.json {
+            format!("\"{key}\"")
+        } else {
+            key.to_string()
+        };
+        let t = &*self.text;
+        let mut from = 0;
+        while let Some(i) = t[from..].find(&needle) {
+            let at = from + i;
+            let rest = t[at + needle.len()..].trim_start();
+            let before_ok =
+                at == 0 || !t[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_');
+            if before_ok && (rest.starts_with(':') || rest.starts_with('=')) {
+                return at..at + needle.len();
+            }
+            from = at + needle.len();
+        }
+        0..0
+    }
+
+    fn err(&self, key: &str, msg: impl Into<String>) -> ConfigError {
+        let span = self.span_of(key);
+        if span.is_empty() {
+            ConfigError::file(self.path, msg)
+        } else {
+            ConfigError::at(self.path, &self.text, span, msg)
+        }
+    }
+
+    fn opt_uint(&self, key: &str) -> Result<Option<u64>, ConfigError> {
+        match self.obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => match v.as_u64() {
+                Some(n) if n > 0 => Ok(Some(n)),
+                _ => Err(self.err(
+                    key,
+                    format!("`{key}` must be a positive integer, found {v}"),
+                )),
+            },
+        }
+    }
+
+    fn uint(&self, key: &str) -> Result<u64, ConfigError> {
+        self.opt_uint(key)?.ok_or_else(|| {
+            ConfigError::file(self.path, format!("missing field `{key}`")).with_help(
+                "dense Llama-style and Mixtral-style configs set it; see workloads/models/",
+            )
+        })
+    }
+
+    fn str_field(&self, key: &str) -> Result<Option<&str>, ConfigError> {
+        match self.obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(v) => Err(self.err(key, format!("`{key}` must be a string, found {v}"))),
+        }
+    }
+}
+
+/// Loads a model from a HuggingFace `config.json`, a dyad model TOML, or a built-in name
+/// (`mixtral-8x7b`).
+pub fn load_model(path: &Path) -> Result<ModelSpec, ConfigError> {
+    let path = presets::resolve_model(path);
+    let text = read_source(&path)?;
+    let is_toml = path.extension().is_some_and(|e| e == "toml");
+    let obj = if is_toml {
+        let table: toml::Table = super::arch::parse_toml(&path, &text)?;
+        match serde_json::to_value(table) {
+            Ok(Value::Object(m)) => m,
+            _ => return Err(ConfigError::file(&path, "expected a table of model fields")),
+        }
+    } else {
+        match serde_json::from_str::<Value>(&text) {
+            Ok(Value::Object(m)) => m,
+            Ok(_) => return Err(ConfigError::file(&path, "expected a JSON object")),
+            Err(e) => {
+                let at = offset_of(&text, e.line(), e.column());
+                return Err(ConfigError::at(
+                    &path,
+                    &text,
+                    at..at,
+                    format!("invalid JSON: {e}"),
+                ));
+            }
+        }
+    };
+    let doc = Doc {
+        path: &path,
+        text,
+        obj,
+        json: !is_toml,
+    };
+    if is_toml {
+        if let Some(k) = doc.obj.keys().find(|k| !TOML_FIELDS.contains(&k.as_str())) {
+            return Err(doc
+                .err(k, format!("unknown key `{k}`"))
+                .with_help(format!("valid keys: {}", TOML_FIELDS.join(", "))));
+        }
+    }
+    resolve(&doc)
+}
+
+fn resolve(doc: &Doc) -> Result<ModelSpec, ConfigError> {
+    for (field, what) in UNSUPPORTED_FIELDS {
+        if doc.obj.get(*field).is_some_and(|v| !v.is_null()) {
+            return Err(doc.err(field, format!("not yet supported: {field} ({what})")));
+        }
+    }
+    let model_type = doc.str_field("model_type")?.ok_or_else(|| {
+        ConfigError::file(doc.path, "missing field `model_type`")
+            .with_help(format!("supported: {}", SUPPORTED_TYPES.join(", ")))
+    })?;
+    if !SUPPORTED_TYPES.contains(&model_type) {
+        return Err(doc
+            .err(
+                "model_type",
+                format!("not yet supported: model_type \"{model_type}\""),
+            )
+            .with_help(format!("supported: {}", SUPPORTED_TYPES.join(", "))));
+    }
+    let hidden = doc.uint("hidden_size")?;
+    let heads = doc.uint("num_attention_heads")?;
+    // HuggingFace's own defaults: MHA when `num_key_value_heads` is absent, head_dim = hidden / heads.
+    let kv_heads = doc.opt_uint("num_key_value_heads")?.unwrap_or(heads);
+    let head_dim = doc.opt_uint("head_dim")?.unwrap_or(hidden / heads);
+    let intermediate = doc.uint("intermediate_size")?;
+    let experts = doc.opt_uint("num_local_experts")?;
+    let moe = match (model_type, experts) {
+        ("mixtral", None) => {
+            return Err(ConfigError::file(
+                doc.path,
+                "missing field `num_local_experts`",
+            ));
+        }
+        (_, Some(experts)) => Some(Moe {
+            experts,
+            top_k: doc.uint("num_experts_per_tok")?,
+            intermediate,
+        }),
+        (_, None) => None,
+    };
+    let dtype_key = if doc.obj.contains_key("dtype") {
+        "dtype"
+    } else {
+        "torch_dtype"
+    };
+    let dtype = match doc.str_field(dtype_key)? {
+        Some(s) => s.parse::<Dtype>().map_err(|e| doc.err(dtype_key, e))?,
+        None => {
+            return Err(ConfigError::file(doc.path, "missing field `torch_dtype`")
+                .with_help("the weights' element type, e.g. \"bfloat16\""));
+        }
+    };
+    let tie = match doc.obj.get("tie_word_embeddings") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(v) => {
+            return Err(doc.err(
+                "tie_word_embeddings",
+                format!("`tie_word_embeddings` must be true or false, found {v}"),
+            ));
+        }
+    };
+    let name = match doc.str_field("name")? {
+        Some(n) => n.to_string(),
+        None => doc
+            .path
+            .file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
+    };
+    let spec = ModelSpec {
+        name,
+        hidden,
+        layers: u32::try_from(doc.uint("num_hidden_layers")?)
+            .map_err(|_| doc.err("num_hidden_layers", "`num_hidden_layers` is too large"))?,
+        heads,
+        kv_heads,
+        head_dim,
+        intermediate,
+        vocab: doc.uint("vocab_size")?,
+        moe,
+        dtype,
+        tie_embeddings: tie,
+    };
+    spec.validate()
+        .map_err(|e| ConfigError::file(doc.path, e.to_string()))?;
+    Ok(spec)
+}
+
+/// Byte offset of a 1-based (line, column) position.
+fn offset_of(text: &str, line: usize, col: usize) -> usize {
+    let start: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    (start + col.saturating_sub(1)).min(text.len())
+}

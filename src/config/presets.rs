@@ -1,0 +1,76 @@
+//! Built-in arch and model files, so that `dyad run` works from any directory.
+//!
+//! A path that names no file on disk but ends like a shipped file (`arch/h100.toml`,
+//! `workloads/models/mixtral-8x7b.json`) reads the copy compiled into the binary.
+
+use std::path::{Path, PathBuf};
+
+/// (path relative to the repository root, contents)
+pub const FILES: &[(&str, &str)] = &[
+    ("arch/a100.toml", include_str!("../../arch/a100.toml")),
+    ("arch/h100.toml", include_str!("../../arch/h100.toml")),
+    ("arch/h200.toml", include_str!("../../arch/h200.toml")),
+    (
+        "workloads/models/llama-2-7b.json",
+        include_str!("../../workloads/models/llama-2-7b.json"),
+    ),
+    (
+        "workloads/models/llama-3-8b.json",
+        include_str!("../../workloads/models/llama-3-8b.json"),
+    ),
+    (
+        "workloads/models/llama-2-70b.json",
+        include_str!("../../workloads/models/llama-2-70b.json"),
+    ),
+    (
+        "workloads/models/llama-3-70b.json",
+        include_str!("../../workloads/models/llama-3-70b.json"),
+    ),
+    (
+        "workloads/models/mixtral-8x7b.json",
+        include_str!("../../workloads/models/mixtral-8x7b.json"),
+    ),
+];
+
+/// The built-in contents for `path`, matched on its trailing components.
+pub fn file(path: &Path) -> Option<&'static str> {
+    let norm: Vec<String> = path
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect();
+    FILES.iter().find_map(|(p, text)| {
+        let want: Vec<&str> = p.split('/').collect();
+        (norm.len() >= want.len() && norm[norm.len() - want.len()..] == want[..]).then_some(*text)
+    })
+}
+
+/// Names of the built-in presets of one folder (`arch` or `workloads/models`).
+pub fn names(folder: &str) -> Vec<&'static str> {
+    FILES
+        .iter()
+        .filter_map(|(p, _)| p.strip_prefix(folder)?.strip_prefix('/'))
+        .map(|f| f.rsplit_once('.').map_or(f, |(stem, _)| stem))
+        .collect()
+}
+
+/// A bare preset name (`h100`) becomes its path (`arch/h100.toml`); anything else is kept.
+fn resolve(path: &Path, folder: &str, ext: &str) -> PathBuf {
+    let s = path.to_string_lossy();
+    if path.extension().is_none() && path.components().count() == 1 && names(folder).contains(&&*s)
+    {
+        PathBuf::from(format!("{folder}/{s}.{ext}"))
+    } else {
+        path.to_path_buf()
+    }
+}
+
+pub fn resolve_arch(path: &Path) -> PathBuf {
+    resolve(path, "arch", "toml")
+}
+
+pub fn resolve_model(path: &Path) -> PathBuf {
+    resolve(path, "workloads/models", "json")
+}

@@ -1,0 +1,9 @@
+//! Modeled hardware: compute units, memory, links, and what an op costs on them.
+//!
+//! **`hw` knows no model and no serving**: it prices [`crate::work::Work`].
+
+mod curve;
+mod xpu;
+
+pub use curve::{Curve, CurveError};
+pub use xpu::{Bound, ClassEfficiency, CostError, Link, Memory, Node, OpCost, System, Timing, Xpu};

@@ -1,0 +1,16 @@
+//! dyad: a simulator and cost model for LLM inference hardware.
+//!
+//! Files become domain values in [`config`]; [`model`] turns a model and a batch into ops with
+//! closed-form work; [`hw`] prices that work on a modeled device; [`map`] decides which unit runs
+//! what; [`report`] renders results. See `ARCHITECTURE.md` for the map and its invariants.
+
+pub mod config;
+pub mod hw;
+pub mod map;
+pub mod model;
+pub mod opcsv;
+pub mod report;
+pub mod run;
+pub mod units;
+pub mod validation;
+pub mod work;

@@ -1,0 +1,287 @@
+//! The op graph of one iteration: a batch of decode and prefill sequences through every layer.
+
+use std::fmt::Write as _;
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use serde::Serialize;
+
+use super::op::{Op, OpKind, Precision, causal_pairs};
+use super::spec::{ModelError, ModelSpec};
+
+/// A prefill chunk: `q_len` new prompt tokens after `ctx` tokens already in the KV cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PrefillChunk {
+    pub q_len: u64,
+    pub ctx: u64,
+    /// Whether the chunk ends the prompt (and so produces a token, needing logits).
+    pub last: bool,
+}
+
+/// What one iteration processes: decode sequences (by KV length) and prefill chunks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Batch {
+    /// KV length each decode sequence attends.
+    pub decode_kv: Vec<u64>,
+    pub prefill: Vec<PrefillChunk>,
+}
+
+impl Batch {
+    /// `batch` sequences decoding one token each against `kv_len` cached tokens.
+    pub fn decode(batch: u64, kv_len: u64) -> Self {
+        Batch {
+            decode_kv: vec![kv_len; batch as usize],
+            prefill: Vec::new(),
+        }
+    }
+
+    /// `batch` whole prompts of `prompt_len` tokens, from an empty cache.
+    pub fn prefill(batch: u64, prompt_len: u64) -> Self {
+        let c = PrefillChunk {
+            q_len: prompt_len,
+            ctx: 0,
+            last: true,
+        };
+        Batch {
+            decode_kv: Vec::new(),
+            prefill: vec![c; batch as usize],
+        }
+    }
+
+    /// Tokens through the dense layers this iteration.
+    pub fn tokens(&self) -> u64 {
+        self.decode_kv.len() as u64 + self.prefill.iter().map(|c| c.q_len).sum::<u64>()
+    }
+
+    /// Sequences that produce a token this iteration (rows of the LM head).
+    pub fn logit_rows(&self) -> u64 {
+        self.decode_kv.len() as u64 + self.prefill.iter().filter(|c| c.last).count() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tokens() == 0
+    }
+}
+
+/// How tokens are routed to experts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Routing {
+    /// Balanced: `tokens × top_k` assignments spread as evenly as possible, the remainder going
+    /// to the lowest-numbered experts.
+    Uniform,
+    /// Tokens per expert, one vector per layer (each summing to tokens × top-k).
+    PerLayer(Vec<Vec<u64>>),
+}
+
+impl Routing {
+    /// Balanced token counts per expert.
+    pub fn uniform_counts(tokens: u64, experts: u64, top_k: u64) -> Vec<u64> {
+        let total = tokens * top_k;
+        let (base, rem) = (total / experts, total % experts);
+        (0..experts).map(|e| base + u64::from(e < rem)).collect()
+    }
+}
+
+/// The ops of one iteration as a DAG (nodes in a topological insertion order).
+#[derive(Debug, Clone)]
+pub struct IterationGraph {
+    pub graph: DiGraph<Op, ()>,
+    /// Tokens processed (decode tokens plus prefill tokens).
+    pub tokens: u64,
+    /// Tokens produced (one per sequence that finishes a step).
+    pub produced: u64,
+    pub tp: u64,
+}
+
+impl IterationGraph {
+    /// Ops in execution order.
+    pub fn ops(&self) -> impl Iterator<Item = &Op> {
+        self.graph.node_weights()
+    }
+
+    /// The graph in Graphviz DOT.
+    pub fn to_dot(&self) -> String {
+        let mut s = String::from("digraph iteration {\n  node [shape=box, fontname=monospace];\n");
+        for i in self.graph.node_indices() {
+            let op = &self.graph[i];
+            let layer = op.layer.map_or(String::new(), |l| format!("L{l} "));
+            let _ = writeln!(
+                s,
+                "  n{} [label=\"{layer}{}\\n{}\"];",
+                i.index(),
+                op.name,
+                op.shape()
+            );
+        }
+        for e in self.graph.raw_edges() {
+            let _ = writeln!(s, "  n{} -> n{};", e.source().index(), e.target().index());
+        }
+        s.push_str("}\n");
+        s
+    }
+}
+
+struct Builder {
+    g: DiGraph<Op, ()>,
+    p: Precision,
+}
+
+impl Builder {
+    /// Appends an op after every node in `after`, returning its index.
+    fn add(
+        &mut self,
+        after: &[NodeIndex],
+        name: &str,
+        layer: Option<u32>,
+        kind: OpKind,
+    ) -> NodeIndex {
+        let n = self.g.add_node(Op::new(name, layer, kind, self.p));
+        for &a in after {
+            self.g.add_edge(a, n, ());
+        }
+        n
+    }
+
+    fn elementwise(
+        &mut self,
+        after: &[NodeIndex],
+        name: &str,
+        layer: Option<u32>,
+        (elements, reads, writes, fpe): (u64, u64, u64, u64),
+    ) -> NodeIndex {
+        let kind = OpKind::Elementwise {
+            elements,
+            reads,
+            writes,
+            flops_per_element: fpe,
+        };
+        self.add(after, name, layer, kind)
+    }
+}
+
+/// All-reduce of `elements` activations across `tp` devices.
+fn allreduce(elements: u64, p: Precision, tp: u64) -> OpKind {
+    OpKind::AllReduce {
+        bytes: (elements as f64 * p.activations.bytes()).ceil() as u64,
+        devices: tp,
+    }
+}
+
+/// Builds the op graph of one iteration on one device of a `tp`-way tensor-parallel group.
+pub fn build_iteration(
+    m: &ModelSpec,
+    batch: &Batch,
+    tp: u64,
+    p: Precision,
+    routing: &Routing,
+) -> Result<IterationGraph, ModelError> {
+    m.validate()?;
+    m.check_tp(tp)?;
+    if batch.is_empty() {
+        return Err(ModelError::Zero {
+            field: "the batch (tokens this iteration)",
+        });
+    }
+    let t = batch.tokens();
+    let (h, d) = (m.hidden, m.head_dim);
+    let (hq, g) = (m.heads_per_device(tp), m.kv_heads_per_device(tp));
+    let mut b = Builder {
+        g: DiGraph::new(),
+        p,
+    };
+    let mut last = b.elementwise(&[], "embedding", None, (t * h, 1, 1, 0));
+    for l in 0..m.layers {
+        let layer = Some(l);
+        let gemm = |m_: u64, n: u64, k: u64| OpKind::Gemm {
+            m: m_,
+            n,
+            k,
+            batch: 1,
+        };
+        // Fused residual add + RMSNorm: reads x and the residual, writes both.
+        last = b.elementwise(&[last], "attn_norm", layer, (t * h, 2, 2, 4));
+        last = b.add(&[last], "qkv_proj", layer, gemm(t, (hq + 2 * g) * d, h));
+        last = b.elementwise(&[last], "rope", layer, (t * (hq + g) * d, 1, 1, 3));
+        let mut attn = Vec::new();
+        if !batch.prefill.is_empty() {
+            let c = &batch.prefill;
+            let kind = OpKind::AttnPrefill {
+                seqs: c.len() as u64,
+                q_tokens: c.iter().map(|c| c.q_len).sum(),
+                kv_tokens: c.iter().map(|c| c.ctx + c.q_len).sum(),
+                attended: c.iter().map(|c| causal_pairs(c.q_len, c.ctx)).sum(),
+                heads: hq,
+                kv_heads: g,
+                head_dim: d,
+            };
+            attn.push(b.add(&[last], "attn_prefill", layer, kind));
+        }
+        if !batch.decode_kv.is_empty() {
+            let kind = OpKind::AttnDecode {
+                seqs: batch.decode_kv.len() as u64,
+                kv_tokens: batch.decode_kv.iter().sum(),
+                heads: hq,
+                kv_heads: g,
+                head_dim: d,
+            };
+            attn.push(b.add(&[last], "attn_decode", layer, kind));
+        }
+        last = b.add(&attn, "o_proj", layer, gemm(t, h, hq * d));
+        if tp > 1 {
+            last = b.add(&[last], "attn_allreduce", layer, allreduce(t * h, p, tp));
+        }
+        last = b.elementwise(&[last], "ffn_norm", layer, (t * h, 2, 2, 4));
+        last = match m.moe {
+            None => {
+                let i = m.intermediate / tp;
+                let up = b.add(&[last], "gate_up_proj", layer, gemm(t, 2 * i, h));
+                let act = b.elementwise(&[up], "act", layer, (t * i, 2, 1, 5));
+                b.add(&[act], "down_proj", layer, gemm(t, h, i))
+            }
+            Some(moe) => {
+                let router = b.add(&[last], "router", layer, gemm(t, moe.experts, h));
+                let topk = b.elementwise(&[router], "topk", layer, (t * moe.experts, 1, 0, 4));
+                let counts = match routing {
+                    Routing::Uniform => Routing::uniform_counts(t, moe.experts, moe.top_k),
+                    Routing::PerLayer(v) => v.get(l as usize).cloned().ok_or(ModelError::Zero {
+                        field: "routing (a layer has no expert token counts)",
+                    })?,
+                };
+                let mut experts = Vec::new();
+                for (e, &tokens) in counts.iter().enumerate().filter(|(_, n)| **n > 0) {
+                    let kind = OpKind::ExpertFfn {
+                        expert: e as u64,
+                        tokens,
+                        hidden: h,
+                        inner: moe.intermediate / tp,
+                    };
+                    experts.push(b.add(&[topk], &format!("expert_{e}"), layer, kind));
+                }
+                // Weighted sum of each token's top-k expert outputs.
+                b.elementwise(
+                    &experts,
+                    "moe_combine",
+                    layer,
+                    (t * h, moe.top_k, 1, 2 * moe.top_k),
+                )
+            }
+        };
+        if tp > 1 {
+            last = b.add(&[last], "ffn_allreduce", layer, allreduce(t * h, p, tp));
+        }
+    }
+    let rows = batch.logit_rows();
+    last = b.elementwise(&[last], "final_norm", None, (rows * h, 2, 1, 4));
+    let kind = OpKind::Gemm {
+        m: rows,
+        n: m.vocab / tp,
+        k: h,
+        batch: 1,
+    };
+    b.add(&[last], "lm_head", None, kind);
+    Ok(IterationGraph {
+        graph: b.g,
+        tokens: t,
+        produced: rows,
+        tp,
+    })
+}

@@ -1,0 +1,13 @@
+//! Transformer models as ops with closed-form work.
+//!
+//! **`model` knows no hardware**: it turns a model's shape and a batch into ops
+//! carrying FLOPs and DRAM bytes per stream ([`crate::work::Work`]); what those
+//! cost is `hw`'s business.
+
+mod graph;
+mod op;
+mod spec;
+
+pub use graph::{Batch, IterationGraph, PrefillChunk, Routing, build_iteration};
+pub use op::{Op, OpKind, Precision, causal_pairs};
+pub use spec::{ModelError, ModelSpec, Moe};

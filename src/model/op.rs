@@ -1,0 +1,332 @@
+//! One op: its shape, and the closed-form work that shape implies.
+
+use serde::Serialize;
+
+use crate::units::{Bytes, Flops};
+use crate::work::{CollectiveWork, Dtype, OpClass, Streams, Work};
+
+/// Element types of the three tensor streams of a workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Precision {
+    pub weights: Dtype,
+    pub activations: Dtype,
+    pub kv: Dtype,
+}
+
+impl Precision {
+    /// Every stream in one element type.
+    pub fn uniform(d: Dtype) -> Self {
+        Precision {
+            weights: d,
+            activations: d,
+            kv: d,
+        }
+    }
+
+    /// The type arithmetic runs in: the narrower of weights and activations
+    /// when both are 8-bit, else the activations' type (weight-only
+    /// quantisation dequantises to the activation type).
+    fn compute(&self) -> Dtype {
+        if self.weights == self.activations {
+            self.weights
+        } else {
+            self.activations
+        }
+    }
+}
+
+/// The shape of an op. Counts are per device (tensor-parallel splits already applied).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OpKind {
+    /// `batch` independent products C[m,n] = A[m,k] · B[k,n]; B is the weight stream.
+    Gemm { m: u64, n: u64, k: u64, batch: u64 },
+    /// One SwiGLU expert (gate and up `hidden → inner`, down `inner → hidden`) on `tokens` tokens,
+    /// fused: activations enter and leave once, the intermediate stays on chip.
+    ExpertFfn {
+        expert: u64,
+        tokens: u64,
+        hidden: u64,
+        inner: u64,
+    },
+    /// Decode attention: `seqs` sequences of one query token each, attending `kv_tokens` cached
+    /// keys in total (the sum of their KV lengths).
+    AttnDecode {
+        seqs: u64,
+        kv_tokens: u64,
+        heads: u64,
+        kv_heads: u64,
+        head_dim: u64,
+    },
+    /// Causal (chunked) prefill attention: `q_tokens` new queries in total, `attended` (query, key)
+    /// pairs in total under the causal mask, `kv_tokens` keys read in total (context plus new).
+    AttnPrefill {
+        seqs: u64,
+        q_tokens: u64,
+        kv_tokens: u64,
+        attended: u64,
+        heads: u64,
+        kv_heads: u64,
+        head_dim: u64,
+    },
+    /// A streaming op over `elements` elements: reads `reads` and writes `writes` tensors of that
+    /// size, doing `flops_per_element` FLOPs per element.
+    Elementwise {
+        elements: u64,
+        reads: u64,
+        writes: u64,
+        flops_per_element: u64,
+    },
+    /// Ring all-reduce of `bytes` per device over `devices` devices.
+    AllReduce { bytes: u64, devices: u64 },
+}
+
+/// An op instance in an iteration.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Op {
+    /// Name within its layer, e.g. `qkv_proj`, `expert_3`.
+    pub name: String,
+    /// Decoder layer index; `None` for embedding, final norm and LM head.
+    pub layer: Option<u32>,
+    pub kind: OpKind,
+    pub precision: Precision,
+}
+
+impl Op {
+    pub fn new(name: impl Into<String>, layer: Option<u32>, kind: OpKind, p: Precision) -> Self {
+        Op {
+            name: name.into(),
+            layer,
+            kind,
+            precision: p,
+        }
+    }
+
+    /// A short human description of the shape.
+    pub fn shape(&self) -> String {
+        match &self.kind {
+            OpKind::Gemm { m, n, k, batch } if *batch == 1 => format!("{m}x{n}x{k}"),
+            OpKind::Gemm { m, n, k, batch } => format!("{batch}*{m}x{n}x{k}"),
+            OpKind::ExpertFfn {
+                tokens,
+                hidden,
+                inner,
+                ..
+            } => {
+                format!("t{tokens} {hidden}>{inner}>{hidden}")
+            }
+            OpKind::AttnDecode {
+                seqs,
+                kv_tokens,
+                heads,
+                kv_heads,
+                head_dim,
+            } => format!(
+                "b{seqs} kv{} h{heads}/{kv_heads} d{head_dim}",
+                kv_tokens / (*seqs).max(1)
+            ),
+            OpKind::AttnPrefill {
+                seqs,
+                q_tokens,
+                kv_tokens,
+                heads,
+                kv_heads,
+                head_dim,
+                ..
+            } => {
+                format!(
+                    "b{seqs} q{} kv{} h{heads}/{kv_heads} d{head_dim}",
+                    q_tokens / (*seqs).max(1),
+                    kv_tokens / (*seqs).max(1)
+                )
+            }
+            OpKind::Elementwise {
+                elements,
+                reads,
+                writes,
+                ..
+            } => {
+                format!("{elements} r{reads} w{writes}")
+            }
+            OpKind::AllReduce { bytes, devices } => format!("{bytes} B x{devices}"),
+        }
+    }
+
+    /// The op's work in closed form.
+    pub fn work(&self) -> Work {
+        let p = self.precision;
+        let (ew, ea, ekv) = (p.weights.bytes(), p.activations.bytes(), p.kv.bytes());
+        let b = |x: f64| Bytes(x);
+        let (class, flops, bytes, collective) = match self.kind {
+            OpKind::Gemm { m, n, k, batch } => {
+                let (m, n, k, bt) = (m as f64, n as f64, k as f64, batch as f64);
+                let s = Streams {
+                    weights: b(bt * k * n * ew),
+                    act_in: b(bt * m * k * ea),
+                    act_out: b(bt * m * n * ea),
+                    ..Streams::default()
+                };
+                (OpClass::Gemm, 2.0 * bt * m * n * k, s, None)
+            }
+            OpKind::ExpertFfn {
+                tokens,
+                hidden,
+                inner,
+                ..
+            } => {
+                let (t, h, i) = (tokens as f64, hidden as f64, inner as f64);
+                let s = Streams {
+                    weights: b(3.0 * h * i * ew),
+                    act_in: b(t * h * ea),
+                    act_out: b(t * h * ea),
+                    ..Streams::default()
+                };
+                (OpClass::Gemm, 6.0 * t * h * i, s, None)
+            }
+            OpKind::AttnDecode {
+                seqs,
+                kv_tokens,
+                heads,
+                kv_heads,
+                head_dim,
+            } => {
+                let (s_, kv, h, g, d) = (
+                    seqs as f64,
+                    kv_tokens as f64,
+                    heads as f64,
+                    kv_heads as f64,
+                    head_dim as f64,
+                );
+                let s = Streams {
+                    kv_read: b(2.0 * kv * g * d * ekv),
+                    kv_write: b(2.0 * s_ * g * d * ekv),
+                    act_in: b(s_ * h * d * ea),
+                    act_out: b(s_ * h * d * ea),
+                    ..Streams::default()
+                };
+                // QK^T and PV: 2·d FLOPs each per (query head, key) pair.
+                (OpClass::Attention, 4.0 * h * d * kv, s, None)
+            }
+            OpKind::AttnPrefill {
+                q_tokens,
+                kv_tokens,
+                attended,
+                heads,
+                kv_heads,
+                head_dim,
+                ..
+            } => {
+                let (q, kv, a, h, g, d) = (
+                    q_tokens as f64,
+                    kv_tokens as f64,
+                    attended as f64,
+                    heads as f64,
+                    kv_heads as f64,
+                    head_dim as f64,
+                );
+                let s = Streams {
+                    kv_read: b(2.0 * kv * g * d * ekv),
+                    kv_write: b(2.0 * q * g * d * ekv),
+                    act_in: b(q * h * d * ea),
+                    act_out: b(q * h * d * ea),
+                    ..Streams::default()
+                };
+                (OpClass::Attention, 4.0 * h * d * a, s, None)
+            }
+            OpKind::Elementwise {
+                elements,
+                reads,
+                writes,
+                flops_per_element,
+            } => {
+                let n = elements as f64;
+                let s = Streams {
+                    act_in: b(n * reads as f64 * ea),
+                    act_out: b(n * writes as f64 * ea),
+                    ..Streams::default()
+                };
+                (OpClass::Elementwise, n * flops_per_element as f64, s, None)
+            }
+            OpKind::AllReduce { bytes, devices } => {
+                let c = CollectiveWork {
+                    message: b(bytes as f64),
+                    participants: devices as u32,
+                };
+                // One add per element received in the reduce-scatter half of a ring.
+                let elems = bytes as f64 / ea;
+                let f = elems * (devices as f64 - 1.0) / devices as f64;
+                (OpClass::Collective, f, Streams::default(), Some(c))
+            }
+        };
+        Work {
+            class,
+            compute: p.compute(),
+            flops: Flops(flops),
+            bytes,
+            collective,
+        }
+    }
+}
+
+/// Number of (query, key) pairs a causal chunk of `q` new tokens after `ctx` cached ones attends:
+/// the i-th new token (1-based) sees `ctx + i` keys.
+pub fn causal_pairs(q: u64, ctx: u64) -> u64 {
+    q * ctx + q * (q + 1) / 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bf16() -> Precision {
+        Precision::uniform(Dtype::Bf16)
+    }
+
+    #[test]
+    fn gemm_work_is_2mnk() {
+        let op = Op::new(
+            "x",
+            None,
+            OpKind::Gemm {
+                m: 64,
+                n: 6144,
+                k: 4096,
+                batch: 1,
+            },
+            bf16(),
+        );
+        let w = op.work();
+        assert_eq!(w.flops.value(), 2.0 * 64.0 * 6144.0 * 4096.0);
+        assert_eq!(w.bytes.weights.value(), 6144.0 * 4096.0 * 2.0);
+        assert_eq!(w.bytes.act_in.value(), 64.0 * 4096.0 * 2.0);
+        assert_eq!(w.bytes.act_out.value(), 64.0 * 6144.0 * 2.0);
+    }
+
+    #[test]
+    fn causal_pairs_is_triangular() {
+        assert_eq!(causal_pairs(4, 0), 1 + 2 + 3 + 4);
+        assert_eq!(causal_pairs(2, 10), 11 + 12);
+    }
+
+    #[test]
+    fn weight_only_int4_computes_in_bf16() {
+        let p = Precision {
+            weights: Dtype::Int4,
+            activations: Dtype::Bf16,
+            kv: Dtype::Bf16,
+        };
+        let op = Op::new(
+            "x",
+            None,
+            OpKind::Gemm {
+                m: 1,
+                n: 8,
+                k: 8,
+                batch: 1,
+            },
+            p,
+        );
+        assert_eq!(op.work().compute, Dtype::Bf16);
+        assert_eq!(op.work().bytes.weights.value(), 32.0);
+    }
+}

@@ -1,0 +1,199 @@
+//! The shape of a model: what a HuggingFace `config.json` says, resolved.
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::work::Dtype;
+
+/// A decoder-only transformer: dense (Llama-style GQA) or mixture-of-experts (Mixtral-style).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelSpec {
+    pub name: String,
+    pub hidden: u64,
+    pub layers: u32,
+    /// Query heads.
+    pub heads: u64,
+    /// Key/value heads (`heads` for MHA, 1 for MQA, in between for GQA).
+    pub kv_heads: u64,
+    pub head_dim: u64,
+    /// FFN inner size of a dense layer (unused when every layer is MoE).
+    pub intermediate: u64,
+    pub vocab: u64,
+    pub moe: Option<Moe>,
+    /// Element type of the released weights (`torch_dtype`).
+    pub dtype: Dtype,
+    pub tie_embeddings: bool,
+}
+
+/// Mixture-of-experts FFN: `experts` SwiGLU experts of inner size `intermediate`, `top_k` per token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Moe {
+    pub experts: u64,
+    pub top_k: u64,
+    pub intermediate: u64,
+}
+
+/// A model shape that cannot be built, or cannot be split as asked.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ModelError {
+    #[error("{field} must be positive")]
+    Zero { field: &'static str },
+    #[error("{what} ({value}) is not divisible by {by}")]
+    NotDivisible {
+        what: &'static str,
+        value: u64,
+        by: &'static str,
+    },
+    #[error("num_experts_per_tok ({top_k}) exceeds the number of experts ({experts})")]
+    TopK { top_k: u64, experts: u64 },
+    #[error("tensor-parallel degree {tp} does not divide {what} ({value})")]
+    Tp {
+        tp: u64,
+        what: &'static str,
+        value: u64,
+    },
+}
+
+impl ModelSpec {
+    /// Checks the invariants the op formulas rely on.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        for (field, v) in [
+            ("hidden_size", self.hidden),
+            ("num_hidden_layers", u64::from(self.layers)),
+            ("num_attention_heads", self.heads),
+            ("num_key_value_heads", self.kv_heads),
+            ("head_dim", self.head_dim),
+            ("vocab_size", self.vocab),
+        ] {
+            if v == 0 {
+                return Err(ModelError::Zero { field });
+            }
+        }
+        if self.heads % self.kv_heads != 0 {
+            return Err(ModelError::NotDivisible {
+                what: "num_attention_heads",
+                value: self.heads,
+                by: "num_key_value_heads",
+            });
+        }
+        match self.moe {
+            Some(m) => {
+                if m.experts == 0 || m.top_k == 0 || m.intermediate == 0 {
+                    return Err(ModelError::Zero {
+                        field: "num_local_experts, num_experts_per_tok and intermediate_size",
+                    });
+                }
+                if m.top_k > m.experts {
+                    return Err(ModelError::TopK {
+                        top_k: m.top_k,
+                        experts: m.experts,
+                    });
+                }
+            }
+            None if self.intermediate == 0 => {
+                return Err(ModelError::Zero {
+                    field: "intermediate_size",
+                });
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Checks that a tensor-parallel degree splits heads and FFN evenly.
+    pub fn check_tp(&self, tp: u64) -> Result<(), ModelError> {
+        let ffn = self.moe.map_or(self.intermediate, |m| m.intermediate);
+        for (what, value) in [
+            ("num_attention_heads", self.heads),
+            ("the FFN inner size", ffn),
+            ("vocab_size", self.vocab),
+        ] {
+            if tp == 0 || value % tp != 0 {
+                return Err(ModelError::Tp { tp, what, value });
+            }
+        }
+        if self.kv_heads > tp && self.kv_heads % tp != 0 {
+            return Err(ModelError::Tp {
+                tp,
+                what: "num_key_value_heads",
+                value: self.kv_heads,
+            });
+        }
+        Ok(())
+    }
+
+    /// Query heads per device under tensor parallelism.
+    pub fn heads_per_device(&self, tp: u64) -> u64 {
+        self.heads / tp
+    }
+
+    /// KV heads per device: split while there are enough, replicated beyond (as vLLM does).
+    pub fn kv_heads_per_device(&self, tp: u64) -> u64 {
+        (self.kv_heads / tp).max(1)
+    }
+
+    /// Parameters of one decoder layer (attention, FFN or experts and router, two norms).
+    pub fn layer_params(&self) -> u64 {
+        let h = self.hidden;
+        let q = self.heads * self.head_dim;
+        let kv = self.kv_heads * self.head_dim;
+        let attn = h * (q + 2 * kv) + q * h;
+        let ffn = match self.moe {
+            Some(m) => m.experts * 3 * h * m.intermediate + h * m.experts,
+            None => 3 * h * self.intermediate,
+        };
+        attn + ffn + 2 * h
+    }
+
+    /// All parameters: layers, embedding, final norm, LM head (unless tied).
+    pub fn params(&self) -> u64 {
+        let emb = self.vocab * self.hidden;
+        let head = if self.tie_embeddings { 0 } else { emb };
+        u64::from(self.layers) * self.layer_params() + emb + head + self.hidden
+    }
+
+    /// KV cache bytes per token across all layers (keys and values), for element type `kv`.
+    pub fn kv_bytes_per_token(&self, kv: Dtype) -> f64 {
+        2.0 * f64::from(self.layers) * (self.kv_heads * self.head_dim) as f64 * kv.bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn mixtral() -> ModelSpec {
+        ModelSpec {
+            name: "Mixtral-8x7B".into(),
+            hidden: 4096,
+            layers: 32,
+            heads: 32,
+            kv_heads: 8,
+            head_dim: 128,
+            intermediate: 14336,
+            vocab: 32000,
+            moe: Some(Moe {
+                experts: 8,
+                top_k: 2,
+                intermediate: 14336,
+            }),
+            dtype: Dtype::Bf16,
+            tie_embeddings: false,
+        }
+    }
+
+    #[test]
+    fn mixtral_has_46_7_billion_parameters() {
+        // Mistral AI's model card: 46.7B total parameters.
+        let p = mixtral().params() as f64;
+        assert!((p / 46.7e9 - 1.0).abs() < 0.005, "{p}");
+    }
+
+    #[test]
+    fn tp_must_divide_heads() {
+        let m = mixtral();
+        assert!(m.check_tp(8).is_ok());
+        assert!(matches!(m.check_tp(3), Err(ModelError::Tp { .. })));
+        assert_eq!(m.kv_heads_per_device(16), 1);
+    }
+}

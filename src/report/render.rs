@@ -1,0 +1,253 @@
+//! Renderings of a [`RunReport`]: terminal table, Markdown, CSV, JSON.
+
+use std::fmt::Write as _;
+
+use super::{OpResult, RunReport};
+
+/// Output format of a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+    Md,
+}
+
+/// Renders `r` in `format`.
+pub fn render(r: &RunReport, format: Format) -> String {
+    match format {
+        Format::Table => table(r, false),
+        Format::Md => table(r, true),
+        Format::Csv => csv(r),
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(r)
+                .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+            s.push('\n');
+            s
+        }
+    }
+}
+
+/// A number with an SI prefix and 3 significant digits: `si(1.5e9, "FLOP")` = "1.50 GFLOP".
+pub fn si(x: f64, unit: &str) -> String {
+    const PREFIX: [(f64, &str); 9] = [
+        (1e15, "P"),
+        (1e12, "T"),
+        (1e9, "G"),
+        (1e6, "M"),
+        (1e3, "k"),
+        (1.0, ""),
+        (1e-3, "m"),
+        (1e-6, "u"),
+        (1e-9, "n"),
+    ];
+    if x == 0.0 || !x.is_finite() {
+        return format!("{x} {unit}");
+    }
+    let (scale, p) = PREFIX
+        .iter()
+        .find(|(s, _)| x.abs() >= *s * 0.9995)
+        .copied()
+        .unwrap_or((1e-9, "n"));
+    let v = x / scale;
+    let digits = if v.abs() >= 100.0 {
+        0
+    } else if v.abs() >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{v:.digits$} {p}{unit}")
+}
+
+fn header(r: &RunReport) -> String {
+    let i = &r.inputs;
+    let shape = match i.phase.as_str() {
+        "prefill" => format!("prompt {}", i.prompt_len),
+        _ => format!("KV {}", i.kv_len),
+    };
+    format!(
+        "{} on {}: {} batch {}, {shape}, TP {}, policy {}",
+        i.model, i.arch, i.phase, i.batch, i.tp, i.policy
+    )
+}
+
+const COLS: [&str; 8] = [
+    "op", "shape", "FLOPs", "bytes", "Op/B", "bound", "time", "share",
+];
+
+fn row(o: &OpResult, of: f64) -> [String; 8] {
+    [
+        o.name.clone(),
+        o.shape.clone(),
+        si(o.flops, "FLOP"),
+        si(o.bytes, "B"),
+        format!("{:.1}", o.op_b),
+        o.bound.name().to_string(),
+        si(o.time_s, "s"),
+        format!("{:.1}%", 100.0 * o.time_s / of),
+    ]
+}
+
+/// Lays out rows as aligned text, or as a Markdown table.
+fn grid(rows: &[[String; 8]], md: bool) -> String {
+    let mut w = COLS.map(str::len);
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            let pad = w[i] - c.chars().count();
+            let cell = if i >= 2 {
+                format!("{}{c}", " ".repeat(pad))
+            } else {
+                format!("{c}{}", " ".repeat(pad))
+            };
+            if md {
+                let _ = write!(s, "| {cell} ");
+            } else {
+                let _ = write!(s, "{cell}  ");
+            }
+        }
+        if md {
+            s.push('|');
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut s = line(&COLS.map(String::from));
+    if md {
+        let sep: Vec<String> = w
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                if i >= 2 {
+                    format!("{}:", "-".repeat(*n - 1))
+                } else {
+                    "-".repeat(*n)
+                }
+            })
+            .collect();
+        s += &line(&sep);
+    }
+    for r in rows {
+        s += &line(r);
+    }
+    s
+}
+
+fn table(r: &RunReport, md: bool) -> String {
+    let mut s = String::new();
+    let h = if md { "## " } else { "" };
+    let _ = writeln!(s, "{h}{}", header(r));
+    let m = &r.memory;
+    let _ = writeln!(
+        s,
+        "\nmemory per device: weights {} + KV cache {} of {}{}",
+        si(m.weights_bytes, "B"),
+        si(m.kv_bytes, "B"),
+        si(m.capacity_bytes, "B"),
+        if m.fits {
+            ""
+        } else {
+            "  (DOES NOT FIT: raise --tp)"
+        }
+    );
+    if let Some(first) = r.layers.first() {
+        let n = r.layers.len();
+        let alike = r
+            .layers
+            .iter()
+            .all(|l| (l.time_s - first.time_s).abs() <= 1e-12 * first.time_s.abs());
+        let note = if alike { ", all layers alike" } else { "" };
+        let _ = writeln!(s, "\n{h}layer {} of {n}{note}\n", first.layer);
+        let rows: Vec<_> = r
+            .ops
+            .iter()
+            .filter(|o| o.layer == Some(first.layer))
+            .map(|o| row(o, first.time_s))
+            .collect();
+        s += &grid(&rows, md);
+        let _ = writeln!(s, "\nlayer total {}", si(first.time_s, "s"));
+    }
+    let other: Vec<_> = r.ops.iter().filter(|o| o.layer.is_none()).collect();
+    let other_t: f64 = other.iter().map(|o| o.time_s).sum();
+    if !other.is_empty() {
+        let _ = writeln!(s, "\n{h}outside the layers (share of their sum)\n");
+        let rows: Vec<_> = other.iter().map(|o| row(o, other_t)).collect();
+        s += &grid(&rows, md);
+    }
+    let t = &r.totals;
+    let layers_t: f64 = r.layers.iter().map(|l| l.time_s).sum();
+    let _ = writeln!(
+        s,
+        "\n{h}totals\n\niteration {} per device ({} layers {} + other {})\n{}, {} moved, {} tokens, {:.0} tokens/s",
+        si(t.iteration_s, "s"),
+        r.layers.len(),
+        si(layers_t, "s"),
+        si(other_t, "s"),
+        si(t.flops, "FLOP"),
+        si(t.bytes, "B"),
+        t.tokens,
+        t.tokens_per_s,
+    );
+    if t.output_tokens != t.tokens {
+        let _ = writeln!(
+            s,
+            "{} output tokens, {:.0} output tokens/s",
+            t.output_tokens, t.output_tokens_per_s
+        );
+    }
+    s
+}
+
+fn csv(r: &RunReport) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record([
+        "layer", "op", "shape", "class", "unit", "flops", "bytes", "op_b", "bound", "time_s",
+        "share",
+    ]);
+    for o in &r.ops {
+        let of = match o.layer {
+            Some(l) => r
+                .layers
+                .iter()
+                .find(|x| x.layer == l)
+                .map_or(o.time_s, |x| x.time_s),
+            None => r
+                .ops
+                .iter()
+                .filter(|x| x.layer.is_none())
+                .map(|x| x.time_s)
+                .sum(),
+        };
+        let _ = w.write_record([
+            o.layer.map_or(String::new(), |l| l.to_string()),
+            o.name.clone(),
+            o.shape.clone(),
+            o.class.to_string(),
+            o.unit.to_string(),
+            o.flops.to_string(),
+            o.bytes.to_string(),
+            o.op_b.to_string(),
+            o.bound.name().to_string(),
+            o.time_s.to_string(),
+            (o.time_s / of).to_string(),
+        ]);
+    }
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::si;
+
+    #[test]
+    fn si_prefixes() {
+        assert_eq!(si(1.5e9, "FLOP"), "1.50 GFLOP");
+        assert_eq!(si(2.5e-5, "s"), "25.0 us");
+        assert_eq!(si(999.96e6, "B"), "1.00 GB");
+    }
+}

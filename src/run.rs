@@ -1,0 +1,135 @@
+//! One iteration from files to report: the library side of `dyad run`.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use crate::config::{self, ConfigError};
+use crate::hw::{CostError, Timing};
+use crate::map::{self, Policy};
+use crate::model::{Batch, ModelError, ModelSpec, Precision, Routing, build_iteration};
+use crate::report::{MemoryUse, RunInputs, RunReport};
+
+/// Prefill (whole prompts) or decode (one token per sequence against a KV cache).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Prefill,
+    Decode,
+}
+
+/// What `dyad run` runs.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    pub arch: PathBuf,
+    pub model: PathBuf,
+    pub phase: Phase,
+    pub batch: u64,
+    pub prompt_len: u64,
+    pub kv_len: u64,
+    /// Tensor-parallel degree; `None` picks the smallest power of two whose share fits memory.
+    pub tp: Option<u64>,
+    pub timing: Timing,
+}
+
+impl Default for RunSpec {
+    /// The built-in default: Mixtral-8x7B decode, batch 64, KV length 1024, on H100.
+    fn default() -> Self {
+        RunSpec {
+            arch: "arch/h100.toml".into(),
+            model: "workloads/models/mixtral-8x7b.json".into(),
+            phase: Phase::Decode,
+            batch: 64,
+            prompt_len: 1024,
+            kv_len: 1024,
+            tp: None,
+            timing: Timing::Kernel,
+        }
+    }
+}
+
+/// Any failure of a run, by the stage that failed.
+#[derive(Debug, Error, miette::Diagnostic)]
+pub enum RunError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Config(#[from] ConfigError),
+    #[error("model: {0}")]
+    Model(#[from] ModelError),
+    #[error("cost: {0}")]
+    Cost(#[from] CostError),
+    #[error("{0}")]
+    Input(String),
+}
+
+/// Bytes of one device's share of weights and KV cache.
+fn memory_use(m: &ModelSpec, batch: &Batch, tp: u64, p: Precision, capacity: f64) -> MemoryUse {
+    let weights = m.params() as f64 * p.weights.bytes() / tp as f64;
+    let kv_tokens: u64 = batch.decode_kv.iter().sum::<u64>()
+        + batch.prefill.iter().map(|c| c.ctx + c.q_len).sum::<u64>();
+    let kv = m.kv_bytes_per_token(p.kv) * kv_tokens as f64 * m.kv_heads_per_device(tp) as f64
+        / m.kv_heads as f64;
+    MemoryUse {
+        weights_bytes: weights,
+        kv_bytes: kv,
+        capacity_bytes: capacity,
+        fits: weights + kv <= capacity,
+    }
+}
+
+/// Runs one iteration and costs every op.
+pub fn run(spec: &RunSpec) -> Result<RunReport, RunError> {
+    let sys = config::load_arch(&spec.arch)?;
+    let model = config::load_model(&spec.model)?;
+    if spec.batch == 0 {
+        return Err(RunError::Input("--batch must be at least 1".into()));
+    }
+    let batch = match spec.phase {
+        Phase::Decode if spec.kv_len == 0 => {
+            return Err(RunError::Input("--kv-len must be at least 1".into()));
+        }
+        Phase::Prefill if spec.prompt_len == 0 => {
+            return Err(RunError::Input("--prompt-len must be at least 1".into()));
+        }
+        Phase::Decode => Batch::decode(spec.batch, spec.kv_len),
+        Phase::Prefill => Batch::prefill(spec.batch, spec.prompt_len),
+    };
+    let p = Precision::uniform(model.dtype);
+    let cap = sys.xpu.memory.capacity.value();
+    let tp = match spec.tp {
+        Some(tp) => tp,
+        None => {
+            let mut tp = 1;
+            while tp < u64::from(sys.node.devices)
+                && (model.check_tp(tp * 2).is_ok())
+                && !memory_use(&model, &batch, tp, p, cap).fits
+            {
+                tp *= 2;
+            }
+            tp
+        }
+    };
+    if tp > u64::from(sys.node.devices) {
+        return Err(RunError::Input(format!(
+            "--tp {tp} exceeds the {} devices of a {} node",
+            sys.node.devices, sys.name
+        )));
+    }
+    let g = build_iteration(&model, &batch, tp, p, &Routing::Uniform)?;
+    let ops = map::cost_iteration(&g, &sys, Policy::AllXpu, spec.timing)?;
+    let inputs = RunInputs {
+        arch: sys.name.clone(),
+        model: model.name.clone(),
+        phase: match spec.phase {
+            Phase::Prefill => "prefill",
+            Phase::Decode => "decode",
+        }
+        .into(),
+        batch: spec.batch,
+        prompt_len: spec.prompt_len,
+        kv_len: spec.kv_len,
+        tp,
+        policy: "all-xpu".into(),
+    };
+    let mem = memory_use(&model, &batch, tp, p, cap);
+    Ok(RunReport::new(inputs, mem, ops, g.tokens, g.produced))
+}

@@ -1,0 +1,371 @@
+//! The calibration files and how each row maps to an op.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::config::{ConfigError, load_arch};
+use crate::hw::{System, Timing};
+use crate::model::{Op, OpKind, Precision};
+use crate::work::Dtype;
+
+/// How a file's rows are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// LLMCompass `M,N,K,latency_ms`.
+    LlmcompassMatmul,
+    /// LLMCompass GPT-3 layer: `op,prefill_s,decode_s`.
+    LlmcompassGpt3Layer,
+    /// vidur per-op times of one Llama-2-7B block: `num_tokens,tp,<op>_ms...`.
+    VidurMlp,
+    /// vidur NCCL all-reduce: `num_workers,size_bytes,median_ms,...`.
+    VidurAllReduce,
+    /// InferSim FlashInfer decode attention: `...,batch_size,kv_len,latency_us,...`.
+    InfsimDecodeAttention,
+}
+
+/// One calibration file: which device measured it, and with which clock.
+#[derive(Debug, Clone, Copy)]
+pub struct DataFile {
+    pub name: &'static str,
+    pub device: &'static str,
+    pub arch: &'static str,
+    pub layout: Layout,
+    pub timing: Timing,
+}
+
+/// The files in `data/validation/`, with what their headers say.
+pub const DATA_FILES: &[DataFile] = &[
+    DataFile {
+        name: "llmcompass_a100_matmul.csv",
+        device: "a100",
+        arch: "arch/a100.toml",
+        layout: Layout::LlmcompassMatmul,
+        timing: Timing::Host,
+    },
+    DataFile {
+        name: "llmcompass_a100_gpt3_layer.csv",
+        device: "a100",
+        arch: "arch/a100.toml",
+        layout: Layout::LlmcompassGpt3Layer,
+        timing: Timing::Host,
+    },
+    DataFile {
+        name: "vidur_a100_Llama-2-7b-hf_mlp.csv",
+        device: "a100",
+        arch: "arch/a100.toml",
+        layout: Layout::VidurMlp,
+        timing: Timing::Kernel,
+    },
+    DataFile {
+        name: "vidur_h100_Llama-2-7b-hf_mlp.csv",
+        device: "h100",
+        arch: "arch/h100.toml",
+        layout: Layout::VidurMlp,
+        timing: Timing::Kernel,
+    },
+    DataFile {
+        name: "vidur_h100_dgx_all_reduce.csv",
+        device: "h100",
+        arch: "arch/h100.toml",
+        layout: Layout::VidurAllReduce,
+        timing: Timing::Kernel,
+    },
+    DataFile {
+        name: "infsim_h100_decode_attn_bf16_calib.csv",
+        device: "h100",
+        arch: "arch/h100.toml",
+        layout: Layout::InfsimDecodeAttention,
+        timing: Timing::Host,
+    },
+];
+
+/// One measured row beside its prediction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub file: String,
+    /// Statistics group, e.g. `a100 gemm`.
+    pub group: String,
+    /// The row, in words.
+    pub label: String,
+    pub measured_s: f64,
+    pub predicted_s: f64,
+}
+
+impl Sample {
+    /// |predicted − measured| / measured.
+    pub fn error(&self) -> f64 {
+        (self.predicted_s - self.measured_s).abs() / self.measured_s
+    }
+}
+
+/// A failure to read or cost a calibration file.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum DataError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{file}: {message}")]
+    File { file: String, message: String },
+}
+
+fn gemm(m: u64, n: u64, k: u64, batch: u64) -> OpKind {
+    OpKind::Gemm { m, n, k, batch }
+}
+
+fn elementwise(elements: u64, reads: u64, writes: u64) -> OpKind {
+    OpKind::Elementwise {
+        elements,
+        reads,
+        writes,
+        flops_per_element: 1,
+    }
+}
+
+/// Rows of a headed CSV whose `#` lines are comments, as maps from column to value.
+fn rows(path: &Path) -> Result<Vec<HashMap<String, String>>, String> {
+    let mut rd = csv::ReaderBuilder::new()
+        .comment(Some(b'#'))
+        .from_path(path)
+        .map_err(|e| e.to_string())?;
+    let headers = rd.headers().map_err(|e| e.to_string())?.clone();
+    rd.records()
+        .map(|r| {
+            let r = r.map_err(|e| e.to_string())?;
+            Ok(headers
+                .iter()
+                .map(String::from)
+                .zip(r.iter().map(String::from))
+                .collect())
+        })
+        .collect()
+}
+
+fn num(row: &HashMap<String, String>, col: &str) -> Result<f64, String> {
+    let v = row.get(col).ok_or_else(|| format!("no column `{col}`"))?;
+    v.parse()
+        .map_err(|_| format!("column `{col}`: not a number: \"{v}\""))
+}
+
+struct Ctx<'a> {
+    f: &'a DataFile,
+    sys: System,
+    out: Vec<Sample>,
+}
+
+impl Ctx<'_> {
+    fn predict(&self, kind: OpKind, dtype: Dtype) -> Result<f64, String> {
+        let op = Op::new("row", None, kind, Precision::uniform(dtype));
+        let c = self
+            .sys
+            .cost(&op.work(), self.f.timing)
+            .map_err(|e| e.to_string())?;
+        Ok(c.time.value())
+    }
+
+    fn push(&mut self, group: &str, label: String, measured_s: f64, predicted_s: f64) {
+        self.out.push(Sample {
+            file: self.f.name.to_string(),
+            group: format!("{} {group}", self.f.device),
+            label,
+            measured_s,
+            predicted_s,
+        });
+    }
+
+    fn sample(
+        &mut self,
+        group: &str,
+        label: String,
+        measured_s: f64,
+        kind: OpKind,
+        dtype: Dtype,
+    ) -> Result<(), String> {
+        if measured_s > 0.0 {
+            let p = self.predict(kind, dtype)?;
+            self.push(group, label, measured_s, p);
+        }
+        Ok(())
+    }
+}
+
+/// vidur's Llama-2-7B block (file header): hidden 4096, 32 heads of 128 (MHA), FFN 11008, fp16.
+fn vidur_ops(t: u64, tp: u64) -> Vec<(&'static str, &'static str, OpKind)> {
+    let (h, i, qkv) = (4096, 11008 / tp, (32 + 2 * 32) * 128 / tp);
+    vec![
+        ("attn_pre_proj", "gemm", gemm(t, qkv, h, 1)),
+        ("attn_post_proj", "gemm", gemm(t, h, 4096 / tp, 1)),
+        ("mlp_up_proj", "gemm", gemm(t, 2 * i, h, 1)),
+        ("mlp_down_proj", "gemm", gemm(t, h, i, 1)),
+        ("input_layernorm", "elementwise", elementwise(t * h, 1, 1)),
+        (
+            "post_attention_layernorm",
+            "elementwise",
+            elementwise(t * h, 1, 1),
+        ),
+        (
+            "attn_rope",
+            "elementwise",
+            elementwise(t * (32 + 32) * 128 / tp, 1, 1),
+        ),
+        ("mlp_act", "elementwise", elementwise(t * i, 2, 1)),
+        ("add", "elementwise", elementwise(t * h, 2, 1)),
+        ("emb", "elementwise", elementwise(t * h, 1, 1)),
+    ]
+}
+
+/// GPT-3 175B layer on 4×A100 (file header): d_model 12288, 96 heads of 128, FFN 49152, TP 4,
+/// fp16; prefill batch 8 × 2048, decode batch 8 against KV 3072. Attention is unfused there
+/// (two batched GEMMs and a softmax), so it is costed as such.
+fn gpt3_ops(decode: bool) -> Vec<(&'static str, OpKind)> {
+    let (d, heads, tp, b) = (12288, 96 / 4, 4, 8);
+    let (q, kv) = if decode { (1, 3072) } else { (2048, 2048) };
+    let t = b * q;
+    let bh = b * heads;
+    vec![
+        ("Q_K_V", gemm(t, 3 * d / tp, d, 1)),
+        ("Q_mul_K", gemm(q, kv, 128, bh)),
+        ("A_mul_V", gemm(q, 128, kv, bh)),
+        ("Wo_proj", gemm(t, d, d / tp, 1)),
+        ("W1_proj", gemm(t, 4 * d / tp, d, 1)),
+        ("W2_proj", gemm(t, d, 4 * d / tp, 1)),
+        ("Softmax", elementwise(bh * q * kv, 1, 1)),
+        ("LayerNorm_MHA", elementwise(t * d, 1, 1)),
+        ("LayerNorm_FFN", elementwise(t * d, 1, 1)),
+        ("GeLU", elementwise(t * 4 * d / tp, 1, 1)),
+        (
+            "AllReduce_MHA",
+            OpKind::AllReduce {
+                bytes: t * d * 2,
+                devices: tp,
+            },
+        ),
+        (
+            "AllReduce_FFN",
+            OpKind::AllReduce {
+                bytes: t * d * 2,
+                devices: tp,
+            },
+        ),
+    ]
+}
+
+fn load_file(f: &DataFile, dir: &Path, root: &Path) -> Result<Vec<Sample>, DataError> {
+    let sys = load_arch(&root.join(f.arch))?;
+    let mut cx = Ctx {
+        f,
+        sys,
+        out: Vec::new(),
+    };
+    let fail = |message: String| DataError::File {
+        file: f.name.to_string(),
+        message,
+    };
+    let rows = rows(&dir.join(f.name)).map_err(fail)?;
+    let r: Result<(), String> = rows.iter().try_for_each(|row| match f.layout {
+        Layout::LlmcompassMatmul => {
+            let (m, n, k) = (
+                num(row, "M")? as u64,
+                num(row, "N")? as u64,
+                num(row, "K")? as u64,
+            );
+            let label = format!("M={m} N={n} K={k}");
+            cx.sample(
+                "gemm",
+                label,
+                num(row, "latency_ms")? * 1e-3,
+                gemm(m, n, k, 1),
+                Dtype::Fp16,
+            )
+        }
+        Layout::VidurMlp => {
+            let (t, tp) = (num(row, "num_tokens")? as u64, num(row, "tp")? as u64);
+            for (col, group, kind) in vidur_ops(t, tp) {
+                let ms = num(row, &format!("{col}_ms"))?;
+                cx.sample(
+                    group,
+                    format!("{col} tokens={t} tp={tp}"),
+                    ms * 1e-3,
+                    kind,
+                    Dtype::Fp16,
+                )?;
+            }
+            Ok(())
+        }
+        Layout::VidurAllReduce => {
+            let (p, bytes) = (
+                num(row, "num_workers")? as u64,
+                num(row, "size_bytes")? as u64,
+            );
+            let kind = OpKind::AllReduce { bytes, devices: p };
+            cx.sample(
+                "all-reduce",
+                format!("{bytes} B over {p}"),
+                num(row, "median_ms")? * 1e-3,
+                kind,
+                Dtype::Fp16,
+            )
+        }
+        Layout::InfsimDecodeAttention => {
+            let tp = num(row, "tp")? as u64;
+            let (h, g, d) = (
+                num(row, "nh")? as u64 / tp,
+                num(row, "nkv")? as u64 / tp,
+                num(row, "dh")? as u64,
+            );
+            let (b, kv) = (num(row, "batch_size")? as u64, num(row, "kv_len")? as u64);
+            let kind = OpKind::AttnDecode {
+                seqs: b,
+                kv_tokens: b * kv,
+                heads: h,
+                kv_heads: g,
+                head_dim: d,
+            };
+            let label = format!("{}/{}/{d} tp={tp} batch={b} kv={kv}", h * tp, g * tp);
+            cx.sample(
+                "decode attention",
+                label,
+                num(row, "latency_us")? * 1e-6,
+                kind,
+                Dtype::Bf16,
+            )
+        }
+        Layout::LlmcompassGpt3Layer => Ok(()),
+    });
+    r.map_err(fail)?;
+    if f.layout == Layout::LlmcompassGpt3Layer {
+        for (phase, col, decode) in [
+            ("prefill", "prefill_s", false),
+            ("decode", "decode_s", true),
+        ] {
+            let ops = gpt3_ops(decode);
+            let (mut meas, mut pred) = (0.0, 0.0);
+            for (name, kind) in ops {
+                let row = rows
+                    .iter()
+                    .find(|r| r.get("op").map(String::as_str) == Some(name))
+                    .ok_or_else(|| fail(format!("no row for op {name}")))?;
+                let m = num(row, col).map_err(fail)?;
+                let p = cx.predict(kind, Dtype::Fp16).map_err(fail)?;
+                cx.push(&format!("gpt3 {phase} op"), format!("{name} {phase}"), m, p);
+                meas += m;
+                pred += p;
+            }
+            cx.push(
+                &format!("gpt3 {phase} layer total"),
+                format!("layer {phase}"),
+                meas,
+                pred,
+            );
+        }
+    }
+    Ok(cx.out)
+}
+
+/// Loads every calibration file in `dir` and costs each row on the arch files under `root`.
+pub fn load_samples(dir: &Path, root: &Path) -> Result<Vec<Sample>, DataError> {
+    let mut all = Vec::new();
+    for f in DATA_FILES {
+        all.extend(load_file(f, dir, root)?);
+    }
+    Ok(all)
+}

@@ -1,0 +1,157 @@
+//! The work of one op, as the hardware sees it: element types, op classes,
+//! FLOPs and DRAM bytes by stream.
+//!
+//! This is the seam between `model` (which computes work from shapes) and
+//! `hw` (which turns work into time). It knows neither of them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::units::{Bytes, Flops};
+
+/// Element type of a tensor stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    Fp32,
+    Bf16,
+    Fp16,
+    Fp8,
+    Int8,
+    Int4,
+}
+
+impl Dtype {
+    /// Every element type, in the order they are listed to users.
+    pub const ALL: [Dtype; 6] = [
+        Dtype::Fp32,
+        Dtype::Bf16,
+        Dtype::Fp16,
+        Dtype::Fp8,
+        Dtype::Int8,
+        Dtype::Int4,
+    ];
+
+    /// Storage size of one element in bytes (int4 packs two per byte).
+    pub fn bytes(self) -> f64 {
+        match self {
+            Dtype::Fp32 => 4.0,
+            Dtype::Bf16 | Dtype::Fp16 => 2.0,
+            Dtype::Fp8 | Dtype::Int8 => 1.0,
+            Dtype::Int4 => 0.5,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::Fp32 => "fp32",
+            Dtype::Bf16 => "bf16",
+            Dtype::Fp16 => "fp16",
+            Dtype::Fp8 => "fp8",
+            Dtype::Int8 => "int8",
+            Dtype::Int4 => "int4",
+        }
+    }
+}
+
+impl fmt::Display for Dtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Dtype {
+    type Err = String;
+
+    /// Accepts dyad's names (`bf16`) and HuggingFace's `torch_dtype` names (`bfloat16`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "fp32" | "float32" | "f32" => Dtype::Fp32,
+            "bf16" | "bfloat16" => Dtype::Bf16,
+            "fp16" | "float16" | "f16" | "half" => Dtype::Fp16,
+            "fp8" | "float8_e4m3fn" | "e4m3" => Dtype::Fp8,
+            "int8" => Dtype::Int8,
+            "int4" => Dtype::Int4,
+            _ => {
+                return Err(format!(
+                    "unknown element type \"{s}\" (valid: fp32, bf16, fp16, fp8, int8, int4)"
+                ));
+            }
+        })
+    }
+}
+
+/// How a unit executes an op: each class has its own efficiency curves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OpClass {
+    /// Dense matrix products: projections, expert FFNs, router, LM head.
+    Gemm,
+    /// Fused attention (QK^T, softmax, PV) over a KV cache.
+    Attention,
+    /// Streaming ops: norms, activations, RoPE, residual adds, top-k, embedding.
+    Elementwise,
+    /// Collectives over device links (all-reduce).
+    Collective,
+}
+
+impl OpClass {
+    pub fn name(self) -> &'static str {
+        match self {
+            OpClass::Gemm => "gemm",
+            OpClass::Attention => "attention",
+            OpClass::Elementwise => "elementwise",
+            OpClass::Collective => "collective",
+        }
+    }
+}
+
+/// DRAM bytes of one op, split by stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Streams {
+    /// Weights read (for attention: nothing; KV is its own stream).
+    pub weights: Bytes,
+    /// KV cache read.
+    pub kv_read: Bytes,
+    /// KV cache written (the new tokens' keys and values).
+    pub kv_write: Bytes,
+    /// Activations read.
+    pub act_in: Bytes,
+    /// Activations written.
+    pub act_out: Bytes,
+}
+
+impl Streams {
+    pub fn total(&self) -> Bytes {
+        self.weights + self.kv_read + self.kv_write + self.act_in + self.act_out
+    }
+}
+
+/// What an op asks of a compute unit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Work {
+    pub class: OpClass,
+    /// Element type the arithmetic runs in (selects the unit's peak).
+    pub compute: Dtype,
+    pub flops: Flops,
+    pub bytes: Streams,
+    /// For collectives: the message size and the number of participants.
+    pub collective: Option<CollectiveWork>,
+}
+
+/// A collective's message: `bytes` per participant, reduced over `participants` devices.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CollectiveWork {
+    pub message: Bytes,
+    pub participants: u32,
+}
+
+impl Work {
+    /// Arithmetic intensity: FLOPs per DRAM byte (0 when the op moves no bytes).
+    pub fn op_b(&self) -> f64 {
+        let b = self.bytes.total().value();
+        if b > 0.0 { self.flops.value() / b } else { 0.0 }
+    }
+}

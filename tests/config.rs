@@ -1,0 +1,76 @@
+//! Arch and model files: `extends`, presets, and the shipped files' datasheet values.
+
+use dyad::config::{load_arch, load_model};
+use dyad::work::Dtype;
+
+fn root(p: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+#[test]
+fn shipped_archs_carry_datasheet_peaks() {
+    let h100 = load_arch(&root("arch/h100.toml")).unwrap();
+    assert_eq!(h100.xpu.peak[&Dtype::Bf16].value(), 989.4e12);
+    assert_eq!(h100.xpu.memory.bandwidth.value(), 3.35e12);
+    let a100 = load_arch(&root("arch/a100.toml")).unwrap();
+    assert_eq!(a100.xpu.peak[&Dtype::Fp16].value(), 312e12);
+    assert_eq!(a100.xpu.memory.bandwidth.value(), 2.039e12);
+}
+
+#[test]
+fn h200_extends_h100_and_overrides_memory() {
+    let h100 = load_arch(&root("arch/h100.toml")).unwrap();
+    let h200 = load_arch(&root("arch/h200.toml")).unwrap();
+    assert_eq!(h200.xpu.memory.bandwidth.value(), 4.8e12);
+    assert_eq!(h200.xpu.memory.capacity.value(), 141e9);
+    assert_eq!(h200.xpu.peak, h100.xpu.peak);
+    assert_eq!(h200.xpu.gemm, h100.xpu.gemm);
+    assert_eq!(h200.node, h100.node);
+}
+
+#[test]
+fn presets_load_from_any_directory() {
+    let a = load_arch("h200".as_ref()).unwrap();
+    assert_eq!(a.xpu.memory.bandwidth.value(), 4.8e12);
+    let m = load_model("mixtral-8x7b".as_ref()).unwrap();
+    assert_eq!(m.moe.unwrap().experts, 8);
+}
+
+#[test]
+fn shipped_models_match_their_config_json() {
+    // Values: REFERENCE.md "Model configs" (HuggingFace config.json).
+    let cases = [
+        ("llama-2-7b", 4096, 32, 32, 32, 11008, 32000),
+        ("llama-3-8b", 4096, 32, 32, 8, 14336, 128256),
+        ("llama-2-70b", 8192, 80, 64, 8, 28672, 32000),
+        ("llama-3-70b", 8192, 80, 64, 8, 28672, 128256),
+        ("mixtral-8x7b", 4096, 32, 32, 8, 14336, 32000),
+    ];
+    for (name, hidden, layers, heads, kv, ffn, vocab) in cases {
+        let m = load_model(&root(&format!("workloads/models/{name}.json"))).unwrap();
+        assert_eq!(
+            (
+                m.hidden,
+                m.layers,
+                m.heads,
+                m.kv_heads,
+                m.intermediate,
+                m.vocab
+            ),
+            (hidden, layers, heads, kv, ffn, vocab),
+            "{name}"
+        );
+        assert_eq!(m.head_dim, 128, "{name}");
+    }
+}
+
+#[test]
+fn llama3_70b_has_70_6_billion_parameters() {
+    let m = load_model(&root("workloads/models/llama-3-70b.json")).unwrap();
+    // Meta's model card: 70.6B parameters.
+    assert!(
+        (m.params() as f64 / 70.55e9 - 1.0).abs() < 0.005,
+        "{}",
+        m.params()
+    );
+}
