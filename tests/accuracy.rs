@@ -1,0 +1,55 @@
+//! The calibrated cost model against measured GPU data (`data/validation/`), at the tolerances
+//! the foundation issue sets: GEMMs median ≤ 12 % and p90 ≤ 25 %, decode attention median ≤ 15 %,
+//! the GPT-3 layer total within 10 % for prefill and for decode.
+
+use std::path::Path;
+
+use dyad::validation::{Sample, Stats, load_samples};
+
+fn samples() -> Vec<Sample> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    load_samples(&root.join("data/validation"), root).expect("calibration data loads")
+}
+
+fn stats(s: &[Sample], keep: impl Fn(&Sample) -> bool) -> Stats {
+    Stats::of(s.iter().filter(|x| keep(x)).map(Sample::error)).expect("samples in group")
+}
+
+#[test]
+fn every_calibration_row_is_costed() {
+    let s = samples();
+    // 20 matmuls; 1036 vidur rows × 10 ops per device (a few zero-time rows skipped);
+    // 750 all-reduces; 258 decode-attention rows; 2 × (12 GPT-3 ops + 1 total).
+    assert!(s.len() > 20 + 2 * 10_000 + 750 + 258 + 26, "{}", s.len());
+    assert!(
+        s.iter()
+            .all(|x| x.predicted_s > 0.0 && x.predicted_s.is_finite())
+    );
+}
+
+#[test]
+fn gemm_error_within_target_on_each_device_and_pooled() {
+    let s = samples();
+    for group in ["a100 gemm", "h100 gemm"] {
+        let st = stats(&s, |x| x.group == group);
+        assert!(st.median <= 0.12 && st.p90 <= 0.25, "{group}: {st:?}");
+    }
+    let st = stats(&s, |x| x.group.ends_with(" gemm"));
+    assert!(st.median <= 0.12 && st.p90 <= 0.25, "pooled: {st:?}");
+}
+
+#[test]
+fn decode_attention_error_within_target() {
+    let st = stats(&samples(), |x| x.group == "h100 decode attention");
+    assert!(st.median <= 0.15, "{st:?}");
+}
+
+#[test]
+fn gpt3_layer_totals_within_ten_percent() {
+    let s = samples();
+    for phase in ["prefill", "decode"] {
+        let group = format!("a100 gpt3 {phase} layer total");
+        let st = stats(&s, |x| x.group == group);
+        assert!(st.max <= 0.10, "{phase}: {st:?}");
+    }
+}
