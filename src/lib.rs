@@ -11,6 +11,7 @@ pub mod model;
 pub mod opcsv;
 pub mod report;
 pub mod run;
+pub mod sim;
 pub mod units;
 pub mod validation;
 pub mod work;

@@ -7,7 +7,9 @@ use serde::Serialize;
 use thiserror::Error;
 
 use super::curve::Curve;
-use crate::units::{Bytes, BytesPerSecond, FlopsPerSecond, Seconds};
+use crate::units::{
+    Bytes, BytesPerSecond, FlopsPerSecond, Joules, JoulesPerBit, JoulesPerFlop, Seconds, Watts,
+};
 use crate::work::{Dtype, OpClass, Work};
 
 /// Device memory (HBM).
@@ -28,6 +30,17 @@ pub struct ClassEfficiency {
     pub overhead: Seconds,
 }
 
+/// Energy per action of an xPU.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Energy {
+    /// Per FLOP of arithmetic (a MAC is two FLOPs).
+    pub flop: JoulesPerFlop,
+    /// Per bit moved between DRAM and the xPU (activation, array, TSV, PHY and interposer).
+    pub dram: JoulesPerBit,
+    /// Drawn whatever the device does.
+    pub static_power: Watts,
+}
+
 /// A GPU-like accelerator.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Xpu {
@@ -39,6 +52,7 @@ pub struct Xpu {
     pub gemm: ClassEfficiency,
     pub attention: ClassEfficiency,
     pub elementwise: ClassEfficiency,
+    pub energy: Energy,
     /// Host-side dispatch time per op when ops are launched one by one (eager mode, no CUDA
     /// graphs); added only under [`Timing::Host`].
     pub host_overhead: Seconds,
@@ -55,6 +69,8 @@ pub struct Link {
     pub overhead: Seconds,
     /// Fraction of link bandwidth, as a function of the message size in bytes.
     pub efficiency: Curve,
+    /// Per bit sent over the link.
+    pub energy: JoulesPerBit,
 }
 
 /// Devices in a node and the link between them.
@@ -150,6 +166,19 @@ impl System {
             c.bound = Bound::Overhead;
         }
         Ok(c)
+    }
+
+    /// Dynamic energy of `w` on one device: arithmetic, DRAM traffic and link traffic.
+    pub fn energy(&self, w: &Work) -> Joules {
+        let e = &self.xpu.energy;
+        let link = match w.collective {
+            Some(c) if c.participants > 1 => {
+                let p = f64::from(c.participants);
+                c.message * (2.0 * (p - 1.0) / p) * self.node.link.energy
+            }
+            _ => Joules(0.0),
+        };
+        w.flops * e.flop + w.bytes.total() * e.dram + link
     }
 
     /// Ring all-reduce: a reduce-scatter and an all-gather, 2(p−1) steps of S/p bytes each.

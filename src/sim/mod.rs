@@ -1,0 +1,6 @@
+//! Simulation: the fluid discrete-event engine, and continuous-batching serving on top of it.
+//!
+//! **`sim` does no file I/O**: scenarios arrive resolved from `config`, results leave as plain
+//! structs for `report`.
+
+pub mod engine;
