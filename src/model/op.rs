@@ -6,7 +6,7 @@ use crate::units::{Bytes, Flops};
 use crate::work::{CollectiveWork, Dtype, OpClass, Streams, Work};
 
 /// Element types of the three tensor streams of a workload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Precision {
     pub weights: Dtype,
     pub activations: Dtype,
@@ -36,7 +36,7 @@ impl Precision {
 }
 
 /// The shape of an op. Counts are per device (tensor-parallel splits already applied).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum OpKind {
     /// `batch` independent products C[m,n] = A[m,k] · B[k,n]; B is the weight stream.

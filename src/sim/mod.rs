@@ -4,3 +4,8 @@
 //! structs for `report`.
 
 pub mod engine;
+pub mod iteration;
+pub mod kv;
+pub mod routing;
+pub mod serving;
+pub mod workload;
