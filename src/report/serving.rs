@@ -108,6 +108,7 @@ pub struct ServingInputs {
 pub struct TimelineSample {
     pub t_s: f64,
     pub batch: u64,
+    pub in_system: u64,
     pub kv_used: f64,
 }
 
@@ -221,6 +222,7 @@ impl ServingReport {
                 .map(|p| TimelineSample {
                     t_s: p.t,
                     batch: p.batch,
+                    in_system: p.in_system,
                     kv_used: p.kv_used,
                 })
                 .collect(),

@@ -56,8 +56,14 @@ pub enum ServingError {
 /// One point of the batch and KV occupancy timeline.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TimelinePoint {
+    /// When the iteration started.
     pub t: f64,
+    pub duration: f64,
+    /// Sequences in the iteration.
     pub batch: u64,
+    /// Requests that had arrived and not finished when the iteration started.
+    pub in_system: u64,
+    /// Share of KV blocks in use after the iteration.
     pub kv_used: f64,
 }
 
@@ -331,6 +337,7 @@ pub fn simulate(s: &Scenario, trace: bool) -> Result<ServingResult, ServingError
                 .collect(),
         };
         let c: IterCost = coster.iteration(&batch, &counts, trace)?;
+        let (start, in_system) = (t, (running.len() + waiting.len()) as u64);
         if trace {
             out.spans.extend(c.spans.iter().map(|x| OpSpan {
                 start: x.start + t,
@@ -389,7 +396,9 @@ pub fn simulate(s: &Scenario, trace: bool) -> Result<ServingResult, ServingError
             }
         }
         out.timeline.push(TimelinePoint {
-            t,
+            t: start,
+            duration: t - start,
+            in_system,
             batch: (decode.len() + chunks.len()) as u64,
             kv_used: kv.used() as f64 / kv.total_blocks as f64,
         });
