@@ -19,6 +19,7 @@ fn mixtral(routing: RoutingSpec) -> Scenario {
         precision: Precision::uniform(model.dtype),
         model,
         tp: 4,
+        ep: 1,
         count: 1000,
         lengths: Lengths::Drawn {
             prompt: LengthDist::Fixed(1024),

@@ -25,6 +25,7 @@ fn scenario(
         precision: Precision::uniform(model.dtype),
         model,
         tp,
+        ep: 1,
         count,
         lengths: Lengths::Drawn {
             prompt: LengthDist::Fixed(prompt),
@@ -58,7 +59,8 @@ fn a_lone_request_takes_the_sum_of_its_iterations() {
     assert_eq!(r.output_tokens, n);
     // By hand: one prefill iteration (it yields the first token), then n - 1 decode steps, the
     // k-th attending the prompt and the k tokens generated so far.
-    let mut c = Coster::new(&s.sys, &s.model, 2, s.precision, Timing::Kernel);
+    let par = dyad::model::Parallelism { tp: 2, ep: 1 };
+    let mut c = Coster::new(&s.sys, &s.model, par, s.precision, Timing::Kernel);
     let counts = |t: u64| vec![dyad::model::Routing::uniform_counts(t, 8, 2)];
     let prefill = Batch {
         decode_kv: vec![],
@@ -215,4 +217,39 @@ fn throughput_rises_with_the_batch_limit_until_kv_or_compute_bounds_it() {
     assert_eq!(limits[0], "batch_limit");
     let end = limits.last().unwrap();
     assert!(end == "kv_capacity" || end == "compute", "{limits:?}");
+}
+
+#[test]
+fn expert_parallel_serving_completes_and_uses_the_links() {
+    let mut s = scenario(
+        "mixtral-8x7b",
+        1,
+        512,
+        64,
+        Arrivals::Closed { concurrency: 64 },
+        128,
+        64,
+    );
+    s.ep = 4;
+    let mut r = simulate(&s, false).unwrap();
+    assert_eq!(r.requests_completed, 128);
+    assert_eq!(r.output_tokens, 128 * 64);
+    let rep = ServingReport::new(&s, &mut r);
+    assert!(rep.serving.time_by_bound.link > 0.0);
+    // Same group of 4 devices with tensor parallelism instead: both finish, energies positive.
+    let mut t = scenario(
+        "mixtral-8x7b",
+        4,
+        512,
+        64,
+        Arrivals::Closed { concurrency: 64 },
+        128,
+        64,
+    );
+    t.ep = 1;
+    let mut rt = simulate(&t, false).unwrap();
+    let tp = ServingReport::new(&t, &mut rt);
+    assert!(
+        rep.serving.energy_per_output_token_j > 0.0 && tp.serving.energy_per_output_token_j > 0.0
+    );
 }

@@ -23,6 +23,8 @@ struct RawScenario {
     arch: Spanned<String>,
     model: Spanned<String>,
     tp: Spanned<u64>,
+    /// Expert-parallel degree (1, the default, is off).
+    ep: Option<Spanned<u64>>,
     seed: Option<u64>,
     timing: Option<Spanned<String>>,
     precision: RawPrecision,
@@ -212,6 +214,22 @@ pub fn load_scenario(path: &Path) -> Result<Scenario, ConfigError> {
             ),
         ));
     }
+    let ep = match &raw.ep {
+        None => 1,
+        Some(e) => {
+            let n = cx.positive(e, "ep")?;
+            let experts = model.moe.map_or(0, |x| x.experts);
+            if n > 1
+                && (tp != 1 || experts == 0 || experts % n != 0 || n > u64::from(sys.node.devices))
+            {
+                return Err(cx.err(
+                    e,
+                    format!("`ep` {n} needs tp = 1, an MoE model whose {experts} experts it divides, and at most {} devices", sys.node.devices),
+                ));
+            }
+            n
+        }
+    };
     let precision = Precision {
         weights: cx.dtype(&raw.precision.weights)?,
         activations: cx.dtype(&raw.precision.activations)?,
@@ -323,6 +341,7 @@ pub fn load_scenario(path: &Path) -> Result<Scenario, ConfigError> {
         model,
         precision,
         tp,
+        ep,
         count,
         lengths,
         arrivals,

@@ -171,17 +171,14 @@ impl System {
     /// Dynamic energy of `w` on one device: arithmetic, DRAM traffic and link traffic.
     pub fn energy(&self, w: &Work) -> Joules {
         let e = &self.xpu.energy;
-        let link = match w.collective {
-            Some(c) if c.participants > 1 => {
-                let p = f64::from(c.participants);
-                c.message * (2.0 * (p - 1.0) / p) * self.node.link.energy
-            }
-            _ => Joules(0.0),
-        };
+        let link = w
+            .collective
+            .map_or(Joules(0.0), |c| c.sent() * self.node.link.energy);
         w.flops * e.flop + w.bytes.total() * e.dram + link
     }
 
-    /// Ring all-reduce: a reduce-scatter and an all-gather, 2(p−1) steps of S/p bytes each.
+    /// A collective over the node's links: a ring all-reduce (a reduce-scatter and an all-gather,
+    /// 2(p−1) steps of S/p bytes each) or an all-to-all ((p−1) exchanges of S/p bytes).
     fn collective(&self, w: &Work) -> Result<OpCost, CostError> {
         let c = w.collective.ok_or(CostError::NoMessage)?;
         let (p, link) = (c.participants, &self.node.link);
@@ -200,10 +197,8 @@ impl System {
                 bound: Bound::Overhead,
             });
         }
-        let steps = 2.0 * (f64::from(p) - 1.0);
-        let sent = c.message * (steps / f64::from(p));
-        let transfer = sent / (link.bandwidth * link.efficiency.at(c.message.value()));
-        let overhead = link.overhead + link.latency * steps;
+        let transfer = c.sent() / (link.bandwidth * link.efficiency.at(c.message.value()));
+        let overhead = link.overhead + link.latency * c.steps();
         Ok(OpCost {
             time: transfer + overhead,
             compute: Seconds(0.0),

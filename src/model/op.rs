@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::units::{Bytes, Flops};
-use crate::work::{CollectiveWork, Dtype, OpClass, Streams, Work};
+use crate::work::{CollectiveKind, CollectiveWork, Dtype, OpClass, Streams, Work};
 
 /// Element types of the three tensor streams of a workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -79,6 +79,8 @@ pub enum OpKind {
     },
     /// Ring all-reduce of `bytes` per device over `devices` devices.
     AllReduce { bytes: u64, devices: u64 },
+    /// All-to-all: each of `devices` devices scatters `bytes` among all of them.
+    AllToAll { bytes: u64, devices: u64 },
 }
 
 /// An op instance in an iteration.
@@ -90,6 +92,9 @@ pub struct Op {
     pub layer: Option<u32>,
     pub kind: OpKind,
     pub precision: Precision,
+    /// Device of the group that runs it (expert parallelism places experts on devices; every
+    /// other op runs alike on all of them and is shown on device 0).
+    pub device: u32,
 }
 
 impl Op {
@@ -99,6 +104,7 @@ impl Op {
             layer,
             kind,
             precision: p,
+            device: 0,
         }
     }
 
@@ -148,7 +154,9 @@ impl Op {
             } => {
                 format!("{elements} r{reads} w{writes}")
             }
-            OpKind::AllReduce { bytes, devices } => format!("{bytes} B x{devices}"),
+            OpKind::AllReduce { bytes, devices } | OpKind::AllToAll { bytes, devices } => {
+                format!("{bytes} B x{devices}")
+            }
         }
     }
 
@@ -247,8 +255,17 @@ impl Op {
                 };
                 (OpClass::Elementwise, n * flops_per_element as f64, s, None)
             }
+            OpKind::AllToAll { bytes, devices } => {
+                let c = CollectiveWork {
+                    kind: CollectiveKind::AllToAll,
+                    message: b(bytes as f64),
+                    participants: devices as u32,
+                };
+                (OpClass::Collective, 0.0, Streams::default(), Some(c))
+            }
             OpKind::AllReduce { bytes, devices } => {
                 let c = CollectiveWork {
+                    kind: CollectiveKind::AllReduce,
                     message: b(bytes as f64),
                     participants: devices as u32,
                 };

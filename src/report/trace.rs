@@ -24,7 +24,7 @@ pub fn write_trace(mut w: impl Write, spans: &[OpSpan], lives: &[RequestLife]) -
     writeln!(w, "\"traceEvents\": [")?;
     writeln!(
         w,
-        "{{\"ph\": \"M\", \"name\": \"process_name\", \"pid\": 0, \"args\": {{\"name\": \"device 0\"}}}}"
+        "{{\"ph\": \"M\", \"name\": \"process_name\", \"pid\": 0, \"args\": {{\"name\": \"devices\"}}}}"
     )?;
     for (i, r) in RESOURCES.iter().enumerate() {
         writeln!(

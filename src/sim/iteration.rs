@@ -9,14 +9,16 @@ use std::collections::HashMap;
 use super::engine::{self, ResourceId, Task, TaskId};
 use crate::hw::{Bound, CostError, OpCost, System, Timing};
 use crate::model::{
-    Batch, IterationGraph, ModelSpec, Op, OpKind, Precision, Routing, build_iteration,
+    Batch, IterationGraph, ModelSpec, Op, OpKind, Parallelism, Precision, Routing,
+    build_iteration_with,
 };
 
-/// Resources of the simulated device.
+/// Resources of each simulated device (device d's are at 3d, 3d + 1, 3d + 2).
 pub const RESOURCES: [&str; 3] = ["xpu", "dram", "link"];
-const XPU: ResourceId = ResourceId(0);
-const DRAM: ResourceId = ResourceId(1);
-const LINK: ResourceId = ResourceId(2);
+
+fn resource(device: u32, which: usize) -> ResourceId {
+    ResourceId(RESOURCES.len() * device as usize + which)
+}
 
 /// Why an iteration cannot be priced.
 #[derive(Debug, thiserror::Error)]
@@ -39,13 +41,13 @@ pub struct OpSpan {
     pub end: f64,
 }
 
-/// What one iteration cost on one device of the tensor-parallel group.
+/// What one iteration cost.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct IterCost {
     pub time: f64,
-    /// Dynamic energy on one device (J).
+    /// Dynamic energy of every device of the group (J).
     pub energy: f64,
-    /// Full-rate busy seconds of each resource in [`RESOURCES`].
+    /// Full-rate busy seconds of each resource in [`RESOURCES`], on device 0.
     pub busy: [f64; 3],
     /// Time of ops by what bounds them: compute, memory, overhead, link.
     pub by_bound: [f64; 4],
@@ -66,7 +68,7 @@ pub struct Coster<'a> {
     /// The model with one layer: the template every layer is built from.
     one_layer: ModelSpec,
     layers: u32,
-    tp: u64,
+    par: Parallelism,
     precision: Precision,
     timing: Timing,
     cache: HashMap<(OpKind, Precision), Priced>,
@@ -87,7 +89,7 @@ impl<'a> Coster<'a> {
     pub fn new(
         sys: &'a System,
         model: &ModelSpec,
-        tp: u64,
+        par: Parallelism,
         precision: Precision,
         timing: Timing,
     ) -> Self {
@@ -97,7 +99,7 @@ impl<'a> Coster<'a> {
             sys,
             one_layer,
             layers: model.layers,
-            tp,
+            par,
             precision,
             timing,
             cache: HashMap::new(),
@@ -149,13 +151,24 @@ impl<'a> Coster<'a> {
             index[i.index()] = t;
             let op = &g.graph[i];
             let x = self.price(&op.kind, op.precision, || op.work())?;
-            energy += x.energy;
+            // Every device of the group runs each op on its share, except that under expert
+            // parallelism each expert runs once, on its own device.
+            let copies = if self.par.ep > 1 && matches!(op.kind, OpKind::ExpertFfn { .. }) {
+                1
+            } else {
+                self.par.tp * self.par.ep
+            };
+            energy += x.energy * copies as f64;
             out.by_bound[bound_index(x.cost.bound)] += x.cost.time.value();
             let c = x.cost;
-            let demands = if matches!(op.kind, OpKind::AllReduce { .. }) {
-                vec![(LINK, c.memory.value())]
+            let d = op.device;
+            let demands = if matches!(op.kind, OpKind::AllReduce { .. } | OpKind::AllToAll { .. }) {
+                vec![(resource(d, 2), c.memory.value())]
             } else {
-                vec![(XPU, c.compute.value()), (DRAM, c.memory.value())]
+                vec![
+                    (resource(d, 0), c.compute.value()),
+                    (resource(d, 1), c.memory.value()),
+                ]
             };
             let deps = g
                 .graph
@@ -165,13 +178,13 @@ impl<'a> Coster<'a> {
                 .map(TaskId)
                 .collect();
             tasks.push(Task {
-                stream: Some(0),
+                stream: Some(d as usize),
                 delay: c.overhead.value(),
                 demands,
                 deps,
             });
         }
-        let o = engine::run(&tasks, RESOURCES.len())?;
+        let o = engine::run(&tasks, RESOURCES.len() * self.par.ep as usize)?;
         out.energy += energy;
         out.ops += tasks.len() as u64;
         for (b, x) in out.busy.iter_mut().zip(&o.busy) {
@@ -199,10 +212,10 @@ impl<'a> Coster<'a> {
     /// The one-layer graph of `batch`, with `counts` tokens per expert.
     fn build(&self, batch: &Batch, counts: Option<&Vec<u64>>) -> Result<IterationGraph, IterError> {
         let routing = counts.map_or(Routing::Uniform, |c| Routing::PerLayer(vec![c.clone()]));
-        Ok(build_iteration(
+        Ok(build_iteration_with(
             &self.one_layer,
             batch,
-            self.tp,
+            self.par,
             self.precision,
             &routing,
         )?)

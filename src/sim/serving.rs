@@ -8,7 +8,7 @@ use super::kv::PagedKv;
 use super::routing::{Router, RoutingSpec};
 use super::workload::{Arrivals, Lengths, RequestSpec, generate, rng};
 use crate::hw::{System, Timing};
-use crate::model::{Batch, ModelSpec, Precision, PrefillChunk};
+use crate::model::{Batch, ModelSpec, Parallelism, Precision, PrefillChunk};
 
 /// A serving run, resolved.
 #[derive(Debug, Clone)]
@@ -17,8 +17,11 @@ pub struct Scenario {
     pub sys: System,
     pub model: ModelSpec,
     pub precision: Precision,
-    /// Tensor-parallel degree (devices per model replica).
+    /// Tensor-parallel degree.
     pub tp: u64,
+    /// Expert-parallel degree (1 = off; needs tp = 1): experts spread whole over `ep` devices,
+    /// attention data-parallel, all-to-all dispatch and combine.
+    pub ep: u64,
     /// Requests in the run.
     pub count: u64,
     pub lengths: Lengths,
@@ -146,12 +149,32 @@ pub fn simulate(s: &Scenario, trace: bool) -> Result<ServingResult, ServingError
             "max_batch, max_tokens, kv_block and count must be positive".into(),
         ));
     }
+    let par = Parallelism { tp: s.tp, ep: s.ep };
+    let devices = (s.tp * s.ep) as f64;
+    if s.ep > 1 && (s.tp != 1 || m.moe.is_none_or(|x| x.experts % s.ep != 0)) {
+        return Err(ServingError::Invalid(format!(
+            "expert parallelism over {} devices needs tp = 1 and a number of experts it divides",
+            s.ep
+        )));
+    }
     let p = s.precision;
     let usable = s.sys.xpu.memory.capacity.value() * s.memory_utilization;
-    let weights = m.params() as f64 * p.weights.bytes() / s.tp as f64;
+    // Per device: under TP a 1/tp slice of every weight; under EP the attention and dense
+    // weights whole and 1/ep of the experts. The KV cache of the group is pooled.
+    let expert_params = m
+        .moe
+        .map_or(0, |x| x.experts * 3 * m.hidden * x.intermediate)
+        * u64::from(m.layers);
+    let weights = if s.ep > 1 {
+        let dense = (m.params() - expert_params) as f64;
+        (dense + expert_params as f64 / s.ep as f64) * p.weights.bytes()
+    } else {
+        m.params() as f64 * p.weights.bytes() / s.tp as f64
+    };
     let act = activation_bytes(m, s.tp, p, s.max_tokens, s.max_batch);
-    let kv_per_token =
-        m.kv_bytes_per_token(p.kv) * m.kv_heads_per_device(s.tp) as f64 / m.kv_heads as f64;
+    let kv_per_token = m.kv_bytes_per_token(p.kv) * m.kv_heads_per_device(s.tp) as f64
+        / m.kv_heads as f64
+        / s.ep as f64;
     let room = usable - weights - act;
     if room <= kv_per_token * s.kv_block as f64 {
         return Err(ServingError::NoKvRoom {
@@ -176,7 +199,7 @@ pub fn simulate(s: &Scenario, trace: bool) -> Result<ServingResult, ServingError
             &mut route_rng,
         )
     });
-    let mut coster = Coster::new(&s.sys, m, s.tp, p, s.timing);
+    let mut coster = Coster::new(&s.sys, m, par, p, s.timing);
 
     let mut reqs: Vec<Req> = Vec::with_capacity(specs.len());
     let mut waiting: VecDeque<usize> = VecDeque::new();
@@ -329,11 +352,22 @@ pub fn simulate(s: &Scenario, trace: bool) -> Result<ServingResult, ServingError
                 })
                 .collect(),
         };
+        let tokens = batch.tokens();
+        // Under expert parallelism device 0 runs every ep-th sequence (the largest share).
+        let batch = if s.ep > 1 {
+            let n = s.ep as usize;
+            Batch {
+                decode_kv: batch.decode_kv.iter().step_by(n).copied().collect(),
+                prefill: batch.prefill.iter().step_by(n).copied().collect(),
+            }
+        } else {
+            batch
+        };
         let counts: Vec<Vec<u64>> = match &router {
             None => Vec::new(),
-            Some(rt) if rt.is_uniform() => vec![rt.counts(0, batch.tokens(), &mut route_rng)],
+            Some(rt) if rt.is_uniform() => vec![rt.counts(0, tokens, &mut route_rng)],
             Some(rt) => (0..m.layers as usize)
-                .map(|l| rt.counts(l, batch.tokens(), &mut route_rng))
+                .map(|l| rt.counts(l, tokens, &mut route_rng))
                 .collect(),
         };
         let c: IterCost = coster.iteration(&batch, &counts, trace)?;
@@ -405,8 +439,7 @@ pub fn simulate(s: &Scenario, trace: bool) -> Result<ServingResult, ServingError
     }
     out.duration = t;
     out.mean_batch = batch_sum / out.iterations.max(1) as f64;
-    let devices = s.tp as f64;
-    out.energy = out.energy * devices + s.sys.xpu.energy.static_power.value() * t * devices;
+    out.energy += s.sys.xpu.energy.static_power.value() * t * devices;
     out.cache_hits = coster.hits;
     out.cache_misses = coster.misses;
     Ok(out)
