@@ -26,10 +26,12 @@ pub fn write_trace(mut w: impl Write, spans: &[OpSpan], lives: &[RequestLife]) -
         w,
         "{{\"ph\": \"M\", \"name\": \"process_name\", \"pid\": 0, \"args\": {{\"name\": \"devices\"}}}}"
     )?;
-    for (i, r) in RESOURCES.iter().enumerate() {
+    let tracks = spans.iter().map(|s| s.resource + 1).max().unwrap_or(0);
+    for i in 0..tracks.max(RESOURCES.len()) {
+        let (d, r) = (i / RESOURCES.len(), RESOURCES[i % RESOURCES.len()]);
         writeln!(
             w,
-            ",{{\"ph\": \"M\", \"name\": \"thread_name\", \"pid\": 0, \"tid\": {i}, \"args\": {{\"name\": \"{r}\"}}}}"
+            ",{{\"ph\": \"M\", \"name\": \"thread_name\", \"pid\": 0, \"tid\": {i}, \"args\": {{\"name\": \"device {d} {r}\"}}}}"
         )?;
     }
     writeln!(
