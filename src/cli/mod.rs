@@ -19,8 +19,9 @@ use dyad::validation;
 
 /// A simulator and cost model for LLM inference hardware.
 ///
-/// With no command, `dyad` runs `dyad run` on its built-in default: Mixtral-8x7B decode,
-/// batch 64, KV length 1024, on an H100.
+/// With no command, `dyad` runs `dyad run` on its built-in default (Mixtral-8x7B decode, batch 64,
+/// KV length 1024, on an H100), then compares Mixtral serving on 4 x H100 with 4 x Duplex
+/// (xPU + Logic-PIM): throughput, latency and energy per token side by side.
 #[derive(Parser)]
 #[command(name = "dyad", version, about, long_about)]
 struct Cli {
@@ -199,7 +200,10 @@ fn input_error(msg: String) -> Failure {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
-        None => run(RunArgs::parse_from(["run"])),
+        None => run(RunArgs::parse_from(["run"])).and_then(|()| {
+            let rows = dyad::run::duplex_comparison()?;
+            write_out(None, &dyad::run::comparison_table(&rows))
+        }),
         Some(Cmd::Run(a)) => run(a),
         Some(Cmd::Graph(a)) => graph(a),
         Some(Cmd::Cost(a)) => cost(a),
