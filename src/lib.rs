@@ -12,6 +12,7 @@ pub mod opcsv;
 pub mod report;
 pub mod run;
 pub mod sim;
+pub mod study;
 pub mod units;
 pub mod validation;
 pub mod work;

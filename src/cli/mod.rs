@@ -11,7 +11,10 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use dyad::config::{self, presets};
+use std::str::FromStr;
+
 use dyad::hw::Timing;
+use dyad::map::Policy;
 use dyad::model::{Batch, Precision, Routing, build_iteration};
 use dyad::report::{self, Format};
 use dyad::run::{Phase, RunSpec};
@@ -41,6 +44,8 @@ enum Cmd {
     Accuracy(AccuracyArgs),
     /// List the built-in arch and model presets.
     List,
+    /// Rerun a paper's evaluation and write our figures beside its own.
+    Reproduce(ReproduceArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -96,6 +101,10 @@ struct ModelArgs {
     /// Tensor-parallel degree; by default the smallest power of two whose share fits in memory.
     #[arg(long)]
     tp: Option<u64>,
+    /// Mapping policy: all-xpu, dispatch (each op on the faster unit) or duplex (dispatch plus
+    /// expert co-processing); the last two need an arch with PIM units.
+    #[arg(long, default_value = "all-xpu", value_parser = Policy::from_str)]
+    policy: Policy,
 }
 
 impl ModelArgs {
@@ -112,6 +121,7 @@ impl ModelArgs {
             kv_len: self.kv_len,
             tp: self.tp,
             timing,
+            policy: self.policy,
         }
     }
 }
@@ -162,6 +172,21 @@ struct CostArgs {
     out: Option<PathBuf>,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum Study {
+    /// Duplex (MICRO 2024): xPU + Logic-PIM against GPU, 2xGPU and Bank-PIM systems.
+    Duplex,
+}
+
+#[derive(Args)]
+struct ReproduceArgs {
+    #[arg(value_enum)]
+    study: Study,
+    /// Folder for the report (README.md) and the points (points.csv).
+    #[arg(long, default_value = "results/duplex")]
+    out: PathBuf,
+}
+
 #[derive(Args)]
 struct AccuracyArgs {
     /// Folder of calibration CSVs.
@@ -209,6 +234,7 @@ pub fn main() -> ExitCode {
         Some(Cmd::Cost(a)) => cost(a),
         Some(Cmd::Accuracy(a)) => accuracy(a),
         Some(Cmd::List) => list(),
+        Some(Cmd::Reproduce(a)) => reproduce(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -324,6 +350,31 @@ fn cost(a: CostArgs) -> Result<(), Failure> {
 fn accuracy(a: AccuracyArgs) -> Result<(), Failure> {
     let samples = validation::load_samples(&a.data, &a.root)?;
     write_out(None, &validation::accuracy_markdown(&samples, a.worst))
+}
+
+fn reproduce(a: ReproduceArgs) -> Result<(), Failure> {
+    let Study::Duplex = a.study;
+    use dyad::study;
+    let models = [("mixtral-8x7b", 4), ("llama-3-70b", 4)];
+    let points = study::duplex_grid(&models, &[32, 64, 128], &[256, 1024, 4096])?;
+    let mut sat = Vec::new();
+    for sys in [&study::DUPLEX_SYSTEMS[0], &study::DUPLEX_SYSTEMS[5]] {
+        sat.push((
+            sys.label.to_string(),
+            study::saturation_rate("mixtral-8x7b", 4, sys)?,
+        ));
+    }
+    std::fs::create_dir_all(&a.out)
+        .map_err(|e| input_error(format!("{}: {e}", a.out.display())))?;
+    let mut w =
+        csv::Writer::from_path(a.out.join("points.csv")).map_err(|e| input_error(e.to_string()))?;
+    for p in &points {
+        w.serialize(p).map_err(|e| input_error(e.to_string()))?;
+    }
+    w.flush().map_err(|e| input_error(e.to_string()))?;
+    let md = study::duplex_markdown(&points, &sat);
+    write_out(Some(&a.out.join("README.md")), &md)?;
+    write_out(None, &md)
 }
 
 fn list() -> Result<(), Failure> {
