@@ -207,14 +207,15 @@ pub fn ratios(points: &[Point], model: &str, system: &str, base: &str) -> (f64, 
 pub fn duplex_markdown(points: &[Point], saturation: &[(String, f64)]) -> String {
     let mut s = String::from(
         "# Duplex reproduction\n\n\
-         Regenerate with `cargo run --release -- reproduce duplex` (writes this file, `points.csv`).\n\
+         Regenerate with `cargo run --release -- reproduce duplex` (writes this file,\n\
+         `points.csv` and the plots `<model>-throughput.svg`, `<model>-energy.svg`).\n\
          Closed loop, (L_in, L_out) = (L, L), uniform expert routing, fp16, as the paper's grid\n\
          (REFERENCE.md: Duplex, MICRO 2024). Mixtral-8x7B and Llama-3-70B on 4 devices; GLaM, Grok-1\n\
          and OPT-66B need model families dyad does not build yet (alternating MoE layers, non-gated\n\
          FFNs) and are left for later. Systems: GPU = 4 x H100 (tensor parallel); 2xGPU = 8 x H100;\n\
          Bank-PIM = H100 + Bank-PIM HBM with Op/B dispatch; Duplex = H100 + Logic-PIM HBM with Op/B\n\
          dispatch, whole experts per device; +CoP = expert and attention co-processing; +ET = experts\n\
-         split by tensor parallelism instead.\n\n## Against the paper\n\n| figure | paper | dyad | note |\n|---|---:|---:|---|\n",
+         split by tensor parallelism instead.\n\n![Mixtral throughput](mixtral-8x7b-throughput.svg)\n![Mixtral energy](mixtral-8x7b-energy.svg)\n\n## Against the paper\n\n| figure | paper | dyad | note |\n|---|---:|---:|---|\n",
     );
     let m = "mixtral-8x7b";
     let best_duplex = ["Duplex", "Duplex+CoP", "Duplex+CoP+ET"]
@@ -307,4 +308,58 @@ pub fn duplex_markdown(points: &[Point], saturation: &[(String, f64)]) -> String
         );
     }
     s
+}
+
+/// SVG plots of the grid: throughput over the GPU and energy per token, per model.
+pub fn duplex_plots(points: &[Point], dir: &std::path::Path) -> Result<(), String> {
+    use crate::report::plot::{Series, category_lines};
+    let mut models: Vec<&str> = points.iter().map(|p| p.model.as_str()).collect();
+    models.dedup();
+    for m in models {
+        let gpu: Vec<&Point> = points
+            .iter()
+            .filter(|p| p.model == m && p.system == "GPU")
+            .collect();
+        let cats: Vec<String> = gpu
+            .iter()
+            .map(|p| format!("b{} L{}", p.batch, p.len))
+            .collect();
+        let series = |f: &dyn Fn(&Point, &Point) -> f64| -> Vec<Series> {
+            DUPLEX_SYSTEMS
+                .iter()
+                .map(|sys| Series {
+                    name: sys.label.to_string(),
+                    values: gpu
+                        .iter()
+                        .map(|g| {
+                            points
+                                .iter()
+                                .find(|p| {
+                                    p.model == m
+                                        && p.system == sys.label
+                                        && p.batch == g.batch
+                                        && p.len == g.len
+                                })
+                                .map_or(f64::NAN, |p| f(p, g))
+                        })
+                        .collect(),
+                })
+                .collect()
+        };
+        category_lines(
+            &dir.join(format!("{m}-throughput.svg")),
+            &format!("{m}: output throughput over 4 x H100"),
+            &cats,
+            "throughput / GPU",
+            &series(&|p, g| p.output_tokens_per_s / g.output_tokens_per_s),
+        )?;
+        category_lines(
+            &dir.join(format!("{m}-energy.svg")),
+            &format!("{m}: energy per output token (mJ)"),
+            &cats,
+            "mJ per token",
+            &series(&|p, _| 1e3 * p.energy_per_output_token_j),
+        )?;
+    }
+    Ok(())
 }

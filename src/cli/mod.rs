@@ -372,6 +372,7 @@ fn reproduce(a: ReproduceArgs) -> Result<(), Failure> {
         w.serialize(p).map_err(|e| input_error(e.to_string()))?;
     }
     w.flush().map_err(|e| input_error(e.to_string()))?;
+    study::duplex_plots(&points, &a.out).map_err(input_error)?;
     let md = study::duplex_markdown(&points, &sat);
     write_out(Some(&a.out.join("README.md")), &md)?;
     write_out(None, &md)

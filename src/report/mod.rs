@@ -2,6 +2,7 @@
 //!
 //! **`report` only reads result structs**; it computes nothing but sums and shares.
 
+pub mod plot;
 pub mod render;
 pub mod serving;
 pub mod trace;
