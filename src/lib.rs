@@ -6,11 +6,13 @@
 
 pub mod config;
 pub mod hw;
+pub mod kernels;
 pub mod map;
 pub mod model;
 pub mod opcsv;
 pub mod report;
 pub mod run;
 pub mod units;
+pub mod validate;
 pub mod validation;
 pub mod work;

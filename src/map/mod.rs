@@ -3,6 +3,8 @@
 //! Only the all-xPU policy exists so far (the GPU baseline); PIM dispatch and co-processing
 //! policies join it as the devices that need them land.
 
+pub mod plan;
+
 use crate::hw::{CostError, System, Timing};
 use crate::model::IterationGraph;
 use crate::report::OpResult;
@@ -13,6 +15,17 @@ pub enum Policy {
     /// Every op on the xPU.
     #[default]
     AllXpu,
+}
+
+impl Policy {
+    /// Every policy, in the order they are listed to users.
+    pub const ALL: [Policy; 1] = [Policy::AllXpu];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::AllXpu => "all-xpu",
+        }
+    }
 }
 
 /// Costs every op of `g` under `policy`, in execution order.

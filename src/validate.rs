@@ -1,0 +1,280 @@
+//! `dyad validate`: run every op of a scaled-down model's iteration as the mapping splits it, and
+//! check the answer and the work counted against the unsplit reference and the cost model.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use crate::config;
+use crate::kernels::moe::route;
+use crate::kernels::{Count, OpCheck, Rng, check_op, exec::Context};
+use crate::map::Policy;
+use crate::map::plan::plan_iteration;
+use crate::model::{Batch, ModelSpec, Moe, Precision, PrefillChunk, Routing};
+use crate::run::RunError;
+use crate::work::Dtype;
+
+/// What `dyad validate` checks.
+#[derive(Debug, Clone)]
+pub struct ValidateSpec {
+    pub model: PathBuf,
+    pub policies: Vec<Policy>,
+    pub tp: Vec<u64>,
+    /// Hidden size, head size, FFN inner size and vocabulary are divided by this.
+    pub scale: u64,
+    pub layers: u32,
+    /// Element type of every stream; `None` takes the model's.
+    pub dtype: Option<Dtype>,
+    /// Decode sequences (KV lengths kv_len, kv_len + 3, …) besides two prefill chunks.
+    pub batch: u64,
+    pub kv_len: u64,
+    pub prompt_len: u64,
+    pub seed: u64,
+}
+
+impl Default for ValidateSpec {
+    fn default() -> Self {
+        ValidateSpec {
+            model: "workloads/models/mixtral-8x7b.json".into(),
+            policies: Policy::ALL.to_vec(),
+            tp: vec![1, 2, 4, 8],
+            scale: 16,
+            layers: 1,
+            dtype: None,
+            batch: 4,
+            kv_len: 24,
+            prompt_len: 12,
+            seed: 1,
+        }
+    }
+}
+
+/// One op of one iteration under one policy and TP degree.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub policy: &'static str,
+    pub tp: u64,
+    pub layer: Option<u32>,
+    pub op: String,
+    pub plan: String,
+    pub check: OpCheck,
+}
+
+/// Everything `dyad validate` found.
+#[derive(Debug, Clone)]
+pub struct Validation {
+    pub model: ModelSpec,
+    pub dtype: Dtype,
+    pub rows: Vec<Row>,
+}
+
+impl Validation {
+    pub fn failures(&self) -> usize {
+        self.rows.iter().filter(|r| !r.check.passed()).count()
+    }
+}
+
+/// The model with the same head grouping, expert count and top-k, and hidden size, head size,
+/// FFN inner size and vocabulary divided by `scale` (the last two rounded up to a multiple of 64
+/// so that any TP degree up to 64 splits them).
+pub fn scaled(m: &ModelSpec, scale: u64, layers: u32) -> Result<ModelSpec, String> {
+    if scale == 0 || m.head_dim % scale != 0 || (m.head_dim / scale) % 2 != 0 {
+        return Err(format!(
+            "--scale {scale} must divide head_dim ({}) leaving an even head size (RoPE turns pairs)",
+            m.head_dim
+        ));
+    }
+    if layers == 0 {
+        return Err("--layers must be at least 1".into());
+    }
+    let up64 = |x: u64| x.div_ceil(scale).div_ceil(64) * 64;
+    Ok(ModelSpec {
+        name: format!("{} /{scale}", m.name),
+        hidden: m.hidden / scale,
+        layers,
+        head_dim: m.head_dim / scale,
+        intermediate: up64(m.intermediate),
+        vocab: up64(m.vocab),
+        moe: m.moe.map(|x| Moe {
+            intermediate: up64(x.intermediate),
+            ..x
+        }),
+        ..m.clone()
+    })
+}
+
+/// The mixed batch: `batch` decode sequences of KV lengths kv_len, kv_len + 3, …, a whole prompt
+/// of `prompt_len` tokens, and a chunk of half a prompt after a cached half.
+pub fn batch(spec: &ValidateSpec) -> Batch {
+    let half = spec.prompt_len.div_ceil(2);
+    Batch {
+        decode_kv: (0..spec.batch).map(|i| spec.kv_len + 3 * i).collect(),
+        prefill: vec![
+            PrefillChunk {
+                q_len: spec.prompt_len,
+                ctx: 0,
+                last: true,
+            },
+            PrefillChunk {
+                q_len: half,
+                ctx: half,
+                last: false,
+            },
+        ],
+    }
+}
+
+/// Routes the batch's tokens with the router kernel on random activations and router weights,
+/// layer by layer, so that expert ops carry the token counts a real router produced.
+fn routing(m: &ModelSpec, tokens: u64, seed: u64) -> Routing {
+    let Some(moe) = m.moe else {
+        return Routing::Uniform;
+    };
+    let mut rng = Rng::new(seed ^ 0x5EED);
+    let (h, e) = (m.hidden as usize, moe.experts as usize);
+    let per_layer = (0..m.layers)
+        .map(|_| {
+            let x = rng.vec(tokens as usize * h, 1.0);
+            let w = rng.vec(h * e, 1.0 / (h as f32).sqrt());
+            let mut c = Count::default();
+            let logits = crate::kernels::gemm::sgemm(tokens as usize, h, e, &x, &w, &mut c.flops);
+            route(&logits, e, moe.top_k as usize, &mut c).counts()
+        })
+        .collect();
+    Routing::PerLayer(per_layer)
+}
+
+/// Runs the checks.
+pub fn validate(spec: &ValidateSpec) -> Result<Validation, RunError> {
+    let full = config::load_model(&spec.model)?;
+    let m = scaled(&full, spec.scale, spec.layers).map_err(RunError::Input)?;
+    if spec.batch == 0 || spec.kv_len == 0 || spec.prompt_len < 2 {
+        return Err(RunError::Input(
+            "--batch and --kv-len must be at least 1, --prompt-len at least 2".into(),
+        ));
+    }
+    let dtype = spec.dtype.unwrap_or(m.dtype);
+    let p = Precision::uniform(dtype);
+    let b = batch(spec);
+    let route = routing(&m, b.tokens(), spec.seed);
+    let mut rows = Vec::new();
+    for &policy in &spec.policies {
+        for &tp in &spec.tp {
+            let plans = plan_iteration(&m, &b, tp, p, &route, policy)
+                .map_err(|e| RunError::Input(format!("--tp {tp}: {e}")))?;
+            let cx = Context {
+                model: &m,
+                batch: &b,
+            };
+            for (i, op) in plans.iter().enumerate() {
+                let seed = spec.seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
+                rows.push(Row {
+                    policy: policy.name(),
+                    tp,
+                    layer: op.op.layer,
+                    op: op.op.name.clone(),
+                    plan: op.plan.describe(),
+                    check: check_op(op, cx, seed),
+                });
+            }
+        }
+    }
+    Ok(Validation {
+        model: m,
+        dtype,
+        rows,
+    })
+}
+
+/// Text table: one line per op, then a summary line per policy and TP degree.
+pub fn render(v: &Validation) -> String {
+    let m = &v.model;
+    let mut s = format!(
+        "model {} (hidden {}, heads {}/{}, head_dim {}, {}), {}\n",
+        m.name,
+        m.hidden,
+        m.heads,
+        m.kv_heads,
+        m.head_dim,
+        m.moe.map_or("dense".to_string(), |x| format!(
+            "{} experts top-{}, inner {}",
+            x.experts, x.top_k, x.intermediate
+        )),
+        v.dtype
+    );
+    let _ = writeln!(
+        s,
+        "{:<8} {:>3} {:>5} {:<15} {:<16} {:>9} {:>9} {:>12} {:>12}  result",
+        "policy", "tp", "layer", "op", "plan", "max err", "tol", "FLOPs charged", "FLOPs counted"
+    );
+    for r in &v.rows {
+        let c = &r.check;
+        let verdict = match (&c.unsupported, c.passed()) {
+            (Some(why), _) => format!("FAIL ({why})"),
+            (None, true) => "pass".to_string(),
+            (None, false) => {
+                let mut why: Vec<String> = Vec::new();
+                if c.error > c.tolerance {
+                    why.push("error over tolerance".into());
+                }
+                for p in c.parts.iter().filter(|p| !p.mismatches.is_empty()) {
+                    why.push(format!("{}: {}", p.unit, p.mismatches.join("; ")));
+                }
+                format!("FAIL ({})", why.join(" | "))
+            }
+        };
+        let _ = writeln!(
+            s,
+            "{:<8} {:>3} {:>5} {:<15} {:<16} {:>9.2e} {:>9.1e} {:>12} {:>12}  {verdict}",
+            r.policy,
+            r.tp,
+            r.layer.map_or("-".to_string(), |l| l.to_string()),
+            r.op,
+            r.plan,
+            c.error,
+            c.tolerance,
+            c.charged_flops(),
+            c.counted_flops(),
+        );
+    }
+    let mut groups: Vec<(&str, u64)> = v.rows.iter().map(|r| (r.policy, r.tp)).collect();
+    groups.dedup();
+    for (policy, tp) in groups {
+        let rs: Vec<&Row> = v
+            .rows
+            .iter()
+            .filter(|r| r.policy == policy && r.tp == tp)
+            .collect();
+        let failed = rs.iter().filter(|r| !r.check.passed()).count();
+        let worst = rs
+            .iter()
+            .map(|r| r.check.error / r.check.tolerance)
+            .fold(0.0, f64::max);
+        let _ = writeln!(
+            s,
+            "{policy} tp {tp}: {} ops, {} passed, {failed} failed; worst error {:.3} of tolerance",
+            rs.len(),
+            rs.len() - failed,
+            worst
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scaling_keeps_grouping_and_experts() {
+        let m = config::load_model("mixtral-8x7b".as_ref()).unwrap();
+        let s = scaled(&m, 16, 1).unwrap();
+        assert_eq!((s.heads, s.kv_heads, s.head_dim, s.hidden), (32, 8, 8, 256));
+        assert_eq!(
+            s.moe.map(|x| (x.experts, x.top_k, x.intermediate)),
+            Some((8, 2, 896))
+        );
+        assert_eq!(s.vocab, 2048);
+        assert!(scaled(&m, 3, 1).is_err());
+        assert!(scaled(&m, 128, 1).is_err());
+    }
+}
