@@ -197,8 +197,9 @@ pub fn build_iteration(
             k,
             batch: 1,
         };
-        // Fused residual add + RMSNorm: reads x and the residual, writes both.
-        last = b.elementwise(&[last], "attn_norm", layer, (t * h, 2, 2, 4));
+        // Fused residual add + RMSNorm: reads x and the residual, writes both. 5 FLOPs per
+        // element: the add, the square, its sum, the scale by 1/rms and the gain.
+        last = b.elementwise(&[last], "attn_norm", layer, (t * h, 2, 2, 5));
         last = b.add(&[last], "qkv_proj", layer, gemm(t, (hq + 2 * g) * d, h));
         last = b.elementwise(&[last], "rope", layer, (t * (hq + g) * d, 1, 1, 3));
         let mut attn = Vec::new();
@@ -229,7 +230,7 @@ pub fn build_iteration(
         if tp > 1 {
             last = b.add(&[last], "attn_allreduce", layer, allreduce(t * h, p, tp));
         }
-        last = b.elementwise(&[last], "ffn_norm", layer, (t * h, 2, 2, 4));
+        last = b.elementwise(&[last], "ffn_norm", layer, (t * h, 2, 2, 5));
         last = match m.moe {
             None => {
                 let i = m.intermediate / tp;
@@ -239,7 +240,10 @@ pub fn build_iteration(
             }
             Some(moe) => {
                 let router = b.add(&[last], "router", layer, gemm(t, moe.experts, h));
-                let topk = b.elementwise(&[router], "topk", layer, (t * moe.experts, 1, 0, 4));
+                // Per token: softmax over the experts' logits (4 FLOPs each), top-k, and the
+                // chosen weights renormalised (an add and a multiply each).
+                let (e, k) = (moe.experts, moe.top_k);
+                let topk = b.elementwise(&[router], "topk", layer, (t, e, 0, 4 * e + 2 * k));
                 let counts = match routing {
                     Routing::Uniform => Routing::uniform_counts(t, moe.experts, moe.top_k),
                     Routing::PerLayer(v) => v.get(l as usize).cloned().ok_or(ModelError::Zero {
@@ -270,7 +274,7 @@ pub fn build_iteration(
         }
     }
     let rows = batch.logit_rows();
-    last = b.elementwise(&[last], "final_norm", None, (rows * h, 2, 1, 4));
+    last = b.elementwise(&[last], "final_norm", None, (rows * h, 2, 1, 5));
     let kind = OpKind::Gemm {
         m: rows,
         n: m.vocab / tp,
