@@ -305,3 +305,95 @@ fn list_names_the_presets() {
         assert!(r.stdout.contains(n));
     }
 }
+
+/// The op rows of `dyad validate` output: (tp, op, FLOPs charged, FLOPs counted, result).
+fn validate_rows(stdout: &str) -> Vec<(u64, String, f64, f64, String)> {
+    stdout
+        .lines()
+        .filter(|l| l.starts_with("all-xpu ") && !l.contains(':'))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let n = f.len();
+            (
+                f[1].parse().unwrap(),
+                f[3].to_string(),
+                f[n - 3].parse().unwrap(),
+                f[n - 2].parse().unwrap(),
+                f[n - 1].to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn validate_passes_on_mixtral_and_llama3_at_every_tp_degree() {
+    for (model, moe) in [("mixtral-8x7b", true), ("llama-3-8b", false)] {
+        let r = dyad(&["validate", "--model", model, "--tp", "1,2,4,8"]);
+        assert_eq!(r.status, 0, "{model}:\n{}\n{}", r.stdout, r.stderr);
+        let rows = validate_rows(&r.stdout);
+        for tp in [1, 2, 4, 8] {
+            let at: Vec<_> = rows.iter().filter(|x| x.0 == tp).collect();
+            // Both attention ops run (the batch mixes decode and prefill); experts only in MoE.
+            for op in [
+                "qkv_proj",
+                "attn_prefill",
+                "attn_decode",
+                "o_proj",
+                "lm_head",
+            ] {
+                assert!(at.iter().any(|x| x.1 == op), "{model} tp {tp} lacks {op}");
+            }
+            assert_eq!(at.iter().any(|x| x.1.starts_with("expert_")), moe);
+            // An all-reduce after attention and after the FFN, only when split.
+            let ar = at.iter().filter(|x| x.1.ends_with("_allreduce")).count();
+            assert_eq!(ar, if tp > 1 { 2 } else { 0 });
+            for x in at {
+                assert_eq!(x.4, "pass", "{model} tp {tp} {}", x.1);
+                assert_eq!(x.2, x.3, "{model} tp {tp} {}: charged vs counted", x.1);
+            }
+            assert!(r.stdout.contains(&format!("all-xpu tp {tp}: ")));
+        }
+        // Splitting conserves GEMM FLOPs: qkv_proj charges the same in total at every degree
+        // (8 KV heads: no replication up to tp 8).
+        let qkv: Vec<f64> = rows
+            .iter()
+            .filter(|x| x.1 == "qkv_proj")
+            .map(|x| x.2)
+            .collect();
+        assert!(
+            qkv.len() == 4 && qkv.iter().all(|&f| f == qkv[0]),
+            "{qkv:?}"
+        );
+    }
+}
+
+#[test]
+fn validate_fails_with_status_1_when_no_kernel_runs_the_element_type() {
+    let json = include_str!("../workloads/models/llama-3-8b.json")
+        .replace("\"bfloat16\"", "\"float8_e4m3fn\"");
+    let r = dyad_with(
+        &[("m.json", &json)],
+        &["validate", "--model", "m.json", "--tp", "1"],
+    );
+    assert_eq!(r.status, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("FAIL (no reference kernel computes in fp8)")
+    );
+    assert!(r.stderr.contains("checks failed"), "{}", r.stderr);
+}
+
+#[test]
+fn validate_bad_arguments_exit_2() {
+    expect_input_error(
+        &dyad(&["validate", "--scale", "3"]),
+        &["--scale 3 must divide head_dim (128)"],
+    );
+    expect_input_error(
+        &dyad(&["validate", "--tp", "3"]),
+        &["--tp 3", "does not divide"],
+    );
+    expect_input_error(&dyad(&["validate", "--prompt-len", "1"]), &["--prompt-len"]);
+    expect_input_error(&dyad(&["validate", "--model", "nope.json"]), &["nope.json"]);
+    assert_eq!(dyad(&["validate", "--policy", "pim"]).status, 2);
+}
