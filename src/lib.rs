@@ -12,6 +12,7 @@ pub mod model;
 pub mod opcsv;
 pub mod report;
 pub mod run;
+pub mod sim;
 pub mod units;
 pub mod validate;
 pub mod validation;

@@ -123,6 +123,15 @@ impl ModelArgs {
 struct RunArgs {
     #[command(flatten)]
     model: ModelArgs,
+    /// Simulate a serving scenario (workloads/serving/*.toml) instead of one iteration.
+    #[arg(long)]
+    serving: Option<PathBuf>,
+    /// Seed of the serving run (overrides the scenario's).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Write a Chrome/Perfetto trace of the serving run (Trace Event Format JSON).
+    #[arg(long, requires = "serving")]
+    trace: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "table")]
     format: FormatArg,
     /// Which clock op times are read from.
@@ -283,7 +292,38 @@ fn write_out(out: Option<&Path>, text: &str) -> Result<(), Failure> {
     r.map_err(input_error)
 }
 
+fn serve(a: &RunArgs, path: &Path) -> Result<(), Failure> {
+    let mut sc = config::load_scenario(path)?;
+    if let Some(seed) = a.seed {
+        sc.seed = seed;
+    }
+    let mut r = dyad::sim::serving::simulate(&sc, a.trace.is_some())
+        .map_err(|e| input_error(format!("{}: {e}", path.display())))?;
+    if let Some(t) = &a.trace {
+        let f = File::create(t)
+            .map_err(|e| input_error(format!("{}: cannot write: {e}", t.display())))?;
+        report::trace::write_trace(io::BufWriter::new(f), &r.spans, &r.lives)
+            .map_err(|e| input_error(format!("{}: cannot write: {e}", t.display())))?;
+    }
+    let rep = report::serving::ServingReport::new(&sc, &mut r);
+    let text = match a.format {
+        FormatArg::Json => {
+            serde_json::to_string_pretty(&rep).map_err(|e| input_error(e.to_string()))? + "\n"
+        }
+        FormatArg::Table | FormatArg::Md => rep.table(),
+        FormatArg::Csv => {
+            return Err(input_error(
+                "--format csv is for single iterations; use json for serving".into(),
+            ));
+        }
+    };
+    write_out(a.out.as_deref(), &text)
+}
+
 fn run(a: RunArgs) -> Result<(), Failure> {
+    if let Some(p) = a.serving.clone() {
+        return serve(&a, &p);
+    }
     let report = dyad::run::run(&a.model.spec(a.timing.into()))?;
     let format = match a.format {
         FormatArg::Table => Format::Table,

@@ -9,8 +9,10 @@ use toml::Spanned;
 
 use super::error::ConfigError;
 use super::presets;
-use crate::hw::{ClassEfficiency, Curve, Link, Memory, Node, System, Xpu};
-use crate::units::{Bytes, BytesPerSecond, FlopsPerSecond, Seconds};
+use crate::hw::{ClassEfficiency, Curve, Energy, Link, Memory, Node, System, Xpu};
+use crate::units::{
+    Bytes, BytesPerSecond, FlopsPerSecond, JoulesPerBit, JoulesPerFlop, Seconds, Watts,
+};
 use crate::work::Dtype;
 
 type Points = Vec<(f64, f64)>;
@@ -35,6 +37,15 @@ struct RawXpu {
     host_overhead: Option<Spanned<Seconds>>,
     memory: Option<RawMemory>,
     efficiency: Option<RawEfficiency>,
+    energy: Option<RawEnergy>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnergy {
+    flop: Option<Spanned<JoulesPerFlop>>,
+    dram: Option<Spanned<JoulesPerBit>>,
+    static_power: Option<Spanned<Watts>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,6 +109,7 @@ struct RawLink {
     latency: Option<Spanned<Seconds>>,
     overhead: Option<Spanned<Seconds>>,
     efficiency: Option<Spanned<Points>>,
+    energy: Option<Spanned<JoulesPerBit>>,
 }
 
 /// One file of an `extends` chain.
@@ -209,7 +221,15 @@ trait Si {
 macro_rules! si {
     ($($t:ty),*) => {$(impl Si for $t { fn si(&self) -> f64 { self.value() } })*};
 }
-si!(Bytes, BytesPerSecond, FlopsPerSecond, Seconds);
+si!(
+    Bytes,
+    BytesPerSecond,
+    FlopsPerSecond,
+    Seconds,
+    JoulesPerFlop,
+    JoulesPerBit,
+    Watts
+);
 
 impl Resolver {
     fn top(&self) -> &Layer {
@@ -331,6 +351,13 @@ impl Resolver {
                 gemm: self.class("gemm")?,
                 attention: self.class("attention")?,
                 elementwise: self.class("elementwise")?,
+                energy: Energy {
+                    flop: self.quantity("xpu.energy.flop", true, |r| energy(r)?.flop.as_ref())?,
+                    dram: self.quantity("xpu.energy.dram", true, |r| energy(r)?.dram.as_ref())?,
+                    static_power: self.quantity("xpu.energy.static_power", false, |r| {
+                        energy(r)?.static_power.as_ref()
+                    })?,
+                },
                 host_overhead: self.quantity("xpu.host_overhead", false, |r| {
                     xpu(r)?.host_overhead.as_ref()
                 })?,
@@ -346,6 +373,8 @@ impl Resolver {
                         .quantity("node.link.overhead", false, |r| link(r)?.overhead.as_ref())?,
                     efficiency: self
                         .curve("node.link.efficiency", |r| link(r)?.efficiency.as_ref())?,
+                    energy: self
+                        .quantity("node.link.energy", false, |r| link(r)?.energy.as_ref())?,
                 },
             },
         })
@@ -358,6 +387,10 @@ fn xpu(r: &RawArch) -> Option<&RawXpu> {
 
 fn mem(r: &RawArch) -> Option<&RawMemory> {
     xpu(r)?.memory.as_ref()
+}
+
+fn energy(r: &RawArch) -> Option<&RawEnergy> {
+    xpu(r)?.energy.as_ref()
 }
 
 fn link(r: &RawArch) -> Option<&RawLink> {

@@ -8,7 +8,9 @@ mod arch;
 mod error;
 mod model;
 pub mod presets;
+mod serving;
 
 pub use arch::load_arch;
 pub use error::ConfigError;
 pub use model::load_model;
+pub use serving::load_scenario;

@@ -6,4 +6,6 @@ mod curve;
 mod xpu;
 
 pub use curve::{Curve, CurveError};
-pub use xpu::{Bound, ClassEfficiency, CostError, Link, Memory, Node, OpCost, System, Timing, Xpu};
+pub use xpu::{
+    Bound, ClassEfficiency, CostError, Energy, Link, Memory, Node, OpCost, System, Timing, Xpu,
+};

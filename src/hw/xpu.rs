@@ -7,7 +7,9 @@ use serde::Serialize;
 use thiserror::Error;
 
 use super::curve::Curve;
-use crate::units::{Bytes, BytesPerSecond, FlopsPerSecond, Seconds};
+use crate::units::{
+    Bytes, BytesPerSecond, FlopsPerSecond, Joules, JoulesPerBit, JoulesPerFlop, Seconds, Watts,
+};
 use crate::work::{Dtype, OpClass, Work};
 
 /// Device memory (HBM).
@@ -28,6 +30,17 @@ pub struct ClassEfficiency {
     pub overhead: Seconds,
 }
 
+/// Energy per action of an xPU.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Energy {
+    /// Per FLOP of arithmetic (a MAC is two FLOPs).
+    pub flop: JoulesPerFlop,
+    /// Per bit moved between DRAM and the xPU (activation, array, TSV, PHY and interposer).
+    pub dram: JoulesPerBit,
+    /// Drawn whatever the device does.
+    pub static_power: Watts,
+}
+
 /// A GPU-like accelerator.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Xpu {
@@ -39,6 +52,7 @@ pub struct Xpu {
     pub gemm: ClassEfficiency,
     pub attention: ClassEfficiency,
     pub elementwise: ClassEfficiency,
+    pub energy: Energy,
     /// Host-side dispatch time per op when ops are launched one by one (eager mode, no CUDA
     /// graphs); added only under [`Timing::Host`].
     pub host_overhead: Seconds,
@@ -55,6 +69,8 @@ pub struct Link {
     pub overhead: Seconds,
     /// Fraction of link bandwidth, as a function of the message size in bytes.
     pub efficiency: Curve,
+    /// Per bit sent over the link.
+    pub energy: JoulesPerBit,
 }
 
 /// Devices in a node and the link between them.
@@ -152,7 +168,17 @@ impl System {
         Ok(c)
     }
 
-    /// Ring all-reduce: a reduce-scatter and an all-gather, 2(p−1) steps of S/p bytes each.
+    /// Dynamic energy of `w` on one device: arithmetic, DRAM traffic and link traffic.
+    pub fn energy(&self, w: &Work) -> Joules {
+        let e = &self.xpu.energy;
+        let link = w
+            .collective
+            .map_or(Joules(0.0), |c| c.sent() * self.node.link.energy);
+        w.flops * e.flop + w.bytes.total() * e.dram + link
+    }
+
+    /// A collective over the node's links: a ring all-reduce (a reduce-scatter and an all-gather,
+    /// 2(p−1) steps of S/p bytes each) or an all-to-all ((p−1) exchanges of S/p bytes).
     fn collective(&self, w: &Work) -> Result<OpCost, CostError> {
         let c = w.collective.ok_or(CostError::NoMessage)?;
         let (p, link) = (c.participants, &self.node.link);
@@ -171,10 +197,8 @@ impl System {
                 bound: Bound::Overhead,
             });
         }
-        let steps = 2.0 * (f64::from(p) - 1.0);
-        let sent = c.message * (steps / f64::from(p));
-        let transfer = sent / (link.bandwidth * link.efficiency.at(c.message.value()));
-        let overhead = link.overhead + link.latency * steps;
+        let transfer = c.sent() / (link.bandwidth * link.efficiency.at(c.message.value()));
+        let overhead = link.overhead + link.latency * c.steps();
         Ok(OpCost {
             time: transfer + overhead,
             compute: Seconds(0.0),

@@ -223,6 +223,29 @@ fn run<E: Elem>(p: &OpPlan, cx: Context, rng: &mut Rng) -> Outcome {
                 .fold(0.0, f64::max);
             Ok((err, counts))
         }
+        OpKind::AllToAll { bytes, devices } => {
+            let n = usize_of(bytes / E::BYTES);
+            let parts = usize_of(devices);
+            if plan.parts.len() != parts {
+                return Err(format!("{parts} devices but {} parts", plan.parts.len()));
+            }
+            let inputs: Vec<Vec<E>> = (0..parts).map(|_| rand::<E>(rng, n as u64, 1.0)).collect();
+            let (outs, counts) = all_to_all(&inputs);
+            // Element x of device i's message belongs to device ⌊x·p/n⌋, which keeps the senders'
+            // order: find every element where it should have landed.
+            let mut err: f64 = 0.0;
+            let mut at = vec![0usize; parts];
+            for v in &inputs {
+                for (x, val) in v.iter().enumerate() {
+                    let to = x * parts / n.max(1);
+                    let got = outs[to].get(at[to]).map(|g| g.to_f32());
+                    at[to] += 1;
+                    let d = got.map_or(f64::INFINITY, |g| f64::from((g - val.to_f32()).abs()));
+                    err = err.max(d);
+                }
+            }
+            Ok((err, counts))
+        }
         OpKind::Gemm { batch, .. } => Err(format!("batched GEMM (batch {batch}) has no kernel")),
     }
 }
@@ -376,6 +399,24 @@ pub fn ring_allreduce<E: Elem>(inputs: &[Vec<E>]) -> (Vec<Vec<E>>, Vec<Count>) {
         }
     }
     (out.iter().map(|o| to_elems(o)).collect(), counts)
+}
+
+/// All-to-all: device i's message is cut into p chunks and chunk j goes to device j, which
+/// receives one chunk from every device in sender order. Moves data and does no arithmetic.
+pub fn all_to_all<E: Elem>(inputs: &[Vec<E>]) -> (Vec<Vec<E>>, Vec<Count>) {
+    let p = inputs.len();
+    let len = inputs.first().map_or(0, Vec::len);
+    let chunk = |j: usize| j * len / p..(j + 1) * len / p;
+    let outs = (0..p)
+        .map(|j| inputs.iter().flat_map(|v| v[chunk(j)].to_vec()).collect())
+        .collect();
+    let counts = (0..p)
+        .map(|_| Count {
+            message: len as u64 * E::BYTES,
+            ..Count::default()
+        })
+        .collect();
+    (outs, counts)
 }
 
 /// Token positions of a batch: prefill tokens (chunk after chunk), then decode tokens.
