@@ -9,7 +9,7 @@ use crate::kernels::moe::route;
 use crate::kernels::{Count, OpCheck, Rng, check_op, exec::Context};
 use crate::map::Policy;
 use crate::map::plan::plan_iteration;
-use crate::model::{Batch, ModelSpec, Moe, Precision, PrefillChunk, Routing};
+use crate::model::{Batch, ModelSpec, Moe, Parallelism, Precision, PrefillChunk, Routing};
 use crate::run::RunError;
 use crate::work::Dtype;
 
@@ -19,6 +19,8 @@ pub struct ValidateSpec {
     pub model: PathBuf,
     pub policies: Vec<Policy>,
     pub tp: Vec<u64>,
+    /// Expert-parallel degrees (MoE models only; each with tp = 1).
+    pub ep: Vec<u64>,
     /// Hidden size, head size, FFN inner size and vocabulary are divided by this.
     pub scale: u64,
     pub layers: u32,
@@ -37,6 +39,7 @@ impl Default for ValidateSpec {
             model: "workloads/models/mixtral-8x7b.json".into(),
             policies: Policy::ALL.to_vec(),
             tp: vec![1, 2, 4, 8],
+            ep: vec![2, 4, 8],
             scale: 16,
             layers: 1,
             dtype: None,
@@ -48,11 +51,12 @@ impl Default for ValidateSpec {
     }
 }
 
-/// One op of one iteration under one policy and TP degree.
+/// One op of one iteration under one policy and device layout.
 #[derive(Debug, Clone)]
 pub struct Row {
     pub policy: &'static str,
-    pub tp: u64,
+    /// The device layout: `tp4` (tensor parallel) or `ep2` (expert parallel).
+    pub par: String,
     pub layer: Option<u32>,
     pub op: String,
     pub plan: String,
@@ -126,6 +130,7 @@ pub fn batch(spec: &ValidateSpec) -> Batch {
 /// Routes the batch's tokens with the router kernel on random activations and router weights,
 /// layer by layer, so that expert ops carry the token counts a real router produced.
 fn routing(m: &ModelSpec, tokens: u64, seed: u64) -> Routing {
+    // Under expert parallelism the counts cover every device's tokens.
     let Some(moe) = m.moe else {
         return Routing::Uniform;
     };
@@ -155,12 +160,22 @@ pub fn validate(spec: &ValidateSpec) -> Result<Validation, RunError> {
     let dtype = spec.dtype.unwrap_or(m.dtype);
     let p = Precision::uniform(dtype);
     let b = batch(spec);
-    let route = routing(&m, b.tokens(), spec.seed);
+    let mut layouts: Vec<(String, Parallelism)> = spec
+        .tp
+        .iter()
+        .map(|&tp| (format!("tp{tp}"), Parallelism { tp, ep: 1 }))
+        .collect();
+    if m.moe.is_some() {
+        let ep = spec.ep.iter().filter(|&&ep| ep > 1);
+        layouts.extend(ep.map(|&ep| (format!("ep{ep}"), Parallelism { tp: 1, ep })));
+    }
     let mut rows = Vec::new();
     for &policy in &spec.policies {
-        for &tp in &spec.tp {
-            let plans = plan_iteration(&m, &b, tp, p, &route, policy)
-                .map_err(|e| RunError::Input(format!("--tp {tp}: {e}")))?;
+        for (name, par) in &layouts {
+            let route = routing(&m, b.tokens() * par.ep, spec.seed);
+            let flag = if par.ep > 1 { "--ep" } else { "--tp" };
+            let plans = plan_iteration(&m, &b, *par, p, &route, policy)
+                .map_err(|e| RunError::Input(format!("{flag} {}: {e}", par.tp.max(par.ep))))?;
             let cx = Context {
                 model: &m,
                 batch: &b,
@@ -169,7 +184,7 @@ pub fn validate(spec: &ValidateSpec) -> Result<Validation, RunError> {
                 let seed = spec.seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
                 rows.push(Row {
                     policy: policy.name(),
-                    tp,
+                    par: name.clone(),
                     layer: op.op.layer,
                     op: op.op.name.clone(),
                     plan: op.plan.describe(),
@@ -203,8 +218,8 @@ pub fn render(v: &Validation) -> String {
     );
     let _ = writeln!(
         s,
-        "{:<8} {:>3} {:>5} {:<15} {:<16} {:>9} {:>9} {:>12} {:>12}  result",
-        "policy", "tp", "layer", "op", "plan", "max err", "tol", "FLOPs charged", "FLOPs counted"
+        "{:<8} {:>4} {:>5} {:<16} {:<16} {:>9} {:>9} {:>12} {:>12}  result",
+        "policy", "par", "layer", "op", "plan", "max err", "tol", "FLOPs charged", "FLOPs counted"
     );
     for r in &v.rows {
         let c = &r.check;
@@ -224,9 +239,9 @@ pub fn render(v: &Validation) -> String {
         };
         let _ = writeln!(
             s,
-            "{:<8} {:>3} {:>5} {:<15} {:<16} {:>9.2e} {:>9.1e} {:>12} {:>12}  {verdict}",
+            "{:<8} {:>4} {:>5} {:<16} {:<16} {:>9.2e} {:>9.1e} {:>12} {:>12}  {verdict}",
             r.policy,
-            r.tp,
+            r.par,
             r.layer.map_or("-".to_string(), |l| l.to_string()),
             r.op,
             r.plan,
@@ -236,13 +251,13 @@ pub fn render(v: &Validation) -> String {
             c.counted_flops(),
         );
     }
-    let mut groups: Vec<(&str, u64)> = v.rows.iter().map(|r| (r.policy, r.tp)).collect();
+    let mut groups: Vec<(&str, &str)> = v.rows.iter().map(|r| (r.policy, &*r.par)).collect();
     groups.dedup();
-    for (policy, tp) in groups {
+    for (policy, par) in groups {
         let rs: Vec<&Row> = v
             .rows
             .iter()
-            .filter(|r| r.policy == policy && r.tp == tp)
+            .filter(|r| r.policy == policy && r.par == par)
             .collect();
         let failed = rs.iter().filter(|r| !r.check.passed()).count();
         let worst = rs
@@ -251,7 +266,7 @@ pub fn render(v: &Validation) -> String {
             .fold(0.0, f64::max);
         let _ = writeln!(
             s,
-            "{policy} tp {tp}: {} ops, {} passed, {failed} failed; worst error {:.3} of tolerance",
+            "{policy} {par}: {} ops, {} passed, {failed} failed; worst error {:.3} of tolerance",
             rs.len(),
             rs.len() - failed,
             worst

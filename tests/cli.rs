@@ -306,17 +306,19 @@ fn list_names_the_presets() {
     }
 }
 
-/// The op rows of `dyad validate` output: (tp, op, FLOPs charged, FLOPs counted, result).
-fn validate_rows(stdout: &str) -> Vec<(u64, String, f64, f64, String)> {
+/// The op rows of `dyad validate` output: (layout, op, plan, FLOPs charged, FLOPs counted,
+/// result).
+fn validate_rows(stdout: &str) -> Vec<(String, String, String, f64, f64, String)> {
     stdout
         .lines()
-        .filter(|l| l.starts_with("all-xpu ") && !l.contains(':'))
+        .filter(|l| l.starts_with("all-xpu ") && !l.contains(" ops, "))
         .map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             let n = f.len();
             (
-                f[1].parse().unwrap(),
+                f[1].to_string(),
                 f[3].to_string(),
+                f[4..n - 5].join(" "),
                 f[n - 3].parse().unwrap(),
                 f[n - 2].parse().unwrap(),
                 f[n - 1].to_string(),
@@ -328,11 +330,16 @@ fn validate_rows(stdout: &str) -> Vec<(u64, String, f64, f64, String)> {
 #[test]
 fn validate_passes_on_mixtral_and_llama3_at_every_tp_degree() {
     for (model, moe) in [("mixtral-8x7b", true), ("llama-3-8b", false)] {
-        let r = dyad(&["validate", "--model", model, "--tp", "1,2,4,8"]);
+        let r = dyad(&["validate", "--model", model, "--tp", "1,2,4,8", "--ep", "1"]);
         assert_eq!(r.status, 0, "{model}:\n{}\n{}", r.stdout, r.stderr);
         let rows = validate_rows(&r.stdout);
+        assert!(
+            rows.iter().all(|x| x.0.starts_with("tp")),
+            "{model}: --ep 1 adds none"
+        );
         for tp in [1, 2, 4, 8] {
-            let at: Vec<_> = rows.iter().filter(|x| x.0 == tp).collect();
+            let par = format!("tp{tp}");
+            let at: Vec<_> = rows.iter().filter(|x| x.0 == par).collect();
             // Both attention ops run (the batch mixes decode and prefill); experts only in MoE.
             for op in [
                 "qkv_proj",
@@ -341,30 +348,79 @@ fn validate_passes_on_mixtral_and_llama3_at_every_tp_degree() {
                 "o_proj",
                 "lm_head",
             ] {
-                assert!(at.iter().any(|x| x.1 == op), "{model} tp {tp} lacks {op}");
+                assert!(at.iter().any(|x| x.1 == op), "{model} {par} lacks {op}");
             }
             assert_eq!(at.iter().any(|x| x.1.starts_with("expert_")), moe);
             // An all-reduce after attention and after the FFN, only when split.
             let ar = at.iter().filter(|x| x.1.ends_with("_allreduce")).count();
             assert_eq!(ar, if tp > 1 { 2 } else { 0 });
-            for x in at {
-                assert_eq!(x.4, "pass", "{model} tp {tp} {}", x.1);
-                assert_eq!(x.2, x.3, "{model} tp {tp} {}: charged vs counted", x.1);
+            for x in &at {
+                assert_eq!(x.5, "pass", "{model} {par} {}", x.1);
+                assert_eq!(x.3, x.4, "{model} {par} {}: charged vs counted", x.1);
             }
-            assert!(r.stdout.contains(&format!("all-xpu tp {tp}: ")));
+            let attn = at.iter().find(|x| x.1 == "attn_decode").unwrap();
+            let want = if tp == 1 {
+                "whole on xpu0".to_string()
+            } else {
+                format!("heads x{tp}")
+            };
+            assert_eq!(attn.2, want);
+            assert!(r.stdout.contains(&format!("all-xpu {par}: ")));
         }
         // Splitting conserves GEMM FLOPs: qkv_proj charges the same in total at every degree
         // (8 KV heads: no replication up to tp 8).
         let qkv: Vec<f64> = rows
             .iter()
             .filter(|x| x.1 == "qkv_proj")
-            .map(|x| x.2)
+            .map(|x| x.3)
             .collect();
         assert!(
             qkv.len() == 4 && qkv.iter().all(|&f| f == qkv[0]),
             "{qkv:?}"
         );
     }
+}
+
+#[test]
+fn validate_places_whole_experts_under_expert_parallelism() {
+    let r = dyad(&[
+        "validate",
+        "--model",
+        "mixtral-8x7b",
+        "--tp",
+        "1",
+        "--ep",
+        "2,4,8",
+    ]);
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    let rows = validate_rows(&r.stdout);
+    for ep in [2usize, 4, 8] {
+        let par = format!("ep{ep}");
+        let at: Vec<_> = rows.iter().filter(|x| x.0 == par).collect();
+        for x in at.iter().filter(|x| x.1.starts_with("expert_")) {
+            let e: usize = x.1["expert_".len()..].parse().unwrap();
+            assert_eq!(x.2, format!("whole on xpu{}", e % ep), "{par} {}", x.1);
+        }
+        // Dispatch and combine: an all-to-all over the group each; no all-reduce.
+        let a2a: Vec<_> = at
+            .iter()
+            .filter(|x| x.2 == format!("collective x{ep}"))
+            .collect();
+        assert_eq!(a2a.len(), 2, "{par}");
+        assert!(at.iter().all(|x| x.5 == "pass"));
+    }
+    // llama-3-8b is dense: expert parallelism does not apply and adds nothing.
+    let r = dyad(&[
+        "validate",
+        "--model",
+        "llama-3-8b",
+        "--tp",
+        "1",
+        "--ep",
+        "2",
+    ]);
+    assert_eq!(r.status, 0);
+    assert!(validate_rows(&r.stdout).iter().all(|x| x.0 == "tp1"));
 }
 
 #[test]
@@ -393,6 +449,7 @@ fn validate_bad_arguments_exit_2() {
         &dyad(&["validate", "--tp", "3"]),
         &["--tp 3", "does not divide"],
     );
+    expect_input_error(&dyad(&["validate", "--tp", "1", "--ep", "3"]), &["--ep 3"]);
     expect_input_error(&dyad(&["validate", "--prompt-len", "1"]), &["--prompt-len"]);
     expect_input_error(&dyad(&["validate", "--model", "nope.json"]), &["nope.json"]);
     assert_eq!(dyad(&["validate", "--policy", "pim"]).status, 2);

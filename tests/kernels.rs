@@ -10,7 +10,7 @@ use dyad::kernels::{Rng, check_op, normalized_error, to_elems, to_f32s, toleranc
 use dyad::map::Policy;
 use dyad::map::plan::{Axis, OpPlan, Part, PartitionPlan, Unit, plan_iteration};
 use dyad::model::{
-    Batch, ModelSpec, Moe, Op, OpKind, Precision, PrefillChunk, Routing, causal_pairs,
+    Batch, ModelSpec, Moe, Op, OpKind, Parallelism, Precision, PrefillChunk, Routing, causal_pairs,
 };
 use dyad::work::Dtype;
 use half::bf16;
@@ -203,7 +203,8 @@ proptest! {
             decode_kv: decode,
             prefill: vec![PrefillChunk { q_len: q, ctx, last: true }],
         };
-        let plans = plan_iteration(&m, &batch, tp, Precision::uniform(d), &Routing::Uniform,
+        let par = Parallelism { tp, ep: 1 };
+        let plans = plan_iteration(&m, &batch, par, Precision::uniform(d), &Routing::Uniform,
                                    Policy::AllXpu).unwrap();
         for (i, p) in plans.iter().enumerate() {
             let c = check_op(p, Context { model: &m, batch: &batch }, i as u64);

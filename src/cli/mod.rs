@@ -202,6 +202,10 @@ struct ValidateArgs {
     /// Tensor-parallel degrees to check (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
     tp: Vec<u64>,
+    /// Expert-parallel degrees to check (comma-separated; MoE models only, each with TP 1;
+    /// `1` checks none).
+    #[arg(long, value_delimiter = ',', default_value = "2,4,8")]
+    ep: Vec<u64>,
     /// Divide hidden size, head size, FFN inner size and vocabulary by this; heads, KV heads,
     /// experts and top-k stay as the model has them.
     #[arg(long, default_value_t = 16)]
@@ -393,6 +397,7 @@ fn validate(a: ValidateArgs) -> Result<(), Failure> {
         model: a.model,
         policies,
         tp: a.tp,
+        ep: a.ep,
         scale: a.scale,
         layers: a.layers,
         dtype: a.dtype.map(|d| match d {

@@ -16,8 +16,10 @@ use std::fmt;
 use std::ops::Range;
 
 use super::Policy;
-use crate::model::build_iteration;
-use crate::model::{Batch, IterationGraph, ModelError, ModelSpec, Op, Precision, Routing};
+use crate::model::{
+    Batch, IterationGraph, ModelError, ModelSpec, Op, OpKind, Parallelism, Precision, Routing,
+    build_iteration_with,
+};
 
 /// A compute unit that runs a part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -58,7 +60,8 @@ pub enum Axis {
     KvRange,
     /// Experts of a MoE layer; each unit runs its experts' tokens, the combine adds.
     Experts,
-    /// A collective: every unit contributes a vector and receives the sum.
+    /// A collective (all-reduce: every unit contributes a vector and receives the sum;
+    /// all-to-all: every unit scatters its message among all).
     Collective,
 }
 
@@ -72,7 +75,7 @@ impl Axis {
             Axis::Heads => "heads",
             Axis::KvRange => "kv-range",
             Axis::Experts => "experts",
-            Axis::Collective => "all-reduce",
+            Axis::Collective => "collective",
         }
     }
 }
@@ -131,20 +134,38 @@ fn slot(base: u64, width: u64, i: u64) -> Range<u64> {
     base + width * i..base + width * (i + 1)
 }
 
-/// The plans `policy` chooses for one iteration on a `tp`-way tensor-parallel group: each op of
-/// the unsplit iteration with its parts, each part charged the op the per-device graph holds.
+/// The plans `policy` chooses for one iteration on a group of devices laid out as `par`: each op
+/// of the unsplit iteration with its parts, each part charged the op the per-device graph holds.
+/// Under expert parallelism every expert runs whole on its device and the dispatch and combine
+/// are all-to-all collectives; the other ops run on device 0's own sequences (`batch`), as every
+/// device runs them on its own.
 pub fn plan_iteration(
     m: &ModelSpec,
     batch: &Batch,
-    tp: u64,
+    par: Parallelism,
     p: Precision,
     routing: &Routing,
     policy: Policy,
 ) -> Result<Vec<OpPlan>, ModelError> {
     let Policy::AllXpu = policy;
-    let full = build_iteration(m, batch, 1, p, routing)?;
-    let dev = build_iteration(m, batch, tp, p, routing)?;
+    let full = build_iteration_with(m, batch, Parallelism { tp: 1, ..par }, p, routing)?;
+    let dev = build_iteration_with(m, batch, par, p, routing)?;
     Ok(tensor_parallel(m, &full, &dev))
+}
+
+/// A collective over `devices` devices, every one charged `op`.
+fn collective(op: &Op, devices: u64) -> PartitionPlan {
+    let parts = (0..devices)
+        .map(|i| Part {
+            unit: Unit::Xpu(i as u32),
+            share: Vec::new(),
+            op: op.clone(),
+        })
+        .collect();
+    PartitionPlan {
+        axis: Axis::Collective,
+        parts,
+    }
 }
 
 fn tensor_parallel(m: &ModelSpec, full: &IterationGraph, dev: &IterationGraph) -> Vec<OpPlan> {
@@ -165,10 +186,15 @@ fn tensor_parallel(m: &ModelSpec, full: &IterationGraph, dev: &IterationGraph) -
                 .get(&(o.layer, o.name.as_str()))
                 .map_or_else(|| o.clone(), |w| (*w).clone());
             if tp == 1 {
-                return OpPlan {
-                    plan: PartitionPlan::whole(o, Unit::Xpu(0)),
-                    op,
+                let plan = match o.kind {
+                    OpKind::AllToAll { devices, .. } | OpKind::AllReduce { devices, .. }
+                        if devices > 1 =>
+                    {
+                        collective(o, devices)
+                    }
+                    _ => PartitionPlan::whole(o, Unit::Xpu(o.device)),
                 };
+                return OpPlan { plan, op };
             }
             let name = o.name.as_str();
             let (axis, share): (Axis, ShareOf) = match name {
@@ -196,7 +222,9 @@ fn tensor_parallel(m: &ModelSpec, full: &IterationGraph, dev: &IterationGraph) -
                 n if n == "down_proj" || n.starts_with("expert_") => {
                     (Axis::Inner, Box::new(|i| vec![slot(0, fi, i)]))
                 }
-                n if n.ends_with("_allreduce") => (Axis::Collective, Box::new(|_| Vec::new())),
+                _ if matches!(o.kind, OpKind::AllReduce { .. }) => {
+                    (Axis::Collective, Box::new(|_| Vec::new()))
+                }
                 _ => (Axis::Replicated, Box::new(|_| Vec::new())),
             };
             let parts = (0..tp)
@@ -217,7 +245,7 @@ fn tensor_parallel(m: &ModelSpec, full: &IterationGraph, dev: &IterationGraph) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Moe, OpKind};
+    use crate::model::Moe;
     use crate::work::Dtype;
 
     fn tiny() -> ModelSpec {
@@ -240,17 +268,39 @@ mod tests {
         }
     }
 
-    fn plans(tp: u64) -> Vec<OpPlan> {
+    fn plans_with(tp: u64, ep: u64) -> Vec<OpPlan> {
         let p = Precision::uniform(Dtype::Bf16);
+        let par = Parallelism { tp, ep };
         plan_iteration(
             &tiny(),
             &Batch::decode(4, 16),
-            tp,
+            par,
             p,
             &Routing::Uniform,
             Policy::AllXpu,
         )
         .unwrap()
+    }
+
+    fn plans(tp: u64) -> Vec<OpPlan> {
+        plans_with(tp, 1)
+    }
+
+    #[test]
+    fn ep2_puts_whole_experts_on_alternate_devices_between_all_to_alls() {
+        let ps = plans_with(1, 2);
+        for p in ps.iter().filter(|p| p.op.name.starts_with("expert_")) {
+            let OpKind::ExpertFfn { expert, .. } = p.op.kind else {
+                panic!("{:?}", p.op.kind)
+            };
+            assert_eq!(p.plan.describe(), format!("whole on xpu{}", expert % 2));
+        }
+        let a2a: Vec<_> = ps
+            .iter()
+            .filter(|p| p.plan.axis == Axis::Collective)
+            .collect();
+        assert_eq!(a2a.len(), 2);
+        assert!(a2a.iter().all(|p| p.plan.parts.len() == 2));
     }
 
     #[test]
