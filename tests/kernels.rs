@@ -215,30 +215,26 @@ proptest! {
     }
 }
 
+/// A 2x8x4 GEMM split by output columns into `cols`, each part charged the whole GEMM, checked.
+fn column_split_gemm(d: Dtype, cols: Vec<Range<u64>>) -> dyad::kernels::OpCheck {
+    let kind = OpKind::Gemm {
+        m: 2,
+        n: 8,
+        k: 4,
+        batch: 1,
+    };
+    let op = Op::new("g", None, kind, Precision::uniform(d));
+    let (m, batch) = (tiny_model(), Batch::default());
+    let cx = Context {
+        model: &m,
+        batch: &batch,
+    };
+    check_op(&split_plan(&op, Axis::Columns, cols), cx, 1)
+}
+
 #[test]
 fn a_plan_that_drops_columns_fails() {
-    let op = Op::new(
-        "g",
-        None,
-        OpKind::Gemm {
-            m: 2,
-            n: 8,
-            k: 4,
-            batch: 1,
-        },
-        Precision::uniform(Dtype::Fp32),
-    );
-    let plan = split_plan(&op, Axis::Columns, vec![0..3, 4..8]);
-    let m = tiny_model();
-    let b = Batch::default();
-    let c = check_op(
-        &plan,
-        Context {
-            model: &m,
-            batch: &b,
-        },
-        1,
-    );
+    let c = column_split_gemm(Dtype::Fp32, vec![0..3, 4..8]);
     assert!(!c.passed());
     assert!(c.unsupported.unwrap().contains("uncomputed"));
 }
@@ -246,27 +242,7 @@ fn a_plan_that_drops_columns_fails() {
 #[test]
 fn a_part_charged_the_wrong_op_is_reported() {
     // Charging each half of a column split the whole GEMM: FLOPs and weights disagree.
-    let op = Op::new(
-        "g",
-        None,
-        OpKind::Gemm {
-            m: 2,
-            n: 8,
-            k: 4,
-            batch: 1,
-        },
-        Precision::uniform(Dtype::Bf16),
-    );
-    let plan = split_plan(&op, Axis::Columns, vec![0..4, 4..8]);
-    let (m, b) = (tiny_model(), Batch::default());
-    let c = check_op(
-        &plan,
-        Context {
-            model: &m,
-            batch: &b,
-        },
-        1,
-    );
+    let c = column_split_gemm(Dtype::Bf16, vec![0..4, 4..8]);
     assert!(c.error <= c.tolerance);
     let mis = &c.parts[0].mismatches;
     assert!(

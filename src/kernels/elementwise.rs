@@ -94,13 +94,17 @@ pub fn swiglu<E: Elem>(
     };
     let g = load(&pick(gate), &mut c.act_in);
     let u = load(&pick(up), &mut c.act_in);
-    let y: Vec<f32> = g
-        .iter()
-        .zip(&u)
-        .map(|(g, u)| g / (1.0 + (-g).exp()) * u)
-        .collect();
-    c.flops += 5 * y.len() as u64;
+    let y = silu_mul(&g, &u, &mut c.flops);
     store(&y, &mut c.act_out)
+}
+
+/// silu(g)·u element by element: 5 FLOPs each (negate, exp, add one, divide, multiply).
+pub fn silu_mul(g: &[f32], u: &[f32], flops: &mut u64) -> Vec<f32> {
+    *flops += 5 * g.len() as u64;
+    g.iter()
+        .zip(u)
+        .map(|(g, u)| g / (1.0 + (-g).exp()) * u)
+        .collect()
 }
 
 /// Softmax of each row of width `n`, stable (the row's max is subtracted first). 4 FLOPs per

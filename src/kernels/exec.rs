@@ -204,12 +204,8 @@ fn run<E: Elem>(p: &OpPlan, cx: Context, rng: &mut Rng) -> Outcome {
         }
         OpKind::Elementwise { elements, .. } => run_elementwise::<E>(p, cx, elements, rng),
         OpKind::AllReduce { bytes, devices } => {
-            let n = usize_of(bytes / E::BYTES);
-            let parts = usize_of(devices);
-            if plan.parts.len() != parts {
-                return Err(format!("{parts} devices but {} parts", plan.parts.len()));
-            }
-            let inputs: Vec<Vec<E>> = (0..parts).map(|_| rand::<E>(rng, n as u64, 1.0)).collect();
+            let inputs = messages::<E>(plan, bytes, devices, rng)?;
+            let n = inputs[0].len();
             let mut sum = vec![0f32; n];
             for v in &inputs {
                 for (s, x) in sum.iter_mut().zip(v) {
@@ -224,12 +220,8 @@ fn run<E: Elem>(p: &OpPlan, cx: Context, rng: &mut Rng) -> Outcome {
             Ok((err, counts))
         }
         OpKind::AllToAll { bytes, devices } => {
-            let n = usize_of(bytes / E::BYTES);
-            let parts = usize_of(devices);
-            if plan.parts.len() != parts {
-                return Err(format!("{parts} devices but {} parts", plan.parts.len()));
-            }
-            let inputs: Vec<Vec<E>> = (0..parts).map(|_| rand::<E>(rng, n as u64, 1.0)).collect();
+            let inputs = messages::<E>(plan, bytes, devices, rng)?;
+            let (n, parts) = (inputs[0].len(), inputs.len());
             let (outs, counts) = all_to_all(&inputs);
             // Element x of device i's message belongs to device ⌊x·p/n⌋, which keeps the senders'
             // order: find every element where it should have landed.
@@ -248,6 +240,21 @@ fn run<E: Elem>(p: &OpPlan, cx: Context, rng: &mut Rng) -> Outcome {
         }
         OpKind::Gemm { batch, .. } => Err(format!("batched GEMM (batch {batch}) has no kernel")),
     }
+}
+
+/// One random message of `bytes` per device of a collective, one device per part.
+fn messages<E: Elem>(
+    plan: &PartitionPlan,
+    bytes: u64,
+    devices: u64,
+    rng: &mut Rng,
+) -> Result<Vec<Vec<E>>, String> {
+    if devices == 0 || plan.parts.len() as u64 != devices {
+        return Err(format!("{devices} devices but {} parts", plan.parts.len()));
+    }
+    Ok((0..devices)
+        .map(|_| rand::<E>(rng, bytes / E::BYTES, 1.0))
+        .collect())
 }
 
 /// Runs each part and combines as the axis says: concatenation for columns (a column several

@@ -2,7 +2,7 @@
 //! experts, the SwiGLU expert FFN, and the weighted combine; and a whole MoE layer run with its
 //! experts split between units.
 
-use super::elementwise::softmax_rows;
+use super::elementwise::{silu_mul, softmax_rows};
 use super::gemm::{gemm, sgemm};
 use super::{Count, Elem, load, store};
 
@@ -103,12 +103,7 @@ pub fn expert_ffn<E: Elem>(
     let ni = cols.len();
     let gx = sgemm(n, h, ni, &xs, &g, &mut c.flops);
     let ux = sgemm(n, h, ni, &xs, &u, &mut c.flops);
-    let act: Vec<f32> = gx
-        .iter()
-        .zip(&ux)
-        .map(|(g, u)| g / (1.0 + (-g).exp()) * u)
-        .collect();
-    c.flops += 5 * act.len() as u64;
+    let act = silu_mul(&gx, &ux, &mut c.flops);
     let y = sgemm(n, ni, h, &act, &d, &mut c.flops);
     store(&y, &mut c.act_out)
 }

@@ -8,8 +8,9 @@
 //! Today's policy is all-xPU with Megatron-style tensor parallelism (Shoeybi et al., 2019):
 //! QKV and gate/up projections split by columns, O and down projections (and every expert's
 //! inner dimension) by rows with an all-reduce, attention and RoPE by heads, the LM head by
-//! vocabulary columns, everything else replicated. PIM co-processing policies produce the same
-//! type: experts to units, heads to units, key ranges to units.
+//! vocabulary columns, everything else replicated; or expert parallelism, each expert op whole on
+//! its device. PIM co-processing policies produce the same type: experts to units (each expert op
+//! whole on its unit, as under expert parallelism), heads to units, key ranges to units.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -58,8 +59,6 @@ pub enum Axis {
     Heads,
     /// Key positions of every sequence; parts merge by log-sum-exp.
     KvRange,
-    /// Experts of a MoE layer; each unit runs its experts' tokens, the combine adds.
-    Experts,
     /// A collective (all-reduce: every unit contributes a vector and receives the sum;
     /// all-to-all: every unit scatters its message among all).
     Collective,
@@ -74,7 +73,6 @@ impl Axis {
             Axis::Inner => "inner",
             Axis::Heads => "heads",
             Axis::KvRange => "kv-range",
-            Axis::Experts => "experts",
             Axis::Collective => "collective",
         }
     }
