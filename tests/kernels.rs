@@ -133,6 +133,17 @@ proptest! {
         let (axis, extent) = if by_keys { (Axis::KvRange, 18) } else { (Axis::Heads, heads) };
         let plan = split_plan(&op, axis, cuts(extent, points));
         check_split(&plan, &batch)?;
+        if by_keys {
+            // Disjoint key ranges read every cached key and write every new one exactly once.
+            let m = tiny_model();
+            let c = check_op(&plan, Context { model: &m, batch: &batch }, 5);
+            let sum = |f: fn(&dyad::kernels::Count) -> u64| -> f64 {
+                c.parts.iter().map(|p| f(&p.counted) as f64).sum()
+            };
+            let w = op.work().bytes;
+            prop_assert_eq!(sum(|c| c.kv_read), w.kv_read.value());
+            prop_assert_eq!(sum(|c| c.kv_write), w.kv_write.value());
+        }
         // Unsplit, the kernel's count is exactly the model's work for the op.
         let whole = OpPlan { op: op.clone(), plan: PartitionPlan::whole(&op, Unit::Xpu(0)) };
         let m = tiny_model();
