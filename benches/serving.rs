@@ -31,6 +31,7 @@ fn mixtral(routing: RoutingSpec) -> Scenario {
         kv_block: 16,
         memory_utilization: 0.9,
         routing,
+        policy: dyad::map::Policy::AllXpu,
         seed: 1,
         timing: Timing::Kernel,
     }

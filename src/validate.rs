@@ -5,11 +5,14 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use crate::config;
+use crate::hw::{PimKind, System, Timing, Unit as HwUnit};
 use crate::kernels::moe::route;
 use crate::kernels::{Count, OpCheck, Rng, check_op, exec::Context};
-use crate::map::Policy;
-use crate::map::plan::plan_iteration;
-use crate::model::{Batch, ModelSpec, Moe, Parallelism, Precision, PrefillChunk, Routing};
+use crate::map::plan::{Unit, plan_iteration};
+use crate::map::{Policy, place_by_layer};
+use crate::model::{
+    Batch, ModelSpec, Moe, Parallelism, Precision, PrefillChunk, Routing, build_iteration_with,
+};
 use crate::run::RunError;
 use crate::work::Dtype;
 
@@ -17,6 +20,8 @@ use crate::work::Dtype;
 #[derive(Debug, Clone)]
 pub struct ValidateSpec {
     pub model: PathBuf,
+    /// The arch whose costs the policies place ops by (its PIM, if any, gets the ops they pick).
+    pub arch: PathBuf,
     pub policies: Vec<Policy>,
     pub tp: Vec<u64>,
     /// Expert-parallel degrees (MoE models only; each with tp = 1).
@@ -37,6 +42,7 @@ impl Default for ValidateSpec {
     fn default() -> Self {
         ValidateSpec {
             model: "workloads/models/mixtral-8x7b.json".into(),
+            arch: "arch/duplex.toml".into(),
             policies: Policy::ALL.to_vec(),
             tp: vec![1, 2, 4, 8],
             ep: vec![2, 4, 8],
@@ -148,9 +154,47 @@ fn routing(m: &ModelSpec, tokens: u64, seed: u64) -> Routing {
     Routing::PerLayer(per_layer)
 }
 
+/// The unit kind `policy` picks for each op of the per-device graph. Placement is decided on the
+/// real model's sizes (`full`, with the scaled model's layer count) and the same batch and
+/// routing, so the scaled kernels run the plan the real model would get.
+#[allow(clippy::too_many_arguments)]
+fn placements(
+    full: &ModelSpec,
+    m: &ModelSpec,
+    b: &Batch,
+    par: Parallelism,
+    p: Precision,
+    route: &Routing,
+    sys: &System,
+    policy: Policy,
+) -> Result<Vec<Unit>, RunError> {
+    if policy == Policy::AllXpu {
+        return Ok(Vec::new());
+    }
+    let real = ModelSpec {
+        layers: m.layers,
+        ..full.clone()
+    };
+    let g = build_iteration_with(&real, b, par, p, route)?;
+    let pim = match sys.pim.as_ref().map(|x| x.kind) {
+        Some(PimKind::Logic) | None => Unit::LogicPim(0),
+        Some(PimKind::BankGroup) => Unit::BankGroupPim(0),
+        Some(PimKind::Bank) => Unit::BankPim(0),
+    };
+    let units = place_by_layer(&g, sys, policy, Timing::Kernel)?;
+    Ok(units
+        .into_iter()
+        .map(|u| match u {
+            HwUnit::Xpu => Unit::Xpu(0),
+            HwUnit::Pim => pim,
+        })
+        .collect())
+}
+
 /// Runs the checks.
 pub fn validate(spec: &ValidateSpec) -> Result<Validation, RunError> {
     let full = config::load_model(&spec.model)?;
+    let sys = config::load_arch(&spec.arch)?;
     let m = scaled(&full, spec.scale, spec.layers).map_err(RunError::Input)?;
     if spec.batch == 0 || spec.kv_len == 0 || spec.prompt_len < 2 {
         return Err(RunError::Input(
@@ -174,8 +218,11 @@ pub fn validate(spec: &ValidateSpec) -> Result<Validation, RunError> {
         for (name, par) in &layouts {
             let route = routing(&m, b.tokens() * par.ep, spec.seed);
             let flag = if par.ep > 1 { "--ep" } else { "--tp" };
-            let plans = plan_iteration(&m, &b, *par, p, &route, policy)
-                .map_err(|e| RunError::Input(format!("{flag} {}: {e}", par.tp.max(par.ep))))?;
+            let what = |e: String| RunError::Input(format!("{flag} {}: {e}", par.tp.max(par.ep)));
+            let placed = placements(&full, &m, &b, *par, p, &route, &sys, policy)
+                .map_err(|e| what(e.to_string()))?;
+            let plans = plan_iteration(&m, &b, *par, p, &route, &placed)
+                .map_err(|e| what(e.to_string()))?;
             let cx = Context {
                 model: &m,
                 batch: &b,
@@ -218,7 +265,7 @@ pub fn render(v: &Validation) -> String {
     );
     let _ = writeln!(
         s,
-        "{:<8} {:>4} {:>5} {:<16} {:<16} {:>9} {:>9} {:>12} {:>12}  result",
+        "{:<8} {:>4} {:>5} {:<16} {:<26} {:>9} {:>9} {:>12} {:>12}  result",
         "policy", "par", "layer", "op", "plan", "max err", "tol", "FLOPs charged", "FLOPs counted"
     );
     for r in &v.rows {
@@ -239,7 +286,7 @@ pub fn render(v: &Validation) -> String {
         };
         let _ = writeln!(
             s,
-            "{:<8} {:>4} {:>5} {:<16} {:<16} {:>9.2e} {:>9.1e} {:>12} {:>12}  {verdict}",
+            "{:<8} {:>4} {:>5} {:<16} {:<26} {:>9.2e} {:>9.1e} {:>12} {:>12}  {verdict}",
             r.policy,
             r.par,
             r.layer.map_or("-".to_string(), |l| l.to_string()),

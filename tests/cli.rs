@@ -306,12 +306,12 @@ fn list_names_the_presets() {
     }
 }
 
-/// The op rows of `dyad validate` output: (layout, op, plan, FLOPs charged, FLOPs counted,
-/// result).
-fn validate_rows(stdout: &str) -> Vec<(String, String, String, f64, f64, String)> {
+/// The op rows of `dyad validate` output under `policy`: (layout, op, plan, FLOPs charged,
+/// FLOPs counted, result).
+fn validate_rows(stdout: &str, policy: &str) -> Vec<(String, String, String, f64, f64, String)> {
     stdout
         .lines()
-        .filter(|l| l.starts_with("all-xpu ") && !l.contains(" ops, "))
+        .filter(|l| l.starts_with(&format!("{policy} ")) && !l.contains(" ops, "))
         .map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             let n = f.len();
@@ -332,7 +332,7 @@ fn validate_passes_on_mixtral_and_llama3_at_every_tp_degree() {
     for (model, moe) in [("mixtral-8x7b", true), ("llama-3-8b", false)] {
         let r = dyad(&["validate", "--model", model, "--tp", "1,2,4,8", "--ep", "1"]);
         assert_eq!(r.status, 0, "{model}:\n{}\n{}", r.stdout, r.stderr);
-        let rows = validate_rows(&r.stdout);
+        let rows = validate_rows(&r.stdout, "all-xpu");
         assert!(
             rows.iter().all(|x| x.0.starts_with("tp")),
             "{model}: --ep 1 adds none"
@@ -393,7 +393,7 @@ fn validate_places_whole_experts_under_expert_parallelism() {
         "2,4,8",
     ]);
     assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
-    let rows = validate_rows(&r.stdout);
+    let rows = validate_rows(&r.stdout, "all-xpu");
     for ep in [2usize, 4, 8] {
         let par = format!("ep{ep}");
         let at: Vec<_> = rows.iter().filter(|x| x.0 == par).collect();
@@ -420,7 +420,11 @@ fn validate_places_whole_experts_under_expert_parallelism() {
         "2",
     ]);
     assert_eq!(r.status, 0);
-    assert!(validate_rows(&r.stdout).iter().all(|x| x.0 == "tp1"));
+    assert!(
+        validate_rows(&r.stdout, "all-xpu")
+            .iter()
+            .all(|x| x.0 == "tp1")
+    );
 }
 
 #[test]
@@ -519,4 +523,55 @@ fn bad_serving_scenarios_name_the_key() {
         let r = dyad_with(&[("s.toml", &text)], &["run", "--serving", "s.toml"]);
         expect_input_error(&r, &[&format!("s.toml:{line}:"), needle]);
     }
+}
+
+#[test]
+fn validate_passes_under_every_policy_and_layout_by_default() {
+    for (model, layouts) in [
+        (
+            "mixtral-8x7b",
+            &["tp1", "tp2", "tp4", "tp8", "ep2", "ep4", "ep8"][..],
+        ),
+        ("llama-3-8b", &["tp1", "tp2", "tp4", "tp8"][..]),
+    ] {
+        let r = dyad(&["validate", "--model", model]);
+        assert_eq!(r.status, 0, "{model}:\n{}\n{}", r.stdout, r.stderr);
+        for policy in ["all-xpu", "dispatch", "duplex"] {
+            for par in layouts {
+                let line = r
+                    .stdout
+                    .lines()
+                    .find(|l| l.starts_with(&format!("{policy} {par}: ")))
+                    .unwrap_or_else(|| panic!("{model}: no summary for {policy} {par}"));
+                assert!(line.contains(" 0 failed"), "{line}");
+            }
+        }
+    }
+}
+
+#[test]
+fn duplex_co_processes_experts_on_logic_pim_and_the_xpu() {
+    // 48 decode sequences and a 96-token prompt (plus its 48-token second chunk): Duplex puts the
+    // experts with fewest tokens on Logic-PIM and the rest on the xPU; both halves must compute
+    // what one unit would.
+    let args = [
+        "--policy", "duplex", "--tp", "1", "--ep", "1", "--batch", "48",
+    ];
+    let r = dyad(&[&["validate", "--prompt-len", "96"][..], &args].concat());
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    let experts: Vec<_> = validate_rows(&r.stdout, "duplex")
+        .into_iter()
+        .filter(|x| x.1.starts_with("expert_"))
+        .collect();
+    assert_eq!(experts.len(), 8);
+    let on_pim = experts
+        .iter()
+        .filter(|x| x.2 == "whole on logic-pim0")
+        .count();
+    let on_xpu = experts.iter().filter(|x| x.2 == "whole on xpu0").count();
+    assert!(
+        on_pim > 0 && on_xpu > 0 && on_pim + on_xpu == 8,
+        "{experts:?}"
+    );
+    assert!(experts.iter().all(|x| x.5 == "pass" && x.3 == x.4));
 }

@@ -37,6 +37,7 @@ fn scenario(
         kv_block: 16,
         memory_utilization: 0.9,
         routing: RoutingSpec::Uniform,
+        policy: dyad::map::Policy::AllXpu,
         seed: 1,
         timing: Timing::Kernel,
     }
@@ -60,7 +61,7 @@ fn a_lone_request_takes_the_sum_of_its_iterations() {
     // By hand: one prefill iteration (it yields the first token), then n - 1 decode steps, the
     // k-th attending the prompt and the k tokens generated so far.
     let par = dyad::model::Parallelism { tp: 2, ep: 1 };
-    let mut c = Coster::new(&s.sys, &s.model, par, s.precision, Timing::Kernel);
+    let mut c = Coster::new(&s.sys, &s.model, par, s.precision, Timing::Kernel, s.policy);
     let counts = |t: u64| vec![dyad::model::Routing::uniform_counts(t, 8, 2)];
     let prefill = Batch {
         decode_kv: vec![],
@@ -252,4 +253,47 @@ fn expert_parallel_serving_completes_and_uses_the_links() {
     assert!(
         rep.serving.energy_per_output_token_j > 0.0 && tp.serving.energy_per_output_token_j > 0.0
     );
+}
+
+#[test]
+fn every_policy_conserves_flops_and_duplex_beats_the_gpu_on_mixtral_decode() {
+    use dyad::map::Policy;
+    let mut outs = Vec::new();
+    for (arch, policy) in [
+        ("h100", Policy::AllXpu),
+        ("duplex", Policy::Dispatch),
+        ("duplex", Policy::Duplex),
+    ] {
+        let mut s = scenario(
+            "mixtral-8x7b",
+            4,
+            256,
+            128,
+            Arrivals::Closed { concurrency: 64 },
+            128,
+            64,
+        );
+        s.sys = load_arch(arch.as_ref()).unwrap();
+        s.policy = policy;
+        let mut r = simulate(&s, false).unwrap();
+        // Placement moves work between units but never adds or drops it: the MAC energy at a
+        // common 0.23 pJ/FLOP counts the FLOPs.
+        let flops = r.energy_parts.mac / 0.23e-12;
+        let rep = ServingReport::new(&s, &mut r);
+        outs.push((
+            flops,
+            rep.serving.output_tokens_per_s,
+            rep.serving.energy_per_output_token_j,
+        ));
+    }
+    for o in &outs[1..] {
+        assert!((o.0 / outs[0].0 - 1.0).abs() < 1e-9, "{outs:?}");
+        assert!(
+            o.1 > 1.5 * outs[0].1,
+            "Duplex throughput {} vs GPU {}",
+            o.1,
+            outs[0].1
+        );
+        assert!(o.2 < outs[0].2, "energy per token");
+    }
 }

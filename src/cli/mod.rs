@@ -19,8 +19,9 @@ use dyad::validation;
 
 /// A simulator and cost model for LLM inference hardware.
 ///
-/// With no command, `dyad` runs `dyad run` on its built-in default: Mixtral-8x7B decode,
-/// batch 64, KV length 1024, on an H100.
+/// With no command, `dyad` runs `dyad run` on its built-in default (Mixtral-8x7B decode, batch 64,
+/// KV length 1024, on an H100), then compares Mixtral serving on 4 x H100 with 4 x Duplex
+/// (xPU + Logic-PIM): throughput, latency and energy per token side by side.
 #[derive(Parser)]
 #[command(name = "dyad", version, about, long_about)]
 struct Cli {
@@ -179,9 +180,13 @@ struct AccuracyArgs {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum PolicyArg {
+enum ValidatePolicyArg {
     /// Every op on the xPU, tensor-parallel splits across the group.
     AllXpu,
+    /// Each op on the unit that runs it faster (low Op/B to PIM).
+    Dispatch,
+    /// Dispatch plus expert co-processing between the xPU and PIM (Duplex).
+    Duplex,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -198,7 +203,11 @@ struct ValidateArgs {
     model: PathBuf,
     /// Mapping policies to check (comma-separated); all of them by default.
     #[arg(long, value_enum, value_delimiter = ',')]
-    policy: Vec<PolicyArg>,
+    policy: Vec<ValidatePolicyArg>,
+    /// Arch file or built-in name whose costs the policies place ops by (its PIM gets the ops
+    /// they pick).
+    #[arg(long, default_value = "arch/duplex.toml")]
+    arch: PathBuf,
     /// Tensor-parallel degrees to check (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
     tp: Vec<u64>,
@@ -256,7 +265,10 @@ fn input_error(msg: String) -> Failure {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
-        None => run(RunArgs::parse_from(["run"])),
+        None => run(RunArgs::parse_from(["run"])).and_then(|()| {
+            let rows = dyad::run::duplex_comparison()?;
+            write_out(None, &dyad::run::comparison_table(&rows))
+        }),
         Some(Cmd::Run(a)) => run(a),
         Some(Cmd::Graph(a)) => graph(a),
         Some(Cmd::Cost(a)) => cost(a),
@@ -389,12 +401,15 @@ fn validate(a: ValidateArgs) -> Result<(), Failure> {
         a.policy
             .iter()
             .map(|p| match p {
-                PolicyArg::AllXpu => Policy::AllXpu,
+                ValidatePolicyArg::AllXpu => Policy::AllXpu,
+                ValidatePolicyArg::Dispatch => Policy::Dispatch,
+                ValidatePolicyArg::Duplex => Policy::Duplex,
             })
             .collect()
     };
     let spec = dyad::validate::ValidateSpec {
         model: a.model,
+        arch: a.arch,
         policies,
         tp: a.tp,
         ep: a.ep,

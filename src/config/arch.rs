@@ -9,9 +9,9 @@ use toml::Spanned;
 
 use super::error::ConfigError;
 use super::presets;
-use crate::hw::{ClassEfficiency, Curve, Energy, Link, Memory, Node, System, Xpu};
+use crate::hw::{ClassEfficiency, Curve, Energy, Link, Memory, Node, Pim, PimKind, System, Xpu};
 use crate::units::{
-    Bytes, BytesPerSecond, FlopsPerSecond, JoulesPerBit, JoulesPerFlop, Seconds, Watts,
+    Bytes, BytesPerSecond, FlopsPerSecond, Hertz, JoulesPerBit, JoulesPerFlop, Seconds, Watts,
 };
 use crate::work::Dtype;
 
@@ -26,7 +26,30 @@ struct RawArch {
     #[allow(dead_code)]
     source: Option<Spanned<String>>,
     xpu: Option<RawXpu>,
+    pim: Option<RawPim>,
     node: Option<RawNode>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPim {
+    kind: Option<Spanned<String>>,
+    stacks: Option<Spanned<i64>>,
+    modules: Option<Spanned<i64>>,
+    macs: Option<Spanned<i64>>,
+    frequency: Option<Spanned<Hertz>>,
+    bandwidth_multiplier: Option<Spanned<f64>>,
+    overhead: Option<Spanned<Seconds>>,
+    compute: Option<Spanned<Points>>,
+    memory: Option<Spanned<Points>>,
+    energy: Option<RawPimEnergy>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPimEnergy {
+    flop: Option<Spanned<JoulesPerFlop>>,
+    dram: Option<Spanned<JoulesPerBit>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -223,6 +246,7 @@ macro_rules! si {
 }
 si!(
     Bytes,
+    Hertz,
     BytesPerSecond,
     FlopsPerSecond,
     Seconds,
@@ -310,6 +334,63 @@ impl Resolver {
         })
     }
 
+    /// A positive integer key.
+    fn count<'a>(
+        &'a self,
+        key: &str,
+        f: impl Fn(&'a RawArch) -> Option<&'a Spanned<i64>>,
+    ) -> Result<u32, ConfigError> {
+        let (v, loc) = self.req(key, f)?;
+        u32::try_from(*v)
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| loc.err(format!("`{key}` must be a positive integer, found {v}")))
+    }
+
+    /// The PIM units, if any file of the chain has a `[pim]` table; then every key is required.
+    fn pim(&self) -> Result<Option<Pim>, ConfigError> {
+        if !self.layers.iter().any(|l| l.raw.pim.is_some()) {
+            return Ok(None);
+        }
+        let (kind, kloc) = self.req("pim.kind", |r| pim(r)?.kind.as_ref())?;
+        let kind = match kind.as_str() {
+            "logic" => PimKind::Logic,
+            "bankgroup" => PimKind::BankGroup,
+            "bank" => PimKind::Bank,
+            other => {
+                return Err(kloc.err(format!(
+                    "unknown PIM kind \"{other}\" (valid: {})",
+                    PimKind::NAMES.join(", ")
+                )));
+            }
+        };
+        let (mult, mloc) = self.req("pim.bandwidth_multiplier", |r| {
+            pim(r)?.bandwidth_multiplier.as_ref()
+        })?;
+        if !(*mult > 0.0 && mult.is_finite()) {
+            return Err(mloc.err(format!(
+                "`pim.bandwidth_multiplier` must be positive, found {mult}"
+            )));
+        }
+        Ok(Some(Pim {
+            kind,
+            stacks: self.count("pim.stacks", |r| pim(r)?.stacks.as_ref())?,
+            modules: self.count("pim.modules", |r| pim(r)?.modules.as_ref())?,
+            macs: self.count("pim.macs", |r| pim(r)?.macs.as_ref())?,
+            frequency: self.quantity("pim.frequency", true, |r| pim(r)?.frequency.as_ref())?,
+            bandwidth_multiplier: *mult,
+            compute: self.curve("pim.compute", |r| pim(r)?.compute.as_ref())?,
+            memory: self.curve("pim.memory", |r| pim(r)?.memory.as_ref())?,
+            overhead: self.quantity("pim.overhead", false, |r| pim(r)?.overhead.as_ref())?,
+            flop_energy: self.quantity("pim.energy.flop", true, |r| {
+                pim(r)?.energy.as_ref()?.flop.as_ref()
+            })?,
+            dram_energy: self.quantity("pim.energy.dram", true, |r| {
+                pim(r)?.energy.as_ref()?.dram.as_ref()
+            })?,
+        }))
+    }
+
     fn system(&self) -> Result<System, ConfigError> {
         let mut peak = std::collections::BTreeMap::new();
         for d in Dtype::ALL {
@@ -339,6 +420,7 @@ impl Resolver {
             .unwrap_or_else(|| self.top().path.display().to_string());
         Ok(System {
             name,
+            pim: self.pim()?,
             xpu: Xpu {
                 peak,
                 sram: self.quantity("xpu.sram", true, |r| xpu(r)?.sram.as_ref())?,
@@ -387,6 +469,10 @@ fn xpu(r: &RawArch) -> Option<&RawXpu> {
 
 fn mem(r: &RawArch) -> Option<&RawMemory> {
     xpu(r)?.memory.as_ref()
+}
+
+fn pim(r: &RawArch) -> Option<&RawPim> {
+    r.pim.as_ref()
 }
 
 fn energy(r: &RawArch) -> Option<&RawEnergy> {

@@ -10,6 +10,7 @@ use super::arch::{parse_toml, read_source};
 use super::error::ConfigError;
 use super::{load_arch, load_model};
 use crate::hw::Timing;
+use crate::map::Policy;
 use crate::model::Precision;
 use crate::sim::routing::RoutingSpec;
 use crate::sim::serving::Scenario;
@@ -27,6 +28,8 @@ struct RawScenario {
     ep: Option<Spanned<u64>>,
     seed: Option<u64>,
     timing: Option<Spanned<String>>,
+    /// Mapping policy: all-xpu (default), dispatch, duplex.
+    policy: Option<Spanned<String>>,
     precision: RawPrecision,
     requests: RawRequests,
     arrivals: RawArrivals,
@@ -332,7 +335,21 @@ pub fn load_scenario(path: &Path) -> Result<Scenario, ConfigError> {
             }
         },
     };
+    let policy = match &raw.policy {
+        None => Policy::AllXpu,
+        Some(p) => {
+            let policy: Policy = p.get_ref().parse().map_err(|e: String| cx.err(p, e))?;
+            if policy != Policy::AllXpu && sys.pim.is_none() {
+                return Err(cx.err(
+                    p,
+                    format!("policy {} needs an arch with a [pim] table", policy.name()),
+                ));
+            }
+            policy
+        }
+    };
     Ok(Scenario {
+        policy,
         name: raw.name.unwrap_or_else(|| {
             path.file_stem()
                 .map_or_else(String::new, |s| s.to_string_lossy().into_owned())

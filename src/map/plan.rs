@@ -16,7 +16,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 
-use super::Policy;
 use crate::model::{
     Batch, IterationGraph, ModelError, ModelSpec, Op, OpKind, Parallelism, Precision, Routing,
     build_iteration_with,
@@ -27,19 +26,45 @@ use crate::model::{
 pub enum Unit {
     /// The i-th xPU of a tensor-parallel group.
     Xpu(u32),
-    /// Logic-PIM on HBM stack i.
+    /// Logic-PIM in the memory of the i-th xPU.
     LogicPim(u32),
-    /// Bank-PIM on HBM stack i.
+    /// Bank-group PIM in the memory of the i-th xPU.
+    BankGroupPim(u32),
+    /// Bank-PIM in the memory of the i-th xPU.
     BankPim(u32),
+}
+
+impl Unit {
+    /// The same kind of unit on device `i`.
+    pub fn on_device(self, i: u32) -> Unit {
+        match self {
+            Unit::Xpu(_) => Unit::Xpu(i),
+            Unit::LogicPim(_) => Unit::LogicPim(i),
+            Unit::BankGroupPim(_) => Unit::BankGroupPim(i),
+            Unit::BankPim(_) => Unit::BankPim(i),
+        }
+    }
+
+    /// The kind's name: `xpu`, `logic-pim`, `bankgroup-pim`, `bank-pim`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Unit::Xpu(_) => "xpu",
+            Unit::LogicPim(_) => "logic-pim",
+            Unit::BankGroupPim(_) => "bankgroup-pim",
+            Unit::BankPim(_) => "bank-pim",
+        }
+    }
+
+    fn index(self) -> u32 {
+        match self {
+            Unit::Xpu(i) | Unit::LogicPim(i) | Unit::BankGroupPim(i) | Unit::BankPim(i) => i,
+        }
+    }
 }
 
 impl fmt::Display for Unit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Unit::Xpu(i) => write!(f, "xpu{i}"),
-            Unit::LogicPim(i) => write!(f, "logic-pim{i}"),
-            Unit::BankPim(i) => write!(f, "bank-pim{i}"),
-        }
+        write!(f, "{}{}", self.kind(), self.index())
     }
 }
 
@@ -108,11 +133,17 @@ impl PartitionPlan {
         }
     }
 
-    /// A short description: `heads x4`, `whole on xpu0`.
+    /// A short description: `heads x4`, `whole on xpu0`, `inner x2 on logic-pim`.
     pub fn describe(&self) -> String {
         match (self.axis, self.parts.as_slice()) {
             (Axis::Whole, [p]) => format!("whole on {}", p.unit),
-            (a, parts) => format!("{} x{}", a.name(), parts.len()),
+            (a, parts) => {
+                let mut s = format!("{} x{}", a.name(), parts.len());
+                if let Some(p) = parts.iter().find(|p| p.unit.kind() != "xpu") {
+                    s += &format!(" on {}", p.unit.kind());
+                }
+                s
+            }
         }
     }
 }
@@ -132,23 +163,34 @@ fn slot(base: u64, width: u64, i: u64) -> Range<u64> {
     base + width * i..base + width * (i + 1)
 }
 
-/// The plans `policy` chooses for one iteration on a group of devices laid out as `par`: each op
-/// of the unsplit iteration with its parts, each part charged the op the per-device graph holds.
-/// Under expert parallelism every expert runs whole on its device and the dispatch and combine
-/// are all-to-all collectives; the other ops run on device 0's own sequences (`batch`), as every
-/// device runs them on its own.
+/// The plans for one iteration on a group of devices laid out as `par`: each op of the unsplit
+/// iteration with its parts, each part charged the op the per-device graph holds. `placed` gives
+/// the unit kind a policy chose for each op of the per-device graph, in execution order (see
+/// `map::place_by_layer`); every device runs its part on that kind of unit. Empty: every op on
+/// the xPU. Under expert parallelism every expert runs whole on its device and the dispatch and
+/// combine are all-to-all collectives; the other ops run on device 0's own sequences (`batch`),
+/// as every device runs them on its own.
 pub fn plan_iteration(
     m: &ModelSpec,
     batch: &Batch,
     par: Parallelism,
     p: Precision,
     routing: &Routing,
-    policy: Policy,
+    placed: &[Unit],
 ) -> Result<Vec<OpPlan>, ModelError> {
-    let Policy::AllXpu = policy;
     let full = build_iteration_with(m, batch, Parallelism { tp: 1, ..par }, p, routing)?;
     let dev = build_iteration_with(m, batch, par, p, routing)?;
-    Ok(tensor_parallel(m, &full, &dev))
+    let mut plans = tensor_parallel(m, &full, &dev);
+    if placed.len() == plans.len() {
+        for (plan, &u) in plans.iter_mut().zip(placed) {
+            for part in &mut plan.plan.parts {
+                if plan.plan.axis != Axis::Collective {
+                    part.unit = u.on_device(part.unit.index());
+                }
+            }
+        }
+    }
+    Ok(plans)
 }
 
 /// A collective over `devices` devices, every one charged `op`.
@@ -275,7 +317,7 @@ mod tests {
             par,
             p,
             &Routing::Uniform,
-            Policy::AllXpu,
+            &[],
         )
         .unwrap()
     }
@@ -299,6 +341,30 @@ mod tests {
             .collect();
         assert_eq!(a2a.len(), 2);
         assert!(a2a.iter().all(|p| p.plan.parts.len() == 2));
+    }
+
+    #[test]
+    fn placements_move_parts_to_pim_on_every_device() {
+        let p = Precision::uniform(Dtype::Bf16);
+        let par = Parallelism { tp: 2, ep: 1 };
+        let b = Batch::decode(4, 16);
+        let n = plans(2).len();
+        let decode = plans(2)
+            .iter()
+            .position(|p| p.op.name == "attn_decode")
+            .unwrap();
+        let mut placed = vec![Unit::Xpu(0); n];
+        placed[decode] = Unit::LogicPim(0);
+        let ps = plan_iteration(&tiny(), &b, par, p, &Routing::Uniform, &placed).unwrap();
+        let units: Vec<String> = ps[decode]
+            .plan
+            .parts
+            .iter()
+            .map(|x| x.unit.to_string())
+            .collect();
+        assert_eq!(units, ["logic-pim0", "logic-pim1"]);
+        assert_eq!(ps[decode].plan.describe(), "heads x2 on logic-pim");
+        assert_eq!(ps[decode - 1].plan.parts[1].unit, Unit::Xpu(1));
     }
 
     #[test]

@@ -85,6 +85,13 @@ pub enum OpKind {
     AllToAll { bytes: u64, devices: u64 },
 }
 
+impl OpKind {
+    /// Whether the op moves data between devices (it runs on the links, not on a compute unit).
+    pub fn is_collective(&self) -> bool {
+        matches!(self, OpKind::AllReduce { .. } | OpKind::AllToAll { .. })
+    }
+}
+
 /// An op instance in an iteration.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Op {

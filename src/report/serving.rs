@@ -51,8 +51,23 @@ pub struct BoundShares {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Utilization {
     pub xpu: f64,
+    /// The xPU's external memory path.
     pub dram: f64,
     pub link: f64,
+    pub pim: f64,
+    /// The DRAM banks, which the xPU and PIM paths share.
+    pub banks: f64,
+}
+
+/// Energy per output token by component, J.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EnergyBreakdown {
+    pub mac: f64,
+    pub dram_xpu: f64,
+    pub dram_pim: f64,
+    pub link: f64,
+    #[serde(rename = "static")]
+    pub static_: f64,
 }
 
 /// The metrics scripts rely on (names are part of the schema).
@@ -65,6 +80,9 @@ pub struct ServingMetrics {
     pub e2e_s: Percentiles,
     pub energy_per_output_token_j: f64,
     pub energy_j: f64,
+    pub energy_per_output_token_by_component_j: EnergyBreakdown,
+    /// Share of op time placed on PIM (device 0).
+    pub pim_time_share: f64,
     pub requests_completed: u64,
     pub prompt_tokens: u64,
     pub output_tokens: u64,
@@ -100,6 +118,7 @@ pub struct ServingInputs {
     pub kv_block: u64,
     pub memory_utilization: f64,
     pub routing: String,
+    pub policy: String,
     pub seed: u64,
 }
 
@@ -181,6 +200,7 @@ impl ServingReport {
                 kv_block: s.kv_block,
                 memory_utilization: s.memory_utilization,
                 routing: format!("{:?}", s.routing).to_lowercase(),
+                policy: s.policy.name().into(),
                 seed: s.seed,
             },
             serving: ServingMetrics {
@@ -191,6 +211,18 @@ impl ServingReport {
                 e2e_s: Percentiles::of(&mut r.e2e),
                 energy_per_output_token_j: r.energy / r.output_tokens.max(1) as f64,
                 energy_j: r.energy,
+                energy_per_output_token_by_component_j: {
+                    let (e, n) = (&r.energy_parts, r.output_tokens.max(1) as f64);
+                    EnergyBreakdown {
+                        mac: e.mac / n,
+                        dram_xpu: e.dram_xpu / n,
+                        dram_pim: e.dram_pim / n,
+                        link: e.link / n,
+                        static_: r.energy_static / n,
+                    }
+                },
+                pim_time_share: r.unit_time[1]
+                    / (r.unit_time[0] + r.unit_time[1]).max(f64::MIN_POSITIVE),
                 requests_completed: r.requests_completed,
                 prompt_tokens: r.prompt_tokens,
                 output_tokens: r.output_tokens,
@@ -210,6 +242,8 @@ impl ServingReport {
                     xpu: r.busy[0] / d,
                     dram: r.busy[1] / d,
                     link: r.busy[2] / d,
+                    pim: r.busy[3] / d,
+                    banks: r.busy[4] / d,
                 },
                 ops_simulated: r.ops_simulated,
                 cost_cache_hits: r.cache_hits,
@@ -276,7 +310,7 @@ impl ServingReport {
         let u = m.utilization;
         let _ = writeln!(
             s,
-            "\nenergy      {} per output token ({} in all)\nbatch       mean {:.1} of {}; KV cache {} tokens; {} preemptions\nlimited by  {}; op time: compute {:.0}%, memory {:.0}%, overhead {:.0}%, link {:.0}%\nutilization xpu {:.0}%, dram {:.0}%, link {:.0}% (one device)\nsimulated   {} iterations, {} ops ({:.1}% cost-cache hits)",
+            "\nenergy      {} per output token ({} in all)\nbatch       mean {:.1} of {}; KV cache {} tokens; {} preemptions\nlimited by  {}; op time: compute {:.0}%, memory {:.0}%, overhead {:.0}%, link {:.0}%\nutilization xpu {:.0}%, dram {:.0}%, link {:.0}%, pim {:.0}%, banks {:.0}% (one device); {:.0}% of op time on PIM\nsimulated   {} iterations, {} ops ({:.1}% cost-cache hits)",
             si(m.energy_per_output_token_j, "J"),
             si(m.energy_j, "J"),
             m.mean_batch,
@@ -291,6 +325,9 @@ impl ServingReport {
             100.0 * u.xpu,
             100.0 * u.dram,
             100.0 * u.link,
+            100.0 * u.pim,
+            100.0 * u.banks,
+            100.0 * m.pim_time_share,
             m.iterations,
             m.ops_simulated,
             100.0 * m.cost_cache_hits as f64

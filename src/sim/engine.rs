@@ -2,11 +2,14 @@
 //!
 //! Each task has a fixed `delay` (launch latency, paid first, drawing on nothing) and then a
 //! *fluid* phase that needs `w_r` seconds of each resource `r` it uses (its time on that resource
-//! at full rate: the roofline's compute and memory times). While `n_r` tasks use resource `r`,
-//! each gets an equal share `1/n_r` of its rate; a task advances at the pace of its scarcest
-//! resource, `min_r (1/n_r) / w_r` of its work per second, so it takes `max_r w_r` alone (the
-//! roofline) and longer when it shares. Every time a task starts or finishes, shares and finish
-//! times are recomputed.
+//! at full rate: the roofline's compute and memory times). Alone it takes `T = max_r w_r` (the
+//! roofline). Tasks that share resources get max-min fair shares by progressive filling: every
+//! running task's speed, as a fraction of its solo speed, rises together until some resource is
+//! full; the tasks using that resource stop there, the others rise on. So two equal tasks on one
+//! resource each run at half speed, and a task that needs little of a shared resource (an xPU op
+//! streaming through a narrow external path) leaves the rest to one that needs all of it (a PIM op
+//! reading the banks). Every time a task starts or finishes, shares and finish times are
+//! recomputed.
 //!
 //! Tasks on the same *stream* (a unit's in-order queue, as a GPU stream) run one after another
 //! in submission order; tasks on different streams run at once and contend for what they share.
@@ -73,6 +76,56 @@ enum State {
     Done,
 }
 
+/// Progress rates (fraction of the fluid work per second) of the `fluid` tasks, max-min fair in
+/// speed relative to each task's solo speed.
+fn fair_rates(tasks: &[Task], fluid: &[usize], resources: usize) -> Vec<f64> {
+    let solo: Vec<f64> = fluid
+        .iter()
+        .map(|&i| tasks[i].demands.iter().map(|d| d.1).fold(0.0, f64::max))
+        .collect();
+    let mut speed = vec![0.0; fluid.len()];
+    let mut frozen: Vec<bool> = solo.iter().map(|&t| t == 0.0).collect();
+    let mut cap = vec![1.0f64; resources];
+    let mut level: f64 = 0.0;
+    while frozen.iter().any(|f| !f) {
+        // Load per unit of speed that the unfrozen tasks put on each resource.
+        let mut load = vec![0.0; resources];
+        for (k, &i) in fluid.iter().enumerate().filter(|(k, _)| !frozen[*k]) {
+            for &(r, w) in &tasks[i].demands {
+                load[r.0] += w / solo[k];
+            }
+        }
+        let mut step: f64 = 1.0 - level;
+        for r in 0..resources {
+            if load[r] > 0.0 {
+                step = step.min(cap[r].max(0.0) / load[r]);
+            }
+        }
+        level += step;
+        for r in 0..resources {
+            cap[r] -= step * load[r];
+        }
+        let full: Vec<bool> = (0..resources)
+            .map(|r| load[r] > 0.0 && cap[r] <= 1e-12)
+            .collect();
+        for (k, &i) in fluid.iter().enumerate() {
+            if frozen[k] {
+                continue;
+            }
+            let saturated = tasks[i].demands.iter().any(|d| d.1 > 0.0 && full[d.0.0]);
+            if saturated || level >= 1.0 - 1e-12 {
+                speed[k] = level;
+                frozen[k] = true;
+            }
+        }
+    }
+    speed
+        .iter()
+        .zip(&solo)
+        .map(|(&s, &t)| if t == 0.0 { f64::INFINITY } else { s / t })
+        .collect()
+}
+
 /// Relative tolerance under which two finish times count as the same event.
 const EPS: f64 = 1e-12;
 
@@ -112,7 +165,6 @@ pub fn run(tasks: &[Task], resources: usize) -> Result<Outcome, EngineError> {
     let mut state = vec![State::Waiting; n];
     let mut spans = vec![Span::default(); n];
     let mut busy = vec![0.0; resources];
-    let mut users = vec![0usize; resources];
     let mut active: Vec<usize> = Vec::new();
     let mut now = 0.0;
     let mut done = 0;
@@ -124,44 +176,35 @@ pub fn run(tasks: &[Task], resources: usize) -> Result<Outcome, EngineError> {
                 .stream
                 .is_none_or(|s| streams[s].front() == Some(&i))
     };
-    let start = |i: usize,
-                 now: f64,
-                 state: &mut [State],
-                 active: &mut Vec<usize>,
-                 users: &mut [usize],
-                 spans: &mut [Span]| {
-        spans[i].start = now;
-        state[i] = State::Delay(tasks[i].delay);
-        active.push(i);
-        if tasks[i].delay == 0.0 {
-            state[i] = State::Fluid(1.0);
-            for &(r, w) in &tasks[i].demands {
-                if w > 0.0 {
-                    users[r.0] += 1;
-                }
+    let start =
+        |i: usize, now: f64, state: &mut [State], active: &mut Vec<usize>, spans: &mut [Span]| {
+            spans[i].start = now;
+            state[i] = State::Delay(tasks[i].delay);
+            active.push(i);
+            if tasks[i].delay == 0.0 {
+                state[i] = State::Fluid(1.0);
             }
-        }
-    };
+        };
     for i in 0..n {
         if startable(i, &pending, &streams) {
-            start(i, now, &mut state, &mut active, &mut users, &mut spans);
+            start(i, now, &mut state, &mut active, &mut spans);
         }
     }
     while done < n {
         // Rate of each active fluid task (fraction of its work per second) and the next event.
-        let rate = |i: usize, users: &[usize]| -> f64 {
-            tasks[i]
-                .demands
-                .iter()
-                .filter(|d| d.1 > 0.0)
-                .map(|&(r, w)| 1.0 / (users[r.0] as f64 * w))
-                .fold(f64::INFINITY, f64::min)
-        };
+        let mut fluid: Vec<usize> = active
+            .iter()
+            .copied()
+            .filter(|&i| matches!(state[i], State::Fluid(_)))
+            .collect();
+        fluid.sort_unstable();
+        let rates = fair_rates(tasks, &fluid, resources);
+        let rate = |i: usize| -> f64 { rates[fluid.binary_search(&i).unwrap_or(0)] };
         let mut dt = f64::INFINITY;
         for &i in &active {
             let left = match state[i] {
                 State::Delay(d) => d,
-                State::Fluid(p) => p / rate(i, &users),
+                State::Fluid(p) => p / rate(i),
                 _ => continue,
             };
             dt = dt.min(left);
@@ -185,7 +228,7 @@ pub fn run(tasks: &[Task], resources: usize) -> Result<Outcome, EngineError> {
                     }
                 }
                 State::Fluid(p) => {
-                    let r = rate(i, &users);
+                    let r = rate(i);
                     for &(res, w) in &tasks[i].demands {
                         busy[res.0] += r * w * dt;
                     }
@@ -201,11 +244,6 @@ pub fn run(tasks: &[Task], resources: usize) -> Result<Outcome, EngineError> {
         now += dt;
         for &i in &entering {
             state[i] = State::Fluid(1.0);
-            for &(r, w) in &tasks[i].demands {
-                if w > 0.0 {
-                    users[r.0] += 1;
-                }
-            }
         }
         // Tasks with no fluid work finish as their delay ends.
         finished.extend(
@@ -219,11 +257,6 @@ pub fn run(tasks: &[Task], resources: usize) -> Result<Outcome, EngineError> {
             state[i] = State::Done;
             spans[i].end = now;
             done += 1;
-            for &(r, w) in &tasks[i].demands {
-                if w > 0.0 {
-                    users[r.0] -= 1;
-                }
-            }
             if let Some(s) = tasks[i].stream {
                 streams[s].pop_front();
             }
@@ -244,7 +277,7 @@ pub fn run(tasks: &[Task], resources: usize) -> Result<Outcome, EngineError> {
         candidates.dedup();
         for j in candidates {
             if state[j] == State::Waiting && startable(j, &pending, &streams) {
-                start(j, now, &mut state, &mut active, &mut users, &mut spans);
+                start(j, now, &mut state, &mut active, &mut spans);
             }
         }
     }
@@ -334,6 +367,24 @@ mod tests {
         assert!(close(o.spans[1].start, 1.0) && close(o.spans[1].end, 2.0));
         assert!(close(o.spans[2].end, 1.5));
         assert!(close(o.makespan, 2.0));
+    }
+
+    #[test]
+    fn a_light_user_of_a_shared_resource_keeps_most_of_its_speed() {
+        // Task 0 streams through its own narrow path (1 s) and needs a quarter of the shared
+        // banks; task 1 needs all of the banks for 1 s. Max-min fair speeds: both at 0.8 of solo,
+        // the banks full, both done at 1.25 s (an equal split would have left them idle).
+        let t = [
+            task(None, 0.0, &[(0, 1.0), (1, 0.25)], &[]),
+            task(None, 0.0, &[(1, 1.0)], &[]),
+        ];
+        let o = run(&t, 2).unwrap();
+        assert!(
+            close(o.spans[0].end, 1.25) && close(o.spans[1].end, 1.25),
+            "{:?}",
+            o.spans
+        );
+        assert!(close(o.busy[1], 1.25));
     }
 
     #[test]

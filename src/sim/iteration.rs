@@ -7,14 +7,16 @@
 use std::collections::HashMap;
 
 use super::engine::{self, ResourceId, Task, TaskId};
-use crate::hw::{Bound, CostError, OpCost, System, Timing};
+use crate::hw::{Bound, CostError, EnergyParts, OpCost, System, Timing, Unit};
+use crate::map::{Choices, Policy, place};
 use crate::model::{
     Batch, IterationGraph, ModelSpec, Op, OpKind, Parallelism, Precision, Routing,
     build_iteration_with,
 };
 
-/// Resources of each simulated device (device d's are at 3d, 3d + 1, 3d + 2).
-pub const RESOURCES: [&str; 3] = ["xpu", "dram", "link"];
+/// Resources of each simulated device (device d's are at 5d .. 5d + 4): the xPU's compute, its
+/// external memory path, its links, the PIM units' compute, and the DRAM banks every path reads.
+pub const RESOURCES: [&str; 5] = ["xpu", "dram", "link", "pim", "banks"];
 
 fn resource(device: u32, which: usize) -> ResourceId {
     ResourceId(RESOURCES.len() * device as usize + which)
@@ -47,8 +49,12 @@ pub struct IterCost {
     pub time: f64,
     /// Dynamic energy of every device of the group (J).
     pub energy: f64,
+    /// Dynamic energy by component, all devices.
+    pub energy_parts: EnergyParts,
     /// Full-rate busy seconds of each resource in [`RESOURCES`], on device 0.
-    pub busy: [f64; 3],
+    pub busy: [f64; 5],
+    /// Op time placed on each unit (xPU, PIM), device 0.
+    pub unit_time: [f64; 2],
     /// Time of ops by what bounds them: compute, memory, overhead, link.
     pub by_bound: [f64; 4],
     /// Op instances simulated.
@@ -59,7 +65,7 @@ pub struct IterCost {
 #[derive(Clone, Copy)]
 struct Priced {
     cost: OpCost,
-    energy: f64,
+    energy: EnergyParts,
 }
 
 /// Prices iterations of one model on one system, caching op costs by shape.
@@ -71,7 +77,8 @@ pub struct Coster<'a> {
     par: Parallelism,
     precision: Precision,
     timing: Timing,
-    cache: HashMap<(OpKind, Precision), Priced>,
+    policy: Policy,
+    cache: HashMap<(Unit, OpKind, Precision), Priced>,
     pub hits: u64,
     pub misses: u64,
 }
@@ -92,6 +99,7 @@ impl<'a> Coster<'a> {
         par: Parallelism,
         precision: Precision,
         timing: Timing,
+        policy: Policy,
     ) -> Self {
         let mut one_layer = model.clone();
         one_layer.layers = 1;
@@ -102,29 +110,26 @@ impl<'a> Coster<'a> {
             par,
             precision,
             timing,
+            policy,
             cache: HashMap::new(),
             hits: 0,
             misses: 0,
         }
     }
 
-    fn price(
-        &mut self,
-        kind: &OpKind,
-        p: Precision,
-        work: impl FnOnce() -> crate::work::Work,
-    ) -> Result<Priced, CostError> {
-        if let Some(x) = self.cache.get(&(kind.clone(), p)) {
+    fn price(&mut self, unit: Unit, op: &Op) -> Result<Priced, CostError> {
+        let key = (unit, op.kind.clone(), op.precision);
+        if let Some(x) = self.cache.get(&key) {
             self.hits += 1;
             return Ok(*x);
         }
         self.misses += 1;
-        let w = work();
+        let w = op.work();
         let x = Priced {
-            cost: self.sys.cost(&w, self.timing)?,
-            energy: self.sys.energy(&w).value(),
+            cost: self.sys.cost_on(unit, &w, self.timing)?,
+            energy: self.sys.energy_on(unit, &w)?,
         };
-        self.cache.insert((kind.clone(), p), x);
+        self.cache.insert(key, x);
         Ok(x)
     }
 
@@ -144,13 +149,37 @@ impl<'a> Coster<'a> {
             .node_indices()
             .filter(|&i| keep(&g.graph[i]))
             .collect();
+        let ops: Vec<&Op> = nodes.iter().map(|&i| &g.graph[i]).collect();
+        let has_pim = self.sys.pim.is_some() && self.policy != Policy::AllXpu;
+        let mut priced = Vec::with_capacity(ops.len());
+        for op in &ops {
+            let xpu = self.price(Unit::Xpu, op)?;
+            let pim = if has_pim && !op.kind.is_collective() {
+                Some(self.price(Unit::Pim, op)?)
+            } else {
+                None
+            };
+            priced.push((xpu, pim));
+        }
+        let choices: Vec<Choices> = priced
+            .iter()
+            .map(|(x, p)| Choices {
+                xpu: x.cost,
+                pim: p.map(|p| p.cost),
+            })
+            .collect();
+        let units = place(self.policy, &ops, &choices);
+        let bank_bw = self.sys.bank_bandwidth();
         let mut index = vec![usize::MAX; g.graph.node_count()];
         let mut tasks = Vec::with_capacity(nodes.len());
-        let mut energy = 0.0;
         for (t, &i) in nodes.iter().enumerate() {
             index[i.index()] = t;
-            let op = &g.graph[i];
-            let x = self.price(&op.kind, op.precision, || op.work())?;
+            let op = ops[t];
+            let unit = units[t];
+            let x = match unit {
+                Unit::Xpu => priced[t].0,
+                Unit::Pim => priced[t].1.ok_or(CostError::NoPim)?,
+            };
             // Every device of the group runs each op on its share, except that under expert
             // parallelism each expert runs once, on its own device.
             let copies = if self.par.ep > 1 && matches!(op.kind, OpKind::ExpertFfn { .. }) {
@@ -158,16 +187,26 @@ impl<'a> Coster<'a> {
             } else {
                 self.par.tp * self.par.ep
             };
-            energy += x.energy * copies as f64;
+            out.energy_parts.add(x.energy.scaled(copies as f64));
             out.by_bound[bound_index(x.cost.bound)] += x.cost.time.value();
+            if op.device == 0 {
+                out.unit_time[usize::from(unit == Unit::Pim)] += x.cost.time.value();
+            }
             let c = x.cost;
             let d = op.device;
-            let demands = if matches!(op.kind, OpKind::AllReduce { .. } | OpKind::AllToAll { .. }) {
+            let banks = op.work().bytes.total().value() / bank_bw.value();
+            let demands = if op.kind.is_collective() {
                 vec![(resource(d, 2), c.memory.value())]
+            } else if unit == Unit::Pim {
+                vec![
+                    (resource(d, 3), c.compute.value()),
+                    (resource(d, 4), c.memory.value()),
+                ]
             } else {
                 vec![
                     (resource(d, 0), c.compute.value()),
                     (resource(d, 1), c.memory.value()),
+                    (resource(d, 4), banks.min(c.memory.value())),
                 ]
             };
             let deps = g
@@ -177,30 +216,37 @@ impl<'a> Coster<'a> {
                 .filter(|&t| t != usize::MAX)
                 .map(TaskId)
                 .collect();
+            // One in-order stream per device, or per unit of a device when the policy overlaps them.
+            let lane = if self.policy.overlaps() && unit == Unit::Pim {
+                1
+            } else {
+                0
+            };
             tasks.push(Task {
-                stream: Some(d as usize),
+                stream: Some(2 * d as usize + lane),
                 delay: c.overhead.value(),
                 demands,
                 deps,
             });
         }
         let o = engine::run(&tasks, RESOURCES.len() * self.par.ep as usize)?;
-        out.energy += energy;
         out.ops += tasks.len() as u64;
         for (b, x) in out.busy.iter_mut().zip(&o.busy) {
             *b += x;
         }
         if spans {
-            for (t, &i) in nodes.iter().enumerate() {
-                let op = &g.graph[i];
+            for (t, op) in ops.iter().enumerate() {
+                let which = if op.kind.is_collective() {
+                    2
+                } else if units[t] == Unit::Pim {
+                    3
+                } else {
+                    0
+                };
                 out.spans.push(OpSpan {
                     name: op.name.clone(),
                     layer: layer.or(op.layer),
-                    resource: if matches!(op.kind, OpKind::AllReduce { .. }) {
-                        2
-                    } else {
-                        0
-                    },
+                    resource: RESOURCES.len() * op.device as usize + which,
                     start: at + o.spans[t].start,
                     end: at + o.spans[t].end,
                 });
@@ -240,12 +286,15 @@ impl<'a> Coster<'a> {
             let mut one = IterCost::default();
             let lt = self.run_part(&first, layer_ops, Some(0), t, &mut one, spans)?;
             let n = f64::from(self.layers);
-            out.energy += one.energy * n;
+            out.energy_parts.add(one.energy_parts.scaled(n));
             out.ops += one.ops * u64::from(self.layers);
             for (b, x) in out.busy.iter_mut().zip(one.busy) {
                 *b += x * n;
             }
             for (b, x) in out.by_bound.iter_mut().zip(one.by_bound) {
+                *b += x * n;
+            }
+            for (b, x) in out.unit_time.iter_mut().zip(one.unit_time) {
                 *b += x * n;
             }
             if spans {
@@ -268,6 +317,7 @@ impl<'a> Coster<'a> {
         }
         t += self.run_part(&first, tail, None, t, &mut out, spans)?;
         out.time = t;
+        out.energy = out.energy_parts.total();
         Ok(out)
     }
 }

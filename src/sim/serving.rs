@@ -7,7 +7,8 @@ use super::iteration::{Coster, IterCost, IterError, OpSpan};
 use super::kv::PagedKv;
 use super::routing::{Router, RoutingSpec};
 use super::workload::{Arrivals, Lengths, RequestSpec, generate, rng};
-use crate::hw::{System, Timing};
+use crate::hw::{EnergyParts, System, Timing};
+use crate::map::Policy;
 use crate::model::{Batch, ModelSpec, Parallelism, Precision, PrefillChunk};
 
 /// A serving run, resolved.
@@ -35,6 +36,8 @@ pub struct Scenario {
     /// Share of device memory the run may fill (weights, activations, KV cache).
     pub memory_utilization: f64,
     pub routing: RoutingSpec,
+    /// Which unit runs which op.
+    pub policy: Policy,
     pub seed: u64,
     pub timing: Timing,
 }
@@ -91,12 +94,18 @@ pub struct ServingResult {
     pub e2e: Vec<f64>,
     /// Energy of all devices of the replica (dynamic plus static), J.
     pub energy: f64,
+    /// Dynamic energy by component, J.
+    pub energy_parts: EnergyParts,
+    /// Static energy, J.
+    pub energy_static: f64,
+    /// Op time on each unit (xPU, PIM) of device 0.
+    pub unit_time: [f64; 2],
     pub iterations: u64,
     pub preemptions: u64,
     pub kv_capacity_tokens: u64,
     pub timeline: Vec<TimelinePoint>,
-    /// Busy seconds per resource of one device.
-    pub busy: [f64; 3],
+    /// Busy seconds per resource of one device (see `iteration::RESOURCES`).
+    pub busy: [f64; 5],
     pub by_bound: [f64; 4],
     /// Iterations in which admission waited on: KV space, the batch limit, the token budget.
     pub waited_kv: u64,
@@ -199,7 +208,14 @@ pub fn simulate(s: &Scenario, trace: bool) -> Result<ServingResult, ServingError
             &mut route_rng,
         )
     });
-    let mut coster = Coster::new(&s.sys, m, par, p, s.timing);
+    if s.policy != Policy::AllXpu && s.sys.pim.is_none() {
+        return Err(ServingError::Invalid(format!(
+            "policy {} needs an arch with PIM units ({} has none)",
+            s.policy.name(),
+            s.sys.name
+        )));
+    }
+    let mut coster = Coster::new(&s.sys, m, par, p, s.timing, s.policy);
 
     let mut reqs: Vec<Req> = Vec::with_capacity(specs.len());
     let mut waiting: VecDeque<usize> = VecDeque::new();
@@ -382,6 +398,10 @@ pub fn simulate(s: &Scenario, trace: bool) -> Result<ServingResult, ServingError
         t += c.time;
         out.iterations += 1;
         out.energy += c.energy;
+        out.energy_parts.add(c.energy_parts);
+        for (a, b) in out.unit_time.iter_mut().zip(c.unit_time) {
+            *a += b;
+        }
         out.ops_simulated += c.ops;
         for (a, b) in out.busy.iter_mut().zip(c.busy) {
             *a += b;
@@ -439,7 +459,8 @@ pub fn simulate(s: &Scenario, trace: bool) -> Result<ServingResult, ServingError
     }
     out.duration = t;
     out.mean_batch = batch_sum / out.iterations.max(1) as f64;
-    out.energy += s.sys.xpu.energy.static_power.value() * t * devices;
+    out.energy_static = s.sys.xpu.energy.static_power.value() * t * devices;
+    out.energy += out.energy_static;
     out.cache_hits = coster.hits;
     out.cache_misses = coster.misses;
     Ok(out)
