@@ -13,6 +13,7 @@ pub mod opcsv;
 pub mod report;
 pub mod run;
 pub mod sim;
+pub mod study;
 pub mod units;
 pub mod validate;
 pub mod validation;

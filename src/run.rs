@@ -29,6 +29,8 @@ pub struct RunSpec {
     /// Tensor-parallel degree; `None` picks the smallest power of two whose share fits memory.
     pub tp: Option<u64>,
     pub timing: Timing,
+    /// Mapping policy (`dispatch` and `duplex` need an arch with PIM units).
+    pub policy: Policy,
 }
 
 impl Default for RunSpec {
@@ -43,6 +45,7 @@ impl Default for RunSpec {
             kv_len: 1024,
             tp: None,
             timing: Timing::Kernel,
+            policy: Policy::AllXpu,
         }
     }
 }
@@ -115,7 +118,13 @@ pub fn run(spec: &RunSpec) -> Result<RunReport, RunError> {
         )));
     }
     let g = build_iteration(&model, &batch, tp, p, &Routing::Uniform)?;
-    let ops = map::cost_iteration(&g, &sys, Policy::AllXpu, spec.timing)?;
+    if spec.policy != Policy::AllXpu && sys.pim.is_none() {
+        return Err(RunError::Input(format!(
+            "--policy {} needs an arch with PIM units (try --arch duplex)",
+            spec.policy.name()
+        )));
+    }
+    let ops = map::cost_iteration(&g, &sys, spec.policy, spec.timing)?;
     let inputs = RunInputs {
         arch: sys.name.clone(),
         model: model.name.clone(),
@@ -128,7 +137,7 @@ pub fn run(spec: &RunSpec) -> Result<RunReport, RunError> {
         prompt_len: spec.prompt_len,
         kv_len: spec.kv_len,
         tp,
-        policy: "all-xpu".into(),
+        policy: spec.policy.name().into(),
     };
     let mem = memory_use(&model, &batch, tp, p, cap);
     Ok(RunReport::new(inputs, mem, ops, g.tokens, g.produced))

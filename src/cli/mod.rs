@@ -11,7 +11,10 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use dyad::config::{self, presets};
+use std::str::FromStr;
+
 use dyad::hw::Timing;
+use dyad::map::Policy;
 use dyad::model::{Batch, Precision, Routing, build_iteration};
 use dyad::report::{self, Format};
 use dyad::run::{Phase, RunSpec};
@@ -45,6 +48,8 @@ enum Cmd {
     Validate(ValidateArgs),
     /// List the built-in arch and model presets.
     List,
+    /// Rerun a paper's evaluation and write our figures beside its own.
+    Reproduce(ReproduceArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -100,6 +105,10 @@ struct ModelArgs {
     /// Tensor-parallel degree; by default the smallest power of two whose share fits in memory.
     #[arg(long)]
     tp: Option<u64>,
+    /// Mapping policy: all-xpu, dispatch (each op on the faster unit) or duplex (dispatch plus
+    /// expert co-processing); the last two need an arch with PIM units.
+    #[arg(long, default_value = "all-xpu", value_parser = Policy::from_str)]
+    policy: Policy,
 }
 
 impl ModelArgs {
@@ -116,6 +125,7 @@ impl ModelArgs {
             kv_len: self.kv_len,
             tp: self.tp,
             timing,
+            policy: self.policy,
         }
     }
 }
@@ -164,6 +174,21 @@ struct CostArgs {
     /// Write the CSV here instead of standard output.
     #[arg(long)]
     out: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Study {
+    /// Duplex (MICRO 2024): xPU + Logic-PIM against GPU, 2xGPU and Bank-PIM systems.
+    Duplex,
+}
+
+#[derive(Args)]
+struct ReproduceArgs {
+    #[arg(value_enum)]
+    study: Study,
+    /// Folder for the report (README.md) and the points (points.csv).
+    #[arg(long, default_value = "results/duplex")]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -275,6 +300,7 @@ pub fn main() -> ExitCode {
         Some(Cmd::Accuracy(a)) => accuracy(a),
         Some(Cmd::Validate(a)) => validate(a),
         Some(Cmd::List) => list(),
+        Some(Cmd::Reproduce(a)) => reproduce(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -434,6 +460,31 @@ fn validate(a: ValidateArgs) -> Result<(), Failure> {
             status: 1,
         }),
     }
+}
+
+fn reproduce(a: ReproduceArgs) -> Result<(), Failure> {
+    let Study::Duplex = a.study;
+    use dyad::study;
+    let models = [("mixtral-8x7b", 4), ("llama-3-70b", 4)];
+    let points = study::duplex_grid(&models, &[32, 64, 128], &[256, 1024, 4096])?;
+    let mut sat = Vec::new();
+    for sys in [&study::DUPLEX_SYSTEMS[0], &study::DUPLEX_SYSTEMS[5]] {
+        sat.push((
+            sys.label.to_string(),
+            study::saturation_rate("mixtral-8x7b", 4, sys)?,
+        ));
+    }
+    std::fs::create_dir_all(&a.out)
+        .map_err(|e| input_error(format!("{}: {e}", a.out.display())))?;
+    let mut w =
+        csv::Writer::from_path(a.out.join("points.csv")).map_err(|e| input_error(e.to_string()))?;
+    for p in &points {
+        w.serialize(p).map_err(|e| input_error(e.to_string()))?;
+    }
+    w.flush().map_err(|e| input_error(e.to_string()))?;
+    let md = study::duplex_markdown(&points, &sat);
+    write_out(Some(&a.out.join("README.md")), &md)?;
+    write_out(None, &md)
 }
 
 fn list() -> Result<(), Failure> {

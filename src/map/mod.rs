@@ -117,24 +117,33 @@ pub fn place(policy: Policy, ops: &[&Op], choices: &[Choices]) -> Vec<Unit> {
         Policy::Dispatch => choices.iter().map(Choices::faster).collect(),
         Policy::Duplex => {
             let mut units: Vec<Unit> = choices.iter().map(Choices::faster).collect();
-            let experts: Vec<usize> = (0..ops.len())
-                .filter(|&i| {
-                    matches!(ops[i].kind, OpKind::ExpertFfn { .. }) && choices[i].pim.is_some()
-                })
-                .collect();
-            let input: Vec<(u64, f64, f64)> = experts
-                .iter()
-                .map(|&i| match ops[i].kind {
-                    OpKind::ExpertFfn { tokens, .. } => (
-                        tokens,
-                        choices[i].time(Unit::Xpu),
-                        choices[i].time(Unit::Pim),
-                    ),
-                    _ => unreachable!("filtered to experts"),
-                })
-                .collect();
-            for (k, u) in split_experts(&input).into_iter().enumerate() {
-                units[experts[k]] = u;
+            // Each device splits the experts of each layer between its xPU and its PIM.
+            let mut groups: Vec<(Option<u32>, u32)> =
+                ops.iter().map(|o| (o.layer, o.device)).collect();
+            groups.sort_unstable();
+            groups.dedup();
+            for g in groups {
+                let experts: Vec<usize> = (0..ops.len())
+                    .filter(|&i| (ops[i].layer, ops[i].device) == g && choices[i].pim.is_some())
+                    .filter(|&i| matches!(ops[i].kind, OpKind::ExpertFfn { .. }))
+                    .collect();
+                let input: Vec<(u64, f64, f64)> = experts
+                    .iter()
+                    .map(|&i| {
+                        let tokens = match ops[i].kind {
+                            OpKind::ExpertFfn { tokens, .. } => tokens,
+                            _ => 0,
+                        };
+                        (
+                            tokens,
+                            choices[i].time(Unit::Xpu),
+                            choices[i].time(Unit::Pim),
+                        )
+                    })
+                    .collect();
+                for (k, u) in split_experts(&input).into_iter().enumerate() {
+                    units[experts[k]] = u;
+                }
             }
             units
         }
