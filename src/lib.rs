@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod hw;
+pub mod kernels;
 pub mod map;
 pub mod model;
 pub mod opcsv;
@@ -14,5 +15,6 @@ pub mod run;
 pub mod sim;
 pub mod study;
 pub mod units;
+pub mod validate;
 pub mod validation;
 pub mod work;

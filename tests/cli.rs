@@ -306,6 +306,159 @@ fn list_names_the_presets() {
     }
 }
 
+/// The op rows of `dyad validate` output under `policy`: (layout, op, plan, FLOPs charged,
+/// FLOPs counted, result).
+fn validate_rows(stdout: &str, policy: &str) -> Vec<(String, String, String, f64, f64, String)> {
+    stdout
+        .lines()
+        .filter(|l| l.starts_with(&format!("{policy} ")) && !l.contains(" ops, "))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let n = f.len();
+            (
+                f[1].to_string(),
+                f[3].to_string(),
+                f[4..n - 5].join(" "),
+                f[n - 3].parse().unwrap(),
+                f[n - 2].parse().unwrap(),
+                f[n - 1].to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn validate_passes_on_mixtral_and_llama3_at_every_tp_degree() {
+    for (model, moe) in [("mixtral-8x7b", true), ("llama-3-8b", false)] {
+        let r = dyad(&["validate", "--model", model, "--tp", "1,2,4,8", "--ep", "1"]);
+        assert_eq!(r.status, 0, "{model}:\n{}\n{}", r.stdout, r.stderr);
+        let rows = validate_rows(&r.stdout, "all-xpu");
+        assert!(
+            rows.iter().all(|x| x.0.starts_with("tp")),
+            "{model}: --ep 1 adds none"
+        );
+        for tp in [1, 2, 4, 8] {
+            let par = format!("tp{tp}");
+            let at: Vec<_> = rows.iter().filter(|x| x.0 == par).collect();
+            // Both attention ops run (the batch mixes decode and prefill); experts only in MoE.
+            for op in [
+                "qkv_proj",
+                "attn_prefill",
+                "attn_decode",
+                "o_proj",
+                "lm_head",
+            ] {
+                assert!(at.iter().any(|x| x.1 == op), "{model} {par} lacks {op}");
+            }
+            assert_eq!(at.iter().any(|x| x.1.starts_with("expert_")), moe);
+            // An all-reduce after attention and after the FFN, only when split.
+            let ar = at.iter().filter(|x| x.1.ends_with("_allreduce")).count();
+            assert_eq!(ar, if tp > 1 { 2 } else { 0 });
+            for x in &at {
+                assert_eq!(x.5, "pass", "{model} {par} {}", x.1);
+                assert_eq!(x.3, x.4, "{model} {par} {}: charged vs counted", x.1);
+            }
+            let attn = at.iter().find(|x| x.1 == "attn_decode").unwrap();
+            let want = if tp == 1 {
+                "whole on xpu0".to_string()
+            } else {
+                format!("heads x{tp}")
+            };
+            assert_eq!(attn.2, want);
+            assert!(r.stdout.contains(&format!("all-xpu {par}: ")));
+        }
+        // Splitting conserves GEMM FLOPs: qkv_proj charges the same in total at every degree
+        // (8 KV heads: no replication up to tp 8).
+        let qkv: Vec<f64> = rows
+            .iter()
+            .filter(|x| x.1 == "qkv_proj")
+            .map(|x| x.3)
+            .collect();
+        assert!(
+            qkv.len() == 4 && qkv.iter().all(|&f| f == qkv[0]),
+            "{qkv:?}"
+        );
+    }
+}
+
+#[test]
+fn validate_places_whole_experts_under_expert_parallelism() {
+    let r = dyad(&[
+        "validate",
+        "--model",
+        "mixtral-8x7b",
+        "--tp",
+        "1",
+        "--ep",
+        "2,4,8",
+    ]);
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    let rows = validate_rows(&r.stdout, "all-xpu");
+    for ep in [2usize, 4, 8] {
+        let par = format!("ep{ep}");
+        let at: Vec<_> = rows.iter().filter(|x| x.0 == par).collect();
+        for x in at.iter().filter(|x| x.1.starts_with("expert_")) {
+            let e: usize = x.1["expert_".len()..].parse().unwrap();
+            assert_eq!(x.2, format!("whole on xpu{}", e % ep), "{par} {}", x.1);
+        }
+        // Dispatch and combine: an all-to-all over the group each; no all-reduce.
+        let a2a: Vec<_> = at
+            .iter()
+            .filter(|x| x.2 == format!("collective x{ep}"))
+            .collect();
+        assert_eq!(a2a.len(), 2, "{par}");
+        assert!(at.iter().all(|x| x.5 == "pass"));
+    }
+    // llama-3-8b is dense: expert parallelism does not apply and adds nothing.
+    let r = dyad(&[
+        "validate",
+        "--model",
+        "llama-3-8b",
+        "--tp",
+        "1",
+        "--ep",
+        "2",
+    ]);
+    assert_eq!(r.status, 0);
+    assert!(
+        validate_rows(&r.stdout, "all-xpu")
+            .iter()
+            .all(|x| x.0 == "tp1")
+    );
+}
+
+#[test]
+fn validate_fails_with_status_1_when_no_kernel_runs_the_element_type() {
+    let json = include_str!("../workloads/models/llama-3-8b.json")
+        .replace("\"bfloat16\"", "\"float8_e4m3fn\"");
+    let r = dyad_with(
+        &[("m.json", &json)],
+        &["validate", "--model", "m.json", "--tp", "1"],
+    );
+    assert_eq!(r.status, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("FAIL (no reference kernel computes in fp8)")
+    );
+    assert!(r.stderr.contains("checks failed"), "{}", r.stderr);
+}
+
+#[test]
+fn validate_bad_arguments_exit_2() {
+    expect_input_error(
+        &dyad(&["validate", "--scale", "3"]),
+        &["--scale 3 must divide head_dim (128)"],
+    );
+    expect_input_error(
+        &dyad(&["validate", "--tp", "3"]),
+        &["--tp 3", "does not divide"],
+    );
+    expect_input_error(&dyad(&["validate", "--tp", "1", "--ep", "3"]), &["--ep 3"]);
+    expect_input_error(&dyad(&["validate", "--prompt-len", "1"]), &["--prompt-len"]);
+    expect_input_error(&dyad(&["validate", "--model", "nope.json"]), &["nope.json"]);
+    assert_eq!(dyad(&["validate", "--policy", "pim"]).status, 2);
+}
+
 #[test]
 fn serving_run_writes_report_and_a_trace_perfetto_can_load() {
     let dir = tempfile::tempdir().unwrap();
@@ -370,4 +523,55 @@ fn bad_serving_scenarios_name_the_key() {
         let r = dyad_with(&[("s.toml", &text)], &["run", "--serving", "s.toml"]);
         expect_input_error(&r, &[&format!("s.toml:{line}:"), needle]);
     }
+}
+
+#[test]
+fn validate_passes_under_every_policy_and_layout_by_default() {
+    for (model, layouts) in [
+        (
+            "mixtral-8x7b",
+            &["tp1", "tp2", "tp4", "tp8", "ep2", "ep4", "ep8"][..],
+        ),
+        ("llama-3-8b", &["tp1", "tp2", "tp4", "tp8"][..]),
+    ] {
+        let r = dyad(&["validate", "--model", model]);
+        assert_eq!(r.status, 0, "{model}:\n{}\n{}", r.stdout, r.stderr);
+        for policy in ["all-xpu", "dispatch", "duplex"] {
+            for par in layouts {
+                let line = r
+                    .stdout
+                    .lines()
+                    .find(|l| l.starts_with(&format!("{policy} {par}: ")))
+                    .unwrap_or_else(|| panic!("{model}: no summary for {policy} {par}"));
+                assert!(line.contains(" 0 failed"), "{line}");
+            }
+        }
+    }
+}
+
+#[test]
+fn duplex_co_processes_experts_on_logic_pim_and_the_xpu() {
+    // 48 decode sequences and a 96-token prompt (plus its 48-token second chunk): Duplex puts the
+    // experts with fewest tokens on Logic-PIM and the rest on the xPU; both halves must compute
+    // what one unit would.
+    let args = [
+        "--policy", "duplex", "--tp", "1", "--ep", "1", "--batch", "48",
+    ];
+    let r = dyad(&[&["validate", "--prompt-len", "96"][..], &args].concat());
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    let experts: Vec<_> = validate_rows(&r.stdout, "duplex")
+        .into_iter()
+        .filter(|x| x.1.starts_with("expert_"))
+        .collect();
+    assert_eq!(experts.len(), 8);
+    let on_pim = experts
+        .iter()
+        .filter(|x| x.2 == "whole on logic-pim0")
+        .count();
+    let on_xpu = experts.iter().filter(|x| x.2 == "whole on xpu0").count();
+    assert!(
+        on_pim > 0 && on_xpu > 0 && on_pim + on_xpu == 8,
+        "{experts:?}"
+    );
+    assert!(experts.iter().all(|x| x.5 == "pass" && x.3 == x.4));
 }

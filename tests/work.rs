@@ -108,8 +108,13 @@ fn mixtral_expert_work_follows_its_token_count() {
     for o in g.ops().filter(|o| o.layer == Some(0)) {
         if let OpKind::ExpertFfn { tokens, .. } = o.kind {
             let w = o.work();
-            // Gate, up and down: 3 GEMMs of 2·t·4096·14336 FLOPs over 3·4096·14336 bf16 weights.
-            assert_eq!(w.flops.value(), 6.0 * tokens as f64 * 4096.0 * 14336.0);
+            // Gate, up and down: 3 GEMMs of 2·t·4096·14336 FLOPs over 3·4096·14336 bf16 weights,
+            // plus silu(gate)·up: 5 FLOPs on each of t·14336 intermediate elements.
+            let t = tokens as f64;
+            assert_eq!(
+                w.flops.value(),
+                6.0 * t * 4096.0 * 14336.0 + 5.0 * t * 14336.0
+            );
             assert_eq!(w.bytes.weights.value(), 3.0 * 4096.0 * 14336.0 * 2.0);
             // Op/B tracks the token count (≈ t when weights dominate the traffic).
             assert!((w.op_b() / tokens as f64 - 1.0).abs() < 0.01);

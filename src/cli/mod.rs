@@ -42,6 +42,10 @@ enum Cmd {
     Cost(CostArgs),
     /// Compare the cost model with every row of the measured calibration data.
     Accuracy(AccuracyArgs),
+    /// Run every op of a scaled-down model's iteration as the mapping splits it, on reference
+    /// kernels: the split answer must equal the unsplit one and the work counted must equal
+    /// the work the cost model charges. Exits with status 1 if any op fails.
+    Validate(ValidateArgs),
     /// List the built-in arch and model presets.
     List,
     /// Rerun a paper's evaluation and write our figures beside its own.
@@ -200,6 +204,67 @@ struct AccuracyArgs {
     worst: usize,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum ValidatePolicyArg {
+    /// Every op on the xPU, tensor-parallel splits across the group.
+    AllXpu,
+    /// Each op on the unit that runs it faster (low Op/B to PIM).
+    Dispatch,
+    /// Dispatch plus expert co-processing between the xPU and PIM (Duplex).
+    Duplex,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DtypeArg {
+    Bf16,
+    Fp16,
+    Fp32,
+}
+
+#[derive(Args)]
+struct ValidateArgs {
+    /// HuggingFace config.json, a dyad model TOML, or a built-in name (see `dyad list`).
+    #[arg(long, default_value = "workloads/models/mixtral-8x7b.json")]
+    model: PathBuf,
+    /// Mapping policies to check (comma-separated); all of them by default.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    policy: Vec<ValidatePolicyArg>,
+    /// Arch file or built-in name whose costs the policies place ops by (its PIM gets the ops
+    /// they pick).
+    #[arg(long, default_value = "arch/duplex.toml")]
+    arch: PathBuf,
+    /// Tensor-parallel degrees to check (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    tp: Vec<u64>,
+    /// Expert-parallel degrees to check (comma-separated; MoE models only, each with TP 1;
+    /// `1` checks none).
+    #[arg(long, value_delimiter = ',', default_value = "2,4,8")]
+    ep: Vec<u64>,
+    /// Divide hidden size, head size, FFN inner size and vocabulary by this; heads, KV heads,
+    /// experts and top-k stay as the model has them.
+    #[arg(long, default_value_t = 16)]
+    scale: u64,
+    /// Decoder layers of the scaled model.
+    #[arg(long, default_value_t = 1)]
+    layers: u32,
+    /// Element type of weights, activations and KV cache (default: the model's).
+    #[arg(long, value_enum)]
+    dtype: Option<DtypeArg>,
+    /// Decode sequences (KV lengths kv-len, kv-len+3, ...); two prefill chunks are added.
+    #[arg(long, default_value_t = 4)]
+    batch: u64,
+    /// KV length of the first decode sequence.
+    #[arg(long, default_value_t = 24)]
+    kv_len: u64,
+    /// Prompt length of the whole-prompt prefill chunk (the other chunk is half a prompt after a
+    /// cached half).
+    #[arg(long, default_value_t = 12)]
+    prompt_len: u64,
+    /// Seed of the random inputs.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
 /// A failed command: the message to print and the exit status.
 struct Failure {
     report: miette::Report,
@@ -233,6 +298,7 @@ pub fn main() -> ExitCode {
         Some(Cmd::Graph(a)) => graph(a),
         Some(Cmd::Cost(a)) => cost(a),
         Some(Cmd::Accuracy(a)) => accuracy(a),
+        Some(Cmd::Validate(a)) => validate(a),
         Some(Cmd::List) => list(),
         Some(Cmd::Reproduce(a)) => reproduce(a),
     };
@@ -350,6 +416,50 @@ fn cost(a: CostArgs) -> Result<(), Failure> {
 fn accuracy(a: AccuracyArgs) -> Result<(), Failure> {
     let samples = validation::load_samples(&a.data, &a.root)?;
     write_out(None, &validation::accuracy_markdown(&samples, a.worst))
+}
+
+fn validate(a: ValidateArgs) -> Result<(), Failure> {
+    use dyad::map::Policy;
+    use dyad::work::Dtype;
+    let policies = if a.policy.is_empty() {
+        Policy::ALL.to_vec()
+    } else {
+        a.policy
+            .iter()
+            .map(|p| match p {
+                ValidatePolicyArg::AllXpu => Policy::AllXpu,
+                ValidatePolicyArg::Dispatch => Policy::Dispatch,
+                ValidatePolicyArg::Duplex => Policy::Duplex,
+            })
+            .collect()
+    };
+    let spec = dyad::validate::ValidateSpec {
+        model: a.model,
+        arch: a.arch,
+        policies,
+        tp: a.tp,
+        ep: a.ep,
+        scale: a.scale,
+        layers: a.layers,
+        dtype: a.dtype.map(|d| match d {
+            DtypeArg::Bf16 => Dtype::Bf16,
+            DtypeArg::Fp16 => Dtype::Fp16,
+            DtypeArg::Fp32 => Dtype::Fp32,
+        }),
+        batch: a.batch,
+        kv_len: a.kv_len,
+        prompt_len: a.prompt_len,
+        seed: a.seed,
+    };
+    let v = dyad::validate::validate(&spec)?;
+    write_out(None, &dyad::validate::render(&v))?;
+    match v.failures() {
+        0 => Ok(()),
+        n => Err(Failure {
+            report: miette::miette!("{n} of {} checks failed", v.rows.len()),
+            status: 1,
+        }),
+    }
 }
 
 fn reproduce(a: ReproduceArgs) -> Result<(), Failure> {

@@ -3,6 +3,8 @@
 //! A policy turns each op's cost on each unit into a placement. The placements of a layer are its
 //! *partition plan*: which unit computes which experts, which attention (prefill or decode).
 
+pub mod plan;
+
 use std::str::FromStr;
 
 use crate::hw::{CostError, OpCost, System, Timing, Unit};
@@ -27,6 +29,8 @@ pub enum Policy {
 
 impl Policy {
     pub const NAMES: [&'static str; 3] = ["all-xpu", "dispatch", "duplex"];
+    /// Every policy, in the order of `NAMES`.
+    pub const ALL: [Policy; 3] = [Policy::AllXpu, Policy::Dispatch, Policy::Duplex];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -146,6 +150,47 @@ pub fn place(policy: Policy, ops: &[&Op], choices: &[Choices]) -> Vec<Unit> {
     }
 }
 
+/// Each op's time on each unit (no PIM time for collectives, or where there is no PIM).
+pub fn choices_of(ops: &[&Op], sys: &System, timing: Timing) -> Result<Vec<Choices>, CostError> {
+    ops.iter()
+        .map(|op| {
+            let w = op.work();
+            let pim = match (&sys.pim, op.kind.is_collective()) {
+                (Some(_), false) => Some(sys.cost_on(Unit::Pim, &w, timing)?),
+                _ => None,
+            };
+            Ok(Choices {
+                xpu: sys.cost(&w, timing)?,
+                pim,
+            })
+        })
+        .collect()
+}
+
+/// Where `policy` puts each op of `g`, in execution order, placing each layer (and the ops
+/// outside the layers) on its own, as the simulator does.
+pub fn place_by_layer(
+    g: &IterationGraph,
+    sys: &System,
+    policy: Policy,
+    timing: Timing,
+) -> Result<Vec<Unit>, CostError> {
+    let ops: Vec<&Op> = g.ops().collect();
+    let mut units = vec![Unit::Xpu; ops.len()];
+    let mut layers: Vec<Option<u32>> = ops.iter().map(|o| o.layer).collect();
+    layers.sort();
+    layers.dedup();
+    for layer in layers {
+        let idx: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].layer == layer).collect();
+        let part: Vec<&Op> = idx.iter().map(|&i| ops[i]).collect();
+        let placed = place(policy, &part, &choices_of(&part, sys, timing)?);
+        for (&i, u) in idx.iter().zip(placed) {
+            units[i] = u;
+        }
+    }
+    Ok(units)
+}
+
 /// Costs every op of `g` on the xPU, in execution order (the single-iteration report).
 pub fn cost_iteration(
     g: &IterationGraph,
@@ -154,18 +199,7 @@ pub fn cost_iteration(
     timing: Timing,
 ) -> Result<Vec<OpResult>, CostError> {
     let ops: Vec<&Op> = g.ops().collect();
-    let mut choices = Vec::with_capacity(ops.len());
-    for op in &ops {
-        let w = op.work();
-        let pim = match (&sys.pim, op.kind.is_collective()) {
-            (Some(_), false) => Some(sys.cost_on(Unit::Pim, &w, timing)?),
-            _ => None,
-        };
-        choices.push(Choices {
-            xpu: sys.cost(&w, timing)?,
-            pim,
-        });
-    }
+    let choices = choices_of(&ops, sys, timing)?;
     let units = place(policy, &ops, &choices);
     ops.iter()
         .zip(&choices)

@@ -231,8 +231,9 @@ pub fn build_iteration_with(
             k,
             batch: 1,
         };
-        // Fused residual add + RMSNorm: reads x and the residual, writes both.
-        last = b.elementwise(&[last], "attn_norm", layer, (t * h, 2, 2, 4));
+        // Fused residual add + RMSNorm: reads x and the residual, writes both. 5 FLOPs per
+        // element: the add, the square, its sum, the scale by 1/rms and the gain.
+        last = b.elementwise(&[last], "attn_norm", layer, (t * h, 2, 2, 5));
         last = b.add(&[last], "qkv_proj", layer, gemm(t, (hq + 2 * g) * d, h));
         last = b.elementwise(&[last], "rope", layer, (t * (hq + g) * d, 1, 1, 3));
         let mut attn = Vec::new();
@@ -263,7 +264,7 @@ pub fn build_iteration_with(
         if tp > 1 {
             last = b.add(&[last], "attn_allreduce", layer, allreduce(t * h, p, tp));
         }
-        last = b.elementwise(&[last], "ffn_norm", layer, (t * h, 2, 2, 4));
+        last = b.elementwise(&[last], "ffn_norm", layer, (t * h, 2, 2, 5));
         last = match m.moe {
             None => {
                 let i = m.intermediate / tp;
@@ -273,7 +274,10 @@ pub fn build_iteration_with(
             }
             Some(moe) => {
                 let router = b.add(&[last], "router", layer, gemm(t, moe.experts, h));
-                let mut topk = b.elementwise(&[router], "topk", layer, (t * moe.experts, 1, 0, 4));
+                // Per token: softmax over the experts' logits (4 FLOPs each), top-k, and the
+                // chosen weights renormalised (an add and a multiply each).
+                let (e, k) = (moe.experts, moe.top_k);
+                let mut topk = b.elementwise(&[router], "topk", layer, (t, e, 0, 4 * e + 2 * k));
                 let a2a = OpKind::AllToAll {
                     bytes: (t as f64 * moe.top_k as f64 * h as f64 * p.activations.bytes()).ceil()
                         as u64,
@@ -317,7 +321,7 @@ pub fn build_iteration_with(
         }
     }
     let rows = batch.logit_rows();
-    last = b.elementwise(&[last], "final_norm", None, (rows * h, 2, 1, 4));
+    last = b.elementwise(&[last], "final_norm", None, (rows * h, 2, 1, 5));
     let kind = OpKind::Gemm {
         m: rows,
         n: m.vocab / tp,

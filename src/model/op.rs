@@ -42,7 +42,9 @@ pub enum OpKind {
     /// `batch` independent products C[m,n] = A[m,k] · B[k,n]; B is the weight stream.
     Gemm { m: u64, n: u64, k: u64, batch: u64 },
     /// One SwiGLU expert (gate and up `hidden → inner`, down `inner → hidden`) on `tokens` tokens,
-    /// fused: activations enter and leave once, the intermediate stays on chip.
+    /// fused: activations enter and leave once, the intermediate stays on chip. FLOPs: the three
+    /// GEMMs and the 5 FLOPs per intermediate element of silu(gate)·up, as the dense FFN's `act`
+    /// op charges them.
     ExpertFfn {
         expert: u64,
         tokens: u64,
@@ -196,7 +198,7 @@ impl Op {
                     act_out: b(t * h * ea),
                     ..Streams::default()
                 };
-                (OpClass::Gemm, 6.0 * t * h * i, s, None)
+                (OpClass::Gemm, 6.0 * t * h * i + 5.0 * t * i, s, None)
             }
             OpKind::AttnDecode {
                 seqs,

@@ -52,6 +52,12 @@ pub enum ModelError {
         what: &'static str,
         value: u64,
     },
+    #[error(
+        "tensor-parallel degree {tp} is not a multiple of num_key_value_heads ({kv_heads}): \
+         with fewer KV heads than devices, each device's query heads must share one replicated \
+         KV head"
+    )]
+    TpKvReplication { tp: u64, kv_heads: u64 },
 }
 
 impl ModelSpec {
@@ -117,6 +123,15 @@ impl ModelSpec {
                 tp,
                 what: "num_key_value_heads",
                 value: self.kv_heads,
+            });
+        }
+        // Fewer KV heads than devices: each KV head is replicated on tp / kv_heads devices (as
+        // vLLM does, and requires). Otherwise a device's query heads straddle two KV groups and
+        // it must hold two KV heads, not the one `kv_heads_per_device` charges.
+        if self.kv_heads < tp && tp % self.kv_heads != 0 {
+            return Err(ModelError::TpKvReplication {
+                tp,
+                kv_heads: self.kv_heads,
             });
         }
         Ok(())
@@ -195,5 +210,27 @@ mod tests {
         assert!(m.check_tp(8).is_ok());
         assert!(matches!(m.check_tp(3), Err(ModelError::Tp { .. })));
         assert_eq!(m.kv_heads_per_device(16), 1);
+    }
+
+    #[test]
+    fn kv_heads_fewer_than_devices_must_divide_them() {
+        // 12 query heads in 3 groups of 4 over 4 devices: device 1 holds heads 3..6, which read
+        // KV heads 0 and 1, so it cannot be charged one replicated KV head.
+        let m = ModelSpec {
+            heads: 12,
+            kv_heads: 3,
+            hidden: 1536,
+            intermediate: 3072,
+            vocab: 1536,
+            moe: None,
+            ..mixtral()
+        };
+        assert_eq!(
+            m.check_tp(4),
+            Err(ModelError::TpKvReplication { tp: 4, kv_heads: 3 })
+        );
+        assert!(m.check_tp(3).is_ok() && m.check_tp(1).is_ok());
+        // 8 KV heads over 16 devices: two devices share each KV head.
+        assert!(mixtral().check_tp(16).is_ok());
     }
 }

@@ -1,0 +1,293 @@
+//! Attention over a KV cache: MHA, GQA and MQA head layouts; causal prefill (chunked, after a
+//! cached context) and decode (one new token per sequence), with a numerically stable softmax.
+//!
+//! Each sequence has `ctx` cached tokens and `q_len` new ones; the new tokens' keys and values
+//! are appended to the cache (the KV write) and every query attends the cache up to and including
+//! its own position (the KV read). A part of a partition plan computes a range of query heads
+//! (taking the KV heads those heads share) and a range of key positions; a part over a key range
+//! returns its softmax's log-sum-exp so that parts merge exactly ([`merge`]).
+
+use std::ops::Range;
+
+use super::{Count, Elem, load, store};
+
+/// Head layout: `heads` query heads share `kv_heads` key/value heads in equal groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heads {
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+}
+
+impl Heads {
+    /// The KV head a query head reads.
+    pub fn kv_of(&self, head: usize) -> usize {
+        head / (self.heads / self.kv_heads)
+    }
+
+    /// The KV heads a range of query heads reads.
+    pub fn kv_range(&self, heads: &Range<usize>) -> Range<usize> {
+        if heads.is_empty() {
+            return 0..0;
+        }
+        self.kv_of(heads.start)..self.kv_of(heads.end - 1) + 1
+    }
+}
+
+/// One sequence: `ctx` tokens already cached, `q_len` new tokens (1 for decode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seq {
+    pub ctx: usize,
+    pub q_len: usize,
+}
+
+/// A batch of sequences and their tensors, in storage type `E`.
+#[derive(Debug, Clone)]
+pub struct AttnInput<E> {
+    pub shape: Heads,
+    pub seqs: Vec<Seq>,
+    /// Queries, [Σ q_len, heads, head_dim].
+    pub q: Vec<E>,
+    /// New keys and values, [Σ q_len, kv_heads, head_dim] each.
+    pub k_new: Vec<E>,
+    pub v_new: Vec<E>,
+    /// Cached keys and values per sequence, [kv_heads, ctx, head_dim] each.
+    pub k_cache: Vec<Vec<E>>,
+    pub v_cache: Vec<Vec<E>>,
+}
+
+/// Which part of the attention a unit computes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttnPart {
+    /// Query heads.
+    pub heads: Range<usize>,
+    /// Key positions (of every sequence) this part attends; `None` for all.
+    pub keys: Option<Range<usize>>,
+}
+
+/// A part's result: output rows [Σ q_len, |heads|, head_dim] and, per row and head, the
+/// log-sum-exp of its attention scores (−∞ where it saw no key).
+#[derive(Debug, Clone)]
+pub struct AttnOut<E> {
+    pub out: Vec<E>,
+    pub lse: Vec<f32>,
+}
+
+/// Which (query position, key position) pairs a query sees. The real kernels pass [`causal`].
+pub type Mask = fn(usize, usize) -> bool;
+
+/// The causal mask: a query sees every key at or before its own position.
+pub fn causal(query: usize, key: usize) -> bool {
+    key <= query
+}
+
+/// Attention with the causal mask.
+pub fn attend<E: Elem>(x: &AttnInput<E>, part: &AttnPart, c: &mut Count) -> AttnOut<E> {
+    attend_masked(x, part, causal, c)
+}
+
+/// Attention with any mask (tests use this to show that a wrong mask is caught).
+pub fn attend_masked<E: Elem>(
+    x: &AttnInput<E>,
+    part: &AttnPart,
+    mask: Mask,
+    c: &mut Count,
+) -> AttnOut<E> {
+    let Heads {
+        heads,
+        kv_heads,
+        head_dim: d,
+    } = x.shape;
+    let hs = part.heads.clone();
+    let kvs = x.shape.kv_range(&hs);
+    let nh = hs.len();
+    let scale = 1.0 / (d as f32).sqrt();
+    let total_q: usize = x.seqs.iter().map(|s| s.q_len).sum();
+    let mut out = vec![0f32; total_q * nh * d];
+    let mut lse = vec![f32::NEG_INFINITY; total_q * nh];
+    let mut row0 = 0;
+    for (si, s) in x.seqs.iter().enumerate() {
+        let len = s.ctx + s.q_len;
+        let keys = part.keys.clone().unwrap_or(0..len);
+        let keys = keys.start.min(len)..keys.end.min(len);
+        // This part's slice of the cache, one [len, d] block per KV head it reads: new tokens in
+        // its key range are written to the cache, then every position in range is read.
+        let mut kc = vec![vec![0f32; len * d]; kvs.len()];
+        let mut vc = vec![vec![0f32; len * d]; kvs.len()];
+        for (gi, g) in kvs.clone().enumerate() {
+            for p in keys.clone() {
+                let (k, v) = if p < s.ctx {
+                    let at = (g * s.ctx + p) * d;
+                    (&x.k_cache[si][at..at + d], &x.v_cache[si][at..at + d])
+                } else {
+                    let at = ((row0 + p - s.ctx) * kv_heads + g) * d;
+                    c.kv_write += 2 * d as u64 * E::BYTES;
+                    (&x.k_new[at..at + d], &x.v_new[at..at + d])
+                };
+                kc[gi][p * d..(p + 1) * d].copy_from_slice(&load(k, &mut c.kv_read));
+                vc[gi][p * d..(p + 1) * d].copy_from_slice(&load(v, &mut c.kv_read));
+            }
+        }
+        for i in 0..s.q_len {
+            let qpos = s.ctx + i;
+            for (hi, h) in hs.clone().enumerate() {
+                let at = ((row0 + i) * heads + h) * d;
+                let q = load(&x.q[at..at + d], &mut c.act_in);
+                let gi = x.shape.kv_of(h) - kvs.start;
+                let seen: Vec<usize> = keys.clone().filter(|&p| mask(qpos, p)).collect();
+                let row = (row0 + i) * nh + hi;
+                if seen.is_empty() {
+                    continue;
+                }
+                let scores: Vec<f32> = seen
+                    .iter()
+                    .map(|&p| {
+                        let k = &kc[gi][p * d..(p + 1) * d];
+                        scale * q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>()
+                    })
+                    .collect();
+                c.flops += 2 * (d * seen.len()) as u64;
+                // Stable softmax: subtract the row's max before exponentiating.
+                let m = scores.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+                let p: Vec<f32> = scores.iter().map(|s| (s - m).exp()).collect();
+                let l: f32 = p.iter().sum();
+                c.aux_flops += 4 * seen.len() as u64 + d as u64;
+                let o = &mut out[row * d..(row + 1) * d];
+                for (&pos, &w) in seen.iter().zip(&p) {
+                    let v = &vc[gi][pos * d..(pos + 1) * d];
+                    for (o, v) in o.iter_mut().zip(v) {
+                        *o += w * v;
+                    }
+                }
+                c.flops += 2 * (d * seen.len()) as u64;
+                o.iter_mut().for_each(|o| *o /= l);
+                lse[row] = m + l.ln();
+            }
+        }
+        row0 += s.q_len;
+    }
+    c.aux_flops += (total_q * nh * d) as u64; // the 1/sqrt(d) scale of each query
+    let out = store(&out, &mut c.act_out);
+    AttnOut { out, lse }
+}
+
+/// Merges parts over disjoint key ranges of the same heads: out = Σₚ e^(lseₚ − lse) outₚ, with
+/// lse = log Σₚ e^(lseₚ). Rows no part saw stay zero.
+pub fn merge<E: Elem>(parts: &[AttnOut<E>], d: usize) -> Vec<f32> {
+    let rows = parts.first().map_or(0, |p| p.lse.len());
+    let mut out = vec![0f32; rows * d];
+    for r in 0..rows {
+        let m = parts.iter().fold(f32::NEG_INFINITY, |a, p| a.max(p.lse[r]));
+        if m == f32::NEG_INFINITY {
+            continue;
+        }
+        let ws: Vec<f32> = parts.iter().map(|p| (p.lse[r] - m).exp()).collect();
+        let total: f32 = ws.iter().sum();
+        for (p, w) in parts.iter().zip(&ws) {
+            for j in 0..d {
+                out[r * d + j] += w / total * p.out[r * d + j].to_f32();
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_head(q: f32, keys: &[f32], values: &[f32]) -> AttnInput<f32> {
+        AttnInput {
+            shape: Heads {
+                heads: 1,
+                kv_heads: 1,
+                head_dim: 1,
+            },
+            seqs: vec![Seq {
+                ctx: keys.len() - 1,
+                q_len: 1,
+            }],
+            q: vec![q],
+            k_new: vec![keys[keys.len() - 1]],
+            v_new: vec![values[values.len() - 1]],
+            k_cache: vec![keys[..keys.len() - 1].to_vec()],
+            v_cache: vec![values[..values.len() - 1].to_vec()],
+        }
+    }
+
+    #[test]
+    fn decode_weights_values_by_softmax_of_scores() {
+        // Scores q·k = 0 and ln 3: weights 1/4 and 3/4 over values 4 and 8 give 7.
+        let x = one_head(1.0, &[0.0, 3f32.ln()], &[4.0, 8.0]);
+        let mut c = Count::default();
+        let r = attend(
+            &x,
+            &AttnPart {
+                heads: 0..1,
+                keys: None,
+            },
+            &mut c,
+        );
+        assert!((r.out[0] - 7.0).abs() < 1e-5, "{:?}", r.out);
+        assert!((r.lse[0] - 4f32.ln()).abs() < 1e-5);
+        // Two keys: QK and PV cost 2 FLOPs each per key at d = 1.
+        assert_eq!(c.flops, 8);
+        assert_eq!((c.kv_read, c.kv_write), (16, 8));
+    }
+
+    #[test]
+    fn softmax_is_stable_for_huge_scores() {
+        let x = one_head(1.0, &[1000.0, 1000.0], &[2.0, 4.0]);
+        let r = attend(
+            &x,
+            &AttnPart {
+                heads: 0..1,
+                keys: None,
+            },
+            &mut Count::default(),
+        );
+        assert!((r.out[0] - 3.0).abs() < 1e-5, "{:?}", r.out);
+    }
+
+    #[test]
+    fn key_range_parts_merge_to_the_whole() {
+        let x = one_head(0.5, &[0.1, -0.7, 0.3, 0.9], &[1.0, 2.0, 3.0, 4.0]);
+        let mut c = Count::default();
+        let whole = attend(
+            &x,
+            &AttnPart {
+                heads: 0..1,
+                keys: None,
+            },
+            &mut c,
+        );
+        let parts: Vec<_> = [0..1, 1..4]
+            .into_iter()
+            .map(|k| {
+                attend(
+                    &x,
+                    &AttnPart {
+                        heads: 0..1,
+                        keys: Some(k),
+                    },
+                    &mut Count::default(),
+                )
+            })
+            .collect();
+        let merged = merge(&parts, 1);
+        assert!((merged[0] - whole.out[0]).abs() < 1e-6);
+    }
+
+    #[test]
+    fn gqa_groups_map_query_heads_to_kv_heads() {
+        let h = Heads {
+            heads: 8,
+            kv_heads: 2,
+            head_dim: 4,
+        };
+        assert_eq!((h.kv_of(3), h.kv_of(4)), (0, 1));
+        assert_eq!(h.kv_range(&(2..6)), 0..2);
+        let mqa = Heads { kv_heads: 1, ..h };
+        assert_eq!(mqa.kv_range(&(0..8)), 0..1);
+    }
+}

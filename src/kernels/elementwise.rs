@@ -1,0 +1,167 @@
+//! Streaming kernels: embedding gather, residual add + RMSNorm, RoPE, the SwiGLU activation and a
+//! numerically stable softmax.
+
+use std::ops::Range;
+
+use super::{Count, Elem, load, store};
+
+/// RMSNorm's ε (Llama and Mixtral configs: `rms_norm_eps` = 1e-5).
+pub const RMS_EPS: f32 = 1e-5;
+
+/// Gathers rows `ids` of an embedding table [vocab, h]. The model charges a gather as a streaming
+/// op (rows in as activations in, rows out), so that is how it is counted.
+pub fn embedding<E: Elem>(table: &[E], h: usize, ids: &[usize], c: &mut Count) -> Vec<E> {
+    let mut out = Vec::with_capacity(ids.len() * h);
+    for &i in ids {
+        out.extend(load(&table[i * h..(i + 1) * h], &mut c.act_in));
+    }
+    store(&out, &mut c.act_out)
+}
+
+/// Residual add and RMSNorm over rows of width `h`: r' = x + r, y = r' / rms(r') · gain.
+/// Returns y and, when `keep_residual`, r' (the next layer's residual). 5 FLOPs per element:
+/// the add, the square, its accumulation, the scale by 1/rms and the gain.
+pub fn add_rmsnorm<E: Elem>(
+    h: usize,
+    x: &[E],
+    residual: &[E],
+    gain: &[f32],
+    keep_residual: bool,
+    c: &mut Count,
+) -> (Vec<E>, Option<Vec<E>>) {
+    let x = load(x, &mut c.act_in);
+    let r = load(residual, &mut c.act_in);
+    let sum: Vec<f32> = x.iter().zip(&r).map(|(a, b)| a + b).collect();
+    let mut y = vec![0f32; sum.len()];
+    for (row, out) in sum.chunks(h).zip(y.chunks_mut(h)) {
+        let ms = row.iter().map(|v| v * v).sum::<f32>() / h as f32;
+        let inv = 1.0 / (ms + RMS_EPS).sqrt();
+        for ((o, v), g) in out.iter_mut().zip(row).zip(gain) {
+            *o = v * inv * g;
+        }
+    }
+    c.flops += 5 * sum.len() as u64;
+    let y = store(&y, &mut c.act_out);
+    let r = keep_residual.then(|| store(&sum, &mut c.act_out));
+    (y, r)
+}
+
+/// Rotary position embedding (the rotate-half layout of HuggingFace Llama) of the heads `heads`
+/// of x [tokens, n_heads, d], token i at position `pos[i]`: each pair (xⱼ, xⱼ₊d/2) turns by
+/// pos·base^(−2j/d). 3 FLOPs per element (two products and a sum). Returns [tokens, |heads|, d].
+pub fn rope<E: Elem>(
+    x: &[E],
+    (n_heads, d): (usize, usize),
+    heads: Range<usize>,
+    pos: &[usize],
+    base: f32,
+    c: &mut Count,
+) -> Vec<E> {
+    let half = d / 2;
+    let mut out = Vec::with_capacity(pos.len() * heads.len() * d);
+    for (t, &p) in pos.iter().enumerate() {
+        for h in heads.clone() {
+            let at = (t * n_heads + h) * d;
+            let v = load(&x[at..at + d], &mut c.act_in);
+            let mut r = vec![0f32; d];
+            for j in 0..half {
+                let theta = p as f32 * base.powf(-2.0 * j as f32 / d as f32);
+                let (s, co) = theta.sin_cos();
+                r[j] = v[j] * co - v[j + half] * s;
+                r[j + half] = v[j] * s + v[j + half] * co;
+            }
+            out.extend(r);
+        }
+    }
+    c.flops += 3 * out.len() as u64;
+    store(&out, &mut c.act_out)
+}
+
+/// The SwiGLU activation silu(gate) · up on columns `cols` of [tokens, inner] gate and up
+/// tensors. 5 FLOPs per element: negate, exp, add one, divide, multiply.
+pub fn swiglu<E: Elem>(
+    gate: &[E],
+    up: &[E],
+    inner: usize,
+    cols: &[usize],
+    c: &mut Count,
+) -> Vec<E> {
+    let rows = gate.len() / inner.max(1);
+    let pick = |x: &[E]| -> Vec<E> {
+        (0..rows)
+            .flat_map(|r| cols.iter().map(move |&j| x[r * inner + j]))
+            .collect()
+    };
+    let g = load(&pick(gate), &mut c.act_in);
+    let u = load(&pick(up), &mut c.act_in);
+    let y = silu_mul(&g, &u, &mut c.flops);
+    store(&y, &mut c.act_out)
+}
+
+/// silu(g)·u element by element: 5 FLOPs each (negate, exp, add one, divide, multiply).
+pub fn silu_mul(g: &[f32], u: &[f32], flops: &mut u64) -> Vec<f32> {
+    *flops += 5 * g.len() as u64;
+    g.iter()
+        .zip(u)
+        .map(|(g, u)| g / (1.0 + (-g).exp()) * u)
+        .collect()
+}
+
+/// Softmax of each row of width `n`, stable (the row's max is subtracted first). 4 FLOPs per
+/// element: subtract, exp, accumulate, scale by 1/sum.
+pub fn softmax_rows(x: &[f32], n: usize, flops: &mut u64) -> Vec<f32> {
+    let mut out = Vec::with_capacity(x.len());
+    for row in x.chunks(n) {
+        let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let e: Vec<f32> = row.iter().map(|v| (v - m).exp()).collect();
+        let inv = 1.0 / e.iter().sum::<f32>();
+        out.extend(e.iter().map(|v| v * inv));
+    }
+    *flops += 4 * x.len() as u64;
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_of_zero_and_ln3_is_a_quarter_and_three_quarters() {
+        let mut f = 0;
+        let p = softmax_rows(&[0.0, 3f32.ln(), 1000.0, 1000.0], 2, &mut f);
+        assert!((p[0] - 0.25).abs() < 1e-6 && (p[1] - 0.75).abs() < 1e-6);
+        assert_eq!(&p[2..], &[0.5, 0.5]);
+        assert_eq!(f, 16);
+    }
+
+    #[test]
+    fn rmsnorm_of_three_four_is_scaled_to_unit_rms() {
+        // rms([3, 4]) = sqrt(12.5); the residual adds zero.
+        let mut c = Count::default();
+        let (y, r) = add_rmsnorm::<f32>(2, &[3.0, 4.0], &[0.0, 0.0], &[1.0, 2.0], true, &mut c);
+        let rms = 12.5f32.sqrt();
+        assert!((y[0] - 3.0 / rms).abs() < 1e-5 && (y[1] - 8.0 / rms).abs() < 1e-5);
+        assert_eq!(r.unwrap(), vec![3.0, 4.0]);
+        assert_eq!((c.flops, c.act_in, c.act_out), (10, 16, 16));
+    }
+
+    #[test]
+    fn rope_turns_a_pair_by_the_position_angle_and_keeps_its_norm() {
+        // d = 2: one pair, angle = pos · base^0 = pos radians.
+        let mut c = Count::default();
+        let y = rope::<f32>(&[1.0, 0.0], (1, 2), 0..1, &[1], 10000.0, &mut c);
+        assert!((y[0] - 1f32.cos()).abs() < 1e-6 && (y[1] - 1f32.sin()).abs() < 1e-6);
+        let y0 = rope::<f32>(&[0.3, -0.4], (1, 2), 0..1, &[0], 10000.0, &mut c);
+        assert_eq!(y0, vec![0.3, -0.4]);
+        assert_eq!(c.flops, 12);
+    }
+
+    #[test]
+    fn silu_of_zero_is_zero_and_of_large_gate_is_the_gate() {
+        let mut c = Count::default();
+        let y = swiglu::<f32>(&[0.0, 20.0], &[5.0, 2.0], 2, &[0, 1], &mut c);
+        assert_eq!(y[0], 0.0);
+        assert!((y[1] - 40.0).abs() < 1e-4);
+        assert_eq!(c.flops, 10);
+    }
+}

@@ -1,0 +1,564 @@
+//! Executes an op under its partition plan: random inputs of the op's shape, the unsplit
+//! reference, every part as its unit would run it, the combine, and the comparison of both the
+//! answer and each part's counted work against what the model charges that part.
+
+use std::ops::Range;
+
+use half::{bf16, f16};
+
+use super::attention::{AttnInput, AttnOut, AttnPart, Heads, Seq, attend, merge};
+use super::elementwise::{add_rmsnorm, embedding, rope, swiglu};
+use super::gemm::{expand, gemm, gemm_columns, gemm_inner};
+use super::moe::{Expert, combine, expert_ffn, route};
+use super::{Count, Elem, Rng, normalized_error, to_elems, to_f32s, tolerance};
+use crate::map::plan::{Axis, OpPlan, PartitionPlan};
+use crate::model::{Batch, ModelSpec, OpKind};
+use crate::work::Dtype;
+
+/// RoPE base used for the check (Llama 2; any base exercises the same arithmetic).
+const ROPE_BASE: f32 = 10000.0;
+
+/// One part's counted work against what the model charges it.
+#[derive(Debug, Clone)]
+pub struct PartCheck {
+    pub unit: String,
+    pub counted: Count,
+    pub charged_flops: f64,
+    /// Differences between counted and charged work (empty when they agree exactly).
+    pub mismatches: Vec<String>,
+}
+
+/// The outcome of executing one op under its plan.
+#[derive(Debug, Clone)]
+pub struct OpCheck {
+    /// Normalised max error of the combined parts against the unsplit reference.
+    pub error: f64,
+    pub tolerance: f64,
+    /// FLOPs the model charges the unsplit op.
+    pub whole_flops: f64,
+    pub parts: Vec<PartCheck>,
+    /// Why the op could not be executed, if it could not.
+    pub unsupported: Option<String>,
+}
+
+impl OpCheck {
+    pub fn passed(&self) -> bool {
+        self.unsupported.is_none()
+            && self.error <= self.tolerance
+            && self.parts.iter().all(|p| p.mismatches.is_empty())
+    }
+
+    /// FLOPs the model charges all parts together.
+    pub fn charged_flops(&self) -> f64 {
+        self.parts.iter().map(|p| p.charged_flops).sum()
+    }
+
+    /// FLOPs the parts performed together.
+    pub fn counted_flops(&self) -> u64 {
+        self.parts.iter().map(|p| p.counted.flops).sum()
+    }
+}
+
+/// What the op needs beyond its shape: the model (hidden size) and the batch (each sequence's
+/// lengths, which the op only holds as totals).
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub model: &'a ModelSpec,
+    pub batch: &'a Batch,
+}
+
+/// Executes `p` in the element type of its activations, from `seed`.
+pub fn check_op(p: &OpPlan, cx: Context, seed: u64) -> OpCheck {
+    match p.op.precision.activations {
+        Dtype::Bf16 => check::<bf16>(p, cx, seed),
+        Dtype::Fp16 => check::<f16>(p, cx, seed),
+        Dtype::Fp32 => check::<f32>(p, cx, seed),
+        d => OpCheck {
+            error: f64::INFINITY,
+            tolerance: 0.0,
+            whole_flops: p.op.work().flops.value(),
+            parts: Vec::new(),
+            unsupported: Some(format!("no reference kernel computes in {d}")),
+        },
+    }
+}
+
+fn check<E: Elem>(p: &OpPlan, cx: Context, seed: u64) -> OpCheck {
+    let mut rng = Rng::new(seed);
+    let (error, counts, unsupported) = match run::<E>(p, cx, &mut rng) {
+        Ok((e, c)) => (e, c, None),
+        Err(msg) => (f64::INFINITY, Vec::new(), Some(msg)),
+    };
+    let parts = p
+        .plan
+        .parts
+        .iter()
+        .zip(counts)
+        .map(|(part, counted)| {
+            let w = part.op.work();
+            PartCheck {
+                unit: part.unit.to_string(),
+                counted,
+                charged_flops: w.flops.value(),
+                mismatches: counted.mismatches(&w),
+            }
+        })
+        .collect();
+    OpCheck {
+        error,
+        tolerance: tolerance(E::DTYPE),
+        whole_flops: p.op.work().flops.value(),
+        parts,
+        unsupported,
+    }
+}
+
+type Outcome = Result<(f64, Vec<Count>), String>;
+
+/// Random stored values, uniform in [-scale, scale).
+fn rand<E: Elem>(rng: &mut Rng, n: u64, scale: f32) -> Vec<E> {
+    to_elems(&rng.vec(n as usize, scale))
+}
+
+fn usize_of(x: u64) -> usize {
+    x as usize
+}
+
+fn run<E: Elem>(p: &OpPlan, cx: Context, rng: &mut Rng) -> Outcome {
+    let plan = &p.plan;
+    match p.op.kind {
+        OpKind::Gemm { m, n, k, batch: 1 } => {
+            let (a, b) = (
+                rand::<E>(rng, m * k, 1.0),
+                rand::<E>(rng, k * n, 1.0 / (k as f32).sqrt()),
+            );
+            let mnk = (usize_of(m), usize_of(k), usize_of(n));
+            let reference = to_f32s(&gemm(mnk.0, mnk.1, mnk.2, &a, &b, &mut Count::default()));
+            let part = |share: &[Range<u64>], c: &mut Count| -> Vec<E> {
+                match plan.axis {
+                    Axis::Columns => gemm_columns(mnk, &a, &b, share, c),
+                    Axis::Inner => gemm_inner(mnk, &a, &b, share, c),
+                    _ => gemm(mnk.0, mnk.1, mnk.2, &a, &b, c),
+                }
+            };
+            combine_parts(plan, usize_of(n), &reference, part)
+        }
+        OpKind::ExpertFfn {
+            tokens,
+            hidden,
+            inner,
+            ..
+        } => {
+            let (h, i) = (usize_of(hidden), usize_of(inner));
+            let x = rand::<E>(rng, tokens * hidden, 1.0);
+            let w = Expert {
+                gate: rand::<E>(rng, hidden * inner, 1.0 / (h as f32).sqrt()),
+                up: rand::<E>(rng, hidden * inner, 1.0 / (h as f32).sqrt()),
+                down: rand::<E>(rng, inner * hidden, 1.0 / (i as f32).sqrt()),
+            };
+            let rows: Vec<usize> = (0..usize_of(tokens)).collect();
+            let all: Vec<usize> = (0..i).collect();
+            let run = |cols: &[usize], c: &mut Count| expert_ffn(&x, &rows, &w, (h, i), cols, c);
+            let reference = to_f32s(&run(&all, &mut Count::default()));
+            combine_parts(plan, h, &reference, |share, c| match plan.axis {
+                Axis::Inner => run(&expand(share), c),
+                _ => run(&all, c),
+            })
+        }
+        OpKind::AttnDecode {
+            heads,
+            kv_heads,
+            head_dim,
+            ..
+        }
+        | OpKind::AttnPrefill {
+            heads,
+            kv_heads,
+            head_dim,
+            ..
+        } => {
+            let decode = matches!(p.op.kind, OpKind::AttnDecode { .. });
+            let seqs: Vec<Seq> = if decode {
+                let kv = &cx.batch.decode_kv;
+                kv.iter()
+                    .map(|&l| Seq {
+                        ctx: usize_of(l.max(1) - 1),
+                        q_len: 1,
+                    })
+                    .collect()
+            } else {
+                let ch = &cx.batch.prefill;
+                ch.iter()
+                    .map(|c| Seq {
+                        ctx: usize_of(c.ctx),
+                        q_len: usize_of(c.q_len),
+                    })
+                    .collect()
+            };
+            let shape = Heads {
+                heads: usize_of(heads),
+                kv_heads: usize_of(kv_heads),
+                head_dim: usize_of(head_dim),
+            };
+            run_attention::<E>(plan, attn_input(shape, seqs, rng))
+        }
+        OpKind::Elementwise { elements, .. } => run_elementwise::<E>(p, cx, elements, rng),
+        OpKind::AllReduce { bytes, devices } => {
+            let inputs = messages::<E>(plan, bytes, devices, rng)?;
+            let n = inputs[0].len();
+            let mut sum = vec![0f32; n];
+            for v in &inputs {
+                for (s, x) in sum.iter_mut().zip(v) {
+                    *s += x.to_f32();
+                }
+            }
+            let (outs, counts) = ring_allreduce(&inputs);
+            let err = outs
+                .iter()
+                .map(|o| normalized_error(&to_f32s(o), &sum))
+                .fold(0.0, f64::max);
+            Ok((err, counts))
+        }
+        OpKind::AllToAll { bytes, devices } => {
+            let inputs = messages::<E>(plan, bytes, devices, rng)?;
+            let (n, parts) = (inputs[0].len(), inputs.len());
+            let (outs, counts) = all_to_all(&inputs);
+            // Element x of device i's message belongs to device ⌊x·p/n⌋, which keeps the senders'
+            // order: find every element where it should have landed.
+            let mut err: f64 = 0.0;
+            let mut at = vec![0usize; parts];
+            for v in &inputs {
+                for (x, val) in v.iter().enumerate() {
+                    let to = x * parts / n.max(1);
+                    let got = outs[to].get(at[to]).map(|g| g.to_f32());
+                    at[to] += 1;
+                    let d = got.map_or(f64::INFINITY, |g| f64::from((g - val.to_f32()).abs()));
+                    err = err.max(d);
+                }
+            }
+            Ok((err, counts))
+        }
+        OpKind::Gemm { batch, .. } => Err(format!("batched GEMM (batch {batch}) has no kernel")),
+    }
+}
+
+/// One random message of `bytes` per device of a collective, one device per part.
+fn messages<E: Elem>(
+    plan: &PartitionPlan,
+    bytes: u64,
+    devices: u64,
+    rng: &mut Rng,
+) -> Result<Vec<Vec<E>>, String> {
+    if devices == 0 || plan.parts.len() as u64 != devices {
+        return Err(format!("{devices} devices but {} parts", plan.parts.len()));
+    }
+    Ok((0..devices)
+        .map(|_| rand::<E>(rng, bytes / E::BYTES, 1.0))
+        .collect())
+}
+
+/// Runs each part and combines as the axis says: concatenation for columns (a column several
+/// parts compute must agree), a sum for inner parts, and one whole answer per part otherwise.
+fn combine_parts<E: Elem>(
+    plan: &PartitionPlan,
+    width: usize,
+    reference: &[f32],
+    mut part: impl FnMut(&[Range<u64>], &mut Count) -> Vec<E>,
+) -> Outcome {
+    let rows = reference.len() / width.max(1);
+    let mut counts = Vec::new();
+    let mut err: f64 = 0.0;
+    let mut sum = vec![0f32; reference.len()];
+    let mut covered = vec![false; width];
+    for pt in &plan.parts {
+        let mut c = Count::default();
+        let out = to_f32s(&part(&pt.share, &mut c));
+        counts.push(c);
+        match plan.axis {
+            Axis::Columns => {
+                let cols = expand(&pt.share);
+                let want: Vec<f32> = (0..rows)
+                    .flat_map(|r| cols.iter().map(move |&j| reference[r * width + j]))
+                    .collect();
+                err = err.max(normalized_error(&out, &want));
+                cols.iter().for_each(|&j| covered[j] = true);
+            }
+            Axis::Inner => sum.iter_mut().zip(&out).for_each(|(s, x)| *s += x),
+            _ => err = err.max(normalized_error(&out, reference)),
+        }
+    }
+    match plan.axis {
+        Axis::Columns if covered.iter().any(|c| !c) => {
+            return Err("the parts leave some output columns uncomputed".into());
+        }
+        Axis::Inner => err = normalized_error(&sum, reference),
+        _ => {}
+    }
+    Ok((err, counts))
+}
+
+fn attn_input<E: Elem>(shape: Heads, seqs: Vec<Seq>, rng: &mut Rng) -> AttnInput<E> {
+    let (g, d) = (shape.kv_heads as u64, shape.head_dim as u64);
+    let tq: u64 = seqs.iter().map(|s| s.q_len as u64).sum();
+    AttnInput {
+        q: rand(rng, tq * shape.heads as u64 * d, 1.0),
+        k_new: rand(rng, tq * g * d, 1.0),
+        v_new: rand(rng, tq * g * d, 1.0),
+        k_cache: seqs
+            .iter()
+            .map(|s| rand(rng, g * s.ctx as u64 * d, 1.0))
+            .collect(),
+        v_cache: seqs
+            .iter()
+            .map(|s| rand(rng, g * s.ctx as u64 * d, 1.0))
+            .collect(),
+        shape,
+        seqs,
+    }
+}
+
+/// Executes attention under a heads or key-range plan (or whole / replicated).
+pub fn run_attention<E: Elem>(plan: &PartitionPlan, x: AttnInput<E>) -> Outcome {
+    let (h, d) = (x.shape.heads, x.shape.head_dim);
+    let whole = AttnPart {
+        heads: 0..h,
+        keys: None,
+    };
+    let reference = to_f32s(&attend(&x, &whole, &mut Count::default()).out);
+    let rows = reference.len() / (h * d).max(1);
+    let mut counts = Vec::new();
+    let mut outs: Vec<AttnOut<E>> = Vec::new();
+    let mut err: f64 = 0.0;
+    for pt in &plan.parts {
+        let mut c = Count::default();
+        let r = |v: &Range<u64>| v.start as usize..v.end as usize;
+        let part = match (plan.axis, pt.share.as_slice()) {
+            (Axis::Heads, [s]) => AttnPart {
+                heads: r(s),
+                keys: None,
+            },
+            (Axis::KvRange, [s]) => AttnPart {
+                heads: 0..h,
+                keys: Some(r(s)),
+            },
+            (Axis::Heads | Axis::KvRange, _) => {
+                return Err("attention parts take one range each".into());
+            }
+            _ => whole.clone(),
+        };
+        let o = attend(&x, &part, &mut c);
+        if plan.axis == Axis::Heads {
+            let hs = part.heads.clone();
+            let want: Vec<f32> = (0..rows)
+                .flat_map(|t| {
+                    hs.clone()
+                        .flat_map(move |hh| (0..d).map(move |j| (t, hh, j)))
+                })
+                .map(|(t, hh, j)| reference[(t * h + hh) * d + j])
+                .collect();
+            err = err.max(normalized_error(&to_f32s(&o.out), &want));
+        } else if plan.axis != Axis::KvRange {
+            err = err.max(normalized_error(&to_f32s(&o.out), &reference));
+        }
+        counts.push(c);
+        outs.push(o);
+    }
+    if plan.axis == Axis::KvRange {
+        err = normalized_error(&merge(&outs, d), &reference);
+    }
+    Ok((err, counts))
+}
+
+/// Ring all-reduce (reduce-scatter then all-gather) of one vector per device: device i adds the
+/// n−1 chunks it receives, so each does (n−1)/n of an add per element. Returns every device's
+/// result and work.
+pub fn ring_allreduce<E: Elem>(inputs: &[Vec<E>]) -> (Vec<Vec<E>>, Vec<Count>) {
+    let n = inputs.len();
+    let len = inputs.first().map_or(0, Vec::len);
+    let chunk = |j: usize| j * len / n..(j + 1) * len / n;
+    let mut buf: Vec<Vec<f32>> = inputs.iter().map(|v| to_f32s(v)).collect();
+    let mut counts = vec![Count::default(); n];
+    for c in &mut counts {
+        c.message = len as u64 * E::BYTES;
+    }
+    for step in 0..n.saturating_sub(1) {
+        let sent: Vec<(usize, Vec<f32>)> = (0..n)
+            .map(|i| {
+                let j = (i + n - step) % n;
+                (j, buf[i][chunk(j)].to_vec())
+            })
+            .collect();
+        for (i, (j, data)) in sent.into_iter().enumerate() {
+            let to = (i + 1) % n;
+            for (x, y) in buf[to][chunk(j)].iter_mut().zip(&data) {
+                *x = E::from_f32(*x + y).to_f32();
+            }
+            counts[to].flops += data.len() as u64;
+        }
+    }
+    // After n−1 steps device i holds the full sum of chunk i+1; gather every chunk from its owner.
+    let mut out = vec![vec![0f32; len]; n];
+    for j in 0..n {
+        let owner = (j + n - 1) % n;
+        let done = buf[owner][chunk(j)].to_vec();
+        for o in &mut out {
+            o[chunk(j)].copy_from_slice(&done);
+        }
+    }
+    (out.iter().map(|o| to_elems(o)).collect(), counts)
+}
+
+/// All-to-all: device i's message is cut into p chunks and chunk j goes to device j, which
+/// receives one chunk from every device in sender order. Moves data and does no arithmetic.
+pub fn all_to_all<E: Elem>(inputs: &[Vec<E>]) -> (Vec<Vec<E>>, Vec<Count>) {
+    let p = inputs.len();
+    let len = inputs.first().map_or(0, Vec::len);
+    let chunk = |j: usize| j * len / p..(j + 1) * len / p;
+    let outs = (0..p)
+        .map(|j| inputs.iter().flat_map(|v| v[chunk(j)].to_vec()).collect())
+        .collect();
+    let counts = (0..p)
+        .map(|_| Count {
+            message: len as u64 * E::BYTES,
+            ..Count::default()
+        })
+        .collect();
+    (outs, counts)
+}
+
+/// Token positions of a batch: prefill tokens (chunk after chunk), then decode tokens.
+fn positions(b: &Batch) -> Vec<usize> {
+    let pre = b
+        .prefill
+        .iter()
+        .flat_map(|c| (c.ctx..c.ctx + c.q_len).map(usize_of));
+    let dec = b.decode_kv.iter().map(|&l| usize_of(l.max(1) - 1));
+    pre.chain(dec).collect()
+}
+
+fn run_elementwise<E: Elem>(p: &OpPlan, cx: Context, elements: u64, rng: &mut Rng) -> Outcome {
+    let m = cx.model;
+    let h = usize_of(m.hidden);
+    let plan = &p.plan;
+    let OpKind::Elementwise { reads, writes, .. } = p.op.kind else {
+        return Err("not an elementwise op".into());
+    };
+    let name = p.op.name.as_str();
+    match name {
+        "embedding" => {
+            let vocab = 64;
+            let table = rand::<E>(rng, vocab * m.hidden, 1.0);
+            let t = usize_of(elements) / h;
+            let ids: Vec<usize> = (0..t).map(|_| (rng.next_u64() % vocab) as usize).collect();
+            let reference: Vec<f32> = ids
+                .iter()
+                .flat_map(|&i| to_f32s(&table[i * h..(i + 1) * h]))
+                .collect();
+            combine_parts(plan, h, &reference, |_, c| embedding(&table, h, &ids, c))
+        }
+        "attn_norm" | "ffn_norm" | "final_norm" => {
+            let (x, r) = (rand::<E>(rng, elements, 1.0), rand::<E>(rng, elements, 1.0));
+            let gain = rng.vec(h, 1.0);
+            let keep = writes == 2;
+            let norm = |c: &mut Count| {
+                let (y, res) = add_rmsnorm(h, &x, &r, &gain, keep, c);
+                let mut v = to_f32s(&y);
+                v.extend(res.map_or_else(Vec::new, |r| to_f32s(&r)));
+                v
+            };
+            let reference = norm(&mut Count::default());
+            combine_parts(plan, h, &reference, |_, c| to_elems::<E>(&norm(c)))
+        }
+        "rope" => {
+            let (big_h, g, d) = (
+                usize_of(m.heads),
+                usize_of(m.kv_heads),
+                usize_of(m.head_dim),
+            );
+            let shape = Heads {
+                heads: big_h,
+                kv_heads: g,
+                head_dim: d,
+            };
+            let pos = positions(cx.batch);
+            let t = pos.len() as u64;
+            let q = rand::<E>(rng, t * m.heads * m.head_dim, 1.0);
+            let k = rand::<E>(rng, t * m.kv_heads * m.head_dim, 1.0);
+            let both = |hs: Range<usize>, c: &mut Count| {
+                let mut v = to_f32s(&rope(&q, (big_h, d), hs.clone(), &pos, ROPE_BASE, c));
+                let ks = shape.kv_range(&hs);
+                v.extend(to_f32s(&rope(&k, (g, d), ks, &pos, ROPE_BASE, c)));
+                v
+            };
+            let reference = both(0..big_h, &mut Count::default());
+            let mut counts = Vec::new();
+            let mut err: f64 = 0.0;
+            for pt in &plan.parts {
+                let hs = match (plan.axis, pt.share.as_slice()) {
+                    (Axis::Heads, [s]) => usize_of(s.start)..usize_of(s.end),
+                    _ => 0..big_h,
+                };
+                let mut c = Count::default();
+                let got = both(hs.clone(), &mut c);
+                let sub = |n: usize, r: Range<usize>, off: usize| {
+                    (0..pos.len()).flat_map(move |ti| {
+                        r.clone()
+                            .flat_map(move |hh| (0..d).map(move |j| off + (ti * n + hh) * d + j))
+                    })
+                };
+                let qn = pos.len() * big_h * d;
+                let want: Vec<f32> = sub(big_h, hs.clone(), 0)
+                    .chain(sub(g, shape.kv_range(&hs), qn))
+                    .map(|i| reference[i])
+                    .collect();
+                err = err.max(normalized_error(&got, &want));
+                counts.push(c);
+            }
+            Ok((err, counts))
+        }
+        "act" => {
+            let inner = usize_of(m.intermediate);
+            let (g, u) = (rand::<E>(rng, elements, 2.0), rand::<E>(rng, elements, 1.0));
+            let all: Vec<usize> = (0..inner).collect();
+            let reference = to_f32s(&swiglu(&g, &u, inner, &all, &mut Count::default()));
+            combine_parts(plan, inner, &reference, |share, c| match plan.axis {
+                Axis::Columns => swiglu(&g, &u, inner, &expand(share), c),
+                _ => swiglu(&g, &u, inner, &all, c),
+            })
+        }
+        "topk" => {
+            let (ne, k) = match m.moe {
+                Some(x) => (usize_of(x.experts), usize_of(x.top_k)),
+                None => return Err("topk in a dense model".into()),
+            };
+            let logits = rand::<E>(rng, elements * reads, 2.0);
+            let dense = |c: &mut Count| {
+                let r = route(&logits, ne, k, c);
+                let mut w = vec![0f32; r.tokens() * ne];
+                for (i, &(e, x)) in r.choice.iter().enumerate() {
+                    w[i / k * ne + e] = x;
+                }
+                w
+            };
+            let reference = to_f32s(&to_elems::<E>(&dense(&mut Count::default())));
+            combine_parts(plan, ne, &reference, |_, c| to_elems::<E>(&dense(c)))
+        }
+        "moe_combine" => {
+            let Some(moe) = m.moe else {
+                return Err("moe_combine in a dense model".into());
+            };
+            let (ne, k) = (usize_of(moe.experts), usize_of(moe.top_k));
+            let t = usize_of(elements) / h;
+            let logits: Vec<f32> = rng.vec(t * ne, 2.0);
+            let r = route(&logits, ne, k, &mut Count::default());
+            let outs: Vec<Vec<E>> = r
+                .counts()
+                .iter()
+                .map(|&n| rand::<E>(rng, n * m.hidden, 1.0))
+                .collect();
+            let reference = to_f32s(&combine(&r, &outs, h, &mut Count::default()));
+            combine_parts(plan, h, &reference, |_, c| combine(&r, &outs, h, c))
+        }
+        other => Err(format!("no reference kernel for elementwise op `{other}`")),
+    }
+}

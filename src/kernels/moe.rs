@@ -1,0 +1,232 @@
+//! Mixture of experts: the router (softmax, top-k, renormalised weights), dispatch of tokens to
+//! experts, the SwiGLU expert FFN, and the weighted combine; and a whole MoE layer run with its
+//! experts split between units.
+
+use super::elementwise::{silu_mul, softmax_rows};
+use super::gemm::{gemm, sgemm};
+use super::{Count, Elem, load, store};
+
+/// Each token's `top_k` (expert, weight) choices, weights summing to one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Routing {
+    pub experts: usize,
+    pub top_k: usize,
+    /// [tokens × top_k], each token's choices by decreasing weight.
+    pub choice: Vec<(usize, f32)>,
+}
+
+impl Routing {
+    pub fn tokens(&self) -> usize {
+        self.choice.len() / self.top_k.max(1)
+    }
+
+    /// Tokens routed to each expert.
+    pub fn counts(&self) -> Vec<u64> {
+        let mut n = vec![0u64; self.experts];
+        for &(e, _) in &self.choice {
+            n[e] += 1;
+        }
+        n
+    }
+
+    /// Dispatch: the tokens routed to `expert`, in token order.
+    pub fn tokens_of(&self, expert: usize) -> Vec<usize> {
+        self.choice
+            .iter()
+            .enumerate()
+            .filter(|(_, (e, _))| *e == expert)
+            .map(|(i, _)| i / self.top_k)
+            .collect()
+    }
+}
+
+/// Routes tokens from router logits [tokens, experts] as Mixtral does: softmax over all experts
+/// (4 FLOPs per logit), the `top_k` largest (comparisons only; ties to the lower expert id), then
+/// their weights renormalised to sum to one (an add and a multiply per choice).
+pub fn route<E: Elem>(logits: &[E], experts: usize, top_k: usize, c: &mut Count) -> Routing {
+    let l = load(logits, &mut c.act_in);
+    let p = softmax_rows(&l, experts, &mut c.flops);
+    let mut choice = Vec::with_capacity(p.len() / experts * top_k);
+    for row in p.chunks(experts) {
+        let mut idx: Vec<usize> = (0..experts).collect();
+        idx.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+        let top = &idx[..top_k];
+        let inv = 1.0 / top.iter().map(|&e| row[e]).sum::<f32>();
+        choice.extend(top.iter().map(|&e| (e, row[e] * inv)));
+        c.flops += 2 * top_k as u64;
+    }
+    Routing {
+        experts,
+        top_k,
+        choice,
+    }
+}
+
+/// One SwiGLU expert's weights: gate and up [hidden, inner], down [inner, hidden].
+#[derive(Debug, Clone)]
+pub struct Expert<E> {
+    pub gate: Vec<E>,
+    pub up: Vec<E>,
+    pub down: Vec<E>,
+}
+
+/// A fused SwiGLU expert on the rows `rows` of x [tokens, h], over the inner columns `cols` (all
+/// of them, or a tensor-parallel share whose output is a partial sum). Activations enter and
+/// leave once; the intermediate stays on chip. FLOPs: 2·n·h per inner column for each of gate,
+/// up and down, and 5 per intermediate element for silu(gate)·up.
+pub fn expert_ffn<E: Elem>(
+    x: &[E],
+    rows: &[usize],
+    w: &Expert<E>,
+    (h, inner): (usize, usize),
+    cols: &[usize],
+    c: &mut Count,
+) -> Vec<E> {
+    let n = rows.len();
+    let xs: Vec<E> = rows
+        .iter()
+        .flat_map(|&r| x[r * h..(r + 1) * h].iter().copied())
+        .collect();
+    let xs = load(&xs, &mut c.act_in);
+    let pick = |m: &[E]| -> Vec<E> {
+        (0..h)
+            .flat_map(|r| cols.iter().map(move |&j| m[r * inner + j]))
+            .collect()
+    };
+    let g = load(&pick(&w.gate), &mut c.weights);
+    let u = load(&pick(&w.up), &mut c.weights);
+    let d: Vec<E> = cols
+        .iter()
+        .flat_map(|&j| w.down[j * h..(j + 1) * h].iter().copied())
+        .collect();
+    let d = load(&d, &mut c.weights);
+    let ni = cols.len();
+    let gx = sgemm(n, h, ni, &xs, &g, &mut c.flops);
+    let ux = sgemm(n, h, ni, &xs, &u, &mut c.flops);
+    let act = silu_mul(&gx, &ux, &mut c.flops);
+    let y = sgemm(n, ni, h, &act, &d, &mut c.flops);
+    store(&y, &mut c.act_out)
+}
+
+/// Combine: each token's output is the weighted sum of its experts' outputs. `outputs[e]` holds
+/// expert e's rows in dispatch order. 2 FLOPs (a multiply and an add) per element per choice.
+pub fn combine<E: Elem>(r: &Routing, outputs: &[Vec<E>], h: usize, c: &mut Count) -> Vec<E> {
+    let mut next = vec![0usize; r.experts];
+    let mut y = vec![0f32; r.tokens() * h];
+    for (i, &(e, w)) in r.choice.iter().enumerate() {
+        let t = i / r.top_k;
+        let slot = next[e];
+        next[e] += 1;
+        let row = load(&outputs[e][slot * h..(slot + 1) * h], &mut c.act_in);
+        for (o, v) in y[t * h..(t + 1) * h].iter_mut().zip(row) {
+            *o += w * v;
+        }
+    }
+    c.flops += 2 * (r.choice.len() * h) as u64;
+    store(&y, &mut c.act_out)
+}
+
+/// A MoE layer's tensors.
+#[derive(Debug, Clone)]
+pub struct MoeLayer<E> {
+    pub hidden: usize,
+    pub inner: usize,
+    pub top_k: usize,
+    /// Router weight [hidden, experts].
+    pub router: Vec<E>,
+    pub experts: Vec<Expert<E>>,
+}
+
+/// Result of a MoE layer run with its experts split between units.
+#[derive(Debug, Clone)]
+pub struct MoeRun<E> {
+    pub out: Vec<E>,
+    pub routing: Routing,
+    /// Work of the experts each unit ran.
+    pub per_unit: Vec<Count>,
+    /// Work of the router, top-k and combine (on the unit that dispatches).
+    pub shared: Count,
+}
+
+/// Runs a MoE layer on x [tokens, hidden]: route, dispatch each expert's tokens to the unit that
+/// holds it (`units[u]` lists unit u's experts), run the experts there, combine.
+pub fn moe_layer<E: Elem>(m: &MoeLayer<E>, x: &[E], units: &[Vec<usize>]) -> MoeRun<E> {
+    let (h, ne) = (m.hidden, m.experts.len());
+    let t = x.len() / h;
+    let mut shared = Count::default();
+    let logits = gemm(t, h, ne, x, &m.router, &mut shared);
+    let routing = route(&logits, ne, m.top_k, &mut shared);
+    let mut outputs = vec![Vec::new(); ne];
+    let all: Vec<usize> = (0..m.inner).collect();
+    let mut per_unit = vec![Count::default(); units.len()];
+    for (u, experts) in units.iter().enumerate() {
+        for &e in experts {
+            let rows = routing.tokens_of(e);
+            if !rows.is_empty() {
+                outputs[e] = expert_ffn(
+                    x,
+                    &rows,
+                    &m.experts[e],
+                    (h, m.inner),
+                    &all,
+                    &mut per_unit[u],
+                );
+            }
+        }
+    }
+    let out = combine(&routing, &outputs, h, &mut shared);
+    MoeRun {
+        out,
+        routing,
+        per_unit,
+        shared,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top2_of_four_renormalises_the_chosen_probabilities() {
+        // Logits ln 1, ln 2, ln 3, ln 4: softmax 0.1..0.4; top 2 are experts 3 and 2 with
+        // weights 4/7 and 3/7.
+        let l: Vec<f32> = [1f32, 2., 3., 4.].iter().map(|v| v.ln()).collect();
+        let mut c = Count::default();
+        let r = route(&l, 4, 2, &mut c);
+        assert_eq!((r.choice[0].0, r.choice[1].0), (3, 2));
+        assert!((r.choice[0].1 - 4.0 / 7.0).abs() < 1e-6);
+        assert!((r.choice[1].1 - 3.0 / 7.0).abs() < 1e-6);
+        assert_eq!(c.flops, 4 * 4 + 2 * 2);
+        assert_eq!(r.counts(), vec![0, 0, 1, 1]);
+    }
+
+    #[test]
+    fn combine_weights_expert_rows() {
+        let r = Routing {
+            experts: 2,
+            top_k: 2,
+            choice: vec![(0, 0.25), (1, 0.75)],
+        };
+        let outs = vec![vec![4.0f32], vec![8.0f32]];
+        let mut c = Count::default();
+        assert_eq!(combine(&r, &outs, 1, &mut c), vec![7.0]);
+        assert_eq!((c.flops, c.act_in, c.act_out), (4, 8, 4));
+    }
+
+    #[test]
+    fn an_expert_with_unit_weights_by_hand() {
+        // h = 1, inner = 1: gate = up = down = 1, x = 2: silu(2)·2 = 2·2/(1+e^-2).
+        let w = Expert {
+            gate: vec![1.0f32],
+            up: vec![1.0],
+            down: vec![1.0],
+        };
+        let mut c = Count::default();
+        let y = expert_ffn(&[2.0f32], &[0], &w, (1, 1), &[0], &mut c);
+        let want = 4.0 / (1.0 + (-2f32).exp());
+        assert!((y[0] - want).abs() < 1e-6);
+        assert_eq!(c.flops, 6 + 5);
+        assert_eq!(c.weights, 12);
+    }
+}

@@ -1,0 +1,342 @@
+//! `dyad validate`: run every op of a scaled-down model's iteration as the mapping splits it, and
+//! check the answer and the work counted against the unsplit reference and the cost model.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use crate::config;
+use crate::hw::{PimKind, System, Timing, Unit as HwUnit};
+use crate::kernels::moe::route;
+use crate::kernels::{Count, OpCheck, Rng, check_op, exec::Context};
+use crate::map::plan::{Unit, plan_iteration};
+use crate::map::{Policy, place_by_layer};
+use crate::model::{
+    Batch, ModelSpec, Moe, Parallelism, Precision, PrefillChunk, Routing, build_iteration_with,
+};
+use crate::run::RunError;
+use crate::work::Dtype;
+
+/// What `dyad validate` checks.
+#[derive(Debug, Clone)]
+pub struct ValidateSpec {
+    pub model: PathBuf,
+    /// The arch whose costs the policies place ops by (its PIM, if any, gets the ops they pick).
+    pub arch: PathBuf,
+    pub policies: Vec<Policy>,
+    pub tp: Vec<u64>,
+    /// Expert-parallel degrees (MoE models only; each with tp = 1).
+    pub ep: Vec<u64>,
+    /// Hidden size, head size, FFN inner size and vocabulary are divided by this.
+    pub scale: u64,
+    pub layers: u32,
+    /// Element type of every stream; `None` takes the model's.
+    pub dtype: Option<Dtype>,
+    /// Decode sequences (KV lengths kv_len, kv_len + 3, …) besides two prefill chunks.
+    pub batch: u64,
+    pub kv_len: u64,
+    pub prompt_len: u64,
+    pub seed: u64,
+}
+
+impl Default for ValidateSpec {
+    fn default() -> Self {
+        ValidateSpec {
+            model: "workloads/models/mixtral-8x7b.json".into(),
+            arch: "arch/duplex.toml".into(),
+            policies: Policy::ALL.to_vec(),
+            tp: vec![1, 2, 4, 8],
+            ep: vec![2, 4, 8],
+            scale: 16,
+            layers: 1,
+            dtype: None,
+            batch: 4,
+            kv_len: 24,
+            prompt_len: 12,
+            seed: 1,
+        }
+    }
+}
+
+/// One op of one iteration under one policy and device layout.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub policy: &'static str,
+    /// The device layout: `tp4` (tensor parallel) or `ep2` (expert parallel).
+    pub par: String,
+    pub layer: Option<u32>,
+    pub op: String,
+    pub plan: String,
+    pub check: OpCheck,
+}
+
+/// Everything `dyad validate` found.
+#[derive(Debug, Clone)]
+pub struct Validation {
+    pub model: ModelSpec,
+    pub dtype: Dtype,
+    pub rows: Vec<Row>,
+}
+
+impl Validation {
+    pub fn failures(&self) -> usize {
+        self.rows.iter().filter(|r| !r.check.passed()).count()
+    }
+}
+
+/// The model with the same head grouping, expert count and top-k, and hidden size, head size,
+/// FFN inner size and vocabulary divided by `scale` (the last two rounded up to a multiple of 64
+/// so that any TP degree up to 64 splits them).
+pub fn scaled(m: &ModelSpec, scale: u64, layers: u32) -> Result<ModelSpec, String> {
+    if scale == 0 || m.head_dim % scale != 0 || (m.head_dim / scale) % 2 != 0 {
+        return Err(format!(
+            "--scale {scale} must divide head_dim ({}) leaving an even head size (RoPE turns pairs)",
+            m.head_dim
+        ));
+    }
+    if layers == 0 {
+        return Err("--layers must be at least 1".into());
+    }
+    let up64 = |x: u64| x.div_ceil(scale).div_ceil(64) * 64;
+    Ok(ModelSpec {
+        name: format!("{} /{scale}", m.name),
+        hidden: m.hidden / scale,
+        layers,
+        head_dim: m.head_dim / scale,
+        intermediate: up64(m.intermediate),
+        vocab: up64(m.vocab),
+        moe: m.moe.map(|x| Moe {
+            intermediate: up64(x.intermediate),
+            ..x
+        }),
+        ..m.clone()
+    })
+}
+
+/// The mixed batch: `batch` decode sequences of KV lengths kv_len, kv_len + 3, …, a whole prompt
+/// of `prompt_len` tokens, and a chunk of half a prompt after a cached half.
+pub fn batch(spec: &ValidateSpec) -> Batch {
+    let half = spec.prompt_len.div_ceil(2);
+    Batch {
+        decode_kv: (0..spec.batch).map(|i| spec.kv_len + 3 * i).collect(),
+        prefill: vec![
+            PrefillChunk {
+                q_len: spec.prompt_len,
+                ctx: 0,
+                last: true,
+            },
+            PrefillChunk {
+                q_len: half,
+                ctx: half,
+                last: false,
+            },
+        ],
+    }
+}
+
+/// Routes the batch's tokens with the router kernel on random activations and router weights,
+/// layer by layer, so that expert ops carry the token counts a real router produced.
+fn routing(m: &ModelSpec, tokens: u64, seed: u64) -> Routing {
+    // Under expert parallelism the counts cover every device's tokens.
+    let Some(moe) = m.moe else {
+        return Routing::Uniform;
+    };
+    let mut rng = Rng::new(seed ^ 0x5EED);
+    let (h, e) = (m.hidden as usize, moe.experts as usize);
+    let per_layer = (0..m.layers)
+        .map(|_| {
+            let x = rng.vec(tokens as usize * h, 1.0);
+            let w = rng.vec(h * e, 1.0 / (h as f32).sqrt());
+            let mut c = Count::default();
+            let logits = crate::kernels::gemm::sgemm(tokens as usize, h, e, &x, &w, &mut c.flops);
+            route(&logits, e, moe.top_k as usize, &mut c).counts()
+        })
+        .collect();
+    Routing::PerLayer(per_layer)
+}
+
+/// The unit kind `policy` picks for each op of the per-device graph. Placement is decided on the
+/// real model's sizes (`full`, with the scaled model's layer count) and the same batch and
+/// routing, so the scaled kernels run the plan the real model would get.
+#[allow(clippy::too_many_arguments)]
+fn placements(
+    full: &ModelSpec,
+    m: &ModelSpec,
+    b: &Batch,
+    par: Parallelism,
+    p: Precision,
+    route: &Routing,
+    sys: &System,
+    policy: Policy,
+) -> Result<Vec<Unit>, RunError> {
+    if policy == Policy::AllXpu {
+        return Ok(Vec::new());
+    }
+    let real = ModelSpec {
+        layers: m.layers,
+        ..full.clone()
+    };
+    let g = build_iteration_with(&real, b, par, p, route)?;
+    let pim = match sys.pim.as_ref().map(|x| x.kind) {
+        Some(PimKind::Logic) | None => Unit::LogicPim(0),
+        Some(PimKind::BankGroup) => Unit::BankGroupPim(0),
+        Some(PimKind::Bank) => Unit::BankPim(0),
+    };
+    let units = place_by_layer(&g, sys, policy, Timing::Kernel)?;
+    Ok(units
+        .into_iter()
+        .map(|u| match u {
+            HwUnit::Xpu => Unit::Xpu(0),
+            HwUnit::Pim => pim,
+        })
+        .collect())
+}
+
+/// Runs the checks.
+pub fn validate(spec: &ValidateSpec) -> Result<Validation, RunError> {
+    let full = config::load_model(&spec.model)?;
+    let sys = config::load_arch(&spec.arch)?;
+    let m = scaled(&full, spec.scale, spec.layers).map_err(RunError::Input)?;
+    if spec.batch == 0 || spec.kv_len == 0 || spec.prompt_len < 2 {
+        return Err(RunError::Input(
+            "--batch and --kv-len must be at least 1, --prompt-len at least 2".into(),
+        ));
+    }
+    let dtype = spec.dtype.unwrap_or(m.dtype);
+    let p = Precision::uniform(dtype);
+    let b = batch(spec);
+    let mut layouts: Vec<(String, Parallelism)> = spec
+        .tp
+        .iter()
+        .map(|&tp| (format!("tp{tp}"), Parallelism { tp, ep: 1 }))
+        .collect();
+    if m.moe.is_some() {
+        let ep = spec.ep.iter().filter(|&&ep| ep > 1);
+        layouts.extend(ep.map(|&ep| (format!("ep{ep}"), Parallelism { tp: 1, ep })));
+    }
+    let mut rows = Vec::new();
+    for &policy in &spec.policies {
+        for (name, par) in &layouts {
+            let route = routing(&m, b.tokens() * par.ep, spec.seed);
+            let flag = if par.ep > 1 { "--ep" } else { "--tp" };
+            let what = |e: String| RunError::Input(format!("{flag} {}: {e}", par.tp.max(par.ep)));
+            let placed = placements(&full, &m, &b, *par, p, &route, &sys, policy)
+                .map_err(|e| what(e.to_string()))?;
+            let plans = plan_iteration(&m, &b, *par, p, &route, &placed)
+                .map_err(|e| what(e.to_string()))?;
+            let cx = Context {
+                model: &m,
+                batch: &b,
+            };
+            for (i, op) in plans.iter().enumerate() {
+                let seed = spec.seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
+                rows.push(Row {
+                    policy: policy.name(),
+                    par: name.clone(),
+                    layer: op.op.layer,
+                    op: op.op.name.clone(),
+                    plan: op.plan.describe(),
+                    check: check_op(op, cx, seed),
+                });
+            }
+        }
+    }
+    Ok(Validation {
+        model: m,
+        dtype,
+        rows,
+    })
+}
+
+/// Text table: one line per op, then a summary line per policy and TP degree.
+pub fn render(v: &Validation) -> String {
+    let m = &v.model;
+    let mut s = format!(
+        "model {} (hidden {}, heads {}/{}, head_dim {}, {}), {}\n",
+        m.name,
+        m.hidden,
+        m.heads,
+        m.kv_heads,
+        m.head_dim,
+        m.moe.map_or("dense".to_string(), |x| format!(
+            "{} experts top-{}, inner {}",
+            x.experts, x.top_k, x.intermediate
+        )),
+        v.dtype
+    );
+    let _ = writeln!(
+        s,
+        "{:<8} {:>4} {:>5} {:<16} {:<26} {:>9} {:>9} {:>12} {:>12}  result",
+        "policy", "par", "layer", "op", "plan", "max err", "tol", "FLOPs charged", "FLOPs counted"
+    );
+    for r in &v.rows {
+        let c = &r.check;
+        let verdict = match (&c.unsupported, c.passed()) {
+            (Some(why), _) => format!("FAIL ({why})"),
+            (None, true) => "pass".to_string(),
+            (None, false) => {
+                let mut why: Vec<String> = Vec::new();
+                if c.error > c.tolerance {
+                    why.push("error over tolerance".into());
+                }
+                for p in c.parts.iter().filter(|p| !p.mismatches.is_empty()) {
+                    why.push(format!("{}: {}", p.unit, p.mismatches.join("; ")));
+                }
+                format!("FAIL ({})", why.join(" | "))
+            }
+        };
+        let _ = writeln!(
+            s,
+            "{:<8} {:>4} {:>5} {:<16} {:<26} {:>9.2e} {:>9.1e} {:>12} {:>12}  {verdict}",
+            r.policy,
+            r.par,
+            r.layer.map_or("-".to_string(), |l| l.to_string()),
+            r.op,
+            r.plan,
+            c.error,
+            c.tolerance,
+            c.charged_flops(),
+            c.counted_flops(),
+        );
+    }
+    let mut groups: Vec<(&str, &str)> = v.rows.iter().map(|r| (r.policy, &*r.par)).collect();
+    groups.dedup();
+    for (policy, par) in groups {
+        let rs: Vec<&Row> = v
+            .rows
+            .iter()
+            .filter(|r| r.policy == policy && r.par == par)
+            .collect();
+        let failed = rs.iter().filter(|r| !r.check.passed()).count();
+        let worst = rs
+            .iter()
+            .map(|r| r.check.error / r.check.tolerance)
+            .fold(0.0, f64::max);
+        let _ = writeln!(
+            s,
+            "{policy} {par}: {} ops, {} passed, {failed} failed; worst error {:.3} of tolerance",
+            rs.len(),
+            rs.len() - failed,
+            worst
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scaling_keeps_grouping_and_experts() {
+        let m = config::load_model("mixtral-8x7b".as_ref()).unwrap();
+        let s = scaled(&m, 16, 1).unwrap();
+        assert_eq!((s.heads, s.kv_heads, s.head_dim, s.hidden), (32, 8, 8, 256));
+        assert_eq!(
+            s.moe.map(|x| (x.experts, x.top_k, x.intermediate)),
+            Some((8, 2, 896))
+        );
+        assert_eq!(s.vocab, 2048);
+        assert!(scaled(&m, 3, 1).is_err());
+        assert!(scaled(&m, 128, 1).is_err());
+    }
+}
