@@ -57,6 +57,8 @@ fn tiny_model() -> ModelSpec {
         intermediate: 32,
         vocab: 64,
         moe: None,
+        ffn_gated: true,
+        moe_layer_period: 1,
         dtype: Dtype::Bf16,
         tie_embeddings: false,
     }
@@ -95,7 +97,7 @@ proptest! {
         tokens in 1u64..12, inner in 1u64..40, d in dtype(),
         points in prop::collection::vec(0u64..40, 0..4),
     ) {
-        let kind = OpKind::ExpertFfn { expert: 0, tokens, hidden: 16, inner };
+        let kind = OpKind::ExpertFfn { expert: 0, tokens, hidden: 16, inner, gated: true };
         let op = Op::new("expert_0", Some(0), kind, Precision::uniform(d));
         check_split(&split_plan(&op, Axis::Inner, cuts(inner, points)), &Batch::default())?;
     }
@@ -207,7 +209,7 @@ proptest! {
             name: "r".into(), hidden: 64, layers: 1, heads, kv_heads, head_dim: 4,
             intermediate: 64, vocab: 64,
             moe: moe.then_some(Moe { experts, top_k: 2, intermediate: 64 }),
-            dtype: d, tie_embeddings: false,
+            ffn_gated: true, moe_layer_period: 1, dtype: d, tie_embeddings: false,
         };
         let batch = Batch {
             decode_kv: decode,

@@ -13,7 +13,7 @@ use crate::model::{ModelSpec, Moe};
 use crate::work::Dtype;
 
 /// `model_type` values whose layers dyad builds.
-const SUPPORTED_TYPES: &[&str] = &["llama", "mistral", "mixtral"];
+const SUPPORTED_TYPES: &[&str] = &["llama", "mistral", "mixtral", "opt"];
 
 /// Fields that mark a family dyad does not build yet, checked before `model_type`.
 const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
@@ -54,6 +54,10 @@ const TOML_FIELDS: &[&str] = &[
     "torch_dtype",
     "dtype",
     "tie_word_embeddings",
+    "ffn_dim",
+    "activation_function",
+    "ffn_gated",
+    "moe_layer_period",
 ];
 
 struct Doc<'a> {
@@ -191,7 +195,35 @@ fn resolve(doc: &Doc) -> Result<ModelSpec, ConfigError> {
     // HuggingFace's own defaults: MHA when `num_key_value_heads` is absent, head_dim = hidden / heads.
     let kv_heads = doc.opt_uint("num_key_value_heads")?.unwrap_or(heads);
     let head_dim = doc.opt_uint("head_dim")?.unwrap_or(hidden / heads);
-    let intermediate = doc.uint("intermediate_size")?;
+    // OPT names its FFN size `ffn_dim`, uses a two-matrix ReLU FFN and ties the LM head to the
+    // embedding (HuggingFace's OPTConfig defaults); a projection between them is not built yet.
+    let is_opt = model_type == "opt";
+    if is_opt {
+        if let Some(p) = doc.opt_uint("word_embed_proj_dim")? {
+            if p != hidden {
+                return Err(doc.err(
+                    "word_embed_proj_dim",
+                    "not yet supported: word_embed_proj_dim (an embedding projection)",
+                ));
+            }
+        }
+    }
+    let intermediate = doc.uint(if is_opt {
+        "ffn_dim"
+    } else {
+        "intermediate_size"
+    })?;
+    let gated = match doc.obj.get("ffn_gated") {
+        None | Some(Value::Null) => !is_opt,
+        Some(Value::Bool(b)) => *b,
+        Some(v) => {
+            return Err(doc.err(
+                "ffn_gated",
+                format!("`ffn_gated` must be true or false, found {v}"),
+            ));
+        }
+    };
+    let period = doc.opt_uint("moe_layer_period")?.unwrap_or(1);
     let experts = doc.opt_uint("num_local_experts")?;
     let moe = match (model_type, experts) {
         ("mixtral", None) => {
@@ -220,7 +252,7 @@ fn resolve(doc: &Doc) -> Result<ModelSpec, ConfigError> {
         }
     };
     let tie = match doc.obj.get("tie_word_embeddings") {
-        None | Some(Value::Null) => false,
+        None | Some(Value::Null) => is_opt,
         Some(Value::Bool(b)) => *b,
         Some(v) => {
             return Err(doc.err(
@@ -247,6 +279,9 @@ fn resolve(doc: &Doc) -> Result<ModelSpec, ConfigError> {
         intermediate,
         vocab: doc.uint("vocab_size")?,
         moe,
+        ffn_gated: gated,
+        moe_layer_period: u32::try_from(period)
+            .map_err(|_| doc.err("moe_layer_period", "`moe_layer_period` is too large"))?,
         dtype,
         tie_embeddings: tie,
     };

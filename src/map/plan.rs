@@ -303,6 +303,8 @@ mod tests {
                 top_k: 2,
                 intermediate: 96,
             }),
+            ffn_gated: true,
+            moe_layer_period: 1,
             dtype: Dtype::Bf16,
             tie_embeddings: false,
         }

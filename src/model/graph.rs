@@ -266,12 +266,18 @@ pub fn build_iteration_with(
         }
         last = b.elementwise(&[last], "ffn_norm", layer, (t * h, 2, 2, 5));
         last = match m.moe {
-            None => {
+            Some(_) | None if !m.is_moe_layer(l) => {
                 let i = m.intermediate / tp;
-                let up = b.add(&[last], "gate_up_proj", layer, gemm(t, 2 * i, h));
-                let act = b.elementwise(&[up], "act", layer, (t * i, 2, 1, 5));
+                let act = if m.ffn_gated {
+                    let up = b.add(&[last], "gate_up_proj", layer, gemm(t, 2 * i, h));
+                    b.elementwise(&[up], "act", layer, (t * i, 2, 1, 5))
+                } else {
+                    let up = b.add(&[last], "up_proj", layer, gemm(t, i, h));
+                    b.elementwise(&[up], "act", layer, (t * i, 1, 1, 1))
+                };
                 b.add(&[act], "down_proj", layer, gemm(t, h, i))
             }
+            None => unreachable!("a layer without experts is dense"),
             Some(moe) => {
                 let router = b.add(&[last], "router", layer, gemm(t, moe.experts, h));
                 // Per token: softmax over the experts' logits (4 FLOPs each), top-k, and the
@@ -299,6 +305,7 @@ pub fn build_iteration_with(
                         tokens,
                         hidden: h,
                         inner: moe.intermediate / tp,
+                        gated: m.ffn_gated,
                     };
                     let n = b.add(&[topk], &format!("expert_{e}"), layer, kind);
                     b.g[n].device = (e as u64 % ep) as u32;

@@ -50,6 +50,8 @@ pub enum OpKind {
         tokens: u64,
         hidden: u64,
         inner: u64,
+        /// SwiGLU (gate, up, down) rather than two matrices with ReLU/GELU.
+        gated: bool,
     },
     /// Decode attention: `seqs` sequences of one query token each, attending `kv_tokens` cached
     /// keys in total (the sum of their KV lengths).
@@ -189,16 +191,20 @@ impl Op {
                 tokens,
                 hidden,
                 inner,
+                gated,
                 ..
             } => {
                 let (t, h, i) = (tokens as f64, hidden as f64, inner as f64);
+                // Matrices, and FLOPs per inner element of the activation: silu(gate)·up is 5;
+                // ReLU is 1 (GELU's few more are negligible beside 4·h per element).
+                let (mats, act) = if gated { (3.0, 5.0) } else { (2.0, 1.0) };
                 let s = Streams {
-                    weights: b(3.0 * h * i * ew),
+                    weights: b(mats * h * i * ew),
                     act_in: b(t * h * ea),
                     act_out: b(t * h * ea),
                     ..Streams::default()
                 };
-                (OpClass::Gemm, 6.0 * t * h * i + 5.0 * t * i, s, None)
+                (OpClass::Gemm, 2.0 * mats * t * h * i + act * t * i, s, None)
             }
             OpKind::AttnDecode {
                 seqs,

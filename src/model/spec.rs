@@ -20,6 +20,11 @@ pub struct ModelSpec {
     pub intermediate: u64,
     pub vocab: u64,
     pub moe: Option<Moe>,
+    /// Gated FFNs (SwiGLU: gate, up and down matrices) rather than two-matrix ones (ReLU/GELU).
+    pub ffn_gated: bool,
+    /// With experts, every `moe_layer_period`-th layer is MoE and the others dense (1: all MoE;
+    /// 2: every other layer, as GLaM).
+    pub moe_layer_period: u32,
     /// Element type of the released weights (`torch_dtype`).
     pub dtype: Dtype,
     pub tie_embeddings: bool,
@@ -147,24 +152,44 @@ impl ModelSpec {
         (self.kv_heads / tp).max(1)
     }
 
-    /// Parameters of one decoder layer (attention, FFN or experts and router, two norms).
-    pub fn layer_params(&self) -> u64 {
+    /// Whether layer `l` routes its tokens to experts.
+    pub fn is_moe_layer(&self, l: u32) -> bool {
+        let p = self.moe_layer_period.max(1);
+        self.moe.is_some() && l % p == p - 1
+    }
+
+    /// Weight matrices of one FFN (or one expert): 3 gated, 2 not.
+    pub fn ffn_matrices(&self) -> u64 {
+        if self.ffn_gated { 3 } else { 2 }
+    }
+
+    /// Parameters of decoder layer `l` (attention, FFN or experts and router, two norms).
+    pub fn layer_params(&self, l: u32) -> u64 {
         let h = self.hidden;
         let q = self.heads * self.head_dim;
         let kv = self.kv_heads * self.head_dim;
         let attn = h * (q + 2 * kv) + q * h;
         let ffn = match self.moe {
-            Some(m) => m.experts * 3 * h * m.intermediate + h * m.experts,
-            None => 3 * h * self.intermediate,
+            Some(m) if self.is_moe_layer(l) => {
+                m.experts * self.ffn_matrices() * h * m.intermediate + h * m.experts
+            }
+            _ => self.ffn_matrices() * h * self.intermediate,
         };
         attn + ffn + 2 * h
+    }
+
+    /// Parameters of all experts of all layers.
+    pub fn expert_params(&self) -> u64 {
+        let Some(m) = self.moe else { return 0 };
+        let per_layer = m.experts * self.ffn_matrices() * self.hidden * m.intermediate;
+        (0..self.layers).filter(|&l| self.is_moe_layer(l)).count() as u64 * per_layer
     }
 
     /// All parameters: layers, embedding, final norm, LM head (unless tied).
     pub fn params(&self) -> u64 {
         let emb = self.vocab * self.hidden;
         let head = if self.tie_embeddings { 0 } else { emb };
-        u64::from(self.layers) * self.layer_params() + emb + head + self.hidden
+        (0..self.layers).map(|l| self.layer_params(l)).sum::<u64>() + emb + head + self.hidden
     }
 
     /// KV cache bytes per token across all layers (keys and values), for element type `kv`.
@@ -192,6 +217,8 @@ mod tests {
                 top_k: 2,
                 intermediate: 14336,
             }),
+            ffn_gated: true,
+            moe_layer_period: 1,
             dtype: Dtype::Bf16,
             tie_embeddings: false,
         }

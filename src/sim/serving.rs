@@ -170,10 +170,7 @@ pub fn simulate(s: &Scenario, trace: bool) -> Result<ServingResult, ServingError
     let usable = s.sys.xpu.memory.capacity.value() * s.memory_utilization;
     // Per device: under TP a 1/tp slice of every weight; under EP the attention and dense
     // weights whole and 1/ep of the experts. The KV cache of the group is pooled.
-    let expert_params = m
-        .moe
-        .map_or(0, |x| x.experts * 3 * m.hidden * x.intermediate)
-        * u64::from(m.layers);
+    let expert_params = m.expert_params();
     let weights = if s.ep > 1 {
         let dense = (m.params() - expert_params) as f64;
         (dense + expert_params as f64 / s.ep as f64) * p.weights.bytes()
