@@ -8,7 +8,9 @@ mod arch;
 mod error;
 mod model;
 pub mod presets;
+mod tech;
 
-pub use arch::load_arch;
+pub use arch::{ArchTech, load_arch, load_arch_tech};
 pub use error::ConfigError;
 pub use model::load_model;
+pub use tech::{DieFile, Located, TECH_DIR, TechChoice, check_choice, load_die, load_tech_library};

@@ -11,6 +11,18 @@ pub const FILES: &[(&str, &str)] = &[
     ("arch/h100.toml", include_str!("../../arch/h100.toml")),
     ("arch/h200.toml", include_str!("../../arch/h200.toml")),
     (
+        "arch/tech/nodes.toml",
+        include_str!("../../arch/tech/nodes.toml"),
+    ),
+    (
+        "arch/tech/devices.toml",
+        include_str!("../../arch/tech/devices.toml"),
+    ),
+    (
+        "arch/tech/model.toml",
+        include_str!("../../arch/tech/model.toml"),
+    ),
+    (
         "workloads/models/llama-2-7b.json",
         include_str!("../../workloads/models/llama-2-7b.json"),
     ),
@@ -52,6 +64,7 @@ pub fn names(folder: &str) -> Vec<&'static str> {
     FILES
         .iter()
         .filter_map(|(p, _)| p.strip_prefix(folder)?.strip_prefix('/'))
+        .filter(|f| !f.contains('/'))
         .map(|f| f.rsplit_once('.').map_or(f, |(stem, _)| stem))
         .collect()
 }
