@@ -6,14 +6,14 @@
 //!
 //! ```text
 //! t = R·(C_in·(1 + f) + c·ℓ·x) + r·ℓ·(c·ℓ/2 + f·C_in)
-//! ℓ = k_s·N^(p−½)·√(A/N) + ℓ_pin        (Donath: net length in placement pitches × pitch)
+//! ℓ = k_s·N^(p−½)·√(A/N)·(1 + d·ρ²) + ℓ_pin   (Donath net, detoured with congestion ρ)
 //! ℓ_pin = k_pin·π²·√a_cell               (local pin access; π = pins per routing site per side)
 //! x = 1 + σ·(1 − φᶠ − (1−φ)ᶠ)            (dual-sided only: nets with sinks on both sides)
 //! ```
 //!
-//! The critical stage's net is k_s/k times the average net k·N^(p−½)·√(A/N); it also stands for
-//! the switched wire capacitance per cell (one effective net length for delay and power, as in
-//! first-order PPA models), while the routing demand uses the average net. Routing demand per
+//! The critical stage's net is k_s/k times the average net k·N^(p−½)·√(A/N). The switched wire
+//! capacitance and the routing demand use the average net (plus the local pin-access wire for
+//! the capacitance). Routing demand per
 //! side is its pin share φ of N·(average net + pins·√a_cell) track-µm; supply is
 //! A·η·Σ 1/pitch over the side's layers ÷ the minimum pitch. Demand grows as √u and supply as
 //! 1/u, so the largest routable utilization solves a quadratic in √u (capped by the placement
@@ -60,7 +60,7 @@ pub struct BlockPpa {
     pub stage_delay: Seconds,
     /// Share of the stage delay due to wires.
     pub wire_delay_share: f64,
-    /// Share of the switched capacitance in wires.
+    /// Share of the switched capacitance in wires (average nets).
     pub wire_cap_share: f64,
     /// Energy switched per clock cycle (activity × C × V²).
     pub energy_per_cycle: Joules,
@@ -182,7 +182,8 @@ pub fn block(t: &Technology, spec: &BlockSpec) -> BlockPpa {
             core_um2 * m.routing_efficiency * track_sum(t, layers, front) / n.metal_pitch_um;
         congestion[i] = demand / supply;
     }
-    let len = global + local;
+    let worst = congestion.iter().fold(0.0_f64, |a, c| a.max(*c));
+    let len = global * (1.0 + m.detour_coefficient * worst * worst) + local;
     let cross = match t.layout.sides {
         SignalSides::Front => 0.0,
         SignalSides::Both => {
@@ -202,7 +203,7 @@ pub fn block(t: &Technology, spec: &BlockSpec) -> BlockPpa {
     let stage = gate + wire;
 
     let c_cells = cells * c_in * (1.0 + m.pins_per_cell);
-    let c_wires = cells * c_w * len * x;
+    let c_wires = cells * c_w * (average + local) * x;
     let energy = spec.activity * (c_cells + c_wires) * n.vdd * n.vdd;
     let leakage = spec.transistors * n.leakage_per_transistor * t.device.drive / t.native.drive;
 

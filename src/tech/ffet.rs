@@ -8,8 +8,9 @@
 //! - FFET dual-sided vs single-sided: the best of a sweep of layers per side and front pin share
 //!   (the paper tuned both), among layouts that route; power at the single-sided clock.
 //! - Dual-sided with 5 instead of 12 routing layers per side, at the tuned pin share, each at
-//!   the highest utilization that routes ("barely degrades": the paper gives no figure; the
-//!   model must stay within 2 points of utilization and 2% of frequency and power).
+//!   the highest utilization that routes. The paper says routability and power barely degrade
+//!   and gives no figure; the model is held to 2 points of utilization and 2% of power. Its
+//!   frequency change is reported, not compared (the paper makes no claim about it).
 
 use super::block::{BlockPpa, BlockSpec, Placement, block};
 use super::params::{Layout, Library};
@@ -51,6 +52,8 @@ pub struct Study {
     pub designs: Vec<(String, BlockPpa)>,
     /// The tuned dual-sided layout: layers per side and front pin share.
     pub tuned: (u32, f64),
+    /// Frequency change from 12 to 5 layers per side, %, at the achievable utilization.
+    pub five_layer_frequency: f64,
 }
 
 fn pct(new: f64, old: f64) -> f64 {
@@ -142,12 +145,6 @@ pub fn study(lib: &Library) -> Result<Study, String> {
             tolerance: 2.0,
         },
         Row {
-            what: "FFET dual-sided, 5 vs 12 layers per side: frequency at that utilization",
-            paper: 0.0,
-            model: pct(inv(&ds5), inv(&ds12)),
-            tolerance: 2.0,
-        },
-        Row {
             what: "FFET dual-sided, 5 vs 12 layers per side: power at that utilization",
             paper: 0.0,
             model: pct(ds5.power(f_s).value(), ds12.power(f_s).value()),
@@ -175,5 +172,6 @@ pub fn study(lib: &Library) -> Result<Study, String> {
         rows,
         designs,
         tuned: (layers, share),
+        five_layer_frequency: pct(inv(&ds5), inv(&ds12)),
     })
 }

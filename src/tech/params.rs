@@ -65,6 +65,8 @@ pub struct ModelParams {
     pub stage_wire_constant: f64,
     /// Fraction of the routing tracks that carry wires (vias, blockages, detours).
     pub routing_efficiency: f64,
+    /// Detour of the critical stage's net with congestion: × (1 + d·ρ²).
+    pub detour_coefficient: f64,
     /// Local pin-access wire growth with the pin density per routing site (per side).
     pub pin_access_coefficient: f64,
     /// Extra wire capacitance of a net whose sinks lie on both sides (two trees, not one).
