@@ -85,7 +85,7 @@ pub fn render(ppas: &[ArchPpa]) -> String {
         .map(|p| (p.arch.clone(), p.die.clone()))
         .collect();
     let mut s = tech::ppa_table(&dies);
-    s += "arch                       die mm²   clock GHz   power W   $/good die   pJ/FLOP\n";
+    s += "arch                       die mm²   clock GHz   power W   $/good die   die pJ/FLOP\n";
     for p in ppas {
         let tag = |arch: bool| if arch { " (arch)" } else { "" };
         s += &format!(

@@ -23,6 +23,18 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../arch/tech/model.toml"),
     ),
     (
+        "arch/tech/dies/a100.toml",
+        include_str!("../../arch/tech/dies/a100.toml"),
+    ),
+    (
+        "arch/tech/dies/h100.toml",
+        include_str!("../../arch/tech/dies/h100.toml"),
+    ),
+    (
+        "arch/tech/dies/hbm3-logic-die.toml",
+        include_str!("../../arch/tech/dies/hbm3-logic-die.toml"),
+    ),
+    (
         "workloads/models/llama-2-7b.json",
         include_str!("../../workloads/models/llama-2-7b.json"),
     ),
