@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use dyad::config::{load_die, load_tech_library};
+use dyad::ppa::die_ppa;
 use dyad::tech::{self, BlockSpec, Layout, Library, Placement, Role, block, ffet, pim, sram_area};
 use proptest::prelude::*;
 
@@ -47,12 +48,8 @@ fn ffet_study_reproduces_the_paper_within_tolerance() {
 
 #[test]
 fn a100_die_is_predicted_within_5_percent_of_826_mm2() {
-    let lib = lib();
-    let d = load_die(&root("arch/tech/dies/a100.toml"), &lib).unwrap();
-    let t = lib
-        .technology(&d.tech.node.value, &d.tech.device.value, d.tech.layout)
-        .unwrap();
-    let area = tech::die(&t, &d.spec).area.value() / MM2;
+    let (_, r) = die_ppa(&root("arch/tech/dies/a100.toml"), &lib()).unwrap();
+    let area = r.area.value() / MM2;
     assert!((area / 826.0 - 1.0).abs() < 0.05, "A100 die {area:.1} mm²");
 }
 
@@ -82,12 +79,8 @@ fn duplex_logic_pim_units_at_7nm_are_within_10_percent_of_17_80_mm2() {
 
 #[test]
 fn h100_energy_per_flop_all_in_is_within_1_5x_of_0_71_pj() {
-    let lib = lib();
-    let d = load_die(&root("arch/tech/dies/h100.toml"), &lib).unwrap();
-    let t = lib
-        .technology(&d.tech.node.value, &d.tech.device.value, d.tech.layout)
-        .unwrap();
-    let die = tech::die(&t, &d.spec).power.value();
+    let (_, r) = die_ppa(&root("arch/tech/dies/h100.toml"), &lib()).unwrap();
+    let die = r.power.value();
     // HBM3 at full bandwidth: 3.35 TB/s × 8 bit × 3.48 pJ/bit (xPU path, REFERENCE.md).
     let hbm = 3.35e12 * 8.0 * 3.48e-12;
     let pj = (die + hbm) / 989.4e12 * 1e12;
