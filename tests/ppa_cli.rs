@@ -192,3 +192,11 @@ fn an_arch_without_a_technology_is_an_input_error() {
     let r = dyad_with(&[("n.toml", &arch)], &["ppa", "n.toml"]);
     expect_input_error(&r, &["n.toml", "names no technology"]);
 }
+
+#[test]
+fn list_names_the_technologies() {
+    let r = dyad_in(&std::env::temp_dir(), &[], &["list"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("n7, n5, n3, n2, a14"), "{}", r.stdout);
+    assert!(r.stdout.contains("finfet, gaa, cfet, ffet"), "{}", r.stdout);
+}

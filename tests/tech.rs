@@ -188,3 +188,103 @@ proptest! {
         prop_assert!(after <= before);
     }
 }
+
+#[test]
+fn at_the_routable_limit_the_busiest_side_is_exactly_full() {
+    // Below the placement limit, the achievable utilization is where demand meets supply.
+    let lib = lib();
+    for (node, dev, layout) in [
+        ("n5", "cfet", Layout::single_sided(2)),
+        ("n2", "ffet", Layout::dual_sided(1, 0.7)),
+        ("n7", "finfet", Layout::single_sided(1)),
+    ] {
+        let t = lib.technology(node, dev, layout).unwrap();
+        let p = block(
+            &t,
+            &BlockSpec {
+                transistors: 4e6,
+                activity: 0.1,
+                placement: Placement::Achievable,
+            },
+        );
+        assert!(
+            p.utilization < lib.model.max_utilization,
+            "{node}/{dev}: capped"
+        );
+        let worst = p.congestion[0].max(p.congestion[1]);
+        assert!(
+            (worst - 1.0).abs() < 1e-9,
+            "{node}/{dev}: congestion {worst}"
+        );
+    }
+}
+
+#[test]
+fn a_die_without_a_clock_runs_at_the_models_clock() {
+    let lib = lib();
+    let text = std::fs::read_to_string(root("arch/tech/dies/a100.toml"))
+        .unwrap()
+        .replace("clock = \"1.41 GHz\"", "logic_depth = 40.0");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.toml");
+    std::fs::write(&path, text).unwrap();
+    let (_, r) = die_ppa(&path, &lib).unwrap();
+    assert_eq!(r.clock_source, tech::ClockSource::Model);
+    let slowest = r
+        .blocks
+        .iter()
+        .filter_map(|b| b.logic.map(|p| p.stage_delay.value()))
+        .fold(0.0, f64::max);
+    assert!((r.clock.value() * 40.0 * slowest - 1.0).abs() < 1e-12);
+    // A few hundred MHz to a few GHz: 40 stages of tens of picoseconds.
+    assert!(
+        r.clock.value() > 2e8 && r.clock.value() < 5e9,
+        "{}",
+        r.clock.value()
+    );
+}
+
+#[test]
+fn impossible_layouts_are_refused_by_the_library() {
+    let lib = lib();
+    assert!(
+        lib.technology("n5", "ffet", Layout::single_sided(0))
+            .is_err()
+    );
+    assert!(
+        lib.technology("n5", "ffet", Layout::dual_sided(6, 1.2))
+            .is_err()
+    );
+    assert!(
+        lib.technology("n5", "cfet", Layout::dual_sided(6, 0.5))
+            .is_err()
+    );
+    assert!(
+        lib.technology("n5", "ffet", Layout::single_sided(13))
+            .is_err()
+    );
+    let e = lib
+        .technology("n6", "ffet", Layout::single_sided(6))
+        .unwrap_err();
+    assert!(e.contains("n7, n5, n3, n2, a14"), "{e}");
+}
+
+#[test]
+fn an_unknown_native_device_is_an_error_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["devices.toml", "model.toml"] {
+        std::fs::copy(root(&format!("arch/tech/{f}")), dir.path().join(f)).unwrap();
+    }
+    let nodes = std::fs::read_to_string(root("arch/tech/nodes.toml"))
+        .unwrap()
+        .replacen("native_device = \"finfet\"", "native_device = \"vfet\"", 1);
+    std::fs::write(dir.path().join("nodes.toml"), &nodes).unwrap();
+    let e = load_tech_library(dir.path()).unwrap_err();
+    let line = nodes.lines().position(|l| l.contains("vfet")).unwrap() + 1;
+    assert_eq!(e.line_col().map(|(l, _)| l), Some(line));
+    assert!(
+        e.message().contains("finfet, gaa, cfet, ffet"),
+        "{}",
+        e.message()
+    );
+}

@@ -346,5 +346,11 @@ fn list() -> Result<(), Failure> {
     for n in presets::names("workloads/models") {
         s += &format!("  {n}\n");
     }
+    let lib = dyad::ppa::library(None)?;
+    s += &format!(
+        "technology nodes (node =): {}\ntransistor architectures (device =): {}\n",
+        lib.node_names().join(", "),
+        lib.device_names().join(", ")
+    );
     write_out(None, &s)
 }
