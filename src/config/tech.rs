@@ -275,7 +275,7 @@ pub fn load_tech_library(dir: &Path) -> Result<Library, ConfigError> {
         power_rail_track_share: src.num(
             &m.power_rail_track_share,
             "power_rail_track_share",
-            Some(1.0),
+            Some(0.9),
         )?,
         layer_pitch: pitches.clone(),
     };
