@@ -12,6 +12,8 @@ pub mod opcsv;
 pub mod ppa;
 pub mod report;
 pub mod run;
+pub mod sim;
+pub mod study;
 pub mod tech;
 pub mod units;
 pub mod validation;

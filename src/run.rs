@@ -29,6 +29,8 @@ pub struct RunSpec {
     /// Tensor-parallel degree; `None` picks the smallest power of two whose share fits memory.
     pub tp: Option<u64>,
     pub timing: Timing,
+    /// Mapping policy (`dispatch` and `duplex` need an arch with PIM units).
+    pub policy: Policy,
 }
 
 impl Default for RunSpec {
@@ -43,6 +45,7 @@ impl Default for RunSpec {
             kv_len: 1024,
             tp: None,
             timing: Timing::Kernel,
+            policy: Policy::AllXpu,
         }
     }
 }
@@ -115,7 +118,13 @@ pub fn run(spec: &RunSpec) -> Result<RunReport, RunError> {
         )));
     }
     let g = build_iteration(&model, &batch, tp, p, &Routing::Uniform)?;
-    let ops = map::cost_iteration(&g, &sys, Policy::AllXpu, spec.timing)?;
+    if spec.policy != Policy::AllXpu && sys.pim.is_none() {
+        return Err(RunError::Input(format!(
+            "--policy {} needs an arch with PIM units (try --arch duplex)",
+            spec.policy.name()
+        )));
+    }
+    let ops = map::cost_iteration(&g, &sys, spec.policy, spec.timing)?;
     let inputs = RunInputs {
         arch: sys.name.clone(),
         model: model.name.clone(),
@@ -128,8 +137,80 @@ pub fn run(spec: &RunSpec) -> Result<RunReport, RunError> {
         prompt_len: spec.prompt_len,
         kv_len: spec.kv_len,
         tp,
-        policy: "all-xpu".into(),
+        policy: spec.policy.name().into(),
     };
     let mem = memory_use(&model, &batch, tp, p, cap);
     Ok(RunReport::new(inputs, mem, ops, g.tokens, g.produced))
+}
+
+/// One system of the built-in comparison.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SystemResult {
+    pub system: String,
+    pub policy: String,
+    pub serving: crate::report::serving::ServingMetrics,
+}
+
+/// The comparison a newcomer wants first: Mixtral-8x7B serving on 4 × H100 against 4 × Duplex
+/// (the built-in `closed-b64-1024-1024` scenario), with and without co-processing.
+pub fn duplex_comparison() -> Result<Vec<SystemResult>, RunError> {
+    use crate::map::Policy;
+    use crate::report::serving::ServingReport;
+    let base = config::load_scenario("workloads/serving/closed-b64-1024-1024.toml".as_ref())?;
+    let mut out = Vec::new();
+    for (arch, policy) in [
+        ("h100", Policy::AllXpu),
+        ("duplex", Policy::Dispatch),
+        ("duplex", Policy::Duplex),
+    ] {
+        let mut s = base.clone();
+        s.sys = config::load_arch(arch.as_ref())?;
+        s.policy = policy;
+        let mut r =
+            crate::sim::serving::simulate(&s, false).map_err(|e| RunError::Input(e.to_string()))?;
+        out.push(SystemResult {
+            system: arch.into(),
+            policy: policy.name().into(),
+            serving: ServingReport::new(&s, &mut r).serving,
+        });
+    }
+    Ok(out)
+}
+
+/// The comparison as a terminal table, ratios against the first system.
+pub fn comparison_table(rows: &[SystemResult]) -> String {
+    use crate::report::render::si;
+    let mut s = String::from(
+        "\nMixtral-8x7B serving, 4 devices (TP 4), 512 requests of (1024, 1024), 64 in flight\n\n",
+    );
+    s += &format!(
+        "{:<20} {:>9} {:>8} {:>7} {:>9} {:>9} {:>9} {:>9}\n",
+        "system (policy)",
+        "tokens/s",
+        "speedup",
+        "energy",
+        "TTFT p50",
+        "TBT p50",
+        "E2E p50",
+        "J/token"
+    );
+    let first = rows.first().map_or(1.0, |r| r.serving.output_tokens_per_s);
+    let e0 = rows
+        .first()
+        .map_or(1.0, |r| r.serving.energy_per_output_token_j);
+    for r in rows {
+        let m = &r.serving;
+        s += &format!(
+            "{:<20} {:>9.0} {:>7.2}x {:>+6.0}% {:>9} {:>9} {:>9} {:>9}\n",
+            format!("{} ({})", r.system, r.policy),
+            m.output_tokens_per_s,
+            m.output_tokens_per_s / first,
+            100.0 * (m.energy_per_output_token_j / e0 - 1.0),
+            si(m.ttft_s.p50, "s"),
+            si(m.tbt_s.p50, "s"),
+            si(m.e2e_s.p50, "s"),
+            si(m.energy_per_output_token_j, "J"),
+        );
+    }
+    s
 }

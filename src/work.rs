@@ -141,11 +141,46 @@ pub struct Work {
     pub collective: Option<CollectiveWork>,
 }
 
-/// A collective's message: `bytes` per participant, reduced over `participants` devices.
+/// A collective's message: `message` bytes per participant, over `participants` devices.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct CollectiveWork {
+    pub kind: CollectiveKind,
     pub message: Bytes,
     pub participants: u32,
+}
+
+/// Which collective.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CollectiveKind {
+    /// Ring all-reduce: every device ends with the sum (2(p−1)/p of the message crosses each link).
+    AllReduce,
+    /// All-to-all: every device sends (p−1)/p of its message to the others (expert dispatch and
+    /// combine).
+    AllToAll,
+}
+
+impl CollectiveWork {
+    /// Bytes each device sends.
+    pub fn sent(&self) -> Bytes {
+        let p = f64::from(self.participants);
+        if self.participants <= 1 {
+            return Bytes(0.0);
+        }
+        match self.kind {
+            CollectiveKind::AllReduce => self.message * (2.0 * (p - 1.0) / p),
+            CollectiveKind::AllToAll => self.message * ((p - 1.0) / p),
+        }
+    }
+
+    /// Sequential link steps (each paying the link latency).
+    pub fn steps(&self) -> f64 {
+        let p = f64::from(self.participants);
+        match self.kind {
+            CollectiveKind::AllReduce => 2.0 * (p - 1.0),
+            CollectiveKind::AllToAll => p - 1.0,
+        }
+    }
 }
 
 impl Work {

@@ -305,3 +305,69 @@ fn list_names_the_presets() {
         assert!(r.stdout.contains(n));
     }
 }
+
+#[test]
+fn serving_run_writes_report_and_a_trace_perfetto_can_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.json");
+    let scenario = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/workloads/serving/closed-b32-256-256.toml"
+    );
+    let r = dyad(&[
+        "run",
+        "--serving",
+        scenario,
+        "--format",
+        "json",
+        "--trace",
+        trace.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["kind"], "serving");
+    let s = &v["serving"];
+    assert_eq!(s["requests_completed"], 512);
+    for k in ["ttft_s", "tbt_s", "e2e_s"] {
+        assert!(s[k]["p99"].as_f64().unwrap() >= s[k]["p50"].as_f64().unwrap());
+    }
+    assert!(s["output_tokens_per_s"].as_f64().unwrap() > 0.0);
+    assert!(s["energy_per_output_token_j"].as_f64().unwrap() > 0.0);
+    let t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&trace).unwrap()).unwrap();
+    let events = t["traceEvents"].as_array().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["ph"] == "X" && e["name"].as_str().unwrap().contains("attn_decode"))
+    );
+    assert_eq!(events.iter().filter(|e| e["ph"] == "b").count(), 512);
+}
+
+#[test]
+fn bad_serving_scenarios_name_the_key() {
+    let base = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/workloads/serving/closed-b32-256-256.toml"
+    ))
+    .unwrap()
+    .replace("../../arch/h100.toml", "h100")
+    .replace("../models/mixtral-8x7b.json", "mixtral-8x7b");
+    let cases = [
+        (
+            "mode = \"uniform\"",
+            "mode = \"sideways\"",
+            "unknown routing mode",
+        ),
+        ("max_batch = 32", "max_batch = 0", "batching.max_batch"),
+        ("tp = 4", "tp = 3", "tensor-parallel degree 3"),
+        ("kv = \"bf16\"", "kv = \"fp7\"", "unknown element type"),
+        ("closed = 32", "clozed = 32", "clozed"),
+    ];
+    for (from, to, needle) in cases {
+        let text = base.replacen(from, to, 1);
+        let line = text.lines().position(|l| l.contains(to)).unwrap() + 1;
+        let r = dyad_with(&[("s.toml", &text)], &["run", "--serving", "s.toml"]);
+        expect_input_error(&r, &[&format!("s.toml:{line}:"), needle]);
+    }
+}

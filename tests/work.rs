@@ -162,3 +162,53 @@ fn allreduces_appear_only_under_tensor_parallelism() {
     assert_eq!(count(1), 0);
     assert_eq!(count(2), 2 * 32);
 }
+
+#[test]
+fn expert_parallelism_places_whole_experts_and_sends_tokens_both_ways() {
+    use dyad::model::{Parallelism, build_iteration_with};
+    let m = model("mixtral-8x7b");
+    let par = Parallelism { tp: 1, ep: 4 };
+    // Device 0's share: 16 sequences; the group routes 4 × 16 tokens.
+    let g = build_iteration_with(
+        &m,
+        &Batch::decode(16, 256),
+        par,
+        Precision::uniform(Dtype::Bf16),
+        &Routing::Uniform,
+    )
+    .unwrap();
+    let layer0: Vec<_> = g.ops().filter(|o| o.layer == Some(0)).collect();
+    let mut routed = 0;
+    for o in &layer0 {
+        if let OpKind::ExpertFfn {
+            expert,
+            tokens,
+            inner,
+            ..
+        } = o.kind
+        {
+            assert_eq!(u64::from(o.device), expert % 4);
+            assert_eq!(inner, 14336, "whole experts, not slices");
+            routed += tokens;
+        }
+    }
+    assert_eq!(routed, 4 * 16 * 2);
+    let a2a: Vec<_> = layer0
+        .iter()
+        .filter(|o| matches!(o.kind, OpKind::AllToAll { .. }))
+        .collect();
+    assert_eq!(a2a.len(), 2, "dispatch and combine");
+    // Each of device 0's 16 tokens goes to top-2 experts: 16 × 2 × 4096 bf16 values.
+    assert_eq!(
+        a2a[0].kind,
+        OpKind::AllToAll {
+            bytes: 16 * 2 * 4096 * 2,
+            devices: 4
+        }
+    );
+    assert!(
+        !layer0
+            .iter()
+            .any(|o| matches!(o.kind, OpKind::AllReduce { .. }))
+    );
+}

@@ -11,7 +11,10 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use dyad::config::{self, presets};
+use std::str::FromStr;
+
 use dyad::hw::Timing;
+use dyad::map::Policy;
 use dyad::model::{Batch, Precision, Routing, build_iteration};
 use dyad::report::{self, Format};
 use dyad::run::{Phase, RunSpec};
@@ -19,8 +22,9 @@ use dyad::validation;
 
 /// A simulator and cost model for LLM inference hardware.
 ///
-/// With no command, `dyad` runs `dyad run` on its built-in default: Mixtral-8x7B decode,
-/// batch 64, KV length 1024, on an H100.
+/// With no command, `dyad` runs `dyad run` on its built-in default (Mixtral-8x7B decode, batch 64,
+/// KV length 1024, on an H100), then compares Mixtral serving on 4 x H100 with 4 x Duplex
+/// (xPU + Logic-PIM): throughput, latency and energy per token side by side.
 #[derive(Parser)]
 #[command(name = "dyad", version, about, long_about)]
 struct Cli {
@@ -42,6 +46,8 @@ enum Cmd {
     Ppa(PpaArgs),
     /// List the built-in arch and model presets.
     List,
+    /// Rerun a paper's evaluation and write our figures beside its own.
+    Reproduce(ReproduceArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -97,6 +103,10 @@ struct ModelArgs {
     /// Tensor-parallel degree; by default the smallest power of two whose share fits in memory.
     #[arg(long)]
     tp: Option<u64>,
+    /// Mapping policy: all-xpu, dispatch (each op on the faster unit) or duplex (dispatch plus
+    /// expert co-processing); the last two need an arch with PIM units.
+    #[arg(long, default_value = "all-xpu", value_parser = Policy::from_str)]
+    policy: Policy,
 }
 
 impl ModelArgs {
@@ -113,6 +123,7 @@ impl ModelArgs {
             kv_len: self.kv_len,
             tp: self.tp,
             timing,
+            policy: self.policy,
         }
     }
 }
@@ -121,6 +132,15 @@ impl ModelArgs {
 struct RunArgs {
     #[command(flatten)]
     model: ModelArgs,
+    /// Simulate a serving scenario (workloads/serving/*.toml) instead of one iteration.
+    #[arg(long)]
+    serving: Option<PathBuf>,
+    /// Seed of the serving run (overrides the scenario's).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Write a Chrome/Perfetto trace of the serving run (Trace Event Format JSON).
+    #[arg(long, requires = "serving")]
+    trace: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "table")]
     format: FormatArg,
     /// Which clock op times are read from.
@@ -152,6 +172,21 @@ struct CostArgs {
     /// Write the CSV here instead of standard output.
     #[arg(long)]
     out: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Study {
+    /// Duplex (MICRO 2024): xPU + Logic-PIM against GPU, 2xGPU and Bank-PIM systems.
+    Duplex,
+}
+
+#[derive(Args)]
+struct ReproduceArgs {
+    #[arg(value_enum)]
+    study: Study,
+    /// Folder for the report (README.md) and the points (points.csv).
+    #[arg(long, default_value = "results/duplex")]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -212,13 +247,17 @@ fn input_error(msg: String) -> Failure {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
-        None => run(RunArgs::parse_from(["run"])),
+        None => run(RunArgs::parse_from(["run"])).and_then(|()| {
+            let rows = dyad::run::duplex_comparison()?;
+            write_out(None, &dyad::run::comparison_table(&rows))
+        }),
         Some(Cmd::Run(a)) => run(a),
         Some(Cmd::Graph(a)) => graph(a),
         Some(Cmd::Cost(a)) => cost(a),
         Some(Cmd::Accuracy(a)) => accuracy(a),
         Some(Cmd::Ppa(a)) => ppa(a),
         Some(Cmd::List) => list(),
+        Some(Cmd::Reproduce(a)) => reproduce(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -252,7 +291,38 @@ fn write_out(out: Option<&Path>, text: &str) -> Result<(), Failure> {
     r.map_err(input_error)
 }
 
+fn serve(a: &RunArgs, path: &Path) -> Result<(), Failure> {
+    let mut sc = config::load_scenario(path)?;
+    if let Some(seed) = a.seed {
+        sc.seed = seed;
+    }
+    let mut r = dyad::sim::serving::simulate(&sc, a.trace.is_some())
+        .map_err(|e| input_error(format!("{}: {e}", path.display())))?;
+    if let Some(t) = &a.trace {
+        let f = File::create(t)
+            .map_err(|e| input_error(format!("{}: cannot write: {e}", t.display())))?;
+        report::trace::write_trace(io::BufWriter::new(f), &r.spans, &r.lives)
+            .map_err(|e| input_error(format!("{}: cannot write: {e}", t.display())))?;
+    }
+    let rep = report::serving::ServingReport::new(&sc, &mut r);
+    let text = match a.format {
+        FormatArg::Json => {
+            serde_json::to_string_pretty(&rep).map_err(|e| input_error(e.to_string()))? + "\n"
+        }
+        FormatArg::Table | FormatArg::Md => rep.table(),
+        FormatArg::Csv => {
+            return Err(input_error(
+                "--format csv is for single iterations; use json for serving".into(),
+            ));
+        }
+    };
+    write_out(a.out.as_deref(), &text)
+}
+
 fn run(a: RunArgs) -> Result<(), Failure> {
+    if let Some(p) = a.serving.clone() {
+        return serve(&a, &p);
+    }
     let report = dyad::run::run(&a.model.spec(a.timing.into()))?;
     let format = match a.format {
         FormatArg::Table => Format::Table,
@@ -335,6 +405,31 @@ fn ppa(a: PpaArgs) -> Result<(), Failure> {
         out += &ppa::render(&archs);
     }
     write_out(None, &out)
+}
+
+fn reproduce(a: ReproduceArgs) -> Result<(), Failure> {
+    let Study::Duplex = a.study;
+    use dyad::study;
+    let models = [("mixtral-8x7b", 4), ("llama-3-70b", 4)];
+    let points = study::duplex_grid(&models, &[32, 64, 128], &[256, 1024, 4096])?;
+    let mut sat = Vec::new();
+    for sys in [&study::DUPLEX_SYSTEMS[0], &study::DUPLEX_SYSTEMS[5]] {
+        sat.push((
+            sys.label.to_string(),
+            study::saturation_rate("mixtral-8x7b", 4, sys)?,
+        ));
+    }
+    std::fs::create_dir_all(&a.out)
+        .map_err(|e| input_error(format!("{}: {e}", a.out.display())))?;
+    let mut w =
+        csv::Writer::from_path(a.out.join("points.csv")).map_err(|e| input_error(e.to_string()))?;
+    for p in &points {
+        w.serialize(p).map_err(|e| input_error(e.to_string()))?;
+    }
+    w.flush().map_err(|e| input_error(e.to_string()))?;
+    let md = study::duplex_markdown(&points, &sat);
+    write_out(Some(&a.out.join("README.md")), &md)?;
+    write_out(None, &md)
 }
 
 fn list() -> Result<(), Failure> {

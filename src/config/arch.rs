@@ -10,9 +10,11 @@ use toml::Spanned;
 use super::error::ConfigError;
 use super::presets;
 use super::tech::{Located, RawLayout};
-use crate::hw::{ClassEfficiency, Curve, Link, Memory, Node, System, Xpu};
+use crate::hw::{ClassEfficiency, Curve, Energy, Link, Memory, Node, Pim, PimKind, System, Xpu};
 use crate::tech::Layout;
-use crate::units::{Bytes, BytesPerSecond, FlopsPerSecond, Hertz, Seconds, Watts};
+use crate::units::{
+    Bytes, BytesPerSecond, FlopsPerSecond, Hertz, JoulesPerBit, JoulesPerFlop, Seconds, Watts,
+};
 use crate::work::Dtype;
 
 type Points = Vec<(f64, f64)>;
@@ -26,7 +28,30 @@ struct RawArch {
     #[allow(dead_code)]
     source: Option<Spanned<String>>,
     xpu: Option<RawXpu>,
+    pim: Option<RawPim>,
     node: Option<RawNode>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPim {
+    kind: Option<Spanned<String>>,
+    stacks: Option<Spanned<i64>>,
+    modules: Option<Spanned<i64>>,
+    macs: Option<Spanned<i64>>,
+    frequency: Option<Spanned<Hertz>>,
+    bandwidth_multiplier: Option<Spanned<f64>>,
+    overhead: Option<Spanned<Seconds>>,
+    compute: Option<Spanned<Points>>,
+    memory: Option<Spanned<Points>>,
+    energy: Option<RawPimEnergy>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPimEnergy {
+    flop: Option<Spanned<JoulesPerFlop>>,
+    dram: Option<Spanned<JoulesPerBit>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -38,6 +63,7 @@ struct RawXpu {
     memory: Option<RawMemory>,
     efficiency: Option<RawEfficiency>,
     tech: Option<RawXpuTech>,
+    energy: Option<RawEnergy>,
 }
 
 /// `[xpu.tech]`: the die the xPU is built as, and the technology overrides the arch makes.
@@ -50,6 +76,14 @@ struct RawXpuTech {
     layout: Option<RawLayout>,
     clock: Option<Spanned<Hertz>>,
     power: Option<Spanned<Watts>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnergy {
+    flop: Option<Spanned<JoulesPerFlop>>,
+    dram: Option<Spanned<JoulesPerBit>>,
+    static_power: Option<Spanned<Watts>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,6 +147,7 @@ struct RawLink {
     latency: Option<Spanned<Seconds>>,
     overhead: Option<Spanned<Seconds>>,
     efficiency: Option<Spanned<Points>>,
+    energy: Option<Spanned<JoulesPerBit>>,
 }
 
 /// One file of an `extends` chain.
@@ -224,7 +259,16 @@ trait Si {
 macro_rules! si {
     ($($t:ty),*) => {$(impl Si for $t { fn si(&self) -> f64 { self.value() } })*};
 }
-si!(Bytes, BytesPerSecond, FlopsPerSecond, Seconds);
+si!(
+    Bytes,
+    Hertz,
+    BytesPerSecond,
+    FlopsPerSecond,
+    Seconds,
+    JoulesPerFlop,
+    JoulesPerBit,
+    Watts
+);
 
 impl Resolver {
     fn top(&self) -> &Layer {
@@ -305,6 +349,63 @@ impl Resolver {
         })
     }
 
+    /// A positive integer key.
+    fn count<'a>(
+        &'a self,
+        key: &str,
+        f: impl Fn(&'a RawArch) -> Option<&'a Spanned<i64>>,
+    ) -> Result<u32, ConfigError> {
+        let (v, loc) = self.req(key, f)?;
+        u32::try_from(*v)
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| loc.err(format!("`{key}` must be a positive integer, found {v}")))
+    }
+
+    /// The PIM units, if any file of the chain has a `[pim]` table; then every key is required.
+    fn pim(&self) -> Result<Option<Pim>, ConfigError> {
+        if !self.layers.iter().any(|l| l.raw.pim.is_some()) {
+            return Ok(None);
+        }
+        let (kind, kloc) = self.req("pim.kind", |r| pim(r)?.kind.as_ref())?;
+        let kind = match kind.as_str() {
+            "logic" => PimKind::Logic,
+            "bankgroup" => PimKind::BankGroup,
+            "bank" => PimKind::Bank,
+            other => {
+                return Err(kloc.err(format!(
+                    "unknown PIM kind \"{other}\" (valid: {})",
+                    PimKind::NAMES.join(", ")
+                )));
+            }
+        };
+        let (mult, mloc) = self.req("pim.bandwidth_multiplier", |r| {
+            pim(r)?.bandwidth_multiplier.as_ref()
+        })?;
+        if !(*mult > 0.0 && mult.is_finite()) {
+            return Err(mloc.err(format!(
+                "`pim.bandwidth_multiplier` must be positive, found {mult}"
+            )));
+        }
+        Ok(Some(Pim {
+            kind,
+            stacks: self.count("pim.stacks", |r| pim(r)?.stacks.as_ref())?,
+            modules: self.count("pim.modules", |r| pim(r)?.modules.as_ref())?,
+            macs: self.count("pim.macs", |r| pim(r)?.macs.as_ref())?,
+            frequency: self.quantity("pim.frequency", true, |r| pim(r)?.frequency.as_ref())?,
+            bandwidth_multiplier: *mult,
+            compute: self.curve("pim.compute", |r| pim(r)?.compute.as_ref())?,
+            memory: self.curve("pim.memory", |r| pim(r)?.memory.as_ref())?,
+            overhead: self.quantity("pim.overhead", false, |r| pim(r)?.overhead.as_ref())?,
+            flop_energy: self.quantity("pim.energy.flop", true, |r| {
+                pim(r)?.energy.as_ref()?.flop.as_ref()
+            })?,
+            dram_energy: self.quantity("pim.energy.dram", true, |r| {
+                pim(r)?.energy.as_ref()?.dram.as_ref()
+            })?,
+        }))
+    }
+
     fn system(&self) -> Result<System, ConfigError> {
         let mut peak = std::collections::BTreeMap::new();
         for d in Dtype::ALL {
@@ -334,6 +435,7 @@ impl Resolver {
             .unwrap_or_else(|| self.top().path.display().to_string());
         Ok(System {
             name,
+            pim: self.pim()?,
             xpu: Xpu {
                 peak,
                 sram: self.quantity("xpu.sram", true, |r| xpu(r)?.sram.as_ref())?,
@@ -346,6 +448,13 @@ impl Resolver {
                 gemm: self.class("gemm")?,
                 attention: self.class("attention")?,
                 elementwise: self.class("elementwise")?,
+                energy: Energy {
+                    flop: self.quantity("xpu.energy.flop", true, |r| energy(r)?.flop.as_ref())?,
+                    dram: self.quantity("xpu.energy.dram", true, |r| energy(r)?.dram.as_ref())?,
+                    static_power: self.quantity("xpu.energy.static_power", false, |r| {
+                        energy(r)?.static_power.as_ref()
+                    })?,
+                },
                 host_overhead: self.quantity("xpu.host_overhead", false, |r| {
                     xpu(r)?.host_overhead.as_ref()
                 })?,
@@ -361,6 +470,8 @@ impl Resolver {
                         .quantity("node.link.overhead", false, |r| link(r)?.overhead.as_ref())?,
                     efficiency: self
                         .curve("node.link.efficiency", |r| link(r)?.efficiency.as_ref())?,
+                    energy: self
+                        .quantity("node.link.energy", false, |r| link(r)?.energy.as_ref())?,
                 },
             },
         })
@@ -373,6 +484,14 @@ fn xpu(r: &RawArch) -> Option<&RawXpu> {
 
 fn mem(r: &RawArch) -> Option<&RawMemory> {
     xpu(r)?.memory.as_ref()
+}
+
+fn pim(r: &RawArch) -> Option<&RawPim> {
+    r.pim.as_ref()
+}
+
+fn energy(r: &RawArch) -> Option<&RawEnergy> {
+    xpu(r)?.energy.as_ref()
 }
 
 fn link(r: &RawArch) -> Option<&RawLink> {

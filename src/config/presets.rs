@@ -10,6 +10,15 @@ pub const FILES: &[(&str, &str)] = &[
     ("arch/a100.toml", include_str!("../../arch/a100.toml")),
     ("arch/h100.toml", include_str!("../../arch/h100.toml")),
     ("arch/h200.toml", include_str!("../../arch/h200.toml")),
+    ("arch/duplex.toml", include_str!("../../arch/duplex.toml")),
+    (
+        "arch/bank-pim.toml",
+        include_str!("../../arch/bank-pim.toml"),
+    ),
+    (
+        "arch/bankgroup-pim.toml",
+        include_str!("../../arch/bankgroup-pim.toml"),
+    ),
     (
         "arch/tech/nodes.toml",
         include_str!("../../arch/tech/nodes.toml"),

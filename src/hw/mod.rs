@@ -3,7 +3,12 @@
 //! **`hw` knows no model and no serving**: it prices [`crate::work::Work`].
 
 mod curve;
+mod pim;
 mod xpu;
 
 pub use curve::{Curve, CurveError};
-pub use xpu::{Bound, ClassEfficiency, CostError, Link, Memory, Node, OpCost, System, Timing, Xpu};
+pub use pim::{Pim, PimKind};
+pub use xpu::{
+    Bound, ClassEfficiency, CostError, Energy, EnergyParts, Link, Memory, Node, OpCost, System,
+    Timing, Unit, Xpu,
+};

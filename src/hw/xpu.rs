@@ -7,7 +7,10 @@ use serde::Serialize;
 use thiserror::Error;
 
 use super::curve::Curve;
-use crate::units::{Bytes, BytesPerSecond, FlopsPerSecond, Seconds};
+use super::pim::Pim;
+use crate::units::{
+    Bytes, BytesPerSecond, FlopsPerSecond, Joules, JoulesPerBit, JoulesPerFlop, Seconds, Watts,
+};
 use crate::work::{Dtype, OpClass, Work};
 
 /// Device memory (HBM).
@@ -28,6 +31,17 @@ pub struct ClassEfficiency {
     pub overhead: Seconds,
 }
 
+/// Energy per action of an xPU.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Energy {
+    /// Per FLOP of arithmetic (a MAC is two FLOPs).
+    pub flop: JoulesPerFlop,
+    /// Per bit moved between DRAM and the xPU (activation, array, TSV, PHY and interposer).
+    pub dram: JoulesPerBit,
+    /// Drawn whatever the device does.
+    pub static_power: Watts,
+}
+
 /// A GPU-like accelerator.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Xpu {
@@ -39,6 +53,7 @@ pub struct Xpu {
     pub gemm: ClassEfficiency,
     pub attention: ClassEfficiency,
     pub elementwise: ClassEfficiency,
+    pub energy: Energy,
     /// Host-side dispatch time per op when ops are launched one by one (eager mode, no CUDA
     /// graphs); added only under [`Timing::Host`].
     pub host_overhead: Seconds,
@@ -55,6 +70,8 @@ pub struct Link {
     pub overhead: Seconds,
     /// Fraction of link bandwidth, as a function of the message size in bytes.
     pub efficiency: Curve,
+    /// Per bit sent over the link.
+    pub energy: JoulesPerBit,
 }
 
 /// Devices in a node and the link between them.
@@ -69,7 +86,61 @@ pub struct Node {
 pub struct System {
     pub name: String,
     pub xpu: Xpu,
+    /// PIM units in the xPU's memory, if any.
+    pub pim: Option<Pim>,
     pub node: Node,
+}
+
+/// A compute unit of a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unit {
+    Xpu,
+    Pim,
+}
+
+impl Unit {
+    pub fn name(self) -> &'static str {
+        match self {
+            Unit::Xpu => "xpu",
+            Unit::Pim => "pim",
+        }
+    }
+}
+
+/// Dynamic energy of an op by component.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct EnergyParts {
+    /// Arithmetic.
+    pub mac: f64,
+    /// DRAM traffic on the xPU path (activation, array, TSV, PHY, interposer).
+    pub dram_xpu: f64,
+    /// DRAM traffic on the PIM path (no PHY or interposer; shorter for bank-level units).
+    pub dram_pim: f64,
+    /// Device-to-device links.
+    pub link: f64,
+}
+
+impl EnergyParts {
+    pub fn total(&self) -> f64 {
+        self.mac + self.dram_xpu + self.dram_pim + self.link
+    }
+
+    pub fn scaled(self, k: f64) -> Self {
+        EnergyParts {
+            mac: self.mac * k,
+            dram_xpu: self.dram_xpu * k,
+            dram_pim: self.dram_pim * k,
+            link: self.link * k,
+        }
+    }
+
+    pub fn add(&mut self, o: EnergyParts) {
+        self.mac += o.mac;
+        self.dram_xpu += o.dram_xpu;
+        self.dram_pim += o.dram_pim;
+        self.link += o.link;
+    }
 }
 
 /// Which clock an op's time is read from.
@@ -131,6 +202,10 @@ pub enum CostError {
     TooManyDevices { participants: u32, devices: u32 },
     #[error("a collective op carries no message")]
     NoMessage,
+    #[error("the arch has no PIM units")]
+    NoPim,
+    #[error("collectives run on the xPU's links, not on PIM")]
+    CollectiveOnPim,
 }
 
 impl System {
@@ -152,7 +227,85 @@ impl System {
         Ok(c)
     }
 
-    /// Ring all-reduce: a reduce-scatter and an all-gather, 2(p−1) steps of S/p bytes each.
+    /// Time of `w` on `unit` of one device.
+    pub fn cost_on(&self, unit: Unit, w: &Work, timing: Timing) -> Result<OpCost, CostError> {
+        match unit {
+            Unit::Xpu => self.cost(w, timing),
+            Unit::Pim => {
+                let pim = self.pim.as_ref().ok_or(CostError::NoPim)?;
+                if w.class == OpClass::Collective {
+                    return Err(CostError::CollectiveOnPim);
+                }
+                let bytes = w.bytes.total();
+                let compute = w.flops / (pim.peak() * pim.compute.at(w.flops.value()));
+                let bw = pim.bandwidth(self.xpu.memory.bandwidth);
+                let memory = bytes / (bw * pim.memory.at(bytes.value()));
+                let host = match timing {
+                    Timing::Kernel => Seconds(0.0),
+                    Timing::Host => self.xpu.host_overhead,
+                };
+                let overhead = pim.overhead + host;
+                let mut bound = if compute >= memory {
+                    Bound::Compute
+                } else {
+                    Bound::Memory
+                };
+                if overhead > longer(compute, memory) {
+                    bound = Bound::Overhead;
+                }
+                Ok(OpCost {
+                    time: longer(compute, memory) + overhead,
+                    compute,
+                    memory,
+                    overhead,
+                    bound,
+                })
+            }
+        }
+    }
+
+    /// Dynamic energy of `w` on `unit`, by component.
+    pub fn energy_on(&self, unit: Unit, w: &Work) -> Result<EnergyParts, CostError> {
+        let link = w
+            .collective
+            .map_or(0.0, |c| (c.sent() * self.node.link.energy).value());
+        Ok(match unit {
+            Unit::Xpu => EnergyParts {
+                mac: (w.flops * self.xpu.energy.flop).value(),
+                dram_xpu: (w.bytes.total() * self.xpu.energy.dram).value(),
+                link,
+                ..EnergyParts::default()
+            },
+            Unit::Pim => {
+                let pim = self.pim.as_ref().ok_or(CostError::NoPim)?;
+                EnergyParts {
+                    mac: (w.flops * pim.flop_energy).value(),
+                    dram_pim: (w.bytes.total() * pim.dram_energy).value(),
+                    ..EnergyParts::default()
+                }
+            }
+        })
+    }
+
+    /// Bandwidth of the DRAM banks that every path of a device draws on: the PIM units' internal
+    /// bandwidth where there are any, else the external bandwidth.
+    pub fn bank_bandwidth(&self) -> BytesPerSecond {
+        self.pim.as_ref().map_or(self.xpu.memory.bandwidth, |p| {
+            p.bandwidth(self.xpu.memory.bandwidth)
+        })
+    }
+
+    /// Dynamic energy of `w` on one device: arithmetic, DRAM traffic and link traffic.
+    pub fn energy(&self, w: &Work) -> Joules {
+        let e = &self.xpu.energy;
+        let link = w
+            .collective
+            .map_or(Joules(0.0), |c| c.sent() * self.node.link.energy);
+        w.flops * e.flop + w.bytes.total() * e.dram + link
+    }
+
+    /// A collective over the node's links: a ring all-reduce (a reduce-scatter and an all-gather,
+    /// 2(p−1) steps of S/p bytes each) or an all-to-all ((p−1) exchanges of S/p bytes).
     fn collective(&self, w: &Work) -> Result<OpCost, CostError> {
         let c = w.collective.ok_or(CostError::NoMessage)?;
         let (p, link) = (c.participants, &self.node.link);
@@ -171,10 +324,8 @@ impl System {
                 bound: Bound::Overhead,
             });
         }
-        let steps = 2.0 * (f64::from(p) - 1.0);
-        let sent = c.message * (steps / f64::from(p));
-        let transfer = sent / (link.bandwidth * link.efficiency.at(c.message.value()));
-        let overhead = link.overhead + link.latency * steps;
+        let transfer = c.sent() / (link.bandwidth * link.efficiency.at(c.message.value()));
+        let overhead = link.overhead + link.latency * c.steps();
         Ok(OpCost {
             time: transfer + overhead,
             compute: Seconds(0.0),

@@ -166,6 +166,18 @@ fn allreduce(elements: u64, p: Precision, tp: u64) -> OpKind {
     }
 }
 
+/// How a model replica is spread over devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Parallelism {
+    /// Tensor parallelism: weights of every layer split over `tp` devices, all-reduce after
+    /// attention and FFN.
+    pub tp: u64,
+    /// Expert parallelism: whole experts placed on `ep` devices (expert e on device e mod ep),
+    /// attention data-parallel (each device its own sequences), tokens sent to their experts and
+    /// back with all-to-all. 1 = off.
+    pub ep: u64,
+}
+
 /// Builds the op graph of one iteration on one device of a `tp`-way tensor-parallel group.
 pub fn build_iteration(
     m: &ModelSpec,
@@ -174,8 +186,30 @@ pub fn build_iteration(
     p: Precision,
     routing: &Routing,
 ) -> Result<IterationGraph, ModelError> {
+    build_iteration_with(m, batch, Parallelism { tp, ep: 1 }, p, routing)
+}
+
+/// Builds the op graph of one iteration as device 0 of the group sees it. Under expert
+/// parallelism `batch` is device 0's share of the sequences, the expert ops of every device are
+/// in the graph (tagged with their device), and `Routing::PerLayer` counts are over the tokens of
+/// all devices (`Routing::Uniform` assumes every device has a batch like device 0's).
+pub fn build_iteration_with(
+    m: &ModelSpec,
+    batch: &Batch,
+    par: Parallelism,
+    p: Precision,
+    routing: &Routing,
+) -> Result<IterationGraph, ModelError> {
+    let (tp, ep) = (par.tp, par.ep);
     m.validate()?;
     m.check_tp(tp)?;
+    if ep > 1 && (tp != 1 || m.moe.is_none_or(|x| x.experts % ep != 0)) {
+        return Err(ModelError::Tp {
+            tp: ep,
+            what: "the experts (expert parallelism needs tp = 1 and an MoE model)",
+            value: m.moe.map_or(0, |x| x.experts),
+        });
+    }
     if batch.is_empty() {
         return Err(ModelError::Zero {
             field: "the batch (tokens this iteration)",
@@ -239,9 +273,17 @@ pub fn build_iteration(
             }
             Some(moe) => {
                 let router = b.add(&[last], "router", layer, gemm(t, moe.experts, h));
-                let topk = b.elementwise(&[router], "topk", layer, (t * moe.experts, 1, 0, 4));
+                let mut topk = b.elementwise(&[router], "topk", layer, (t * moe.experts, 1, 0, 4));
+                let a2a = OpKind::AllToAll {
+                    bytes: (t as f64 * moe.top_k as f64 * h as f64 * p.activations.bytes()).ceil()
+                        as u64,
+                    devices: ep,
+                };
+                if ep > 1 {
+                    topk = b.add(&[topk], "moe_dispatch", layer, a2a.clone());
+                }
                 let counts = match routing {
-                    Routing::Uniform => Routing::uniform_counts(t, moe.experts, moe.top_k),
+                    Routing::Uniform => Routing::uniform_counts(t * ep, moe.experts, moe.top_k),
                     Routing::PerLayer(v) => v.get(l as usize).cloned().ok_or(ModelError::Zero {
                         field: "routing (a layer has no expert token counts)",
                     })?,
@@ -254,7 +296,12 @@ pub fn build_iteration(
                         hidden: h,
                         inner: moe.intermediate / tp,
                     };
-                    experts.push(b.add(&[topk], &format!("expert_{e}"), layer, kind));
+                    let n = b.add(&[topk], &format!("expert_{e}"), layer, kind);
+                    b.g[n].device = (e as u64 % ep) as u32;
+                    experts.push(n);
+                }
+                if ep > 1 {
+                    experts = vec![b.add(&experts, "moe_combine_a2a", layer, a2a)];
                 }
                 // Weighted sum of each token's top-k expert outputs.
                 b.elementwise(

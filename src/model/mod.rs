@@ -8,6 +8,9 @@ mod graph;
 mod op;
 mod spec;
 
-pub use graph::{Batch, IterationGraph, PrefillChunk, Routing, build_iteration};
+pub use graph::{
+    Batch, IterationGraph, Parallelism, PrefillChunk, Routing, build_iteration,
+    build_iteration_with,
+};
 pub use op::{Op, OpKind, Precision, causal_pairs};
 pub use spec::{ModelError, ModelSpec, Moe};

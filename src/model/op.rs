@@ -3,10 +3,10 @@
 use serde::Serialize;
 
 use crate::units::{Bytes, Flops};
-use crate::work::{CollectiveWork, Dtype, OpClass, Streams, Work};
+use crate::work::{CollectiveKind, CollectiveWork, Dtype, OpClass, Streams, Work};
 
 /// Element types of the three tensor streams of a workload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Precision {
     pub weights: Dtype,
     pub activations: Dtype,
@@ -36,7 +36,7 @@ impl Precision {
 }
 
 /// The shape of an op. Counts are per device (tensor-parallel splits already applied).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum OpKind {
     /// `batch` independent products C[m,n] = A[m,k] · B[k,n]; B is the weight stream.
@@ -79,6 +79,15 @@ pub enum OpKind {
     },
     /// Ring all-reduce of `bytes` per device over `devices` devices.
     AllReduce { bytes: u64, devices: u64 },
+    /// All-to-all: each of `devices` devices scatters `bytes` among all of them.
+    AllToAll { bytes: u64, devices: u64 },
+}
+
+impl OpKind {
+    /// Whether the op moves data between devices (it runs on the links, not on a compute unit).
+    pub fn is_collective(&self) -> bool {
+        matches!(self, OpKind::AllReduce { .. } | OpKind::AllToAll { .. })
+    }
 }
 
 /// An op instance in an iteration.
@@ -90,6 +99,9 @@ pub struct Op {
     pub layer: Option<u32>,
     pub kind: OpKind,
     pub precision: Precision,
+    /// Device of the group that runs it (expert parallelism places experts on devices; every
+    /// other op runs alike on all of them and is shown on device 0).
+    pub device: u32,
 }
 
 impl Op {
@@ -99,6 +111,7 @@ impl Op {
             layer,
             kind,
             precision: p,
+            device: 0,
         }
     }
 
@@ -148,7 +161,9 @@ impl Op {
             } => {
                 format!("{elements} r{reads} w{writes}")
             }
-            OpKind::AllReduce { bytes, devices } => format!("{bytes} B x{devices}"),
+            OpKind::AllReduce { bytes, devices } | OpKind::AllToAll { bytes, devices } => {
+                format!("{bytes} B x{devices}")
+            }
         }
     }
 
@@ -247,8 +262,17 @@ impl Op {
                 };
                 (OpClass::Elementwise, n * flops_per_element as f64, s, None)
             }
+            OpKind::AllToAll { bytes, devices } => {
+                let c = CollectiveWork {
+                    kind: CollectiveKind::AllToAll,
+                    message: b(bytes as f64),
+                    participants: devices as u32,
+                };
+                (OpClass::Collective, 0.0, Streams::default(), Some(c))
+            }
             OpKind::AllReduce { bytes, devices } => {
                 let c = CollectiveWork {
+                    kind: CollectiveKind::AllReduce,
                     message: b(bytes as f64),
                     participants: devices as u32,
                 };

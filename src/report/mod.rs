@@ -3,6 +3,8 @@
 //! **`report` only reads result structs**; it computes nothing but sums and shares.
 
 pub mod render;
+pub mod serving;
+pub mod trace;
 
 pub use render::{Format, render};
 

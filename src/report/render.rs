@@ -72,14 +72,15 @@ fn header(r: &RunReport) -> String {
     )
 }
 
-const COLS: [&str; 8] = [
-    "op", "shape", "FLOPs", "bytes", "Op/B", "bound", "time", "share",
+const COLS: [&str; 9] = [
+    "op", "shape", "unit", "FLOPs", "bytes", "Op/B", "bound", "time", "share",
 ];
 
-fn row(o: &OpResult, of: f64) -> [String; 8] {
+fn row(o: &OpResult, of: f64) -> [String; 9] {
     [
         o.name.clone(),
         o.shape.clone(),
+        o.unit.to_string(),
         si(o.flops, "FLOP"),
         si(o.bytes, "B"),
         format!("{:.1}", o.op_b),
@@ -90,7 +91,7 @@ fn row(o: &OpResult, of: f64) -> [String; 8] {
 }
 
 /// Lays out rows as aligned text, or as a Markdown table.
-fn grid(rows: &[[String; 8]], md: bool) -> String {
+fn grid(rows: &[[String; 9]], md: bool) -> String {
     let mut w = COLS.map(str::len);
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -101,7 +102,7 @@ fn grid(rows: &[[String; 8]], md: bool) -> String {
         let mut s = String::new();
         for (i, c) in cells.iter().enumerate() {
             let pad = w[i] - c.chars().count();
-            let cell = if i >= 2 {
+            let cell = if i >= 3 {
                 format!("{}{c}", " ".repeat(pad))
             } else {
                 format!("{c}{}", " ".repeat(pad))
@@ -123,7 +124,7 @@ fn grid(rows: &[[String; 8]], md: bool) -> String {
             .iter()
             .enumerate()
             .map(|(i, n)| {
-                if i >= 2 {
+                if i >= 3 {
                     format!("{}:", "-".repeat(*n - 1))
                 } else {
                     "-".repeat(*n)

@@ -1,0 +1,68 @@
+//! Processing-in-memory units: Logic-PIM (GEMM modules on the HBM logic die, fed by extra TSVs),
+//! BankGroup-PIM and Bank-PIM (units beside the DRAM banks), as the Duplex paper compares them.
+
+use serde::Serialize;
+
+use super::curve::Curve;
+use crate::units::{BytesPerSecond, FlopsPerSecond, Hertz, JoulesPerBit, JoulesPerFlop, Seconds};
+
+/// Where in the HBM stack the PIM units sit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PimKind {
+    /// On the logic (buffer) die, reading the banks through widened TSVs.
+    Logic,
+    /// On the DRAM dies, one unit per bank group.
+    BankGroup,
+    /// On the DRAM dies, beside the banks.
+    Bank,
+}
+
+impl PimKind {
+    pub const NAMES: [&'static str; 3] = ["logic", "bankgroup", "bank"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PimKind::Logic => "logic",
+            PimKind::BankGroup => "bankgroup",
+            PimKind::Bank => "bank",
+        }
+    }
+}
+
+/// The PIM units of one device (all its HBM stacks together).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Pim {
+    pub kind: PimKind,
+    pub stacks: u32,
+    /// GEMM modules per stack.
+    pub modules: u32,
+    /// MACs per module.
+    pub macs: u32,
+    pub frequency: Hertz,
+    /// Internal bandwidth over external bandwidth (the TSV or bank-level multiplier).
+    pub bandwidth_multiplier: f64,
+    /// Fraction of peak FLOPS by the op's FLOPs.
+    pub compute: Curve,
+    /// Fraction of internal bandwidth by the op's bytes.
+    pub memory: Curve,
+    /// Fixed time per op (command issue, buffer fill).
+    pub overhead: Seconds,
+    /// Per FLOP of arithmetic.
+    pub flop_energy: JoulesPerFlop,
+    /// Per bit read from the banks into the units (the PIM path of the bit).
+    pub dram_energy: JoulesPerBit,
+}
+
+impl Pim {
+    /// Peak FLOPS of the device's PIM units: stacks × modules × MACs × 2 × frequency.
+    pub fn peak(&self) -> FlopsPerSecond {
+        let macs = f64::from(self.stacks) * f64::from(self.modules) * f64::from(self.macs);
+        FlopsPerSecond(2.0 * macs * self.frequency.value())
+    }
+
+    /// Internal bandwidth: the multiplier times the device's external bandwidth.
+    pub fn bandwidth(&self, external: BytesPerSecond) -> BytesPerSecond {
+        external * self.bandwidth_multiplier
+    }
+}

@@ -1,0 +1,350 @@
+//! The serving report: a stable, versioned schema (see README "Serving report schema").
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::render::si;
+use crate::sim::serving::{Scenario, ServingResult};
+use crate::sim::workload::{Arrivals, LengthDist, Lengths};
+
+/// Mean and nearest-rank percentiles of a sample.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
+pub struct Percentiles {
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+}
+
+impl Percentiles {
+    /// Summarises `v` (reordered in place); all zeros when empty.
+    pub fn of(v: &mut [f64]) -> Self {
+        if v.is_empty() {
+            return Percentiles::default();
+        }
+        let n = v.len();
+        let mean = v.iter().sum::<f64>() / n as f64;
+        let mut at = |q: f64| {
+            let k = ((q * n as f64).ceil() as usize).clamp(1, n) - 1;
+            *v.select_nth_unstable_by(k, f64::total_cmp).1
+        };
+        Percentiles {
+            mean,
+            p50: at(0.5),
+            p90: at(0.9),
+            p99: at(0.99),
+        }
+    }
+}
+
+/// Shares of op time by what bounds each op.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BoundShares {
+    pub compute: f64,
+    pub memory: f64,
+    pub overhead: f64,
+    pub link: f64,
+}
+
+/// Busy fraction of each resource of one device over the run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Utilization {
+    pub xpu: f64,
+    /// The xPU's external memory path.
+    pub dram: f64,
+    pub link: f64,
+    pub pim: f64,
+    /// The DRAM banks, which the xPU and PIM paths share.
+    pub banks: f64,
+}
+
+/// Energy per output token by component, J.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EnergyBreakdown {
+    pub mac: f64,
+    pub dram_xpu: f64,
+    pub dram_pim: f64,
+    pub link: f64,
+    #[serde(rename = "static")]
+    pub static_: f64,
+}
+
+/// The metrics scripts rely on (names are part of the schema).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServingMetrics {
+    pub output_tokens_per_s: f64,
+    pub total_tokens_per_s: f64,
+    pub ttft_s: Percentiles,
+    pub tbt_s: Percentiles,
+    pub e2e_s: Percentiles,
+    pub energy_per_output_token_j: f64,
+    pub energy_j: f64,
+    pub energy_per_output_token_by_component_j: EnergyBreakdown,
+    /// Share of op time placed on PIM (device 0).
+    pub pim_time_share: f64,
+    pub requests_completed: u64,
+    pub prompt_tokens: u64,
+    pub output_tokens: u64,
+    pub duration_s: f64,
+    pub iterations: u64,
+    pub preemptions: u64,
+    pub mean_batch: f64,
+    pub kv_capacity_tokens: u64,
+    /// What held throughput back: `kv_capacity`, `compute`, `batch_limit`, `token_budget` or
+    /// `load` (too few requests to fill the batch).
+    pub limit: String,
+    pub time_by_bound: BoundShares,
+    pub utilization: Utilization,
+    pub ops_simulated: u64,
+    pub cost_cache_hits: u64,
+    pub cost_cache_misses: u64,
+}
+
+/// What was run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServingInputs {
+    pub scenario: String,
+    pub arch: String,
+    pub model: String,
+    pub tp: u64,
+    pub precision: crate::model::Precision,
+    pub requests: u64,
+    pub prompt: String,
+    pub output: String,
+    pub arrivals: String,
+    pub max_batch: u64,
+    pub max_tokens: u64,
+    pub kv_block: u64,
+    pub memory_utilization: f64,
+    pub routing: String,
+    pub policy: String,
+    pub seed: u64,
+}
+
+/// One point of the timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TimelineSample {
+    pub t_s: f64,
+    pub batch: u64,
+    pub in_system: u64,
+    pub kv_used: f64,
+}
+
+/// The report of a serving run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServingReport {
+    pub schema_version: u32,
+    pub kind: &'static str,
+    pub inputs: ServingInputs,
+    pub serving: ServingMetrics,
+    /// At most 200 evenly spaced iterations.
+    pub timeline: Vec<TimelineSample>,
+}
+
+fn dist(d: &LengthDist) -> String {
+    match d {
+        LengthDist::Fixed(n) => format!("fixed {n}"),
+        LengthDist::Uniform { min, max } => format!("uniform {min}..={max}"),
+        LengthDist::Normal {
+            mean,
+            std,
+            min,
+            max,
+        } => format!("normal {mean}±{std} in {min}..={max}"),
+    }
+}
+
+impl ServingReport {
+    pub fn new(s: &Scenario, r: &mut ServingResult) -> Self {
+        let (prompt, output) = match &s.lengths {
+            Lengths::Drawn { prompt, output } => (dist(prompt), dist(output)),
+            Lengths::Trace(rows) => (format!("trace of {} rows", rows.len()), "trace".into()),
+        };
+        let arrivals = match s.arrivals {
+            Arrivals::Closed { concurrency } => format!("closed loop, {concurrency} concurrent"),
+            Arrivals::Poisson { rate } => format!("Poisson, {rate} requests/s"),
+            Arrivals::Trace => "trace".into(),
+        };
+        let total: f64 = r.by_bound.iter().sum::<f64>().max(f64::MIN_POSITIVE);
+        let share = |i: usize| r.by_bound[i] / total;
+        let frac = |n: u64| n as f64 / r.iterations.max(1) as f64;
+        let limit = if frac(r.waited_kv) >= 0.05 {
+            "kv_capacity"
+        } else if share(0) >= 0.5 {
+            "compute"
+        } else if frac(r.waited_batch) >= 0.05 {
+            "batch_limit"
+        } else if frac(r.waited_budget) >= 0.05 {
+            "token_budget"
+        } else {
+            "load"
+        };
+        let d = r.duration.max(f64::MIN_POSITIVE);
+        let step = r.timeline.len().div_ceil(200).max(1);
+        ServingReport {
+            schema_version: super::SCHEMA_VERSION,
+            kind: "serving",
+            inputs: ServingInputs {
+                scenario: s.name.clone(),
+                arch: s.sys.name.clone(),
+                model: s.model.name.clone(),
+                tp: s.tp,
+                precision: s.precision,
+                requests: s.count,
+                prompt,
+                output,
+                arrivals,
+                max_batch: s.max_batch,
+                max_tokens: s.max_tokens,
+                kv_block: s.kv_block,
+                memory_utilization: s.memory_utilization,
+                routing: format!("{:?}", s.routing).to_lowercase(),
+                policy: s.policy.name().into(),
+                seed: s.seed,
+            },
+            serving: ServingMetrics {
+                output_tokens_per_s: r.output_tokens as f64 / d,
+                total_tokens_per_s: (r.output_tokens + r.prompt_tokens) as f64 / d,
+                ttft_s: Percentiles::of(&mut r.ttft),
+                tbt_s: Percentiles::of(&mut r.tbt),
+                e2e_s: Percentiles::of(&mut r.e2e),
+                energy_per_output_token_j: r.energy / r.output_tokens.max(1) as f64,
+                energy_j: r.energy,
+                energy_per_output_token_by_component_j: {
+                    let (e, n) = (&r.energy_parts, r.output_tokens.max(1) as f64);
+                    EnergyBreakdown {
+                        mac: e.mac / n,
+                        dram_xpu: e.dram_xpu / n,
+                        dram_pim: e.dram_pim / n,
+                        link: e.link / n,
+                        static_: r.energy_static / n,
+                    }
+                },
+                pim_time_share: r.unit_time[1]
+                    / (r.unit_time[0] + r.unit_time[1]).max(f64::MIN_POSITIVE),
+                requests_completed: r.requests_completed,
+                prompt_tokens: r.prompt_tokens,
+                output_tokens: r.output_tokens,
+                duration_s: r.duration,
+                iterations: r.iterations,
+                preemptions: r.preemptions,
+                mean_batch: r.mean_batch,
+                kv_capacity_tokens: r.kv_capacity_tokens,
+                limit: limit.into(),
+                time_by_bound: BoundShares {
+                    compute: share(0),
+                    memory: share(1),
+                    overhead: share(2),
+                    link: share(3),
+                },
+                utilization: Utilization {
+                    xpu: r.busy[0] / d,
+                    dram: r.busy[1] / d,
+                    link: r.busy[2] / d,
+                    pim: r.busy[3] / d,
+                    banks: r.busy[4] / d,
+                },
+                ops_simulated: r.ops_simulated,
+                cost_cache_hits: r.cache_hits,
+                cost_cache_misses: r.cache_misses,
+            },
+            timeline: r
+                .timeline
+                .iter()
+                .step_by(step)
+                .map(|p| TimelineSample {
+                    t_s: p.t,
+                    batch: p.batch,
+                    in_system: p.in_system,
+                    kv_used: p.kv_used,
+                })
+                .collect(),
+        }
+    }
+
+    /// A terminal summary.
+    pub fn table(&self) -> String {
+        let (i, m) = (&self.inputs, &self.serving);
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "serving {}: {} on {} x{} (TP {}), {} requests, {}\nprompt {}, output {}; max batch {}, {} tokens per iteration, seed {}\n",
+            i.scenario,
+            i.model,
+            i.arch,
+            i.tp,
+            i.tp,
+            i.requests,
+            i.arrivals,
+            i.prompt,
+            i.output,
+            i.max_batch,
+            i.max_tokens,
+            i.seed
+        );
+        let _ = writeln!(
+            s,
+            "throughput  {:.0} output tokens/s, {:.0} total tokens/s ({} requests in {})",
+            m.output_tokens_per_s,
+            m.total_tokens_per_s,
+            m.requests_completed,
+            si(m.duration_s, "s")
+        );
+        let _ = writeln!(
+            s,
+            "\n{:<6} {:>10} {:>10} {:>10} {:>10}",
+            "", "mean", "p50", "p90", "p99"
+        );
+        for (n, p) in [("TTFT", m.ttft_s), ("TBT", m.tbt_s), ("E2E", m.e2e_s)] {
+            let _ = writeln!(
+                s,
+                "{n:<6} {:>10} {:>10} {:>10} {:>10}",
+                si(p.mean, "s"),
+                si(p.p50, "s"),
+                si(p.p90, "s"),
+                si(p.p99, "s")
+            );
+        }
+        let b = m.time_by_bound;
+        let u = m.utilization;
+        let _ = writeln!(
+            s,
+            "\nenergy      {} per output token ({} in all)\nbatch       mean {:.1} of {}; KV cache {} tokens; {} preemptions\nlimited by  {}; op time: compute {:.0}%, memory {:.0}%, overhead {:.0}%, link {:.0}%\nutilization xpu {:.0}%, dram {:.0}%, link {:.0}%, pim {:.0}%, banks {:.0}% (one device); {:.0}% of op time on PIM\nsimulated   {} iterations, {} ops ({:.1}% cost-cache hits)",
+            si(m.energy_per_output_token_j, "J"),
+            si(m.energy_j, "J"),
+            m.mean_batch,
+            i.max_batch,
+            m.kv_capacity_tokens,
+            m.preemptions,
+            m.limit,
+            100.0 * b.compute,
+            100.0 * b.memory,
+            100.0 * b.overhead,
+            100.0 * b.link,
+            100.0 * u.xpu,
+            100.0 * u.dram,
+            100.0 * u.link,
+            100.0 * u.pim,
+            100.0 * u.banks,
+            100.0 * m.pim_time_share,
+            m.iterations,
+            m.ops_simulated,
+            100.0 * m.cost_cache_hits as f64
+                / (m.cost_cache_hits + m.cost_cache_misses).max(1) as f64
+        );
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_nearest_rank() {
+        let mut v: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        let p = Percentiles::of(&mut v);
+        assert_eq!((p.mean, p.p50, p.p90, p.p99), (50.5, 50.0, 90.0, 99.0));
+    }
+}

@@ -1,0 +1,323 @@
+//! The cost of one serving iteration: its ops, priced through a cache, run on the engine.
+//!
+//! A decoder layer's output feeds the next layer, so layers are barriers: an iteration's time is
+//! the embedding, then each layer's engine run, then the head. Under balanced routing every layer
+//! is alike and one run stands for all.
+
+use std::collections::HashMap;
+
+use super::engine::{self, ResourceId, Task, TaskId};
+use crate::hw::{Bound, CostError, EnergyParts, OpCost, System, Timing, Unit};
+use crate::map::{Choices, Policy, place};
+use crate::model::{
+    Batch, IterationGraph, ModelSpec, Op, OpKind, Parallelism, Precision, Routing,
+    build_iteration_with,
+};
+
+/// Resources of each simulated device (device d's are at 5d .. 5d + 4): the xPU's compute, its
+/// external memory path, its links, the PIM units' compute, and the DRAM banks every path reads.
+pub const RESOURCES: [&str; 5] = ["xpu", "dram", "link", "pim", "banks"];
+
+fn resource(device: u32, which: usize) -> ResourceId {
+    ResourceId(RESOURCES.len() * device as usize + which)
+}
+
+/// Why an iteration cannot be priced.
+#[derive(Debug, thiserror::Error)]
+pub enum IterError {
+    #[error(transparent)]
+    Cost(#[from] CostError),
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+    #[error(transparent)]
+    Engine(#[from] engine::EngineError),
+}
+
+/// One op's run, for traces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpSpan {
+    pub name: String,
+    pub layer: Option<u32>,
+    pub resource: usize,
+    pub start: f64,
+    pub end: f64,
+}
+
+/// What one iteration cost.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct IterCost {
+    pub time: f64,
+    /// Dynamic energy of every device of the group (J).
+    pub energy: f64,
+    /// Dynamic energy by component, all devices.
+    pub energy_parts: EnergyParts,
+    /// Full-rate busy seconds of each resource in [`RESOURCES`], on device 0.
+    pub busy: [f64; 5],
+    /// Op time placed on each unit (xPU, PIM), device 0.
+    pub unit_time: [f64; 2],
+    /// Time of ops by what bounds them: compute, memory, overhead, link.
+    pub by_bound: [f64; 4],
+    /// Op instances simulated.
+    pub ops: u64,
+    pub spans: Vec<OpSpan>,
+}
+
+#[derive(Clone, Copy)]
+struct Priced {
+    cost: OpCost,
+    energy: EnergyParts,
+}
+
+/// Prices iterations of one model on one system, caching op costs by shape.
+pub struct Coster<'a> {
+    sys: &'a System,
+    /// The model with one layer: the template every layer is built from.
+    one_layer: ModelSpec,
+    layers: u32,
+    par: Parallelism,
+    precision: Precision,
+    timing: Timing,
+    policy: Policy,
+    cache: HashMap<(Unit, OpKind, Precision), Priced>,
+    pub hits: u64,
+    pub misses: u64,
+}
+
+fn bound_index(b: Bound) -> usize {
+    match b {
+        Bound::Compute => 0,
+        Bound::Memory => 1,
+        Bound::Overhead => 2,
+        Bound::Link => 3,
+    }
+}
+
+impl<'a> Coster<'a> {
+    pub fn new(
+        sys: &'a System,
+        model: &ModelSpec,
+        par: Parallelism,
+        precision: Precision,
+        timing: Timing,
+        policy: Policy,
+    ) -> Self {
+        let mut one_layer = model.clone();
+        one_layer.layers = 1;
+        Coster {
+            sys,
+            one_layer,
+            layers: model.layers,
+            par,
+            precision,
+            timing,
+            policy,
+            cache: HashMap::new(),
+            hits: 0,
+            misses: 0,
+        }
+    }
+
+    fn price(&mut self, unit: Unit, op: &Op) -> Result<Priced, CostError> {
+        let key = (unit, op.kind.clone(), op.precision);
+        if let Some(x) = self.cache.get(&key) {
+            self.hits += 1;
+            return Ok(*x);
+        }
+        self.misses += 1;
+        let w = op.work();
+        let x = Priced {
+            cost: self.sys.cost_on(unit, &w, self.timing)?,
+            energy: self.sys.energy_on(unit, &w)?,
+        };
+        self.cache.insert(key, x);
+        Ok(x)
+    }
+
+    /// Runs the ops of `g` that `keep` selects on the engine, adding into `out`; spans are
+    /// offset by `at` and labelled with `layer`.
+    fn run_part(
+        &mut self,
+        g: &IterationGraph,
+        keep: impl Fn(&Op) -> bool,
+        layer: Option<u32>,
+        at: f64,
+        out: &mut IterCost,
+        spans: bool,
+    ) -> Result<f64, IterError> {
+        let nodes: Vec<_> = g
+            .graph
+            .node_indices()
+            .filter(|&i| keep(&g.graph[i]))
+            .collect();
+        let ops: Vec<&Op> = nodes.iter().map(|&i| &g.graph[i]).collect();
+        let has_pim = self.sys.pim.is_some() && self.policy != Policy::AllXpu;
+        let mut priced = Vec::with_capacity(ops.len());
+        for op in &ops {
+            let xpu = self.price(Unit::Xpu, op)?;
+            let pim = if has_pim && !op.kind.is_collective() {
+                Some(self.price(Unit::Pim, op)?)
+            } else {
+                None
+            };
+            priced.push((xpu, pim));
+        }
+        let choices: Vec<Choices> = priced
+            .iter()
+            .map(|(x, p)| Choices {
+                xpu: x.cost,
+                pim: p.map(|p| p.cost),
+            })
+            .collect();
+        let units = place(self.policy, &ops, &choices);
+        let bank_bw = self.sys.bank_bandwidth();
+        let mut index = vec![usize::MAX; g.graph.node_count()];
+        let mut tasks = Vec::with_capacity(nodes.len());
+        for (t, &i) in nodes.iter().enumerate() {
+            index[i.index()] = t;
+            let op = ops[t];
+            let unit = units[t];
+            let x = match unit {
+                Unit::Xpu => priced[t].0,
+                Unit::Pim => priced[t].1.ok_or(CostError::NoPim)?,
+            };
+            // Every device of the group runs each op on its share, except that under expert
+            // parallelism each expert runs once, on its own device.
+            let copies = if self.par.ep > 1 && matches!(op.kind, OpKind::ExpertFfn { .. }) {
+                1
+            } else {
+                self.par.tp * self.par.ep
+            };
+            out.energy_parts.add(x.energy.scaled(copies as f64));
+            out.by_bound[bound_index(x.cost.bound)] += x.cost.time.value();
+            if op.device == 0 {
+                out.unit_time[usize::from(unit == Unit::Pim)] += x.cost.time.value();
+            }
+            let c = x.cost;
+            let d = op.device;
+            let banks = op.work().bytes.total().value() / bank_bw.value();
+            let demands = if op.kind.is_collective() {
+                vec![(resource(d, 2), c.memory.value())]
+            } else if unit == Unit::Pim {
+                vec![
+                    (resource(d, 3), c.compute.value()),
+                    (resource(d, 4), c.memory.value()),
+                ]
+            } else {
+                vec![
+                    (resource(d, 0), c.compute.value()),
+                    (resource(d, 1), c.memory.value()),
+                    (resource(d, 4), banks.min(c.memory.value())),
+                ]
+            };
+            let deps = g
+                .graph
+                .neighbors_directed(i, petgraph::Direction::Incoming)
+                .map(|d| index[d.index()])
+                .filter(|&t| t != usize::MAX)
+                .map(TaskId)
+                .collect();
+            // One in-order stream per device, or per unit of a device when the policy overlaps them.
+            let lane = if self.policy.overlaps() && unit == Unit::Pim {
+                1
+            } else {
+                0
+            };
+            tasks.push(Task {
+                stream: Some(2 * d as usize + lane),
+                delay: c.overhead.value(),
+                demands,
+                deps,
+            });
+        }
+        let o = engine::run(&tasks, RESOURCES.len() * self.par.ep as usize)?;
+        out.ops += tasks.len() as u64;
+        for (b, x) in out.busy.iter_mut().zip(&o.busy) {
+            *b += x;
+        }
+        if spans {
+            for (t, op) in ops.iter().enumerate() {
+                let which = if op.kind.is_collective() {
+                    2
+                } else if units[t] == Unit::Pim {
+                    3
+                } else {
+                    0
+                };
+                out.spans.push(OpSpan {
+                    name: op.name.clone(),
+                    layer: layer.or(op.layer),
+                    resource: RESOURCES.len() * op.device as usize + which,
+                    start: at + o.spans[t].start,
+                    end: at + o.spans[t].end,
+                });
+            }
+        }
+        Ok(o.makespan)
+    }
+
+    /// The one-layer graph of `batch`, with `counts` tokens per expert.
+    fn build(&self, batch: &Batch, counts: Option<&Vec<u64>>) -> Result<IterationGraph, IterError> {
+        let routing = counts.map_or(Routing::Uniform, |c| Routing::PerLayer(vec![c.clone()]));
+        Ok(build_iteration_with(
+            &self.one_layer,
+            batch,
+            self.par,
+            self.precision,
+            &routing,
+        )?)
+    }
+
+    /// Prices one iteration. `counts[l]` are the tokens per expert of layer `l` (one entry when
+    /// every layer is alike; empty for dense models).
+    pub fn iteration(
+        &mut self,
+        batch: &Batch,
+        counts: &[Vec<u64>],
+        spans: bool,
+    ) -> Result<IterCost, IterError> {
+        let mut out = IterCost::default();
+        let first = self.build(batch, counts.first())?;
+        // Embedding, then the layers, then the final norm and LM head.
+        let embedding = |op: &Op| op.layer.is_none() && op.name == "embedding";
+        let tail = |op: &Op| op.layer.is_none() && op.name != "embedding";
+        let layer_ops = |op: &Op| op.layer == Some(0);
+        let mut t = self.run_part(&first, embedding, None, 0.0, &mut out, spans)?;
+        if counts.len() <= 1 {
+            let mut one = IterCost::default();
+            let lt = self.run_part(&first, layer_ops, Some(0), t, &mut one, spans)?;
+            let n = f64::from(self.layers);
+            out.energy_parts.add(one.energy_parts.scaled(n));
+            out.ops += one.ops * u64::from(self.layers);
+            for (b, x) in out.busy.iter_mut().zip(one.busy) {
+                *b += x * n;
+            }
+            for (b, x) in out.by_bound.iter_mut().zip(one.by_bound) {
+                *b += x * n;
+            }
+            for (b, x) in out.unit_time.iter_mut().zip(one.unit_time) {
+                *b += x * n;
+            }
+            if spans {
+                for l in 0..self.layers {
+                    let off = f64::from(l) * lt;
+                    out.spans.extend(one.spans.iter().map(|s| OpSpan {
+                        layer: Some(l),
+                        start: s.start + off,
+                        end: s.end + off,
+                        ..s.clone()
+                    }));
+                }
+            }
+            t += lt * n;
+        } else {
+            for (l, c) in counts.iter().enumerate() {
+                let g = self.build(batch, Some(c))?;
+                t += self.run_part(&g, layer_ops, Some(l as u32), t, &mut out, spans)?;
+            }
+        }
+        t += self.run_part(&first, tail, None, t, &mut out, spans)?;
+        out.time = t;
+        out.energy = out.energy_parts.total();
+        Ok(out)
+    }
+}

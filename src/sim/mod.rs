@@ -1,0 +1,11 @@
+//! Simulation: the fluid discrete-event engine, and continuous-batching serving on top of it.
+//!
+//! **`sim` does no file I/O**: scenarios arrive resolved from `config`, results leave as plain
+//! structs for `report`.
+
+pub mod engine;
+pub mod iteration;
+pub mod kv;
+pub mod routing;
+pub mod serving;
+pub mod workload;

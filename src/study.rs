@@ -1,0 +1,310 @@
+//! Reproduction studies: grids of serving runs set beside a paper's figures.
+//!
+//! `duplex` reruns the Duplex paper's evaluation grid (REFERENCE.md) on the systems it compares.
+
+use std::fmt::Write as _;
+
+use crate::config;
+use crate::map::Policy;
+use crate::report::serving::ServingReport;
+use crate::run::RunError;
+use crate::sim::serving::{Scenario, simulate};
+use crate::sim::workload::{Arrivals, LengthDist, Lengths};
+
+/// A system of the comparison: an arch, a policy and how a model is spread over its devices.
+#[derive(Debug, Clone, Copy)]
+pub struct SystemSpec {
+    pub label: &'static str,
+    pub arch: &'static str,
+    pub policy: Policy,
+    /// Devices per model replica, relative to the paper's base count (2 for "2×GPU").
+    pub scale: u64,
+    /// Experts whole per device (expert parallelism) rather than sliced (tensor parallelism,
+    /// "+ET"); dense models always use tensor parallelism.
+    pub whole_experts: bool,
+}
+
+/// The systems of the Duplex evaluation.
+pub const DUPLEX_SYSTEMS: [SystemSpec; 6] = [
+    SystemSpec {
+        label: "GPU",
+        arch: "h100",
+        policy: Policy::AllXpu,
+        scale: 1,
+        whole_experts: false,
+    },
+    SystemSpec {
+        label: "2xGPU",
+        arch: "h100",
+        policy: Policy::AllXpu,
+        scale: 2,
+        whole_experts: false,
+    },
+    SystemSpec {
+        label: "Bank-PIM",
+        arch: "bank-pim",
+        policy: Policy::Dispatch,
+        scale: 1,
+        whole_experts: true,
+    },
+    SystemSpec {
+        label: "Duplex",
+        arch: "duplex",
+        policy: Policy::Dispatch,
+        scale: 1,
+        whole_experts: true,
+    },
+    SystemSpec {
+        label: "Duplex+CoP",
+        arch: "duplex",
+        policy: Policy::Duplex,
+        scale: 1,
+        whole_experts: true,
+    },
+    SystemSpec {
+        label: "Duplex+CoP+ET",
+        arch: "duplex",
+        policy: Policy::Duplex,
+        scale: 1,
+        whole_experts: false,
+    },
+];
+
+/// One point of the grid.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Point {
+    pub model: String,
+    pub system: String,
+    pub batch: u64,
+    pub len: u64,
+    pub devices: u64,
+    pub output_tokens_per_s: f64,
+    pub e2e_p50_s: f64,
+    pub tbt_p50_s: f64,
+    pub energy_per_output_token_j: f64,
+    pub pim_time_share: f64,
+}
+
+fn scenario(
+    model: &str,
+    devices: u64,
+    sys: &SystemSpec,
+    batch: u64,
+    len: u64,
+    requests: u64,
+) -> Result<Scenario, RunError> {
+    let m = config::load_model(model.as_ref())?;
+    let n = devices * sys.scale;
+    let ep = if sys.whole_experts && m.moe.is_some_and(|x| x.experts % n == 0) {
+        n
+    } else {
+        1
+    };
+    Ok(Scenario {
+        name: format!("{model} {} b{batch} {len}/{len}", sys.label),
+        sys: config::load_arch(sys.arch.as_ref())?,
+        precision: crate::model::Precision::uniform(crate::work::Dtype::Fp16),
+        model: m,
+        tp: n / ep,
+        ep,
+        count: requests,
+        lengths: Lengths::Drawn {
+            prompt: LengthDist::Fixed(len),
+            output: LengthDist::Fixed(len),
+        },
+        arrivals: Arrivals::Closed { concurrency: batch },
+        max_batch: batch,
+        max_tokens: 8192,
+        kv_block: 16,
+        memory_utilization: 0.9,
+        routing: crate::sim::routing::RoutingSpec::Uniform,
+        policy: sys.policy,
+        seed: 1,
+        timing: crate::hw::Timing::Kernel,
+    })
+}
+
+/// Runs the closed-loop grid: each model on its device count, batches × lengths × systems.
+pub fn duplex_grid(
+    models: &[(&str, u64)],
+    batches: &[u64],
+    lens: &[u64],
+) -> Result<Vec<Point>, RunError> {
+    let mut out = Vec::new();
+    for &(model, devices) in models {
+        for &batch in batches {
+            for &len in lens {
+                for sys in &DUPLEX_SYSTEMS {
+                    let s = scenario(model, devices, sys, batch, len, 3 * batch)?;
+                    let mut r = simulate(&s, false)
+                        .map_err(|e| RunError::Input(format!("{}: {e}", s.name)))?;
+                    let m = ServingReport::new(&s, &mut r).serving;
+                    out.push(Point {
+                        model: model.into(),
+                        system: sys.label.into(),
+                        batch,
+                        len,
+                        devices: s.tp * s.ep,
+                        output_tokens_per_s: m.output_tokens_per_s,
+                        e2e_p50_s: m.e2e_s.p50,
+                        tbt_p50_s: m.tbt_s.p50,
+                        energy_per_output_token_j: m.energy_per_output_token_j,
+                        pim_time_share: m.pim_time_share,
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Highest Poisson rate (requests/s, on a grid of 1/s) that `sys` sustains: the queue stays
+/// bounded, judged by the 90th-percentile time to first token staying under 2 s over 600
+/// requests (past saturation it grows with the length of the run).
+pub fn saturation_rate(model: &str, devices: u64, sys: &SystemSpec) -> Result<f64, RunError> {
+    let mut best = 0.0;
+    for rate in 2..=24 {
+        let mut s = scenario(model, devices, sys, 128, 4096, 600)?;
+        s.lengths = Lengths::Drawn {
+            prompt: LengthDist::Fixed(4096),
+            output: LengthDist::Fixed(512),
+        };
+        s.arrivals = Arrivals::Poisson {
+            rate: f64::from(rate),
+        };
+        let mut r = simulate(&s, false).map_err(|e| RunError::Input(e.to_string()))?;
+        let m = ServingReport::new(&s, &mut r).serving;
+        if m.ttft_s.p90 >= 2.0 {
+            break;
+        }
+        best = f64::from(rate);
+    }
+    Ok(best)
+}
+
+/// Ratios of `system` against `base` over the points of `model`: (best, mean) throughput ratio
+/// and mean energy-per-token ratio.
+pub fn ratios(points: &[Point], model: &str, system: &str, base: &str) -> (f64, f64, f64) {
+    let mut t = Vec::new();
+    let mut e = Vec::new();
+    for p in points
+        .iter()
+        .filter(|p| p.model == model && p.system == system)
+    {
+        if let Some(b) = points
+            .iter()
+            .find(|b| b.model == model && b.system == base && b.batch == p.batch && b.len == p.len)
+        {
+            t.push(p.output_tokens_per_s / b.output_tokens_per_s);
+            e.push(p.energy_per_output_token_j / b.energy_per_output_token_j);
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    (t.iter().copied().fold(0.0, f64::max), mean(&t), mean(&e))
+}
+
+/// The study's Markdown report: our figures beside the paper's.
+pub fn duplex_markdown(points: &[Point], saturation: &[(String, f64)]) -> String {
+    let mut s = String::from(
+        "# Duplex reproduction\n\n\
+         Regenerate with `cargo run --release -- reproduce duplex` (writes this file, `points.csv`).\n\
+         Closed loop, (L_in, L_out) = (L, L), uniform expert routing, fp16, as the paper's grid\n\
+         (REFERENCE.md: Duplex, MICRO 2024). Mixtral-8x7B and Llama-3-70B on 4 devices; GLaM, Grok-1\n\
+         and OPT-66B need model families dyad does not build yet (alternating MoE layers, non-gated\n\
+         FFNs) and are left for later. Systems: GPU = 4 x H100 (tensor parallel); 2xGPU = 8 x H100;\n\
+         Bank-PIM = H100 + Bank-PIM HBM with Op/B dispatch; Duplex = H100 + Logic-PIM HBM with Op/B\n\
+         dispatch, whole experts per device; +CoP = expert and attention co-processing; +ET = experts\n\
+         split by tensor parallelism instead.\n\n## Against the paper\n\n| figure | paper | dyad | note |\n|---|---:|---:|---|\n",
+    );
+    let m = "mixtral-8x7b";
+    let best_duplex = ["Duplex", "Duplex+CoP", "Duplex+CoP+ET"]
+        .iter()
+        .map(|sys| ratios(points, m, sys, "GPU"))
+        .fold((0.0f64, 0.0f64, f64::INFINITY), |a, r| {
+            (a.0.max(r.0), a.1.max(r.1), a.2.min(r.2))
+        });
+    let (plain_best, _, _) = ratios(points, m, "Duplex", "GPU");
+    let (_, cop_mean, _) = ratios(points, m, "Duplex+CoP", "Duplex");
+    let (et_best, _, _) = ratios(points, m, "Duplex+CoP+ET", "Duplex");
+    let (bank_best, bank_mean, _) = ratios(points, m, "Duplex+CoP+ET", "Bank-PIM");
+    let rows = [
+        (
+            "Mixtral: best throughput, Duplex over GPU",
+            "2.67x",
+            format!("{:.2}x", best_duplex.0),
+            "best Duplex variant per point",
+        ),
+        (
+            "Mixtral: mean throughput, Duplex over GPU",
+            "2.07x",
+            format!("{:.2}x", best_duplex.1),
+            "paper's mean is over all models",
+        ),
+        (
+            "Mixtral: energy per token, Duplex vs GPU",
+            "-33.28%",
+            format!("{:+.1}%", 100.0 * (best_duplex.2 - 1.0)),
+            "dynamic energy; static power not modeled yet",
+        ),
+        (
+            "Duplex without co-processing: best over GPU",
+            "2.51x",
+            format!("{plain_best:.2}x"),
+            "",
+        ),
+        (
+            "co-processing: mean gain over plain Duplex",
+            "1.04x",
+            format!("{cop_mean:.2}x"),
+            "",
+        ),
+        (
+            "+ET: best gain over plain Duplex",
+            "1.36x",
+            format!("{et_best:.2}x"),
+            "",
+        ),
+        (
+            "Mixtral: Duplex over Bank-PIM, best / mean",
+            "1.80x / 1.49x",
+            format!("{bank_best:.2}x / {bank_mean:.2}x"),
+            "",
+        ),
+    ];
+    for (f, p, d, n) in rows {
+        let _ = writeln!(s, "| {f} | {p} | {d} | {n} |");
+    }
+    for (sys, rate) in saturation {
+        let paper = if sys == "GPU" { "~9/s" } else { "~14/s" };
+        let _ = writeln!(
+            s,
+            "| open loop (4096, 512): highest sustained rate, {sys} | {paper} | {rate:.0}/s | Poisson, max batch 128 |"
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n## Every point\n\n| model | batch | L | system | tokens/s | vs GPU | E2E p50 | J/token | PIM time |\n|---|---:|---:|---|---:|---:|---:|---:|---:|"
+    );
+    for p in points {
+        let gpu = points
+            .iter()
+            .find(|b| {
+                b.model == p.model && b.system == "GPU" && b.batch == p.batch && b.len == p.len
+            })
+            .map_or(f64::NAN, |b| p.output_tokens_per_s / b.output_tokens_per_s);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {:.0} | {:.2}x | {:.2} s | {:.1} mJ | {:.0}% |",
+            p.model,
+            p.batch,
+            p.len,
+            p.system,
+            p.output_tokens_per_s,
+            gpu,
+            p.e2e_p50_s,
+            1e3 * p.energy_per_output_token_j,
+            100.0 * p.pim_time_share
+        );
+    }
+    s
+}

@@ -1,0 +1,299 @@
+//! The serving simulation against closed forms and queueing laws.
+
+use dyad::config::{load_arch, load_model};
+use dyad::hw::Timing;
+use dyad::model::{Batch, Precision, PrefillChunk};
+use dyad::report::serving::ServingReport;
+use dyad::sim::iteration::Coster;
+use dyad::sim::routing::RoutingSpec;
+use dyad::sim::serving::{Scenario, simulate};
+use dyad::sim::workload::{Arrivals, LengthDist, Lengths};
+
+fn scenario(
+    model: &str,
+    tp: u64,
+    prompt: u64,
+    output: u64,
+    arrivals: Arrivals,
+    count: u64,
+    max_batch: u64,
+) -> Scenario {
+    let model = load_model(model.as_ref()).unwrap();
+    Scenario {
+        name: "test".into(),
+        sys: load_arch("h100".as_ref()).unwrap(),
+        precision: Precision::uniform(model.dtype),
+        model,
+        tp,
+        ep: 1,
+        count,
+        lengths: Lengths::Drawn {
+            prompt: LengthDist::Fixed(prompt),
+            output: LengthDist::Fixed(output),
+        },
+        arrivals,
+        max_batch,
+        max_tokens: 8192,
+        kv_block: 16,
+        memory_utilization: 0.9,
+        routing: RoutingSpec::Uniform,
+        policy: dyad::map::Policy::AllXpu,
+        seed: 1,
+        timing: Timing::Kernel,
+    }
+}
+
+#[test]
+fn a_lone_request_takes_the_sum_of_its_iterations() {
+    let (p, n) = (300, 40);
+    let s = scenario(
+        "mixtral-8x7b",
+        2,
+        p,
+        n,
+        Arrivals::Closed { concurrency: 1 },
+        1,
+        8,
+    );
+    let r = simulate(&s, false).unwrap();
+    assert_eq!(r.requests_completed, 1);
+    assert_eq!(r.output_tokens, n);
+    // By hand: one prefill iteration (it yields the first token), then n - 1 decode steps, the
+    // k-th attending the prompt and the k tokens generated so far.
+    let par = dyad::model::Parallelism { tp: 2, ep: 1 };
+    let mut c = Coster::new(&s.sys, &s.model, par, s.precision, Timing::Kernel, s.policy);
+    let counts = |t: u64| vec![dyad::model::Routing::uniform_counts(t, 8, 2)];
+    let prefill = Batch {
+        decode_kv: vec![],
+        prefill: vec![PrefillChunk {
+            q_len: p,
+            ctx: 0,
+            last: true,
+        }],
+    };
+    let ttft = c.iteration(&prefill, &counts(p), false).unwrap().time;
+    let mut total = ttft;
+    for k in 1..n {
+        total += c
+            .iteration(&Batch::decode(1, p + k), &counts(1), false)
+            .unwrap()
+            .time;
+    }
+    assert!(
+        (r.e2e[0] / total - 1.0).abs() < 1e-12,
+        "{} vs {total}",
+        r.e2e[0]
+    );
+    assert!((r.ttft[0] / ttft - 1.0).abs() < 1e-12);
+    assert_eq!(r.tbt.len() as u64, n - 1);
+    assert_eq!(r.iterations, n);
+}
+
+#[test]
+fn littles_law_holds_on_a_stable_open_loop() {
+    let rate = 6.0;
+    let s = scenario(
+        "llama-3-8b",
+        1,
+        512,
+        64,
+        Arrivals::Poisson { rate },
+        3000,
+        64,
+    );
+    let mut r = simulate(&s, false).unwrap();
+    assert_eq!(r.requests_completed, 3000);
+    // Mean number in system, time-averaged from the scheduler's own queue at each iteration.
+    let area: f64 = r
+        .timeline
+        .iter()
+        .map(|p| p.in_system as f64 * p.duration)
+        .sum();
+    let l = area / r.duration;
+    let w = r.e2e.iter().sum::<f64>() / r.e2e.len() as f64;
+    assert!(
+        (l / (rate * w) - 1.0).abs() < 0.05,
+        "L = {l}, lambda W = {}",
+        rate * w
+    );
+    let rep = ServingReport::new(&s, &mut r);
+    // Stable: throughput matches the offered load within the Poisson noise of 3000 arrivals.
+    assert!((rep.serving.output_tokens_per_s / (rate * 64.0) - 1.0).abs() < 0.05);
+}
+
+#[test]
+fn a_small_kv_cache_makes_requests_wait_but_all_complete() {
+    let mut s = scenario(
+        "llama-3-8b",
+        1,
+        2048,
+        512,
+        Arrivals::Closed { concurrency: 64 },
+        96,
+        64,
+    );
+    // Weights take 16 GB of 80: leave room for only a few thousand tokens of KV cache.
+    s.memory_utilization = 0.23;
+    let mut r = simulate(&s, false).unwrap();
+    assert!(r.kv_capacity_tokens < 64 * 2560, "{}", r.kv_capacity_tokens);
+    assert_eq!(r.requests_completed, 96);
+    assert_eq!(r.output_tokens, 96 * 512);
+    assert!(r.preemptions > 0 || r.waited_kv > 0);
+    let rep = ServingReport::new(&s, &mut r);
+    assert_eq!(rep.serving.limit, "kv_capacity");
+}
+
+#[test]
+fn preemption_recomputes_and_every_request_still_gets_its_tokens() {
+    let mut s = scenario(
+        "llama-3-8b",
+        1,
+        1024,
+        1024,
+        Arrivals::Closed { concurrency: 32 },
+        48,
+        32,
+    );
+    s.memory_utilization = 0.235;
+    let r = simulate(&s, false).unwrap();
+    assert!(
+        r.preemptions > 0,
+        "expected preemptions with {} tokens of KV",
+        r.kv_capacity_tokens
+    );
+    assert_eq!(r.requests_completed, 48);
+    assert_eq!(r.output_tokens, 48 * 1024);
+    assert_eq!(r.ttft.len(), 48);
+    assert_eq!(r.tbt.len(), 48 * 1023);
+}
+
+#[test]
+fn same_seed_same_bytes() {
+    let mut s = scenario(
+        "mixtral-8x7b",
+        4,
+        512,
+        128,
+        Arrivals::Poisson { rate: 20.0 },
+        200,
+        64,
+    );
+    s.routing = RoutingSpec::Zipf { s: 1.1 };
+    let json = |s: &Scenario| {
+        let mut r = simulate(s, false).unwrap();
+        serde_json::to_string(&ServingReport::new(s, &mut r)).unwrap()
+    };
+    let a = json(&s);
+    assert_eq!(a, json(&s));
+    s.seed = 2;
+    assert_ne!(a, json(&s));
+}
+
+#[test]
+fn throughput_rises_with_the_batch_limit_until_kv_or_compute_bounds_it() {
+    let mut last = 0.0;
+    let mut limits = Vec::new();
+    for b in [4, 8, 16, 32, 64, 128, 256, 512] {
+        let mut s = scenario(
+            "llama-3-8b",
+            1,
+            1024,
+            256,
+            Arrivals::Closed { concurrency: 512 },
+            1024,
+            b,
+        );
+        s.memory_utilization = 0.5;
+        let mut r = simulate(&s, false).unwrap();
+        let rep = ServingReport::new(&s, &mut r);
+        let tput = rep.serving.output_tokens_per_s;
+        let limit = rep.serving.limit.clone();
+        eprintln!("batch {b}: {tput:.0} tokens/s, limit {limit}");
+        if limit == "batch_limit" {
+            assert!(tput > last, "batch {b}: {tput} after {last}");
+        }
+        last = tput;
+        limits.push(limit);
+    }
+    assert_eq!(limits[0], "batch_limit");
+    let end = limits.last().unwrap();
+    assert!(end == "kv_capacity" || end == "compute", "{limits:?}");
+}
+
+#[test]
+fn expert_parallel_serving_completes_and_uses_the_links() {
+    let mut s = scenario(
+        "mixtral-8x7b",
+        1,
+        512,
+        64,
+        Arrivals::Closed { concurrency: 64 },
+        128,
+        64,
+    );
+    s.ep = 4;
+    let mut r = simulate(&s, false).unwrap();
+    assert_eq!(r.requests_completed, 128);
+    assert_eq!(r.output_tokens, 128 * 64);
+    let rep = ServingReport::new(&s, &mut r);
+    assert!(rep.serving.time_by_bound.link > 0.0);
+    // Same group of 4 devices with tensor parallelism instead: both finish, energies positive.
+    let mut t = scenario(
+        "mixtral-8x7b",
+        4,
+        512,
+        64,
+        Arrivals::Closed { concurrency: 64 },
+        128,
+        64,
+    );
+    t.ep = 1;
+    let mut rt = simulate(&t, false).unwrap();
+    let tp = ServingReport::new(&t, &mut rt);
+    assert!(
+        rep.serving.energy_per_output_token_j > 0.0 && tp.serving.energy_per_output_token_j > 0.0
+    );
+}
+
+#[test]
+fn every_policy_conserves_flops_and_duplex_beats_the_gpu_on_mixtral_decode() {
+    use dyad::map::Policy;
+    let mut outs = Vec::new();
+    for (arch, policy) in [
+        ("h100", Policy::AllXpu),
+        ("duplex", Policy::Dispatch),
+        ("duplex", Policy::Duplex),
+    ] {
+        let mut s = scenario(
+            "mixtral-8x7b",
+            4,
+            256,
+            128,
+            Arrivals::Closed { concurrency: 64 },
+            128,
+            64,
+        );
+        s.sys = load_arch(arch.as_ref()).unwrap();
+        s.policy = policy;
+        let mut r = simulate(&s, false).unwrap();
+        // Placement moves work between units but never adds or drops it: the MAC energy at a
+        // common 0.23 pJ/FLOP counts the FLOPs.
+        let flops = r.energy_parts.mac / 0.23e-12;
+        let rep = ServingReport::new(&s, &mut r);
+        outs.push((
+            flops,
+            rep.serving.output_tokens_per_s,
+            rep.serving.energy_per_output_token_j,
+        ));
+    }
+    for o in &outs[1..] {
+        assert!((o.0 / outs[0].0 - 1.0).abs() < 1e-9, "{outs:?}");
+        assert!(
+            o.1 > 1.5 * outs[0].1,
+            "Duplex throughput {} vs GPU {}",
+            o.1,
+            outs[0].1
+        );
+        assert!(o.2 < outs[0].2, "energy per token");
+    }
+}
