@@ -22,6 +22,8 @@ pub struct ArchPpa {
     pub clock_from_arch: bool,
     /// Energy per FLOP all-in: power ÷ dense BF16 peak.
     pub joules_per_flop: Option<f64>,
+    /// The arch's `[xpu.energy]`: what `dyad run` and the simulator use, beside the model's.
+    pub arch_energy: crate::hw::Energy,
 }
 
 /// Loads the technology library (from `dir`, or the built-in copy of `arch/tech`).
@@ -66,6 +68,7 @@ pub fn arch_ppa(arch: &Path, lib: &Library) -> Result<ArchPpa, ConfigError> {
         power_from_arch: at.power.is_some(),
         clock_from_arch: at.clock.is_some(),
         joules_per_flop: peak.map(|p| power.value() / p),
+        arch_energy: system.xpu.energy,
         die,
     })
 }
@@ -101,7 +104,24 @@ pub fn render(ppas: &[ArchPpa]) -> String {
                 .map_or("-".into(), |j| format!("{:.3}", j * 1e12)),
         );
     }
-    s += "(arch): the arch file's explicit value, which wins over the tech model.\n";
+    s += "(arch): the arch file's explicit value, which wins over the tech model.\n\n";
+    s += "energy: the tech model beside the arch's [xpu.energy] (the arch's values are what \
+          `dyad run` and serving use)\n";
+    for p in ppas {
+        let e = &p.arch_energy;
+        let dynamic = p.joules_per_flop.map_or("-".into(), |j| {
+            let leak = p.die.leakage.value() / p.power.value();
+            format!("{:.3}", j * (1.0 - leak) * 1e12)
+        });
+        s += &format!(
+            "{:<26} die dynamic {dynamic} pJ/FLOP, static {:.0} W (model); flop {:.3} pJ/FLOP, \
+             static_power {:.0} W (arch)\n",
+            p.arch,
+            p.die.leakage.value(),
+            e.flop.value() * 1e12,
+            e.static_power.value()
+        );
+    }
     s
 }
 

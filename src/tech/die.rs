@@ -60,6 +60,8 @@ pub struct BlockReport {
     pub count: f64,
     pub area: Area,
     pub power: Watts,
+    /// The part of `power` drawn whatever the block does (leakage of logic and SRAM).
+    pub leakage: Watts,
     /// The block model's view of one instance, for logic blocks.
     pub logic: Option<BlockPpa>,
 }
@@ -79,6 +81,8 @@ pub struct DieReport {
     pub blocks: Vec<BlockReport>,
     pub area: Area,
     pub power: Watts,
+    /// Leakage of every block: the die's static power.
+    pub leakage: Watts,
     pub clock: Hertz,
     pub clock_source: ClockSource,
     /// The block model's clock (logic depth × slowest stage), when a logic depth is given.
@@ -147,22 +151,20 @@ pub fn die(t: &Technology, spec: &DieSpec) -> DieReport {
         .iter()
         .zip(logic)
         .map(|(b, ppa)| {
-            let (area, power) = match (&b.kind, &ppa) {
-                (BlockKind::Logic { .. }, Some(p)) => (p.area, p.power(f)),
+            let (area, power, leakage) = match (&b.kind, &ppa) {
+                (BlockKind::Logic { .. }, Some(p)) => (p.area, p.power(f), p.leakage),
                 (
                     BlockKind::Sram {
                         bits,
                         reads_per_cycle,
                     },
                     _,
-                ) => (
-                    sram_area(t, *bits),
-                    Watts(
-                        reads_per_cycle * n.sram_read_energy_per_bit * f
-                            + 6.0 * bits * n.leakage_per_transistor,
-                    ),
-                ),
-                (BlockKind::Fixed { area, power }, _) => (*area, *power),
+                ) => {
+                    let leak = Watts(6.0 * bits * n.leakage_per_transistor);
+                    let read = Watts(reads_per_cycle * n.sram_read_energy_per_bit * f);
+                    (sram_area(t, *bits), read + leak, leak)
+                }
+                (BlockKind::Fixed { area, power }, _) => (*area, *power, Watts(0.0)),
                 (BlockKind::Logic { .. }, None) => unreachable!("logic blocks have a block PPA"),
             };
             BlockReport {
@@ -170,12 +172,14 @@ pub fn die(t: &Technology, spec: &DieSpec) -> DieReport {
                 count: b.count,
                 area: area * b.count,
                 power: power * b.count,
+                leakage: leakage * b.count,
                 logic: ppa,
             }
         })
         .collect();
     let area: Area = blocks.iter().map(|b| b.area).sum();
     let power: Watts = blocks.iter().map(|b| b.power).sum();
+    let leakage: Watts = blocks.iter().map(|b| b.leakage).sum();
     let dpw = dies_per_wafer(area);
     let y = die_yield(area, n.defect_density_per_mm2);
     let cost = if dpw * y > 0.0 {
@@ -189,6 +193,7 @@ pub fn die(t: &Technology, spec: &DieSpec) -> DieReport {
         blocks,
         area,
         power,
+        leakage,
         clock,
         clock_source,
         model_clock,
