@@ -46,6 +46,8 @@ enum Cmd {
     /// kernels: the split answer must equal the unsplit one and the work counted must equal
     /// the work the cost model charges. Exits with status 1 if any op fails.
     Validate(ValidateArgs),
+    /// Area, power, frequency and cost of an arch's die, per block and per die.
+    Ppa(PpaArgs),
     /// List the built-in arch and model presets.
     List,
     /// Rerun a paper's evaluation and write our figures beside its own.
@@ -265,6 +267,26 @@ struct ValidateArgs {
     seed: u64,
 }
 
+#[derive(Args)]
+struct PpaArgs {
+    /// Arch files (or built-in names) whose `[xpu.tech]` names a die file; several are shown
+    /// side by side.
+    archs: Vec<PathBuf>,
+    /// Print the Flip FET calibration table (paper against model) as Markdown.
+    #[arg(long)]
+    ffet_study: bool,
+    /// Print the Logic-PIM study: how many GEMM modules fit on this HBM logic die under each
+    /// technology, within its area and the Duplex design's power.
+    #[arg(long, value_name = "DIE")]
+    pim_study: Option<PathBuf>,
+    /// A die file to evaluate in the technology it names (repeatable).
+    #[arg(long)]
+    die: Vec<PathBuf>,
+    /// Folder of the technology library (nodes.toml, devices.toml, model.toml).
+    #[arg(long, default_value = "arch/tech")]
+    tech: PathBuf,
+}
+
 /// A failed command: the message to print and the exit status.
 struct Failure {
     report: miette::Report,
@@ -299,6 +321,7 @@ pub fn main() -> ExitCode {
         Some(Cmd::Cost(a)) => cost(a),
         Some(Cmd::Accuracy(a)) => accuracy(a),
         Some(Cmd::Validate(a)) => validate(a),
+        Some(Cmd::Ppa(a)) => ppa(a),
         Some(Cmd::List) => list(),
         Some(Cmd::Reproduce(a)) => reproduce(a),
     };
@@ -462,6 +485,38 @@ fn validate(a: ValidateArgs) -> Result<(), Failure> {
     }
 }
 
+fn ppa(a: PpaArgs) -> Result<(), Failure> {
+    use dyad::ppa;
+    if a.archs.is_empty() && a.die.is_empty() && !a.ffet_study && a.pim_study.is_none() {
+        return Err(input_error(
+            "dyad ppa needs an arch file, --die, --ffet-study or --pim-study (see --help)".into(),
+        ));
+    }
+    let lib = ppa::library(Some(&a.tech))?;
+    let mut out = String::new();
+    if a.ffet_study {
+        out += &ppa::ffet_study(&lib)?;
+    }
+    if let Some(d) = &a.pim_study {
+        out += &ppa::pim_study(d, &lib)?;
+    }
+    let mut dies = Vec::new();
+    for d in &a.die {
+        let (_, r) = ppa::die_ppa(d, &lib)?;
+        dies.push((d.display().to_string(), r));
+    }
+    out += &dyad::tech::ppa_table(&dies);
+    let archs = a
+        .archs
+        .iter()
+        .map(|p| ppa::arch_ppa(p, &lib))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !archs.is_empty() {
+        out += &ppa::render(&archs);
+    }
+    write_out(None, &out)
+}
+
 fn reproduce(a: ReproduceArgs) -> Result<(), Failure> {
     let Study::Duplex = a.study;
     use dyad::study;
@@ -497,5 +552,11 @@ fn list() -> Result<(), Failure> {
     for n in presets::names("workloads/models") {
         s += &format!("  {n}\n");
     }
+    let lib = dyad::ppa::library(None)?;
+    s += &format!(
+        "technology nodes (node =): {}\ntransistor architectures (device =): {}\n",
+        lib.node_names().join(", "),
+        lib.device_names().join(", ")
+    );
     write_out(None, &s)
 }

@@ -9,7 +9,9 @@ use toml::Spanned;
 
 use super::error::ConfigError;
 use super::presets;
+use super::tech::{Located, RawLayout};
 use crate::hw::{ClassEfficiency, Curve, Energy, Link, Memory, Node, Pim, PimKind, System, Xpu};
+use crate::tech::Layout;
 use crate::units::{
     Bytes, BytesPerSecond, FlopsPerSecond, Hertz, JoulesPerBit, JoulesPerFlop, Seconds, Watts,
 };
@@ -60,7 +62,20 @@ struct RawXpu {
     host_overhead: Option<Spanned<Seconds>>,
     memory: Option<RawMemory>,
     efficiency: Option<RawEfficiency>,
+    tech: Option<RawXpuTech>,
     energy: Option<RawEnergy>,
+}
+
+/// `[xpu.tech]`: the die the xPU is built as, and the technology overrides the arch makes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawXpuTech {
+    die: Option<Spanned<String>>,
+    node: Option<Spanned<String>>,
+    device: Option<Spanned<String>>,
+    layout: Option<RawLayout>,
+    clock: Option<Spanned<Hertz>>,
+    power: Option<Spanned<Watts>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -490,6 +505,62 @@ fn class_of<'a>(r: &'a RawArch, name: &str) -> Option<&'a RawClass> {
         "attention" => e.attention.as_ref(),
         _ => e.elementwise.as_ref(),
     }
+}
+
+/// The technology an arch file names under `[xpu.tech]`, resolved through `extends`.
+#[derive(Debug, Clone)]
+pub struct ArchTech {
+    /// The die file, relative to the file that named it.
+    pub die: PathBuf,
+    pub node: Option<Located<String>>,
+    pub device: Option<Located<String>>,
+    pub layout: Option<(Layout, Located<i64>)>,
+    /// Explicit values: they win over the tech model.
+    pub clock: Option<Hertz>,
+    pub power: Option<Watts>,
+}
+
+fn xtech(r: &RawArch) -> Option<&RawXpuTech> {
+    xpu(r)?.tech.as_ref()
+}
+
+/// Reads `[xpu.tech]` of an arch file; `None` when the arch names no technology.
+pub fn load_arch_tech(path: &Path) -> Result<Option<ArchTech>, ConfigError> {
+    let path = presets::resolve_arch(path);
+    let r = Resolver {
+        layers: load_layers(&path)?,
+    };
+    let located = |f: &dyn Fn(&RawArch) -> Option<&Spanned<String>>| {
+        r.layers
+            .iter()
+            .find_map(|l| f(&l.raw).map(|s| Located::new(s, &l.path, &l.text)))
+    };
+    let Some(die) = located(&|a| xtech(a)?.die.as_ref()) else {
+        return match r.layers.iter().find(|l| xtech(&l.raw).is_some()) {
+            Some(l) => Err(ConfigError::file(
+                &l.path,
+                "missing key `xpu.tech.die`: `[xpu.tech]` needs the die file it describes",
+            )),
+            None => Ok(None),
+        };
+    };
+    let dir = die.path.parent().unwrap_or(Path::new(""));
+    let layout = match r
+        .layers
+        .iter()
+        .find_map(|l| xtech(&l.raw)?.layout.as_ref().map(|x| (l, x)))
+    {
+        Some((l, raw)) => Some(raw.resolve(&l.path, &l.text, "xpu.tech.layout")?),
+        None => None,
+    };
+    Ok(Some(ArchTech {
+        die: dir.join(&die.value),
+        node: located(&|a| xtech(a)?.node.as_ref()),
+        device: located(&|a| xtech(a)?.device.as_ref()),
+        layout,
+        clock: r.get(|a| xtech(a)?.clock.as_ref()).map(|(v, _)| *v),
+        power: r.get(|a| xtech(a)?.power.as_ref()).map(|(v, _)| *v),
+    }))
 }
 
 /// Loads an arch file (or a built-in preset path such as `arch/h100.toml`), following `extends`.

@@ -9,8 +9,10 @@ mod error;
 mod model;
 pub mod presets;
 mod serving;
+mod tech;
 
-pub use arch::load_arch;
+pub use arch::{ArchTech, load_arch, load_arch_tech};
 pub use error::ConfigError;
 pub use model::load_model;
 pub use serving::load_scenario;
+pub use tech::{DieFile, Located, TECH_DIR, TechChoice, check_choice, load_die, load_tech_library};

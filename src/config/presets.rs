@@ -20,6 +20,30 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../arch/bankgroup-pim.toml"),
     ),
     (
+        "arch/tech/nodes.toml",
+        include_str!("../../arch/tech/nodes.toml"),
+    ),
+    (
+        "arch/tech/devices.toml",
+        include_str!("../../arch/tech/devices.toml"),
+    ),
+    (
+        "arch/tech/model.toml",
+        include_str!("../../arch/tech/model.toml"),
+    ),
+    (
+        "arch/tech/dies/a100.toml",
+        include_str!("../../arch/tech/dies/a100.toml"),
+    ),
+    (
+        "arch/tech/dies/h100.toml",
+        include_str!("../../arch/tech/dies/h100.toml"),
+    ),
+    (
+        "arch/tech/dies/hbm3-logic-die.toml",
+        include_str!("../../arch/tech/dies/hbm3-logic-die.toml"),
+    ),
+    (
         "workloads/models/llama-2-7b.json",
         include_str!("../../workloads/models/llama-2-7b.json"),
     ),
@@ -61,6 +85,7 @@ pub fn names(folder: &str) -> Vec<&'static str> {
     FILES
         .iter()
         .filter_map(|(p, _)| p.strip_prefix(folder)?.strip_prefix('/'))
+        .filter(|f| !f.contains('/'))
         .map(|f| f.rsplit_once('.').map_or(f, |(stem, _)| stem))
         .collect()
 }

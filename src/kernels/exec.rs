@@ -144,7 +144,7 @@ fn run<E: Elem>(p: &OpPlan, cx: Context, rng: &mut Rng) -> Outcome {
             combine_parts(plan, usize_of(n), &reference, part)
         }
         OpKind::ExpertFfn { gated: false, .. } => {
-            return Err("no reference kernel for two-matrix (non-gated) experts yet".into());
+            Err("no reference kernel for two-matrix (non-gated) experts yet".into())
         }
         OpKind::ExpertFfn {
             tokens,

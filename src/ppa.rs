@@ -1,0 +1,162 @@
+//! `dyad ppa`: an arch file's die in its technology, from files to report (the library side of
+//! the command), and the two technology studies.
+
+use std::path::Path;
+
+use crate::config::{
+    self, ConfigError, DieFile, TECH_DIR, TechChoice, check_choice, load_arch, load_arch_tech,
+    load_die,
+};
+use crate::tech::{self, DieReport, Library, Technology};
+use crate::units::Watts;
+use crate::work::Dtype;
+
+/// The PPA of one arch's xPU die, with where its clock and power came from.
+#[derive(Debug, Clone)]
+pub struct ArchPpa {
+    pub arch: String,
+    pub die: DieReport,
+    /// The power the arch file states, which wins over the model's in `power`.
+    pub power: Watts,
+    pub power_from_arch: bool,
+    pub clock_from_arch: bool,
+    /// Energy per FLOP all-in: power ÷ dense BF16 peak.
+    pub joules_per_flop: Option<f64>,
+    /// The arch's `[xpu.energy]`: what `dyad run` and the simulator use, beside the model's.
+    pub arch_energy: crate::hw::Energy,
+}
+
+/// Loads the technology library (from `dir`, or the built-in copy of `arch/tech`).
+pub fn library(dir: Option<&Path>) -> Result<Library, ConfigError> {
+    config::load_tech_library(dir.unwrap_or(Path::new(TECH_DIR)))
+}
+
+fn technology<'a>(lib: &'a Library, c: &TechChoice) -> Result<Technology<'a>, ConfigError> {
+    check_choice(lib, c)?;
+    lib.technology(&c.node.value, &c.device.value, c.layout)
+        .map_err(|e| c.node.err(e))
+}
+
+/// The die of `arch` (its `[xpu.tech]`) in the technology the arch and die files name.
+pub fn arch_ppa(arch: &Path, lib: &Library) -> Result<ArchPpa, ConfigError> {
+    let system = load_arch(arch)?;
+    let at = load_arch_tech(arch)?.ok_or_else(|| {
+        ConfigError::file(arch, "the arch names no technology")
+            .with_help("add `[xpu.tech]` with `die = \"tech/dies/<die>.toml\"`")
+    })?;
+    let DieFile { mut spec, mut tech } = load_die(&at.die, lib)?;
+    if let Some(n) = at.node {
+        tech.node = n;
+    }
+    if let Some(d) = at.device {
+        tech.device = d;
+    }
+    if let Some((l, loc)) = at.layout {
+        tech.layout = l;
+        tech.layout_at = loc;
+    }
+    if let Some(c) = at.clock {
+        spec.clock = Some(c);
+    }
+    let t = technology(lib, &tech)?;
+    let die = tech::die(&t, &spec);
+    let power = at.power.unwrap_or(die.power);
+    let peak = system.xpu.peak.get(&Dtype::Bf16).map(|p| p.value());
+    Ok(ArchPpa {
+        arch: system.name,
+        power,
+        power_from_arch: at.power.is_some(),
+        clock_from_arch: at.clock.is_some(),
+        joules_per_flop: peak.map(|p| power.value() / p),
+        arch_energy: system.xpu.energy,
+        die,
+    })
+}
+
+/// A die file evaluated in the technology it names, or in `retarget` (node, device, layout).
+pub fn die_ppa(path: &Path, lib: &Library) -> Result<(DieFile, DieReport), ConfigError> {
+    let f = load_die(path, lib)?;
+    let t = technology(lib, &f.tech)?;
+    let r = tech::die(&t, &f.spec);
+    Ok((f, r))
+}
+
+/// Renders `dyad ppa` for several arches: the per-block table, then one line per arch.
+pub fn render(ppas: &[ArchPpa]) -> String {
+    let dies: Vec<(String, DieReport)> = ppas
+        .iter()
+        .map(|p| (p.arch.clone(), p.die.clone()))
+        .collect();
+    let mut s = tech::ppa_table(&dies);
+    s += "arch                       die mm²   clock GHz   power W   $/good die   die pJ/FLOP\n";
+    for p in ppas {
+        let tag = |arch: bool| if arch { " (arch)" } else { "" };
+        s += &format!(
+            "{:<26} {:>8.1} {:>8.3}{:<6} {:>6.0}{:<6} {:>10.0} {:>9}\n",
+            p.arch,
+            p.die.area.value() * 1e6,
+            p.die.clock.value() / 1e9,
+            tag(p.clock_from_arch),
+            p.power.value(),
+            tag(p.power_from_arch),
+            p.die.cost_per_good_die_usd,
+            p.joules_per_flop
+                .map_or("-".into(), |j| format!("{:.3}", j * 1e12)),
+        );
+    }
+    s += "(arch): the arch file's explicit value, which wins over the tech model.\n\n";
+    s += "energy: the tech model beside the arch's [xpu.energy] (the arch's values are what \
+          `dyad run` and serving use)\n";
+    for p in ppas {
+        let e = &p.arch_energy;
+        let dynamic = p.joules_per_flop.map_or("-".into(), |j| {
+            let leak = p.die.leakage.value() / p.power.value();
+            format!("{:.3}", j * (1.0 - leak) * 1e12)
+        });
+        s += &format!(
+            "{:<26} die dynamic {dynamic} pJ/FLOP, static {:.0} W (model); flop {:.3} pJ/FLOP, \
+             static_power {:.0} W (arch)\n",
+            p.arch,
+            p.die.leakage.value(),
+            e.flop.value() * 1e12,
+            e.static_power.value()
+        );
+    }
+    s
+}
+
+/// The technologies of the Logic-PIM study, the first being the reference (Duplex at 7 nm).
+pub const PIM_TECHS: &[(&str, &str, u32, Option<f64>)] = &[
+    ("n7", "finfet", 12, None),
+    ("n2", "finfet", 12, None),
+    ("n2", "gaa", 12, None),
+    ("n2", "cfet", 12, None),
+    ("n2", "ffet", 12, None),
+    ("n2", "ffet", 12, Some(0.5)),
+];
+
+/// The Logic-PIM study on the logic-die file `path`: Markdown.
+pub fn pim_study(path: &Path, lib: &Library) -> Result<String, ConfigError> {
+    let f = load_die(path, lib)?;
+    let tech_of = |(node, dev, layers, share): &(&str, &str, u32, Option<f64>)| {
+        let layout = match share {
+            None => tech::Layout::single_sided(*layers),
+            Some(s) => tech::Layout::dual_sided(*layers, *s),
+        };
+        lib.technology(node, dev, layout)
+            .map_err(|e| ConfigError::file(path, e))
+    };
+    let reference = tech_of(&PIM_TECHS[0])?;
+    let budget = tech::pim::budget(&reference, &f.spec, tech::pim::LOGIC_DIE_AREA);
+    let mut fits = Vec::new();
+    for t in PIM_TECHS {
+        fits.push(tech::pim::fit(&tech_of(t)?, &f.spec, &budget));
+    }
+    Ok(tech::pim_markdown(&budget, &fits))
+}
+
+/// The Flip FET calibration table: Markdown.
+pub fn ffet_study(lib: &Library) -> Result<String, ConfigError> {
+    let s = tech::ffet::study(lib).map_err(|e| ConfigError::file(Path::new(TECH_DIR), e))?;
+    Ok(tech::ffet_markdown(&s, &lib.model))
+}

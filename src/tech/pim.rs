@@ -1,0 +1,110 @@
+//! How many Logic-PIM GEMM modules fit on an HBM logic die under each technology, within the
+//! area of the die and the power the Duplex design's PIM units draw at 7 nm.
+//!
+//! Duplex (MICRO 2024): 32 GEMM modules × 512 FP16 MACs at 650 MHz per stack; with two 1 MB
+//! buffers and a softmax unit the Logic-PIM units take 17.80 mm², 14.71% of a 121 mm² HBM3
+//! logic die (ASAP7). The die's own blocks (PHY, TSV field, control) are held at their area: PHYs
+//! and TSVs do not scale with the node. The serving throughput and energy per token that more
+//! modules buy need the Logic-PIM device model, which does not exist yet.
+
+use super::die::{DieSpec, Role, die};
+use super::params::Technology;
+use crate::units::{Area, Watts};
+
+/// MACs per module (Duplex §IV).
+pub const MACS_PER_MODULE: f64 = 512.0;
+/// The HBM3 logic die of Duplex: 121 mm².
+pub const LOGIC_DIE_AREA: Area = Area(121e-6);
+
+/// The budget every technology is held to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Budget {
+    pub die_area: Area,
+    /// Power of the Logic-PIM units (modules and shared units) at the reference design.
+    pub pim_power: Watts,
+}
+
+/// The fit of one technology.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fit {
+    pub technology: String,
+    pub module_area: Area,
+    pub module_power: Watts,
+    /// Area and power of the shared PIM units and of the die's own blocks.
+    pub shared_area: Area,
+    pub shared_power: Watts,
+    pub base_area: Area,
+    pub by_area: u64,
+    pub by_power: u64,
+    /// min(by_area, by_power).
+    pub modules: u64,
+    /// FP16 TFLOPS per stack at the die's clock (2 FLOPs per MAC).
+    pub tflops: f64,
+}
+
+/// Area and power per role, one module counted once.
+fn parts(t: &Technology, spec: &DieSpec) -> ([Area; 3], [Watts; 3], f64) {
+    let one = DieSpec {
+        blocks: spec
+            .blocks
+            .iter()
+            .map(|b| {
+                let mut b = b.clone();
+                if b.role == Role::PimModule {
+                    b.count = 1.0;
+                }
+                b
+            })
+            .collect(),
+        ..spec.clone()
+    };
+    let r = die(t, &one);
+    let mut area = [Area(0.0); 3];
+    let mut power = [Watts(0.0); 3];
+    for (b, rep) in spec.blocks.iter().zip(&r.blocks) {
+        let i = match b.role {
+            Role::Base => 0,
+            Role::PimModule => 1,
+            Role::PimShared => 2,
+        };
+        area[i] += rep.area;
+        power[i] += rep.power;
+    }
+    (area, power, r.clock.value())
+}
+
+/// The budget set by the reference technology with the die as described (its module count).
+pub fn budget(reference: &Technology, spec: &DieSpec, die_area: Area) -> Budget {
+    let modules: f64 = spec
+        .blocks
+        .iter()
+        .filter(|b| b.role == Role::PimModule)
+        .map(|b| b.count)
+        .fold(0.0, f64::max);
+    let (_, power, _) = parts(reference, spec);
+    Budget {
+        die_area,
+        pim_power: power[1] * modules + power[2],
+    }
+}
+
+/// How many modules fit in technology `t` under `budget`.
+pub fn fit(t: &Technology, spec: &DieSpec, budget: &Budget) -> Fit {
+    let (area, power, clock) = parts(t, spec);
+    let floor = |x: f64| if x > 0.0 { x.floor() as u64 } else { 0 };
+    let by_area = floor((budget.die_area - area[0] - area[2]) / area[1]);
+    let by_power = floor((budget.pim_power - power[2]) / power[1]);
+    let modules = by_area.min(by_power);
+    Fit {
+        technology: t.label(),
+        module_area: area[1],
+        module_power: power[1],
+        shared_area: area[2],
+        shared_power: power[2],
+        base_area: area[0],
+        by_area,
+        by_power,
+        modules,
+        tflops: modules as f64 * MACS_PER_MODULE * 2.0 * clock / 1e12,
+    }
+}

@@ -1,0 +1,202 @@
+//! `dyad ppa` end to end: the shipped arches side by side, the studies, and bad technology input
+//! (unknown names, impossible layouts, unknown keys) ending with status 2 and a message naming
+//! the file, line and key.
+
+use std::path::Path;
+use std::process::Command;
+
+struct Run {
+    status: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `dyad` in `dir`, with `files` written there first.
+fn dyad_in(dir: &Path, files: &[(&str, &str)], args: &[&str]) -> Run {
+    for (name, text) in files {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_dyad"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    Run {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn dyad(args: &[&str]) -> Run {
+    dyad_in(Path::new(env!("CARGO_MANIFEST_DIR")), &[], args)
+}
+
+fn dyad_with(files: &[(&str, &str)], args: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    dyad_in(dir.path(), files, args)
+}
+
+fn expect_input_error(r: &Run, needles: &[&str]) {
+    assert_eq!(r.status, 2, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    for n in needles {
+        assert!(r.stderr.contains(n), "stderr lacks {n:?}:\n{}", r.stderr);
+    }
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+}
+
+const DIE: &str = include_str!("../arch/tech/dies/a100.toml");
+
+#[test]
+fn ppa_shows_archs_side_by_side_from_any_directory() {
+    let r = dyad_in(&std::env::temp_dir(), &[], &["ppa", "a100", "h100"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    for n in [
+        "GA100",
+        "GH100",
+        "tensor cores",
+        "HBM2e PHY",
+        "per good die",
+        "A100 SXM 80GB",
+    ] {
+        assert!(r.stdout.contains(n), "stdout lacks {n:?}:\n{}", r.stdout);
+    }
+}
+
+#[test]
+fn ffet_study_prints_the_calibration_table_within_tolerance() {
+    let r = dyad(&["ppa", "--ffet-study"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("| comparison | paper | model |"));
+    assert!(r.stdout.contains("-23.3%") && r.stdout.contains("+10.6%"));
+    assert!(!r.stdout.contains("**no**"), "{}", r.stdout);
+}
+
+#[test]
+fn pim_study_prints_one_row_per_technology() {
+    let r = dyad(&["ppa", "--pim-study", "arch/tech/dies/hbm3-logic-die.toml"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    for n in [
+        "n7/finfet/ss12",
+        "n2/cfet/ss12",
+        "n2/ffet/ds12+12",
+        "121 mm²",
+    ] {
+        assert!(r.stdout.contains(n), "stdout lacks {n:?}:\n{}", r.stdout);
+    }
+}
+
+#[test]
+fn an_explicit_clock_in_the_arch_wins_and_is_marked() {
+    let arch = "extends = \"a100.toml\"\nname = \"A100 slow\"\n[xpu.tech]\nclock = \"1 GHz\"\n";
+    let r = dyad_with(
+        &[
+            ("a100.toml", include_str!("../arch/a100.toml")),
+            ("tech/dies/a100.toml", DIE),
+            ("slow.toml", arch),
+        ],
+        &["ppa", "slow.toml"],
+    );
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("1.000 (arch)"), "{}", r.stdout);
+}
+
+#[test]
+fn unknown_node_in_a_die_file_names_the_file_line_and_valid_names() {
+    let bad = DIE.replace("node = \"n7\"", "node = \"n6\"");
+    let r = dyad_with(&[("d.toml", &bad)], &["ppa", "--die", "d.toml"]);
+    expect_input_error(&r, &["d.toml:", "unknown node `n6`", "n7, n5, n3, n2, a14"]);
+}
+
+#[test]
+fn unknown_device_in_an_arch_override_names_the_arch_file() {
+    let arch = "extends = \"a100.toml\"\n[xpu.tech]\ndevice = \"nanotube\"\n";
+    let r = dyad_with(
+        &[
+            ("a100.toml", include_str!("../arch/a100.toml")),
+            ("tech/dies/a100.toml", DIE),
+            ("x.toml", arch),
+        ],
+        &["ppa", "x.toml"],
+    );
+    expect_input_error(
+        &r,
+        &[
+            "x.toml:3:",
+            "unknown device `nanotube`",
+            "finfet, gaa, cfet, ffet",
+        ],
+    );
+}
+
+#[test]
+fn zero_routing_layers_is_an_error_at_the_key() {
+    let bad = DIE.replace("routing_layers = 12", "routing_layers = 0");
+    let r = dyad_with(&[("d.toml", &bad)], &["ppa", "--die", "d.toml"]);
+    expect_input_error(&r, &["d.toml:13:", "layout.routing_layers", "at least 1"]);
+}
+
+#[test]
+fn a_pin_share_above_one_is_an_error_at_the_key() {
+    let bad = DIE.replace(
+        "signal_sides = 1",
+        "signal_sides = 2\nfront_pin_share = 1.5",
+    );
+    let r = dyad_with(&[("d.toml", &bad)], &["ppa", "--die", "d.toml"]);
+    expect_input_error(&r, &["d.toml:13:", "layout.front_pin_share", "0..=1"]);
+}
+
+#[test]
+fn dual_sided_signals_need_dual_sided_pins() {
+    let bad = DIE.replace(
+        "signal_sides = 1",
+        "signal_sides = 2\nfront_pin_share = 0.5",
+    );
+    let r = dyad_with(&[("d.toml", &bad)], &["ppa", "--die", "d.toml"]);
+    expect_input_error(&r, &["d.toml:12:", "impossible layout", "`finfet`"]);
+}
+
+#[test]
+fn unknown_keys_in_die_and_library_files_are_errors() {
+    let bad = DIE.replace("clock = ", "clok = \"1 GHz\"\nclock = ");
+    let r = dyad_with(&[("d.toml", &bad)], &["ppa", "--die", "d.toml"]);
+    expect_input_error(&r, &["d.toml:", "unknown field `clok`"]);
+
+    let nodes = include_str!("../arch/tech/nodes.toml").replacen("vdd_v", "vdd_volts", 1);
+    let r = dyad_with(
+        &[
+            ("t/nodes.toml", &nodes),
+            ("t/devices.toml", include_str!("../arch/tech/devices.toml")),
+            ("t/model.toml", include_str!("../arch/tech/model.toml")),
+        ],
+        &["ppa", "--tech", "t", "a100"],
+    );
+    expect_input_error(&r, &["nodes.toml:", "unknown field `vdd_volts`"]);
+}
+
+#[test]
+fn an_arch_without_a_technology_is_an_input_error() {
+    let r = dyad(&["ppa", "h200"]);
+    assert_eq!(
+        r.status, 0,
+        "h200 extends h100 and inherits its die: {}",
+        r.stderr
+    );
+    let r = dyad(&["ppa"]);
+    expect_input_error(&r, &["needs an arch file"]);
+    let arch =
+        include_str!("../arch/h100.toml").replace("[xpu.tech]\ndie = \"tech/dies/h100.toml\"", "");
+    let r = dyad_with(&[("n.toml", &arch)], &["ppa", "n.toml"]);
+    expect_input_error(&r, &["n.toml", "names no technology"]);
+}
+
+#[test]
+fn list_names_the_technologies() {
+    let r = dyad_in(&std::env::temp_dir(), &[], &["list"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("n7, n5, n3, n2, a14"), "{}", r.stdout);
+    assert!(r.stdout.contains("finfet, gaa, cfet, ffet"), "{}", r.stdout);
+}
