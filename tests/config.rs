@@ -74,3 +74,24 @@ fn llama3_70b_has_70_6_billion_parameters() {
         m.params()
     );
 }
+
+#[test]
+fn duplex_table_models_have_their_published_sizes() {
+    // Duplex Table I (REFERENCE.md): GLaM 143B, Grok-1 314B, OPT 66B.
+    for (name, billions) in [("glam", 143.0), ("grok-1", 314.0), ("opt-66b", 66.0)] {
+        let m = load_model(name.as_ref()).unwrap();
+        let p = m.params() as f64 / 1e9;
+        assert!((p / billions - 1.0).abs() < 0.02, "{name}: {p:.1}B");
+    }
+    let glam = load_model("glam".as_ref()).unwrap();
+    assert!(!glam.ffn_gated);
+    assert_eq!(
+        (0..4).map(|l| glam.is_moe_layer(l)).collect::<Vec<_>>(),
+        [false, true, false, true]
+    );
+    let opt = load_model("opt-66b".as_ref()).unwrap();
+    assert_eq!(
+        (opt.kv_heads, opt.intermediate, opt.tie_embeddings),
+        (72, 36864, true)
+    );
+}

@@ -217,3 +217,40 @@ fn expert_parallelism_places_whole_experts_and_sends_tokens_both_ways() {
             .any(|o| matches!(o.kind, OpKind::AllReduce { .. }))
     );
 }
+
+#[test]
+fn two_matrix_ffns_and_alternating_moe_layers_count_their_weights() {
+    // OPT-66B: every weight but the norms and the (tied) embedding does one multiply-add per
+    // token, with two FFN matrices per layer.
+    let opt = load_model("opt-66b".as_ref()).unwrap();
+    let t = 8;
+    let g = graph(&opt, &Batch::decode(t, 128), 1);
+    let gemm: f64 = g
+        .ops()
+        .filter(|o| matches!(o.kind, OpKind::Gemm { .. }))
+        .map(|o| o.work().flops.value())
+        .sum();
+    let norms = u64::from(opt.layers) * 2 * opt.hidden + opt.hidden;
+    // The tied LM head still multiplies by the embedding matrix.
+    let weights = opt.params() - norms;
+    assert_eq!(gemm, 2.0 * t as f64 * weights as f64);
+    // GLaM: experts only in every other layer, two matrices each.
+    let glam = load_model("glam".as_ref()).unwrap();
+    let g = graph(&glam, &Batch::decode(16, 128), 1);
+    for l in 0..4 {
+        let experts: Vec<_> = g
+            .ops()
+            .filter(|o| o.layer == Some(l) && matches!(o.kind, OpKind::ExpertFfn { .. }))
+            .collect();
+        assert_eq!(!experts.is_empty(), l % 2 == 1, "layer {l}");
+        for e in experts {
+            if let OpKind::ExpertFfn { tokens, .. } = e.kind {
+                assert_eq!(e.work().bytes.weights.value(), 2.0 * 4096.0 * 16384.0 * 2.0);
+                assert_eq!(
+                    e.work().flops.value(),
+                    tokens as f64 * (4.0 * 4096.0 * 16384.0 + 16384.0)
+                );
+            }
+        }
+    }
+}

@@ -63,6 +63,18 @@ pub const FILES: &[(&str, &str)] = &[
         "workloads/models/mixtral-8x7b.json",
         include_str!("../../workloads/models/mixtral-8x7b.json"),
     ),
+    (
+        "workloads/models/opt-66b.json",
+        include_str!("../../workloads/models/opt-66b.json"),
+    ),
+    (
+        "workloads/models/glam.toml",
+        include_str!("../../workloads/models/glam.toml"),
+    ),
+    (
+        "workloads/models/grok-1.toml",
+        include_str!("../../workloads/models/grok-1.toml"),
+    ),
 ];
 
 /// The built-in contents for `path`, matched on its trailing components.
@@ -91,20 +103,25 @@ pub fn names(folder: &str) -> Vec<&'static str> {
 }
 
 /// A bare preset name (`h100`) becomes its path (`arch/h100.toml`); anything else is kept.
-fn resolve(path: &Path, folder: &str, ext: &str) -> PathBuf {
+fn resolve(path: &Path, folder: &str) -> PathBuf {
     let s = path.to_string_lossy();
-    if path.extension().is_none() && path.components().count() == 1 && names(folder).contains(&&*s)
-    {
-        PathBuf::from(format!("{folder}/{s}.{ext}"))
-    } else {
-        path.to_path_buf()
+    let bare = path.extension().is_none() && path.components().count() == 1;
+    let preset = FILES.iter().map(|(p, _)| *p).find(|p| {
+        p.strip_prefix(folder)
+            .and_then(|f| f.strip_prefix('/'))
+            .and_then(|f| f.rsplit_once('.'))
+            .is_some_and(|(stem, _)| stem == s)
+    });
+    match preset {
+        Some(p) if bare => PathBuf::from(p),
+        _ => path.to_path_buf(),
     }
 }
 
 pub fn resolve_arch(path: &Path) -> PathBuf {
-    resolve(path, "arch", "toml")
+    resolve(path, "arch")
 }
 
 pub fn resolve_model(path: &Path) -> PathBuf {
-    resolve(path, "workloads/models", "json")
+    resolve(path, "workloads/models")
 }
