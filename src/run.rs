@@ -102,7 +102,7 @@ pub fn run(spec: &RunSpec) -> Result<RunReport, RunError> {
         Some(tp) => tp,
         None => {
             let mut tp = 1;
-            while tp < u64::from(sys.node.devices)
+            while tp < u64::from(sys.devices())
                 && (model.check_tp(tp * 2).is_ok())
                 && !memory_use(&model, &batch, tp, p, cap).fits
             {
@@ -111,10 +111,11 @@ pub fn run(spec: &RunSpec) -> Result<RunReport, RunError> {
             tp
         }
     };
-    if tp > u64::from(sys.node.devices) {
+    if tp > u64::from(sys.devices()) {
         return Err(RunError::Input(format!(
-            "--tp {tp} exceeds the {} devices of a {} node",
-            sys.node.devices, sys.name
+            "--tp {tp} exceeds the {} devices of {}",
+            sys.devices(),
+            sys.name
         )));
     }
     let g = build_iteration(&model, &batch, tp, p, &Routing::Uniform)?;

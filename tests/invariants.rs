@@ -67,3 +67,30 @@ proptest! {
         prop_assert!(t(Dtype::Fp8) <= t(Dtype::Bf16));
     }
 }
+
+#[test]
+fn an_all_reduce_across_nodes_costs_more_than_within_one() {
+    use dyad::work::{CollectiveKind, CollectiveWork, OpClass, Streams, Work};
+    let sys = load_arch("h100-2node".as_ref()).unwrap();
+    let ar = |p: u32| Work {
+        class: OpClass::Collective,
+        compute: Dtype::Bf16,
+        flops: dyad::units::Flops(0.0),
+        bytes: Streams::default(),
+        collective: Some(CollectiveWork {
+            kind: CollectiveKind::AllReduce,
+            message: dyad::units::Bytes(64e6),
+            participants: p,
+        }),
+    };
+    let t8 = sys.cost(&ar(8), Timing::Kernel).unwrap().time.value();
+    let t16 = sys.cost(&ar(16), Timing::Kernel).unwrap().time.value();
+    // 16 devices: the in-node ring plus 1/8 of the message over the 50 GB/s network:
+    // at least 64 MB / 8 / 50 GB/s more than 8 devices in one node.
+    assert!(t16 - t8 >= 64e6 / 8.0 / 50e9, "{t8} {t16}");
+    assert!(
+        sys.cost(&ar(32), Timing::Kernel).is_err(),
+        "only 16 devices"
+    );
+    assert_eq!(sys.devices(), 16);
+}

@@ -297,3 +297,49 @@ fn every_policy_conserves_flops_and_duplex_beats_the_gpu_on_mixtral_decode() {
         assert!(o.2 < outs[0].2, "energy per token");
     }
 }
+
+#[test]
+fn an_all_xpu_iteration_takes_the_sum_of_its_op_times_for_every_layer_pattern() {
+    use dyad::map::{Policy, cost_iteration};
+    use dyad::model::{Parallelism, Routing, build_iteration};
+    let sys = load_arch("h100".as_ref()).unwrap();
+    // Mixtral (all MoE), GLaM (MoE every other layer, two-matrix experts), OPT (dense, ReLU).
+    for (name, tp) in [("mixtral-8x7b", 2), ("glam", 8), ("opt-66b", 4)] {
+        let m = load_model(name.as_ref()).unwrap();
+        let p = Precision::uniform(m.dtype);
+        let batch = Batch {
+            decode_kv: vec![700; 24],
+            prefill: vec![PrefillChunk {
+                q_len: 300,
+                ctx: 0,
+                last: true,
+            }],
+        };
+        let g = build_iteration(&m, &batch, tp, p, &Routing::Uniform).unwrap();
+        let sum: f64 = cost_iteration(&g, &sys, Policy::AllXpu, Timing::Kernel)
+            .unwrap()
+            .iter()
+            .map(|o| o.time_s)
+            .sum();
+        let mut c = Coster::new(
+            &sys,
+            &m,
+            Parallelism { tp, ep: 1 },
+            p,
+            Timing::Kernel,
+            Policy::AllXpu,
+        );
+        let counts = m.moe.map_or(vec![], |x| {
+            vec![dyad::model::Routing::uniform_counts(
+                batch.tokens(),
+                x.experts,
+                x.top_k,
+            )]
+        });
+        let t = c.iteration(&batch, &counts, false).unwrap().time;
+        assert!(
+            (t / sum - 1.0).abs() < 1e-9,
+            "{name}: engine {t} vs sum {sum}"
+        );
+    }
+}

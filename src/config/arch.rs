@@ -10,7 +10,9 @@ use toml::Spanned;
 use super::error::ConfigError;
 use super::presets;
 use super::tech::{Located, RawLayout};
-use crate::hw::{ClassEfficiency, Curve, Energy, Link, Memory, Node, Pim, PimKind, System, Xpu};
+use crate::hw::{
+    ClassEfficiency, Cluster, Curve, Energy, Link, Memory, Node, Pim, PimKind, System, Xpu,
+};
 use crate::tech::Layout;
 use crate::units::{
     Bytes, BytesPerSecond, FlopsPerSecond, Hertz, JoulesPerBit, JoulesPerFlop, Seconds, Watts,
@@ -30,6 +32,7 @@ struct RawArch {
     xpu: Option<RawXpu>,
     pim: Option<RawPim>,
     node: Option<RawNode>,
+    cluster: Option<RawCluster>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,6 +140,13 @@ struct RawClass {
 #[serde(deny_unknown_fields)]
 struct RawNode {
     devices: Option<Spanned<i64>>,
+    link: Option<RawLink>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    nodes: Option<Spanned<i64>>,
     link: Option<RawLink>,
 }
 
@@ -461,20 +471,33 @@ impl Resolver {
             },
             node: Node {
                 devices,
-                link: Link {
-                    bandwidth: self
-                        .quantity("node.link.bandwidth", true, |r| link(r)?.bandwidth.as_ref())?,
-                    latency: self
-                        .quantity("node.link.latency", false, |r| link(r)?.latency.as_ref())?,
-                    overhead: self
-                        .quantity("node.link.overhead", false, |r| link(r)?.overhead.as_ref())?,
-                    efficiency: self
-                        .curve("node.link.efficiency", |r| link(r)?.efficiency.as_ref())?,
-                    energy: self
-                        .quantity("node.link.energy", false, |r| link(r)?.energy.as_ref())?,
-                },
+                link: self.link("node.link", link)?,
             },
+            cluster: self.cluster()?,
         })
+    }
+
+    /// A link table at `key` (`node.link`, `cluster.link`), reached through `at`.
+    fn link(&self, key: &str, at: fn(&RawArch) -> Option<&RawLink>) -> Result<Link, ConfigError> {
+        let k = |f: &str| format!("{key}.{f}");
+        Ok(Link {
+            bandwidth: self.quantity(&k("bandwidth"), true, |r| at(r)?.bandwidth.as_ref())?,
+            latency: self.quantity(&k("latency"), false, |r| at(r)?.latency.as_ref())?,
+            overhead: self.quantity(&k("overhead"), false, |r| at(r)?.overhead.as_ref())?,
+            efficiency: self.curve(&k("efficiency"), |r| at(r)?.efficiency.as_ref())?,
+            energy: self.quantity(&k("energy"), false, |r| at(r)?.energy.as_ref())?,
+        })
+    }
+
+    /// The scale-out network, if any file of the chain has a `[cluster]` table.
+    fn cluster(&self) -> Result<Option<Cluster>, ConfigError> {
+        if !self.layers.iter().any(|l| l.raw.cluster.is_some()) {
+            return Ok(None);
+        }
+        Ok(Some(Cluster {
+            nodes: self.count("cluster.nodes", |r| r.cluster.as_ref()?.nodes.as_ref())?,
+            link: self.link("cluster.link", |r| r.cluster.as_ref()?.link.as_ref())?,
+        }))
     }
 }
 

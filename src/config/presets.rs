@@ -12,6 +12,14 @@ pub const FILES: &[(&str, &str)] = &[
     ("arch/h200.toml", include_str!("../../arch/h200.toml")),
     ("arch/duplex.toml", include_str!("../../arch/duplex.toml")),
     (
+        "arch/h100-2node.toml",
+        include_str!("../../arch/h100-2node.toml"),
+    ),
+    (
+        "arch/duplex-2node.toml",
+        include_str!("../../arch/duplex-2node.toml"),
+    ),
+    (
         "arch/bank-pim.toml",
         include_str!("../../arch/bank-pim.toml"),
     ),

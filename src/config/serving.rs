@@ -208,13 +208,10 @@ pub fn load_scenario(path: &Path) -> Result<Scenario, ConfigError> {
     model
         .check_tp(tp)
         .map_err(|e| cx.err(&raw.tp, e.to_string()))?;
-    if tp > u64::from(sys.node.devices) {
+    if tp > u64::from(sys.devices()) {
         return Err(cx.err(
             &raw.tp,
-            format!(
-                "`tp` {tp} exceeds the {} devices of a node",
-                sys.node.devices
-            ),
+            format!("`tp` {tp} exceeds the {} devices of a node", sys.devices()),
         ));
     }
     let ep = match &raw.ep {
@@ -223,11 +220,11 @@ pub fn load_scenario(path: &Path) -> Result<Scenario, ConfigError> {
             let n = cx.positive(e, "ep")?;
             let experts = model.moe.map_or(0, |x| x.experts);
             if n > 1
-                && (tp != 1 || experts == 0 || experts % n != 0 || n > u64::from(sys.node.devices))
+                && (tp != 1 || experts == 0 || experts % n != 0 || n > u64::from(sys.devices()))
             {
                 return Err(cx.err(
                     e,
-                    format!("`ep` {n} needs tp = 1, an MoE model whose {experts} experts it divides, and at most {} devices", sys.node.devices),
+                    format!("`ep` {n} needs tp = 1, an MoE model whose {experts} experts it divides, and at most {} devices", sys.devices()),
                 ));
             }
             n

@@ -9,6 +9,6 @@ mod xpu;
 pub use curve::{Curve, CurveError};
 pub use pim::{Pim, PimKind};
 pub use xpu::{
-    Bound, ClassEfficiency, CostError, Energy, EnergyParts, Link, Memory, Node, OpCost, System,
-    Timing, Unit, Xpu,
+    Bound, ClassEfficiency, Cluster, CostError, Energy, EnergyParts, Link, Memory, Node, OpCost,
+    System, Timing, Unit, Xpu,
 };

@@ -11,7 +11,7 @@ use super::pim::Pim;
 use crate::units::{
     Bytes, BytesPerSecond, FlopsPerSecond, Joules, JoulesPerBit, JoulesPerFlop, Seconds, Watts,
 };
-use crate::work::{Dtype, OpClass, Work};
+use crate::work::{CollectiveKind, CollectiveWork, Dtype, OpClass, Work};
 
 /// Device memory (HBM).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -81,6 +81,14 @@ pub struct Node {
     pub link: Link,
 }
 
+/// Several nodes joined by a scale-out network (InfiniBand).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cluster {
+    pub nodes: u32,
+    /// Per device, between nodes.
+    pub link: Link,
+}
+
 /// An arch: one xPU type in a node.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct System {
@@ -89,6 +97,8 @@ pub struct System {
     /// PIM units in the xPU's memory, if any.
     pub pim: Option<Pim>,
     pub node: Node,
+    /// Nodes beyond the first, if any.
+    pub cluster: Option<Cluster>,
 }
 
 /// A compute unit of a device.
@@ -209,6 +219,11 @@ pub enum CostError {
 }
 
 impl System {
+    /// Devices of the whole system: one node's, times the nodes of the cluster if any.
+    pub fn devices(&self) -> u32 {
+        self.node.devices * self.cluster.as_ref().map_or(1, |c| c.nodes)
+    }
+
     /// Time of `w` on one xPU of this system.
     pub fn cost(&self, w: &Work, timing: Timing) -> Result<OpCost, CostError> {
         let host = match timing {
@@ -308,30 +323,63 @@ impl System {
     /// 2(p−1) steps of S/p bytes each) or an all-to-all ((p−1) exchanges of S/p bytes).
     fn collective(&self, w: &Work) -> Result<OpCost, CostError> {
         let c = w.collective.ok_or(CostError::NoMessage)?;
-        let (p, link) = (c.participants, &self.node.link);
-        if p > self.node.devices {
+        let (p, d) = (c.participants, self.node.devices);
+        let across = p.div_ceil(d);
+        let nodes = self.cluster.as_ref().map_or(1, |x| x.nodes);
+        if p > d && (across > nodes || p % d != 0) {
             return Err(CostError::TooManyDevices {
                 participants: p,
-                devices: self.node.devices,
+                devices: d * nodes,
             });
         }
-        if p <= 1 {
-            return Ok(OpCost {
-                time: Seconds(0.0),
-                compute: Seconds(0.0),
-                memory: Seconds(0.0),
-                overhead: Seconds(0.0),
-                bound: Bound::Overhead,
-            });
-        }
-        let transfer = c.sent() / (link.bandwidth * link.efficiency.at(c.message.value()));
-        let overhead = link.overhead + link.latency * c.steps();
+        let ring = |c: CollectiveWork, link: &Link| -> (Seconds, Seconds) {
+            if c.participants <= 1 {
+                return (Seconds(0.0), Seconds(0.0));
+            }
+            let transfer = c.sent() / (link.bandwidth * link.efficiency.at(c.message.value()));
+            (transfer, link.overhead + link.latency * c.steps())
+        };
+        let (transfer, overhead) = match (&self.cluster, across) {
+            (Some(cl), n) if n > 1 => {
+                // Hierarchical: within each node over its links, then across nodes over the
+                // scale-out network. An all-reduce reduce-scatters inside the node, all-reduces
+                // 1/d of the message across nodes, and all-gathers inside; an all-to-all sends
+                // the share bound for other nodes over the network while the rest moves inside.
+                let inner = CollectiveWork {
+                    participants: d,
+                    ..c
+                };
+                let (ti, oi) = ring(inner, &self.node.link);
+                match c.kind {
+                    CollectiveKind::AllReduce => {
+                        let outer = CollectiveWork {
+                            participants: n,
+                            message: c.message * (1.0 / f64::from(d)),
+                            ..c
+                        };
+                        let (to, oo) = ring(outer, &cl.link);
+                        (ti + to, oi + oo)
+                    }
+                    CollectiveKind::AllToAll => {
+                        let off = c.message * (f64::from(p - d) / f64::from(p));
+                        let to = off / (cl.link.bandwidth * cl.link.efficiency.at(off.value()));
+                        let oo = cl.link.overhead + cl.link.latency * f64::from(n - 1);
+                        (longer(ti, to), longer(oi, oo))
+                    }
+                }
+            }
+            _ => ring(c, &self.node.link),
+        };
         Ok(OpCost {
             time: transfer + overhead,
             compute: Seconds(0.0),
             memory: transfer,
             overhead,
-            bound: Bound::Link,
+            bound: if transfer.value() > 0.0 {
+                Bound::Link
+            } else {
+                Bound::Overhead
+            },
         })
     }
 }

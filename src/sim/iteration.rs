@@ -71,8 +71,12 @@ struct Priced {
 /// Prices iterations of one model on one system, caching op costs by shape.
 pub struct Coster<'a> {
     sys: &'a System,
-    /// The model with one layer: the template every layer is built from.
-    one_layer: ModelSpec,
+    /// One-layer templates every layer is built from: a dense layer (`None` when every layer
+    /// is MoE) and an MoE layer (`None` for dense models).
+    dense_layer: Option<ModelSpec>,
+    moe_layer: Option<ModelSpec>,
+    /// Which layers are MoE.
+    is_moe: Vec<bool>,
     layers: u32,
     par: Parallelism,
     precision: Precision,
@@ -101,11 +105,20 @@ impl<'a> Coster<'a> {
         timing: Timing,
         policy: Policy,
     ) -> Self {
-        let mut one_layer = model.clone();
-        one_layer.layers = 1;
+        let is_moe: Vec<bool> = (0..model.layers).map(|l| model.is_moe_layer(l)).collect();
+        let template = |moe: bool| ModelSpec {
+            layers: 1,
+            moe: if moe { model.moe } else { None },
+            moe_layer_period: 1,
+            ..model.clone()
+        };
+        let dense_layer = is_moe.iter().any(|m| !m).then(|| template(false));
+        let moe_layer = is_moe.iter().any(|m| *m).then(|| template(true));
         Coster {
             sys,
-            one_layer,
+            dense_layer,
+            moe_layer,
+            is_moe,
             layers: model.layers,
             par,
             precision,
@@ -255,11 +268,23 @@ impl<'a> Coster<'a> {
         Ok(o.makespan)
     }
 
-    /// The one-layer graph of `batch`, with `counts` tokens per expert.
-    fn build(&self, batch: &Batch, counts: Option<&Vec<u64>>) -> Result<IterationGraph, IterError> {
+    /// The one-layer graph of `batch`: an MoE layer with `counts` tokens per expert, or a dense
+    /// layer.
+    fn build(
+        &self,
+        batch: &Batch,
+        moe: bool,
+        counts: Option<&Vec<u64>>,
+    ) -> Result<IterationGraph, IterError> {
         let routing = counts.map_or(Routing::Uniform, |c| Routing::PerLayer(vec![c.clone()]));
+        let m = if moe {
+            &self.moe_layer
+        } else {
+            &self.dense_layer
+        };
+        let m = m.as_ref().ok_or(CostError::NoMessage)?;
         Ok(build_iteration_with(
-            &self.one_layer,
+            m,
             batch,
             self.par,
             self.precision,
@@ -276,42 +301,55 @@ impl<'a> Coster<'a> {
         spans: bool,
     ) -> Result<IterCost, IterError> {
         let mut out = IterCost::default();
-        let first = self.build(batch, counts.first())?;
+        let first = self.build(batch, self.is_moe[0], counts.first())?;
         // Embedding, then the layers, then the final norm and LM head.
         let embedding = |op: &Op| op.layer.is_none() && op.name == "embedding";
         let tail = |op: &Op| op.layer.is_none() && op.name != "embedding";
         let layer_ops = |op: &Op| op.layer == Some(0);
         let mut t = self.run_part(&first, embedding, None, 0.0, &mut out, spans)?;
         if counts.len() <= 1 {
-            let mut one = IterCost::default();
-            let lt = self.run_part(&first, layer_ops, Some(0), t, &mut one, spans)?;
-            let n = f64::from(self.layers);
-            out.energy_parts.add(one.energy_parts.scaled(n));
-            out.ops += one.ops * u64::from(self.layers);
-            for (b, x) in out.busy.iter_mut().zip(one.busy) {
-                *b += x * n;
+            // Every layer of a kind is alike: run one of each kind and count it for the rest.
+            let mut kinds: Vec<(bool, IterCost, f64)> = Vec::new();
+            for moe in [false, true] {
+                let n = self.is_moe.iter().filter(|&&m| m == moe).count();
+                if n == 0 {
+                    continue;
+                }
+                let g = self.build(batch, moe, counts.first())?;
+                let mut one = IterCost::default();
+                let lt = self.run_part(&g, layer_ops, Some(0), 0.0, &mut one, spans)?;
+                let k = n as f64;
+                out.energy_parts.add(one.energy_parts.scaled(k));
+                out.ops += one.ops * n as u64;
+                for (b, x) in out.busy.iter_mut().zip(one.busy) {
+                    *b += x * k;
+                }
+                for (b, x) in out.by_bound.iter_mut().zip(one.by_bound) {
+                    *b += x * k;
+                }
+                for (b, x) in out.unit_time.iter_mut().zip(one.unit_time) {
+                    *b += x * k;
+                }
+                kinds.push((moe, one, lt));
             }
-            for (b, x) in out.by_bound.iter_mut().zip(one.by_bound) {
-                *b += x * n;
-            }
-            for (b, x) in out.unit_time.iter_mut().zip(one.unit_time) {
-                *b += x * n;
-            }
-            if spans {
-                for l in 0..self.layers {
-                    let off = f64::from(l) * lt;
+            for l in 0..self.layers {
+                let (_, one, lt) = kinds
+                    .iter()
+                    .find(|(moe, _, _)| *moe == self.is_moe[l as usize])
+                    .ok_or(CostError::NoMessage)?;
+                if spans {
                     out.spans.extend(one.spans.iter().map(|s| OpSpan {
                         layer: Some(l),
-                        start: s.start + off,
-                        end: s.end + off,
+                        start: s.start + t,
+                        end: s.end + t,
                         ..s.clone()
                     }));
                 }
+                t += lt;
             }
-            t += lt * n;
         } else {
             for (l, c) in counts.iter().enumerate() {
-                let g = self.build(batch, Some(c))?;
+                let g = self.build(batch, self.is_moe[l], Some(c))?;
                 t += self.run_part(&g, layer_ops, Some(l as u32), t, &mut out, spans)?;
             }
         }
