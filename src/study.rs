@@ -95,6 +95,12 @@ fn scenario(
 ) -> Result<Scenario, RunError> {
     let m = config::load_model(model.as_ref())?;
     let n = devices * sys.scale;
+    // Beyond one 8-device node, the two-node variant of the arch (InfiniBand between nodes).
+    let arch = if n > 8 {
+        format!("{}-2node", sys.arch)
+    } else {
+        sys.arch.to_string()
+    };
     let ep = if sys.whole_experts && m.moe.is_some_and(|x| x.experts % n == 0) {
         n
     } else {
@@ -102,7 +108,7 @@ fn scenario(
     };
     Ok(Scenario {
         name: format!("{model} {} b{batch} {len}/{len}", sys.label),
-        sys: config::load_arch(sys.arch.as_ref())?,
+        sys: config::load_arch(arch.as_ref())?,
         precision: crate::model::Precision::uniform(crate::work::Dtype::Fp16),
         model: m,
         tp: n / ep,
@@ -135,6 +141,9 @@ pub fn duplex_grid(
         for &batch in batches {
             for &len in lens {
                 for sys in &DUPLEX_SYSTEMS {
+                    if devices * sys.scale > 16 {
+                        continue; // two nodes at most
+                    }
                     let s = scenario(model, devices, sys, batch, len, 3 * batch)?;
                     let mut r = simulate(&s, false)
                         .map_err(|e| RunError::Input(format!("{}: {e}", s.name)))?;
@@ -210,9 +219,9 @@ pub fn duplex_markdown(points: &[Point], saturation: &[(String, f64)]) -> String
          Regenerate with `cargo run --release -- reproduce duplex` (writes this file,\n\
          `points.csv` and the plots `<model>-throughput.svg`, `<model>-energy.svg`).\n\
          Closed loop, (L_in, L_out) = (L, L), uniform expert routing, fp16, as the paper's grid\n\
-         (REFERENCE.md: Duplex, MICRO 2024). Mixtral-8x7B and Llama-3-70B on 4 devices; GLaM, Grok-1\n\
-         and OPT-66B need model families dyad does not build yet (alternating MoE layers, non-gated\n\
-         FFNs) and are left for later. Systems: GPU = 4 x H100 (tensor parallel); 2xGPU = 8 x H100;\n\
+         (REFERENCE.md: Duplex, MICRO 2024): Mixtral-8x7B, OPT-66B and Llama-3-70B on 4 devices,\n\
+         GLaM on 8, Grok-1 on 2 nodes x 8 (InfiniBand between them). Systems: GPU = H100s (tensor\n\
+         parallel); 2xGPU = twice as many (up to 2 nodes);\n\
          Bank-PIM = H100 + Bank-PIM HBM with Op/B dispatch; Duplex = H100 + Logic-PIM HBM with Op/B\n\
          dispatch, whole experts per device; +CoP = expert and attention co-processing; +ET = experts\n\
          split by tensor parallelism instead.\n\n![Mixtral throughput](mixtral-8x7b-throughput.svg)\n![Mixtral energy](mixtral-8x7b-energy.svg)\n\n## Against the paper\n\n| figure | paper | dyad | note |\n|---|---:|---:|---|\n",
@@ -228,7 +237,50 @@ pub fn duplex_markdown(points: &[Point], saturation: &[(String, f64)]) -> String
     let (_, cop_mean, _) = ratios(points, m, "Duplex+CoP", "Duplex");
     let (et_best, _, _) = ratios(points, m, "Duplex+CoP+ET", "Duplex");
     let (bank_best, bank_mean, _) = ratios(points, m, "Duplex+CoP+ET", "Bank-PIM");
+    let mut models: Vec<&str> = points.iter().map(|p| p.model.as_str()).collect();
+    models.dedup();
+    let per_model: Vec<(&str, f64)> = models
+        .iter()
+        .map(|m| (*m, ratios(points, m, "Duplex+CoP+ET", "GPU").1))
+        .collect();
+    let mean_all = per_model.iter().map(|x| x.1).sum::<f64>() / per_model.len().max(1) as f64;
+    let energy = |model: &str| 100.0 * (ratios(points, model, "Duplex+CoP+ET", "GPU").2 - 1.0);
+    let (opt_bank, _, _) = ratios(points, "opt-66b", "Bank-PIM", "Duplex+CoP+ET");
+    let gains: Vec<String> = per_model
+        .iter()
+        .map(|(m, g)| format!("{m} {g:.2}x"))
+        .collect();
     let rows = [
+        (
+            "mean throughput over all models, Duplex+CoP+ET over GPU",
+            "2.07x",
+            format!("{mean_all:.2}x"),
+            "mean of the per-model means",
+        ),
+        (
+            "GLaM: energy per token, Duplex vs GPU",
+            "-42.03%",
+            format!("{:+.1}%", energy("glam")),
+            "Duplex+CoP+ET, mean over the grid",
+        ),
+        (
+            "Grok-1: energy per token, Duplex vs GPU",
+            "-34.59%",
+            format!("{:+.1}%", energy("grok-1")),
+            "2 nodes x 8",
+        ),
+        (
+            "OPT-66B: Bank-PIM over Duplex, best",
+            "Bank-PIM wins",
+            format!("{opt_bank:.2}x"),
+            "multi-head attention, Op/B ~ 1",
+        ),
+        (
+            "Grok-1 gains least (inter-node)",
+            "least",
+            gains.join(", "),
+            "Duplex+CoP+ET over GPU, mean per model",
+        ),
         (
             "Mixtral: best throughput, Duplex over GPU",
             "2.67x",
@@ -239,13 +291,13 @@ pub fn duplex_markdown(points: &[Point], saturation: &[(String, f64)]) -> String
             "Mixtral: mean throughput, Duplex over GPU",
             "2.07x",
             format!("{:.2}x", best_duplex.1),
-            "paper's mean is over all models",
+            "Mixtral only",
         ),
         (
             "Mixtral: energy per token, Duplex vs GPU",
             "-33.28%",
             format!("{:+.1}%", 100.0 * (best_duplex.2 - 1.0)),
-            "dynamic energy; static power not modeled yet",
+            "dynamic energy (static power 0 W in the arch files)",
         ),
         (
             "Duplex without co-processing: best over GPU",

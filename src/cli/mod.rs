@@ -520,7 +520,15 @@ fn ppa(a: PpaArgs) -> Result<(), Failure> {
 fn reproduce(a: ReproduceArgs) -> Result<(), Failure> {
     let Study::Duplex = a.study;
     use dyad::study;
-    let models = [("mixtral-8x7b", 4), ("llama-3-70b", 4)];
+    // Duplex Table I setups (REFERENCE.md): 1 node x 4 for Mixtral, OPT and Llama3; 1 x 8 for
+    // GLaM; 2 x 8 for Grok-1.
+    let models = [
+        ("mixtral-8x7b", 4),
+        ("glam", 8),
+        ("grok-1", 16),
+        ("opt-66b", 4),
+        ("llama-3-70b", 4),
+    ];
     let points = study::duplex_grid(&models, &[32, 64, 128], &[256, 1024, 4096])?;
     let mut sat = Vec::new();
     for sys in [&study::DUPLEX_SYSTEMS[0], &study::DUPLEX_SYSTEMS[5]] {

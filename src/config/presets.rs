@@ -20,6 +20,10 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../arch/duplex-2node.toml"),
     ),
     (
+        "arch/bank-pim-2node.toml",
+        include_str!("../../arch/bank-pim-2node.toml"),
+    ),
+    (
         "arch/bank-pim.toml",
         include_str!("../../arch/bank-pim.toml"),
     ),

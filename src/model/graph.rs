@@ -203,10 +203,12 @@ pub fn build_iteration_with(
     let (tp, ep) = (par.tp, par.ep);
     m.validate()?;
     m.check_tp(tp)?;
-    if ep > 1 && (tp != 1 || m.moe.is_none_or(|x| x.experts % ep != 0)) {
+    // Dense layers of an expert-parallel model (a one-layer template, or GLaM's dense layers)
+    // are data-parallel: nothing to check for them.
+    if ep > 1 && (tp != 1 || m.moe.is_some_and(|x| x.experts % ep != 0)) {
         return Err(ModelError::Tp {
             tp: ep,
-            what: "the experts (expert parallelism needs tp = 1 and an MoE model)",
+            what: "the experts (expert parallelism needs tp = 1)",
             value: m.moe.map_or(0, |x| x.experts),
         });
     }
