@@ -209,7 +209,14 @@ pub fn cost_iteration(
                 Unit::Pim => c.pim.ok_or(CostError::NoPim)?,
                 Unit::Xpu => c.xpu,
             };
-            Ok(OpResult::new(op, &op.work(), u.name(), &cost))
+            let w = op.work();
+            Ok(OpResult::new(
+                op,
+                &w,
+                u.name(),
+                &cost,
+                sys.energy_on(u, &w)?,
+            ))
         })
         .collect()
 }

@@ -11,7 +11,7 @@ pub use render::{Format, render};
 
 use serde::Serialize;
 
-use crate::hw::{Bound, OpCost};
+use crate::hw::{Bound, EnergyParts, OpCost};
 use crate::model::Op;
 use crate::work::{Streams, Work};
 
@@ -35,10 +35,12 @@ pub struct OpResult {
     pub compute_s: f64,
     pub memory_s: f64,
     pub overhead_s: f64,
+    /// Dynamic energy on one device, by component (J).
+    pub energy_j: EnergyParts,
 }
 
 impl OpResult {
-    pub fn new(op: &Op, w: &Work, unit: &'static str, c: &OpCost) -> Self {
+    pub fn new(op: &Op, w: &Work, unit: &'static str, c: &OpCost, e: EnergyParts) -> Self {
         OpResult {
             name: op.name.clone(),
             layer: op.layer,
@@ -54,6 +56,7 @@ impl OpResult {
             compute_s: c.compute.value(),
             memory_s: c.memory.value(),
             overhead_s: c.overhead.value(),
+            energy_j: e,
         }
     }
 }
@@ -93,13 +96,18 @@ pub struct Totals {
     pub output_tokens_per_s: f64,
     pub flops: f64,
     pub bytes: f64,
+    /// Dynamic energy of the iteration on all devices of the group, by component (J).
+    pub energy_j: EnergyParts,
+    /// `energy_j` in total over the tokens processed.
+    pub energy_per_token_j: f64,
 }
 
-/// Time of each decoder layer.
+/// Time and energy (one device) of each decoder layer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LayerTime {
     pub layer: u32,
     pub time_s: f64,
+    pub energy_j: f64,
 }
 
 /// The report of one `dyad run` iteration.
@@ -122,14 +130,23 @@ impl RunReport {
         output_tokens: u64,
     ) -> Self {
         let time: f64 = ops.iter().map(|o| o.time_s).sum();
+        let mut energy = EnergyParts::default();
+        for o in &ops {
+            energy.add(o.energy_j);
+        }
+        let energy = energy.scaled(inputs.tp as f64);
         let mut layers: Vec<LayerTime> = Vec::new();
         for o in &ops {
             if let Some(l) = o.layer {
                 match layers.last_mut() {
-                    Some(lt) if lt.layer == l => lt.time_s += o.time_s,
+                    Some(lt) if lt.layer == l => {
+                        lt.time_s += o.time_s;
+                        lt.energy_j += o.energy_j.total();
+                    }
                     _ => layers.push(LayerTime {
                         layer: l,
                         time_s: o.time_s,
+                        energy_j: o.energy_j.total(),
                     }),
                 }
             }
@@ -142,6 +159,8 @@ impl RunReport {
             output_tokens_per_s: output_tokens as f64 / time,
             flops: ops.iter().map(|o| o.flops).sum(),
             bytes: ops.iter().map(|o| o.bytes).sum(),
+            energy_j: energy,
+            energy_per_token_j: energy.total() / tokens.max(1) as f64,
         };
         RunReport {
             schema_version: SCHEMA_VERSION,

@@ -66,8 +66,13 @@ fn header(r: &RunReport) -> String {
         "prefill" => format!("prompt {}", i.prompt_len),
         _ => format!("KV {}", i.kv_len),
     };
+    let note = if i.policy == "duplex" {
+        " (op times summed one by one here; serving runs simulate the xPU and PIM overlapping)"
+    } else {
+        ""
+    };
     format!(
-        "{} on {}: {} batch {}, {shape}, TP {}, policy {}",
+        "{} on {}: {} batch {}, {shape}, TP {}, policy {}{note}",
         i.model, i.arch, i.phase, i.batch, i.tp, i.policy
     )
 }
@@ -171,7 +176,12 @@ fn table(r: &RunReport, md: bool) -> String {
             .map(|o| row(o, first.time_s))
             .collect();
         s += &grid(&rows, md);
-        let _ = writeln!(s, "\nlayer total {}", si(first.time_s, "s"));
+        let _ = writeln!(
+            s,
+            "\nlayer total {}, {} on this device",
+            si(first.time_s, "s"),
+            si(first.energy_j, "J")
+        );
     }
     let other: Vec<_> = r.ops.iter().filter(|o| o.layer.is_none()).collect();
     let other_t: f64 = other.iter().map(|o| o.time_s).sum();
@@ -193,6 +203,17 @@ fn table(r: &RunReport, md: bool) -> String {
         si(t.bytes, "B"),
         t.tokens,
         t.tokens_per_s,
+    );
+    let e = &t.energy_j;
+    let _ = writeln!(
+        s,
+        "energy {} per token over {} devices (MAC {}, DRAM xPU path {}, DRAM PIM path {}, links {}; dynamic)",
+        si(t.energy_per_token_j, "J"),
+        r.inputs.tp,
+        si(e.mac, "J"),
+        si(e.dram_xpu, "J"),
+        si(e.dram_pim, "J"),
+        si(e.link, "J"),
     );
     if t.output_tokens != t.tokens {
         let _ = writeln!(
