@@ -14,5 +14,6 @@ mod tech;
 pub use arch::{ArchTech, load_arch, load_arch_tech};
 pub use error::ConfigError;
 pub use model::load_model;
+pub(crate) use serving::csv_rows;
 pub use serving::load_scenario;
 pub use tech::{DieFile, Located, TECH_DIR, TechChoice, check_choice, load_die, load_tech_library};

@@ -158,19 +158,20 @@ impl Ctx<'_> {
     }
 }
 
-/// Reads a CSV whose header names columns; returns rows as maps, or an error naming the line.
-fn csv_rows(path: &Path) -> Result<Vec<std::collections::HashMap<String, String>>, ConfigError> {
+/// Rows of a headed CSV file (lines starting with `#` are comments), as maps from column name
+/// to value; errors name the file.
+pub(crate) fn csv_rows(
+    path: &Path,
+) -> Result<Vec<std::collections::HashMap<String, String>>, ConfigError> {
+    let fail = |e: csv::Error| ConfigError::file(path, format!("cannot read: {e}"));
     let mut rd = csv::ReaderBuilder::new()
         .comment(Some(b'#'))
         .from_path(path)
-        .map_err(|e| ConfigError::file(path, format!("cannot read: {e}")))?;
-    let headers = rd
-        .headers()
-        .map_err(|e| ConfigError::file(path, e.to_string()))?
-        .clone();
+        .map_err(fail)?;
+    let headers = rd.headers().map_err(fail)?.clone();
     rd.records()
         .map(|r| {
-            let r = r.map_err(|e| ConfigError::file(path, e.to_string()))?;
+            let r = r.map_err(fail)?;
             Ok(headers
                 .iter()
                 .map(String::from)

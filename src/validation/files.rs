@@ -121,23 +121,9 @@ fn elementwise(elements: u64, reads: u64, writes: u64) -> OpKind {
     }
 }
 
-/// Rows of a headed CSV whose `#` lines are comments, as maps from column to value.
+/// Rows of a calibration file, as maps from column name to value.
 fn rows(path: &Path) -> Result<Vec<HashMap<String, String>>, String> {
-    let mut rd = csv::ReaderBuilder::new()
-        .comment(Some(b'#'))
-        .from_path(path)
-        .map_err(|e| e.to_string())?;
-    let headers = rd.headers().map_err(|e| e.to_string())?.clone();
-    rd.records()
-        .map(|r| {
-            let r = r.map_err(|e| e.to_string())?;
-            Ok(headers
-                .iter()
-                .map(String::from)
-                .zip(r.iter().map(String::from))
-                .collect())
-        })
-        .collect()
+    crate::config::csv_rows(path).map_err(|e| e.message().to_string())
 }
 
 fn num(row: &HashMap<String, String>, col: &str) -> Result<f64, String> {
