@@ -200,3 +200,65 @@ fn list_names_the_technologies() {
     assert!(r.stdout.contains("n7, n5, n3, n2, a14"), "{}", r.stdout);
     assert!(r.stdout.contains("finfet, gaa, cfet, ffet"), "{}", r.stdout);
 }
+
+/// An arch extending the shipped `duplex-n2-ffet.toml` with `extra` appended.
+fn pim_tech_arch(extra: &str) -> String {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("arch/duplex-n2-ffet.toml");
+    format!("extends = {:?}\n{extra}", base.display().to_string())
+}
+
+#[test]
+fn an_unknown_node_in_pim_tech_names_the_arch_file_line_and_key() {
+    let arch = pim_tech_arch("[pim.tech]\nnode = \"n9\"\n");
+    let r = dyad_with(&[("x.toml", &arch)], &["ppa", "x.toml"]);
+    expect_input_error(
+        &r,
+        &[
+            "x.toml:3:",
+            "pim.tech.node",
+            "unknown node `n9`",
+            "n7, n5, n3, n2, a14",
+        ],
+    );
+}
+
+#[test]
+fn an_unknown_device_in_pim_tech_names_the_arch_file_line_and_key() {
+    let arch = pim_tech_arch("[pim.tech]\ndevice = \"nanotube\"\n");
+    let r = dyad_with(
+        &[("x.toml", &arch)],
+        &["run", "--arch", "x.toml", "--batch", "1"],
+    );
+    expect_input_error(
+        &r,
+        &["x.toml:3:", "pim.tech.device", "unknown device `nanotube`"],
+    );
+}
+
+#[test]
+fn a_missing_logic_die_file_and_an_impossible_layout_are_input_errors() {
+    let arch = pim_tech_arch("[pim.tech]\ndie = \"tech/dies/nope.toml\"\n");
+    let r = dyad_with(&[("x.toml", &arch)], &["ppa", "x.toml"]);
+    expect_input_error(&r, &["nope.toml"]);
+    let arch = pim_tech_arch(
+        "[pim.tech.layout]\nsignal_sides = 1\nrouting_layers = 0\nbackside_power = false\n",
+    );
+    let r = dyad_with(&[("x.toml", &arch)], &["ppa", "x.toml"]);
+    expect_input_error(&r, &["x.toml:", "pim.tech.layout.routing_layers"]);
+}
+
+#[test]
+fn ppa_says_which_pim_values_come_from_the_model() {
+    let r = dyad(&["ppa", "arch/duplex-n2-ffet.toml"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("logic-PIM: 5 stacks ×") && r.stdout.contains("modules (model)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("logic die n2/ffet/ds12+12"),
+        "{}",
+        r.stdout
+    );
+}

@@ -12,6 +12,10 @@ pub const FILES: &[(&str, &str)] = &[
     ("arch/h200.toml", include_str!("../../arch/h200.toml")),
     ("arch/duplex.toml", include_str!("../../arch/duplex.toml")),
     (
+        "arch/duplex-n2-ffet.toml",
+        include_str!("../../arch/duplex-n2-ffet.toml"),
+    ),
+    (
         "arch/bank-pim.toml",
         include_str!("../../arch/bank-pim.toml"),
     ),
