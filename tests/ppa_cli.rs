@@ -262,3 +262,51 @@ fn ppa_says_which_pim_values_come_from_the_model() {
         r.stdout
     );
 }
+
+#[test]
+fn the_serving_report_says_which_pim_values_come_from_the_model() {
+    let arch = Path::new(env!("CARGO_MANIFEST_DIR")).join("arch/duplex-n2-ffet.toml");
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads/models/mixtral-8x7b.json");
+    let scenario = format!(
+        "name = \"s\"\narch = {:?}\nmodel = {:?}\ntp = 4\nseed = 1\npolicy = \"duplex\"\n\
+         [precision]\nweights = \"fp16\"\nactivations = \"fp16\"\nkv = \"fp16\"\n\
+         [requests]\ncount = 16\nprompt = {{ fixed = 128 }}\noutput = {{ fixed = 16 }}\n\
+         [arrivals]\nclosed = 8\n[batching]\nmax_batch = 8\nmax_tokens = 8192\nkv_block = 16\n\
+         memory_utilization = 0.9\n[routing]\nmode = \"uniform\"\n",
+        arch.display().to_string(),
+        model.display().to_string()
+    );
+    let r = dyad_with(
+        &[("s.toml", &scenario)],
+        &["run", "--serving", "s.toml", "--format", "json"],
+    );
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let pim = &v["inputs"]["pim"];
+    assert_eq!(pim["origin"]["modules"], "model", "{pim}");
+    assert_eq!(pim["origin"]["frequency"], "model");
+    assert_eq!(pim["origin"]["technology"], "n2/ffet/ds12+12");
+    assert!(pim["modules"].as_u64().unwrap() > 32, "{pim}");
+    let r = dyad_with(&[("s.toml", &scenario)], &["run", "--serving", "s.toml"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("modules (model)") && r.stdout.contains("pJ/FLOP (model)"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn pim_tech_on_a_bank_pim_is_an_input_error() {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("arch/bank-pim.toml");
+    let arch = format!(
+        "extends = {:?}\n[pim.tech]\ndie = {:?}\ndie_area = \"121 mm^2\"\n",
+        base.display().to_string(),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("arch/tech/dies/hbm3-logic-die.toml")
+            .display()
+            .to_string()
+    );
+    let r = dyad_with(&[("x.toml", &arch)], &["ppa", "x.toml"]);
+    expect_input_error(&r, &["pim.tech", "pim.kind"]);
+}

@@ -405,6 +405,12 @@ impl Resolver {
             )));
         }
         let coupled = self.pim_tech()?;
+        if coupled.is_some() && kind != PimKind::Logic {
+            return Err(kloc.err(format!(
+                "`pim.tech` sizes Logic-PIM modules on the HBM logic die, but `pim.kind` is \"{}\"",
+                kind.name()
+            )));
+        }
         let (macs, mloc) = self.req("pim.macs", |r| pim(r)?.macs.as_ref())?;
         if let Some(c) = &coupled
             && *macs as f64 != crate::tech::pim::MACS_PER_MODULE

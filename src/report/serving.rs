@@ -317,14 +317,14 @@ impl ServingReport {
             let o = p.origin.as_ref();
             let _ = writeln!(
                 s,
-                "pim         {} stacks × {} {}-PIM modules{} at {}{}, {}{}{}\n",
+                "pim         {} stacks × {} {}-PIM modules{} at {}{}, {:.3} pJ/FLOP{}{}\n",
                 p.stacks,
                 p.modules,
                 p.kind.name(),
                 tag(o.map(|o| o.modules)),
                 si(p.frequency_hz, "Hz"),
                 tag(o.map(|o| o.frequency)),
-                si(p.flop_energy_j, "J/FLOP"),
+                p.flop_energy_j * 1e12,
                 tag(o.map(|o| o.flop_energy)),
                 o.map_or(String::new(), |o| format!("; logic die {}", o.technology)),
             );
