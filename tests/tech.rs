@@ -90,14 +90,23 @@ fn h100_energy_per_flop_all_in_is_within_1_5x_of_0_71_pj() {
     );
 }
 
-#[test]
-fn a_flip_fet_logic_die_fits_more_logic_pim_than_finfet_or_cfet() {
+/// The library, the Duplex logic die and the budget its n7 FinFET design sets.
+fn logic_die() -> (Library, dyad::config::DieFile, pim::Budget) {
     let lib = lib();
     let d = load_die(&root("arch/tech/dies/hbm3-logic-die.toml"), &lib).unwrap();
     let reference = lib
         .technology("n7", "finfet", Layout::single_sided(12))
         .unwrap();
     let budget = pim::budget(&reference, &d.spec, pim::LOGIC_DIE_AREA);
+    (lib, d, budget)
+}
+
+#[test]
+fn a_flip_fet_logic_die_fits_more_logic_pim_than_finfet_or_cfet() {
+    let (lib, d, budget) = logic_die();
+    let reference = lib
+        .technology("n7", "finfet", Layout::single_sided(12))
+        .unwrap();
     let fit = |dev: &str, layout| {
         pim::fit(
             &lib.technology("n2", dev, layout).unwrap(),
@@ -296,12 +305,7 @@ fn an_unknown_native_device_is_an_error_at_its_line() {
 /// The fit of the Duplex logic die in n2 Flip FET, dual-sided, under the Duplex budget, computed
 /// here from the library and the die file, not through the arch file.
 fn n2_ffet_fit() -> pim::Fit {
-    let lib = lib();
-    let d = load_die(&root("arch/tech/dies/hbm3-logic-die.toml"), &lib).unwrap();
-    let reference = lib
-        .technology("n7", "finfet", Layout::single_sided(12))
-        .unwrap();
-    let budget = pim::budget(&reference, &d.spec, pim::LOGIC_DIE_AREA);
+    let (lib, d, budget) = logic_die();
     let t = lib
         .technology("n2", "ffet", Layout::dual_sided(12, 0.5))
         .unwrap();
@@ -369,12 +373,10 @@ fn the_models_pim_energy_per_flop_at_7nm_is_the_mac_anchor_plus_its_buffer() {
     // The MAC datapath is anchored to 0.46 pJ per FP16 MAC = 0.23 pJ/FLOP at 7 nm (FGDRAM as
     // Duplex uses it, arch/tech/README.md); a module adds its 8 KB buffer's reads, so its dynamic
     // energy per FLOP is at least that and well below twice it.
-    let lib = lib();
-    let d = load_die(&root("arch/tech/dies/hbm3-logic-die.toml"), &lib).unwrap();
+    let (lib, d, budget) = logic_die();
     let reference = lib
         .technology("n7", "finfet", Layout::single_sided(12))
         .unwrap();
-    let budget = pim::budget(&reference, &d.spec, pim::LOGIC_DIE_AREA);
     let e = pim::fit(&reference, &d.spec, &budget).flop_energy.value();
     assert!((0.23e-12 * 0.99..0.46e-12).contains(&e), "{e:e} J/FLOP");
     // And a 2 nm module spends less per FLOP.

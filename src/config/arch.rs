@@ -477,30 +477,73 @@ impl Resolver {
         }))
     }
 
-    /// `[pim.tech]`: the logic die in its technology and how many modules fit under its budgets.
-    fn pim_tech(&self) -> Result<Option<PimCoupling>, ConfigError> {
-        let located = |f: &dyn Fn(&RawArch) -> Option<&Spanned<String>>| {
-            self.layers
-                .iter()
-                .find_map(|l| f(&l.raw).map(|s| Located::new(s, &l.path, &l.text)))
-        };
-        let Some(die) = located(&|a| ptech(a)?.die.as_ref()) else {
-            return match self.layers.iter().find(|l| ptech(&l.raw).is_some()) {
+    /// A string value with where it was written (the first file of the chain that sets it).
+    fn located<'a>(
+        &'a self,
+        f: impl Fn(&'a RawArch) -> Option<&'a Spanned<String>>,
+    ) -> Option<Located<String>> {
+        self.layers
+            .iter()
+            .find_map(|l| f(&l.raw).map(|s| Located::new(s, &l.path, &l.text)))
+    }
+
+    /// The die file a technology table (`table`: `xpu.tech`, `pim.tech`) names, relative to the
+    /// file that names it; `None` when no file of the chain has the table.
+    fn tech_die<'a>(
+        &'a self,
+        table: &str,
+        has: impl Fn(&'a RawArch) -> bool,
+        die: impl Fn(&'a RawArch) -> Option<&'a Spanned<String>>,
+    ) -> Result<Option<PathBuf>, ConfigError> {
+        let Some(d) = self.located(die) else {
+            return match self.layers.iter().find(|l| has(&l.raw)) {
                 Some(l) => Err(ConfigError::file(
                     &l.path,
-                    "missing key `pim.tech.die`: `[pim.tech]` needs the logic-die file it describes",
+                    format!(
+                        "missing key `{table}.die`: `[{table}]` needs the die file it describes"
+                    ),
                 )),
                 None => Ok(None),
             };
         };
-        let path = die.path.parent().unwrap_or(Path::new("")).join(&die.value);
+        Ok(Some(
+            d.path.parent().unwrap_or(Path::new("")).join(&d.value),
+        ))
+    }
+
+    /// The layout a technology table states, checked on its own.
+    fn tech_layout<'a>(
+        &'a self,
+        table: &str,
+        f: impl Fn(&'a RawArch) -> Option<&'a RawLayout>,
+    ) -> Result<Option<(Layout, Located<i64>)>, ConfigError> {
+        match self.layers.iter().find_map(|l| f(&l.raw).map(|x| (l, x))) {
+            Some((l, raw)) => Ok(Some(raw.resolve(
+                &l.path,
+                &l.text,
+                &format!("{table}.layout"),
+            )?)),
+            None => Ok(None),
+        }
+    }
+
+    /// `[pim.tech]`: the logic die in its technology and how many modules fit under its budgets.
+    fn pim_tech(&self) -> Result<Option<PimCoupling>, ConfigError> {
+        let Some(path) = self.tech_die(
+            "pim.tech",
+            |a| ptech(a).is_some(),
+            |a| ptech(a)?.die.as_ref(),
+        )?
+        else {
+            return Ok(None);
+        };
         let lib = super::tech::load_tech_library(Path::new(super::tech::TECH_DIR))?;
         let f = super::tech::load_die(&path, &lib)?;
         let reference = lib
             .technology(&f.tech.node.value, &f.tech.device.value, f.tech.layout)
             .map_err(|e| f.tech.node.err(e))?;
         let mut choice = f.tech.clone();
-        if let Some(n) = located(&|a| ptech(a)?.node.as_ref()) {
+        if let Some(n) = self.located(|a| ptech(a)?.node.as_ref()) {
             if lib.node(&n.value).is_none() {
                 return Err(n.err(format!(
                     "`pim.tech.node`: unknown node `{}`; valid: {}",
@@ -510,7 +553,7 @@ impl Resolver {
             }
             choice.node = n;
         }
-        if let Some(d) = located(&|a| ptech(a)?.device.as_ref()) {
+        if let Some(d) = self.located(|a| ptech(a)?.device.as_ref()) {
             if lib.device(&d.value).is_none() {
                 return Err(d.err(format!(
                     "`pim.tech.device`: unknown device `{}`; valid: {}",
@@ -520,12 +563,7 @@ impl Resolver {
             }
             choice.device = d;
         }
-        if let Some((l, raw)) = self
-            .layers
-            .iter()
-            .find_map(|l| ptech(&l.raw)?.layout.as_ref().map(|x| (l, x)))
-        {
-            let (layout, at) = raw.resolve(&l.path, &l.text, "pim.tech.layout")?;
+        if let Some((layout, at)) = self.tech_layout("pim.tech", |a| ptech(a)?.layout.as_ref())? {
             choice.layout = layout;
             choice.layout_at = at;
         }
@@ -680,33 +718,19 @@ pub fn load_arch_tech(path: &Path) -> Result<Option<ArchTech>, ConfigError> {
     let r = Resolver {
         layers: load_layers(&path)?,
     };
-    let located = |f: &dyn Fn(&RawArch) -> Option<&Spanned<String>>| {
-        r.layers
-            .iter()
-            .find_map(|l| f(&l.raw).map(|s| Located::new(s, &l.path, &l.text)))
+    let Some(die) = r.tech_die(
+        "xpu.tech",
+        |a| xtech(a).is_some(),
+        |a| xtech(a)?.die.as_ref(),
+    )?
+    else {
+        return Ok(None);
     };
-    let Some(die) = located(&|a| xtech(a)?.die.as_ref()) else {
-        return match r.layers.iter().find(|l| xtech(&l.raw).is_some()) {
-            Some(l) => Err(ConfigError::file(
-                &l.path,
-                "missing key `xpu.tech.die`: `[xpu.tech]` needs the die file it describes",
-            )),
-            None => Ok(None),
-        };
-    };
-    let dir = die.path.parent().unwrap_or(Path::new(""));
-    let layout = match r
-        .layers
-        .iter()
-        .find_map(|l| xtech(&l.raw)?.layout.as_ref().map(|x| (l, x)))
-    {
-        Some((l, raw)) => Some(raw.resolve(&l.path, &l.text, "xpu.tech.layout")?),
-        None => None,
-    };
+    let layout = r.tech_layout("xpu.tech", |a| xtech(a)?.layout.as_ref())?;
     Ok(Some(ArchTech {
-        die: dir.join(&die.value),
-        node: located(&|a| xtech(a)?.node.as_ref()),
-        device: located(&|a| xtech(a)?.device.as_ref()),
+        die,
+        node: r.located(|a| xtech(a)?.node.as_ref()),
+        device: r.located(|a| xtech(a)?.device.as_ref()),
         layout,
         clock: r.get(|a| xtech(a)?.clock.as_ref()).map(|(v, _)| *v),
         power: r.get(|a| xtech(a)?.power.as_ref()).map(|(v, _)| *v),
