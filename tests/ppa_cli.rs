@@ -84,6 +84,9 @@ fn pim_study_prints_one_row_per_technology() {
         "n2/cfet/ss12",
         "n2/ffet/ds12+12",
         "121 mm²",
+        "## Serving: Mixtral-8x7B on 4 Duplex devices",
+        "batch 128: tokens/s",
+        "| Duplex as in arch/duplex.toml | 32 | 650 | 0.230 |",
     ] {
         assert!(r.stdout.contains(n), "stdout lacks {n:?}:\n{}", r.stdout);
     }
