@@ -1,6 +1,7 @@
 //! `dyad ppa`: an arch file's die in its technology, from files to report (the library side of
 //! the command), and the two technology studies.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::config::{
@@ -24,6 +25,8 @@ pub struct ArchPpa {
     pub joules_per_flop: Option<f64>,
     /// The arch's `[xpu.energy]`: what `dyad run` and the simulator use, beside the model's.
     pub arch_energy: crate::hw::Energy,
+    /// The arch's PIM units, with where their values came from when `[pim.tech]` is set.
+    pub pim: Option<crate::hw::Pim>,
 }
 
 /// Loads the technology library (from `dir`, or the built-in copy of `arch/tech`).
@@ -69,6 +72,7 @@ pub fn arch_ppa(arch: &Path, lib: &Library) -> Result<ArchPpa, ConfigError> {
         clock_from_arch: at.clock.is_some(),
         joules_per_flop: peak.map(|p| power.value() / p),
         arch_energy: system.xpu.energy,
+        pim: system.pim,
         die,
     })
 }
@@ -122,6 +126,28 @@ pub fn render(ppas: &[ArchPpa]) -> String {
             e.static_power.value()
         );
     }
+    for p in ppas {
+        let Some(pim) = &p.pim else { continue };
+        let o = pim.origin.as_ref();
+        let tag =
+            |f: fn(&crate::hw::PimOrigin) -> crate::hw::Origin| o.map_or("arch", |o| f(o).name());
+        s += &format!(
+            "{:<26} {}-PIM: {} stacks × {} modules ({}) × {} MACs at {:.0} MHz ({}), {:.3} pJ/FLOP \
+             ({}): {:.1} TFLOPS{}\n",
+            p.arch,
+            pim.kind.name(),
+            pim.stacks,
+            pim.modules,
+            tag(|o| o.modules),
+            pim.macs,
+            pim.frequency.value() / 1e6,
+            tag(|o| o.frequency),
+            pim.flop_energy.value() * 1e12,
+            tag(|o| o.flop_energy),
+            pim.peak().value() / 1e12,
+            o.map_or(String::new(), |o| format!("; logic die {}", o.technology)),
+        );
+    }
     s
 }
 
@@ -152,7 +178,116 @@ pub fn pim_study(path: &Path, lib: &Library) -> Result<String, ConfigError> {
     for t in PIM_TECHS {
         fits.push(tech::pim::fit(&tech_of(t)?, &f.spec, &budget));
     }
-    Ok(tech::pim_markdown(&budget, &fits))
+    let mut md = tech::pim_markdown(&budget, &fits);
+    md += &pim_serving(&fits)?;
+    Ok(md)
+}
+
+/// The serving runs of the Logic-PIM study: batches (requests in flight), and the prompt and
+/// output length; each run serves 3 × batch requests (as `dyad reproduce duplex` does).
+pub const PIM_SERVING: (&[u64], u64) = (&[64, 128], 1024);
+
+/// One serving run per technology of `fits` and batch, the Duplex device taking its module
+/// count, clock and energy per FLOP from each fit (as `[pim.tech]` does), beside Duplex as the
+/// arch file states it: Markdown.
+pub fn pim_serving(fits: &[tech::pim::Fit]) -> Result<String, ConfigError> {
+    use crate::hw::{Origin, PimOrigin};
+    let base = config::load_arch(Path::new("arch/duplex.toml"))?;
+    let (batches, len) = PIM_SERVING;
+    let runs = |sys: &crate::hw::System| {
+        batches
+            .iter()
+            .map(|&b| {
+                crate::study::duplex_serving(sys.clone(), b, len, 3 * b)
+                    .map_err(|e| ConfigError::file(Path::new("arch/duplex.toml"), e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let mut rows = vec![("Duplex as in arch/duplex.toml".to_string(), runs(&base)?)];
+    for f in fits {
+        let mut sys = base.clone();
+        if let Some(p) = sys.pim.as_mut() {
+            p.modules = u32::try_from(f.modules).unwrap_or(u32::MAX).max(1);
+            p.frequency = f.clock;
+            p.flop_energy = f.flop_energy;
+            p.origin = Some(PimOrigin {
+                technology: f.technology.clone(),
+                modules: Origin::Model,
+                frequency: Origin::Model,
+                flop_energy: Origin::Model,
+            });
+        }
+        sys.name = format!("Duplex, logic die {}", f.technology);
+        rows.push((f.technology.clone(), runs(&sys)?));
+    }
+    Ok(serving_markdown(batches, len, &rows))
+}
+
+fn serving_markdown(
+    batches: &[u64],
+    len: u64,
+    rows: &[(String, Vec<crate::report::serving::ServingReport>)],
+) -> String {
+    let mut s = format!(
+        "\n## Serving: Mixtral-8x7B on 4 Duplex devices per technology\n\nClosed loop, {len}-token \
+         prompts and {len} output tokens, 3 × batch requests, `duplex` policy (dispatch and expert \
+         co-processing, whole experts per device), FP16. Each row but the first is the Duplex \
+         device with the logic die's module count, clock and PIM energy per FLOP from the tech \
+         model (what `[pim.tech]` gives; `model` in the serving report); everything else, \
+         including the 4× internal bandwidth, is `arch/duplex.toml`'s. In brackets: against the \
+         first row.\n\n| logic die | modules per stack | PIM clock MHz | PIM pJ/FLOP | PIM TFLOPS \
+         per device |"
+    );
+    for b in batches {
+        let _ = write!(
+            s,
+            " batch {b}: tokens/s | batch {b}: J/token | batch {b}: PIM time |"
+        );
+    }
+    s += "\n|---|---|---|---|---|";
+    s += &"---|---|---|".repeat(batches.len());
+    s += "\n";
+    let rel = |x: f64, b: f64, first: bool| {
+        if first || b <= 0.0 {
+            String::new()
+        } else {
+            format!(" ({:+.1}%)", 100.0 * (x / b - 1.0))
+        }
+    };
+    for (i, (label, runs)) in rows.iter().enumerate() {
+        let Some(p) = runs.first().and_then(|r| r.inputs.pim.as_ref()) else {
+            continue;
+        };
+        let tflops =
+            2.0 * f64::from(p.stacks) * f64::from(p.modules) * f64::from(p.macs) * p.frequency_hz
+                / 1e12;
+        let _ = write!(
+            s,
+            "| {label} | {} | {:.0} | {:.3} | {:.0} |",
+            p.modules,
+            p.frequency_hz / 1e6,
+            p.flop_energy_j * 1e12,
+            tflops,
+        );
+        for (j, r) in runs.iter().enumerate() {
+            let (m, b) = (&r.serving, &rows[0].1[j].serving);
+            let _ = write!(
+                s,
+                " {:.0}{} | {:.4}{} | {:.0}% |",
+                m.output_tokens_per_s,
+                rel(m.output_tokens_per_s, b.output_tokens_per_s, i == 0),
+                m.energy_per_output_token_j,
+                rel(
+                    m.energy_per_output_token_j,
+                    b.energy_per_output_token_j,
+                    i == 0
+                ),
+                100.0 * m.pim_time_share,
+            );
+        }
+        s += "\n";
+    }
+    s
 }
 
 /// The Flip FET calibration table: Markdown.

@@ -130,6 +130,22 @@ fn scenario(
     })
 }
 
+/// One closed-loop serving run of Mixtral-8x7B on 4 devices under the `duplex` policy (whole
+/// experts per device), each device being `sys`: `batch` requests in flight, `len` prompt and
+/// `len` output tokens, `requests` in all. The Logic-PIM technology study runs one per logic die.
+pub fn duplex_serving(
+    sys: crate::hw::System,
+    batch: u64,
+    len: u64,
+    requests: u64,
+) -> Result<ServingReport, RunError> {
+    let mut s = scenario("mixtral-8x7b", 4, &DUPLEX_SYSTEMS[4], batch, len, requests)?;
+    s.name = format!("mixtral-8x7b {} b{batch} {len}/{len}", sys.name);
+    s.sys = sys;
+    let mut r = simulate(&s, false).map_err(|e| RunError::Input(format!("{}: {e}", s.name)))?;
+    Ok(ServingReport::new(&s, &mut r))
+}
+
 /// Runs the closed-loop grid: each model on its device count, batches × lengths × systems.
 pub fn duplex_grid(
     models: &[(&str, u64)],

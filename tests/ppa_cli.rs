@@ -84,6 +84,9 @@ fn pim_study_prints_one_row_per_technology() {
         "n2/cfet/ss12",
         "n2/ffet/ds12+12",
         "121 mm²",
+        "## Serving: Mixtral-8x7B on 4 Duplex devices",
+        "batch 128: tokens/s",
+        "| Duplex as in arch/duplex.toml | 32 | 650 | 0.230 |",
     ] {
         assert!(r.stdout.contains(n), "stdout lacks {n:?}:\n{}", r.stdout);
     }
@@ -199,4 +202,114 @@ fn list_names_the_technologies() {
     assert_eq!(r.status, 0, "{}", r.stderr);
     assert!(r.stdout.contains("n7, n5, n3, n2, a14"), "{}", r.stdout);
     assert!(r.stdout.contains("finfet, gaa, cfet, ffet"), "{}", r.stdout);
+}
+
+/// An arch extending the shipped `duplex-n2-ffet.toml` with `extra` appended.
+fn pim_tech_arch(extra: &str) -> String {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("arch/duplex-n2-ffet.toml");
+    format!("extends = {:?}\n{extra}", base.display().to_string())
+}
+
+#[test]
+fn an_unknown_node_in_pim_tech_names_the_arch_file_line_and_key() {
+    let arch = pim_tech_arch("[pim.tech]\nnode = \"n9\"\n");
+    let r = dyad_with(&[("x.toml", &arch)], &["ppa", "x.toml"]);
+    expect_input_error(
+        &r,
+        &[
+            "x.toml:3:",
+            "pim.tech.node",
+            "unknown node `n9`",
+            "n7, n5, n3, n2, a14",
+        ],
+    );
+}
+
+#[test]
+fn an_unknown_device_in_pim_tech_names_the_arch_file_line_and_key() {
+    let arch = pim_tech_arch("[pim.tech]\ndevice = \"nanotube\"\n");
+    let r = dyad_with(
+        &[("x.toml", &arch)],
+        &["run", "--arch", "x.toml", "--batch", "1"],
+    );
+    expect_input_error(
+        &r,
+        &["x.toml:3:", "pim.tech.device", "unknown device `nanotube`"],
+    );
+}
+
+#[test]
+fn a_missing_logic_die_file_and_an_impossible_layout_are_input_errors() {
+    let arch = pim_tech_arch("[pim.tech]\ndie = \"tech/dies/nope.toml\"\n");
+    let r = dyad_with(&[("x.toml", &arch)], &["ppa", "x.toml"]);
+    expect_input_error(&r, &["nope.toml"]);
+    let arch = pim_tech_arch(
+        "[pim.tech.layout]\nsignal_sides = 1\nrouting_layers = 0\nbackside_power = false\n",
+    );
+    let r = dyad_with(&[("x.toml", &arch)], &["ppa", "x.toml"]);
+    expect_input_error(&r, &["x.toml:", "pim.tech.layout.routing_layers"]);
+}
+
+#[test]
+fn ppa_says_which_pim_values_come_from_the_model() {
+    let r = dyad(&["ppa", "arch/duplex-n2-ffet.toml"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("logic-PIM: 5 stacks ×") && r.stdout.contains("modules (model)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("logic die n2/ffet/ds12+12"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn the_serving_report_says_which_pim_values_come_from_the_model() {
+    let arch = Path::new(env!("CARGO_MANIFEST_DIR")).join("arch/duplex-n2-ffet.toml");
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads/models/mixtral-8x7b.json");
+    let scenario = format!(
+        "name = \"s\"\narch = {:?}\nmodel = {:?}\ntp = 4\nseed = 1\npolicy = \"duplex\"\n\
+         [precision]\nweights = \"fp16\"\nactivations = \"fp16\"\nkv = \"fp16\"\n\
+         [requests]\ncount = 16\nprompt = {{ fixed = 128 }}\noutput = {{ fixed = 16 }}\n\
+         [arrivals]\nclosed = 8\n[batching]\nmax_batch = 8\nmax_tokens = 8192\nkv_block = 16\n\
+         memory_utilization = 0.9\n[routing]\nmode = \"uniform\"\n",
+        arch.display().to_string(),
+        model.display().to_string()
+    );
+    let r = dyad_with(
+        &[("s.toml", &scenario)],
+        &["run", "--serving", "s.toml", "--format", "json"],
+    );
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let pim = &v["inputs"]["pim"];
+    assert_eq!(pim["origin"]["modules"], "model", "{pim}");
+    assert_eq!(pim["origin"]["frequency"], "model");
+    assert_eq!(pim["origin"]["technology"], "n2/ffet/ds12+12");
+    assert!(pim["modules"].as_u64().unwrap() > 32, "{pim}");
+    let r = dyad_with(&[("s.toml", &scenario)], &["run", "--serving", "s.toml"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("modules (model)") && r.stdout.contains("pJ/FLOP (model)"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn pim_tech_on_a_bank_pim_is_an_input_error() {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("arch/bank-pim.toml");
+    let arch = format!(
+        "extends = {:?}\n[pim.tech]\ndie = {:?}\ndie_area = \"121 mm^2\"\n",
+        base.display().to_string(),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("arch/tech/dies/hbm3-logic-die.toml")
+            .display()
+            .to_string()
+    );
+    let r = dyad_with(&[("x.toml", &arch)], &["ppa", "x.toml"]);
+    expect_input_error(&r, &["pim.tech", "pim.kind"]);
 }

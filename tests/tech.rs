@@ -90,14 +90,23 @@ fn h100_energy_per_flop_all_in_is_within_1_5x_of_0_71_pj() {
     );
 }
 
-#[test]
-fn a_flip_fet_logic_die_fits_more_logic_pim_than_finfet_or_cfet() {
+/// The library, the Duplex logic die and the budget its n7 FinFET design sets.
+fn logic_die() -> (Library, dyad::config::DieFile, pim::Budget) {
     let lib = lib();
     let d = load_die(&root("arch/tech/dies/hbm3-logic-die.toml"), &lib).unwrap();
     let reference = lib
         .technology("n7", "finfet", Layout::single_sided(12))
         .unwrap();
     let budget = pim::budget(&reference, &d.spec, pim::LOGIC_DIE_AREA);
+    (lib, d, budget)
+}
+
+#[test]
+fn a_flip_fet_logic_die_fits_more_logic_pim_than_finfet_or_cfet() {
+    let (lib, d, budget) = logic_die();
+    let reference = lib
+        .technology("n7", "finfet", Layout::single_sided(12))
+        .unwrap();
     let fit = |dev: &str, layout| {
         pim::fit(
             &lib.technology("n2", dev, layout).unwrap(),
@@ -287,4 +296,154 @@ fn an_unknown_native_device_is_an_error_at_its_line() {
         "{}",
         e.message()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Coupling: `[pim.tech]` feeds the Logic-PIM device.
+// ---------------------------------------------------------------------------------------------
+
+/// The fit of the Duplex logic die in n2 Flip FET, dual-sided, under the Duplex budget, computed
+/// here from the library and the die file, not through the arch file.
+fn n2_ffet_fit() -> pim::Fit {
+    let (lib, d, budget) = logic_die();
+    let t = lib
+        .technology("n2", "ffet", Layout::dual_sided(12, 0.5))
+        .unwrap();
+    pim::fit(&t, &d.spec, &budget)
+}
+
+#[test]
+fn a_pim_tech_arch_takes_the_module_count_clock_and_energy_the_die_model_gives() {
+    let sys = dyad::config::load_arch(&root("arch/duplex-n2-ffet.toml")).unwrap();
+    let p = sys.pim.unwrap();
+    let fit = n2_ffet_fit();
+    assert_eq!(u64::from(p.modules), fit.modules);
+    // Duplex's own 32 would mean the coupling was ignored.
+    assert_ne!(p.modules, 32);
+    assert!(
+        p.modules > 32,
+        "a 2 nm die fits more than the 7 nm design's 32"
+    );
+    assert_eq!(p.frequency.value(), 650e6, "the die file's Duplex clock");
+    assert_eq!(p.flop_energy, fit.flop_energy);
+    let o = p.origin.unwrap();
+    assert_eq!(o.technology, "n2/ffet/ds12+12");
+    use dyad::hw::Origin;
+    assert_eq!(
+        (o.modules, o.frequency, o.flop_energy),
+        (Origin::Model, Origin::Model, Origin::Model)
+    );
+}
+
+#[test]
+fn an_explicit_pim_value_wins_over_the_tech_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = root("arch/duplex-n2-ffet.toml");
+    let child = dir.path().join("child.toml");
+    std::fs::write(
+        &child,
+        format!(
+            "extends = {:?}\n[pim]\nmodules = 40\n[pim.energy]\nflop = \"0.5 pJ/FLOP\"\n",
+            base.display().to_string()
+        ),
+    )
+    .unwrap();
+    let p = dyad::config::load_arch(&child).unwrap().pim.unwrap();
+    assert_eq!(p.modules, 40);
+    assert!((p.flop_energy.value() - 0.5e-12).abs() < 1e-18);
+    let o = p.origin.unwrap();
+    use dyad::hw::Origin;
+    assert_eq!(o.modules, Origin::Arch);
+    assert_eq!(o.flop_energy, Origin::Arch);
+    assert_eq!(o.frequency, Origin::Model);
+}
+
+#[test]
+fn the_duplex_arch_without_pim_tech_keeps_its_own_values() {
+    let p = dyad::config::load_arch(&root("arch/duplex.toml"))
+        .unwrap()
+        .pim
+        .unwrap();
+    assert_eq!(p.modules, 32);
+    assert!(p.origin.is_none());
+}
+
+#[test]
+fn the_models_pim_energy_per_flop_at_7nm_is_the_mac_anchor_plus_its_buffer() {
+    // The MAC datapath is anchored to 0.46 pJ per FP16 MAC = 0.23 pJ/FLOP at 7 nm (FGDRAM as
+    // Duplex uses it, arch/tech/README.md); a module adds its 8 KB buffer's reads, so its dynamic
+    // energy per FLOP is at least that and well below twice it.
+    let (lib, d, budget) = logic_die();
+    let reference = lib
+        .technology("n7", "finfet", Layout::single_sided(12))
+        .unwrap();
+    let e = pim::fit(&reference, &d.spec, &budget).flop_energy.value();
+    assert!((0.23e-12 * 0.99..0.46e-12).contains(&e), "{e:e} J/FLOP");
+    // And a 2 nm module spends less per FLOP.
+    assert!(n2_ffet_fit().flop_energy.value() < e);
+}
+
+/// The Duplex die, the n7 FinFET budget, and the fit of (node n, device d, single-sided
+/// `layers`) before and after `change` edits the library.
+fn fit_before_after(
+    n: usize,
+    d: usize,
+    layers: u32,
+    change: impl FnOnce(&mut Library, usize, usize),
+) -> (pim::Fit, pim::Fit) {
+    let mut lib = lib();
+    let die = load_die(&root("arch/tech/dies/hbm3-logic-die.toml"), &lib).unwrap();
+    let node = lib.nodes[n].name.clone();
+    let dev = lib.devices[d].name.clone();
+    let layout = Layout::single_sided(layers);
+    let reference = lib
+        .technology("n7", "finfet", Layout::single_sided(12))
+        .unwrap();
+    let budget = pim::budget(&reference, &die.spec, pim::LOGIC_DIE_AREA);
+    let before = pim::fit(
+        &lib.technology(&node, &dev, layout).unwrap(),
+        &die.spec,
+        &budget,
+    );
+    change(&mut lib, n, d);
+    let after = pim::fit(
+        &lib.technology(&node, &dev, layout).unwrap(),
+        &die.spec,
+        &budget,
+    );
+    (before, after)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    #[test]
+    fn a_denser_technology_never_fits_fewer_modules_by_area(
+        (n, d, layers, _share, _t) in technologies(), shrink in 0.3f64..1.0
+    ) {
+        let (before, after) = fit_before_after(n, d, layers, |lib, n, d| {
+            let node = lib.nodes[n].name.clone();
+            if lib.devices[d].name != lib.node(&node).unwrap().native_device {
+                lib.devices[d].cell_area *= shrink;
+            } else {
+                lib.nodes[n].logic_density /= shrink;
+            }
+            lib.nodes[n].sram_bitcell_um2 *= shrink;
+        });
+        prop_assert!(after.by_area >= before.by_area, "{before:?} -> {after:?}");
+    }
+
+    #[test]
+    fn a_cooler_technology_never_fits_fewer_modules(
+        (n, d, layers, _share, _t) in technologies(), cool in 0.3f64..1.0
+    ) {
+        let (before, after) = fit_before_after(n, d, layers, |lib, n, d| {
+            lib.nodes[n].leakage_per_transistor *= cool;
+            lib.nodes[n].sram_read_energy_per_bit *= cool;
+            lib.nodes[n].vdd *= cool.sqrt();
+            lib.devices[d].cap *= cool;
+        });
+        prop_assert!(after.by_power >= before.by_power, "{before:?} -> {after:?}");
+        prop_assert_eq!(after.by_area, before.by_area);
+        prop_assert!(after.modules >= before.modules);
+    }
 }

@@ -276,7 +276,8 @@ struct PpaArgs {
     #[arg(long)]
     ffet_study: bool,
     /// Print the Logic-PIM study: how many GEMM modules fit on this HBM logic die under each
-    /// technology, within its area and the Duplex design's power.
+    /// technology, within its area and the Duplex design's power, and Mixtral-8x7B serving on
+    /// 4 Duplex devices with each technology's modules, clock and PIM energy per FLOP.
     #[arg(long, value_name = "DIE")]
     pim_study: Option<PathBuf>,
     /// A die file to evaluate in the technology it names (repeatable).

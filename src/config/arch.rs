@@ -11,11 +11,12 @@ use super::error::ConfigError;
 use super::presets;
 use super::tech::{Located, RawLayout};
 use crate::hw::{
-    ClassEfficiency, Cluster, Curve, Energy, Link, Memory, Node, Pim, PimKind, System, Xpu,
+    ClassEfficiency, Cluster, Curve, Energy, Link, Memory, Node, Origin, Pim, PimKind, PimOrigin,
+    System, Xpu,
 };
 use crate::tech::Layout;
 use crate::units::{
-    Bytes, BytesPerSecond, FlopsPerSecond, Hertz, JoulesPerBit, JoulesPerFlop, Seconds, Watts,
+    Area, Bytes, BytesPerSecond, FlopsPerSecond, Hertz, JoulesPerBit, JoulesPerFlop, Seconds, Watts,
 };
 use crate::work::Dtype;
 
@@ -48,6 +49,19 @@ struct RawPim {
     compute: Option<Spanned<Points>>,
     memory: Option<Spanned<Points>>,
     energy: Option<RawPimEnergy>,
+    tech: Option<RawPimTech>,
+}
+
+/// `[pim.tech]`: the HBM logic die the Logic-PIM modules are built on, and its budgets.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPimTech {
+    die: Option<Spanned<String>>,
+    node: Option<Spanned<String>>,
+    device: Option<Spanned<String>>,
+    layout: Option<RawLayout>,
+    die_area: Option<Spanned<Area>>,
+    power_budget: Option<Spanned<Watts>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -270,6 +284,7 @@ macro_rules! si {
     ($($t:ty),*) => {$(impl Si for $t { fn si(&self) -> f64 { self.value() } })*};
 }
 si!(
+    Area,
     Bytes,
     Hertz,
     BytesPerSecond,
@@ -397,22 +412,183 @@ impl Resolver {
                 "`pim.bandwidth_multiplier` must be positive, found {mult}"
             )));
         }
+        let coupled = self.pim_tech()?;
+        if coupled.is_some() && kind != PimKind::Logic {
+            return Err(kloc.err(format!(
+                "`pim.tech` sizes Logic-PIM modules on the HBM logic die, but `pim.kind` is \"{}\"",
+                kind.name()
+            )));
+        }
+        let (macs, mloc) = self.req("pim.macs", |r| pim(r)?.macs.as_ref())?;
+        if let Some(c) = &coupled
+            && *macs as f64 != crate::tech::pim::MACS_PER_MODULE
+        {
+            return Err(mloc.err(format!(
+                "`pim.macs` is {macs} but the logic die `pim.tech.die` describes modules of {} MACs",
+                crate::tech::pim::MACS_PER_MODULE
+            ))
+            .with_help(format!("set `pim.macs = {}` or describe another module in {}", crate::tech::pim::MACS_PER_MODULE, c.die.display())));
+        }
+        let fit = coupled.as_ref().map(|c| &c.fit);
+        let has = |set: bool| if set { Origin::Arch } else { Origin::Model };
+        let modules_set = self.get(|r| pim(r)?.modules.as_ref()).is_some();
+        let freq_set = self.get(|r| pim(r)?.frequency.as_ref()).is_some();
+        let flop_set = self
+            .get(|r| pim(r)?.energy.as_ref()?.flop.as_ref())
+            .is_some();
+        let modules = match fit {
+            Some(f) if !modules_set => u32::try_from(f.modules).unwrap_or(u32::MAX),
+            _ => self.count("pim.modules", |r| pim(r)?.modules.as_ref())?,
+        };
+        if modules == 0 {
+            let c = coupled
+                .as_ref()
+                .map(|c| c.die.display().to_string())
+                .unwrap_or_default();
+            return Err(ConfigError::file(
+                &self.top().path,
+                format!(
+                    "no Logic-PIM module fits on the logic die {c} under `pim.tech.die_area` and `pim.tech.power_budget`"
+                ),
+            ));
+        }
+        let frequency = match fit {
+            Some(f) if !freq_set => f.clock,
+            _ => self.quantity("pim.frequency", true, |r| pim(r)?.frequency.as_ref())?,
+        };
+        let flop_energy = match fit {
+            Some(f) if !flop_set => f.flop_energy,
+            _ => self.quantity("pim.energy.flop", true, |r| {
+                pim(r)?.energy.as_ref()?.flop.as_ref()
+            })?,
+        };
         Ok(Some(Pim {
             kind,
             stacks: self.count("pim.stacks", |r| pim(r)?.stacks.as_ref())?,
-            modules: self.count("pim.modules", |r| pim(r)?.modules.as_ref())?,
+            modules,
             macs: self.count("pim.macs", |r| pim(r)?.macs.as_ref())?,
-            frequency: self.quantity("pim.frequency", true, |r| pim(r)?.frequency.as_ref())?,
+            frequency,
             bandwidth_multiplier: *mult,
             compute: self.curve("pim.compute", |r| pim(r)?.compute.as_ref())?,
             memory: self.curve("pim.memory", |r| pim(r)?.memory.as_ref())?,
             overhead: self.quantity("pim.overhead", false, |r| pim(r)?.overhead.as_ref())?,
-            flop_energy: self.quantity("pim.energy.flop", true, |r| {
-                pim(r)?.energy.as_ref()?.flop.as_ref()
-            })?,
+            flop_energy,
             dram_energy: self.quantity("pim.energy.dram", true, |r| {
                 pim(r)?.energy.as_ref()?.dram.as_ref()
             })?,
+            origin: coupled.map(|c| PimOrigin {
+                technology: c.fit.technology.clone(),
+                modules: has(modules_set),
+                frequency: has(freq_set),
+                flop_energy: has(flop_set),
+            }),
+        }))
+    }
+
+    /// A string value with where it was written (the first file of the chain that sets it).
+    fn located<'a>(
+        &'a self,
+        f: impl Fn(&'a RawArch) -> Option<&'a Spanned<String>>,
+    ) -> Option<Located<String>> {
+        self.layers
+            .iter()
+            .find_map(|l| f(&l.raw).map(|s| Located::new(s, &l.path, &l.text)))
+    }
+
+    /// The die file a technology table (`table`: `xpu.tech`, `pim.tech`) names, relative to the
+    /// file that names it; `None` when no file of the chain has the table.
+    fn tech_die<'a>(
+        &'a self,
+        table: &str,
+        has: impl Fn(&'a RawArch) -> bool,
+        die: impl Fn(&'a RawArch) -> Option<&'a Spanned<String>>,
+    ) -> Result<Option<PathBuf>, ConfigError> {
+        let Some(d) = self.located(die) else {
+            return match self.layers.iter().find(|l| has(&l.raw)) {
+                Some(l) => Err(ConfigError::file(
+                    &l.path,
+                    format!(
+                        "missing key `{table}.die`: `[{table}]` needs the die file it describes"
+                    ),
+                )),
+                None => Ok(None),
+            };
+        };
+        Ok(Some(
+            d.path.parent().unwrap_or(Path::new("")).join(&d.value),
+        ))
+    }
+
+    /// The layout a technology table states, checked on its own.
+    fn tech_layout<'a>(
+        &'a self,
+        table: &str,
+        f: impl Fn(&'a RawArch) -> Option<&'a RawLayout>,
+    ) -> Result<Option<(Layout, Located<i64>)>, ConfigError> {
+        match self.layers.iter().find_map(|l| f(&l.raw).map(|x| (l, x))) {
+            Some((l, raw)) => Ok(Some(raw.resolve(
+                &l.path,
+                &l.text,
+                &format!("{table}.layout"),
+            )?)),
+            None => Ok(None),
+        }
+    }
+
+    /// `[pim.tech]`: the logic die in its technology and how many modules fit under its budgets.
+    fn pim_tech(&self) -> Result<Option<PimCoupling>, ConfigError> {
+        let Some(path) = self.tech_die(
+            "pim.tech",
+            |a| ptech(a).is_some(),
+            |a| ptech(a)?.die.as_ref(),
+        )?
+        else {
+            return Ok(None);
+        };
+        let lib = super::tech::load_tech_library(Path::new(super::tech::TECH_DIR))?;
+        let f = super::tech::load_die(&path, &lib)?;
+        let reference = lib
+            .technology(&f.tech.node.value, &f.tech.device.value, f.tech.layout)
+            .map_err(|e| f.tech.node.err(e))?;
+        let mut choice = f.tech.clone();
+        if let Some(n) = self.located(|a| ptech(a)?.node.as_ref()) {
+            if lib.node(&n.value).is_none() {
+                return Err(n.err(format!(
+                    "`pim.tech.node`: unknown node `{}`; valid: {}",
+                    n.value,
+                    lib.node_names().join(", ")
+                )));
+            }
+            choice.node = n;
+        }
+        if let Some(d) = self.located(|a| ptech(a)?.device.as_ref()) {
+            if lib.device(&d.value).is_none() {
+                return Err(d.err(format!(
+                    "`pim.tech.device`: unknown device `{}`; valid: {}",
+                    d.value,
+                    lib.device_names().join(", ")
+                )));
+            }
+            choice.device = d;
+        }
+        if let Some((layout, at)) = self.tech_layout("pim.tech", |a| ptech(a)?.layout.as_ref())? {
+            choice.layout = layout;
+            choice.layout_at = at;
+        }
+        super::tech::check_choice(&lib, &choice)?;
+        let t = lib
+            .technology(&choice.node.value, &choice.device.value, choice.layout)
+            .map_err(|e| choice.node.err(e))?;
+        let die_area = self.quantity("pim.tech.die_area", true, |r| ptech(r)?.die_area.as_ref())?;
+        let mut budget = crate::tech::pim::budget(&reference, &f.spec, die_area);
+        if self.get(|r| ptech(r)?.power_budget.as_ref()).is_some() {
+            budget.pim_power = self.quantity("pim.tech.power_budget", true, |r| {
+                ptech(r)?.power_budget.as_ref()
+            })?;
+        }
+        Ok(Some(PimCoupling {
+            fit: crate::tech::pim::fit(&t, &f.spec, &budget),
+            die: path,
         }))
     }
 
@@ -513,6 +689,16 @@ fn pim(r: &RawArch) -> Option<&RawPim> {
     r.pim.as_ref()
 }
 
+fn ptech(r: &RawArch) -> Option<&RawPimTech> {
+    pim(r)?.tech.as_ref()
+}
+
+/// What `[pim.tech]` gives: the fit of the logic die's technology and the die file it read.
+struct PimCoupling {
+    fit: crate::tech::pim::Fit,
+    die: PathBuf,
+}
+
 fn energy(r: &RawArch) -> Option<&RawEnergy> {
     xpu(r)?.energy.as_ref()
 }
@@ -553,33 +739,19 @@ pub fn load_arch_tech(path: &Path) -> Result<Option<ArchTech>, ConfigError> {
     let r = Resolver {
         layers: load_layers(&path)?,
     };
-    let located = |f: &dyn Fn(&RawArch) -> Option<&Spanned<String>>| {
-        r.layers
-            .iter()
-            .find_map(|l| f(&l.raw).map(|s| Located::new(s, &l.path, &l.text)))
+    let Some(die) = r.tech_die(
+        "xpu.tech",
+        |a| xtech(a).is_some(),
+        |a| xtech(a)?.die.as_ref(),
+    )?
+    else {
+        return Ok(None);
     };
-    let Some(die) = located(&|a| xtech(a)?.die.as_ref()) else {
-        return match r.layers.iter().find(|l| xtech(&l.raw).is_some()) {
-            Some(l) => Err(ConfigError::file(
-                &l.path,
-                "missing key `xpu.tech.die`: `[xpu.tech]` needs the die file it describes",
-            )),
-            None => Ok(None),
-        };
-    };
-    let dir = die.path.parent().unwrap_or(Path::new(""));
-    let layout = match r
-        .layers
-        .iter()
-        .find_map(|l| xtech(&l.raw)?.layout.as_ref().map(|x| (l, x)))
-    {
-        Some((l, raw)) => Some(raw.resolve(&l.path, &l.text, "xpu.tech.layout")?),
-        None => None,
-    };
+    let layout = r.tech_layout("xpu.tech", |a| xtech(a)?.layout.as_ref())?;
     Ok(Some(ArchTech {
-        die: dir.join(&die.value),
-        node: located(&|a| xtech(a)?.node.as_ref()),
-        device: located(&|a| xtech(a)?.device.as_ref()),
+        die,
+        node: r.located(|a| xtech(a)?.node.as_ref()),
+        device: r.located(|a| xtech(a)?.device.as_ref()),
         layout,
         clock: r.get(|a| xtech(a)?.clock.as_ref()).map(|(v, _)| *v),
         power: r.get(|a| xtech(a)?.power.as_ref()).map(|(v, _)| *v),

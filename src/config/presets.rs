@@ -24,6 +24,10 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../arch/bank-pim-2node.toml"),
     ),
     (
+        "arch/duplex-n2-ffet.toml",
+        include_str!("../../arch/duplex-n2-ffet.toml"),
+    ),
+    (
         "arch/bank-pim.toml",
         include_str!("../../arch/bank-pim.toml"),
     ),

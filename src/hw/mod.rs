@@ -7,7 +7,7 @@ mod pim;
 mod xpu;
 
 pub use curve::{Curve, CurveError};
-pub use pim::{Pim, PimKind};
+pub use pim::{Origin, Pim, PimKind, PimOrigin};
 pub use xpu::{
     Bound, ClassEfficiency, Cluster, CostError, Energy, EnergyParts, Link, Memory, Node, OpCost,
     System, Timing, Unit, Xpu,

@@ -52,6 +52,36 @@ pub struct Pim {
     pub flop_energy: JoulesPerFlop,
     /// Per bit read from the banks into the units (the PIM path of the bit).
     pub dram_energy: JoulesPerBit,
+    /// Where the module count, clock and energy per FLOP came from, when the arch names a
+    /// technology for the logic die (`[pim.tech]`); `None` when every value is the arch's.
+    pub origin: Option<PimOrigin>,
+}
+
+/// Who gave a value: the arch file, or the technology model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    Arch,
+    Model,
+}
+
+impl Origin {
+    pub fn name(self) -> &'static str {
+        match self {
+            Origin::Arch => "arch",
+            Origin::Model => "model",
+        }
+    }
+}
+
+/// The provenance of a Logic-PIM device coupled to a logic-die technology.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PimOrigin {
+    /// The logic die's technology (node/device/layout).
+    pub technology: String,
+    pub modules: Origin,
+    pub frequency: Origin,
+    pub flop_energy: Origin,
 }
 
 impl Pim {

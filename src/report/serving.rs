@@ -120,6 +120,24 @@ pub struct ServingInputs {
     pub routing: String,
     pub policy: String,
     pub seed: u64,
+    /// The PIM device as run, with where its module count, clock and energy per FLOP came from
+    /// (absent without PIM units).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pim: Option<PimInputs>,
+}
+
+/// The PIM units of one device as the run used them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PimInputs {
+    pub kind: crate::hw::PimKind,
+    pub stacks: u32,
+    pub modules: u32,
+    pub macs: u32,
+    pub frequency_hz: f64,
+    pub flop_energy_j: f64,
+    /// Present when the arch names a logic-die technology (`[pim.tech]`): model or arch per value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<crate::hw::PimOrigin>,
 }
 
 /// One point of the timeline.
@@ -202,6 +220,15 @@ impl ServingReport {
                 routing: format!("{:?}", s.routing).to_lowercase(),
                 policy: s.policy.name().into(),
                 seed: s.seed,
+                pim: s.sys.pim.as_ref().map(|p| PimInputs {
+                    kind: p.kind,
+                    stacks: p.stacks,
+                    modules: p.modules,
+                    macs: p.macs,
+                    frequency_hz: p.frequency.value(),
+                    flop_energy_j: p.flop_energy.value(),
+                    origin: p.origin.clone(),
+                }),
             },
             serving: ServingMetrics {
                 output_tokens_per_s: r.output_tokens as f64 / d,
@@ -283,6 +310,25 @@ impl ServingReport {
             i.max_tokens,
             i.seed
         );
+        if let Some(p) = &i.pim {
+            let tag = |o: Option<crate::hw::Origin>| {
+                o.map_or(String::new(), |o| format!(" ({})", o.name()))
+            };
+            let o = p.origin.as_ref();
+            let _ = writeln!(
+                s,
+                "pim         {} stacks × {} {}-PIM modules{} at {}{}, {:.3} pJ/FLOP{}{}\n",
+                p.stacks,
+                p.modules,
+                p.kind.name(),
+                tag(o.map(|o| o.modules)),
+                si(p.frequency_hz, "Hz"),
+                tag(o.map(|o| o.frequency)),
+                p.flop_energy_j * 1e12,
+                tag(o.map(|o| o.flop_energy)),
+                o.map_or(String::new(), |o| format!("; logic die {}", o.technology)),
+            );
+        }
         let _ = writeln!(
             s,
             "throughput  {:.0} output tokens/s, {:.0} total tokens/s ({} requests in {})",

@@ -4,12 +4,13 @@
 //! Duplex (MICRO 2024): 32 GEMM modules × 512 FP16 MACs at 650 MHz per stack; with two 1 MB
 //! buffers and a softmax unit the Logic-PIM units take 17.80 mm², 14.71% of a 121 mm² HBM3
 //! logic die (ASAP7). The die's own blocks (PHY, TSV field, control) are held at their area: PHYs
-//! and TSVs do not scale with the node. The serving throughput and energy per token that more
-//! modules buy need the Logic-PIM device model, which does not exist yet.
+//! and TSVs do not scale with the node. A [`Fit`] also carries what the Logic-PIM device
+//! (`hw::Pim`) takes from the tech model when an arch names a `[pim.tech]`: the module count, the
+//! clock and the dynamic energy per FLOP of a module.
 
 use super::die::{DieSpec, Role, die};
 use super::params::Technology;
-use crate::units::{Area, Watts};
+use crate::units::{Area, Hertz, JoulesPerFlop, Watts};
 
 /// MACs per module (Duplex §IV).
 pub const MACS_PER_MODULE: f64 = 512.0;
@@ -40,10 +41,15 @@ pub struct Fit {
     pub modules: u64,
     /// FP16 TFLOPS per stack at the die's clock (2 FLOPs per MAC).
     pub tflops: f64,
+    /// The die's clock (the die file's, or the model's from its logic depth).
+    pub clock: Hertz,
+    /// Dynamic energy per FLOP of a module (MACs and buffer): its power less its leakage over
+    /// its FLOPs per second at `clock` (2 FLOPs per MAC per cycle).
+    pub flop_energy: JoulesPerFlop,
 }
 
-/// Area and power per role, one module counted once.
-fn parts(t: &Technology, spec: &DieSpec) -> ([Area; 3], [Watts; 3], f64) {
+/// Area, power and leakage per role, one module counted once, and the clock.
+fn parts(t: &Technology, spec: &DieSpec) -> ([Area; 3], [Watts; 3], [Watts; 3], f64) {
     let one = DieSpec {
         blocks: spec
             .blocks
@@ -61,6 +67,7 @@ fn parts(t: &Technology, spec: &DieSpec) -> ([Area; 3], [Watts; 3], f64) {
     let r = die(t, &one);
     let mut area = [Area(0.0); 3];
     let mut power = [Watts(0.0); 3];
+    let mut leakage = [Watts(0.0); 3];
     for (b, rep) in spec.blocks.iter().zip(&r.blocks) {
         let i = match b.role {
             Role::Base => 0,
@@ -69,8 +76,9 @@ fn parts(t: &Technology, spec: &DieSpec) -> ([Area; 3], [Watts; 3], f64) {
         };
         area[i] += rep.area;
         power[i] += rep.power;
+        leakage[i] += rep.leakage;
     }
-    (area, power, r.clock.value())
+    (area, power, leakage, r.clock.value())
 }
 
 /// The budget set by the reference technology with the die as described (its module count).
@@ -81,7 +89,7 @@ pub fn budget(reference: &Technology, spec: &DieSpec, die_area: Area) -> Budget 
         .filter(|b| b.role == Role::PimModule)
         .map(|b| b.count)
         .fold(0.0, f64::max);
-    let (_, power, _) = parts(reference, spec);
+    let (_, power, _, _) = parts(reference, spec);
     Budget {
         die_area,
         pim_power: power[1] * modules + power[2],
@@ -90,11 +98,12 @@ pub fn budget(reference: &Technology, spec: &DieSpec, die_area: Area) -> Budget 
 
 /// How many modules fit in technology `t` under `budget`.
 pub fn fit(t: &Technology, spec: &DieSpec, budget: &Budget) -> Fit {
-    let (area, power, clock) = parts(t, spec);
+    let (area, power, leakage, clock) = parts(t, spec);
     let floor = |x: f64| if x > 0.0 { x.floor() as u64 } else { 0 };
     let by_area = floor((budget.die_area - area[0] - area[2]) / area[1]);
     let by_power = floor((budget.pim_power - power[2]) / power[1]);
     let modules = by_area.min(by_power);
+    let module_flops = MACS_PER_MODULE * 2.0 * clock;
     Fit {
         technology: t.label(),
         module_area: area[1],
@@ -105,6 +114,8 @@ pub fn fit(t: &Technology, spec: &DieSpec, budget: &Budget) -> Fit {
         by_area,
         by_power,
         modules,
-        tflops: modules as f64 * MACS_PER_MODULE * 2.0 * clock / 1e12,
+        tflops: modules as f64 * module_flops / 1e12,
+        clock: Hertz(clock),
+        flop_energy: JoulesPerFlop((power[1] - leakage[1]).value() / module_flops),
     }
 }
