@@ -318,7 +318,12 @@ pub fn load_scenario(path: &Path) -> Result<Scenario, ConfigError> {
                 "mode = \"uniform\" (balanced), \"zipf\" (with s), or \"trace\" (with file)",
             ));
         }
-        Some(rt) => routing(&cx, rt, model.moe.map_or(0, |m| m.experts))?,
+        Some(rt) => routing(
+            &cx,
+            rt,
+            model.moe.map_or(0, |m| m.experts),
+            model.moe.map_or(0, |m| m.top_k),
+        )?,
     };
     let timing = match &raw.timing {
         None => Timing::Kernel,
@@ -370,7 +375,12 @@ pub fn load_scenario(path: &Path) -> Result<Scenario, ConfigError> {
     })
 }
 
-fn routing(cx: &Ctx, rt: &RawRouting, experts: u64) -> Result<RoutingSpec, ConfigError> {
+fn routing(
+    cx: &Ctx,
+    rt: &RawRouting,
+    experts: u64,
+    top_k: u64,
+) -> Result<RoutingSpec, ConfigError> {
     Ok(match rt.mode.get_ref().as_str() {
         "uniform" => RoutingSpec::Uniform,
         "zipf" => {
@@ -407,10 +417,12 @@ fn routing(cx: &Ctx, rt: &RawRouting, experts: u64) -> Result<RoutingSpec, Confi
                 }
                 probs[l][e] = w;
             }
-            if probs.is_empty() || probs.iter().any(|p| p.iter().sum::<f64>() <= 0.0) {
+            // Each token picks top-k distinct experts: every layer needs that many possible ones.
+            let possible = |p: &Vec<f64>| p.iter().filter(|&&w| w > 0.0).count() as u64;
+            if probs.is_empty() || probs.iter().any(|p| possible(p) < top_k) {
                 return Err(cx.err(
                     f,
-                    "every layer of the routing trace needs a positive probability",
+                    format!("every layer of the routing trace needs at least {top_k} experts (top-k) with a positive probability"),
                 ));
             }
             RoutingSpec::Trace { probs }
