@@ -107,3 +107,69 @@ pub fn category_lines(
         .map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))
 }
+
+/// A scatter of `points` (grey) with `front` drawn over them as a line with markers, written as
+/// SVG to `path`. Axes span the data with a margin.
+pub fn scatter(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    points: &[(f64, f64)],
+    front: &[(f64, f64)],
+) -> Result<(), String> {
+    register_font();
+    let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let span = |f: fn(&(f64, f64)) -> f64| {
+        let vs = points.iter().chain(front).map(f).filter(|v| v.is_finite());
+        let (lo, hi) = vs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+        if lo > hi {
+            (0.0, 1.0)
+        } else {
+            let pad = ((hi - lo) * 0.08).max(hi.abs() * 1e-3).max(1e-12);
+            (lo - pad, hi + pad)
+        }
+    };
+    let (x0, x1) = span(|p| p.0);
+    let (y0, y1) = span(|p| p.1);
+    let root = SVGBackend::new(path, (900, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(16)
+        .x_label_area_size(50)
+        .y_label_area_size(80)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .draw()
+        .map_err(|e| err(&e))?;
+    let grey = RGBColor(150, 150, 150);
+    chart
+        .draw_series(points.iter().map(|&p| Circle::new(p, 3, grey.filled())))
+        .map_err(|e| err(&e))?
+        .label("design points")
+        .legend(move |(x, y)| Circle::new((x + 9, y), 3, grey.filled()));
+    let c = COLORS[3];
+    chart
+        .draw_series(LineSeries::new(front.to_vec(), c.stroke_width(2)))
+        .map_err(|e| err(&e))?
+        .label("Pareto front")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+    chart
+        .draw_series(front.iter().map(|&p| Circle::new(p, 5, c.filled())))
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))
+}
