@@ -412,7 +412,10 @@ impl Sweep {
             None
         };
         let mut sc = config::load_scenario_with(&self.scenario_path, text(&s)?.into(), arch_text)
-            .map_err(|e| e.message().to_string())?;
+            .map_err(|e| {
+            let vals: Vec<String> = p.values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+            format!("point {} ({}): {}", p.index, vals.join(", "), e.message())
+        })?;
         sc.seed = self.seed(p);
         Ok(sc)
     }

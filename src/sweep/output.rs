@@ -61,16 +61,21 @@ pub fn pareto_front(sweep: &Sweep, records: &[Record]) -> Vec<usize> {
         .filter(|(_, r)| feasible(sweep, r))
         .filter_map(|(i, r)| Some((i, objective_values(sweep, r)?)))
         .collect();
+    non_dominated(&cands)
+}
+
+/// The keys of the points that no other point dominates (all values minimised: no worse in
+/// every value and better in one), sorted by their values.
+pub fn non_dominated(cands: &[(usize, Vec<f64>)]) -> Vec<usize> {
     let dominates = |a: &[f64], b: &[f64]| {
         a.iter().zip(b).all(|(x, y)| x <= y) && a.iter().zip(b).any(|(x, y)| x < y)
     };
-    let mut front: Vec<(usize, Vec<f64>)> = cands
+    let mut front: Vec<&(usize, Vec<f64>)> = cands
         .iter()
         .filter(|(_, v)| !cands.iter().any(|(_, w)| dominates(w, v)))
-        .cloned()
         .collect();
     front.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal));
-    front.into_iter().map(|(i, _)| i).collect()
+    front.into_iter().map(|(i, _)| *i).collect()
 }
 
 fn cell(v: &serde_json::Value) -> String {
@@ -230,4 +235,29 @@ pub fn write_all(sweep: &Sweep, records: &[Record], dir: &Path) -> Result<(), Sw
     w("pareto.md", &pareto_table(sweep, records))?;
     pareto_plot(sweep, records, &dir.join("pareto.svg"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::non_dominated;
+
+    #[test]
+    fn front_keeps_only_undominated_points() {
+        let c = |v: &[(usize, [f64; 2])]| -> Vec<(usize, Vec<f64>)> {
+            v.iter().map(|(i, x)| (*i, x.to_vec())).collect()
+        };
+        // 1 dominates 2; 0, 1 and 3 trade off; 4 ties 3 exactly, so both stay.
+        let pts = c(&[
+            (0, [1.0, 5.0]),
+            (1, [2.0, 2.0]),
+            (2, [3.0, 3.0]),
+            (3, [4.0, 1.0]),
+            (4, [4.0, 1.0]),
+        ]);
+        assert_eq!(non_dominated(&pts), [0, 1, 3, 4]);
+        // 5 is no better anywhere and worse in one: dominated.
+        let pts = c(&[(0, [1.0, 1.0]), (5, [1.0, 2.0])]);
+        assert_eq!(non_dominated(&pts), [0]);
+        assert!(non_dominated(&[]).is_empty());
+    }
 }

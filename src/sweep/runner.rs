@@ -85,7 +85,7 @@ fn blank(sweep: &Sweep, p: &Point) -> Record {
 pub fn run_point(sweep: &Sweep, p: &Point) -> Record {
     let mut r = blank(sweep, p);
     let out = sweep.scenario(p).and_then(|sc| {
-        let mut res = simulate(&sc, false).map_err(|e| e.to_string())?;
+        let mut res = simulate(&sc, false).map_err(|e| format!("point {}: {e}", p.index))?;
         let rep = ServingReport::new(&sc, &mut res);
         serde_json::to_value(&rep.serving)
             .map(|v| flatten(&v))
