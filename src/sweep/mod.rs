@@ -11,6 +11,7 @@
 pub mod compare;
 pub mod constraint;
 pub mod file;
+pub mod iteration;
 pub mod output;
 pub mod range;
 pub mod runner;

@@ -212,19 +212,25 @@ pub fn pareto_plot(sweep: &Sweep, records: &[Record], path: &Path) -> Result<boo
         .filter_map(|i| pt(&records[i]))
         .collect();
     front.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
-    crate::report::plot::scatter(
-        path,
-        &format!("Pareto front: {} vs {}", y.metric, x.metric),
-        &x.metric,
-        &y.metric,
-        &all,
-        &front,
-    )
-    .map_err(SweepError::Input)?;
+    let more = sweep.objectives.len() > 2;
+    let title = if more {
+        format!(
+            "Pareto front over {} objectives, seen in {} vs {}",
+            sweep.objectives.len(),
+            y.metric,
+            x.metric
+        )
+    } else {
+        format!("Pareto front: {} vs {}", y.metric, x.metric)
+    };
+    // A front over more objectives is not a curve in two of them: markers only.
+    crate::report::plot::scatter(path, &title, &x.metric, &y.metric, &all, &front, !more)
+        .map_err(SweepError::Input)?;
     Ok(true)
 }
 
-/// Writes `points.csv`, `pareto.md` and `pareto.svg` (with two objectives or more) in `dir`.
+/// Writes `points.csv`, `pareto.md`, `pareto.svg` (with two objectives or more) and, for the
+/// front's best point on the first objective, `roofline.svg` and `layers.svg` in `dir`.
 pub fn write_all(sweep: &Sweep, records: &[Record], dir: &Path) -> Result<(), SweepError> {
     let w = |name: &str, text: &str| {
         let p = dir.join(name);
@@ -234,6 +240,12 @@ pub fn write_all(sweep: &Sweep, records: &[Record], dir: &Path) -> Result<(), Sw
     w("points.csv", &csv(sweep, records)?)?;
     w("pareto.md", &pareto_table(sweep, records))?;
     pareto_plot(sweep, records, &dir.join("pareto.svg"))?;
+    if let Some(&best) = pareto_front(sweep, records).first() {
+        let index = records[best].index;
+        if let Some(p) = sweep.points().into_iter().find(|p| p.index == index) {
+            super::iteration::iteration_plots(sweep, &p, dir)?;
+        }
+    }
     Ok(())
 }
 
