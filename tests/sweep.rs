@@ -111,6 +111,30 @@ fn killed_and_resumed_equals_uninterrupted() {
 }
 
 #[test]
+fn resuming_another_sweeps_points_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Sweep::load(&files(d.path(), GRID)).unwrap();
+    let p = d.path().join("p.jsonl");
+    let mut o = opts(p.clone());
+    o.stop_after = Some(2);
+    o.jobs = Some(1); // in order: points 0 and 1
+    sweep::run(&s, &o).unwrap();
+    // The same axes with other values: point 0 now means something else.
+    let other = Sweep::load(&files(d.path(), &GRID.replace("8..=32 x2", "{4, 8, 16}"))).unwrap();
+    let mut o = opts(p.clone());
+    o.resume = true;
+    let e = sweep::run(&other, &o).unwrap_err().to_string();
+    assert!(
+        e.contains("other values than this sweep file gives it"),
+        "{e}"
+    );
+    // A shard's file is not another shard's.
+    o.shard = Some((2, 2));
+    let e = sweep::run(&s, &o).unwrap_err().to_string();
+    assert!(e.contains("is not a point of this sweep shard"), "{e}");
+}
+
+#[test]
 fn shards_merged_equal_the_unsharded_run() {
     let d = tempfile::tempdir().unwrap();
     let s = Sweep::load(&files(d.path(), GRID)).unwrap();
@@ -262,7 +286,14 @@ fn cli_sweep_merge_and_compare() {
     let (st, stdout, stderr) = dyad(&["sweep", f, "--out", o, "--quiet"]);
     assert_eq!(st, 0, "{stderr}");
     assert!(stdout.starts_with("Pareto front"), "{stdout}");
-    for name in ["points.jsonl", "points.csv", "pareto.md", "pareto.svg"] {
+    for name in [
+        "points.jsonl",
+        "points.csv",
+        "pareto.md",
+        "pareto.svg",
+        "roofline.svg",
+        "layers.svg",
+    ] {
         assert!(out.join(name).exists(), "{name}");
     }
     let csv = std::fs::read_to_string(out.join("points.csv")).unwrap();
