@@ -15,6 +15,7 @@ pub mod report;
 pub mod run;
 pub mod sim;
 pub mod study;
+pub mod sweep;
 pub mod tech;
 pub mod units;
 pub mod validate;

@@ -20,6 +20,8 @@ use dyad::report::{self, Format};
 use dyad::run::{Phase, RunSpec};
 use dyad::validation;
 
+mod sweep;
+
 /// A simulator and cost model for LLM inference hardware.
 ///
 /// With no command, `dyad` runs `dyad run` on its built-in default (Mixtral-8x7B decode, batch 64,
@@ -52,6 +54,15 @@ enum Cmd {
     List,
     /// Rerun a paper's evaluation and write our figures beside its own.
     Reproduce(ReproduceArgs),
+    /// Run a design-space sweep from a sweep file: points in parallel, resumable, shardable;
+    /// writes points.jsonl, points.csv, pareto.md and pareto.svg. Exits with status 1 if a
+    /// point failed (the others still run and are written).
+    Sweep(sweep::SweepArgs),
+    /// Join the JSONL files of a sharded sweep and write its outputs.
+    Merge(sweep::MergeArgs),
+    /// Set reports side by side: run or serving reports (JSON) and sweep points (FILE.jsonl#N),
+    /// with ratios to the first, largest movers first, and per-layer deltas.
+    Compare(sweep::CompareArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -325,6 +336,9 @@ pub fn main() -> ExitCode {
         Some(Cmd::Ppa(a)) => ppa(a),
         Some(Cmd::List) => list(),
         Some(Cmd::Reproduce(a)) => reproduce(a),
+        Some(Cmd::Sweep(a)) => sweep::sweep(a),
+        Some(Cmd::Merge(a)) => sweep::merge(a),
+        Some(Cmd::Compare(a)) => sweep::compare(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

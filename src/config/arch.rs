@@ -221,7 +221,8 @@ pub(super) fn parse_toml<T: for<'de> Deserialize<'de>>(
 
 const MAX_EXTENDS: usize = 16;
 
-fn load_layers(path: &Path) -> Result<Vec<Layer>, ConfigError> {
+fn load_layers(path: &Path, first: Option<Arc<str>>) -> Result<Vec<Layer>, ConfigError> {
+    let mut first = first;
     let mut layers: Vec<Layer> = Vec::new();
     let mut seen = HashSet::new();
     let mut next = Some(path.to_path_buf());
@@ -243,7 +244,7 @@ fn load_layers(path: &Path) -> Result<Vec<Layer>, ConfigError> {
                 "`extends` forms a cycle or a chain deeper than {MAX_EXTENDS} files"
             )));
         }
-        let text = match read_source(&p) {
+        let text = match first.take().map_or_else(|| read_source(&p), Ok) {
             Ok(t) => t,
             Err(e) => {
                 // Point at the `extends` that named the missing file, if any.
@@ -737,7 +738,7 @@ fn xtech(r: &RawArch) -> Option<&RawXpuTech> {
 pub fn load_arch_tech(path: &Path) -> Result<Option<ArchTech>, ConfigError> {
     let path = presets::resolve_arch(path);
     let r = Resolver {
-        layers: load_layers(&path)?,
+        layers: load_layers(&path, None)?,
     };
     let Some(die) = r.tech_die(
         "xpu.tech",
@@ -760,7 +761,30 @@ pub fn load_arch_tech(path: &Path) -> Result<Option<ArchTech>, ConfigError> {
 
 /// Loads an arch file (or a built-in preset path such as `arch/h100.toml`), following `extends`.
 pub fn load_arch(path: &Path) -> Result<System, ConfigError> {
+    load_arch_with(path, None)
+}
+
+/// Loads an arch whose top file reads `text` (an edited copy, as a sweep point makes) instead of
+/// the file at `path`; `extends` still resolves relative to `path`.
+pub fn load_arch_with(path: &Path, text: Option<Arc<str>>) -> Result<System, ConfigError> {
     let path = presets::resolve_arch(path);
-    let layers = load_layers(&path)?;
+    let layers = load_layers(&path, text)?;
     Resolver { layers }.system()
+}
+
+/// The plain TOML tables of an arch's `extends` chain, top file first, each with its path.
+pub fn arch_tables(path: &Path) -> Result<Vec<(PathBuf, toml::Table)>, ConfigError> {
+    let path = presets::resolve_arch(path);
+    load_layers(&path, None)?
+        .into_iter()
+        .map(|l| {
+            let t: toml::Table = parse_toml(&l.path, &l.text)?;
+            Ok((l.path, t))
+        })
+        .collect()
+}
+
+/// The text of an input file (from disk, or the built-in presets), for callers that edit it.
+pub fn source_text(path: &Path) -> Result<Arc<str>, ConfigError> {
+    read_source(path)
 }

@@ -11,9 +11,9 @@ pub mod presets;
 mod serving;
 mod tech;
 
-pub use arch::{ArchTech, load_arch, load_arch_tech};
+pub use arch::{ArchTech, arch_tables, load_arch, load_arch_tech, load_arch_with, source_text};
 pub use error::ConfigError;
 pub use model::load_model;
 pub(crate) use serving::csv_rows;
-pub use serving::load_scenario;
+pub use serving::{load_scenario, load_scenario_with, scenario_arch_path};
 pub use tech::{DieFile, Located, TECH_DIR, TechChoice, check_choice, load_die, load_tech_library};

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::arch::load_arch_with;
 use super::arch::{parse_toml, read_source};
 use super::error::ConfigError;
-use super::{load_arch, load_model};
+use super::load_model;
 use crate::hw::Timing;
 use crate::map::Policy;
 use crate::model::Precision;
@@ -200,10 +201,29 @@ fn field<T: std::str::FromStr>(
 
 /// Loads a serving scenario; `arch` and `model` paths are relative to the scenario file.
 pub fn load_scenario(path: &Path) -> Result<Scenario, ConfigError> {
-    let text = read_source(path)?;
+    load_scenario_with(path, read_source(path)?, None)
+}
+
+/// The arch file a scenario names, resolved against the scenario's folder.
+pub fn scenario_arch_path(path: &Path, text: &Arc<str>) -> Result<PathBuf, ConfigError> {
+    let raw: RawScenario = parse_toml(path, text)?;
+    Ok(Ctx {
+        path,
+        text: text.clone(),
+    }
+    .relative(&raw.arch))
+}
+
+/// Loads a scenario from `text` (an edited copy of the file at `path`; relative paths still
+/// resolve from `path`), with the arch's top file read from `arch_text` when given.
+pub fn load_scenario_with(
+    path: &Path,
+    text: Arc<str>,
+    arch_text: Option<Arc<str>>,
+) -> Result<Scenario, ConfigError> {
     let raw: RawScenario = parse_toml(path, &text)?;
     let cx = Ctx { path, text };
-    let sys = load_arch(&cx.relative(&raw.arch))?;
+    let sys = load_arch_with(&cx.relative(&raw.arch), arch_text)?;
     let model = load_model(&cx.relative(&raw.model))?;
     let tp = cx.positive(&raw.tp, "tp")?;
     model

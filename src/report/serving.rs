@@ -39,7 +39,7 @@ impl Percentiles {
 }
 
 /// Shares of op time by what bounds each op.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
 pub struct BoundShares {
     pub compute: f64,
     pub memory: f64,
@@ -48,7 +48,7 @@ pub struct BoundShares {
 }
 
 /// Busy fraction of each resource of one device over the run.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
 pub struct Utilization {
     pub xpu: f64,
     /// The xPU's external memory path.
@@ -60,7 +60,7 @@ pub struct Utilization {
 }
 
 /// Energy per output token by component, J.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
 pub struct EnergyBreakdown {
     pub mac: f64,
     pub dram_xpu: f64,
@@ -71,7 +71,7 @@ pub struct EnergyBreakdown {
 }
 
 /// The metrics scripts rely on (names are part of the schema).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct ServingMetrics {
     pub output_tokens_per_s: f64,
     pub total_tokens_per_s: f64,

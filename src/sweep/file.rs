@@ -1,0 +1,437 @@
+//! The sweep file: a base serving scenario, axes over its config keys, constraints, objectives.
+//!
+//! ```toml
+//! scenario = "../../workloads/serving/closed-b32-256-256.toml"   # relative to this file
+//! combine = "product"                                            # or "zip"
+//! objectives = ["max output_tokens_per_s", "min energy_per_output_token_j"]
+//! constraints = ["batching.max_batch <= 64", "ttft_s.p90 < 5"]
+//!
+//! [[axis]]
+//! key = "arch.pim.modules"        # `arch.` keys edit the arch file; others the scenario file
+//! values = "8..=32 x2"            # the range grammar of `range.rs`, or a TOML array
+//! ```
+//!
+//! **How an axis value reaches the model.** The base scenario and the top file of its arch are
+//! read once as plain TOML tables. For each point the key is set in a copy of the right table,
+//! the copy is written back to TOML text, and the normal loaders (`config::load_scenario_with`)
+//! read that text as if it were the file at the original path: relative paths and `extends`
+//! resolve as before, and every check the loaders make applies to every point. A key must
+//! already be set in the scenario file or somewhere in the arch's `extends` chain, so a typo is
+//! caught when the sweep file is read, with the valid keys nearby.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::constraint::Constraint;
+use super::range::parse_values;
+use crate::config::{self, ConfigError};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSweep {
+    scenario: Spanned<String>,
+    combine: Option<Spanned<String>>,
+    #[serde(default)]
+    objectives: Vec<Spanned<String>>,
+    #[serde(default)]
+    constraints: Vec<Spanned<String>>,
+    axis: Vec<RawAxis>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAxis {
+    key: Spanned<String>,
+    values: Spanned<toml::Value>,
+}
+
+/// Whether an objective is maximised or minimised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sense {
+    Max,
+    Min,
+}
+
+/// One objective: a metric and its sense.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Objective {
+    pub metric: String,
+    pub sense: Sense,
+}
+
+/// One axis: a key path and its values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Axis {
+    pub key: String,
+    pub values: Vec<toml::Value>,
+}
+
+/// A design point: its index in the full grid and the value of each axis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub index: usize,
+    pub values: Vec<(String, toml::Value)>,
+}
+
+/// A sweep file, read and checked.
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    pub path: PathBuf,
+    pub scenario_path: PathBuf,
+    scenario: toml::Table,
+    arch: toml::Table,
+    pub axes: Vec<Axis>,
+    pub zip: bool,
+    pub objectives: Vec<Objective>,
+    pub constraints: Vec<Constraint>,
+    /// The scenario's own seed (0 when unset), from which each point's seed is drawn.
+    pub base_seed: u64,
+}
+
+/// Every metric a point reports, by its flattened name (`ttft_s.p90`).
+pub fn metric_names() -> Vec<String> {
+    let m = crate::report::serving::ServingMetrics::default();
+    let v = serde_json::to_value(m).expect("metrics serialize");
+    super::flatten(&v).into_keys().collect()
+}
+
+/// Leaf key paths of a table, dotted, under `prefix`.
+fn leaves(t: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+    for (k, v) in t {
+        let p = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(sub) => leaves(sub, &p, out),
+            _ => out.push(p),
+        }
+    }
+}
+
+fn lookup<'a>(t: &'a toml::Table, parts: &[&str]) -> Option<&'a toml::Value> {
+    let (first, rest) = parts.split_first()?;
+    let v = t.get(*first)?;
+    if rest.is_empty() {
+        Some(v)
+    } else {
+        lookup(v.as_table()?, rest)
+    }
+}
+
+/// Sets `parts` in `t`, creating tables on the way.
+fn set(t: &mut toml::Table, parts: &[&str], value: toml::Value) {
+    let Some((first, rest)) = parts.split_first() else {
+        return;
+    };
+    if rest.is_empty() {
+        t.insert((*first).to_string(), value);
+        return;
+    }
+    let e = t
+        .entry((*first).to_string())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if !e.is_table() {
+        *e = toml::Value::Table(toml::Table::new());
+    }
+    if let toml::Value::Table(sub) = e {
+        set(sub, rest, value);
+    }
+}
+
+/// The keys an axis may name: `arch.`-prefixed leaves of the arch chain and leaves of the
+/// scenario, sorted and without duplicates.
+fn valid_keys(scenario: &toml::Table, chain: &[(PathBuf, toml::Table)]) -> Vec<String> {
+    let mut keys = Vec::new();
+    leaves(scenario, "", &mut keys);
+    for (_, t) in chain {
+        let mut a = Vec::new();
+        leaves(t, "arch", &mut a);
+        keys.extend(a.into_iter().filter(|k| k != "arch.extends"));
+    }
+    keys.retain(|k| k != "arch" && k != "model");
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// The valid keys nearest `key`: those under its longest existing prefix (at most 12).
+fn nearby(key: &str, valid: &[String]) -> Vec<String> {
+    let parts: Vec<&str> = key.split('.').collect();
+    for n in (0..parts.len()).rev() {
+        let prefix = parts[..n].join(".");
+        let under: Vec<String> = valid
+            .iter()
+            .filter(|k| n == 0 || k.starts_with(&format!("{prefix}.")))
+            .take(12)
+            .cloned()
+            .collect();
+        if !under.is_empty() {
+            return under;
+        }
+    }
+    Vec::new()
+}
+
+impl Sweep {
+    /// Reads a sweep file, its base scenario and arch, and checks every key, range, constraint
+    /// and objective, pointing at the sweep file's line for each mistake.
+    pub fn load(path: &Path) -> Result<Sweep, ConfigError> {
+        let text: Arc<str> = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::file(path, format!("cannot read the file: {e}")))?
+            .into();
+        let raw: RawSweep = toml::from_str(&text).map_err(|e| match e.span() {
+            Some(s) => ConfigError::at(path, &text, s, e.message().trim()),
+            None => ConfigError::file(path, e.message().trim()),
+        })?;
+        let at =
+            |span: std::ops::Range<usize>, msg: String| ConfigError::at(path, &text, span, msg);
+        let scenario_path = path
+            .parent()
+            .unwrap_or(Path::new(""))
+            .join(raw.scenario.get_ref());
+        let stext = config::source_text(&scenario_path)
+            .map_err(|e| at(raw.scenario.span(), format!("scenario: {e}")))?;
+        // The base must load on its own: its mistakes are its own file's, not the sweep's.
+        config::load_scenario_with(&scenario_path, stext.clone(), None)?;
+        let scenario: toml::Table = toml::from_str(&stext)
+            .map_err(|e| ConfigError::file(&scenario_path, e.message().trim()))?;
+        let arch_path = config::scenario_arch_path(&scenario_path, &stext)?;
+        let chain = config::arch_tables(&arch_path)?;
+        let arch = chain.first().map(|(_, t)| t.clone()).unwrap_or_default();
+        let valid = valid_keys(&scenario, &chain);
+        let mut axes = Vec::new();
+        if raw.axis.is_empty() {
+            return Err(ConfigError::file(
+                path,
+                "a sweep needs at least one [[axis]]",
+            ));
+        }
+        for a in &raw.axis {
+            let key = a.key.get_ref().trim().to_string();
+            let parts: Vec<&str> = key.split('.').collect();
+            let found = match parts.split_first() {
+                Some((&"arch", rest)) if !rest.is_empty() => {
+                    chain.iter().find_map(|(_, t)| lookup(t, rest))
+                }
+                _ => lookup(&scenario, &parts),
+            };
+            match found {
+                None => {
+                    return Err(at(a.key.span(), format!("unknown key `{key}`")).with_help(
+                        format!("valid keys nearby: {}", nearby(&key, &valid).join(", ")),
+                    ));
+                }
+                Some(toml::Value::Table(_)) => {
+                    return Err(at(a.key.span(), format!("`{key}` is a table, not a value"))
+                        .with_help(format!(
+                            "valid keys nearby: {}",
+                            nearby(&key, &valid).join(", ")
+                        )));
+                }
+                Some(_) if key == "arch" || key == "model" || key == "arch.extends" => {
+                    return Err(at(
+                        a.key.span(),
+                        format!("`{key}` names a file; sweep the keys inside it instead"),
+                    ));
+                }
+                Some(_) => {}
+            }
+            if axes.iter().any(|x: &Axis| x.key == key) {
+                return Err(at(a.key.span(), format!("`{key}` is swept twice")));
+            }
+            let values = match a.values.get_ref() {
+                toml::Value::String(s) => {
+                    parse_values(s).map_err(|m| at(a.values.span(), format!("`{key}`: {m}")))?
+                }
+                toml::Value::Array(v) if !v.is_empty() => v.clone(),
+                toml::Value::Array(_) => {
+                    return Err(at(a.values.span(), format!("`{key}`: no values")));
+                }
+                v => vec![v.clone()],
+            };
+            axes.push(Axis { key, values });
+        }
+        let zip = match raw
+            .combine
+            .as_ref()
+            .map(|c| (c.get_ref().as_str(), c.span()))
+        {
+            None | Some(("product", _)) => false,
+            Some(("zip", span)) => {
+                let n = axes[0].values.len();
+                if let Some(b) = axes.iter().find(|x| x.values.len() != n) {
+                    return Err(at(
+                        span,
+                        format!(
+                            "zip needs axes of one length: `{}` has {n} values, `{}` has {}",
+                            axes[0].key,
+                            b.key,
+                            b.values.len()
+                        ),
+                    ));
+                }
+                true
+            }
+            Some((other, span)) => {
+                return Err(at(
+                    span,
+                    format!("unknown combine \"{other}\" (valid: product, zip)"),
+                ));
+            }
+        };
+        let metrics = metric_names();
+        let mut objectives = Vec::new();
+        for o in &raw.objectives {
+            let (sense, metric) = match o.get_ref().trim().split_once(char::is_whitespace) {
+                Some(("max", m)) => (Sense::Max, m.trim()),
+                Some(("min", m)) => (Sense::Min, m.trim()),
+                _ => {
+                    return Err(at(
+                        o.span(),
+                        format!(
+                            "objective \"{}\": write \"max METRIC\" or \"min METRIC\"",
+                            o.get_ref()
+                        ),
+                    ));
+                }
+            };
+            if !metrics.iter().any(|m| m == metric) && !axes.iter().any(|a| a.key == metric) {
+                return Err(at(
+                    o.span(),
+                    format!("`{metric}` is neither a metric nor an axis key"),
+                )
+                .with_help(format!("metrics: {}", metrics.join(", "))));
+            }
+            objectives.push(Objective {
+                metric: metric.to_string(),
+                sense,
+            });
+        }
+        let axis_keys: Vec<&str> = axes.iter().map(|a| a.key.as_str()).collect();
+        let mut constraints = Vec::new();
+        for c in &raw.constraints {
+            let k = Constraint::parse(c.get_ref(), &axis_keys, &metrics)
+                .map_err(|m| at(c.span(), m))?;
+            constraints.push(k);
+        }
+        let base_seed = scenario
+            .get("seed")
+            .and_then(toml::Value::as_integer)
+            .map_or(0, |s| s as u64);
+        Ok(Sweep {
+            path: path.to_path_buf(),
+            scenario_path,
+            scenario,
+            arch,
+            axes,
+            zip,
+            objectives,
+            constraints,
+            base_seed,
+        })
+    }
+
+    /// Every point of the grid, in order, before constraints.
+    pub fn grid(&self) -> Vec<Point> {
+        let n = if self.zip {
+            self.axes[0].values.len()
+        } else {
+            self.axes.iter().map(|a| a.values.len()).product()
+        };
+        (0..n)
+            .map(|index| {
+                let mut rem = index;
+                let mut values = vec![(String::new(), toml::Value::Integer(0)); self.axes.len()];
+                // The last axis varies fastest.
+                for (i, a) in self.axes.iter().enumerate().rev() {
+                    let k = if self.zip {
+                        index
+                    } else {
+                        let k = rem % a.values.len();
+                        rem /= a.values.len();
+                        k
+                    };
+                    values[i] = (a.key.clone(), a.values[k].clone());
+                }
+                Point { index, values }
+            })
+            .collect()
+    }
+
+    /// The points to run: the grid less those an axis-only constraint drops.
+    pub fn points(&self) -> Vec<Point> {
+        self.grid()
+            .into_iter()
+            .filter(|p| {
+                let vals = axis_numbers(p);
+                self.constraints
+                    .iter()
+                    .all(|c| c.check(&|k| vals.get(k).copied()) != Some(false))
+            })
+            .collect()
+    }
+
+    /// The seed of a point: the base seed mixed with the point's values (FNV-1a), so it depends
+    /// on what the point is, not on where or in which order it runs.
+    pub fn seed(&self, p: &Point) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ self.base_seed;
+        for (k, v) in &p.values {
+            for b in format!("{k}={v};").bytes() {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        h
+    }
+
+    /// The scenario of a point: the base files with the point's values set, read by the normal
+    /// loaders. An error names the point, not a line of the edited text.
+    pub fn scenario(&self, p: &Point) -> Result<crate::sim::serving::Scenario, String> {
+        let mut s = self.scenario.clone();
+        let mut a = self.arch.clone();
+        let mut arch_edited = false;
+        for (k, v) in &p.values {
+            let parts: Vec<&str> = k.split('.').collect();
+            if parts[0] == "arch" && parts.len() > 1 {
+                set(&mut a, &parts[1..], v.clone());
+                arch_edited = true;
+            } else {
+                set(&mut s, &parts, v.clone());
+            }
+        }
+        let text = |t: &toml::Table| toml::to_string(t).map_err(|e| e.to_string());
+        let arch_text: Option<Arc<str>> = if arch_edited {
+            Some(text(&a)?.into())
+        } else {
+            None
+        };
+        let mut sc = config::load_scenario_with(&self.scenario_path, text(&s)?.into(), arch_text)
+            .map_err(|e| {
+            let vals: Vec<String> = p.values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+            format!("point {} ({}): {}", p.index, vals.join(", "), e.message())
+        })?;
+        sc.seed = self.seed(p);
+        Ok(sc)
+    }
+}
+
+/// A point's numeric axis values by key (for constraints).
+pub fn axis_numbers(p: &Point) -> BTreeMap<String, f64> {
+    p.values
+        .iter()
+        .filter_map(|(k, v)| {
+            let x = match v {
+                toml::Value::Integer(n) => *n as f64,
+                toml::Value::Float(x) => *x,
+                _ => return None,
+            };
+            Some((k.clone(), x))
+        })
+        .collect()
+}
