@@ -221,6 +221,16 @@ pub(super) fn parse_toml<T: for<'de> Deserialize<'de>>(
 
 const MAX_EXTENDS: usize = 16;
 
+/// Where the last file read wrote its `extends` (the key that led to the next file).
+fn extends_loc(layers: &[Layer]) -> Option<Loc<'_>> {
+    let layer = layers.last()?;
+    let s = layer.raw.extends.as_ref()?.span();
+    Some(Loc {
+        layer,
+        span: (s.start, s.end),
+    })
+}
+
 fn load_layers(path: &Path, first: Option<Arc<str>>) -> Result<Vec<Layer>, ConfigError> {
     let mut first = first;
     let mut layers: Vec<Layer> = Vec::new();
@@ -229,34 +239,18 @@ fn load_layers(path: &Path, first: Option<Arc<str>>) -> Result<Vec<Layer>, Confi
     while let Some(p) = next.take() {
         let key = std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
         if !seen.insert(key) || layers.len() >= MAX_EXTENDS {
-            let prev = layers.last().expect("a cycle needs a previous file");
-            let s = prev
-                .raw
-                .extends
-                .as_ref()
-                .expect("reached through extends")
-                .span();
-            let loc = Loc {
-                layer: prev,
-                span: (s.start, s.end),
-            };
-            return Err(loc.err(format!(
-                "`extends` forms a cycle or a chain deeper than {MAX_EXTENDS} files"
-            )));
+            let msg = format!("`extends` forms a cycle or a chain deeper than {MAX_EXTENDS} files");
+            return Err(match extends_loc(&layers) {
+                Some(loc) => loc.err(msg),
+                None => ConfigError::file(&p, msg),
+            });
         }
         let text = match first.take().map_or_else(|| read_source(&p), Ok) {
             Ok(t) => t,
             Err(e) => {
                 // Point at the `extends` that named the missing file, if any.
-                return Err(match layers.last() {
-                    Some(prev) => {
-                        let s = prev.raw.extends.as_ref().expect("extends").span();
-                        let loc = Loc {
-                            layer: prev,
-                            span: (s.start, s.end),
-                        };
-                        loc.err(format!("cannot extend {}: {}", p.display(), e.message()))
-                    }
+                return Err(match extends_loc(&layers) {
+                    Some(loc) => loc.err(format!("cannot extend {}: {}", p.display(), e.message())),
                     None => e,
                 });
             }

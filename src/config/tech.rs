@@ -443,13 +443,21 @@ const KINDS: &str = "logic, sram, fixed";
 fn block_of(src: &Src, b: &RawBlock) -> Result<DieBlock, ConfigError> {
     let name = b.name.get_ref();
     let kind = b.kind.get_ref().as_str();
-    let need = |k: &str, present: bool, span: &Spanned<String>| -> Result<(), ConfigError> {
-        if present {
-            Ok(())
-        } else {
-            Err(src.at(span, format!("block `{name}` of kind `{kind}` needs `{k}`")))
-        }
-    };
+    // A key the block's kind requires, or an error at its `kind`.
+    fn need<'a, T>(
+        src: &Src,
+        b: &RawBlock,
+        k: &str,
+        v: &'a Option<T>,
+    ) -> Result<&'a T, ConfigError> {
+        v.as_ref().ok_or_else(|| {
+            let (name, kind) = (b.name.get_ref(), b.kind.get_ref());
+            src.at(
+                &b.kind,
+                format!("block `{name}` of kind `{kind}` needs `{k}`"),
+            )
+        })
+    }
     // Keys that belong to another kind are errors, not silently ignored.
     let foreign: &[(&str, bool)] = match kind {
         "logic" => &[
@@ -485,59 +493,49 @@ fn block_of(src: &Src, b: &RawBlock) -> Result<DieBlock, ConfigError> {
     }
     let kind = match kind {
         "logic" => {
-            need("transistors", b.transistors.is_some(), &b.kind)?;
-            need("activity", b.activity.is_some(), &b.kind)?;
-            let (t, a) = (
-                b.transistors.as_ref().expect("checked"),
-                b.activity.as_ref().expect("checked"),
-            );
+            let t = need(src, b, "transistors", &b.transistors)?;
+            let a = need(src, b, "activity", &b.activity)?;
             BlockKind::Logic {
                 transistors: src.num(t, "transistors", None)?,
                 activity: src.num(a, "activity", Some(1.0))?,
             }
         }
         "sram" => {
-            need("capacity", b.capacity.is_some(), &b.kind)?;
-            need("reads_per_cycle", b.reads_per_cycle.is_some(), &b.kind)?;
-            let c = b.capacity.as_ref().expect("checked");
+            let c = need(src, b, "capacity", &b.capacity)?;
+            let reads = need(src, b, "reads_per_cycle", &b.reads_per_cycle)?;
             if c.get_ref().value() <= 0.0 {
                 return Err(src.at(c, "`capacity` must be positive"));
             }
             BlockKind::Sram {
                 bits: c.get_ref().value() * 8.0,
-                reads_per_cycle: b
-                    .reads_per_cycle
-                    .as_ref()
-                    .expect("checked")
-                    .get_ref()
-                    .value()
-                    * 8.0,
+                reads_per_cycle: reads.get_ref().value() * 8.0,
             }
         }
         _ => {
-            need("area", b.area.is_some(), &b.kind)?;
-            need("power", b.power.is_some(), &b.kind)?;
-            let a = b.area.as_ref().expect("checked");
+            let a = need(src, b, "area", &b.area)?;
+            let power = need(src, b, "power", &b.power)?;
             if a.get_ref().value() <= 0.0 {
                 return Err(src.at(a, "`area` must be positive"));
             }
             BlockKind::Fixed {
                 area: *a.get_ref(),
-                power: *b.power.as_ref().expect("checked").get_ref(),
+                power: *power.get_ref(),
             }
         }
     };
-    let role = match b.role.as_ref().map(|r| r.get_ref().as_str()) {
-        None | Some("base") => Role::Base,
-        Some("pim_module") => Role::PimModule,
-        Some("pim_shared") => Role::PimShared,
-        Some(r) => {
-            let s = b.role.as_ref().expect("some");
-            return Err(src.at(
-                s,
-                format!("unknown role `{r}`; valid: base, pim_module, pim_shared"),
-            ));
-        }
+    let role = match &b.role {
+        None => Role::Base,
+        Some(s) => match s.get_ref().as_str() {
+            "base" => Role::Base,
+            "pim_module" => Role::PimModule,
+            "pim_shared" => Role::PimShared,
+            r => {
+                return Err(src.at(
+                    s,
+                    format!("unknown role `{r}`; valid: base, pim_module, pim_shared"),
+                ));
+            }
+        },
     };
     Ok(DieBlock {
         name: name.clone(),

@@ -217,7 +217,7 @@ impl ServingReport {
                 max_tokens: s.max_tokens,
                 kv_block: s.kv_block,
                 memory_utilization: s.memory_utilization,
-                routing: format!("{:?}", s.routing).to_lowercase(),
+                routing: s.routing.describe(),
                 policy: s.policy.name().into(),
                 seed: s.seed,
                 pim: s.sys.pim.as_ref().map(|p| PimInputs {

@@ -71,10 +71,9 @@ struct Priced {
 /// Prices iterations of one model on one system, caching op costs by shape.
 pub struct Coster<'a> {
     sys: &'a System,
-    /// One-layer templates every layer is built from: a dense layer (`None` when every layer
-    /// is MoE) and an MoE layer (`None` for dense models).
-    dense_layer: Option<ModelSpec>,
-    moe_layer: Option<ModelSpec>,
+    /// One-layer templates, indexed by whether the layer is MoE (for a dense model both are the
+    /// dense layer).
+    templates: [ModelSpec; 2],
     /// Which layers are MoE.
     is_moe: Vec<bool>,
     layers: u32,
@@ -112,12 +111,10 @@ impl<'a> Coster<'a> {
             moe_layer_period: 1,
             ..model.clone()
         };
-        let dense_layer = is_moe.iter().any(|m| !m).then(|| template(false));
-        let moe_layer = is_moe.iter().any(|m| *m).then(|| template(true));
+        let templates = [template(false), template(true)];
         Coster {
             sys,
-            dense_layer,
-            moe_layer,
+            templates,
             is_moe,
             layers: model.layers,
             par,
@@ -277,14 +274,8 @@ impl<'a> Coster<'a> {
         counts: Option<&Vec<u64>>,
     ) -> Result<IterationGraph, IterError> {
         let routing = counts.map_or(Routing::Uniform, |c| Routing::PerLayer(vec![c.clone()]));
-        let m = if moe {
-            &self.moe_layer
-        } else {
-            &self.dense_layer
-        };
-        let m = m.as_ref().ok_or(CostError::NoMessage)?;
         Ok(build_iteration_with(
-            m,
+            &self.templates[usize::from(moe)],
             batch,
             self.par,
             self.precision,
@@ -309,7 +300,7 @@ impl<'a> Coster<'a> {
         let mut t = self.run_part(&first, embedding, None, 0.0, &mut out, spans)?;
         if counts.len() <= 1 {
             // Every layer of a kind is alike: run one of each kind and count it for the rest.
-            let mut kinds: Vec<(bool, IterCost, f64)> = Vec::new();
+            let mut kinds: [Option<(IterCost, f64)>; 2] = [None, None];
             for moe in [false, true] {
                 let n = self.is_moe.iter().filter(|&&m| m == moe).count();
                 if n == 0 {
@@ -330,13 +321,13 @@ impl<'a> Coster<'a> {
                 for (b, x) in out.unit_time.iter_mut().zip(one.unit_time) {
                     *b += x * k;
                 }
-                kinds.push((moe, one, lt));
+                kinds[usize::from(moe)] = Some((one, lt));
             }
             for l in 0..self.layers {
-                let (_, one, lt) = kinds
-                    .iter()
-                    .find(|(moe, _, _)| *moe == self.is_moe[l as usize])
-                    .ok_or(CostError::NoMessage)?;
+                // Run above for every kind that occurs, so present for every layer.
+                let Some((one, lt)) = &kinds[usize::from(self.is_moe[l as usize])] else {
+                    continue;
+                };
                 if spans {
                     out.spans.extend(one.spans.iter().map(|s| OpSpan {
                         layer: Some(l),

@@ -17,6 +17,17 @@ pub enum RoutingSpec {
     Trace { probs: Vec<Vec<f64>> },
 }
 
+impl RoutingSpec {
+    /// A short description for reports (a trace's probabilities are not repeated).
+    pub fn describe(&self) -> String {
+        match self {
+            RoutingSpec::Uniform => "uniform".into(),
+            RoutingSpec::Zipf { s } => format!("zipf s={s}"),
+            RoutingSpec::Trace { probs } => format!("trace of {} layers", probs.len()),
+        }
+    }
+}
+
 /// Samples tokens per expert for each layer of one iteration.
 pub struct Router {
     spec: RoutingSpec,

@@ -279,7 +279,9 @@ pub fn simulate(s: &Scenario, trace: bool) -> Result<ServingResult, ServingError
                 .saturating_sub(reqs[r].blocks);
             while !kv.try_take(need) {
                 // Preempt the latest admitted other sequence (recomputed later), else this one.
-                let victim = *running.last().expect("r is running");
+                let Some(&victim) = running.last() else {
+                    break;
+                };
                 preempt(&mut reqs[victim], &mut kv);
                 running.pop();
                 waiting.push_front(victim);
