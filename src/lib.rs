@@ -4,20 +4,15 @@
 //! closed-form work; [`hw`] prices that work on a modeled device; [`map`] decides which unit runs
 //! what; [`report`] renders results. See `ARCHITECTURE.md` for the map and its invariants.
 
+pub mod app;
 pub mod config;
 pub mod hw;
 pub mod kernels;
 pub mod map;
 pub mod model;
-pub mod opcsv;
-pub mod ppa;
 pub mod report;
-pub mod run;
 pub mod sim;
-pub mod study;
 pub mod sweep;
 pub mod tech;
 pub mod units;
-pub mod validate;
-pub mod validation;
 pub mod work;

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use dyad::validation::{Sample, Stats, load_samples};
+use dyad::app::accuracy::{Sample, Stats, load_samples};
 
 fn samples() -> Vec<Sample> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use dyad::app::ppa::die_ppa;
 use dyad::config::{load_die, load_tech_library};
-use dyad::ppa::die_ppa;
 use dyad::tech::{self, BlockSpec, Layout, Library, Placement, Role, block, ffet, pim, sram_area};
 use proptest::prelude::*;
 

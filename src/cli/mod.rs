@@ -13,12 +13,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use dyad::config::{self, presets};
 use std::str::FromStr;
 
+use dyad::app::accuracy as validation;
+use dyad::app::run::{Phase, RunSpec};
 use dyad::hw::Timing;
 use dyad::map::Policy;
 use dyad::model::{Batch, Precision, Routing, build_iteration};
 use dyad::report::{self, Format};
-use dyad::run::{Phase, RunSpec};
-use dyad::validation;
 
 mod sweep;
 
@@ -325,8 +325,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         None => run(RunArgs::parse_from(["run"])).and_then(|()| {
-            let rows = dyad::run::duplex_comparison()?;
-            write_out(None, &dyad::run::comparison_table(&rows))
+            let rows = dyad::app::run::duplex_comparison()?;
+            write_out(None, &dyad::app::run::comparison_table(&rows))
         }),
         Some(Cmd::Run(a)) => run(a),
         Some(Cmd::Graph(a)) => graph(a),
@@ -404,7 +404,7 @@ fn run(a: RunArgs) -> Result<(), Failure> {
     if let Some(p) = a.serving.clone() {
         return serve(&a, &p);
     }
-    let report = dyad::run::run(&a.model.spec(a.timing.into()))?;
+    let report = dyad::app::run::run(&a.model.spec(a.timing.into()))?;
     let format = match a.format {
         FormatArg::Table => Format::Table,
         FormatArg::Json => Format::Json,
@@ -446,7 +446,7 @@ fn cost(a: CostArgs) -> Result<(), Failure> {
         .as_ref()
         .map_or("<stdin>".to_string(), |p| p.display().to_string());
     let mut buf = Vec::new();
-    dyad::opcsv::cost_ops(input, &mut buf, &sys, a.timing.into())
+    dyad::app::cost::cost_ops(input, &mut buf, &sys, a.timing.into())
         .map_err(|e| input_error(format!("{name}: {e}")))?;
     write_out(a.out.as_deref(), &String::from_utf8_lossy(&buf))
 }
@@ -471,7 +471,7 @@ fn validate(a: ValidateArgs) -> Result<(), Failure> {
             })
             .collect()
     };
-    let spec = dyad::validate::ValidateSpec {
+    let spec = dyad::app::validate::ValidateSpec {
         model: a.model,
         arch: a.arch,
         policies,
@@ -489,8 +489,8 @@ fn validate(a: ValidateArgs) -> Result<(), Failure> {
         prompt_len: a.prompt_len,
         seed: a.seed,
     };
-    let v = dyad::validate::validate(&spec)?;
-    write_out(None, &dyad::validate::render(&v))?;
+    let v = dyad::app::validate::validate(&spec)?;
+    write_out(None, &dyad::app::validate::render(&v))?;
     match v.failures() {
         0 => Ok(()),
         n => Err(Failure {
@@ -501,7 +501,7 @@ fn validate(a: ValidateArgs) -> Result<(), Failure> {
 }
 
 fn ppa(a: PpaArgs) -> Result<(), Failure> {
-    use dyad::ppa;
+    use dyad::app::ppa;
     if a.archs.is_empty() && a.die.is_empty() && !a.ffet_study && a.pim_study.is_none() {
         return Err(input_error(
             "dyad ppa needs an arch file, --die, --ffet-study or --pim-study (see --help)".into(),
@@ -534,7 +534,7 @@ fn ppa(a: PpaArgs) -> Result<(), Failure> {
 
 fn reproduce(a: ReproduceArgs) -> Result<(), Failure> {
     let Study::Duplex = a.study;
-    use dyad::study;
+    use dyad::app::reproduce as study;
     // Duplex Table I setups (REFERENCE.md): 1 node x 4 for Mixtral, OPT and Llama3; 1 x 8 for
     // GLaM; 2 x 8 for Grok-1.
     let models = [
@@ -575,7 +575,7 @@ fn list() -> Result<(), Failure> {
     for n in presets::names("workloads/models") {
         s += &format!("  {n}\n");
     }
-    let lib = dyad::ppa::library(None)?;
+    let lib = dyad::app::ppa::library(None)?;
     s += &format!(
         "technology nodes (node =): {}\ntransistor architectures (device =): {}\n",
         lib.node_names().join(", "),

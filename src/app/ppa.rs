@@ -198,7 +198,7 @@ pub fn pim_serving(fits: &[tech::pim::Fit]) -> Result<String, ConfigError> {
         batches
             .iter()
             .map(|&b| {
-                crate::study::duplex_serving(sys.clone(), b, len, 3 * b)
+                super::reproduce::duplex_serving(sys.clone(), b, len, 3 * b)
                     .map_err(|e| ConfigError::file(Path::new("arch/duplex.toml"), e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use crate::app::run::RunError;
 use crate::config;
 use crate::hw::{PimKind, System, Timing, Unit as HwUnit};
 use crate::kernels::moe::route;
@@ -13,7 +14,6 @@ use crate::map::{Policy, place_by_layer};
 use crate::model::{
     Batch, ModelSpec, Moe, Parallelism, Precision, PrefillChunk, Routing, build_iteration_with,
 };
-use crate::run::RunError;
 use crate::work::Dtype;
 
 /// What `dyad validate` checks.

@@ -4,10 +4,10 @@
 
 use std::fmt::Write as _;
 
+use crate::app::run::RunError;
 use crate::config;
 use crate::map::Policy;
 use crate::report::serving::ServingReport;
-use crate::run::RunError;
 use crate::sim::serving::{Scenario, simulate};
 use crate::sim::workload::{Arrivals, LengthDist, Lengths};
 
