@@ -10,6 +10,7 @@ pub mod hw;
 pub mod kernels;
 pub mod map;
 pub mod model;
+pub mod names;
 pub mod report;
 pub mod sim;
 pub mod sweep;

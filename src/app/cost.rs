@@ -19,12 +19,85 @@ use crate::work::{Dtype, Work};
 /// A row that cannot be costed, or a file that cannot be read or written.
 #[derive(Debug, Error)]
 pub enum OpCsvError {
-    #[error("line {line}: {message}")]
-    Row { line: u64, message: String },
+    /// A row, at its line of the input.
+    #[error("line {line}: {source}")]
+    Row {
+        /// The row's line in the input.
+        line: u64,
+        /// What is wrong with it.
+        source: RowError,
+    },
+    /// The CSV itself.
     #[error("{0}")]
     Csv(#[from] csv::Error),
+    /// Reading or writing.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// What is wrong with one row.
+#[derive(Debug, Error)]
+pub enum RowError {
+    /// A column this row needs is absent or empty.
+    #[error("column `{column}` is missing or empty")]
+    Missing {
+        /// The column.
+        column: &'static str,
+    },
+    /// A column the row's kind needs is absent or empty.
+    #[error("column `{column}` is needed for kind {kind} but is missing or empty")]
+    MissingFor {
+        /// The column.
+        column: String,
+        /// The row's kind.
+        kind: String,
+    },
+    /// A count that is not a positive integer.
+    #[error("column `{column}`: expected a positive integer, found \"{found}\"")]
+    NotCount {
+        /// The column.
+        column: String,
+        /// What it holds.
+        found: String,
+    },
+    /// A size that is not a positive number.
+    #[error("column `{column}`: expected a positive number, found \"{found}\"")]
+    NotPositive {
+        /// The column.
+        column: &'static str,
+        /// What it holds.
+        found: String,
+    },
+    /// An element type dyad does not know.
+    #[error("{0}")]
+    Dtype(String),
+    /// Query heads that KV heads do not divide.
+    #[error("heads ({heads}) must be a multiple of kv_heads ({kv_heads})")]
+    Heads {
+        /// Query heads.
+        heads: u64,
+        /// KV heads.
+        kv_heads: u64,
+    },
+    /// A decode row with more than one query token.
+    #[error("attn_decode has one query token per sequence: q_len must be 1")]
+    DecodeQLen,
+    /// A prefill whose KV length leaves out its own new tokens.
+    #[error("kv_len ({kv_len}) must include the q_len ({q_len}) new tokens")]
+    KvShort {
+        /// KV length.
+        kv_len: u64,
+        /// New tokens.
+        q_len: u64,
+    },
+    /// A kind that is not one of the five.
+    #[error(
+        "unknown kind \"{0}\" (valid: gemm, attn_decode, attn_prefill, allreduce, elementwise)"
+    )]
+    Kind(String),
+    /// The arch cannot price the op.
+    #[error("{0}")]
+    Cost(#[from] crate::hw::CostError),
 }
 
 /// Columns appended to every row.
@@ -41,17 +114,21 @@ impl Row<'_> {
         (!v.is_empty()).then_some(v)
     }
 
-    fn num(&self, name: &str, kind: &str) -> Result<u64, String> {
-        let v = self.str(name).ok_or_else(|| {
-            format!("column `{name}` is needed for kind {kind} but is missing or empty")
+    fn num(&self, name: &str, kind: &str) -> Result<u64, RowError> {
+        let v = self.str(name).ok_or_else(|| RowError::MissingFor {
+            column: name.into(),
+            kind: kind.into(),
         })?;
         v.parse::<u64>()
             .ok()
             .filter(|n| *n > 0)
-            .ok_or_else(|| format!("column `{name}`: expected a positive integer, found \"{v}\""))
+            .ok_or_else(|| RowError::NotCount {
+                column: name.into(),
+                found: v.into(),
+            })
     }
 
-    fn num_or(&self, name: &str, kind: &str, default: u64) -> Result<u64, String> {
+    fn num_or(&self, name: &str, kind: &str, default: u64) -> Result<u64, RowError> {
         match self.str(name) {
             Some(_) => self.num(name, kind),
             None => Ok(default),
@@ -60,12 +137,13 @@ impl Row<'_> {
 }
 
 /// Builds the op a row describes and returns its work.
-fn row_work(r: &Row) -> Result<Work, String> {
-    let kind = r.str("kind").ok_or("column `kind` is missing or empty")?;
+fn row_work(r: &Row) -> Result<Work, RowError> {
+    let kind = r.str("kind").ok_or(RowError::Missing { column: "kind" })?;
     let dtype: Dtype = r
         .str("dtype")
-        .ok_or("column `dtype` is missing or empty")?
-        .parse()?;
+        .ok_or(RowError::Missing { column: "dtype" })?
+        .parse()
+        .map_err(|e: <Dtype as std::str::FromStr>::Err| RowError::Dtype(e.to_string()))?;
     let p = Precision::uniform(dtype);
     let op_kind = match kind {
         "gemm" => OpKind::Gemm {
@@ -77,9 +155,7 @@ fn row_work(r: &Row) -> Result<Work, String> {
         "attn_decode" | "attn_prefill" => {
             let (heads, kv_heads) = (r.num("heads", kind)?, r.num("kv_heads", kind)?);
             if heads % kv_heads != 0 {
-                return Err(format!(
-                    "heads ({heads}) must be a multiple of kv_heads ({kv_heads})"
-                ));
+                return Err(RowError::Heads { heads, kv_heads });
             }
             let (batch, kv_len, head_dim) = (
                 r.num("batch", kind)?,
@@ -88,9 +164,7 @@ fn row_work(r: &Row) -> Result<Work, String> {
             );
             if kind == "attn_decode" {
                 if r.num_or("q_len", kind, 1)? != 1 {
-                    return Err(
-                        "attn_decode has one query token per sequence: q_len must be 1".into(),
-                    );
+                    return Err(RowError::DecodeQLen);
                 }
                 OpKind::AttnDecode {
                     seqs: batch,
@@ -102,9 +176,7 @@ fn row_work(r: &Row) -> Result<Work, String> {
             } else {
                 let q = r.num("q_len", kind)?;
                 if kv_len < q {
-                    return Err(format!(
-                        "kv_len ({kv_len}) must include the q_len ({q}) new tokens"
-                    ));
+                    return Err(RowError::KvShort { kv_len, q_len: q });
                 }
                 OpKind::AttnPrefill {
                     seqs: batch,
@@ -128,9 +200,7 @@ fn row_work(r: &Row) -> Result<Work, String> {
             flops_per_element: 1,
         },
         other => {
-            return Err(format!(
-                "unknown kind \"{other}\" (valid: gemm, attn_decode, attn_prefill, allreduce, elementwise)"
-            ));
+            return Err(RowError::Kind(other.into()));
         }
     };
     let mut w = Op::new(kind, None, op_kind.clone(), p).work();
@@ -148,8 +218,9 @@ fn row_work(r: &Row) -> Result<Work, String> {
             .parse()
             .ok()
             .filter(|b: &f64| *b > 0.0 && b.is_finite())
-            .ok_or_else(|| {
-                format!("column `bytes_per_element`: expected a positive number, found \"{bpe}\"")
+            .ok_or_else(|| RowError::NotPositive {
+                column: "bytes_per_element",
+                found: bpe.into(),
             })?;
         w.bytes.act_in = Bytes(*elements as f64 * *reads as f64 * bpe);
         w.bytes.act_out = Bytes(*elements as f64 * *writes as f64 * bpe);
@@ -188,9 +259,9 @@ pub fn cost_ops(
             cols: &cols,
             rec: &rec,
         };
-        let fail = |message: String| OpCsvError::Row { line, message };
+        let fail = |source: RowError| OpCsvError::Row { line, source };
         let w = row_work(&row).map_err(fail)?;
-        let c = sys.cost(&w, timing).map_err(|e| fail(e.to_string()))?;
+        let c = sys.cost(&w, timing).map_err(|e| fail(e.into()))?;
         let mut out = rec.clone();
         out.push_field(&c.time.value().to_string());
         out.push_field(&w.flops.value().to_string());
@@ -202,4 +273,41 @@ pub fn cost_ops(
     }
     wr.flush()?;
     Ok(n)
+}
+
+/// What `dyad cost` reads and how it prices it.
+pub struct CostSpec {
+    /// The CSV of ops; `None` or `-` reads standard input.
+    pub input: Option<std::path::PathBuf>,
+    /// The arch file or preset.
+    pub arch: std::path::PathBuf,
+    /// Kernel or host time.
+    pub timing: Timing,
+}
+
+/// `dyad cost`: the input's rows with their cost columns, as CSV text.
+pub fn cost(spec: &CostSpec) -> Result<String, super::AppError> {
+    use super::AppError;
+    let sys = crate::config::load_arch(&spec.arch)?;
+    let path = spec
+        .input
+        .as_deref()
+        .filter(|p| *p != std::path::Path::new("-"));
+    let input: Box<dyn Read> = match path {
+        None => Box::new(std::io::stdin().lock()),
+        Some(p) => Box::new(std::fs::File::open(p).map_err(|e| AppError::Io {
+            what: format!("{}: cannot read", p.display()),
+            source: e,
+        })?),
+    };
+    let name = spec
+        .input
+        .as_ref()
+        .map_or("<stdin>".to_string(), |p| p.display().to_string());
+    let mut buf = Vec::new();
+    cost_ops(input, &mut buf, &sys, spec.timing).map_err(|source| AppError::Cost {
+        input: name,
+        source,
+    })?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
 }

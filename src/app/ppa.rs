@@ -295,3 +295,50 @@ pub fn ffet_study(lib: &Library) -> Result<String, ConfigError> {
     let s = tech::ffet::study(lib).map_err(|e| ConfigError::file(Path::new(TECH_DIR), e))?;
     Ok(tech::ffet_markdown(&s, &lib.model))
 }
+
+/// What `dyad ppa` shows.
+pub struct PpaSpec {
+    /// Arch files or presets whose `[xpu.tech]` names a die file, side by side.
+    pub archs: Vec<std::path::PathBuf>,
+    /// The Flip FET calibration table.
+    pub ffet_study: bool,
+    /// The Logic-PIM study on this HBM logic die file.
+    pub pim_study: Option<std::path::PathBuf>,
+    /// Die files, each in the technology it names.
+    pub dies: Vec<std::path::PathBuf>,
+    /// The technology library's folder.
+    pub tech: std::path::PathBuf,
+}
+
+/// `dyad ppa`: the studies asked for, then the dies, then the archs, as text.
+pub fn ppa(spec: &PpaSpec) -> Result<String, super::AppError> {
+    if spec.archs.is_empty() && spec.dies.is_empty() && !spec.ffet_study && spec.pim_study.is_none()
+    {
+        return Err(super::AppError::Usage(
+            "dyad ppa needs an arch file, --die, --ffet-study or --pim-study (see --help)",
+        ));
+    }
+    let lib = library(Some(&spec.tech))?;
+    let mut out = String::new();
+    if spec.ffet_study {
+        out += &ffet_study(&lib)?;
+    }
+    if let Some(d) = &spec.pim_study {
+        out += &pim_study(d, &lib)?;
+    }
+    let mut dies = Vec::new();
+    for d in &spec.dies {
+        let (_, r) = die_ppa(d, &lib)?;
+        dies.push((d.display().to_string(), r));
+    }
+    out += &tech::ppa_table(&dies);
+    let archs = spec
+        .archs
+        .iter()
+        .map(|p| arch_ppa(p, &lib))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !archs.is_empty() {
+        out += &render(&archs);
+    }
+    Ok(out)
+}

@@ -1,20 +1,56 @@
 //! One iteration from files to report: the library side of `dyad run`.
 
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use thiserror::Error;
 
 use crate::config::{self, ConfigError};
+use crate::hw::System;
 use crate::hw::{CostError, Timing};
 use crate::map::{self, Policy};
 use crate::model::{Batch, ModelError, ModelSpec, Precision, Routing, build_iteration};
 use crate::report::{MemoryUse, RunInputs, RunReport};
+use crate::sim::serving::ServingError;
+
+use super::Status;
+use crate::names::{UnknownName, name_of, parse_name};
 
 /// Prefill (whole prompts) or decode (one token per sequence against a KV cache).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
+    /// Whole prompts, from an empty KV cache.
     Prefill,
+    /// One new token per sequence against its KV cache.
     Decode,
+}
+
+impl Phase {
+    /// (phase, name in flags and reports, help): the only list.
+    pub const TABLE: [(Phase, &'static str, &'static str); 2] = [
+        (
+            Phase::Prefill,
+            "prefill",
+            "whole prompts, from an empty KV cache",
+        ),
+        (
+            Phase::Decode,
+            "decode",
+            "one token per sequence against its KV cache",
+        ),
+    ];
+
+    /// The phase's name in flags and reports.
+    pub fn name(self) -> &'static str {
+        name_of(&Self::TABLE, self)
+    }
+}
+
+impl FromStr for Phase {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
+        parse_name("phase", &Self::TABLE, s)
+    }
 }
 
 /// What `dyad run` runs.
@@ -53,15 +89,57 @@ impl Default for RunSpec {
 /// Any failure of a run, by the stage that failed.
 #[derive(Debug, Error, miette::Diagnostic)]
 pub enum RunError {
+    /// An input file.
     #[error(transparent)]
     #[diagnostic(transparent)]
     Config(#[from] ConfigError),
+    /// The model cannot be built at this batch and parallelism.
     #[error("model: {0}")]
     Model(#[from] ModelError),
+    /// The arch cannot price an op of the model.
     #[error("cost: {0}")]
     Cost(#[from] CostError),
-    #[error("{0}")]
-    Input(String),
+    /// A batch, length or other size given as zero.
+    #[error("--{flag} must be at least 1")]
+    Zero {
+        /// The flag, without its dashes.
+        flag: &'static str,
+    },
+    /// More tensor-parallel devices than the arch has.
+    #[error("--tp {tp} exceeds the {devices} devices of {arch}")]
+    TpExceedsDevices {
+        /// The degree asked for.
+        tp: u64,
+        /// The devices of the system.
+        devices: u32,
+        /// The arch's name.
+        arch: String,
+    },
+    /// A PIM policy on an arch without PIM units.
+    #[error("--policy {policy} needs an arch with PIM units (try --arch duplex)")]
+    PolicyNeedsPim {
+        /// The policy's name.
+        policy: &'static str,
+    },
+    /// A serving run of a built-in scenario.
+    #[error("{scenario}: {source}")]
+    Serving {
+        /// The scenario's name.
+        scenario: String,
+        /// Why it could not run.
+        source: ServingError,
+    },
+}
+
+impl RunError {
+    /// Bad input, unless the cost model or engine broke.
+    pub fn status(&self) -> Status {
+        match self {
+            RunError::Cost(c) => super::cost_status(c),
+            RunError::Serving { source, .. } => super::serving_status(source),
+            _ => Status::BadInput,
+        }
+    }
 }
 
 /// Bytes of one device's share of weights and KV cache.
@@ -79,23 +157,25 @@ fn memory_use(m: &ModelSpec, batch: &Batch, tp: u64, p: Precision, capacity: f64
     }
 }
 
-/// Runs one iteration and costs every op.
-pub fn run(spec: &RunSpec) -> Result<RunReport, RunError> {
+/// A run's inputs, loaded and checked: what `dyad run` costs and `dyad graph` draws.
+pub struct Resolved {
+    /// The system.
+    pub sys: System,
+    /// The model.
+    pub model: ModelSpec,
+    /// The batch.
+    pub batch: Batch,
+    /// The tensor-parallel degree (the spec's, or the smallest power of two that fits).
+    pub tp: u64,
+    /// Precision of weights, activations and KV cache (the model's element type throughout).
+    pub precision: Precision,
+}
+
+/// Loads the arch and model of `spec`, builds its batch and picks its tensor-parallel degree.
+pub fn resolve(spec: &RunSpec) -> Result<Resolved, RunError> {
     let sys = config::load_arch(&spec.arch)?;
     let model = config::load_model(&spec.model)?;
-    if spec.batch == 0 {
-        return Err(RunError::Input("--batch must be at least 1".into()));
-    }
-    let batch = match spec.phase {
-        Phase::Decode if spec.kv_len == 0 => {
-            return Err(RunError::Input("--kv-len must be at least 1".into()));
-        }
-        Phase::Prefill if spec.prompt_len == 0 => {
-            return Err(RunError::Input("--prompt-len must be at least 1".into()));
-        }
-        Phase::Decode => Batch::decode(spec.batch, spec.kv_len),
-        Phase::Prefill => Batch::prefill(spec.batch, spec.prompt_len),
-    };
+    let batch = batch(spec)?;
     let p = Precision::uniform(model.dtype);
     let cap = sys.xpu.memory.capacity.value();
     let tp = match spec.tp {
@@ -112,34 +192,60 @@ pub fn run(spec: &RunSpec) -> Result<RunReport, RunError> {
         }
     };
     if tp > u64::from(sys.devices()) {
-        return Err(RunError::Input(format!(
-            "--tp {tp} exceeds the {} devices of {}",
-            sys.devices(),
-            sys.name
-        )));
+        return Err(RunError::TpExceedsDevices {
+            tp,
+            devices: sys.devices(),
+            arch: sys.name.clone(),
+        });
     }
+    Ok(Resolved {
+        sys,
+        model,
+        batch,
+        tp,
+        precision: p,
+    })
+}
+
+/// The batch of `spec`; zero sizes are errors, never clamped.
+fn batch(spec: &RunSpec) -> Result<Batch, RunError> {
+    let zero = |flag| Err(RunError::Zero { flag });
+    match spec.phase {
+        _ if spec.batch == 0 => zero("batch"),
+        Phase::Decode if spec.kv_len == 0 => zero("kv-len"),
+        Phase::Prefill if spec.prompt_len == 0 => zero("prompt-len"),
+        Phase::Decode => Ok(Batch::decode(spec.batch, spec.kv_len)),
+        Phase::Prefill => Ok(Batch::prefill(spec.batch, spec.prompt_len)),
+    }
+}
+
+/// Runs one iteration and costs every op.
+pub fn run(spec: &RunSpec) -> Result<RunReport, RunError> {
+    let Resolved {
+        sys,
+        model,
+        batch,
+        tp,
+        precision: p,
+    } = resolve(spec)?;
     let g = build_iteration(&model, &batch, tp, p, &Routing::Uniform)?;
     if spec.policy != Policy::AllXpu && sys.pim.is_none() {
-        return Err(RunError::Input(format!(
-            "--policy {} needs an arch with PIM units (try --arch duplex)",
-            spec.policy.name()
-        )));
+        return Err(RunError::PolicyNeedsPim {
+            policy: spec.policy.name(),
+        });
     }
     let ops = map::cost_iteration(&g, &sys, spec.policy, spec.timing)?;
     let inputs = RunInputs {
         arch: sys.name.clone(),
         model: model.name.clone(),
-        phase: match spec.phase {
-            Phase::Prefill => "prefill",
-            Phase::Decode => "decode",
-        }
-        .into(),
+        phase: spec.phase.name().into(),
         batch: spec.batch,
         prompt_len: spec.prompt_len,
         kv_len: spec.kv_len,
         tp,
         policy: spec.policy.name().into(),
     };
+    let cap = sys.xpu.memory.capacity.value();
     let mem = memory_use(&model, &batch, tp, p, cap);
     Ok(RunReport::new(inputs, mem, ops, g.tokens, g.produced))
 }
@@ -168,7 +274,10 @@ pub fn duplex_comparison() -> Result<Vec<SystemResult>, RunError> {
         s.sys = config::load_arch(arch.as_ref())?;
         s.policy = policy;
         let mut r =
-            crate::sim::serving::simulate(&s, false).map_err(|e| RunError::Input(e.to_string()))?;
+            crate::sim::serving::simulate(&s, false).map_err(|source| RunError::Serving {
+                scenario: s.name.clone(),
+                source,
+            })?;
         out.push(SystemResult {
             system: arch.into(),
             policy: policy.name().into(),
@@ -214,4 +323,49 @@ pub fn comparison_table(rows: &[SystemResult]) -> String {
         );
     }
     s
+}
+
+/// What `dyad run --serving` runs.
+pub struct ServeSpec {
+    /// The scenario file (workloads/serving/*.toml).
+    pub scenario: PathBuf,
+    /// Overrides the scenario's seed.
+    pub seed: Option<u64>,
+    /// Where to write a Chrome/Perfetto trace of the run.
+    pub trace: Option<PathBuf>,
+    /// JSON, or a table (`table` and `md`); CSV is for single iterations.
+    pub format: crate::report::Format,
+}
+
+/// `dyad run --serving`: the serving report as text, and the trace written if asked for.
+pub fn serve(spec: &ServeSpec) -> Result<String, super::AppError> {
+    use super::AppError;
+    use crate::report::{self, Format};
+    let mut sc = config::load_scenario(&spec.scenario)?;
+    if let Some(seed) = spec.seed {
+        sc.seed = seed;
+    }
+    let mut r = crate::sim::serving::simulate(&sc, spec.trace.is_some()).map_err(|source| {
+        AppError::Serving {
+            path: spec.scenario.clone(),
+            source,
+        }
+    })?;
+    if let Some(t) = &spec.trace {
+        let cannot = |e| AppError::Io {
+            what: format!("{}: cannot write", t.display()),
+            source: e,
+        };
+        let f = std::fs::File::create(t).map_err(cannot)?;
+        report::trace::write_trace(std::io::BufWriter::new(f), &r.spans, &r.lives)
+            .map_err(cannot)?;
+    }
+    let rep = report::serving::ServingReport::new(&sc, &mut r);
+    match spec.format {
+        Format::Json => Ok(serde_json::to_string_pretty(&rep)? + "\n"),
+        Format::Table | Format::Md => Ok(rep.table()),
+        Format::Csv => Err(AppError::Usage(
+            "--format csv is for single iterations; use json for serving",
+        )),
+    }
 }

@@ -86,15 +86,15 @@ impl Validation {
 /// The model with the same head grouping, expert count and top-k, and hidden size, head size,
 /// FFN inner size and vocabulary divided by `scale` (the last two rounded up to a multiple of 64
 /// so that any TP degree up to 64 splits them).
-pub fn scaled(m: &ModelSpec, scale: u64, layers: u32) -> Result<ModelSpec, String> {
+pub fn scaled(m: &ModelSpec, scale: u64, layers: u32) -> Result<ModelSpec, ValidateError> {
     if scale == 0 || m.head_dim % scale != 0 || (m.head_dim / scale) % 2 != 0 {
-        return Err(format!(
-            "--scale {scale} must divide head_dim ({}) leaving an even head size (RoPE turns pairs)",
-            m.head_dim
-        ));
+        return Err(ValidateError::Scale {
+            scale,
+            head_dim: m.head_dim,
+        });
     }
     if layers == 0 {
-        return Err("--layers must be at least 1".into());
+        return Err(ValidateError::ZeroLayers);
     }
     let up64 = |x: u64| x.div_ceil(scale).div_ceil(64) * 64;
     Ok(ModelSpec {
@@ -191,15 +191,48 @@ fn placements(
         .collect())
 }
 
+/// Why `dyad validate` could not run its checks (a failed check is a row, not an error).
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ValidateError {
+    /// An input file.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// A scale the head size cannot take.
+    #[error(
+        "--scale {scale} must divide head_dim ({head_dim}) leaving an even head size (RoPE turns pairs)"
+    )]
+    Scale {
+        /// The scale asked for.
+        scale: u64,
+        /// The model's head size.
+        head_dim: u64,
+    },
+    /// No layers.
+    #[error("--layers must be at least 1")]
+    ZeroLayers,
+    /// A batch too small to hold the checks' sequences.
+    #[error("--batch and --kv-len must be at least 1, --prompt-len at least 2")]
+    SmallBatch,
+    /// A parallel layout the model cannot be split or placed by.
+    #[error("{flag} {degree}: {source}")]
+    Layout {
+        /// `--tp` or `--ep`.
+        flag: &'static str,
+        /// The degree.
+        degree: u64,
+        /// Why the model cannot be laid out so.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
 /// Runs the checks.
-pub fn validate(spec: &ValidateSpec) -> Result<Validation, RunError> {
+pub fn validate(spec: &ValidateSpec) -> Result<Validation, ValidateError> {
     let full = config::load_model(&spec.model)?;
     let sys = config::load_arch(&spec.arch)?;
-    let m = scaled(&full, spec.scale, spec.layers).map_err(RunError::Input)?;
+    let m = scaled(&full, spec.scale, spec.layers)?;
     if spec.batch == 0 || spec.kv_len == 0 || spec.prompt_len < 2 {
-        return Err(RunError::Input(
-            "--batch and --kv-len must be at least 1, --prompt-len at least 2".into(),
-        ));
+        return Err(ValidateError::SmallBatch);
     }
     let dtype = spec.dtype.unwrap_or(m.dtype);
     let p = Precision::uniform(dtype);
@@ -218,11 +251,15 @@ pub fn validate(spec: &ValidateSpec) -> Result<Validation, RunError> {
         for (name, par) in &layouts {
             let route = routing(&m, b.tokens() * par.ep, spec.seed);
             let flag = if par.ep > 1 { "--ep" } else { "--tp" };
-            let what = |e: String| RunError::Input(format!("{flag} {}: {e}", par.tp.max(par.ep)));
+            let what = |source: Box<dyn std::error::Error + Send + Sync>| ValidateError::Layout {
+                flag,
+                degree: par.tp.max(par.ep),
+                source,
+            };
             let placed = placements(&full, &m, &b, *par, p, &route, &sys, policy)
-                .map_err(|e| what(e.to_string()))?;
-            let plans = plan_iteration(&m, &b, *par, p, &route, &placed)
-                .map_err(|e| what(e.to_string()))?;
+                .map_err(|e| what(e.into()))?;
+            let plans =
+                plan_iteration(&m, &b, *par, p, &route, &placed).map_err(|e| what(e.into()))?;
             let cx = Context {
                 model: &m,
                 batch: &b,

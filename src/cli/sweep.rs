@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use dyad::sweep::{self as sw, RunOptions, Sweep};
+use dyad::app::{self, AppError};
 
-use super::{Failure, input_error, write_out};
+use super::{stdout, write_out};
 
 #[derive(Args)]
 pub(super) struct SweepArgs {
@@ -74,89 +74,38 @@ pub(super) struct CompareArgs {
     out: Option<PathBuf>,
 }
 
-fn mkdir(p: &std::path::Path) -> Result<(), Failure> {
-    std::fs::create_dir_all(p).map_err(|e| input_error(format!("{}: {e}", p.display())))
-}
-
-pub(super) fn sweep(a: SweepArgs) -> Result<(), Failure> {
-    let s = Sweep::load(&a.file)?;
-    mkdir(&a.out)?;
-    if let Some(n) = a.emit_slurm {
-        if n == 0 {
-            return Err(input_error("--emit-slurm needs at least 1 shard".into()));
+impl SweepArgs {
+    fn spec(&self) -> app::sweep::SweepSpec {
+        app::sweep::SweepSpec {
+            file: self.file.clone(),
+            out: self.out.clone(),
+            resume: self.resume,
+            shard: self.shard,
+            progress: !self.quiet,
+            jobs: self.jobs,
+            emit_slurm: self.emit_slurm,
         }
-        let p = a.out.join("sweep.slurm");
-        write_out(Some(&p), &sw::runner::slurm_script(&a.file, &a.out, n))?;
-        eprintln!("wrote {}", p.display());
-        return Ok(());
-    }
-    let jsonl = match a.shard {
-        Some((k, n)) => a.out.join(format!("shard-{k}-of-{n}.jsonl")),
-        None => a.out.join("points.jsonl"),
-    };
-    let opt = RunOptions {
-        jsonl: jsonl.clone(),
-        resume: a.resume,
-        shard: a.shard,
-        progress: !a.quiet,
-        stop_after: None,
-        jobs: a.jobs,
-    };
-    let sum = sw::run(&s, &opt)?;
-    eprintln!(
-        "{}: {} points: {} kept from an earlier run, {} run now, {} failed",
-        jsonl.display(),
-        sum.total,
-        sum.kept,
-        sum.ran,
-        sum.failed
-    );
-    if a.shard.is_none() {
-        let mut recs = sw::read_records(&jsonl)?;
-        recs.sort_by_key(|r| r.index);
-        sw::runner::write_sorted(&jsonl, &recs)?;
-        sw::output::write_all(&s, &recs, &a.out)?;
-        write_out(None, &sw::output::pareto_table(&s, &recs))?;
-    }
-    failed_status(sum.failed)
-}
-
-fn failed_status(failed: usize) -> Result<(), Failure> {
-    if failed == 0 {
-        Ok(())
-    } else {
-        Err(Failure {
-            report: miette::miette!(
-                "{failed} points failed (their errors are in the JSONL and CSV)"
-            ),
-            status: 1,
-        })
     }
 }
 
-pub(super) fn merge(a: MergeArgs) -> Result<(), Failure> {
-    let s = Sweep::load(&a.file)?;
-    let (recs, missing) = sw::merge(&s, &a.shards)?;
-    mkdir(&a.out)?;
-    sw::runner::write_sorted(&a.out.join("points.jsonl"), &recs)?;
-    sw::output::write_all(&s, &recs, &a.out)?;
-    write_out(None, &sw::output::pareto_table(&s, &recs))?;
-    if !missing.is_empty() {
-        return Err(input_error(format!(
-            "{} points are in no shard (first: {:?}); run the missing shards and merge again",
-            missing.len(),
-            &missing[..missing.len().min(8)]
-        )));
+/// Prints the outcome (table on standard output, summary on standard error), then its status.
+fn report(o: &app::sweep::SweepOutcome) -> Result<(), AppError> {
+    if !o.summary.is_empty() {
+        eprintln!("{}", o.summary);
     }
-    failed_status(recs.iter().filter(|r| r.error.is_some()).count())
+    stdout(&o.text)?;
+    o.check()
 }
 
-pub(super) fn compare(a: CompareArgs) -> Result<(), Failure> {
-    let flats = a
-        .reports
-        .iter()
-        .map(|r| sw::compare::load(r))
-        .collect::<Result<Vec<_>, _>>()?;
+pub(super) fn sweep(a: &SweepArgs) -> Result<(), AppError> {
+    report(&app::sweep::sweep(&a.spec())?)
+}
+
+pub(super) fn merge(a: &MergeArgs) -> Result<(), AppError> {
+    report(&app::sweep::merge(&a.file, &a.shards, &a.out)?)
+}
+
+pub(super) fn compare(a: &CompareArgs) -> Result<(), AppError> {
     let top = if a.all { None } else { Some(a.top) };
-    write_out(a.out.as_deref(), &sw::compare::render(&flats, top))
+    write_out(a.out.as_deref(), &app::sweep::compare(&a.reports, top)?)
 }

@@ -7,5 +7,15 @@
 mod files;
 mod stats;
 
-pub use files::{DATA_FILES, DataFile, Sample, load_samples};
+pub use files::{DATA_FILES, DataError, DataFile, Sample, load_samples};
 pub use stats::{Stats, accuracy_markdown, group_stats};
+
+/// `dyad accuracy`: every calibration file in `data` (arch paths relative to `root`) costed and
+/// compared, as Markdown listing the `worst` rows of each file.
+pub fn accuracy(
+    data: &std::path::Path,
+    root: &std::path::Path,
+    worst: usize,
+) -> Result<String, DataError> {
+    Ok(accuracy_markdown(&load_samples(data, root)?, worst))
+}

@@ -1,211 +1,10 @@
-//! Reproduction studies: grids of serving runs set beside a paper's figures.
-//!
-//! `duplex` reruns the Duplex paper's evaluation grid (REFERENCE.md) on the systems it compares.
+//! The Duplex study's report: ratios of the grid's points, the Markdown beside the paper's
+//! figures, and the SVG plots.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
-use crate::app::run::RunError;
-use crate::config;
-use crate::map::Policy;
-use crate::report::serving::ServingReport;
-use crate::sim::serving::{Scenario, simulate};
-use crate::sim::workload::{Arrivals, LengthDist, Lengths};
-
-/// A system of the comparison: an arch, a policy and how a model is spread over its devices.
-#[derive(Debug, Clone, Copy)]
-pub struct SystemSpec {
-    pub label: &'static str,
-    pub arch: &'static str,
-    pub policy: Policy,
-    /// Devices per model replica, relative to the paper's base count (2 for "2×GPU").
-    pub scale: u64,
-    /// Experts whole per device (expert parallelism) rather than sliced (tensor parallelism,
-    /// "+ET"); dense models always use tensor parallelism.
-    pub whole_experts: bool,
-}
-
-/// The systems of the Duplex evaluation.
-pub const DUPLEX_SYSTEMS: [SystemSpec; 6] = [
-    SystemSpec {
-        label: "GPU",
-        arch: "h100",
-        policy: Policy::AllXpu,
-        scale: 1,
-        whole_experts: false,
-    },
-    SystemSpec {
-        label: "2xGPU",
-        arch: "h100",
-        policy: Policy::AllXpu,
-        scale: 2,
-        whole_experts: false,
-    },
-    SystemSpec {
-        label: "Bank-PIM",
-        arch: "bank-pim",
-        policy: Policy::Dispatch,
-        scale: 1,
-        whole_experts: true,
-    },
-    SystemSpec {
-        label: "Duplex",
-        arch: "duplex",
-        policy: Policy::Dispatch,
-        scale: 1,
-        whole_experts: true,
-    },
-    SystemSpec {
-        label: "Duplex+CoP",
-        arch: "duplex",
-        policy: Policy::Duplex,
-        scale: 1,
-        whole_experts: true,
-    },
-    SystemSpec {
-        label: "Duplex+CoP+ET",
-        arch: "duplex",
-        policy: Policy::Duplex,
-        scale: 1,
-        whole_experts: false,
-    },
-];
-
-/// One point of the grid.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Point {
-    pub model: String,
-    pub system: String,
-    pub batch: u64,
-    pub len: u64,
-    pub devices: u64,
-    pub output_tokens_per_s: f64,
-    pub e2e_p50_s: f64,
-    pub tbt_p50_s: f64,
-    pub energy_per_output_token_j: f64,
-    pub pim_time_share: f64,
-}
-
-fn scenario(
-    model: &str,
-    devices: u64,
-    sys: &SystemSpec,
-    batch: u64,
-    len: u64,
-    requests: u64,
-) -> Result<Scenario, RunError> {
-    let m = config::load_model(model.as_ref())?;
-    let n = devices * sys.scale;
-    // Beyond one 8-device node, the two-node variant of the arch (InfiniBand between nodes).
-    let arch = if n > 8 {
-        format!("{}-2node", sys.arch)
-    } else {
-        sys.arch.to_string()
-    };
-    let ep = if sys.whole_experts && m.moe.is_some_and(|x| x.experts % n == 0) {
-        n
-    } else {
-        1
-    };
-    Ok(Scenario {
-        name: format!("{model} {} b{batch} {len}/{len}", sys.label),
-        sys: config::load_arch(arch.as_ref())?,
-        precision: crate::model::Precision::uniform(crate::work::Dtype::Fp16),
-        model: m,
-        tp: n / ep,
-        ep,
-        count: requests,
-        lengths: Lengths::Drawn {
-            prompt: LengthDist::Fixed(len),
-            output: LengthDist::Fixed(len),
-        },
-        arrivals: Arrivals::Closed { concurrency: batch },
-        max_batch: batch,
-        max_tokens: 8192,
-        kv_block: 16,
-        memory_utilization: 0.9,
-        routing: crate::sim::routing::RoutingSpec::Uniform,
-        policy: sys.policy,
-        seed: 1,
-        timing: crate::hw::Timing::Kernel,
-    })
-}
-
-/// One closed-loop serving run of Mixtral-8x7B on 4 devices under the `duplex` policy (whole
-/// experts per device), each device being `sys`: `batch` requests in flight, `len` prompt and
-/// `len` output tokens, `requests` in all. The Logic-PIM technology study runs one per logic die.
-pub fn duplex_serving(
-    sys: crate::hw::System,
-    batch: u64,
-    len: u64,
-    requests: u64,
-) -> Result<ServingReport, RunError> {
-    let mut s = scenario("mixtral-8x7b", 4, &DUPLEX_SYSTEMS[4], batch, len, requests)?;
-    s.name = format!("mixtral-8x7b {} b{batch} {len}/{len}", sys.name);
-    s.sys = sys;
-    let mut r = simulate(&s, false).map_err(|e| RunError::Input(format!("{}: {e}", s.name)))?;
-    Ok(ServingReport::new(&s, &mut r))
-}
-
-/// Runs the closed-loop grid: each model on its device count, batches × lengths × systems.
-pub fn duplex_grid(
-    models: &[(&str, u64)],
-    batches: &[u64],
-    lens: &[u64],
-) -> Result<Vec<Point>, RunError> {
-    let mut out = Vec::new();
-    for &(model, devices) in models {
-        for &batch in batches {
-            for &len in lens {
-                for sys in &DUPLEX_SYSTEMS {
-                    if devices * sys.scale > 16 {
-                        continue; // two nodes at most
-                    }
-                    let s = scenario(model, devices, sys, batch, len, 3 * batch)?;
-                    let mut r = simulate(&s, false)
-                        .map_err(|e| RunError::Input(format!("{}: {e}", s.name)))?;
-                    let m = ServingReport::new(&s, &mut r).serving;
-                    out.push(Point {
-                        model: model.into(),
-                        system: sys.label.into(),
-                        batch,
-                        len,
-                        devices: s.tp * s.ep,
-                        output_tokens_per_s: m.output_tokens_per_s,
-                        e2e_p50_s: m.e2e_s.p50,
-                        tbt_p50_s: m.tbt_s.p50,
-                        energy_per_output_token_j: m.energy_per_output_token_j,
-                        pim_time_share: m.pim_time_share,
-                    });
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Highest Poisson rate (requests/s, on a grid of 1/s) that `sys` sustains: the queue stays
-/// bounded, judged by the 90th-percentile time to first token staying under 2 s over 600
-/// requests (past saturation it grows with the length of the run).
-pub fn saturation_rate(model: &str, devices: u64, sys: &SystemSpec) -> Result<f64, RunError> {
-    let mut best = 0.0;
-    for rate in 2..=24 {
-        let mut s = scenario(model, devices, sys, 128, 4096, 600)?;
-        s.lengths = Lengths::Drawn {
-            prompt: LengthDist::Fixed(4096),
-            output: LengthDist::Fixed(512),
-        };
-        s.arrivals = Arrivals::Poisson {
-            rate: f64::from(rate),
-        };
-        let mut r = simulate(&s, false).map_err(|e| RunError::Input(e.to_string()))?;
-        let m = ServingReport::new(&s, &mut r).serving;
-        if m.ttft_s.p90 >= 2.0 {
-            break;
-        }
-        best = f64::from(rate);
-    }
-    Ok(best)
-}
+use super::{Point, ReproduceError, Study};
 
 /// Ratios of `system` against `base` over the points of `model`: (best, mean) throughput ratio
 /// and mean energy-per-token ratio.
@@ -379,7 +178,7 @@ pub fn duplex_markdown(points: &[Point], saturation: &[(String, f64)]) -> String
 }
 
 /// SVG plots of the grid: throughput over the GPU and energy per token, per model.
-pub fn duplex_plots(points: &[Point], dir: &std::path::Path) -> Result<(), String> {
+pub fn duplex_plots(study: &Study, points: &[Point], dir: &Path) -> Result<(), ReproduceError> {
     use crate::report::plot::{Series, category_lines};
     let mut models: Vec<&str> = points.iter().map(|p| p.model.as_str()).collect();
     models.dedup();
@@ -393,10 +192,11 @@ pub fn duplex_plots(points: &[Point], dir: &std::path::Path) -> Result<(), Strin
             .map(|p| format!("b{} L{}", p.batch, p.len))
             .collect();
         let series = |f: &dyn Fn(&Point, &Point) -> f64| -> Vec<Series> {
-            DUPLEX_SYSTEMS
+            study
+                .system
                 .iter()
                 .map(|sys| Series {
-                    name: sys.label.to_string(),
+                    name: sys.label.clone(),
                     values: gpu
                         .iter()
                         .map(|g| {
@@ -414,19 +214,24 @@ pub fn duplex_plots(points: &[Point], dir: &std::path::Path) -> Result<(), Strin
                 })
                 .collect()
         };
-        category_lines(
-            &dir.join(format!("{m}-throughput.svg")),
-            &format!("{m}: output throughput over 4 x H100"),
-            &cats,
+        let plot = |file: String, title: String, axis: &str, s: Vec<Series>| {
+            let path = dir.join(file);
+            category_lines(&path, &title, &cats, axis, &s).map_err(|e| ReproduceError::Plot {
+                path: path.clone(),
+                source: e.into(),
+            })
+        };
+        plot(
+            format!("{m}-throughput.svg"),
+            format!("{m}: output throughput over 4 x H100"),
             "throughput / GPU",
-            &series(&|p, g| p.output_tokens_per_s / g.output_tokens_per_s),
+            series(&|p, g| p.output_tokens_per_s / g.output_tokens_per_s),
         )?;
-        category_lines(
-            &dir.join(format!("{m}-energy.svg")),
-            &format!("{m}: energy per output token (mJ)"),
-            &cats,
+        plot(
+            format!("{m}-energy.svg"),
+            format!("{m}: energy per output token (mJ)"),
             "mJ per token",
-            &series(&|p, _| 1e3 * p.energy_per_output_token_j),
+            series(&|p, _| 1e3 * p.energy_per_output_token_j),
         )?;
     }
     Ok(())

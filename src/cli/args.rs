@@ -1,0 +1,331 @@
+//! The arguments of each command (clap), and their conversion into the library's specs.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use clap::{Args, ValueEnum};
+
+use dyad::app::run::{Phase, RunSpec, ServeSpec};
+use dyad::hw::Timing;
+use dyad::map::Policy;
+use dyad::names::parse_name;
+use dyad::report::Format;
+use dyad::work::Dtype;
+
+/// A parser for a closed set of names: the possible values and their help come from the
+/// library's table (`Phase::TABLE`), so the flag lists exactly what the library accepts.
+fn named<T: Copy + Send + Sync + 'static>(
+    table: &'static [(T, &'static str, &'static str)],
+) -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(
+        table
+            .iter()
+            .map(|(_, n, h)| PossibleValue::new(*n).help(*h)),
+    )
+    .try_map(move |s| parse_name("value", table, &s))
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(super) enum FormatArg {
+    Table,
+    Json,
+    Csv,
+    Md,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(super) enum TimingArg {
+    /// Device kernel time (CUDA graphs; profiler kernel durations).
+    Kernel,
+    /// Host wall time per call: kernel time plus host dispatch overhead.
+    Host,
+}
+
+impl From<TimingArg> for Timing {
+    fn from(t: TimingArg) -> Self {
+        match t {
+            TimingArg::Kernel => Timing::Kernel,
+            TimingArg::Host => Timing::Host,
+        }
+    }
+}
+
+#[derive(Args, Clone)]
+pub(super) struct ModelArgs {
+    /// Arch TOML file, or a built-in name (see `dyad list`).
+    #[arg(long, default_value = "arch/h100.toml")]
+    pub(super) arch: PathBuf,
+    /// HuggingFace config.json, a dyad model TOML, or a built-in name (see `dyad list`).
+    #[arg(long, default_value = "workloads/models/mixtral-8x7b.json")]
+    pub(super) model: PathBuf,
+    /// Sequences in the batch.
+    #[arg(long, default_value_t = 64)]
+    pub(super) batch: u64,
+    /// Prompt length of each sequence (prefill).
+    #[arg(long, default_value_t = 1024)]
+    pub(super) prompt_len: u64,
+    /// Tokens in each sequence's KV cache (decode).
+    #[arg(long, default_value_t = 1024)]
+    pub(super) kv_len: u64,
+    /// Prefill (whole prompts) or decode (one token per sequence against a KV cache).
+    #[arg(long, default_value = "decode", value_parser = named(&Phase::TABLE))]
+    pub(super) phase: Phase,
+    /// Tensor-parallel degree; by default the smallest power of two whose share fits in memory.
+    #[arg(long)]
+    pub(super) tp: Option<u64>,
+    /// Mapping policy: all-xpu, dispatch (each op on the faster unit) or duplex (dispatch plus
+    /// expert co-processing); the last two need an arch with PIM units.
+    #[arg(long, default_value = "all-xpu", value_parser = Policy::from_str)]
+    pub(super) policy: Policy,
+}
+
+impl ModelArgs {
+    fn spec(&self, timing: Timing) -> RunSpec {
+        RunSpec {
+            arch: self.arch.clone(),
+            model: self.model.clone(),
+            phase: self.phase,
+            batch: self.batch,
+            prompt_len: self.prompt_len,
+            kv_len: self.kv_len,
+            tp: self.tp,
+            timing,
+            policy: self.policy,
+        }
+    }
+}
+
+#[derive(Args, Clone)]
+pub(super) struct RunArgs {
+    #[command(flatten)]
+    pub(super) model: ModelArgs,
+    /// Simulate a serving scenario (workloads/serving/*.toml) instead of one iteration.
+    #[arg(long)]
+    pub(super) serving: Option<PathBuf>,
+    /// Seed of the serving run (overrides the scenario's).
+    #[arg(long)]
+    pub(super) seed: Option<u64>,
+    /// Write a Chrome/Perfetto trace of the serving run (Trace Event Format JSON).
+    #[arg(long, requires = "serving")]
+    pub(super) trace: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub(super) format: FormatArg,
+    /// Which clock op times are read from.
+    #[arg(long, value_enum, default_value = "kernel")]
+    pub(super) timing: TimingArg,
+    /// Write the report here instead of standard output.
+    #[arg(long)]
+    pub(super) out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub(super) struct GraphArgs {
+    #[command(flatten)]
+    pub(super) model: ModelArgs,
+    /// Write the DOT here instead of standard output.
+    #[arg(long)]
+    pub(super) out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub(super) struct CostArgs {
+    /// CSV of ops (columns: see `dyad cost --help` or the README); `-` or nothing reads standard input.
+    pub(super) input: Option<PathBuf>,
+    /// Arch TOML file, or a built-in name.
+    #[arg(long, default_value = "arch/h100.toml")]
+    pub(super) arch: PathBuf,
+    #[arg(long, value_enum, default_value = "kernel")]
+    pub(super) timing: TimingArg,
+    /// Write the CSV here instead of standard output.
+    #[arg(long)]
+    pub(super) out: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(super) enum Study {
+    /// Duplex (MICRO 2024): xPU + Logic-PIM against GPU, 2xGPU and Bank-PIM systems.
+    Duplex,
+}
+
+#[derive(Args)]
+pub(super) struct ReproduceArgs {
+    #[arg(value_enum)]
+    pub(super) study: Study,
+    /// Folder for the report (README.md) and the points (points.csv).
+    #[arg(long, default_value = "results/duplex")]
+    pub(super) out: PathBuf,
+}
+
+#[derive(Args)]
+pub(super) struct AccuracyArgs {
+    /// Folder of calibration CSVs.
+    #[arg(long, default_value = "data/validation")]
+    pub(super) data: PathBuf,
+    /// Folder that the arch paths (`arch/a100.toml`, ...) are relative to.
+    #[arg(long, default_value = ".")]
+    pub(super) root: PathBuf,
+    /// Worst rows listed per file.
+    #[arg(long, default_value_t = 5)]
+    pub(super) worst: usize,
+}
+
+#[derive(Args)]
+pub(super) struct ValidateArgs {
+    /// HuggingFace config.json, a dyad model TOML, or a built-in name (see `dyad list`).
+    #[arg(long, default_value = "workloads/models/mixtral-8x7b.json")]
+    pub(super) model: PathBuf,
+    /// Mapping policies to check (comma-separated); all of them by default.
+    #[arg(long, value_delimiter = ',', value_parser = Policy::from_str)]
+    pub(super) policy: Vec<Policy>,
+    /// Arch file or built-in name whose costs the policies place ops by (its PIM gets the ops
+    /// they pick).
+    #[arg(long, default_value = "arch/duplex.toml")]
+    pub(super) arch: PathBuf,
+    /// Tensor-parallel degrees to check (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    pub(super) tp: Vec<u64>,
+    /// Expert-parallel degrees to check (comma-separated; MoE models only, each with TP 1;
+    /// `1` checks none).
+    #[arg(long, value_delimiter = ',', default_value = "2,4,8")]
+    pub(super) ep: Vec<u64>,
+    /// Divide hidden size, head size, FFN inner size and vocabulary by this; heads, KV heads,
+    /// experts and top-k stay as the model has them.
+    #[arg(long, default_value_t = 16)]
+    pub(super) scale: u64,
+    /// Decoder layers of the scaled model.
+    #[arg(long, default_value_t = 1)]
+    pub(super) layers: u32,
+    /// Element type of weights, activations and KV cache (default: the model's).
+    #[arg(long, value_parser = PossibleValuesParser::new(["bf16", "fp16", "fp32"]).try_map(|s| s.parse::<Dtype>()))]
+    pub(super) dtype: Option<Dtype>,
+    /// Decode sequences (KV lengths kv-len, kv-len+3, ...); two prefill chunks are added.
+    #[arg(long, default_value_t = 4)]
+    pub(super) batch: u64,
+    /// KV length of the first decode sequence.
+    #[arg(long, default_value_t = 24)]
+    pub(super) kv_len: u64,
+    /// Prompt length of the whole-prompt prefill chunk (the other chunk is half a prompt after a
+    /// cached half).
+    #[arg(long, default_value_t = 12)]
+    pub(super) prompt_len: u64,
+    /// Seed of the random inputs.
+    #[arg(long, default_value_t = 1)]
+    pub(super) seed: u64,
+}
+
+#[derive(Args)]
+pub(super) struct PpaArgs {
+    /// Arch files (or built-in names) whose `[xpu.tech]` names a die file; several are shown
+    /// side by side.
+    pub(super) archs: Vec<PathBuf>,
+    /// Print the Flip FET calibration table (paper against model) as Markdown.
+    #[arg(long)]
+    pub(super) ffet_study: bool,
+    /// Print the Logic-PIM study: how many GEMM modules fit on this HBM logic die under each
+    /// technology, within its area and the Duplex design's power, and Mixtral-8x7B serving on
+    /// 4 Duplex devices with each technology's modules, clock and PIM energy per FLOP.
+    #[arg(long, value_name = "DIE")]
+    pub(super) pim_study: Option<PathBuf>,
+    /// A die file to evaluate in the technology it names (repeatable).
+    #[arg(long)]
+    pub(super) die: Vec<PathBuf>,
+    /// Folder of the technology library (nodes.toml, devices.toml, model.toml).
+    #[arg(long, default_value = "arch/tech")]
+    pub(super) tech: PathBuf,
+}
+
+impl RunArgs {
+    /// The iteration this runs (without `--serving`).
+    pub(super) fn spec(&self) -> RunSpec {
+        self.model.spec(self.timing.into())
+    }
+
+    /// The serving run this runs, with `--serving`.
+    pub(super) fn serve_spec(&self, scenario: PathBuf) -> ServeSpec {
+        ServeSpec {
+            scenario,
+            seed: self.seed,
+            trace: self.trace.clone(),
+            format: self.format.into(),
+        }
+    }
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Table => Format::Table,
+            FormatArg::Json => Format::Json,
+            FormatArg::Csv => Format::Csv,
+            FormatArg::Md => Format::Md,
+        }
+    }
+}
+
+impl GraphArgs {
+    /// The iteration to draw.
+    pub(super) fn spec(&self) -> RunSpec {
+        self.model.spec(Timing::Kernel)
+    }
+}
+
+impl CostArgs {
+    /// The ops to cost.
+    pub(super) fn spec(&self) -> dyad::app::cost::CostSpec {
+        dyad::app::cost::CostSpec {
+            input: self.input.clone(),
+            arch: self.arch.clone(),
+            timing: self.timing.into(),
+        }
+    }
+}
+
+impl ValidateArgs {
+    /// The checks to run (every policy when none is named).
+    pub(super) fn spec(&self) -> dyad::app::validate::ValidateSpec {
+        dyad::app::validate::ValidateSpec {
+            model: self.model.clone(),
+            arch: self.arch.clone(),
+            policies: if self.policy.is_empty() {
+                Policy::ALL.to_vec()
+            } else {
+                self.policy.clone()
+            },
+            tp: self.tp.clone(),
+            ep: self.ep.clone(),
+            scale: self.scale,
+            layers: self.layers,
+            dtype: self.dtype,
+            batch: self.batch,
+            kv_len: self.kv_len,
+            prompt_len: self.prompt_len,
+            seed: self.seed,
+        }
+    }
+}
+
+impl PpaArgs {
+    /// What to show.
+    pub(super) fn spec(&self) -> dyad::app::ppa::PpaSpec {
+        dyad::app::ppa::PpaSpec {
+            archs: self.archs.clone(),
+            ffet_study: self.ffet_study,
+            pim_study: self.pim_study.clone(),
+            dies: self.die.clone(),
+            tech: self.tech.clone(),
+        }
+    }
+}
+
+impl RunArgs {
+    /// `dyad run` with every default: what `dyad` with no command runs first.
+    pub(super) fn default_run() -> RunArgs {
+        #[derive(clap::Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            a: RunArgs,
+        }
+        <Wrap as clap::Parser>::parse_from(["run"]).a
+    }
+}
