@@ -136,6 +136,45 @@ impl Row<'_> {
     }
 }
 
+/// The attention op of an `attn_decode` or `attn_prefill` row.
+fn attention(r: &Row, kind: &str) -> Result<OpKind, RowError> {
+    let (heads, kv_heads) = (r.num("heads", kind)?, r.num("kv_heads", kind)?);
+    if heads % kv_heads != 0 {
+        return Err(RowError::Heads { heads, kv_heads });
+    }
+    let (batch, kv_len, head_dim) = (
+        r.num("batch", kind)?,
+        r.num("kv_len", kind)?,
+        r.num("head_dim", kind)?,
+    );
+    if kind == "attn_decode" {
+        if r.num_or("q_len", kind, 1)? != 1 {
+            return Err(RowError::DecodeQLen);
+        }
+        Ok(OpKind::AttnDecode {
+            seqs: batch,
+            kv_tokens: batch * kv_len,
+            heads,
+            kv_heads,
+            head_dim,
+        })
+    } else {
+        let q = r.num("q_len", kind)?;
+        if kv_len < q {
+            return Err(RowError::KvShort { kv_len, q_len: q });
+        }
+        Ok(OpKind::AttnPrefill {
+            seqs: batch,
+            q_tokens: batch * q,
+            kv_tokens: batch * kv_len,
+            attended: batch * crate::model::causal_pairs(q, kv_len - q),
+            heads,
+            kv_heads,
+            head_dim,
+        })
+    }
+}
+
 /// Builds the op a row describes and returns its work.
 fn row_work(r: &Row) -> Result<Work, RowError> {
     let kind = r.str("kind").ok_or(RowError::Missing { column: "kind" })?;
@@ -152,43 +191,7 @@ fn row_work(r: &Row) -> Result<Work, RowError> {
             k: r.num("k", kind)?,
             batch: r.num_or("batch", kind, 1)?,
         },
-        "attn_decode" | "attn_prefill" => {
-            let (heads, kv_heads) = (r.num("heads", kind)?, r.num("kv_heads", kind)?);
-            if heads % kv_heads != 0 {
-                return Err(RowError::Heads { heads, kv_heads });
-            }
-            let (batch, kv_len, head_dim) = (
-                r.num("batch", kind)?,
-                r.num("kv_len", kind)?,
-                r.num("head_dim", kind)?,
-            );
-            if kind == "attn_decode" {
-                if r.num_or("q_len", kind, 1)? != 1 {
-                    return Err(RowError::DecodeQLen);
-                }
-                OpKind::AttnDecode {
-                    seqs: batch,
-                    kv_tokens: batch * kv_len,
-                    heads,
-                    kv_heads,
-                    head_dim,
-                }
-            } else {
-                let q = r.num("q_len", kind)?;
-                if kv_len < q {
-                    return Err(RowError::KvShort { kv_len, q_len: q });
-                }
-                OpKind::AttnPrefill {
-                    seqs: batch,
-                    q_tokens: batch * q,
-                    kv_tokens: batch * kv_len,
-                    attended: batch * crate::model::causal_pairs(q, kv_len - q),
-                    heads,
-                    kv_heads,
-                    head_dim,
-                }
-            }
-        }
+        "attn_decode" | "attn_prefill" => attention(r, kind)?,
         "allreduce" => OpKind::AllReduce {
             bytes: r.num("bytes", kind)?,
             devices: r.num("tp", kind)?,

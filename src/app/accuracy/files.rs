@@ -101,11 +101,43 @@ impl Sample {
 /// A failure to read or cost a calibration file.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum DataError {
+    /// An arch file the data names.
     #[error(transparent)]
     #[diagnostic(transparent)]
     Config(#[from] ConfigError),
-    #[error("{file}: {message}")]
-    File { file: String, message: String },
+    /// A calibration file.
+    #[error("{file}: {source}")]
+    File {
+        /// The file's name.
+        file: String,
+        /// What is wrong in it.
+        source: FileError,
+    },
+}
+
+/// What is wrong in a calibration file.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// It cannot be read as CSV (the reader's message).
+    #[error("{0}")]
+    Unreadable(String),
+    /// A column the file's layout needs.
+    #[error("no column `{0}`")]
+    NoColumn(String),
+    /// A value that is not a number.
+    #[error("column `{column}`: not a number: \"{value}\"")]
+    NotNumber {
+        /// The column.
+        column: String,
+        /// What it holds.
+        value: String,
+    },
+    /// A GPT-3 layer op with no row.
+    #[error("no row for op {0}")]
+    NoOpRow(&'static str),
+    /// The arch cannot price a row's op.
+    #[error("{0}")]
+    Cost(#[from] crate::hw::CostError),
 }
 
 fn gemm(m: u64, n: u64, k: u64, batch: u64) -> OpKind {
@@ -122,14 +154,21 @@ fn elementwise(elements: u64, reads: u64, writes: u64) -> OpKind {
 }
 
 /// Rows of a calibration file, as maps from column name to value.
-fn rows(path: &Path) -> Result<Vec<HashMap<String, String>>, String> {
-    crate::config::csv_rows(path).map_err(|e| e.message().to_string())
+fn rows(path: &Path) -> Result<Vec<Row>, FileError> {
+    crate::config::csv_rows(path).map_err(|e| FileError::Unreadable(e.message().to_string()))
 }
 
-fn num(row: &HashMap<String, String>, col: &str) -> Result<f64, String> {
-    let v = row.get(col).ok_or_else(|| format!("no column `{col}`"))?;
-    v.parse()
-        .map_err(|_| format!("column `{col}`: not a number: \"{v}\""))
+/// One row of a calibration file: column name to value.
+type Row = HashMap<String, String>;
+
+fn num(row: &Row, col: &str) -> Result<f64, FileError> {
+    let v = row
+        .get(col)
+        .ok_or_else(|| FileError::NoColumn(col.to_string()))?;
+    v.parse().map_err(|_| FileError::NotNumber {
+        column: col.to_string(),
+        value: v.clone(),
+    })
 }
 
 struct Ctx<'a> {
@@ -139,13 +178,9 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn predict(&self, kind: OpKind, dtype: Dtype) -> Result<f64, String> {
+    fn predict(&self, kind: OpKind, dtype: Dtype) -> Result<f64, FileError> {
         let op = Op::new("row", None, kind, Precision::uniform(dtype));
-        let c = self
-            .sys
-            .cost(&op.work(), self.f.timing)
-            .map_err(|e| e.to_string())?;
-        Ok(c.time.value())
+        Ok(self.sys.cost(&op.work(), self.f.timing)?.time.value())
     }
 
     fn push(&mut self, group: &str, label: String, measured_s: f64, predicted_s: f64) {
@@ -165,7 +200,7 @@ impl Ctx<'_> {
         measured_s: f64,
         kind: OpKind,
         dtype: Dtype,
-    ) -> Result<(), String> {
+    ) -> Result<(), FileError> {
         if measured_s > 0.0 {
             let p = self.predict(kind, dtype)?;
             self.push(group, label, measured_s, p);
@@ -242,109 +277,112 @@ fn load_file(f: &DataFile, dir: &Path, root: &Path) -> Result<Vec<Sample>, DataE
         sys,
         out: Vec::new(),
     };
-    let fail = |message: String| DataError::File {
+    let fail = |source: FileError| DataError::File {
         file: f.name.to_string(),
-        message,
+        source,
     };
     let rows = rows(&dir.join(f.name)).map_err(fail)?;
-    let r: Result<(), String> = rows.iter().try_for_each(|row| match f.layout {
-        Layout::LlmcompassMatmul => {
-            let (m, n, k) = (
-                num(row, "M")? as u64,
-                num(row, "N")? as u64,
-                num(row, "K")? as u64,
-            );
-            let label = format!("M={m} N={n} K={k}");
-            cx.sample(
-                "gemm",
-                label,
-                num(row, "latency_ms")? * 1e-3,
-                gemm(m, n, k, 1),
-                Dtype::Fp16,
-            )
-        }
-        Layout::VidurMlp => {
-            let (t, tp) = (num(row, "num_tokens")? as u64, num(row, "tp")? as u64);
-            for (col, group, kind) in vidur_ops(t, tp) {
-                let ms = num(row, &format!("{col}_ms"))?;
-                cx.sample(
-                    group,
-                    format!("{col} tokens={t} tp={tp}"),
-                    ms * 1e-3,
-                    kind,
-                    Dtype::Fp16,
-                )?;
-            }
-            Ok(())
-        }
-        Layout::VidurAllReduce => {
-            let (p, bytes) = (
-                num(row, "num_workers")? as u64,
-                num(row, "size_bytes")? as u64,
-            );
-            let kind = OpKind::AllReduce { bytes, devices: p };
-            cx.sample(
-                "all-reduce",
-                format!("{bytes} B over {p}"),
-                num(row, "median_ms")? * 1e-3,
-                kind,
-                Dtype::Fp16,
-            )
-        }
-        Layout::InfsimDecodeAttention => {
-            let tp = num(row, "tp")? as u64;
-            let (h, g, d) = (
-                num(row, "nh")? as u64 / tp,
-                num(row, "nkv")? as u64 / tp,
-                num(row, "dh")? as u64,
-            );
-            let (b, kv) = (num(row, "batch_size")? as u64, num(row, "kv_len")? as u64);
-            let kind = OpKind::AttnDecode {
-                seqs: b,
-                kv_tokens: b * kv,
-                heads: h,
-                kv_heads: g,
-                head_dim: d,
-            };
-            let label = format!("{}/{}/{d} tp={tp} batch={b} kv={kv}", h * tp, g * tp);
-            cx.sample(
-                "decode attention",
-                label,
-                num(row, "latency_us")? * 1e-6,
-                kind,
-                Dtype::Bf16,
-            )
-        }
-        Layout::LlmcompassGpt3Layer => Ok(()),
-    });
-    r.map_err(fail)?;
     if f.layout == Layout::LlmcompassGpt3Layer {
-        for (phase, col, decode) in [
-            ("prefill", "prefill_s", false),
-            ("decode", "decode_s", true),
-        ] {
-            let ops = gpt3_ops(decode);
-            let (mut meas, mut pred) = (0.0, 0.0);
-            for (name, kind) in ops {
-                let row = rows
-                    .iter()
-                    .find(|r| r.get("op").map(String::as_str) == Some(name))
-                    .ok_or_else(|| fail(format!("no row for op {name}")))?;
-                let m = num(row, col).map_err(fail)?;
-                let p = cx.predict(kind, Dtype::Fp16).map_err(fail)?;
-                cx.push(&format!("gpt3 {phase} op"), format!("{name} {phase}"), m, p);
-                meas += m;
-                pred += p;
-            }
-            cx.push(
-                &format!("gpt3 {phase} layer total"),
-                format!("layer {phase}"),
-                meas,
-                pred,
-            );
+        gpt3_layer(&mut cx, &rows).map_err(fail)?;
+    } else {
+        for row in &rows {
+            cx.row(row).map_err(fail)?;
         }
     }
     Ok(cx.out)
+}
+
+impl Ctx<'_> {
+    /// The samples of one row of a per-op file (every layout but the GPT-3 layer's).
+    fn row(&mut self, row: &Row) -> Result<(), FileError> {
+        match self.f.layout {
+            Layout::LlmcompassMatmul => {
+                let (m, n, k) = (
+                    num(row, "M")? as u64,
+                    num(row, "N")? as u64,
+                    num(row, "K")? as u64,
+                );
+                let label = format!("M={m} N={n} K={k}");
+                let s = num(row, "latency_ms")? * 1e-3;
+                self.sample("gemm", label, s, gemm(m, n, k, 1), Dtype::Fp16)
+            }
+            Layout::VidurMlp => {
+                let (t, tp) = (num(row, "num_tokens")? as u64, num(row, "tp")? as u64);
+                for (col, group, kind) in vidur_ops(t, tp) {
+                    let s = num(row, &format!("{col}_ms"))? * 1e-3;
+                    let label = format!("{col} tokens={t} tp={tp}");
+                    self.sample(group, label, s, kind, Dtype::Fp16)?;
+                }
+                Ok(())
+            }
+            Layout::VidurAllReduce => {
+                let (p, bytes) = (
+                    num(row, "num_workers")? as u64,
+                    num(row, "size_bytes")? as u64,
+                );
+                let kind = OpKind::AllReduce { bytes, devices: p };
+                let s = num(row, "median_ms")? * 1e-3;
+                self.sample(
+                    "all-reduce",
+                    format!("{bytes} B over {p}"),
+                    s,
+                    kind,
+                    Dtype::Fp16,
+                )
+            }
+            Layout::InfsimDecodeAttention => self.decode_attention_row(row),
+            Layout::LlmcompassGpt3Layer => Ok(()),
+        }
+    }
+
+    /// InferSim's decode attention: heads and KV heads per device after TP.
+    fn decode_attention_row(&mut self, row: &Row) -> Result<(), FileError> {
+        let tp = num(row, "tp")? as u64;
+        let (h, g, d) = (
+            num(row, "nh")? as u64 / tp,
+            num(row, "nkv")? as u64 / tp,
+            num(row, "dh")? as u64,
+        );
+        let (b, kv) = (num(row, "batch_size")? as u64, num(row, "kv_len")? as u64);
+        let kind = OpKind::AttnDecode {
+            seqs: b,
+            kv_tokens: b * kv,
+            heads: h,
+            kv_heads: g,
+            head_dim: d,
+        };
+        let label = format!("{}/{}/{d} tp={tp} batch={b} kv={kv}", h * tp, g * tp);
+        let s = num(row, "latency_us")? * 1e-6;
+        self.sample("decode attention", label, s, kind, Dtype::Bf16)
+    }
+}
+
+/// The GPT-3 layer file: each op of a prefill and a decode layer, and the layer totals.
+fn gpt3_layer(cx: &mut Ctx, rows: &[Row]) -> Result<(), FileError> {
+    for (phase, col, decode) in [
+        ("prefill", "prefill_s", false),
+        ("decode", "decode_s", true),
+    ] {
+        let (mut meas, mut pred) = (0.0, 0.0);
+        for (name, kind) in gpt3_ops(decode) {
+            let row = rows
+                .iter()
+                .find(|r| r.get("op").map(String::as_str) == Some(name))
+                .ok_or(FileError::NoOpRow(name))?;
+            let m = num(row, col)?;
+            let p = cx.predict(kind, Dtype::Fp16)?;
+            cx.push(&format!("gpt3 {phase} op"), format!("{name} {phase}"), m, p);
+            meas += m;
+            pred += p;
+        }
+        cx.push(
+            &format!("gpt3 {phase} layer total"),
+            format!("layer {phase}"),
+            meas,
+            pred,
+        );
+    }
+    Ok(())
 }
 
 /// Loads every calibration file in `dir` and costs each row on the arch files under `root`.

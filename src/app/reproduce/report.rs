@@ -29,8 +29,23 @@ pub fn ratios(points: &[Point], model: &str, system: &str, base: &str) -> (f64, 
 
 /// The study's Markdown report: our figures beside the paper's.
 pub fn duplex_markdown(points: &[Point], saturation: &[(String, f64)]) -> String {
-    let mut s = String::from(
-        "# Duplex reproduction\n\n\
+    let mut s = String::from(INTRO);
+    for (f, p, d, n) in figures(points) {
+        let _ = writeln!(s, "| {f} | {p} | {d} | {n} |");
+    }
+    for (sys, rate) in saturation {
+        let paper = if sys == "GPU" { "~9/s" } else { "~14/s" };
+        let _ = writeln!(
+            s,
+            "| open loop (4096, 512): highest sustained rate, {sys} | {paper} | {rate:.0}/s | Poisson, max batch 128 |"
+        );
+    }
+    every_point(&mut s, points);
+    s
+}
+
+/// The report's opening: setup, plots, and the head of the table against the paper.
+const INTRO: &str = "# Duplex reproduction\n\n\
          Regenerate with `cargo run --release -- reproduce duplex` (writes this file,\n\
          `points.csv` and the plots `<model>-throughput.svg`, `<model>-energy.svg`).\n\
          Closed loop, (L_in, L_out) = (L, L), uniform expert routing, fp16, as the paper's grid\n\
@@ -39,19 +54,20 @@ pub fn duplex_markdown(points: &[Point], saturation: &[(String, f64)]) -> String
          parallel); 2xGPU = twice as many (up to 2 nodes);\n\
          Bank-PIM = H100 + Bank-PIM HBM with Op/B dispatch; Duplex = H100 + Logic-PIM HBM with Op/B\n\
          dispatch, whole experts per device; +CoP = expert and attention co-processing; +ET = experts\n\
-         split by tensor parallelism instead.\n\n![Mixtral throughput](mixtral-8x7b-throughput.svg)\n![Mixtral energy](mixtral-8x7b-energy.svg)\n\n## Against the paper\n\n| figure | paper | dyad | note |\n|---|---:|---:|---|\n",
-    );
-    let m = "mixtral-8x7b";
-    let best_duplex = ["Duplex", "Duplex+CoP", "Duplex+CoP+ET"]
-        .iter()
-        .map(|sys| ratios(points, m, sys, "GPU"))
-        .fold((0.0f64, 0.0f64, f64::INFINITY), |a, r| {
-            (a.0.max(r.0), a.1.max(r.1), a.2.min(r.2))
-        });
-    let (plain_best, _, _) = ratios(points, m, "Duplex", "GPU");
-    let (_, cop_mean, _) = ratios(points, m, "Duplex+CoP", "Duplex");
-    let (et_best, _, _) = ratios(points, m, "Duplex+CoP+ET", "Duplex");
-    let (bank_best, bank_mean, _) = ratios(points, m, "Duplex+CoP+ET", "Bank-PIM");
+         split by tensor parallelism instead.\n\n![Mixtral throughput](mixtral-8x7b-throughput.svg)\n![Mixtral energy](mixtral-8x7b-energy.svg)\n\n## Against the paper\n\n| figure | paper | dyad | note |\n|---|---:|---:|---|\n";
+
+/// A row of the table against the paper: (figure, the paper's value, dyad's, note).
+type Figure = (&'static str, &'static str, String, &'static str);
+
+/// Each headline figure of the paper (REFERENCE.md: Duplex, MICRO 2024): those over all models,
+/// then Mixtral's.
+fn figures(points: &[Point]) -> Vec<Figure> {
+    let mut rows = all_model_figures(points);
+    rows.extend(mixtral_figures(points));
+    rows
+}
+
+fn all_model_figures(points: &[Point]) -> Vec<Figure> {
     let mut models: Vec<&str> = points.iter().map(|p| p.model.as_str()).collect();
     models.dedup();
     let per_model: Vec<(&str, f64)> = models
@@ -65,7 +81,7 @@ pub fn duplex_markdown(points: &[Point], saturation: &[(String, f64)]) -> String
         .iter()
         .map(|(m, g)| format!("{m} {g:.2}x"))
         .collect();
-    let rows = [
+    vec![
         (
             "mean throughput over all models, Duplex+CoP+ET over GPU",
             "2.07x",
@@ -96,6 +112,22 @@ pub fn duplex_markdown(points: &[Point], saturation: &[(String, f64)]) -> String
             gains.join(", "),
             "Duplex+CoP+ET over GPU, mean per model",
         ),
+    ]
+}
+
+fn mixtral_figures(points: &[Point]) -> Vec<Figure> {
+    let m = "mixtral-8x7b";
+    let best_duplex = ["Duplex", "Duplex+CoP", "Duplex+CoP+ET"]
+        .iter()
+        .map(|sys| ratios(points, m, sys, "GPU"))
+        .fold((0.0f64, 0.0f64, f64::INFINITY), |a, r| {
+            (a.0.max(r.0), a.1.max(r.1), a.2.min(r.2))
+        });
+    let (plain_best, _, _) = ratios(points, m, "Duplex", "GPU");
+    let (_, cop_mean, _) = ratios(points, m, "Duplex+CoP", "Duplex");
+    let (et_best, _, _) = ratios(points, m, "Duplex+CoP+ET", "Duplex");
+    let (bank_best, bank_mean, _) = ratios(points, m, "Duplex+CoP+ET", "Bank-PIM");
+    vec![
         (
             "Mixtral: best throughput, Duplex over GPU",
             "2.67x",
@@ -138,17 +170,11 @@ pub fn duplex_markdown(points: &[Point], saturation: &[(String, f64)]) -> String
             format!("{bank_best:.2}x / {bank_mean:.2}x"),
             "",
         ),
-    ];
-    for (f, p, d, n) in rows {
-        let _ = writeln!(s, "| {f} | {p} | {d} | {n} |");
-    }
-    for (sys, rate) in saturation {
-        let paper = if sys == "GPU" { "~9/s" } else { "~14/s" };
-        let _ = writeln!(
-            s,
-            "| open loop (4096, 512): highest sustained rate, {sys} | {paper} | {rate:.0}/s | Poisson, max batch 128 |"
-        );
-    }
+    ]
+}
+
+/// The table of every point, with its throughput over the GPU at the same batch and length.
+fn every_point(s: &mut String, points: &[Point]) {
     let _ = writeln!(
         s,
         "\n## Every point\n\n| model | batch | L | system | tokens/s | vs GPU | E2E p50 | J/token | PIM time |\n|---|---:|---:|---|---:|---:|---:|---:|---:|"
@@ -174,7 +200,6 @@ pub fn duplex_markdown(points: &[Point], saturation: &[(String, f64)]) -> String
             100.0 * p.pim_time_share
         );
     }
-    s
 }
 
 /// SVG plots of the grid: throughput over the GPU and energy per token, per model.
