@@ -15,11 +15,15 @@ use crate::work::Dtype;
 /// The PPA of one arch's xPU die, with where its clock and power came from.
 #[derive(Debug, Clone)]
 pub struct ArchPpa {
+    /// The arch's name.
     pub arch: String,
+    /// The die model's report.
     pub die: DieReport,
     /// The power the arch file states, which wins over the model's in `power`.
     pub power: Watts,
+    /// Whether the power is the arch file's rather than the model's.
     pub power_from_arch: bool,
+    /// Whether the clock is the arch file's rather than the model's.
     pub clock_from_arch: bool,
     /// Energy per FLOP all-in: power ÷ dense BF16 peak.
     pub joules_per_flop: Option<f64>,

@@ -56,14 +56,21 @@ impl FromStr for Phase {
 /// What `dyad run` runs.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
+    /// Arch file or preset.
     pub arch: PathBuf,
+    /// Model config.json, TOML or preset.
     pub model: PathBuf,
+    /// Prefill or decode.
     pub phase: Phase,
+    /// Sequences in the batch.
     pub batch: u64,
+    /// Prompt length of each sequence (prefill).
     pub prompt_len: u64,
+    /// Tokens in each sequence's KV cache (decode).
     pub kv_len: u64,
     /// Tensor-parallel degree; `None` picks the smallest power of two whose share fits memory.
     pub tp: Option<u64>,
+    /// Kernel or host time.
     pub timing: Timing,
     /// Mapping policy (`dispatch` and `duplex` need an arch with PIM units).
     pub policy: Policy,
@@ -253,8 +260,11 @@ pub fn run(spec: &RunSpec) -> Result<RunReport, RunError> {
 /// One system of the built-in comparison.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SystemResult {
+    /// The arch preset.
     pub system: String,
+    /// The policy's name.
     pub policy: String,
+    /// Its serving metrics.
     pub serving: crate::report::serving::ServingMetrics,
 }
 

@@ -19,22 +19,29 @@ use crate::work::Dtype;
 /// What `dyad validate` checks.
 #[derive(Debug, Clone)]
 pub struct ValidateSpec {
+    /// Model config.json, TOML or preset.
     pub model: PathBuf,
     /// The arch whose costs the policies place ops by (its PIM, if any, gets the ops they pick).
     pub arch: PathBuf,
+    /// Mapping policies to check.
     pub policies: Vec<Policy>,
+    /// Tensor-parallel degrees to check.
     pub tp: Vec<u64>,
     /// Expert-parallel degrees (MoE models only; each with tp = 1).
     pub ep: Vec<u64>,
     /// Hidden size, head size, FFN inner size and vocabulary are divided by this.
     pub scale: u64,
+    /// Decoder layers of the scaled model.
     pub layers: u32,
     /// Element type of every stream; `None` takes the model's.
     pub dtype: Option<Dtype>,
     /// Decode sequences (KV lengths kv_len, kv_len + 3, …) besides two prefill chunks.
     pub batch: u64,
+    /// KV length of the first decode sequence.
     pub kv_len: u64,
+    /// Prompt length of the whole-prompt prefill chunk.
     pub prompt_len: u64,
+    /// Seed of the random inputs.
     pub seed: u64,
 }
 
@@ -60,24 +67,33 @@ impl Default for ValidateSpec {
 /// One op of one iteration under one policy and device layout.
 #[derive(Debug, Clone)]
 pub struct Row {
+    /// The policy's name.
     pub policy: &'static str,
     /// The device layout: `tp4` (tensor parallel) or `ep2` (expert parallel).
     pub par: String,
+    /// The decoder layer (`None` outside the layers).
     pub layer: Option<u32>,
+    /// The op's name.
     pub op: String,
+    /// The partition plan, in words.
     pub plan: String,
+    /// What the check found.
     pub check: OpCheck,
 }
 
 /// Everything `dyad validate` found.
 #[derive(Debug, Clone)]
 pub struct Validation {
+    /// The scaled model checked.
     pub model: ModelSpec,
+    /// Element type of every stream.
     pub dtype: Dtype,
+    /// One row per op, policy and layout.
     pub rows: Vec<Row>,
 }
 
 impl Validation {
+    /// Rows whose check failed.
     pub fn failures(&self) -> usize {
         self.rows.iter().filter(|r| !r.check.passed()).count()
     }

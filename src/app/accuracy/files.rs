@@ -26,10 +26,15 @@ pub enum Layout {
 /// One calibration file: which device measured it, and with which clock.
 #[derive(Debug, Clone, Copy)]
 pub struct DataFile {
+    /// The file name in `data/validation/`.
     pub name: &'static str,
+    /// The device measured (`a100`, `h100`), the first word of each group.
     pub device: &'static str,
+    /// The arch file it is costed on, relative to the root.
     pub arch: &'static str,
+    /// How its rows map to ops.
     pub layout: Layout,
+    /// The clock its times were read from.
     pub timing: Timing,
 }
 
@@ -82,12 +87,15 @@ pub const DATA_FILES: &[DataFile] = &[
 /// One measured row beside its prediction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
+    /// The calibration file.
     pub file: String,
     /// Statistics group, e.g. `a100 gemm`.
     pub group: String,
     /// The row, in words.
     pub label: String,
+    /// Measured time, s.
     pub measured_s: f64,
+    /// dyad's time, s.
     pub predicted_s: f64,
 }
 

@@ -9,9 +9,13 @@ use crate::report::render::si;
 /// Absolute relative error statistics over a group of samples.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Stats {
+    /// Samples in the group.
     pub count: usize,
+    /// Median absolute relative error.
     pub median: f64,
+    /// 90th percentile (nearest rank).
     pub p90: f64,
+    /// Largest.
     pub max: f64,
 }
 
@@ -22,6 +26,7 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 }
 
 impl Stats {
+    /// The statistics of `errors`; `None` when there are none.
     pub fn of(errors: impl Iterator<Item = f64>) -> Option<Stats> {
         let mut v: Vec<f64> = errors.collect();
         if v.is_empty() {
