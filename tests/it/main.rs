@@ -9,6 +9,7 @@ mod config;
 mod golden;
 mod invariants;
 mod kernels;
+mod layers;
 mod pim;
 mod ppa_cli;
 mod serving;
