@@ -1,11 +1,14 @@
-//! dyad's integration tests, in one binary (one crate, one link): each module below was once a
-//! file of its own under `tests/`. `util` is the only harness that runs the `dyad` binary.
+//! dyad's integration tests, in one binary (one crate, one link). `util` is the only harness
+//! that runs the `dyad` binary. Most modules were once files of their own under `tests/`;
+//! `layers` checks the module layering of `src/`, and `duplex` checks the Duplex reproduction
+//! against the paper's figures.
 
 mod util;
 
 mod accuracy;
 mod cli;
 mod config;
+mod duplex;
 mod golden;
 mod invariants;
 mod kernels;
