@@ -2,57 +2,13 @@
 //! (unknown names, impossible layouts, unknown keys) ending with status 2 and a message naming
 //! the file, line and key.
 
-use std::path::Path;
-use std::process::Command;
+use crate::util::{dyad, dyad_in, dyad_with, expect_input_error, root};
 
-struct Run {
-    status: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `dyad` in `dir`, with `files` written there first.
-fn dyad_in(dir: &Path, files: &[(&str, &str)], args: &[&str]) -> Run {
-    for (name, text) in files {
-        let p = dir.join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-    let out = Command::new(env!("CARGO_BIN_EXE_dyad"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    Run {
-        status: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn dyad(args: &[&str]) -> Run {
-    dyad_in(Path::new(env!("CARGO_MANIFEST_DIR")), &[], args)
-}
-
-fn dyad_with(files: &[(&str, &str)], args: &[&str]) -> Run {
-    let dir = tempfile::tempdir().unwrap();
-    dyad_in(dir.path(), files, args)
-}
-
-fn expect_input_error(r: &Run, needles: &[&str]) {
-    assert_eq!(r.status, 2, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
-    for n in needles {
-        assert!(r.stderr.contains(n), "stderr lacks {n:?}:\n{}", r.stderr);
-    }
-    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
-}
-
-const DIE: &str = include_str!("../arch/tech/dies/a100.toml");
+const DIE: &str = include_str!("../../arch/tech/dies/a100.toml");
 
 #[test]
 fn ppa_shows_archs_side_by_side_from_any_directory() {
-    let r = dyad_in(&std::env::temp_dir(), &[], &["ppa", "a100", "h100"]);
+    let r = dyad_in(&std::env::temp_dir(), &["ppa", "a100", "h100"], None);
     assert_eq!(r.status, 0, "{}", r.stderr);
     for n in [
         "GA100",
@@ -97,7 +53,7 @@ fn an_explicit_clock_in_the_arch_wins_and_is_marked() {
     let arch = "extends = \"a100.toml\"\nname = \"A100 slow\"\n[xpu.tech]\nclock = \"1 GHz\"\n";
     let r = dyad_with(
         &[
-            ("a100.toml", include_str!("../arch/a100.toml")),
+            ("a100.toml", include_str!("../../arch/a100.toml")),
             ("tech/dies/a100.toml", DIE),
             ("slow.toml", arch),
         ],
@@ -119,7 +75,7 @@ fn unknown_device_in_an_arch_override_names_the_arch_file() {
     let arch = "extends = \"a100.toml\"\n[xpu.tech]\ndevice = \"nanotube\"\n";
     let r = dyad_with(
         &[
-            ("a100.toml", include_str!("../arch/a100.toml")),
+            ("a100.toml", include_str!("../../arch/a100.toml")),
             ("tech/dies/a100.toml", DIE),
             ("x.toml", arch),
         ],
@@ -168,12 +124,15 @@ fn unknown_keys_in_die_and_library_files_are_errors() {
     let r = dyad_with(&[("d.toml", &bad)], &["ppa", "--die", "d.toml"]);
     expect_input_error(&r, &["d.toml:", "unknown field `clok`"]);
 
-    let nodes = include_str!("../arch/tech/nodes.toml").replacen("vdd_v", "vdd_volts", 1);
+    let nodes = include_str!("../../arch/tech/nodes.toml").replacen("vdd_v", "vdd_volts", 1);
     let r = dyad_with(
         &[
             ("t/nodes.toml", &nodes),
-            ("t/devices.toml", include_str!("../arch/tech/devices.toml")),
-            ("t/model.toml", include_str!("../arch/tech/model.toml")),
+            (
+                "t/devices.toml",
+                include_str!("../../arch/tech/devices.toml"),
+            ),
+            ("t/model.toml", include_str!("../../arch/tech/model.toml")),
         ],
         &["ppa", "--tech", "t", "a100"],
     );
@@ -190,15 +149,15 @@ fn an_arch_without_a_technology_is_an_input_error() {
     );
     let r = dyad(&["ppa"]);
     expect_input_error(&r, &["needs an arch file"]);
-    let arch =
-        include_str!("../arch/h100.toml").replace("[xpu.tech]\ndie = \"tech/dies/h100.toml\"", "");
+    let arch = include_str!("../../arch/h100.toml")
+        .replace("[xpu.tech]\ndie = \"tech/dies/h100.toml\"", "");
     let r = dyad_with(&[("n.toml", &arch)], &["ppa", "n.toml"]);
     expect_input_error(&r, &["n.toml", "names no technology"]);
 }
 
 #[test]
 fn list_names_the_technologies() {
-    let r = dyad_in(&std::env::temp_dir(), &[], &["list"]);
+    let r = dyad_in(&std::env::temp_dir(), &["list"], None);
     assert_eq!(r.status, 0, "{}", r.stderr);
     assert!(r.stdout.contains("n7, n5, n3, n2, a14"), "{}", r.stdout);
     assert!(r.stdout.contains("finfet, gaa, cfet, ffet"), "{}", r.stdout);
@@ -206,7 +165,7 @@ fn list_names_the_technologies() {
 
 /// An arch extending the shipped `duplex-n2-ffet.toml` with `extra` appended.
 fn pim_tech_arch(extra: &str) -> String {
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("arch/duplex-n2-ffet.toml");
+    let base = root("arch/duplex-n2-ffet.toml");
     format!("extends = {:?}\n{extra}", base.display().to_string())
 }
 
@@ -268,8 +227,8 @@ fn ppa_says_which_pim_values_come_from_the_model() {
 
 #[test]
 fn the_serving_report_says_which_pim_values_come_from_the_model() {
-    let arch = Path::new(env!("CARGO_MANIFEST_DIR")).join("arch/duplex-n2-ffet.toml");
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads/models/mixtral-8x7b.json");
+    let arch = root("arch/duplex-n2-ffet.toml");
+    let model = root("workloads/models/mixtral-8x7b.json");
     let scenario = format!(
         "name = \"s\"\narch = {:?}\nmodel = {:?}\ntp = 4\nseed = 1\npolicy = \"duplex\"\n\
          [precision]\nweights = \"fp16\"\nactivations = \"fp16\"\nkv = \"fp16\"\n\
@@ -301,12 +260,11 @@ fn the_serving_report_says_which_pim_values_come_from_the_model() {
 
 #[test]
 fn pim_tech_on_a_bank_pim_is_an_input_error() {
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("arch/bank-pim.toml");
+    let base = root("arch/bank-pim.toml");
     let arch = format!(
         "extends = {:?}\n[pim.tech]\ndie = {:?}\ndie_area = \"121 mm^2\"\n",
         base.display().to_string(),
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("arch/tech/dies/hbm3-logic-die.toml")
+        root("arch/tech/dies/hbm3-logic-die.toml")
             .display()
             .to_string()
     );

@@ -2,16 +2,12 @@
 //! calibrated to, and known dies it predicts (A100 area, Duplex Logic-PIM area, H100 energy per
 //! FLOP); the model's monotonic properties; the Logic-PIM study's conclusion.
 
-use std::path::{Path, PathBuf};
-
 use dyad::app::ppa::die_ppa;
 use dyad::config::{load_die, load_tech_library};
 use dyad::tech::{self, BlockSpec, Layout, Library, Placement, Role, block, ffet, pim, sram_area};
 use proptest::prelude::*;
 
-fn root(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
+use crate::util::root;
 
 fn lib() -> Library {
     load_tech_library(&root("arch/tech")).unwrap()

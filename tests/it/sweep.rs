@@ -2,11 +2,10 @@
 //! values that reach the model, and the `sweep`, `merge` and `compare` commands.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use dyad::sweep::{self, Record, RunOptions, Sweep};
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+use crate::util::{ROOT, Run, dyad};
 
 /// A small Duplex scenario (few requests) and a sweep file over it, written into `dir`.
 fn files(dir: &Path, sweep_body: &str) -> PathBuf {
@@ -262,20 +261,6 @@ fn constraints_drop_points_and_zip_pairs_axes() {
     assert_eq!(pts[1].values[1].1, toml::Value::Integer(8));
 }
 
-fn dyad(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_dyad"))
-        .args(args)
-        .current_dir(ROOT)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn cli_sweep_merge_and_compare() {
     let d = tempfile::tempdir().unwrap();
@@ -283,7 +268,11 @@ fn cli_sweep_merge_and_compare() {
     let f = f.to_str().unwrap();
     let out = d.path().join("out");
     let o = out.to_str().unwrap();
-    let (st, stdout, stderr) = dyad(&["sweep", f, "--out", o, "--quiet"]);
+    let Run {
+        status: st,
+        stdout,
+        stderr,
+    } = dyad(&["sweep", f, "--out", o, "--quiet"]);
     assert_eq!(st, 0, "{stderr}");
     assert!(stdout.starts_with("Pareto front"), "{stdout}");
     for name in [
@@ -305,21 +294,25 @@ fn cli_sweep_merge_and_compare() {
     let s = sh.to_str().unwrap();
     for k in ["1/2", "2/2"] {
         assert_eq!(
-            dyad(&["sweep", f, "--out", s, "--shard", k, "--quiet"]).0,
+            dyad(&["sweep", f, "--out", s, "--shard", k, "--quiet"]).status,
             0
         );
     }
     let a = format!("{s}/shard-1-of-2.jsonl");
     let b = format!("{s}/shard-2-of-2.jsonl");
     let m = d.path().join("m");
-    let (st, _, stderr) = dyad(&["merge", f, &a, &b, "--out", m.to_str().unwrap()]);
+    let Run {
+        status: st, stderr, ..
+    } = dyad(&["merge", f, &a, &b, "--out", m.to_str().unwrap()]);
     assert_eq!(st, 0, "{stderr}");
     assert_eq!(std::fs::read_to_string(m.join("points.csv")).unwrap(), csv);
-    let (st, _, stderr) = dyad(&["merge", f, &a, "--out", m.to_str().unwrap()]);
+    let Run {
+        status: st, stderr, ..
+    } = dyad(&["merge", f, &a, "--out", m.to_str().unwrap()]);
     assert_eq!(st, 2, "{stderr}");
     assert!(stderr.contains("6 points are in no shard"), "{stderr}");
 
-    let (st, _, _) = dyad(&["sweep", f, "--out", s, "--emit-slurm", "4"]);
+    let Run { status: st, .. } = dyad(&["sweep", f, "--out", s, "--emit-slurm", "4"]);
     assert_eq!(st, 0);
     let slurm = std::fs::read_to_string(sh.join("sweep.slurm")).unwrap();
     assert!(slurm.contains("#SBATCH --array=1-4"));
@@ -327,7 +320,11 @@ fn cli_sweep_merge_and_compare() {
 
     // Points 0 and 11 differ in every axis.
     let jl = out.join("points.jsonl");
-    let (st, cmp, stderr) = dyad(&[
+    let Run {
+        status: st,
+        stdout: cmp,
+        stderr,
+    } = dyad(&[
         "compare",
         &format!("{}#0", jl.display()),
         &format!("{}#11", jl.display()),
@@ -348,7 +345,9 @@ fn cli_sweep_merge_and_compare() {
         "scenario = \"base.toml\"\n[[axis]]\nkey = \"tpp\"\nvalues = [1]\n",
     )
     .unwrap();
-    let (st, _, stderr) = dyad(&[
+    let Run {
+        status: st, stderr, ..
+    } = dyad(&[
         "sweep",
         d.path().join("bad.toml").to_str().unwrap(),
         "--out",
@@ -359,9 +358,13 @@ fn cli_sweep_merge_and_compare() {
         stderr.contains("bad.toml:3:7") && stderr.contains("unknown key `tpp`"),
         "{stderr}"
     );
-    let (st, _, stderr) = dyad(&["sweep", f, "--shard", "3/2"]);
+    let Run {
+        status: st, stderr, ..
+    } = dyad(&["sweep", f, "--shard", "3/2"]);
     assert_eq!(st, 2, "{stderr}");
-    let (st, _, stderr) = dyad(&["compare", f, "nope.json"]);
+    let Run {
+        status: st, stderr, ..
+    } = dyad(&["compare", f, "nope.json"]);
     assert_eq!(st, 2, "{stderr}");
 }
 
@@ -371,7 +374,11 @@ fn compare_run_reports_shows_ratios_and_layer_deltas() {
     let a = d.path().join("a.json");
     let b = d.path().join("b.json");
     let run = |batch: &str, out: &Path| {
-        let (st, _, e) = dyad(&[
+        let Run {
+            status: st,
+            stderr: e,
+            ..
+        } = dyad(&[
             "run",
             "--model",
             "llama-3-8b",
@@ -390,7 +397,11 @@ fn compare_run_reports_shows_ratios_and_layer_deltas() {
     };
     run("8", &a);
     run("32", &b);
-    let (st, cmp, e) = dyad(&["compare", a.to_str().unwrap(), b.to_str().unwrap(), "--all"]);
+    let Run {
+        status: st,
+        stdout: cmp,
+        stderr: e,
+    } = dyad(&["compare", a.to_str().unwrap(), b.to_str().unwrap(), "--all"]);
     assert_eq!(st, 0, "{e}");
     assert!(
         cmp.contains("| inputs.batch | 8.000000 | 32.000000 | 4.0000 |"),

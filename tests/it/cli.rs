@@ -1,75 +1,14 @@
 //! The binary end to end: the default run, each command, and bad input ending with status 2 and
 //! a message that names the place.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-struct Run {
-    status: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `dyad` in `dir` (the repository root when `None`).
-fn dyad_in(dir: Option<&Path>, args: &[&str], stdin: Option<&str>) -> Run {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_dyad"));
-    c.args(args)
-        .current_dir(dir.unwrap_or(Path::new(env!("CARGO_MANIFEST_DIR"))));
-    c.env("NO_COLOR", "1");
-    let out: Output = match stdin {
-        None => c.output().unwrap(),
-        Some(text) => {
-            use std::io::Write;
-            c.stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped());
-            let mut child = c.spawn().unwrap();
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(text.as_bytes())
-                .unwrap();
-            child.wait_with_output().unwrap()
-        }
-    };
-    Run {
-        status: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn dyad(args: &[&str]) -> Run {
-    dyad_in(None, args, None)
-}
-
-/// Writes `files` into a fresh temporary folder and runs `dyad` there.
-fn dyad_with(files: &[(&str, &str)], args: &[&str]) -> Run {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, text) in files {
-        std::fs::write(dir.path().join(name), text).unwrap();
-    }
-    dyad_in(Some(dir.path()), args, None)
-}
+use crate::util::{dyad, dyad_in, dyad_stdin, dyad_with, expect_input_error};
 
 /// A complete arch file, to be broken one key at a time.
-const ARCH: &str = include_str!("../arch/h100.toml");
-
-fn expect_input_error(r: &Run, needles: &[&str]) {
-    assert_eq!(r.status, 2, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
-    for n in needles {
-        assert!(r.stderr.contains(n), "stderr lacks {n:?}:\n{}", r.stderr);
-    }
-    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
-}
+const ARCH: &str = include_str!("../../arch/h100.toml");
 
 #[test]
 fn default_run_prints_the_mixtral_table() {
-    for r in [
-        dyad(&[]),
-        dyad_in(Some(&std::env::temp_dir()), &["run"], None),
-    ] {
+    for r in [dyad(&[]), dyad_in(&std::env::temp_dir(), &["run"], None)] {
         assert_eq!(r.status, 0, "{}", r.stderr);
         for n in [
             "mixtral-8x7b",
@@ -142,7 +81,7 @@ fn graph_prints_dot() {
 #[test]
 fn cost_appends_columns_and_passes_others_through() {
     let csv = "kind,dtype,m,n,k,tag\ngemm,fp16,4096,4096,4096,big\n";
-    let r = dyad_in(None, &["cost", "--arch", "a100"], Some(csv));
+    let r = dyad_stdin(&["cost", "--arch", "a100"], csv);
     assert_eq!(r.status, 0, "{}", r.stderr);
     let mut lines = r.stdout.lines();
     assert_eq!(
@@ -159,9 +98,9 @@ fn cost_appends_columns_and_passes_others_through() {
 #[test]
 fn cost_names_the_line_it_cannot_cost() {
     let csv = "kind,dtype,m,n,k\ngemm,fp16,1,2,3\ngemm,fp16,1,,3\n";
-    let r = dyad_in(None, &["cost"], Some(csv));
+    let r = dyad_stdin(&["cost"], csv);
     expect_input_error(&r, &["line 3", "`n`"]);
-    let r = dyad_in(None, &["cost"], Some("kind,dtype\nconv,fp16\n"));
+    let r = dyad_stdin(&["cost"], "kind,dtype\nconv,fp16\n");
     expect_input_error(&r, &["line 2", "unknown kind \"conv\""]);
 }
 
@@ -429,7 +368,7 @@ fn validate_places_whole_experts_under_expert_parallelism() {
 
 #[test]
 fn validate_fails_with_status_1_when_no_kernel_runs_the_element_type() {
-    let json = include_str!("../workloads/models/llama-3-8b.json")
+    let json = include_str!("../../workloads/models/llama-3-8b.json")
         .replace("\"bfloat16\"", "\"float8_e4m3fn\"");
     let r = dyad_with(
         &[("m.json", &json)],

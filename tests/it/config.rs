@@ -3,9 +3,7 @@
 use dyad::config::{load_arch, load_model};
 use dyad::work::Dtype;
 
-fn root(p: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
+use crate::util::root;
 
 #[test]
 fn shipped_archs_carry_datasheet_peaks() {

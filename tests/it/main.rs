@@ -1,0 +1,21 @@
+//! dyad's integration tests, in one binary (one crate, one link). `util` is the only harness
+//! that runs the `dyad` binary. Most modules were once files of their own under `tests/`;
+//! `layers` checks the module layering of `src/`, and `duplex` checks the Duplex reproduction
+//! against the paper's figures.
+
+mod util;
+
+mod accuracy;
+mod cli;
+mod config;
+mod duplex;
+mod golden;
+mod invariants;
+mod kernels;
+mod layers;
+mod pim;
+mod ppa_cli;
+mod serving;
+mod sweep;
+mod tech;
+mod work;
