@@ -16,6 +16,7 @@ mod layers;
 mod pim;
 mod ppa_cli;
 mod serving;
+mod sizes;
 mod sweep;
 mod tech;
 mod work;
