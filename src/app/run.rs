@@ -9,7 +9,9 @@ use crate::config::{self, ConfigError};
 use crate::hw::System;
 use crate::hw::{CostError, Timing};
 use crate::map::{self, Policy};
-use crate::model::{Batch, ModelError, ModelSpec, Precision, Routing, build_iteration};
+use crate::model::{
+    Batch, Footprint, ModelError, ModelSpec, Parallelism, Precision, Routing, build_iteration,
+};
 use crate::report::{MemoryUse, RunInputs, RunReport};
 use crate::sim::serving::ServingError;
 
@@ -142,13 +144,13 @@ impl RunError {
     }
 }
 
-/// Bytes of one device's share of weights and KV cache.
+/// Bytes of one device's share of weights and KV cache (sized by [`Footprint`]).
 fn memory_use(m: &ModelSpec, batch: &Batch, tp: u64, p: Precision, capacity: f64) -> MemoryUse {
-    let weights = m.params() as f64 * p.weights.bytes() / tp as f64;
+    let foot = Footprint::new(m, Parallelism { tp, ep: 1 }, p);
+    let weights = foot.weights.value();
     let kv_tokens: u64 = batch.decode_kv.iter().sum::<u64>()
         + batch.prefill.iter().map(|c| c.ctx + c.q_len).sum::<u64>();
-    let kv = m.kv_bytes_per_token(p.kv) * kv_tokens as f64 * m.kv_heads_per_device(tp) as f64
-        / m.kv_heads as f64;
+    let kv = foot.kv(kv_tokens).value();
     MemoryUse {
         weights_bytes: weights,
         kv_bytes: kv,
