@@ -275,7 +275,7 @@ pub fn duplex_comparison() -> Result<Vec<SystemResult>, RunError> {
         let mut s = base.clone();
         s.sys = config::load_arch(arch.as_ref())?;
         s.policy = policy;
-        let mut r =
+        let r =
             crate::sim::serving::simulate(&s, false).map_err(|source| RunError::Serving {
                 scenario: s.name.clone(),
                 source,
@@ -283,7 +283,7 @@ pub fn duplex_comparison() -> Result<Vec<SystemResult>, RunError> {
         out.push(SystemResult {
             system: arch.into(),
             policy: policy.name().into(),
-            serving: ServingReport::new(&s, &mut r).serving,
+            serving: ServingReport::new(&s, &r).serving,
         });
     }
     Ok(out)
@@ -347,7 +347,7 @@ pub fn serve(spec: &ServeSpec) -> Result<String, super::AppError> {
     if let Some(seed) = spec.seed {
         sc.seed = seed;
     }
-    let mut r = crate::sim::serving::simulate(&sc, spec.trace.is_some()).map_err(|source| {
+    let r = crate::sim::serving::simulate(&sc, spec.trace.is_some()).map_err(|source| {
         AppError::Serving {
             path: spec.scenario.clone(),
             source,
@@ -362,7 +362,7 @@ pub fn serve(spec: &ServeSpec) -> Result<String, super::AppError> {
         report::trace::write_trace(std::io::BufWriter::new(f), &r.spans, &r.lives)
             .map_err(cannot)?;
     }
-    let rep = report::serving::ServingReport::new(&sc, &mut r);
+    let rep = report::serving::ServingReport::new(&sc, &r);
     match spec.format {
         Format::Json => Ok(serde_json::to_string_pretty(&rep)? + "\n"),
         Format::Table | Format::Md => Ok(rep.table()),
