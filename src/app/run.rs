@@ -275,11 +275,10 @@ pub fn duplex_comparison() -> Result<Vec<SystemResult>, RunError> {
         let mut s = base.clone();
         s.sys = config::load_arch(arch.as_ref())?;
         s.policy = policy;
-        let r =
-            crate::sim::serving::simulate(&s, false).map_err(|source| RunError::Serving {
-                scenario: s.name.clone(),
-                source,
-            })?;
+        let r = crate::sim::serving::simulate(&s, false).map_err(|source| RunError::Serving {
+            scenario: s.name.clone(),
+            source,
+        })?;
         out.push(SystemResult {
             system: arch.into(),
             policy: policy.name().into(),

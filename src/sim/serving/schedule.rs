@@ -275,3 +275,169 @@ fn admit(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A running sequence with a prompt of `prompt` tokens, `in_kv` of them (or of its output)
+    /// cached, and the blocks of 4 tokens that holds.
+    fn seq(prompt: u64, in_kv: u64, generated: u64) -> Seq {
+        Seq {
+            in_kv,
+            generated,
+            blocks: in_kv.div_ceil(4),
+            ..Seq::new(prompt, 100)
+        }
+    }
+
+    /// Queues over `blocks` blocks of 4 tokens, with `running` admitted in order (their blocks
+    /// taken) and `waiting` behind them.
+    fn queues(blocks: u64, running: &[Seq], waiting: &[Seq]) -> Queues {
+        let mut q = Queues::new(PagedKv::new(4, blocks));
+        for s in running {
+            let id = q.arrive(s.clone());
+            q.waiting.pop_back();
+            assert!(q.kv.try_take(s.blocks));
+            q.running.push(id);
+        }
+        for s in waiting {
+            q.arrive(s.clone());
+        }
+        q
+    }
+
+    fn lim(max_batch: u64, max_tokens: u64) -> Limits {
+        Limits {
+            max_batch,
+            max_tokens,
+        }
+    }
+
+    /// What the step does to the queues after an iteration: the planned tokens are cached.
+    fn run(q: &mut Queues, p: &Plan) {
+        for &r in &p.decode {
+            q.seqs[r].in_kv += 1;
+        }
+        for &(r, c) in &p.chunks {
+            q.seqs[r].in_kv += c;
+        }
+    }
+
+    #[test]
+    fn decode_comes_first_one_token_per_sequence_past_its_prompt() {
+        let mut q = queues(
+            100,
+            &[seq(8, 8, 1), seq(16, 4, 0), seq(8, 9, 2)],
+            &[Seq::new(4, 10)],
+        );
+        let p = next_batch(&mut q, &lim(8, 3)).unwrap();
+        assert_eq!(p.decode, [0, 2]);
+        // The prefill gets what the decode tokens leave; the request waiting gets nothing.
+        assert_eq!(p.chunks, [(1, 1)]);
+        assert!(p.waits.budget && !p.waits.kv && !p.waits.batch);
+        // A decode token that starts a block takes one; one that does not, none.
+        assert_eq!((q.seqs[0].blocks, q.seqs[2].blocks), (3, 3));
+        assert_eq!(q.kv.used(), 3 + 2 + 3);
+    }
+
+    #[test]
+    fn a_long_prompt_is_chunked_at_the_token_budget_and_decode_is_never_starved() {
+        let mut q = queues(100, &[seq(8, 8, 1)], &[Seq::new(100, 10)]);
+        let p = next_batch(&mut q, &lim(8, 32)).unwrap();
+        assert_eq!(
+            (p.decode.as_slice(), p.chunks.as_slice()),
+            (&[0][..], &[(1, 31)][..])
+        );
+        assert_eq!(q.running, [0, 1]);
+        assert_eq!(q.seqs[1].blocks, 8);
+        run(&mut q, &p);
+        let p = next_batch(&mut q, &lim(8, 32)).unwrap();
+        assert_eq!(
+            (p.decode.as_slice(), p.chunks.as_slice()),
+            (&[0][..], &[(1, 31)][..])
+        );
+        assert_eq!(q.seqs[1].blocks, 16);
+    }
+
+    #[test]
+    fn running_prefills_continue_before_admissions() {
+        let mut q = queues(100, &[seq(20, 8, 0)], &[Seq::new(10, 10), Seq::new(10, 10)]);
+        let p = next_batch(&mut q, &lim(8, 16)).unwrap();
+        assert!(p.decode.is_empty());
+        assert_eq!(p.chunks, [(0, 12), (1, 4)]);
+        assert_eq!(q.running, [0, 1]);
+        assert_eq!(q.waiting, [2]);
+        assert!(p.waits.budget);
+    }
+
+    #[test]
+    fn admission_stops_at_the_batch_limit() {
+        let mut q = queues(100, &[seq(8, 8, 1), seq(8, 8, 1)], &[Seq::new(4, 10)]);
+        let p = next_batch(&mut q, &lim(2, 64)).unwrap();
+        assert_eq!(p.decode, [0, 1]);
+        assert!(p.chunks.is_empty());
+        assert!(p.waits.batch && !p.waits.kv && !p.waits.budget);
+        assert_eq!(q.waiting, [2]);
+    }
+
+    #[test]
+    fn admission_stops_when_the_first_chunk_does_not_fit_in_the_free_blocks() {
+        // 4 blocks: the running sequence holds 2 and takes a third for its decode token.
+        let mut q = queues(4, &[seq(8, 8, 1)], &[Seq::new(12, 10)]);
+        let p = next_batch(&mut q, &lim(8, 64)).unwrap();
+        assert_eq!(p.decode, [0]);
+        assert!(p.chunks.is_empty());
+        assert!(p.waits.kv);
+        assert_eq!((q.waiting.len(), q.kv.free()), (1, 1));
+    }
+
+    #[test]
+    fn out_of_blocks_decode_preempts_the_latest_admitted_and_admits_no_one() {
+        // 4 blocks, all held: 0 needs a second block for its decode token; 1 needs a third.
+        let mut q = queues(
+            4,
+            &[seq(4, 4, 1), seq(8, 8, 1), seq(4, 4, 1)],
+            &[Seq::new(4, 10)],
+        );
+        let p = next_batch(&mut q, &lim(8, 64)).unwrap();
+        // 2 (the latest) is preempted for 0's block; then 1 is the latest and preempts itself.
+        assert_eq!(p.decode, [0]);
+        assert!(p.chunks.is_empty());
+        assert_eq!(p.preempted, 2);
+        assert!(p.waits.kv);
+        assert_eq!(q.running, [0]);
+        // Preempted sequences go to the front, in admission order; the new request stays behind.
+        assert_eq!(q.waiting, [1, 2, 3]);
+        // They will recompute the prompt and the tokens generated so far.
+        assert_eq!(
+            (q.seqs[1].in_kv, q.seqs[1].blocks, q.seqs[1].target),
+            (0, 0, 9)
+        );
+        assert_eq!(q.kv.free(), 2);
+    }
+
+    #[test]
+    fn a_prompt_longer_than_the_cache_is_an_error() {
+        let mut q = queues(4, &[], &[Seq::new(100, 10)]);
+        let e = next_batch(&mut q, &lim(8, 64)).unwrap_err();
+        assert!(matches!(
+            e,
+            ServingError::TooLong {
+                id: 0,
+                need: 25,
+                total: 4
+            }
+        ));
+    }
+
+    #[test]
+    fn retire_frees_the_finished_in_admission_order() {
+        let mut q = queues(100, &[seq(4, 4, 1), seq(4, 4, 1), seq(4, 4, 1)], &[]);
+        q.seqs[0].generated = 100;
+        q.seqs[2].generated = 100;
+        assert_eq!(q.retire(), [0, 2]);
+        assert_eq!(q.running, [1]);
+        assert_eq!(q.kv.used(), 1);
+    }
+}

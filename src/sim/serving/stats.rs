@@ -227,3 +227,46 @@ impl Clock {
         self.last_token = t;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 100 iterations with these waits and op time by bound (compute, memory, overhead, link).
+    fn run(kv: u64, batch: u64, budget: u64, by_bound: [f64; 4]) -> ServingLimit {
+        ServingLimit::of(&ServingResult {
+            iterations: 100,
+            waited_kv: kv,
+            waited_batch: batch,
+            waited_budget: budget,
+            by_bound,
+            ..ServingResult::default()
+        })
+    }
+
+    #[test]
+    fn kv_waits_decide_first_then_compute() {
+        assert_eq!(
+            run(5, 50, 50, [9.0, 1.0, 0.0, 0.0]),
+            ServingLimit::KvCapacity
+        );
+        assert_eq!(run(4, 50, 50, [5.0, 5.0, 0.0, 0.0]), ServingLimit::Compute);
+    }
+
+    #[test]
+    fn a_full_batch_names_the_bound_of_its_iterations() {
+        let memory = [1.0, 3.0, 1.0, 0.0];
+        assert_eq!(run(0, 5, 50, memory), ServingLimit::MemoryBandwidth);
+        // Compute under half of op time but ahead of memory.
+        assert_eq!(run(0, 5, 0, [4.0, 3.0, 3.0, 0.0]), ServingLimit::Compute);
+    }
+
+    #[test]
+    fn then_the_token_budget_then_load() {
+        let memory = [1.0, 3.0, 1.0, 0.0];
+        assert_eq!(run(0, 4, 5, memory), ServingLimit::TokenBudget);
+        assert_eq!(run(4, 4, 4, memory), ServingLimit::Load);
+        assert_eq!(run(0, 0, 0, [0.0; 4]), ServingLimit::Load);
+        assert_eq!(ServingLimit::MemoryBandwidth.name(), "memory_bandwidth");
+    }
+}
