@@ -41,13 +41,16 @@ pub struct Task {
 /// When a task ran.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Span {
+    /// When its delay began, s.
     pub start: f64,
+    /// When its fluid phase ended, s.
     pub end: f64,
 }
 
 /// What a run produced.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
+    /// Each task's span, by task index.
     pub spans: Vec<Span>,
     /// Time the last task finished.
     pub makespan: f64,
@@ -58,16 +61,30 @@ pub struct Outcome {
 /// A task the engine cannot run.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum EngineError {
+    /// A dependency on a task that does not come earlier in the list.
     #[error("task {task} depends on task {dep}, which does not come before it")]
-    BadDependency { task: usize, dep: usize },
+    BadDependency {
+        /// The task.
+        task: usize,
+        /// The task it depends on.
+        dep: usize,
+    },
+    /// A demand on a resource the run does not have.
     #[error("task {task} uses resource {resource}, but there are only {resources}")]
     BadResource {
+        /// The task.
         task: usize,
+        /// The resource it names.
         resource: usize,
+        /// Resources in the run.
         resources: usize,
     },
+    /// A delay or demand that is negative, infinite or NaN.
     #[error("task {task} has a negative or non-finite delay or demand")]
-    BadWork { task: usize },
+    BadWork {
+        /// The task.
+        task: usize,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq)]

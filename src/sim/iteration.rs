@@ -25,10 +25,13 @@ fn resource(device: u32, which: usize) -> ResourceId {
 /// Why an iteration cannot be priced.
 #[derive(Debug, thiserror::Error)]
 pub enum IterError {
+    /// An op cannot be priced on its unit.
     #[error(transparent)]
     Cost(#[from] CostError),
+    /// The iteration's graph cannot be built.
     #[error(transparent)]
     Model(#[from] crate::model::ModelError),
+    /// The engine refused the tasks (a bug).
     #[error(transparent)]
     Engine(#[from] engine::EngineError),
 }
@@ -36,16 +39,22 @@ pub enum IterError {
 /// One op's run, for traces.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpSpan {
+    /// The op's name.
     pub name: String,
+    /// Its layer (`None` for the embedding and the head).
     pub layer: Option<u32>,
+    /// The resource it ran on (an index into [`RESOURCES`], offset by 5 per device).
     pub resource: usize,
+    /// Start, s.
     pub start: f64,
+    /// End, s.
     pub end: f64,
 }
 
 /// What one iteration cost.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct IterCost {
+    /// Time of the iteration, s.
     pub time: f64,
     /// Dynamic energy of every device of the group (J).
     pub energy: f64,
@@ -59,6 +68,7 @@ pub struct IterCost {
     pub by_bound: [f64; 4],
     /// Op instances simulated.
     pub ops: u64,
+    /// Op spans from the iteration's start (when asked for).
     pub spans: Vec<OpSpan>,
 }
 
@@ -82,7 +92,9 @@ pub struct Coster<'a> {
     timing: Timing,
     policy: Policy,
     cache: HashMap<(Unit, OpKind, Precision), Priced>,
+    /// Ops priced from the cache.
     pub hits: u64,
+    /// Ops priced afresh.
     pub misses: u64,
 }
 
@@ -96,6 +108,7 @@ fn bound_index(b: Bound) -> usize {
 }
 
 impl<'a> Coster<'a> {
+    /// A coster of `model` split as `par` on `sys`, its ops placed by `policy`.
     pub fn new(
         sys: &'a System,
         model: &ModelSpec,
