@@ -13,7 +13,7 @@ mod stats;
 mod step;
 
 pub use stats::{
-    COMPUTE_SHARE, RequestLife, ServingLimit, ServingResult, TimelinePoint, WAIT_SHARE,
+    COMPUTE_SHARE, FULL_BATCH, RequestLife, ServingLimit, ServingResult, TimelinePoint, WAIT_SHARE,
 };
 
 use super::iteration::IterError;

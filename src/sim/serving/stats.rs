@@ -39,13 +39,20 @@ pub const WAIT_SHARE: f64 = 0.05;
 /// majority, so that compute outweighs every other bound (memory, overhead, link) together.
 pub const COMPUTE_SHARE: f64 = 0.5;
 
+/// Mean sequences per iteration, as a share of `max_batch`, at which the batch counts as full
+/// even though no request waited on the limit (a closed loop with as many requests as the batch
+/// holds): within 5% of the limit, the shortfall being the first admissions and the drain at the
+/// end.
+pub const FULL_BATCH: f64 = 0.95;
+
 /// What held a serving run's throughput back. The first rule that holds decides:
 ///
 /// 1. [`KvCapacity`](Self::KvCapacity): admissions waited on KV space, or requests were
 ///    preempted, in at least [`WAIT_SHARE`] of iterations.
 /// 2. [`Compute`](Self::Compute): at least [`COMPUTE_SHARE`] of op time was compute-bound.
 /// 3. The batch was full (a request waited on `max_batch` in at least [`WAIT_SHARE`] of
-///    iterations): the iterations ran as large as allowed, so what bounds them is the limit —
+///    iterations, or the mean batch was at least [`FULL_BATCH`] of `max_batch`): the
+///    iterations ran as large as allowed, so what bounds them is the limit —
 ///    [`Compute`](Self::Compute) when compute-bound op time is at least memory-bound op time,
 ///    else [`MemoryBandwidth`](Self::MemoryBandwidth). (A larger `max_batch` would raise
 ///    throughput only while the iterations stay memory-bound.)
@@ -80,15 +87,17 @@ impl ServingLimit {
         }
     }
 
-    /// Decides the limit of `r` by the rules on the type.
-    pub fn of(r: &ServingResult) -> Self {
+    /// Decides the limit of `r`, a run under `max_batch`, by the rules on the type.
+    pub fn of(r: &ServingResult, max_batch: u64) -> Self {
         let share = r.bound_shares();
         let frac = |n: u64| n as f64 / r.iterations.max(1) as f64;
         if frac(r.waited_kv) >= WAIT_SHARE {
             ServingLimit::KvCapacity
         } else if share[0] >= COMPUTE_SHARE {
             ServingLimit::Compute
-        } else if frac(r.waited_batch) >= WAIT_SHARE {
+        } else if frac(r.waited_batch) >= WAIT_SHARE
+            || r.mean_batch >= FULL_BATCH * max_batch as f64
+        {
             if share[0] >= share[1] {
                 ServingLimit::Compute
             } else {
@@ -232,16 +241,19 @@ impl Clock {
 mod tests {
     use super::*;
 
-    /// 100 iterations with these waits and op time by bound (compute, memory, overhead, link).
+    /// 100 iterations of mean batch 10 of 16 with these waits and op time by bound (compute,
+    /// memory, overhead, link).
     fn run(kv: u64, batch: u64, budget: u64, by_bound: [f64; 4]) -> ServingLimit {
-        ServingLimit::of(&ServingResult {
+        let r = ServingResult {
             iterations: 100,
             waited_kv: kv,
             waited_batch: batch,
             waited_budget: budget,
             by_bound,
+            mean_batch: 10.0,
             ..ServingResult::default()
-        })
+        };
+        ServingLimit::of(&r, 16)
     }
 
     #[test]
@@ -259,6 +271,15 @@ mod tests {
         assert_eq!(run(0, 5, 50, memory), ServingLimit::MemoryBandwidth);
         // Compute under half of op time but ahead of memory.
         assert_eq!(run(0, 5, 0, [4.0, 3.0, 3.0, 0.0]), ServingLimit::Compute);
+        // Full without anyone waiting on the limit: a closed loop of as many as the batch holds.
+        let full = ServingResult {
+            iterations: 100,
+            mean_batch: 15.5,
+            by_bound: memory,
+            ..ServingResult::default()
+        };
+        assert_eq!(ServingLimit::of(&full, 16), ServingLimit::MemoryBandwidth);
+        assert_eq!(ServingLimit::of(&full, 17), ServingLimit::Load);
     }
 
     #[test]

@@ -152,7 +152,7 @@ impl Bench<'_> {
         out.energy += out.energy_static;
         out.cache_hits = self.coster.hits;
         out.cache_misses = self.coster.misses;
-        out.limit = ServingLimit::of(&out);
+        out.limit = ServingLimit::of(&out, s.max_batch);
         out
     }
 }
