@@ -9,7 +9,9 @@ use crate::config::{self, ConfigError};
 use crate::hw::System;
 use crate::hw::{CostError, Timing};
 use crate::map::{self, Policy};
-use crate::model::{Batch, ModelError, ModelSpec, Precision, Routing, build_iteration};
+use crate::model::{
+    Batch, Footprint, ModelError, ModelSpec, Parallelism, Precision, Routing, build_iteration,
+};
 use crate::report::{MemoryUse, RunInputs, RunReport};
 use crate::sim::serving::ServingError;
 
@@ -149,13 +151,13 @@ impl RunError {
     }
 }
 
-/// Bytes of one device's share of weights and KV cache.
+/// Bytes of one device's share of weights and KV cache (sized by [`Footprint`]).
 fn memory_use(m: &ModelSpec, batch: &Batch, tp: u64, p: Precision, capacity: f64) -> MemoryUse {
-    let weights = m.params() as f64 * p.weights.bytes() / tp as f64;
+    let foot = Footprint::new(m, Parallelism { tp, ep: 1 }, p);
+    let weights = foot.weights.value();
     let kv_tokens: u64 = batch.decode_kv.iter().sum::<u64>()
         + batch.prefill.iter().map(|c| c.ctx + c.q_len).sum::<u64>();
-    let kv = m.kv_bytes_per_token(p.kv) * kv_tokens as f64 * m.kv_heads_per_device(tp) as f64
-        / m.kv_heads as f64;
+    let kv = foot.kv(kv_tokens).value();
     MemoryUse {
         weights_bytes: weights,
         kv_bytes: kv,
@@ -283,15 +285,14 @@ pub fn duplex_comparison() -> Result<Vec<SystemResult>, RunError> {
         let mut s = base.clone();
         s.sys = config::load_arch(arch.as_ref())?;
         s.policy = policy;
-        let mut r =
-            crate::sim::serving::simulate(&s, false).map_err(|source| RunError::Serving {
-                scenario: s.name.clone(),
-                source,
-            })?;
+        let r = crate::sim::serving::simulate(&s, false).map_err(|source| RunError::Serving {
+            scenario: s.name.clone(),
+            source,
+        })?;
         out.push(SystemResult {
             system: arch.into(),
             policy: policy.name().into(),
-            serving: ServingReport::new(&s, &mut r).serving,
+            serving: ServingReport::new(&s, &r).serving,
         });
     }
     Ok(out)
@@ -355,7 +356,7 @@ pub fn serve(spec: &ServeSpec) -> Result<String, super::AppError> {
     if let Some(seed) = spec.seed {
         sc.seed = seed;
     }
-    let mut r = crate::sim::serving::simulate(&sc, spec.trace.is_some()).map_err(|source| {
+    let r = crate::sim::serving::simulate(&sc, spec.trace.is_some()).map_err(|source| {
         AppError::Serving {
             path: spec.scenario.clone(),
             source,
@@ -370,7 +371,7 @@ pub fn serve(spec: &ServeSpec) -> Result<String, super::AppError> {
         report::trace::write_trace(std::io::BufWriter::new(f), &r.spans, &r.lives)
             .map_err(cannot)?;
     }
-    let rep = report::serving::ServingReport::new(&sc, &mut r);
+    let rep = report::serving::ServingReport::new(&sc, &r);
     match spec.format {
         Format::Json => Ok(serde_json::to_string_pretty(&rep)? + "\n"),
         Format::Table | Format::Md => Ok(rep.table()),

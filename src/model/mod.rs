@@ -4,10 +4,12 @@
 //! carrying FLOPs and DRAM bytes per stream ([`crate::work::Work`]); what those
 //! cost is `hw`'s business.
 
+mod footprint;
 mod graph;
 mod op;
 mod spec;
 
+pub use footprint::Footprint;
 pub use graph::{
     Batch, IterationGraph, Parallelism, PrefillChunk, Routing, build_iteration,
     build_iteration_with,

@@ -11,20 +11,26 @@ use crate::sim::workload::{Arrivals, LengthDist, Lengths};
 /// Mean and nearest-rank percentiles of a sample.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
 pub struct Percentiles {
+    /// Arithmetic mean.
     pub mean: f64,
+    /// Median (nearest rank).
     pub p50: f64,
+    /// 90th percentile (nearest rank).
     pub p90: f64,
+    /// 99th percentile (nearest rank).
     pub p99: f64,
 }
 
 impl Percentiles {
-    /// Summarises `v` (reordered in place); all zeros when empty.
-    pub fn of(v: &mut [f64]) -> Self {
+    /// Summarises `v` (left as it is: the percentiles are picked from a copy); all zeros when
+    /// empty.
+    pub fn of(v: &[f64]) -> Self {
         if v.is_empty() {
             return Percentiles::default();
         }
         let n = v.len();
         let mean = v.iter().sum::<f64>() / n as f64;
+        let mut v = v.to_vec();
         let mut at = |q: f64| {
             let k = ((q * n as f64).ceil() as usize).clamp(1, n) - 1;
             *v.select_nth_unstable_by(k, f64::total_cmp).1
@@ -41,19 +47,26 @@ impl Percentiles {
 /// Shares of op time by what bounds each op.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
 pub struct BoundShares {
+    /// Compute-bound ops.
     pub compute: f64,
+    /// Memory-bound ops.
     pub memory: f64,
+    /// Ops bound by their fixed overhead.
     pub overhead: f64,
+    /// Collectives over the links.
     pub link: f64,
 }
 
 /// Busy fraction of each resource of one device over the run.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
 pub struct Utilization {
+    /// The xPU's compute.
     pub xpu: f64,
     /// The xPU's external memory path.
     pub dram: f64,
+    /// The node's links.
     pub link: f64,
+    /// The PIM units' compute.
     pub pim: f64,
     /// The DRAM banks, which the xPU and PIM paths share.
     pub banks: f64,
@@ -62,10 +75,15 @@ pub struct Utilization {
 /// Energy per output token by component, J.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
 pub struct EnergyBreakdown {
+    /// Multiply-accumulates (xPU and PIM).
     pub mac: f64,
+    /// DRAM traffic through the xPU's external path.
     pub dram_xpu: f64,
+    /// DRAM traffic through the PIM units' internal path.
     pub dram_pim: f64,
+    /// Link traffic.
     pub link: f64,
+    /// Static power over the run.
     #[serde(rename = "static")]
     pub static_: f64,
 }
@@ -73,52 +91,90 @@ pub struct EnergyBreakdown {
 /// The metrics scripts rely on (names are part of the schema).
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct ServingMetrics {
+    /// Output tokens per second over the run.
     pub output_tokens_per_s: f64,
+    /// Prompt and output tokens per second over the run.
     pub total_tokens_per_s: f64,
+    /// Time to first token, s.
     pub ttft_s: Percentiles,
+    /// Time between tokens, s.
     pub tbt_s: Percentiles,
+    /// End-to-end latency, s.
     pub e2e_s: Percentiles,
+    /// Energy per output token, all devices of the replica, J.
     pub energy_per_output_token_j: f64,
+    /// Energy of the run, all devices of the replica, J.
     pub energy_j: f64,
+    /// Energy per output token by component, J.
     pub energy_per_output_token_by_component_j: EnergyBreakdown,
     /// Share of op time placed on PIM (device 0).
     pub pim_time_share: f64,
+    /// Requests that produced all their output.
     pub requests_completed: u64,
+    /// Prompt tokens of the completed requests.
     pub prompt_tokens: u64,
+    /// Output tokens produced.
     pub output_tokens: u64,
+    /// From the start to the last completion, s.
     pub duration_s: f64,
+    /// Iterations run.
     pub iterations: u64,
+    /// Sequences preempted and recomputed.
     pub preemptions: u64,
+    /// Mean sequences per iteration.
     pub mean_batch: f64,
+    /// Tokens the KV cache holds.
     pub kv_capacity_tokens: u64,
-    /// What held throughput back: `kv_capacity`, `compute`, `batch_limit`, `token_budget` or
-    /// `load` (too few requests to fill the batch).
+    /// What held throughput back, as the simulator decided it ([`crate::sim::serving::ServingLimit`]):
+    /// `kv_capacity`, `compute`, `memory_bandwidth` (the batch is full and its iterations are
+    /// memory-bound), `token_budget` or `load` (too few requests to fill the batch).
     pub limit: String,
+    /// Shares of op time by bound.
     pub time_by_bound: BoundShares,
+    /// Busy share of one device's resources.
     pub utilization: Utilization,
+    /// Op instances simulated.
     pub ops_simulated: u64,
+    /// Ops priced from the cost cache.
     pub cost_cache_hits: u64,
+    /// Ops priced afresh.
     pub cost_cache_misses: u64,
 }
 
 /// What was run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ServingInputs {
+    /// The scenario's name.
     pub scenario: String,
+    /// The arch's name.
     pub arch: String,
+    /// The model's name.
     pub model: String,
+    /// Tensor-parallel degree.
     pub tp: u64,
+    /// Precision of weights, activations and KV cache.
     pub precision: crate::model::Precision,
+    /// Requests in the run.
     pub requests: u64,
+    /// Prompt lengths, in words.
     pub prompt: String,
+    /// Output lengths, in words.
     pub output: String,
+    /// Arrivals, in words.
     pub arrivals: String,
+    /// Most sequences in one iteration.
     pub max_batch: u64,
+    /// Most tokens in one iteration.
     pub max_tokens: u64,
+    /// Tokens per KV-cache block.
     pub kv_block: u64,
+    /// Share of device memory the run may fill.
     pub memory_utilization: f64,
+    /// Expert routing, in words.
     pub routing: String,
+    /// The mapping policy's name.
     pub policy: String,
+    /// The seed.
     pub seed: u64,
     /// The PIM device as run, with where its module count, clock and energy per FLOP came from
     /// (absent without PIM units).
@@ -129,11 +185,17 @@ pub struct ServingInputs {
 /// The PIM units of one device as the run used them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PimInputs {
+    /// Logic-, BankGroup- or Bank-PIM.
     pub kind: crate::hw::PimKind,
+    /// Memory stacks with PIM units.
     pub stacks: u32,
+    /// PIM modules per stack.
     pub modules: u32,
+    /// MACs per module.
     pub macs: u32,
+    /// PIM clock, Hz.
     pub frequency_hz: f64,
+    /// Energy per FLOP on PIM, J.
     pub flop_energy_j: f64,
     /// Present when the arch names a logic-die technology (`[pim.tech]`): model or arch per value.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -143,18 +205,26 @@ pub struct PimInputs {
 /// One point of the timeline.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct TimelineSample {
+    /// When the iteration started, s.
     pub t_s: f64,
+    /// Sequences in the iteration.
     pub batch: u64,
+    /// Requests arrived and not finished.
     pub in_system: u64,
+    /// Share of KV blocks in use after the iteration.
     pub kv_used: f64,
 }
 
 /// The report of a serving run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ServingReport {
+    /// Version of this schema.
     pub schema_version: u32,
+    /// Always `serving`.
     pub kind: &'static str,
+    /// What was run.
     pub inputs: ServingInputs,
+    /// What it measured.
     pub serving: ServingMetrics,
     /// At most 200 evenly spaced iterations.
     pub timeline: Vec<TimelineSample>,
@@ -173,8 +243,9 @@ fn dist(d: &LengthDist) -> String {
     }
 }
 
-impl ServingReport {
-    pub fn new(s: &Scenario, r: &mut ServingResult) -> Self {
+impl ServingInputs {
+    /// The inputs of `s` in words and numbers.
+    pub fn of(s: &Scenario) -> Self {
         let (prompt, output) = match &s.lengths {
             Lengths::Drawn { prompt, output } => (dist(prompt), dist(output)),
             Lengths::Trace(rows) => (format!("trace of {} rows", rows.len()), "trace".into()),
@@ -184,98 +255,99 @@ impl ServingReport {
             Arrivals::Poisson { rate } => format!("Poisson, {rate} requests/s"),
             Arrivals::Trace => "trace".into(),
         };
-        let total: f64 = r.by_bound.iter().sum::<f64>().max(f64::MIN_POSITIVE);
-        let share = |i: usize| r.by_bound[i] / total;
-        let frac = |n: u64| n as f64 / r.iterations.max(1) as f64;
-        let limit = if frac(r.waited_kv) >= 0.05 {
-            "kv_capacity"
-        } else if share(0) >= 0.5 {
-            "compute"
-        } else if frac(r.waited_batch) >= 0.05 {
-            "batch_limit"
-        } else if frac(r.waited_budget) >= 0.05 {
-            "token_budget"
-        } else {
-            "load"
-        };
+        ServingInputs {
+            scenario: s.name.clone(),
+            arch: s.sys.name.clone(),
+            model: s.model.name.clone(),
+            tp: s.tp,
+            precision: s.precision,
+            requests: s.count,
+            prompt,
+            output,
+            arrivals,
+            max_batch: s.max_batch,
+            max_tokens: s.max_tokens,
+            kv_block: s.kv_block,
+            memory_utilization: s.memory_utilization,
+            routing: s.routing.describe(),
+            policy: s.policy.name().into(),
+            seed: s.seed,
+            pim: s.sys.pim.as_ref().map(|p| PimInputs {
+                kind: p.kind,
+                stacks: p.stacks,
+                modules: p.modules,
+                macs: p.macs,
+                frequency_hz: p.frequency.value(),
+                flop_energy_j: p.flop_energy.value(),
+                origin: p.origin.clone(),
+            }),
+        }
+    }
+}
+
+impl ServingMetrics {
+    /// Rates, percentiles and shares of `r`; the limit as the simulator decided it.
+    pub fn of(r: &ServingResult) -> Self {
+        let share = r.bound_shares();
         let d = r.duration.max(f64::MIN_POSITIVE);
+        let n = r.output_tokens.max(1) as f64;
+        let e = &r.energy_parts;
+        ServingMetrics {
+            output_tokens_per_s: r.output_tokens as f64 / d,
+            total_tokens_per_s: (r.output_tokens + r.prompt_tokens) as f64 / d,
+            ttft_s: Percentiles::of(&r.ttft),
+            tbt_s: Percentiles::of(&r.tbt),
+            e2e_s: Percentiles::of(&r.e2e),
+            energy_per_output_token_j: r.energy / n,
+            energy_j: r.energy,
+            energy_per_output_token_by_component_j: EnergyBreakdown {
+                mac: e.mac / n,
+                dram_xpu: e.dram_xpu / n,
+                dram_pim: e.dram_pim / n,
+                link: e.link / n,
+                static_: r.energy_static / n,
+            },
+            pim_time_share: r.unit_time[1]
+                / (r.unit_time[0] + r.unit_time[1]).max(f64::MIN_POSITIVE),
+            requests_completed: r.requests_completed,
+            prompt_tokens: r.prompt_tokens,
+            output_tokens: r.output_tokens,
+            duration_s: r.duration,
+            iterations: r.iterations,
+            preemptions: r.preemptions,
+            mean_batch: r.mean_batch,
+            kv_capacity_tokens: r.kv_capacity_tokens,
+            limit: r.limit.name().into(),
+            time_by_bound: BoundShares {
+                compute: share[0],
+                memory: share[1],
+                overhead: share[2],
+                link: share[3],
+            },
+            utilization: Utilization {
+                xpu: r.busy[0] / d,
+                dram: r.busy[1] / d,
+                link: r.busy[2] / d,
+                pim: r.busy[3] / d,
+                banks: r.busy[4] / d,
+            },
+            ops_simulated: r.ops_simulated,
+            cost_cache_hits: r.cache_hits,
+            cost_cache_misses: r.cache_misses,
+        }
+    }
+}
+
+impl ServingReport {
+    /// The report of `r`, a run of `s`: sums, shares and percentiles of what it measured, and
+    /// at most 200 evenly spaced points of its timeline.
+    pub fn new(s: &Scenario, r: &ServingResult) -> Self {
         let step = r.timeline.len().div_ceil(200).max(1);
         ServingReport {
             schema_version: super::SCHEMA_VERSION,
             kind: "serving",
-            inputs: ServingInputs {
-                scenario: s.name.clone(),
-                arch: s.sys.name.clone(),
-                model: s.model.name.clone(),
-                tp: s.tp,
-                precision: s.precision,
-                requests: s.count,
-                prompt,
-                output,
-                arrivals,
-                max_batch: s.max_batch,
-                max_tokens: s.max_tokens,
-                kv_block: s.kv_block,
-                memory_utilization: s.memory_utilization,
-                routing: s.routing.describe(),
-                policy: s.policy.name().into(),
-                seed: s.seed,
-                pim: s.sys.pim.as_ref().map(|p| PimInputs {
-                    kind: p.kind,
-                    stacks: p.stacks,
-                    modules: p.modules,
-                    macs: p.macs,
-                    frequency_hz: p.frequency.value(),
-                    flop_energy_j: p.flop_energy.value(),
-                    origin: p.origin.clone(),
-                }),
-            },
-            serving: ServingMetrics {
-                output_tokens_per_s: r.output_tokens as f64 / d,
-                total_tokens_per_s: (r.output_tokens + r.prompt_tokens) as f64 / d,
-                ttft_s: Percentiles::of(&mut r.ttft),
-                tbt_s: Percentiles::of(&mut r.tbt),
-                e2e_s: Percentiles::of(&mut r.e2e),
-                energy_per_output_token_j: r.energy / r.output_tokens.max(1) as f64,
-                energy_j: r.energy,
-                energy_per_output_token_by_component_j: {
-                    let (e, n) = (&r.energy_parts, r.output_tokens.max(1) as f64);
-                    EnergyBreakdown {
-                        mac: e.mac / n,
-                        dram_xpu: e.dram_xpu / n,
-                        dram_pim: e.dram_pim / n,
-                        link: e.link / n,
-                        static_: r.energy_static / n,
-                    }
-                },
-                pim_time_share: r.unit_time[1]
-                    / (r.unit_time[0] + r.unit_time[1]).max(f64::MIN_POSITIVE),
-                requests_completed: r.requests_completed,
-                prompt_tokens: r.prompt_tokens,
-                output_tokens: r.output_tokens,
-                duration_s: r.duration,
-                iterations: r.iterations,
-                preemptions: r.preemptions,
-                mean_batch: r.mean_batch,
-                kv_capacity_tokens: r.kv_capacity_tokens,
-                limit: limit.into(),
-                time_by_bound: BoundShares {
-                    compute: share(0),
-                    memory: share(1),
-                    overhead: share(2),
-                    link: share(3),
-                },
-                utilization: Utilization {
-                    xpu: r.busy[0] / d,
-                    dram: r.busy[1] / d,
-                    link: r.busy[2] / d,
-                    pim: r.busy[3] / d,
-                    banks: r.busy[4] / d,
-                },
-                ops_simulated: r.ops_simulated,
-                cost_cache_hits: r.cache_hits,
-                cost_cache_misses: r.cache_misses,
-            },
+            inputs: ServingInputs::of(s),
+            serving: ServingMetrics::of(r),
             timeline: r
                 .timeline
                 .iter()
@@ -292,8 +364,15 @@ impl ServingReport {
 
     /// A terminal summary.
     pub fn table(&self) -> String {
-        let (i, m) = (&self.inputs, &self.serving);
         let mut s = String::new();
+        self.write_inputs(&mut s);
+        self.write_metrics(&mut s);
+        s
+    }
+
+    /// The table's head: what was run, and the PIM units with their origin.
+    fn write_inputs(&self, s: &mut String) {
+        let i = &self.inputs;
         let _ = writeln!(
             s,
             "serving {}: {} on {} x{} (TP {}), {} requests, {}\nprompt {}, output {}; max batch {}, {} tokens per iteration, seed {}\n",
@@ -329,6 +408,11 @@ impl ServingReport {
                 o.map_or(String::new(), |o| format!("; logic die {}", o.technology)),
             );
         }
+    }
+
+    /// The table's body: throughput, latencies, energy, batch, limit and utilization.
+    fn write_metrics(&self, s: &mut String) {
+        let (i, m) = (&self.inputs, &self.serving);
         let _ = writeln!(
             s,
             "throughput  {:.0} output tokens/s, {:.0} total tokens/s ({} requests in {})",
@@ -379,7 +463,6 @@ impl ServingReport {
             100.0 * m.cost_cache_hits as f64
                 / (m.cost_cache_hits + m.cost_cache_misses).max(1) as f64
         );
-        s
     }
 }
 
@@ -389,8 +472,9 @@ mod tests {
 
     #[test]
     fn percentiles_nearest_rank() {
-        let mut v: Vec<f64> = (1..=100).rev().map(f64::from).collect();
-        let p = Percentiles::of(&mut v);
+        let v: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        let p = Percentiles::of(&v);
+        assert_eq!(v[0], 100.0, "the sample is left in its order");
         assert_eq!((p.mean, p.p50, p.p90, p.p99), (50.5, 50.0, 90.0, 99.0));
     }
 }

@@ -15,6 +15,8 @@
 //! in submission order; tasks on different streams run at once and contend for what they share.
 //! Ties are broken by task index, so a run is deterministic.
 
+use std::collections::VecDeque;
+
 /// Index of a resource (a unit's compute, a memory, a link).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ResourceId(pub usize);
@@ -39,13 +41,16 @@ pub struct Task {
 /// When a task ran.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Span {
+    /// When its delay began, s.
     pub start: f64,
+    /// When its fluid phase ended, s.
     pub end: f64,
 }
 
 /// What a run produced.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
+    /// Each task's span, by task index.
     pub spans: Vec<Span>,
     /// Time the last task finished.
     pub makespan: f64,
@@ -56,16 +61,30 @@ pub struct Outcome {
 /// A task the engine cannot run.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum EngineError {
+    /// A dependency on a task that does not come earlier in the list.
     #[error("task {task} depends on task {dep}, which does not come before it")]
-    BadDependency { task: usize, dep: usize },
+    BadDependency {
+        /// The task.
+        task: usize,
+        /// The task it depends on.
+        dep: usize,
+    },
+    /// A demand on a resource the run does not have.
     #[error("task {task} uses resource {resource}, but there are only {resources}")]
     BadResource {
+        /// The task.
         task: usize,
+        /// The resource it names.
         resource: usize,
+        /// Resources in the run.
         resources: usize,
     },
+    /// A delay or demand that is negative, infinite or NaN.
     #[error("task {task} has a negative or non-finite delay or demand")]
-    BadWork { task: usize },
+    BadWork {
+        /// The task.
+        task: usize,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -131,121 +150,178 @@ const EPS: f64 = 1e-12;
 
 /// Runs `tasks` on `resources` resources from time 0.
 pub fn run(tasks: &[Task], resources: usize) -> Result<Outcome, EngineError> {
-    let n = tasks.len();
-    let mut pending = vec![0usize; n];
-    let mut succ: Vec<Vec<usize>> = vec![Vec::new(); n];
-    let mut streams: Vec<std::collections::VecDeque<usize>> = Vec::new();
-    for (i, t) in tasks.iter().enumerate() {
-        if !(t.delay.is_finite() && t.delay >= 0.0)
-            || t.demands.iter().any(|d| !(d.1.is_finite() && d.1 >= 0.0))
-        {
-            return Err(EngineError::BadWork { task: i });
-        }
-        if let Some(&(r, _)) = t.demands.iter().find(|d| d.0.0 >= resources) {
-            return Err(EngineError::BadResource {
-                task: i,
-                resource: r.0,
-                resources,
-            });
-        }
-        for d in &t.deps {
-            if d.0 >= i {
-                return Err(EngineError::BadDependency { task: i, dep: d.0 });
-            }
-            succ[d.0].push(i);
-        }
-        pending[i] = t.deps.len();
-        if let Some(s) = t.stream {
-            if streams.len() <= s {
-                streams.resize_with(s + 1, Default::default);
-            }
-            streams[s].push_back(i);
+    let mut r = Run::new(tasks, resources)?;
+    for i in 0..tasks.len() {
+        if r.startable(i) {
+            r.start(i);
         }
     }
-    let mut state = vec![State::Waiting; n];
-    let mut spans = vec![Span::default(); n];
-    let mut busy = vec![0.0; resources];
-    let mut active: Vec<usize> = Vec::new();
-    let mut now = 0.0;
-    let mut done = 0;
-
-    // A task may start when its dependencies are done and it heads its stream.
-    let startable = |i: usize, pending: &[usize], streams: &[std::collections::VecDeque<usize>]| {
-        pending[i] == 0
-            && tasks[i]
-                .stream
-                .is_none_or(|s| streams[s].front() == Some(&i))
-    };
-    let start =
-        |i: usize, now: f64, state: &mut [State], active: &mut Vec<usize>, spans: &mut [Span]| {
-            spans[i].start = now;
-            state[i] = State::Delay(tasks[i].delay);
-            active.push(i);
-            if tasks[i].delay == 0.0 {
-                state[i] = State::Fluid(1.0);
-            }
-        };
-    for i in 0..n {
-        if startable(i, &pending, &streams) {
-            start(i, now, &mut state, &mut active, &mut spans);
-        }
-    }
-    while done < n {
+    while r.done < tasks.len() {
         // Rate of each active fluid task (fraction of its work per second) and the next event.
-        let mut fluid: Vec<usize> = active
+        let mut fluid: Vec<usize> = r
+            .active
             .iter()
             .copied()
-            .filter(|&i| matches!(state[i], State::Fluid(_)))
+            .filter(|&i| matches!(r.state[i], State::Fluid(_)))
             .collect();
         fluid.sort_unstable();
         let rates = fair_rates(tasks, &fluid, resources);
-        let rate = |i: usize| -> f64 { rates[fluid.binary_search(&i).unwrap_or(0)] };
-        let mut dt = f64::INFINITY;
-        for &i in &active {
-            let left = match state[i] {
-                State::Delay(d) => d,
-                State::Fluid(p) => p / rate(i),
-                _ => continue,
-            };
-            dt = dt.min(left);
-        }
+        let dt = r.next_event(&fluid, &rates);
         if !dt.is_finite() {
             // Nothing active can progress: only possible with no active tasks (a cycle is
             // impossible, as dependencies point backwards), so every task is done.
             break;
         }
-        let tol = EPS * (now + dt).max(1e-300);
+        let finished = r.advance(dt, &fluid, &rates);
+        r.release(&finished);
+    }
+    Ok(Outcome {
+        spans: r.spans,
+        makespan: r.now,
+        busy: r.busy,
+    })
+}
+
+/// Rate of fluid task `i` among `fluid` (sorted) with `rates`.
+fn rate_of(fluid: &[usize], rates: &[f64], i: usize) -> f64 {
+    rates[fluid.binary_search(&i).unwrap_or(0)]
+}
+
+/// A run in progress: the task graph, each task's state, and the clock.
+struct Run<'t> {
+    tasks: &'t [Task],
+    /// Unfinished dependencies of each task.
+    pending: Vec<usize>,
+    /// Tasks that depend on each task.
+    succ: Vec<Vec<usize>>,
+    /// Unfinished tasks of each stream, in order.
+    streams: Vec<VecDeque<usize>>,
+    state: Vec<State>,
+    spans: Vec<Span>,
+    /// Full-rate seconds used of each resource.
+    busy: Vec<f64>,
+    /// Started, unfinished tasks.
+    active: Vec<usize>,
+    now: f64,
+    /// Tasks finished.
+    done: usize,
+}
+
+impl<'t> Run<'t> {
+    /// Checks every task's work, resources and dependencies, and builds the graph.
+    fn new(tasks: &'t [Task], resources: usize) -> Result<Self, EngineError> {
+        let n = tasks.len();
+        let mut pending = vec![0usize; n];
+        let mut succ: Vec<Vec<usize>> = vec![Vec::new(); n];
+        let mut streams: Vec<VecDeque<usize>> = Vec::new();
+        for (i, t) in tasks.iter().enumerate() {
+            if !(t.delay.is_finite() && t.delay >= 0.0)
+                || t.demands.iter().any(|d| !(d.1.is_finite() && d.1 >= 0.0))
+            {
+                return Err(EngineError::BadWork { task: i });
+            }
+            if let Some(&(r, _)) = t.demands.iter().find(|d| d.0.0 >= resources) {
+                return Err(EngineError::BadResource {
+                    task: i,
+                    resource: r.0,
+                    resources,
+                });
+            }
+            for d in &t.deps {
+                if d.0 >= i {
+                    return Err(EngineError::BadDependency { task: i, dep: d.0 });
+                }
+                succ[d.0].push(i);
+            }
+            pending[i] = t.deps.len();
+            if let Some(s) = t.stream {
+                if streams.len() <= s {
+                    streams.resize_with(s + 1, Default::default);
+                }
+                streams[s].push_back(i);
+            }
+        }
+        Ok(Run {
+            tasks,
+            pending,
+            succ,
+            streams,
+            state: vec![State::Waiting; n],
+            spans: vec![Span::default(); n],
+            busy: vec![0.0; resources],
+            active: Vec::new(),
+            now: 0.0,
+            done: 0,
+        })
+    }
+
+    /// A task may start when its dependencies are done and it heads its stream.
+    fn startable(&self, i: usize) -> bool {
+        self.pending[i] == 0
+            && self.tasks[i]
+                .stream
+                .is_none_or(|s| self.streams[s].front() == Some(&i))
+    }
+
+    /// Starts task `i` now: its delay, or its fluid phase when it has none.
+    fn start(&mut self, i: usize) {
+        self.spans[i].start = self.now;
+        self.state[i] = State::Delay(self.tasks[i].delay);
+        self.active.push(i);
+        if self.tasks[i].delay == 0.0 {
+            self.state[i] = State::Fluid(1.0);
+        }
+    }
+
+    /// Time to the next event (a delay or a fluid phase ending); infinite when none is active.
+    fn next_event(&self, fluid: &[usize], rates: &[f64]) -> f64 {
+        let mut dt = f64::INFINITY;
+        for &i in &self.active {
+            let left = match self.state[i] {
+                State::Delay(d) => d,
+                State::Fluid(p) => p / rate_of(fluid, rates, i),
+                _ => continue,
+            };
+            dt = dt.min(left);
+        }
+        dt
+    }
+
+    /// Advances every active task by `dt`; returns the tasks that finished, in index order.
+    fn advance(&mut self, dt: f64, fluid: &[usize], rates: &[f64]) -> Vec<usize> {
+        let tol = EPS * (self.now + dt).max(1e-300);
         // Advance every active task by dt and collect the ones that finish a phase.
         let mut finished = Vec::new();
         let mut entering = Vec::new();
-        for &i in &active {
-            match state[i] {
+        for &i in &self.active {
+            match self.state[i] {
                 State::Delay(d) => {
                     if d - dt <= tol {
                         entering.push(i);
                     } else {
-                        state[i] = State::Delay(d - dt);
+                        self.state[i] = State::Delay(d - dt);
                     }
                 }
                 State::Fluid(p) => {
-                    let r = rate(i);
-                    for &(res, w) in &tasks[i].demands {
-                        busy[res.0] += r * w * dt;
+                    let r = rate_of(fluid, rates, i);
+                    for &(res, w) in &self.tasks[i].demands {
+                        self.busy[res.0] += r * w * dt;
                     }
                     if p - r * dt <= tol * r {
                         finished.push(i);
                     } else {
-                        state[i] = State::Fluid(p - r * dt);
+                        self.state[i] = State::Fluid(p - r * dt);
                     }
                 }
                 _ => {}
             }
         }
-        now += dt;
+        self.now += dt;
         for &i in &entering {
-            state[i] = State::Fluid(1.0);
+            self.state[i] = State::Fluid(1.0);
         }
         // Tasks with no fluid work finish as their delay ends.
+        let tasks = self.tasks;
         finished.extend(
             entering
                 .iter()
@@ -254,38 +330,39 @@ pub fn run(tasks: &[Task], resources: usize) -> Result<Outcome, EngineError> {
         );
         finished.sort_unstable();
         for &i in &finished {
-            state[i] = State::Done;
-            spans[i].end = now;
-            done += 1;
+            self.state[i] = State::Done;
+            self.spans[i].end = self.now;
+            self.done += 1;
             if let Some(s) = tasks[i].stream {
-                streams[s].pop_front();
+                self.streams[s].pop_front();
             }
         }
-        active.retain(|&i| state[i] != State::Done);
-        // Release successors and the next task of each stream, in index order.
+        let state = &self.state;
+        self.active.retain(|&i| state[i] != State::Done);
+        finished
+    }
+
+    /// Releases the successors of `finished` and the next task of each of their streams, in
+    /// index order.
+    fn release(&mut self, finished: &[usize]) {
         let mut candidates: Vec<usize> = Vec::new();
-        for &i in &finished {
-            for &j in &succ[i] {
-                pending[j] -= 1;
+        for &i in finished {
+            for &j in &self.succ[i] {
+                self.pending[j] -= 1;
                 candidates.push(j);
             }
-            if let Some(s) = tasks[i].stream {
-                candidates.extend(streams[s].front().copied());
+            if let Some(s) = self.tasks[i].stream {
+                candidates.extend(self.streams[s].front().copied());
             }
         }
         candidates.sort_unstable();
         candidates.dedup();
         for j in candidates {
-            if state[j] == State::Waiting && startable(j, &pending, &streams) {
-                start(j, now, &mut state, &mut active, &mut spans);
+            if self.state[j] == State::Waiting && self.startable(j) {
+                self.start(j);
             }
         }
     }
-    Ok(Outcome {
-        spans,
-        makespan: now,
-        busy,
-    })
 }
 
 #[cfg(test)]

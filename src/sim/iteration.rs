@@ -25,10 +25,13 @@ fn resource(device: u32, which: usize) -> ResourceId {
 /// Why an iteration cannot be priced.
 #[derive(Debug, thiserror::Error)]
 pub enum IterError {
+    /// An op cannot be priced on its unit.
     #[error(transparent)]
     Cost(#[from] CostError),
+    /// The iteration's graph cannot be built.
     #[error(transparent)]
     Model(#[from] crate::model::ModelError),
+    /// The engine refused the tasks (a bug).
     #[error(transparent)]
     Engine(#[from] engine::EngineError),
 }
@@ -36,16 +39,22 @@ pub enum IterError {
 /// One op's run, for traces.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpSpan {
+    /// The op's name.
     pub name: String,
+    /// Its layer (`None` for the embedding and the head).
     pub layer: Option<u32>,
+    /// The resource it ran on (an index into [`RESOURCES`], offset by 5 per device).
     pub resource: usize,
+    /// Start, s.
     pub start: f64,
+    /// End, s.
     pub end: f64,
 }
 
 /// What one iteration cost.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct IterCost {
+    /// Time of the iteration, s.
     pub time: f64,
     /// Dynamic energy of every device of the group (J).
     pub energy: f64,
@@ -59,6 +68,7 @@ pub struct IterCost {
     pub by_bound: [f64; 4],
     /// Op instances simulated.
     pub ops: u64,
+    /// Op spans from the iteration's start (when asked for).
     pub spans: Vec<OpSpan>,
 }
 
@@ -82,7 +92,9 @@ pub struct Coster<'a> {
     timing: Timing,
     policy: Policy,
     cache: HashMap<(Unit, OpKind, Precision), Priced>,
+    /// Ops priced from the cache.
     pub hits: u64,
+    /// Ops priced afresh.
     pub misses: u64,
 }
 
@@ -96,6 +108,7 @@ fn bound_index(b: Bound) -> usize {
 }
 
 impl<'a> Coster<'a> {
+    /// A coster of `model` split as `par` on `sys`, its ops placed by `policy`.
     pub fn new(
         sys: &'a System,
         model: &ModelSpec,
@@ -160,17 +173,7 @@ impl<'a> Coster<'a> {
             .filter(|&i| keep(&g.graph[i]))
             .collect();
         let ops: Vec<&Op> = nodes.iter().map(|&i| &g.graph[i]).collect();
-        let has_pim = self.sys.pim.is_some() && self.policy != Policy::AllXpu;
-        let mut priced = Vec::with_capacity(ops.len());
-        for op in &ops {
-            let xpu = self.price(Unit::Xpu, op)?;
-            let pim = if has_pim && !op.kind.is_collective() {
-                Some(self.price(Unit::Pim, op)?)
-            } else {
-                None
-            };
-            priced.push((xpu, pim));
-        }
+        let priced = self.price_all(&ops)?;
         let choices: Vec<Choices> = priced
             .iter()
             .map(|(x, p)| Choices {
@@ -179,46 +182,16 @@ impl<'a> Coster<'a> {
             })
             .collect();
         let units = place(self.policy, &ops, &choices);
-        let bank_bw = self.sys.bank_bandwidth();
         let mut index = vec![usize::MAX; g.graph.node_count()];
         let mut tasks = Vec::with_capacity(nodes.len());
         for (t, &i) in nodes.iter().enumerate() {
             index[i.index()] = t;
-            let op = ops[t];
-            let unit = units[t];
+            let (op, unit) = (ops[t], units[t]);
             let x = match unit {
                 Unit::Xpu => priced[t].0,
                 Unit::Pim => priced[t].1.ok_or(CostError::NoPim)?,
             };
-            // Every device of the group runs each op on its share, except that under expert
-            // parallelism each expert runs once, on its own device.
-            let copies = if self.par.ep > 1 && matches!(op.kind, OpKind::ExpertFfn { .. }) {
-                1
-            } else {
-                self.par.tp * self.par.ep
-            };
-            out.energy_parts.add(x.energy.scaled(copies as f64));
-            out.by_bound[bound_index(x.cost.bound)] += x.cost.time.value();
-            if op.device == 0 {
-                out.unit_time[usize::from(unit == Unit::Pim)] += x.cost.time.value();
-            }
-            let c = x.cost;
-            let d = op.device;
-            let banks = op.work().bytes.total().value() / bank_bw.value();
-            let demands = if op.kind.is_collective() {
-                vec![(resource(d, 2), c.memory.value())]
-            } else if unit == Unit::Pim {
-                vec![
-                    (resource(d, 3), c.compute.value()),
-                    (resource(d, 4), c.memory.value()),
-                ]
-            } else {
-                vec![
-                    (resource(d, 0), c.compute.value()),
-                    (resource(d, 1), c.memory.value()),
-                    (resource(d, 4), banks.min(c.memory.value())),
-                ]
-            };
+            self.account(op, unit, &x, out);
             let deps = g
                 .graph
                 .neighbors_directed(i, petgraph::Direction::Incoming)
@@ -226,18 +199,7 @@ impl<'a> Coster<'a> {
                 .filter(|&t| t != usize::MAX)
                 .map(TaskId)
                 .collect();
-            // One in-order stream per device, or per unit of a device when the policy overlaps them.
-            let lane = if self.policy.overlaps() && unit == Unit::Pim {
-                1
-            } else {
-                0
-            };
-            tasks.push(Task {
-                stream: Some(2 * d as usize + lane),
-                delay: c.overhead.value(),
-                demands,
-                deps,
-            });
+            tasks.push(self.task(op, unit, x.cost, deps));
         }
         let o = engine::run(&tasks, RESOURCES.len() * self.par.ep as usize)?;
         out.ops += tasks.len() as u64;
@@ -245,24 +207,74 @@ impl<'a> Coster<'a> {
             *b += x;
         }
         if spans {
-            for (t, op) in ops.iter().enumerate() {
-                let which = if op.kind.is_collective() {
-                    2
-                } else if units[t] == Unit::Pim {
-                    3
-                } else {
-                    0
-                };
-                out.spans.push(OpSpan {
-                    name: op.name.clone(),
-                    layer: layer.or(op.layer),
-                    resource: RESOURCES.len() * op.device as usize + which,
-                    start: at + o.spans[t].start,
-                    end: at + o.spans[t].end,
-                });
-            }
+            record_spans(&ops, &units, &o, layer, at, out);
         }
         Ok(o.makespan)
+    }
+
+    /// Each op's price on the xPU and, when the policy may place it there, on PIM.
+    fn price_all(&mut self, ops: &[&Op]) -> Result<Vec<(Priced, Option<Priced>)>, CostError> {
+        let has_pim = self.sys.pim.is_some() && self.policy != Policy::AllXpu;
+        let mut priced = Vec::with_capacity(ops.len());
+        for op in ops {
+            let xpu = self.price(Unit::Xpu, op)?;
+            let pim = if has_pim && !op.kind.is_collective() {
+                Some(self.price(Unit::Pim, op)?)
+            } else {
+                None
+            };
+            priced.push((xpu, pim));
+        }
+        Ok(priced)
+    }
+
+    /// Adds `op`'s energy (all devices), its time by bound, and device 0's time on `unit`.
+    fn account(&self, op: &Op, unit: Unit, x: &Priced, out: &mut IterCost) {
+        // Every device of the group runs each op on its share, except that under expert
+        // parallelism each expert runs once, on its own device.
+        let copies = if self.par.ep > 1 && matches!(op.kind, OpKind::ExpertFfn { .. }) {
+            1
+        } else {
+            self.par.tp * self.par.ep
+        };
+        out.energy_parts.add(x.energy.scaled(copies as f64));
+        out.by_bound[bound_index(x.cost.bound)] += x.cost.time.value();
+        if op.device == 0 {
+            out.unit_time[usize::from(unit == Unit::Pim)] += x.cost.time.value();
+        }
+    }
+
+    /// The engine task of `op` on `unit` at cost `c`: its delay, what it draws on which
+    /// resource of its device, and its stream.
+    fn task(&self, op: &Op, unit: Unit, c: OpCost, deps: Vec<TaskId>) -> Task {
+        let d = op.device;
+        let banks = op.work().bytes.total().value() / self.sys.bank_bandwidth().value();
+        let demands = if op.kind.is_collective() {
+            vec![(resource(d, 2), c.memory.value())]
+        } else if unit == Unit::Pim {
+            vec![
+                (resource(d, 3), c.compute.value()),
+                (resource(d, 4), c.memory.value()),
+            ]
+        } else {
+            vec![
+                (resource(d, 0), c.compute.value()),
+                (resource(d, 1), c.memory.value()),
+                (resource(d, 4), banks.min(c.memory.value())),
+            ]
+        };
+        // One in-order stream per device, or per unit of a device when the policy overlaps them.
+        let lane = if self.policy.overlaps() && unit == Unit::Pim {
+            1
+        } else {
+            0
+        };
+        Task {
+            stream: Some(2 * d as usize + lane),
+            delay: c.overhead.value(),
+            demands,
+            deps,
+        }
     }
 
     /// The one-layer graph of `batch`: an MoE layer with `counts` tokens per expert, or a dense
@@ -348,5 +360,33 @@ impl<'a> Coster<'a> {
         out.time = t;
         out.energy = out.energy_parts.total();
         Ok(out)
+    }
+}
+
+/// Adds the span of each of `ops`, run as `o`, on the resource its unit names; spans start at
+/// `at` and are labelled with `layer` (or the op's own).
+fn record_spans(
+    ops: &[&Op],
+    units: &[Unit],
+    o: &engine::Outcome,
+    layer: Option<u32>,
+    at: f64,
+    out: &mut IterCost,
+) {
+    for (t, op) in ops.iter().enumerate() {
+        let which = if op.kind.is_collective() {
+            2
+        } else if units[t] == Unit::Pim {
+            3
+        } else {
+            0
+        };
+        out.spans.push(OpSpan {
+            name: op.name.clone(),
+            layer: layer.or(op.layer),
+            resource: RESOURCES.len() * op.device as usize + which,
+            start: at + o.spans[t].start,
+            end: at + o.spans[t].end,
+        });
     }
 }

@@ -3,12 +3,15 @@
 /// Blocks of `block_tokens` tokens; a request holds `ceil(tokens / block_tokens)` of them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PagedKv {
+    /// Tokens per block.
     pub block_tokens: u64,
+    /// Blocks in the cache.
     pub total_blocks: u64,
     free: u64,
 }
 
 impl PagedKv {
+    /// A cache of `total_blocks` free blocks of `block_tokens` tokens.
     pub fn new(block_tokens: u64, total_blocks: u64) -> Self {
         PagedKv {
             block_tokens,
@@ -22,10 +25,12 @@ impl PagedKv {
         tokens.div_ceil(self.block_tokens)
     }
 
+    /// Free blocks.
     pub fn free(&self) -> u64 {
         self.free
     }
 
+    /// Blocks in use.
     pub fn used(&self) -> u64 {
         self.total_blocks - self.free
     }
@@ -40,6 +45,7 @@ impl PagedKv {
         }
     }
 
+    /// Returns `n` blocks (never more than the cache holds).
     pub fn release(&mut self, n: u64) {
         self.free = (self.free + n).min(self.total_blocks);
     }

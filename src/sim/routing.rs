@@ -11,10 +11,16 @@ pub enum RoutingSpec {
     Uniform,
     /// Each token draws `top_k` distinct experts with probability ∝ 1 / rank^s, the ranking of
     /// experts shuffled per layer (s = 0 is uniformly random routing).
-    Zipf { s: f64 },
+    Zipf {
+        /// The exponent.
+        s: f64,
+    },
     /// Per-layer expert probabilities from a trace (`probs[layer][expert]`, each row summing to 1);
     /// layers beyond the trace reuse it cyclically.
-    Trace { probs: Vec<Vec<f64>> },
+    Trace {
+        /// Probabilities per layer and expert.
+        probs: Vec<Vec<f64>>,
+    },
 }
 
 impl RoutingSpec {
@@ -38,6 +44,8 @@ pub struct Router {
 }
 
 impl Router {
+    /// A router of `top_k` of `experts` experts over `layers` layers; Zipf rankings are
+    /// shuffled with `rng`.
     pub fn new(
         spec: RoutingSpec,
         layers: u32,

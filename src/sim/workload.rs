@@ -7,17 +7,24 @@ use rand_distr::{Distribution, Exp, Normal};
 /// A distribution of token counts.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LengthDist {
+    /// Always this many.
     Fixed(u64),
     /// Uniform on `[min, max]`.
     Uniform {
+        /// Fewest tokens.
         min: u64,
+        /// Most tokens.
         max: u64,
     },
     /// Normal, rounded and clipped to `[min, max]`.
     Normal {
+        /// Mean, tokens.
         mean: f64,
+        /// Standard deviation, tokens.
         std: f64,
+        /// Fewest tokens.
         min: u64,
+        /// Most tokens.
         max: u64,
     },
 }
@@ -44,9 +51,15 @@ impl LengthDist {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Arrivals {
     /// `concurrency` requests in the system at all times: each one that ends is replaced.
-    Closed { concurrency: u64 },
+    Closed {
+        /// Requests in the system.
+        concurrency: u64,
+    },
     /// Poisson arrivals at `rate` requests per second.
-    Poisson { rate: f64 },
+    Poisson {
+        /// Requests per second.
+        rate: f64,
+    },
     /// Arrival times from a trace (seconds, one per request).
     Trace,
 }
@@ -54,8 +67,11 @@ pub enum Arrivals {
 /// Where request lengths come from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Lengths {
+    /// Drawn independently per request.
     Drawn {
+        /// Prompt tokens.
         prompt: LengthDist,
+        /// Output tokens.
         output: LengthDist,
     },
     /// (prompt, output, arrival time if the trace has one) per request.
@@ -65,7 +81,9 @@ pub enum Lengths {
 /// One request as generated: lengths and, for open loops, its arrival time.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RequestSpec {
+    /// Prompt tokens.
     pub prompt: u64,
+    /// Output tokens.
     pub output: u64,
     /// `None` in a closed loop: it arrives when a slot frees.
     pub arrival: Option<f64>,

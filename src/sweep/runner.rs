@@ -85,8 +85,8 @@ fn blank(sweep: &Sweep, p: &Point) -> Record {
 pub fn run_point(sweep: &Sweep, p: &Point) -> Record {
     let mut r = blank(sweep, p);
     let out = sweep.scenario(p).and_then(|sc| {
-        let mut res = simulate(&sc, false).map_err(|e| format!("point {}: {e}", p.index))?;
-        let rep = ServingReport::new(&sc, &mut res);
+        let res = simulate(&sc, false).map_err(|e| format!("point {}: {e}", p.index))?;
+        let rep = ServingReport::new(&sc, &res);
         serde_json::to_value(&rep.serving)
             .map(|v| flatten(&v))
             .map_err(|e| e.to_string())

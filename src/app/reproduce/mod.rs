@@ -299,11 +299,11 @@ fn scenario(
 
 /// Runs `s` and reports it.
 fn serve(s: &Scenario) -> Result<ServingReport, ReproduceError> {
-    let mut r = simulate(s, false).map_err(|source| ReproduceError::Serving {
+    let r = simulate(s, false).map_err(|source| ReproduceError::Serving {
         scenario: s.name.clone(),
         source,
     })?;
-    Ok(ServingReport::new(s, &mut r))
+    Ok(ServingReport::new(s, &r))
 }
 
 /// One closed-loop serving run of Mixtral-8x7B on 4 devices as the study's `Duplex+CoP` system

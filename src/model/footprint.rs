@@ -1,0 +1,151 @@
+//! A model's memory on one device: weights, activations and KV cache under a parallel layout.
+//!
+//! The one place that sizes them: `dyad run` checks that a batch fits, and the serving
+//! simulator sizes its KV-cache pool, with the same numbers.
+
+use super::{ModelSpec, Parallelism, Precision};
+use crate::units::Bytes;
+
+/// One device's share of a model's memory under a [`Parallelism`].
+///
+/// Under tensor parallelism each device holds a 1/tp slice of every weight and of the KV heads
+/// (at least one head); under expert parallelism it holds the attention and dense weights whole
+/// and 1/ep of the experts, and the KV cache of the group is pooled (1/ep of it per device).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Footprint {
+    /// Weights on one device.
+    pub weights: Bytes,
+    /// KV-cache bytes of one token over all layers and all KV heads (before the split).
+    kv_token_all: f64,
+    /// KV heads on one device.
+    kv_heads_here: u64,
+    /// KV heads of the model.
+    kv_heads: u64,
+    /// Expert-parallel degree: the pooled KV cache is spread over this many devices.
+    ep: u64,
+    tp: u64,
+}
+
+impl Footprint {
+    /// Sizes `m` at precision `p` split as `par`.
+    pub fn new(m: &ModelSpec, par: Parallelism, p: Precision) -> Self {
+        let weights = if par.ep > 1 {
+            let expert_params = m.expert_params();
+            let dense = (m.params() - expert_params) as f64;
+            (dense + expert_params as f64 / par.ep as f64) * p.weights.bytes()
+        } else {
+            m.params() as f64 * p.weights.bytes() / par.tp as f64
+        };
+        Footprint {
+            weights: Bytes(weights),
+            kv_token_all: m.kv_bytes_per_token(p.kv),
+            kv_heads_here: m.kv_heads_per_device(par.tp),
+            kv_heads: m.kv_heads,
+            ep: par.ep,
+            tp: par.tp,
+        }
+    }
+
+    /// KV-cache bytes one device holds for `tokens` tokens of context.
+    pub fn kv(&self, tokens: u64) -> Bytes {
+        Bytes(
+            self.kv_token_all * tokens as f64 * self.kv_heads_here as f64
+                / self.kv_heads as f64
+                / self.ep as f64,
+        )
+    }
+
+    /// Activation memory one device reserves for an iteration of at most `max_tokens` tokens
+    /// and `max_batch` sequences: the widest per-token tensors of a layer (residual and norms,
+    /// QKV, the FFN's gate, up and product) and the fp32 logits of the sequences that produce a
+    /// token.
+    pub fn activations(
+        &self,
+        m: &ModelSpec,
+        p: Precision,
+        max_tokens: u64,
+        max_batch: u64,
+    ) -> Bytes {
+        let tp = self.tp;
+        let inner = m.moe.map_or(m.intermediate, |x| x.intermediate) / tp;
+        let qkv = (m.heads_per_device(tp) + 2 * m.kv_heads_per_device(tp)) * m.head_dim;
+        let per_token = (4 * m.hidden + qkv + 3 * inner) as f64 * p.activations.bytes();
+        Bytes(max_tokens as f64 * per_token + (max_batch * m.vocab / tp) as f64 * 4.0)
+    }
+
+    /// KV-cache blocks of `block` tokens that fit in `usable` bytes beside the weights and
+    /// `activations`; `None` when the room left does not exceed one block.
+    pub fn kv_blocks(&self, usable: Bytes, activations: Bytes, block: u64) -> Option<u64> {
+        let room = usable.0 - self.weights.0 - activations.0;
+        let per_block = self.kv(1).0 * block as f64;
+        (room > per_block).then(|| (room / per_block) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::work::Dtype;
+
+    /// Mixtral-8x7B's shape (Mistral AI's config.json).
+    fn mixtral() -> ModelSpec {
+        ModelSpec {
+            name: "Mixtral-8x7B".into(),
+            hidden: 4096,
+            layers: 32,
+            heads: 32,
+            kv_heads: 8,
+            head_dim: 128,
+            intermediate: 14336,
+            vocab: 32000,
+            moe: Some(crate::model::Moe {
+                experts: 8,
+                top_k: 2,
+                intermediate: 14336,
+            }),
+            ffn_gated: true,
+            moe_layer_period: 1,
+            dtype: Dtype::Bf16,
+            tie_embeddings: false,
+        }
+    }
+
+    #[test]
+    fn tensor_parallel_splits_weights_and_kv_heads() {
+        let m = mixtral();
+        let p = Precision::uniform(Dtype::Bf16);
+        let one = Footprint::new(&m, Parallelism { tp: 1, ep: 1 }, p);
+        let two = Footprint::new(&m, Parallelism { tp: 2, ep: 1 }, p);
+        assert_eq!(one.weights.0, m.params() as f64 * 2.0);
+        assert_eq!(two.weights.0, one.weights.0 / 2.0);
+        assert_eq!(one.kv(1).0, m.kv_bytes_per_token(Dtype::Bf16));
+        assert_eq!(two.kv(10).0, one.kv(10).0 / 2.0);
+    }
+
+    #[test]
+    fn expert_parallel_holds_dense_weights_whole_and_a_share_of_experts() {
+        let m = mixtral();
+        let p = Precision::uniform(Dtype::Bf16);
+        let ep = Footprint::new(&m, Parallelism { tp: 1, ep: 4 }, p);
+        let dense = (m.params() - m.expert_params()) as f64;
+        assert_eq!(ep.weights.0, (dense + m.expert_params() as f64 / 4.0) * 2.0);
+        assert_eq!(ep.kv(1).0, m.kv_bytes_per_token(Dtype::Bf16) / 4.0);
+    }
+
+    #[test]
+    fn kv_blocks_fill_the_room_left() {
+        let m = mixtral();
+        let f = Footprint::new(
+            &m,
+            Parallelism { tp: 1, ep: 1 },
+            Precision::uniform(Dtype::Bf16),
+        );
+        let block = f.kv(1).0 * 16.0;
+        let usable = Bytes(f.weights.0 + 1e9 + 10.5 * block);
+        assert_eq!(f.kv_blocks(usable, Bytes(1e9), 16), Some(10));
+        assert_eq!(
+            f.kv_blocks(Bytes(f.weights.0 + 0.5 * block), Bytes(0.0), 16),
+            None
+        );
+    }
+}

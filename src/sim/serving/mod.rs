@@ -1,0 +1,137 @@
+//! Continuous batching: requests arrive, are admitted into a paged KV cache, and advance through
+//! iterations that mix decode tokens with chunks of prefill, as vLLM and Sarathi-Serve schedule.
+
+//!
+//! [`simulate`] is the algorithm; its pieces are `setup` (the scenario checked, the memory
+//! budget and KV pool, the requests, router and coster), `schedule` (the batching policy as a
+//! pure function of the queues and limits), `step` (cost the planned batch on the engine, then
+//! emit, retire, record) and `stats` (what the run measured and what limited it).
+
+mod schedule;
+mod setup;
+mod stats;
+mod step;
+
+pub use stats::{
+    COMPUTE_SHARE, FULL_BATCH, RequestLife, ServingLimit, ServingResult, TimelinePoint, WAIT_SHARE,
+};
+
+use super::iteration::IterError;
+use super::routing::RoutingSpec;
+use super::workload::{Arrivals, Lengths};
+use crate::hw::{System, Timing};
+use crate::map::Policy;
+use crate::model::{ModelError, ModelSpec, Precision};
+use setup::Bench;
+
+/// A serving run, resolved.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// The scenario's name (its file stem).
+    pub name: String,
+    /// The system one device of the replica is.
+    pub sys: System,
+    /// The model served.
+    pub model: ModelSpec,
+    /// Precision of weights, activations and KV cache.
+    pub precision: Precision,
+    /// Tensor-parallel degree.
+    pub tp: u64,
+    /// Expert-parallel degree (1 = off; needs tp = 1): experts spread whole over `ep` devices,
+    /// attention data-parallel, all-to-all dispatch and combine.
+    pub ep: u64,
+    /// Requests in the run.
+    pub count: u64,
+    /// Prompt and output lengths.
+    pub lengths: Lengths,
+    /// When requests arrive.
+    pub arrivals: Arrivals,
+    /// Most sequences in one iteration.
+    pub max_batch: u64,
+    /// Most tokens (decode tokens plus prefill chunk tokens) in one iteration.
+    pub max_tokens: u64,
+    /// Tokens per KV-cache block.
+    pub kv_block: u64,
+    /// Share of device memory the run may fill (weights, activations, KV cache).
+    pub memory_utilization: f64,
+    /// How tokens are routed to experts (MoE models).
+    pub routing: RoutingSpec,
+    /// Which unit runs which op.
+    pub policy: Policy,
+    /// Seed of every random stream (lengths, arrivals, routing).
+    pub seed: u64,
+    /// What op times measure (kernel time or host wall time).
+    pub timing: Timing,
+}
+
+/// Why a serving run cannot start or go on. Every variant is a bad scenario except
+/// [`Iteration`](Self::Iteration), which may be a cost-model or engine bug.
+#[derive(Debug, thiserror::Error)]
+pub enum ServingError {
+    /// Costing an iteration failed.
+    #[error("iteration: {0}")]
+    Iteration(#[from] IterError),
+    /// The model does not split over the tensor-parallel degree.
+    #[error("{0}")]
+    Tp(#[from] ModelError),
+    /// A limit or the request count is zero.
+    #[error("max_batch, max_tokens, kv_block and count must be positive")]
+    NotPositive,
+    /// Expert parallelism without tp = 1 or over a number of devices that does not divide the
+    /// experts (or a dense model).
+    #[error("expert parallelism over {ep} devices needs tp = 1 and a number of experts it divides")]
+    EpLayout {
+        /// The expert-parallel degree.
+        ep: u64,
+    },
+    /// A policy that places ops on PIM, on an arch without PIM units.
+    #[error("policy {policy} needs an arch with PIM units ({arch} has none)")]
+    PolicyNeedsPim {
+        /// The policy's name.
+        policy: &'static str,
+        /// The arch's name.
+        arch: String,
+    },
+    /// Weights and activations fill the usable memory.
+    #[error(
+        "the weights ({weights:.1} GB per device) and activations ({act:.2} GB) leave no room for a KV cache in {usable:.1} GB: raise tp or memory_utilization"
+    )]
+    NoKvRoom {
+        /// Weights per device, GB.
+        weights: f64,
+        /// Activations per device, GB.
+        act: f64,
+        /// Usable memory per device, GB.
+        usable: f64,
+    },
+    /// A prompt needs more KV blocks than the whole cache.
+    #[error(
+        "request {id} needs {need} KV blocks for its prompt, more than the {total} the cache holds"
+    )]
+    TooLong {
+        /// The request's index in the run.
+        id: usize,
+        /// Blocks its prompt needs.
+        need: u64,
+        /// Blocks in the cache.
+        total: u64,
+    },
+    /// No request could be scheduled (the cache holds too few blocks for any step).
+    #[error("no request can make progress at t = {t} s (KV cache of {blocks} blocks)")]
+    NoProgress {
+        /// When, s.
+        t: f64,
+        /// Blocks in the cache.
+        blocks: u64,
+    },
+}
+
+/// Runs `s` to completion; with `trace`, records op spans and request lives.
+pub fn simulate(s: &Scenario, trace: bool) -> Result<ServingResult, ServingError> {
+    let mut bench = Bench::new(s, trace)?;
+    while let Some(plan) = bench.plan()? {
+        let cost = bench.cost(&plan)?;
+        bench.advance(&plan, &cost);
+    }
+    Ok(bench.finish())
+}

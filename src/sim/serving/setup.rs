@@ -1,0 +1,142 @@
+//! The bench of a serving run: the scenario checked, the memory budget sized into a KV pool,
+//! the requests drawn, and the router and coster built, before the first iteration.
+
+use rand_chacha::ChaCha8Rng;
+
+use super::schedule::{Limits, Queues, Seq};
+use super::stats::{Clock, ServingResult};
+use super::{Scenario, ServingError};
+use crate::map::Policy;
+use crate::model::{Footprint, Parallelism};
+use crate::sim::iteration::Coster;
+use crate::sim::kv::PagedKv;
+use crate::sim::routing::Router;
+use crate::sim::workload::{Arrivals, RequestSpec, generate, rng};
+use crate::units::Bytes;
+
+/// Everything a serving run steps: the queues and the clock, and what it needs to cost an
+/// iteration.
+pub(super) struct Bench<'a> {
+    /// The scenario.
+    pub(super) s: &'a Scenario,
+    /// Every request of the run, as drawn.
+    pub(super) specs: Vec<RequestSpec>,
+    /// Requests released into the queues so far.
+    pub(super) released: usize,
+    /// The scheduler's state.
+    pub(super) queues: Queues,
+    /// Arrival and token times of each released request, by id.
+    pub(super) clocks: Vec<Clock>,
+    /// The scheduler's limits.
+    pub(super) limits: Limits,
+    /// Tokens per expert (MoE models only).
+    pub(super) router: Option<Router>,
+    /// The router's random stream.
+    pub(super) route_rng: ChaCha8Rng,
+    /// Prices and runs iterations.
+    pub(super) coster: Coster<'a>,
+    /// The run's clock, s.
+    pub(super) t: f64,
+    /// Sum of sequences over iterations (for the mean batch).
+    pub(super) batch_sum: f64,
+    /// Whether to record op spans and request lives.
+    pub(super) trace: bool,
+    /// What the run has measured so far.
+    pub(super) out: ServingResult,
+}
+
+impl<'a> Bench<'a> {
+    /// Checks `s`, sizes its KV pool and draws its requests; in a closed loop the first
+    /// `concurrency` requests are released at once.
+    pub(super) fn new(s: &'a Scenario, trace: bool) -> Result<Self, ServingError> {
+        let par = check(s)?;
+        let kv = PagedKv::new(s.kv_block, kv_blocks(s, par)?);
+        let specs = generate(s.count, &s.lengths, &s.arrivals, s.seed);
+        let mut route_rng = rng(s.seed, 3);
+        let m = &s.model;
+        let router = m.moe.map(|x| {
+            Router::new(
+                s.routing.clone(),
+                m.layers,
+                x.experts,
+                x.top_k,
+                &mut route_rng,
+            )
+        });
+        if s.policy != Policy::AllXpu && s.sys.pim.is_none() {
+            return Err(ServingError::PolicyNeedsPim {
+                policy: s.policy.name(),
+                arch: s.sys.name.clone(),
+            });
+        }
+        let out = ServingResult {
+            kv_capacity_tokens: kv.total_blocks * s.kv_block,
+            ..ServingResult::default()
+        };
+        let mut bench = Bench {
+            s,
+            specs,
+            released: 0,
+            queues: Queues::new(kv),
+            clocks: Vec::new(),
+            limits: Limits {
+                max_batch: s.max_batch,
+                max_tokens: s.max_tokens,
+            },
+            router,
+            route_rng,
+            coster: Coster::new(&s.sys, m, par, s.precision, s.timing, s.policy),
+            t: 0.0,
+            batch_sum: 0.0,
+            trace,
+            out,
+        };
+        if let Arrivals::Closed { concurrency } = s.arrivals {
+            while (bench.released as u64) < concurrency.min(s.count) {
+                bench.release(0.0);
+            }
+        }
+        Ok(bench)
+    }
+
+    /// Whether the run is a closed loop (a finished request is replaced by a new one).
+    pub(super) fn closed(&self) -> bool {
+        matches!(self.s.arrivals, Arrivals::Closed { .. })
+    }
+
+    /// Releases the next request into the waiting queue, arriving at `at`.
+    pub(super) fn release(&mut self, at: f64) {
+        let spec = self.specs[self.released];
+        self.queues.arrive(Seq::new(spec.prompt, spec.output));
+        self.clocks.push(Clock::new(at));
+        self.released += 1;
+    }
+}
+
+/// The scenario's own checks: the model splits over `tp`, the limits are positive, and expert
+/// parallelism has a layout. Returns the parallel layout.
+fn check(s: &Scenario) -> Result<Parallelism, ServingError> {
+    let m = &s.model;
+    m.check_tp(s.tp)?;
+    if s.max_batch == 0 || s.max_tokens == 0 || s.kv_block == 0 || s.count == 0 {
+        return Err(ServingError::NotPositive);
+    }
+    if s.ep > 1 && (s.tp != 1 || m.moe.is_none_or(|x| x.experts % s.ep != 0)) {
+        return Err(ServingError::EpLayout { ep: s.ep });
+    }
+    Ok(Parallelism { tp: s.tp, ep: s.ep })
+}
+
+/// The memory budget: KV blocks left in the usable share of device memory beside the weights
+/// and the activations of the largest iteration.
+fn kv_blocks(s: &Scenario, par: Parallelism) -> Result<u64, ServingError> {
+    let usable = Bytes(s.sys.xpu.memory.capacity.value() * s.memory_utilization);
+    let foot = Footprint::new(&s.model, par, s.precision);
+    let act = foot.activations(&s.model, s.precision, s.max_tokens, s.max_batch);
+    foot.kv_blocks(usable, act, s.kv_block)
+        .ok_or(ServingError::NoKvRoom {
+            weights: foot.weights.value() / 1e9,
+            act: act.value() / 1e9,
+            usable: usable.value() / 1e9,
+        })
+}

@@ -1,0 +1,158 @@
+//! One iteration of a serving run: plan it, cost it on the engine, and advance the requests
+//! (emit tokens, retire the finished, record the timeline).
+
+use super::ServingError;
+use super::schedule::{Plan, next_batch};
+use super::setup::Bench;
+use super::stats::{RequestLife, ServingLimit, ServingResult, TimelinePoint};
+use crate::model::{Batch, PrefillChunk};
+use crate::sim::iteration::IterCost;
+
+impl Bench<'_> {
+    /// Releases the requests that have arrived and plans the next iteration; `None` when every
+    /// request has finished. An idle system skips ahead to the next arrival.
+    pub(super) fn plan(&mut self) -> Result<Option<Plan>, ServingError> {
+        loop {
+            if !self.closed() {
+                while self.released < self.specs.len()
+                    && self.specs[self.released].arrival.unwrap_or(0.0) <= self.t
+                {
+                    self.release(self.specs[self.released].arrival.unwrap_or(0.0));
+                }
+            }
+            if self.queues.in_system() > 0 {
+                break;
+            }
+            if self.released >= self.specs.len() {
+                return Ok(None);
+            }
+            self.t = self
+                .t
+                .max(self.specs[self.released].arrival.unwrap_or(self.t));
+        }
+        let plan = next_batch(&mut self.queues, &self.limits)?;
+        let out = &mut self.out;
+        out.preemptions += plan.preempted;
+        out.waited_batch += u64::from(plan.waits.batch);
+        out.waited_budget += u64::from(plan.waits.budget);
+        out.waited_kv += u64::from(plan.waits.kv);
+        if plan.sequences() == 0 {
+            return Err(ServingError::NoProgress {
+                t: self.t,
+                blocks: self.queues.kv.total_blocks,
+            });
+        }
+        Ok(Some(plan))
+    }
+
+    /// Costs `plan` on the engine: device 0's share of the batch, its tokens routed to experts.
+    pub(super) fn cost(&mut self, plan: &Plan) -> Result<IterCost, ServingError> {
+        let seqs = &self.queues.seqs;
+        let batch = Batch {
+            decode_kv: plan.decode.iter().map(|&r| seqs[r].in_kv + 1).collect(),
+            prefill: plan
+                .chunks
+                .iter()
+                .map(|&(r, c)| PrefillChunk {
+                    q_len: c,
+                    ctx: seqs[r].in_kv,
+                    last: seqs[r].in_kv + c == seqs[r].target,
+                })
+                .collect(),
+        };
+        let tokens = batch.tokens();
+        let ep = self.s.ep;
+        // Under expert parallelism device 0 runs every ep-th sequence (the largest share).
+        let batch = if ep > 1 {
+            let n = ep as usize;
+            Batch {
+                decode_kv: batch.decode_kv.iter().step_by(n).copied().collect(),
+                prefill: batch.prefill.iter().step_by(n).copied().collect(),
+            }
+        } else {
+            batch
+        };
+        let rng = &mut self.route_rng;
+        let counts: Vec<Vec<u64>> = match &self.router {
+            None => Vec::new(),
+            Some(rt) if rt.is_uniform() => vec![rt.counts(0, tokens, rng)],
+            Some(rt) => (0..self.s.model.layers as usize)
+                .map(|l| rt.counts(l, tokens, rng))
+                .collect(),
+        };
+        Ok(self.coster.iteration(&batch, &counts, self.trace)?)
+    }
+
+    /// Runs `plan` for `c.time`: every sequence in it advances, tokens are emitted, finished
+    /// requests retire (a closed loop replaces each), and the iteration is recorded.
+    pub(super) fn advance(&mut self, plan: &Plan, c: &IterCost) {
+        let (start, in_system) = (self.t, self.queues.in_system() as u64);
+        self.out.add_iteration(c, start, self.trace);
+        self.t += c.time;
+        let t = self.t;
+        self.batch_sum += plan.sequences() as f64;
+        for &r in &plan.decode {
+            self.queues.seqs[r].in_kv += 1;
+            self.emit(r);
+        }
+        for &(r, c) in &plan.chunks {
+            let q = &mut self.queues.seqs[r];
+            q.in_kv += c;
+            if q.in_kv == q.target {
+                self.emit(r);
+            }
+        }
+        for r in self.queues.retire() {
+            self.complete(r);
+            if self.closed() && self.released < self.specs.len() {
+                self.release(t);
+            }
+        }
+        let kv = &self.queues.kv;
+        self.out.timeline.push(TimelinePoint {
+            t: start,
+            duration: t - start,
+            in_system,
+            batch: plan.sequences() as u64,
+            kv_used: kv.used() as f64 / kv.total_blocks as f64,
+        });
+    }
+
+    /// Request `r` produces a token now.
+    fn emit(&mut self, r: usize) {
+        self.queues.seqs[r].generated += 1;
+        self.clocks[r].emit(self.t, &mut self.out);
+    }
+
+    /// Request `r` has finished now.
+    fn complete(&mut self, r: usize) {
+        let (t, q, clock) = (self.t, &self.queues.seqs[r], &self.clocks[r]);
+        let out = &mut self.out;
+        out.requests_completed += 1;
+        out.prompt_tokens += q.prompt;
+        out.e2e.push(t - clock.arrival);
+        if self.trace {
+            out.lives.push(RequestLife {
+                arrival: clock.arrival,
+                first_token: clock.first_token.unwrap_or(t),
+                finish: t,
+            });
+        }
+    }
+
+    /// The run's totals once the last request has finished: duration, mean batch, static
+    /// energy, cache counts and the limit.
+    pub(super) fn finish(self) -> ServingResult {
+        let s = self.s;
+        let mut out = self.out;
+        let devices = (s.tp * s.ep) as f64;
+        out.duration = self.t;
+        out.mean_batch = self.batch_sum / out.iterations.max(1) as f64;
+        out.energy_static = s.sys.xpu.energy.static_power.value() * self.t * devices;
+        out.energy += out.energy_static;
+        out.cache_hits = self.coster.hits;
+        out.cache_misses = self.coster.misses;
+        out.limit = ServingLimit::of(&out, s.max_batch);
+        out
+    }
+}
