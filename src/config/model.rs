@@ -2,13 +2,12 @@
 
 use std::ops::Range;
 use std::path::Path;
-use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::arch::read_source;
 use super::error::ConfigError;
 use super::presets;
+use super::source::Source;
 use crate::model::{ModelSpec, Moe};
 use crate::work::Dtype;
 
@@ -60,9 +59,10 @@ const TOML_FIELDS: &[&str] = &[
     "moe_layer_period",
 ];
 
+/// A model file's fields, with its source to find where a key is written.
 struct Doc<'a> {
+    src: &'a Source,
     path: &'a Path,
-    text: Arc<str>,
     obj: Map<String, Value>,
     json: bool,
 }
@@ -75,7 +75,7 @@ impl Doc<'_> {
         } else {
             key.to_string()
         };
-        let t = &*self.text;
+        let t = &**self.src.text();
         let mut from = 0;
         while let Some(i) = t[from..].find(&needle) {
             let at = from + i;
@@ -93,9 +93,9 @@ impl Doc<'_> {
     fn err(&self, key: &str, msg: impl Into<String>) -> ConfigError {
         let span = self.span_of(key);
         if span.is_empty() {
-            ConfigError::file(self.path, msg)
+            self.src.whole(msg)
         } else {
-            ConfigError::at(self.path, &self.text, span, msg)
+            self.src.at(span, msg)
         }
     }
 
@@ -133,32 +133,28 @@ impl Doc<'_> {
 /// (`mixtral-8x7b`).
 pub fn load_model(path: &Path) -> Result<ModelSpec, ConfigError> {
     let path = presets::resolve_model(path);
-    let text = read_source(&path)?;
+    let src = Source::read(&path)?;
+    let text = src.text();
     let is_toml = path.extension().is_some_and(|e| e == "toml");
     let obj = if is_toml {
-        let table: toml::Table = super::arch::parse_toml(&path, &text)?;
+        let table: toml::Table = src.parse()?;
         match serde_json::to_value(table) {
             Ok(Value::Object(m)) => m,
             _ => return Err(ConfigError::file(&path, "expected a table of model fields")),
         }
     } else {
-        match serde_json::from_str::<Value>(&text) {
+        match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(m)) => m,
             Ok(_) => return Err(ConfigError::file(&path, "expected a JSON object")),
             Err(e) => {
-                let at = offset_of(&text, e.line(), e.column());
-                return Err(ConfigError::at(
-                    &path,
-                    &text,
-                    at..at,
-                    format!("invalid JSON: {e}"),
-                ));
+                let at = offset_of(text, e.line(), e.column());
+                return Err(src.at(at..at, format!("invalid JSON: {e}")));
             }
         }
     };
     let doc = Doc {
+        src: &src,
         path: &path,
-        text,
         obj,
         json: !is_toml,
     };
