@@ -20,6 +20,9 @@ mod serving;
 mod source;
 mod tech;
 
+#[cfg(test)]
+mod pim_tests;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -1,109 +1,30 @@
 //! Technology files: the library (`arch/tech/nodes.toml`, `devices.toml`, `model.toml`), die
-//! descriptions (`arch/tech/dies/*.toml`), and the layouts both name. Unknown keys, unknown
-//! technology names and impossible layouts are errors at the file, line and column, with the
-//! valid names.
+//! descriptions (`arch/tech/dies/*.toml`) with the technology each names (`choice`). Unknown
+//! keys, unknown technology names and impossible layouts are errors at the file, line and
+//! column, with the valid names.
 
-use serde::Deserialize;
 use std::path::Path;
+
 use toml::Spanned;
 
-use super::choice::{RawLayout, TechChoice, check_choice};
+use super::choice::{TechChoice, check_choice};
 use super::error::ConfigError;
 use super::source::Source;
 use crate::tech::{BlockKind, DieBlock, DieSpec, Library, ModelParams, Node, Role};
-use crate::units::{Area, Bytes, Hertz, Watts};
 
 /// The folder of the shipped technology files (also compiled into the binary).
 pub const TECH_DIR: &str = "arch/tech";
 
-/// A number that must be positive (and at most `max`, when given).
-fn num(src: &Source, s: &Spanned<f64>, key: &str, max: Option<f64>) -> Result<f64, ConfigError> {
-    let v = *s.get_ref();
-    if !(v > 0.0 && v.is_finite()) {
-        return Err(src.err(s, format!("`{key}` must be positive, found {v}")));
-    }
-    match max {
-        Some(m) if v > m => Err(src.err(s, format!("`{key}` must be at most {m}, found {v}"))),
-        _ => Ok(v),
-    }
-}
+mod raw;
+use raw::{RawBlock, RawDevices, RawDie, RawModelFile, RawNodes};
 
-// ---------------------------------------------------------------------------------------------
-// Library
-// ---------------------------------------------------------------------------------------------
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawNodes {
-    node: Vec<RawNode>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawNode {
-    name: Spanned<String>,
-    #[allow(dead_code)]
-    source: Spanned<String>,
-    native_device: Spanned<String>,
-    logic_density_mtr_per_mm2: Spanned<f64>,
-    sram_bitcell_um2: Spanned<f64>,
-    sram_array_efficiency: Spanned<f64>,
-    metal_pitch_nm: Spanned<f64>,
-    vdd_v: Spanned<f64>,
-    fo4_ps: Spanned<f64>,
-    gate_cap_ff: Spanned<f64>,
-    wire_r_ohm_per_um: Spanned<f64>,
-    wire_c_ff_per_um: Spanned<f64>,
-    leakage_nw_per_transistor: Spanned<f64>,
-    sram_read_fj_per_bit: Spanned<f64>,
-    wafer_cost_usd: Spanned<f64>,
-    defect_density_per_mm2: Spanned<f64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDevices {
-    device: Vec<RawDevice>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDevice {
-    name: Spanned<String>,
-    #[allow(dead_code)]
-    source: Spanned<String>,
-    tracks: Spanned<f64>,
-    cell_area: Spanned<f64>,
-    drive: Spanned<f64>,
-    cap: Spanned<f64>,
-    dual_sided_pins: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawModelFile {
-    model: RawModel,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawModel {
-    rent_exponent: Spanned<f64>,
-    net_length_constant: Spanned<f64>,
-    stage_wire_constant: Spanned<f64>,
-    routing_efficiency: Spanned<f64>,
-    pin_access_coefficient: Spanned<f64>,
-    detour_coefficient: Spanned<f64>,
-    cross_side_overhead: Spanned<f64>,
-    partition_cells: Spanned<f64>,
-    transistors_per_cell: Spanned<f64>,
-    pins_per_cell: Spanned<f64>,
-    fanout: Spanned<f64>,
-    site_width_tracks: Spanned<f64>,
-    max_utilization: Spanned<f64>,
-    max_utilization_backside_power: Spanned<f64>,
-    power_rail_track_share: Spanned<f64>,
-    layer_pitch: Spanned<Vec<f64>>,
+/// A die file: the die and the technology it names.
+#[derive(Debug, Clone)]
+pub struct DieFile {
+    /// The die's blocks and clock.
+    pub spec: DieSpec,
+    /// The technology the file names, with where.
+    pub tech: TechChoice,
 }
 
 /// Loads the technology library from `dir` (`nodes.toml`, `devices.toml`, `model.toml`); a
@@ -118,6 +39,52 @@ pub fn load_tech_library(dir: &Path) -> Result<Library, ConfigError> {
         model,
     })
 }
+
+/// Loads a die file and checks the technology it names against `lib`.
+pub fn load_die(path: &Path, lib: &Library) -> Result<DieFile, ConfigError> {
+    let src = Source::read(path)?;
+    let raw: RawDie = src.parse()?;
+    let blocks = raw
+        .block
+        .iter()
+        .map(|b| block_of(&src, b))
+        .collect::<Result<Vec<_>, _>>()?;
+    if blocks.is_empty() {
+        return Err(src.whole("a die needs at least one `[[block]]`"));
+    }
+    let (layout, layout_at) = raw.layout.resolve(&src, "layout")?;
+    let tech = TechChoice {
+        node: src.locate(&raw.node),
+        device: src.locate(&raw.device),
+        layout,
+        layout_at,
+    };
+    check_choice(lib, &tech)?;
+    let logic_depth = raw
+        .logic_depth
+        .as_ref()
+        .map(|d| num(&src, d, "logic_depth", None))
+        .transpose()?;
+    if raw.clock.is_none() && raw.logic_depth.is_none() {
+        return Err(src.whole(
+            "a die needs `clock` (a datasheet value) or `logic_depth` (stages per cycle, for the model's clock)",
+        ));
+    }
+    if let Some(c) = raw.clock.as_ref().filter(|c| c.get_ref().value() <= 0.0) {
+        return Err(src.err(c, "`clock` must be positive"));
+    }
+    Ok(DieFile {
+        spec: DieSpec {
+            name: raw.name.get_ref().clone(),
+            blocks,
+            clock: raw.clock.as_ref().map(|c| *c.get_ref()),
+            logic_depth,
+        },
+        tech,
+    })
+}
+
+// ---- the library files ----
 
 fn load_devices(path: &Path) -> Result<Vec<crate::tech::Device>, ConfigError> {
     let src = Source::read(path)?;
@@ -244,71 +211,35 @@ fn load_model_params(path: &Path) -> Result<ModelParams, ConfigError> {
     })
 }
 
-// ---------------------------------------------------------------------------------------------
-// Die files
-// ---------------------------------------------------------------------------------------------
+// ---- die blocks ----
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDie {
-    name: Spanned<String>,
-    #[allow(dead_code)]
-    source: Option<Spanned<String>>,
-    node: Spanned<String>,
-    device: Spanned<String>,
-    clock: Option<Spanned<Hertz>>,
-    logic_depth: Option<Spanned<f64>>,
-    layout: RawLayout,
-    block: Vec<RawBlock>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawBlock {
-    name: Spanned<String>,
-    kind: Spanned<String>,
-    count: Spanned<f64>,
-    role: Option<Spanned<String>>,
-    transistors: Option<Spanned<f64>>,
-    activity: Option<Spanned<f64>>,
-    capacity: Option<Spanned<Bytes>>,
-    reads_per_cycle: Option<Spanned<Bytes>>,
-    area: Option<Spanned<Area>>,
-    power: Option<Spanned<Watts>>,
-    #[allow(dead_code)]
-    source: Option<Spanned<String>>,
-}
-
-/// A die file: the die and the technology it names.
-#[derive(Debug, Clone)]
-pub struct DieFile {
-    /// The die's blocks and clock.
-    pub spec: DieSpec,
-    /// The technology the file names, with where.
-    pub tech: TechChoice,
+/// A number that must be positive (and at most `max`, when given).
+fn num(src: &Source, s: &Spanned<f64>, key: &str, max: Option<f64>) -> Result<f64, ConfigError> {
+    let v = *s.get_ref();
+    if !(v > 0.0 && v.is_finite()) {
+        return Err(src.err(s, format!("`{key}` must be positive, found {v}")));
+    }
+    match max {
+        Some(m) if v > m => Err(src.err(s, format!("`{key}` must be at most {m}, found {v}"))),
+        _ => Ok(v),
+    }
 }
 
 const KINDS: &str = "logic, sram, fixed";
 
 fn block_of(src: &Source, b: &RawBlock) -> Result<DieBlock, ConfigError> {
-    let name = b.name.get_ref();
-    let kind = b.kind.get_ref().as_str();
-    // A key the block's kind requires, or an error at its `kind`.
-    fn need<'a, T>(
-        src: &Source,
-        b: &RawBlock,
-        k: &str,
-        v: &'a Option<T>,
-    ) -> Result<&'a T, ConfigError> {
-        v.as_ref().ok_or_else(|| {
-            let (name, kind) = (b.name.get_ref(), b.kind.get_ref());
-            src.err(
-                &b.kind,
-                format!("block `{name}` of kind `{kind}` needs `{k}`"),
-            )
-        })
-    }
-    // Keys that belong to another kind are errors, not silently ignored.
+    check_kind_keys(src, b)?;
+    Ok(DieBlock {
+        name: b.name.get_ref().clone(),
+        count: num(src, &b.count, "count", None)?,
+        kind: kind_of(src, b)?,
+        role: role_of(src, b)?,
+    })
+}
+
+/// A known kind, and no key that belongs to another kind (an error, not silently ignored).
+fn check_kind_keys(src: &Source, b: &RawBlock) -> Result<(), ConfigError> {
+    let (name, kind) = (b.name.get_ref(), b.kind.get_ref().as_str());
     let foreign: &[(&str, bool)] = match kind {
         "logic" => &[
             ("capacity", b.capacity.is_some()),
@@ -335,13 +266,34 @@ fn block_of(src: &Source, b: &RawBlock) -> Result<DieBlock, ConfigError> {
             ));
         }
     };
-    if let Some((k, _)) = foreign.iter().find(|(_, p)| *p) {
-        return Err(src.err(
+    match foreign.iter().find(|(_, p)| *p) {
+        Some((k, _)) => Err(src.err(
             &b.kind,
             format!("block `{name}` of kind `{kind}` cannot have `{k}`"),
-        ));
+        )),
+        None => Ok(()),
     }
-    let kind = match kind {
+}
+
+/// A key the block's kind requires, or an error at its `kind`.
+fn need<'a, T>(
+    src: &Source,
+    b: &RawBlock,
+    k: &str,
+    v: &'a Option<T>,
+) -> Result<&'a T, ConfigError> {
+    v.as_ref().ok_or_else(|| {
+        let (name, kind) = (b.name.get_ref(), b.kind.get_ref());
+        src.err(
+            &b.kind,
+            format!("block `{name}` of kind `{kind}` needs `{k}`"),
+        )
+    })
+}
+
+/// The block's kind with the values it needs (the kind already checked).
+fn kind_of(src: &Source, b: &RawBlock) -> Result<BlockKind, ConfigError> {
+    Ok(match b.kind.get_ref().as_str() {
         "logic" => {
             let t = need(src, b, "transistors", &b.transistors)?;
             let a = need(src, b, "activity", &b.activity)?;
@@ -372,69 +324,21 @@ fn block_of(src: &Source, b: &RawBlock) -> Result<DieBlock, ConfigError> {
                 power: *power.get_ref(),
             }
         }
-    };
-    let role = match &b.role {
-        None => Role::Base,
-        Some(s) => match s.get_ref().as_str() {
-            "base" => Role::Base,
-            "pim_module" => Role::PimModule,
-            "pim_shared" => Role::PimShared,
-            r => {
-                return Err(src.err(
-                    s,
-                    format!("unknown role `{r}`; valid: base, pim_module, pim_shared"),
-                ));
-            }
-        },
-    };
-    Ok(DieBlock {
-        name: name.clone(),
-        count: num(src, &b.count, "count", None)?,
-        kind,
-        role,
     })
 }
 
-/// Loads a die file and checks the technology it names against `lib`.
-pub fn load_die(path: &Path, lib: &Library) -> Result<DieFile, ConfigError> {
-    let src = Source::read(path)?;
-    let raw: RawDie = src.parse()?;
-    let blocks = raw
-        .block
-        .iter()
-        .map(|b| block_of(&src, b))
-        .collect::<Result<Vec<_>, _>>()?;
-    if blocks.is_empty() {
-        return Err(src.whole("a die needs at least one `[[block]]`"));
-    }
-    let (layout, layout_at) = raw.layout.resolve(&src, "layout")?;
-    let tech = TechChoice {
-        node: src.locate(&raw.node),
-        device: src.locate(&raw.device),
-        layout,
-        layout_at,
+/// The block's role on the die: base (the default), a PIM module, or shared by the modules.
+fn role_of(src: &Source, b: &RawBlock) -> Result<Role, ConfigError> {
+    let Some(s) = &b.role else {
+        return Ok(Role::Base);
     };
-    check_choice(lib, &tech)?;
-    let logic_depth = raw
-        .logic_depth
-        .as_ref()
-        .map(|d| num(&src, d, "logic_depth", None))
-        .transpose()?;
-    if raw.clock.is_none() && raw.logic_depth.is_none() {
-        return Err(src.whole(
-            "a die needs `clock` (a datasheet value) or `logic_depth` (stages per cycle, for the model's clock)",
-        ));
+    match s.get_ref().as_str() {
+        "base" => Ok(Role::Base),
+        "pim_module" => Ok(Role::PimModule),
+        "pim_shared" => Ok(Role::PimShared),
+        r => Err(src.err(
+            s,
+            format!("unknown role `{r}`; valid: base, pim_module, pim_shared"),
+        )),
     }
-    if let Some(c) = raw.clock.as_ref().filter(|c| c.get_ref().value() <= 0.0) {
-        return Err(src.err(c, "`clock` must be positive"));
-    }
-    Ok(DieFile {
-        spec: DieSpec {
-            name: raw.name.get_ref().clone(),
-            blocks,
-            clock: raw.clock.as_ref().map(|c| *c.get_ref()),
-            logic_depth,
-        },
-        tech,
-    })
 }

@@ -31,11 +31,11 @@ pub fn resolve(lib: &Library, c: &PimTechChoice) -> Result<PimTechValues, PimTec
         budget.pim_power = p;
     }
     let fit = fit(&t, &c.die, &budget);
-    let model = |explicit: bool| !explicit;
+    let e = c.explicit;
     Ok(PimTechValues {
-        modules: model(c.explicit.modules).then_some(fit.modules),
-        clock: model(c.explicit.frequency).then_some(fit.clock),
-        flop_energy: model(c.explicit.flop_energy).then_some(fit.flop_energy),
+        modules: (!e.modules).then_some(fit.modules),
+        clock: (!e.frequency).then_some(fit.clock),
+        flop_energy: (!e.flop_energy).then_some(fit.flop_energy),
         fit,
     })
 }
