@@ -197,4 +197,19 @@ mod tests {
         );
         assert!(e.message().contains("n2x"), "{e}");
     }
+
+    /// Invariant: a loader depends on `source`, `error`, `choice` and `presets`, never on
+    /// another loader; `mod.rs` wires them.
+    #[test]
+    fn no_loader_imports_another() {
+        const LOADERS: [&str; 4] = ["arch", "model", "serving", "tech"];
+        for file in LOADERS {
+            let text = std::fs::read_to_string(root(&format!("src/config/{file}.rs"))).unwrap();
+            for other in LOADERS.iter().filter(|o| **o != file) {
+                for path in [format!("super::{other}"), format!("config::{other}")] {
+                    assert!(!text.contains(&path), "src/config/{file}.rs uses `{path}`");
+                }
+            }
+        }
+    }
 }
