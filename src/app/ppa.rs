@@ -5,8 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::config::{
-    self, ConfigError, DieFile, TECH_DIR, TechChoice, check_choice, load_arch, load_arch_tech,
-    load_die,
+    self, ConfigError, DieFile, TECH_DIR, TechChoice, check_choice, load_arch_tech, load_die,
 };
 use crate::tech::{self, DieReport, Library, Technology};
 use crate::units::Watts;
@@ -46,7 +45,7 @@ fn technology<'a>(lib: &'a Library, c: &TechChoice) -> Result<Technology<'a>, Co
 
 /// The die of `arch` (its `[xpu.tech]`) in the technology the arch and die files name.
 pub fn arch_ppa(arch: &Path, lib: &Library) -> Result<ArchPpa, ConfigError> {
-    let system = load_arch(arch)?;
+    let system = config::load_arch_in(arch, None, Some(lib))?;
     let at = load_arch_tech(arch)?.ok_or_else(|| {
         ConfigError::file(arch, "the arch names no technology")
             .with_help("add `[xpu.tech]` with `die = \"tech/dies/<die>.toml\"`")

@@ -20,6 +20,8 @@ struct Inner {
     help: Option<String>,
     source: Option<NamedSource<Arc<str>>>,
     span: Option<Range<usize>>,
+    /// The words under the offending text; "here" when not given.
+    label: Option<String>,
 }
 
 impl ConfigError {
@@ -32,6 +34,7 @@ impl ConfigError {
             help: None,
             source: None,
             span: None,
+            label: None,
         }))
     }
 
@@ -50,11 +53,19 @@ impl ConfigError {
             help: None,
             source: Some(NamedSource::new(path.display().to_string(), text.clone())),
             span: Some(span),
+            label: None,
         }))
     }
 
+    /// The same error with a help line under it.
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.0.help = Some(help.into());
+        self
+    }
+
+    /// The same error with `label` under the offending text instead of "here".
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.0.label = Some(label.into());
         self
     }
 
@@ -116,7 +127,8 @@ impl Diagnostic for ConfigError {
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let span = self.0.span.clone()?;
-        let label = LabeledSpan::new_with_span(Some("here".into()), span);
+        let text = self.0.label.clone().unwrap_or_else(|| "here".into());
+        let label = LabeledSpan::new_with_span(Some(text), span);
         Some(Box::new(std::iter::once(label)))
     }
 }

@@ -2,13 +2,12 @@
 
 use std::ops::Range;
 use std::path::Path;
-use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::arch::read_source;
 use super::error::ConfigError;
 use super::presets;
+use super::source::Source;
 use crate::model::{ModelSpec, Moe};
 use crate::work::Dtype;
 
@@ -60,9 +59,10 @@ const TOML_FIELDS: &[&str] = &[
     "moe_layer_period",
 ];
 
+/// A model file's fields, with its source to find where a key is written.
 struct Doc<'a> {
+    src: &'a Source,
     path: &'a Path,
-    text: Arc<str>,
     obj: Map<String, Value>,
     json: bool,
 }
@@ -75,7 +75,7 @@ impl Doc<'_> {
         } else {
             key.to_string()
         };
-        let t = &*self.text;
+        let t = &**self.src.text();
         let mut from = 0;
         while let Some(i) = t[from..].find(&needle) {
             let at = from + i;
@@ -93,9 +93,9 @@ impl Doc<'_> {
     fn err(&self, key: &str, msg: impl Into<String>) -> ConfigError {
         let span = self.span_of(key);
         if span.is_empty() {
-            ConfigError::file(self.path, msg)
+            self.src.whole(msg)
         } else {
-            ConfigError::at(self.path, &self.text, span, msg)
+            self.src.at(span, msg)
         }
     }
 
@@ -120,6 +120,15 @@ impl Doc<'_> {
         })
     }
 
+    /// A boolean field, `default` when absent.
+    fn flag(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.obj.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(v) => Err(self.err(key, format!("`{key}` must be true or false, found {v}"))),
+        }
+    }
+
     fn str_field(&self, key: &str) -> Result<Option<&str>, ConfigError> {
         match self.obj.get(key) {
             None | Some(Value::Null) => Ok(None),
@@ -133,32 +142,28 @@ impl Doc<'_> {
 /// (`mixtral-8x7b`).
 pub fn load_model(path: &Path) -> Result<ModelSpec, ConfigError> {
     let path = presets::resolve_model(path);
-    let text = read_source(&path)?;
+    let src = Source::read(&path)?;
+    let text = src.text();
     let is_toml = path.extension().is_some_and(|e| e == "toml");
     let obj = if is_toml {
-        let table: toml::Table = super::arch::parse_toml(&path, &text)?;
+        let table: toml::Table = src.parse()?;
         match serde_json::to_value(table) {
             Ok(Value::Object(m)) => m,
             _ => return Err(ConfigError::file(&path, "expected a table of model fields")),
         }
     } else {
-        match serde_json::from_str::<Value>(&text) {
+        match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(m)) => m,
             Ok(_) => return Err(ConfigError::file(&path, "expected a JSON object")),
             Err(e) => {
-                let at = offset_of(&text, e.line(), e.column());
-                return Err(ConfigError::at(
-                    &path,
-                    &text,
-                    at..at,
-                    format!("invalid JSON: {e}"),
-                ));
+                let at = offset_of(text, e.line(), e.column());
+                return Err(src.at(at..at, format!("invalid JSON: {e}")));
             }
         }
     };
     let doc = Doc {
+        src: &src,
         path: &path,
-        text,
         obj,
         json: !is_toml,
     };
@@ -173,23 +178,7 @@ pub fn load_model(path: &Path) -> Result<ModelSpec, ConfigError> {
 }
 
 fn resolve(doc: &Doc) -> Result<ModelSpec, ConfigError> {
-    for (field, what) in UNSUPPORTED_FIELDS {
-        if doc.obj.get(*field).is_some_and(|v| !v.is_null()) {
-            return Err(doc.err(field, format!("not yet supported: {field} ({what})")));
-        }
-    }
-    let model_type = doc.str_field("model_type")?.ok_or_else(|| {
-        ConfigError::file(doc.path, "missing field `model_type`")
-            .with_help(format!("supported: {}", SUPPORTED_TYPES.join(", ")))
-    })?;
-    if !SUPPORTED_TYPES.contains(&model_type) {
-        return Err(doc
-            .err(
-                "model_type",
-                format!("not yet supported: model_type \"{model_type}\""),
-            )
-            .with_help(format!("supported: {}", SUPPORTED_TYPES.join(", "))));
-    }
+    let model_type = model_type(doc)?;
     let hidden = doc.uint("hidden_size")?;
     let heads = doc.uint("num_attention_heads")?;
     // HuggingFace's own defaults: MHA when `num_key_value_heads` is absent, head_dim = hidden / heads.
@@ -213,54 +202,11 @@ fn resolve(doc: &Doc) -> Result<ModelSpec, ConfigError> {
     } else {
         "intermediate_size"
     })?;
-    let gated = match doc.obj.get("ffn_gated") {
-        None | Some(Value::Null) => !is_opt,
-        Some(Value::Bool(b)) => *b,
-        Some(v) => {
-            return Err(doc.err(
-                "ffn_gated",
-                format!("`ffn_gated` must be true or false, found {v}"),
-            ));
-        }
-    };
+    let gated = doc.flag("ffn_gated", !is_opt)?;
     let period = doc.opt_uint("moe_layer_period")?.unwrap_or(1);
-    let experts = doc.opt_uint("num_local_experts")?;
-    let moe = match (model_type, experts) {
-        ("mixtral", None) => {
-            return Err(ConfigError::file(
-                doc.path,
-                "missing field `num_local_experts`",
-            ));
-        }
-        (_, Some(experts)) => Some(Moe {
-            experts,
-            top_k: doc.uint("num_experts_per_tok")?,
-            intermediate,
-        }),
-        (_, None) => None,
-    };
-    let dtype_key = if doc.obj.contains_key("dtype") {
-        "dtype"
-    } else {
-        "torch_dtype"
-    };
-    let dtype = match doc.str_field(dtype_key)? {
-        Some(s) => s.parse::<Dtype>().map_err(|e| doc.err(dtype_key, e))?,
-        None => {
-            return Err(ConfigError::file(doc.path, "missing field `torch_dtype`")
-                .with_help("the weights' element type, e.g. \"bfloat16\""));
-        }
-    };
-    let tie = match doc.obj.get("tie_word_embeddings") {
-        None | Some(Value::Null) => is_opt,
-        Some(Value::Bool(b)) => *b,
-        Some(v) => {
-            return Err(doc.err(
-                "tie_word_embeddings",
-                format!("`tie_word_embeddings` must be true or false, found {v}"),
-            ));
-        }
-    };
+    let moe = moe(doc, model_type, intermediate)?;
+    let dtype = dtype(doc)?;
+    let tie = doc.flag("tie_word_embeddings", is_opt)?;
     let name = match doc.str_field("name")? {
         Some(n) => n.to_string(),
         None => doc
@@ -288,6 +234,61 @@ fn resolve(doc: &Doc) -> Result<ModelSpec, ConfigError> {
     spec.validate()
         .map_err(|e| ConfigError::file(doc.path, e.to_string()))?;
     Ok(spec)
+}
+
+/// The `model_type`, when dyad builds it and no field marks a family it does not build yet.
+fn model_type<'a>(doc: &'a Doc) -> Result<&'a str, ConfigError> {
+    for (field, what) in UNSUPPORTED_FIELDS {
+        if doc.obj.get(*field).is_some_and(|v| !v.is_null()) {
+            return Err(doc.err(field, format!("not yet supported: {field} ({what})")));
+        }
+    }
+    let model_type = doc.str_field("model_type")?.ok_or_else(|| {
+        ConfigError::file(doc.path, "missing field `model_type`")
+            .with_help(format!("supported: {}", SUPPORTED_TYPES.join(", ")))
+    })?;
+    if !SUPPORTED_TYPES.contains(&model_type) {
+        return Err(doc
+            .err(
+                "model_type",
+                format!("not yet supported: model_type \"{model_type}\""),
+            )
+            .with_help(format!("supported: {}", SUPPORTED_TYPES.join(", "))));
+    }
+    Ok(model_type)
+}
+
+/// The experts, when the model has them (a Mixtral config must).
+fn moe(doc: &Doc, model_type: &str, intermediate: u64) -> Result<Option<Moe>, ConfigError> {
+    let experts = doc.opt_uint("num_local_experts")?;
+    Ok(match (model_type, experts) {
+        ("mixtral", None) => {
+            return Err(ConfigError::file(
+                doc.path,
+                "missing field `num_local_experts`",
+            ));
+        }
+        (_, Some(experts)) => Some(Moe {
+            experts,
+            top_k: doc.uint("num_experts_per_tok")?,
+            intermediate,
+        }),
+        (_, None) => None,
+    })
+}
+
+/// The weights' element type, from `dtype` or (older configs) `torch_dtype`.
+fn dtype(doc: &Doc) -> Result<Dtype, ConfigError> {
+    let key = if doc.obj.contains_key("dtype") {
+        "dtype"
+    } else {
+        "torch_dtype"
+    };
+    match doc.str_field(key)? {
+        Some(s) => s.parse::<Dtype>().map_err(|e| doc.err(key, e.to_string())),
+        None => Err(ConfigError::file(doc.path, "missing field `torch_dtype`")
+            .with_help("the weights' element type, e.g. \"bfloat16\"")),
+    }
 }
 
 /// Byte offset of a 1-based (line, column) position.

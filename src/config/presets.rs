@@ -134,10 +134,13 @@ fn resolve(path: &Path, folder: &str) -> PathBuf {
     }
 }
 
+/// A bare arch name (`h100`) becomes its preset path (`arch/h100.toml`); other paths are kept.
 pub fn resolve_arch(path: &Path) -> PathBuf {
     resolve(path, "arch")
 }
 
+/// A bare model name (`mixtral-8x7b`) becomes its preset path
+/// (`workloads/models/mixtral-8x7b.json`); other paths are kept.
 pub fn resolve_model(path: &Path) -> PathBuf {
     resolve(path, "workloads/models")
 }

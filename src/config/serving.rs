@@ -6,13 +6,11 @@ use std::sync::Arc;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::arch::load_arch_with;
-use super::arch::{parse_toml, read_source};
 use super::error::ConfigError;
-use super::load_model;
-use crate::hw::Timing;
+use super::source::Source;
+use crate::hw::{System, Timing};
 use crate::map::Policy;
-use crate::model::Precision;
+use crate::model::{ModelSpec, Precision};
 use crate::sim::routing::RoutingSpec;
 use crate::sim::serving::Scenario;
 use crate::sim::workload::{Arrivals, LengthDist, Lengths};
@@ -98,65 +96,80 @@ struct RawRouting {
     file: Option<Spanned<String>>,
 }
 
-struct Ctx<'a> {
-    path: &'a Path,
-    text: Arc<str>,
+/// A scenario file, read and parsed: the paths of its arch and model, and the rest to check once
+/// they are loaded.
+pub struct ScenarioFile {
+    src: Arc<Source>,
+    raw: RawScenario,
 }
 
-impl Ctx<'_> {
-    fn err<T>(&self, at: &Spanned<T>, msg: impl Into<String>) -> ConfigError {
-        ConfigError::at(self.path, &self.text, at.span(), msg)
+impl ScenarioFile {
+    /// Parses `src` (a scenario file, or an edited copy of one).
+    pub fn parse(src: Arc<Source>) -> Result<ScenarioFile, ConfigError> {
+        let raw = src.parse()?;
+        Ok(ScenarioFile { src, raw })
     }
 
-    fn positive(&self, v: &Spanned<u64>, key: &str) -> Result<u64, ConfigError> {
-        match *v.get_ref() {
-            0 => Err(self.err(v, format!("`{key}` must be at least 1"))),
-            n => Ok(n),
+    /// The arch file it names, relative to the scenario's folder.
+    pub fn arch_path(&self) -> PathBuf {
+        self.src.relative(self.raw.arch.get_ref())
+    }
+
+    /// The model file it names, relative to the scenario's folder.
+    pub fn model_path(&self) -> PathBuf {
+        self.src.relative(self.raw.model.get_ref())
+    }
+
+    /// The checked scenario, with `sys` and `model` loaded from [`Self::arch_path`] and
+    /// [`Self::model_path`].
+    pub fn resolve(self, sys: System, model: ModelSpec) -> Result<Scenario, ConfigError> {
+        resolve(&self.src, self.raw, sys, model)
+    }
+}
+
+fn positive(src: &Source, v: &Spanned<u64>, key: &str) -> Result<u64, ConfigError> {
+    match *v.get_ref() {
+        0 => Err(src.err(v, format!("`{key}` must be at least 1"))),
+        n => Ok(n),
+    }
+}
+
+fn dtype(src: &Source, v: &Spanned<String>) -> Result<Dtype, ConfigError> {
+    v.get_ref()
+        .parse::<Dtype>()
+        .map_err(|e| src.err(v, e.to_string()))
+}
+
+fn dist(src: &Source, d: &Spanned<RawDist>, key: &str) -> Result<LengthDist, ConfigError> {
+    Ok(match *d.get_ref() {
+        RawDist::Fixed(0) => {
+            return Err(src.err(d, format!("`{key}`: a length must be at least 1")));
         }
-    }
-
-    fn dtype(&self, v: &Spanned<String>) -> Result<Dtype, ConfigError> {
-        v.get_ref().parse().map_err(|e: String| self.err(v, e))
-    }
-
-    fn relative(&self, v: &Spanned<String>) -> PathBuf {
-        self.path
-            .parent()
-            .unwrap_or(Path::new(""))
-            .join(v.get_ref())
-    }
-
-    fn dist(&self, d: &Spanned<RawDist>, key: &str) -> Result<LengthDist, ConfigError> {
-        Ok(match *d.get_ref() {
-            RawDist::Fixed(0) => {
-                return Err(self.err(d, format!("`{key}`: a length must be at least 1")));
+        RawDist::Fixed(n) => LengthDist::Fixed(n),
+        RawDist::Uniform([min, max]) if min == 0 || min > max => {
+            return Err(src.err(d, format!("`{key}`: uniform needs 1 <= min <= max")));
+        }
+        RawDist::Uniform([min, max]) => LengthDist::Uniform { min, max },
+        RawDist::Normal {
+            mean,
+            std,
+            min,
+            max,
+        } => {
+            if !(std >= 0.0 && mean.is_finite() && min >= 1 && min <= max) {
+                return Err(src.err(
+                    d,
+                    format!("`{key}`: normal needs std >= 0 and 1 <= min <= max"),
+                ));
             }
-            RawDist::Fixed(n) => LengthDist::Fixed(n),
-            RawDist::Uniform([min, max]) if min == 0 || min > max => {
-                return Err(self.err(d, format!("`{key}`: uniform needs 1 <= min <= max")));
-            }
-            RawDist::Uniform([min, max]) => LengthDist::Uniform { min, max },
-            RawDist::Normal {
+            LengthDist::Normal {
                 mean,
                 std,
                 min,
                 max,
-            } => {
-                if !(std >= 0.0 && mean.is_finite() && min >= 1 && min <= max) {
-                    return Err(self.err(
-                        d,
-                        format!("`{key}`: normal needs std >= 0 and 1 <= min <= max"),
-                    ));
-                }
-                LengthDist::Normal {
-                    mean,
-                    std,
-                    min,
-                    max,
-                }
             }
-        })
-    }
+        }
+    })
 }
 
 /// Rows of a headed CSV file (lines starting with `#` are comments), as maps from column name
@@ -199,38 +212,86 @@ fn field<T: std::str::FromStr>(
     })
 }
 
-/// Loads a serving scenario; `arch` and `model` paths are relative to the scenario file.
-pub fn load_scenario(path: &Path) -> Result<Scenario, ConfigError> {
-    load_scenario_with(path, read_source(path)?, None)
-}
-
-/// The arch file a scenario names, resolved against the scenario's folder.
-pub fn scenario_arch_path(path: &Path, text: &Arc<str>) -> Result<PathBuf, ConfigError> {
-    let raw: RawScenario = parse_toml(path, text)?;
-    Ok(Ctx {
-        path,
-        text: text.clone(),
-    }
-    .relative(&raw.arch))
-}
-
-/// Loads a scenario from `text` (an edited copy of the file at `path`; relative paths still
-/// resolve from `path`), with the arch's top file read from `arch_text` when given.
-pub fn load_scenario_with(
-    path: &Path,
-    text: Arc<str>,
-    arch_text: Option<Arc<str>>,
+fn resolve(
+    src: &Source,
+    raw: RawScenario,
+    sys: System,
+    model: ModelSpec,
 ) -> Result<Scenario, ConfigError> {
-    let raw: RawScenario = parse_toml(path, &text)?;
-    let cx = Ctx { path, text };
-    let sys = load_arch_with(&cx.relative(&raw.arch), arch_text)?;
-    let model = load_model(&cx.relative(&raw.model))?;
-    let tp = cx.positive(&raw.tp, "tp")?;
+    let (tp, ep) = parallelism(src, &raw, &sys, &model)?;
+    let precision = Precision {
+        weights: dtype(src, &raw.precision.weights)?,
+        activations: dtype(src, &raw.precision.activations)?,
+        kv: dtype(src, &raw.precision.kv)?,
+    };
+    let r = &raw.requests;
+    let count = positive(src, &r.count, "requests.count")?;
+    let lengths = lengths(src, r)?;
+    let arrivals = arrivals(src, &raw.arrivals, &lengths)?;
+    let b = &raw.batching;
+    let util = *b.memory_utilization.get_ref();
+    if !(util > 0.0 && util <= 1.0) {
+        return Err(src.err(
+            &b.memory_utilization,
+            "`batching.memory_utilization` must be in (0, 1]",
+        ));
+    }
+    let routing = match &raw.routing {
+        None | Some(RawRouting { .. }) if model.moe.is_none() => RoutingSpec::Uniform,
+        None => {
+            return Err(src
+                .whole("a mixture-of-experts model needs a [routing] table")
+                .with_help(
+                    "mode = \"uniform\" (balanced), \"zipf\" (with s), or \"trace\" (with file)",
+                ));
+        }
+        Some(rt) => routing(
+            src,
+            rt,
+            model.moe.map_or(0, |m| m.experts),
+            model.moe.map_or(0, |m| m.top_k),
+        )?,
+    };
+    let timing = timing(src, raw.timing.as_ref())?;
+    let policy = policy(src, raw.policy.as_ref(), &sys)?;
+    Ok(Scenario {
+        policy,
+        name: raw.name.unwrap_or_else(|| {
+            src.path()
+                .file_stem()
+                .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
+        }),
+        sys,
+        model,
+        precision,
+        tp,
+        ep,
+        count,
+        lengths,
+        arrivals,
+        max_batch: positive(src, &b.max_batch, "batching.max_batch")?,
+        max_tokens: positive(src, &b.max_tokens, "batching.max_tokens")?,
+        kv_block: positive(src, &b.kv_block, "batching.kv_block")?,
+        memory_utilization: util,
+        routing,
+        seed: raw.seed.unwrap_or(0),
+        timing,
+    })
+}
+
+/// Tensor- and expert-parallel degrees, checked against the model and the node.
+fn parallelism(
+    src: &Source,
+    raw: &RawScenario,
+    sys: &System,
+    model: &ModelSpec,
+) -> Result<(u64, u64), ConfigError> {
+    let tp = positive(src, &raw.tp, "tp")?;
     model
         .check_tp(tp)
-        .map_err(|e| cx.err(&raw.tp, e.to_string()))?;
+        .map_err(|e| src.err(&raw.tp, e.to_string()))?;
     if tp > u64::from(sys.devices()) {
-        return Err(cx.err(
+        return Err(src.err(
             &raw.tp,
             format!("`tp` {tp} exceeds the {} devices of a node", sys.devices()),
         ));
@@ -238,12 +299,12 @@ pub fn load_scenario_with(
     let ep = match &raw.ep {
         None => 1,
         Some(e) => {
-            let n = cx.positive(e, "ep")?;
+            let n = positive(src, e, "ep")?;
             let experts = model.moe.map_or(0, |x| x.experts);
             if n > 1
                 && (tp != 1 || experts == 0 || experts % n != 0 || n > u64::from(sys.devices()))
             {
-                return Err(cx.err(
+                return Err(src.err(
                     e,
                     format!("`ep` {n} needs tp = 1, an MoE model whose {experts} experts it divides, and at most {} devices", sys.devices()),
                 ));
@@ -251,19 +312,17 @@ pub fn load_scenario_with(
             n
         }
     };
-    let precision = Precision {
-        weights: cx.dtype(&raw.precision.weights)?,
-        activations: cx.dtype(&raw.precision.activations)?,
-        kv: cx.dtype(&raw.precision.kv)?,
-    };
-    let r = &raw.requests;
-    let count = cx.positive(&r.count, "requests.count")?;
-    let lengths = match (&r.trace, &r.prompt, &r.output) {
+    Ok((tp, ep))
+}
+
+/// Prompt and output lengths: drawn from two distributions, or read from a request trace.
+fn lengths(src: &Source, r: &RawRequests) -> Result<Lengths, ConfigError> {
+    Ok(match (&r.trace, &r.prompt, &r.output) {
         (Some(file), None, None) => {
-            let p = cx.relative(file);
+            let p = src.relative(file.get_ref());
             let rows = csv_rows(&p)?;
             if rows.is_empty() {
-                return Err(cx.err(file, "the request trace has no rows"));
+                return Err(src.err(file, "the request trace has no rows"));
             }
             let parsed: Result<Vec<_>, ConfigError> = rows
                 .iter()
@@ -283,20 +342,23 @@ pub fn load_scenario_with(
             Lengths::Trace(parsed?)
         }
         (None, Some(pd), Some(od)) => Lengths::Drawn {
-            prompt: cx.dist(pd, "requests.prompt")?,
-            output: cx.dist(od, "requests.output")?,
+            prompt: dist(src, pd, "requests.prompt")?,
+            output: dist(src, od, "requests.output")?,
         },
         _ => {
-            return Err(cx.err(
+            return Err(src.err(
                 &r.count,
                 "give either `prompt` and `output` distributions or a `trace` file",
             ));
         }
-    };
-    let a = &raw.arrivals;
-    let arrivals = match (&a.closed, &a.poisson, &a.trace) {
+    })
+}
+
+/// Exactly one of closed loop, Poisson arrivals, or the trace's own arrival times.
+fn arrivals(src: &Source, a: &RawArrivals, lengths: &Lengths) -> Result<Arrivals, ConfigError> {
+    Ok(match (&a.closed, &a.poisson, &a.trace) {
         (Some(c), None, None) => Arrivals::Closed {
-            concurrency: cx.positive(c, "arrivals.closed")?,
+            concurrency: positive(src, c, "arrivals.closed")?,
         },
         (None, Some(rate), None) if *rate.get_ref() > 0.0 && rate.get_ref().is_finite() => {
             Arrivals::Poisson {
@@ -304,7 +366,7 @@ pub fn load_scenario_with(
             }
         }
         (None, Some(rate), None) => {
-            return Err(cx.err(
+            return Err(src.err(
                 rate,
                 "`arrivals.poisson` must be a positive rate (requests/s)",
             ));
@@ -313,90 +375,49 @@ pub fn load_scenario_with(
             Arrivals::Trace
         }
         _ => {
-            return Err(ConfigError::file(
-                path,
+            return Err(src.whole(
                 "[arrivals] needs exactly one of `closed = N`, `poisson = RATE`, or `trace = true` (with a request trace)",
             ));
         }
-    };
-    let b = &raw.batching;
-    let util = *b.memory_utilization.get_ref();
-    if !(util > 0.0 && util <= 1.0) {
-        return Err(cx.err(
-            &b.memory_utilization,
-            "`batching.memory_utilization` must be in (0, 1]",
-        ));
-    }
-    let routing = match &raw.routing {
-        None | Some(RawRouting { .. }) if model.moe.is_none() => RoutingSpec::Uniform,
-        None => {
-            return Err(ConfigError::file(
-                path,
-                "a mixture-of-experts model needs a [routing] table",
-            )
-            .with_help(
-                "mode = \"uniform\" (balanced), \"zipf\" (with s), or \"trace\" (with file)",
-            ));
-        }
-        Some(rt) => routing(
-            &cx,
-            rt,
-            model.moe.map_or(0, |m| m.experts),
-            model.moe.map_or(0, |m| m.top_k),
-        )?,
-    };
-    let timing = match &raw.timing {
+    })
+}
+
+fn timing(src: &Source, t: Option<&Spanned<String>>) -> Result<Timing, ConfigError> {
+    Ok(match t {
         None => Timing::Kernel,
         Some(t) => match t.get_ref().as_str() {
             "kernel" => Timing::Kernel,
             "host" => Timing::Host,
             other => {
-                return Err(cx.err(
+                return Err(src.err(
                     t,
                     format!("unknown timing \"{other}\" (valid: kernel, host)"),
                 ));
             }
         },
-    };
-    let policy = match &raw.policy {
-        None => Policy::AllXpu,
-        Some(p) => {
-            let policy: Policy = p.get_ref().parse().map_err(|e: String| cx.err(p, e))?;
-            if policy != Policy::AllXpu && sys.pim.is_none() {
-                return Err(cx.err(
-                    p,
-                    format!("policy {} needs an arch with a [pim] table", policy.name()),
-                ));
-            }
-            policy
-        }
-    };
-    Ok(Scenario {
-        policy,
-        name: raw.name.unwrap_or_else(|| {
-            path.file_stem()
-                .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
-        }),
-        sys,
-        model,
-        precision,
-        tp,
-        ep,
-        count,
-        lengths,
-        arrivals,
-        max_batch: cx.positive(&b.max_batch, "batching.max_batch")?,
-        max_tokens: cx.positive(&b.max_tokens, "batching.max_tokens")?,
-        kv_block: cx.positive(&b.kv_block, "batching.kv_block")?,
-        memory_utilization: util,
-        routing,
-        seed: raw.seed.unwrap_or(0),
-        timing,
     })
 }
 
+/// The mapping policy; any but all-xPU needs PIM units.
+fn policy(src: &Source, p: Option<&Spanned<String>>, sys: &System) -> Result<Policy, ConfigError> {
+    let Some(p) = p else {
+        return Ok(Policy::AllXpu);
+    };
+    let policy = p
+        .get_ref()
+        .parse::<Policy>()
+        .map_err(|e| src.err(p, e.to_string()))?;
+    if policy != Policy::AllXpu && sys.pim.is_none() {
+        return Err(src.err(
+            p,
+            format!("policy {} needs an arch with a [pim] table", policy.name()),
+        ));
+    }
+    Ok(policy)
+}
+
 fn routing(
-    cx: &Ctx,
+    src: &Source,
     rt: &RawRouting,
     experts: u64,
     top_k: u64,
@@ -407,9 +428,9 @@ fn routing(
             let s = rt
                 .s
                 .as_ref()
-                .ok_or_else(|| cx.err(&rt.mode, "zipf routing needs `s` (the skew exponent)"))?;
+                .ok_or_else(|| src.err(&rt.mode, "zipf routing needs `s` (the skew exponent)"))?;
             if !(*s.get_ref() >= 0.0 && s.get_ref().is_finite()) {
-                return Err(cx.err(s, "`routing.s` must be zero or positive"));
+                return Err(src.err(s, "`routing.s` must be zero or positive"));
             }
             RoutingSpec::Zipf { s: *s.get_ref() }
         }
@@ -417,8 +438,8 @@ fn routing(
             let f = rt
                 .file
                 .as_ref()
-                .ok_or_else(|| cx.err(&rt.mode, "trace routing needs `file`"))?;
-            let p = cx.relative(f);
+                .ok_or_else(|| src.err(&rt.mode, "trace routing needs `file`"))?;
+            let p = src.relative(f.get_ref());
             let mut probs: Vec<Vec<f64>> = Vec::new();
             for (i, row) in csv_rows(&p)?.iter().enumerate() {
                 let (l, e, w): (usize, usize, f64) = (
@@ -440,7 +461,7 @@ fn routing(
             // Each token picks top-k distinct experts: every layer needs that many possible ones.
             let possible = |p: &Vec<f64>| p.iter().filter(|&&w| w > 0.0).count() as u64;
             if probs.is_empty() || probs.iter().any(|p| possible(p) < top_k) {
-                return Err(cx.err(
+                return Err(src.err(
                     f,
                     format!("every layer of the routing trace needs at least {top_k} experts (top-k) with a positive probability"),
                 ));
@@ -448,7 +469,7 @@ fn routing(
             RoutingSpec::Trace { probs }
         }
         other => {
-            return Err(cx.err(
+            return Err(src.err(
                 &rt.mode,
                 format!("unknown routing mode \"{other}\" (valid: uniform, zipf, trace)"),
             ));

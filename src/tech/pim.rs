@@ -7,10 +7,115 @@
 //! and TSVs do not scale with the node. A [`Fit`] also carries what the Logic-PIM device
 //! (`hw::Pim`) takes from the tech model when an arch names a `[pim.tech]`: the module count, the
 //! clock and the dynamic energy per FLOP of a module.
+//!
+//! [`resolve`] is what an arch's `[pim.tech]` comes to: the choice `config` reads (the logic
+//! die, the technology the modules are built in, the budgets, the values the arch sets itself),
+//! resolved against a technology library the caller passes in.
 
 use super::die::{DieSpec, Role, die};
-use super::params::Technology;
+use super::params::{Layout, Library, Technology};
 use crate::units::{Area, Hertz, JoulesPerFlop, Watts};
+
+/// The Logic-PIM values of an arch's `[pim.tech]`, from the logic die in its chosen technology.
+pub fn resolve(lib: &Library, c: &PimTechChoice) -> Result<PimTechValues, PimTechError> {
+    let reference = c
+        .reference
+        .look_up(lib)
+        .map_err(|reason| PimTechError::Reference { reason })?;
+    let t = c
+        .technology
+        .look_up(lib)
+        .map_err(|reason| PimTechError::Technology { reason })?;
+    let mut budget = budget(&reference, &c.die, c.die_area);
+    if let Some(p) = c.power_budget {
+        budget.pim_power = p;
+    }
+    let fit = fit(&t, &c.die, &budget);
+    let e = c.explicit;
+    Ok(PimTechValues {
+        modules: (!e.modules).then_some(fit.modules),
+        clock: (!e.frequency).then_some(fit.clock),
+        flop_energy: (!e.flop_energy).then_some(fit.flop_energy),
+        fit,
+    })
+}
+
+/// A technology by its names in the files: node, device, layout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TechName {
+    /// The process node (`n7`).
+    pub node: String,
+    /// The transistor architecture (`finfet`).
+    pub device: String,
+    /// Signal sides, routing layers, pin split, power delivery.
+    pub layout: Layout,
+}
+
+impl TechName {
+    /// The technology in `lib`; an error says what is unknown or impossible.
+    fn look_up<'a>(&self, lib: &'a Library) -> Result<Technology<'a>, String> {
+        lib.technology(&self.node, &self.device, self.layout)
+    }
+}
+
+/// Which of the values the tech model gives the arch sets itself (those win).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Explicit {
+    /// `pim.modules` is set.
+    pub modules: bool,
+    /// `pim.frequency` is set.
+    pub frequency: bool,
+    /// `pim.energy.flop` is set.
+    pub flop_energy: bool,
+}
+
+/// What an arch's `[pim.tech]` chooses, with names already checked by `config`.
+#[derive(Debug, Clone)]
+pub struct PimTechChoice {
+    /// The logic die as its file describes it.
+    pub die: DieSpec,
+    /// The die file's own technology: with the die as described it sets the power budget.
+    pub reference: TechName,
+    /// The technology the modules are built in (the arch's overrides of the die file's).
+    pub technology: TechName,
+    /// The area the die's blocks and the modules must fit in (`pim.tech.die_area`).
+    pub die_area: Area,
+    /// `pim.tech.power_budget`, when given; else the reference design's PIM power.
+    pub power_budget: Option<Watts>,
+    /// The values the arch sets itself.
+    pub explicit: Explicit,
+}
+
+/// The Logic-PIM values `[pim.tech]` gives: the fit, and each value the arch leaves to the
+/// model (`None` where the arch sets it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PimTechValues {
+    /// The fit of the logic die in the chosen technology.
+    pub fit: Fit,
+    /// Modules per stack, unless `pim.modules` is set.
+    pub modules: Option<u64>,
+    /// The modules' clock, unless `pim.frequency` is set.
+    pub clock: Option<Hertz>,
+    /// A module's dynamic energy per FLOP, unless `pim.energy.flop` is set.
+    pub flop_energy: Option<JoulesPerFlop>,
+}
+
+/// Why a `[pim.tech]` choice cannot be resolved against a library.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PimTechError {
+    /// The die file's own technology is not in the library, or its layout is impossible.
+    #[error("{reason}")]
+    Reference {
+        /// What is unknown or impossible.
+        reason: String,
+    },
+    /// The technology the arch chooses is not in the library, or its layout is impossible.
+    #[error("{reason}")]
+    Technology {
+        /// What is unknown or impossible.
+        reason: String,
+    },
+}
 
 /// MACs per module (Duplex §IV).
 pub const MACS_PER_MODULE: f64 = 512.0;
@@ -20,6 +125,7 @@ pub const LOGIC_DIE_AREA: Area = Area(121e-6);
 /// The budget every technology is held to.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Budget {
+    /// The area the die's own blocks, the shared units and the modules must fit in.
     pub die_area: Area,
     /// Power of the Logic-PIM units (modules and shared units) at the reference design.
     pub pim_power: Watts,
@@ -28,14 +134,21 @@ pub struct Budget {
 /// The fit of one technology.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fit {
+    /// The technology's label (`n2/ffet/ds12+12`).
     pub technology: String,
+    /// Area of one module.
     pub module_area: Area,
+    /// Power of one module.
     pub module_power: Watts,
-    /// Area and power of the shared PIM units and of the die's own blocks.
+    /// Area of the shared PIM units.
     pub shared_area: Area,
+    /// Power of the shared PIM units.
     pub shared_power: Watts,
+    /// Area of the die's own blocks (PHY, TSVs, control).
     pub base_area: Area,
+    /// Modules that fit in the area left by the die's own blocks and the shared units.
     pub by_area: u64,
+    /// Modules that fit in the power left by the shared units.
     pub by_power: u64,
     /// min(by_area, by_power).
     pub modules: u64,

@@ -271,3 +271,39 @@ fn pim_tech_on_a_bank_pim_is_an_input_error() {
     let r = dyad_with(&[("x.toml", &arch)], &["ppa", "x.toml"]);
     expect_input_error(&r, &["pim.tech", "pim.kind"]);
 }
+
+#[test]
+fn ppa_tech_dir_reaches_the_arch_pim_tech() {
+    let arch = Path::new(env!("CARGO_MANIFEST_DIR")).join("arch/duplex-n2-ffet.toml");
+    let arch = arch.to_str().unwrap();
+    let nodes = include_str!("../arch/tech/nodes.toml");
+    let at = nodes.find("name = \"n2\"").unwrap();
+    let library = |vdd: &str| {
+        let n2 = nodes[at..].replacen("vdd_v = 0.7", &format!("vdd_v = {vdd}"), 1);
+        [
+            ("t/nodes.toml", format!("{}{n2}", &nodes[..at])),
+            (
+                "t/devices.toml",
+                include_str!("../arch/tech/devices.toml").into(),
+            ),
+            (
+                "t/model.toml",
+                include_str!("../arch/tech/model.toml").into(),
+            ),
+        ]
+    };
+    let pim_line = |files: &[(&str, String)], args: &[&str]| {
+        let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+        let r = dyad_with(&files, args);
+        assert_eq!(r.status, 0, "{}", r.stderr);
+        let line = r.stdout.lines().find(|l| l.contains("logic-PIM:"));
+        line.unwrap().to_string()
+    };
+    let shipped = pim_line(&[], &["ppa", arch]);
+    let cooler = pim_line(&library("0.5"), &["ppa", "--tech", "t", arch]);
+    assert_ne!(cooler, shipped, "the arch's [pim.tech] ignored --tech");
+    let broken = library("-1");
+    let files: Vec<(&str, &str)> = broken.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    let r = dyad_with(&files, &["ppa", "--tech", "t", arch]);
+    expect_input_error(&r, &["nodes.toml:", "vdd_v"]);
+}

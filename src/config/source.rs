@@ -1,0 +1,186 @@
+//! Where a value was written: the one place every loader reads files, parses TOML, and turns a
+//! byte span into a [`ConfigError`] at file:line:col.
+//!
+//! A [`Source`] is a file's path and text, read from disk or, when no such file exists, from the
+//! copies compiled into the binary ([`super::presets`]). A [`Located`] value carries the source
+//! and span it came from, so an error found after parsing still points at the text.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+
+use super::error::ConfigError;
+use super::presets;
+
+/// An input file: its path and its text.
+#[derive(Debug, Clone)]
+pub struct Source {
+    path: PathBuf,
+    text: Arc<str>,
+}
+
+impl Source {
+    /// Reads `path` from disk, or from the built-in presets when no such file exists.
+    pub fn read(path: &Path) -> Result<Arc<Source>, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => Arc::from(t),
+            Err(e) => presets::file(path)
+                .map(Arc::from)
+                .ok_or_else(|| ConfigError::file(path, format!("cannot read the file: {e}")))?,
+        };
+        Ok(Source::new(path, text))
+    }
+
+    /// A source whose text is given (an edited copy of the file at `path`, as a sweep point
+    /// makes); paths it names still resolve from `path`.
+    pub fn new(path: &Path, text: Arc<str>) -> Arc<Source> {
+        Arc::new(Source {
+            path: path.to_path_buf(),
+            text,
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file's text.
+    pub fn text(&self) -> &Arc<str> {
+        &self.text
+    }
+
+    /// Parses the text as TOML into `T`, mapping TOML and serde errors to the file, line and
+    /// column.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        toml::from_str(&self.text).map_err(|e| {
+            let msg = e.message().trim().to_string();
+            match e.span() {
+                Some(s) => self.at(s, msg),
+                None => self.whole(msg),
+            }
+        })
+    }
+
+    /// An error at byte range `span` of this file.
+    pub fn at(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
+        ConfigError::at(&self.path, &self.text, span, message)
+    }
+
+    /// An error at the place `v` was written.
+    pub fn err<T>(&self, v: &Spanned<T>, message: impl Into<String>) -> ConfigError {
+        self.at(v.span(), message)
+    }
+
+    /// An error about the whole file (a missing key, a rule across several keys).
+    pub fn whole(&self, message: impl Into<String>) -> ConfigError {
+        ConfigError::file(&self.path, message)
+    }
+
+    /// The path `name` names, relative to this file's folder.
+    pub fn relative(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.path.parent().unwrap_or(Path::new("")).join(name)
+    }
+
+    /// `v` with this source and its span, for errors found after parsing.
+    pub fn locate<T: Clone>(self: &Arc<Self>, v: &Spanned<T>) -> Located<T> {
+        Located {
+            value: v.get_ref().clone(),
+            src: self.clone(),
+            span: v.span(),
+        }
+    }
+
+    /// `v` by reference, with this source and its span.
+    pub fn locate_ref<'a, T>(self: &Arc<Self>, v: &'a Spanned<T>) -> Located<&'a T> {
+        Located {
+            value: v.get_ref(),
+            src: self.clone(),
+            span: v.span(),
+        }
+    }
+}
+
+/// A value with the source and byte span it was written at.
+#[derive(Debug, Clone)]
+pub struct Located<T> {
+    /// The value as parsed.
+    pub value: T,
+    src: Arc<Source>,
+    span: Range<usize>,
+}
+
+impl<T> Located<T> {
+    /// An error at the value: `message` is the sentence in the header, and the text under the
+    /// value is labelled "here".
+    pub fn err(&self, message: impl Into<String>) -> ConfigError {
+        self.src.at(self.span.clone(), message)
+    }
+
+    /// An error at the value whose underline reads `label` (a few words: "must be positive")
+    /// and whose header reads `message`.
+    pub fn err_labelled(&self, label: &str, message: impl Into<String>) -> ConfigError {
+        self.err(message).with_label(label)
+    }
+
+    /// The file the value was written in.
+    pub fn path(&self) -> &Path {
+        self.src.path()
+    }
+
+    /// The file the value was written in, with its text.
+    pub fn source(&self) -> &Arc<Source> {
+        &self.src
+    }
+
+    /// The same place, holding `f` of the value.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Located<U> {
+        Located {
+            value: f(self.value),
+            src: self.src,
+            span: self.span,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize)]
+    struct T {
+        a: Spanned<i64>,
+    }
+
+    #[test]
+    fn a_located_value_points_at_its_line_and_column() {
+        let src = Source::new(Path::new("x.toml"), "# c\na = 5\n".into());
+        let t: T = src.parse().unwrap();
+        let e = src.locate(&t.a).err("too big");
+        assert_eq!(e.to_string(), "x.toml:2:5: too big");
+        let e = src
+            .locate_ref(&t.a)
+            .err_labelled("at most 4", "`a` is too big");
+        assert_eq!(e.line_col(), Some((2, 5)));
+        assert_eq!(e.message(), "`a` is too big");
+    }
+
+    #[test]
+    fn parse_errors_name_the_file_line_and_column() {
+        let src = Source::new(Path::new("y.toml"), "a = 1\nb = [\n".into());
+        let e = src.parse::<toml::Table>().unwrap_err();
+        assert_eq!(e.path(), Path::new("y.toml"));
+        assert!(e.line_col().is_some());
+    }
+
+    #[test]
+    fn a_missing_file_falls_back_to_the_presets() {
+        let s = Source::read(Path::new("/nowhere/arch/h100.toml")).unwrap();
+        assert!(s.text().contains("[xpu"));
+        let e = Source::read(Path::new("/nowhere/none.toml")).unwrap_err();
+        assert!(e.message().starts_with("cannot read the file"));
+    }
+}
