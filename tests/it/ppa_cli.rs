@@ -274,9 +274,9 @@ fn pim_tech_on_a_bank_pim_is_an_input_error() {
 
 #[test]
 fn ppa_tech_dir_reaches_the_arch_pim_tech() {
-    let arch = Path::new(env!("CARGO_MANIFEST_DIR")).join("arch/duplex-n2-ffet.toml");
+    let arch = root("arch/duplex-n2-ffet.toml");
     let arch = arch.to_str().unwrap();
-    let nodes = include_str!("../arch/tech/nodes.toml");
+    let nodes = include_str!("../../arch/tech/nodes.toml");
     let at = nodes.find("name = \"n2\"").unwrap();
     let library = |vdd: &str| {
         let n2 = nodes[at..].replacen("vdd_v = 0.7", &format!("vdd_v = {vdd}"), 1);
@@ -284,11 +284,11 @@ fn ppa_tech_dir_reaches_the_arch_pim_tech() {
             ("t/nodes.toml", format!("{}{n2}", &nodes[..at])),
             (
                 "t/devices.toml",
-                include_str!("../arch/tech/devices.toml").into(),
+                include_str!("../../arch/tech/devices.toml").into(),
             ),
             (
                 "t/model.toml",
-                include_str!("../arch/tech/model.toml").into(),
+                include_str!("../../arch/tech/model.toml").into(),
             ),
         ]
     };
