@@ -11,7 +11,7 @@ use super::arch::{parse_toml, read_source};
 use super::error::ConfigError;
 use super::load_model;
 use crate::hw::Timing;
-use crate::map::Policy;
+use crate::map::{Policy, UnknownPolicy};
 use crate::model::Precision;
 use crate::sim::routing::RoutingSpec;
 use crate::sim::serving::Scenario;
@@ -361,7 +361,10 @@ pub fn load_scenario_with(
     let policy = match &raw.policy {
         None => Policy::AllXpu,
         Some(p) => {
-            let policy: Policy = p.get_ref().parse().map_err(|e: String| cx.err(p, e))?;
+            let policy: Policy = p
+                .get_ref()
+                .parse()
+                .map_err(|e: UnknownPolicy| cx.err(p, e.to_string()))?;
             if policy != Policy::AllXpu && sys.pim.is_none() {
                 return Err(cx.err(
                     p,

@@ -8,6 +8,7 @@ use super::SweepError;
 use super::file::{Point, Sweep};
 use crate::map::cost_iteration;
 use crate::model::{Batch, Routing, build_iteration};
+use crate::report::op_rows;
 use crate::report::plot::{Roof, RoofPoints, Series, roofline, stacked_bars};
 use crate::sim::workload::{LengthDist, Lengths};
 
@@ -44,7 +45,7 @@ pub fn iteration_plots(sweep: &Sweep, point: &Point, dir: &Path) -> Result<(), S
     let fail = |e: &dyn std::fmt::Display| SweepError::Input(format!("point {}: {e}", point.index));
     let g = build_iteration(&sc.model, &batch, sc.tp, sc.precision, &Routing::Uniform)
         .map_err(|e| fail(&e))?;
-    let ops = cost_iteration(&g, &sc.sys, sc.policy, sc.timing).map_err(|e| fail(&e))?;
+    let ops = op_rows(&cost_iteration(&g, &sc.sys, sc.policy, sc.timing).map_err(|e| fail(&e))?);
     let label: String = point
         .values
         .iter()
