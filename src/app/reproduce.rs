@@ -420,14 +420,16 @@ pub fn duplex_plots(points: &[Point], dir: &std::path::Path) -> Result<(), Strin
             &cats,
             "throughput / GPU",
             &series(&|p, g| p.output_tokens_per_s / g.output_tokens_per_s),
-        )?;
+        )
+        .map_err(|e| e.to_string())?;
         category_lines(
             &dir.join(format!("{m}-energy.svg")),
             &format!("{m}: energy per output token (mJ)"),
             &cats,
             "mJ per token",
             &series(&|p, _| 1e3 * p.energy_per_output_token_j),
-        )?;
+        )
+        .map_err(|e| e.to_string())?;
     }
     Ok(())
 }

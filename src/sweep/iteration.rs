@@ -96,7 +96,7 @@ pub fn iteration_plots(sweep: &Sweep, point: &Point, dir: &Path) -> Result<(), S
         &roofs,
         &points,
     )
-    .map_err(SweepError::Input)?;
+    .map_err(|e| SweepError::Input(e.to_string()))?;
 
     // Per layer, the sum of op times by class (xPU and PIM ops may overlap in time).
     let mut layers: Vec<String> = Vec::new();
@@ -130,5 +130,5 @@ pub fn iteration_plots(sweep: &Sweep, point: &Point, dir: &Path) -> Result<(), S
         "ms",
         &series,
     )
-    .map_err(SweepError::Input)
+    .map_err(|e| SweepError::Input(e.to_string()))
 }
