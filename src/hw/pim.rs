@@ -44,6 +44,7 @@ pub struct Pim {
     pub modules: u32,
     /// MACs per module.
     pub macs: u32,
+    /// Clock of the units.
     pub frequency: Hertz,
     /// Internal bandwidth over external bandwidth (the TSV or bank-level multiplier).
     pub bandwidth_multiplier: f64,

@@ -101,3 +101,68 @@ impl Xpu {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::units::BytesPerSecond;
+    use crate::work::Streams;
+
+    fn xpu() -> Xpu {
+        let class = ClassEfficiency {
+            compute: Curve::flat(0.5).unwrap(),
+            memory: Curve::flat(0.8).unwrap(),
+            overhead: Seconds(1e-6),
+        };
+        Xpu {
+            peak: BTreeMap::from([(Dtype::Bf16, FlopsPerSecond(1e15))]),
+            sram: Bytes(5e7),
+            memory: Memory {
+                capacity: Bytes(8e10),
+                bandwidth: BytesPerSecond(3e12),
+            },
+            gemm: class.clone(),
+            attention: class.clone(),
+            elementwise: class,
+            energy: Energy {
+                flop: JoulesPerFlop(1e-12),
+                dram: JoulesPerBit(1e-12),
+                static_power: Watts(100.0),
+            },
+            host_overhead: Seconds(0.0),
+        }
+    }
+
+    fn work(compute: Dtype, flops: f64) -> Work {
+        Work {
+            class: OpClass::Elementwise,
+            compute,
+            flops: crate::units::Flops(flops),
+            bytes: Streams {
+                act_in: Bytes(1e6),
+                ..Streams::default()
+            },
+            collective: None,
+        }
+    }
+
+    #[test]
+    fn an_op_without_arithmetic_needs_no_peak_for_its_type() {
+        let x = xpu();
+        let w = work(Dtype::Fp32, 0.0);
+        let c = x
+            .roofline(w.class, &w)
+            .unwrap()
+            .cost(w.flops, w.bytes.total());
+        assert_eq!(c.compute, Seconds(0.0));
+        assert_eq!(c.memory, Bytes(1e6) / (BytesPerSecond(3e12) * 0.8));
+        let w = work(Dtype::Fp32, 1.0);
+        assert!(matches!(
+            x.roofline(w.class, &w),
+            Err(CostError::NoPeak {
+                dtype: Dtype::Fp32,
+                ..
+            })
+        ));
+    }
+}
