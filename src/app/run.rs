@@ -243,7 +243,7 @@ pub fn run(spec: &RunSpec) -> Result<RunReport, RunError> {
             policy: spec.policy.name(),
         });
     }
-    let ops = map::cost_iteration(&g, &sys, spec.policy, spec.timing)?;
+    let placed = map::cost_iteration(&g, &sys, spec.policy, spec.timing)?;
     let inputs = RunInputs {
         arch: sys.name.clone(),
         model: model.name.clone(),
@@ -256,7 +256,7 @@ pub fn run(spec: &RunSpec) -> Result<RunReport, RunError> {
     };
     let cap = sys.xpu.memory.capacity.value();
     let mem = memory_use(&model, &batch, tp, p, cap);
-    Ok(RunReport::new(inputs, mem, ops, g.tokens, g.produced))
+    Ok(RunReport::new(inputs, mem, &placed, g.tokens, g.produced))
 }
 
 /// One system of the built-in comparison.

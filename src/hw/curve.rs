@@ -10,19 +10,42 @@ pub struct Curve {
     points: Vec<(f64, f64)>,
 }
 
+/// Why a list of points is not a curve.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum CurveError {
+    /// No points at all.
     #[error("a curve needs at least one [size, fraction] point")]
     Empty,
+    /// A size at or below zero, or not finite.
     #[error("point {index}: size must be positive and finite, found {size}")]
-    Size { index: usize, size: f64 },
+    Size {
+        /// The point's position in the list.
+        index: usize,
+        /// Its size.
+        size: f64,
+    },
+    /// Sizes that do not strictly increase.
     #[error("point {index}: sizes must increase, found {size} after {prev}")]
-    Order { index: usize, size: f64, prev: f64 },
+    Order {
+        /// The point's position in the list.
+        index: usize,
+        /// Its size.
+        size: f64,
+        /// The size of the point before it.
+        prev: f64,
+    },
+    /// A fraction of peak outside (0, 1].
     #[error("point {index}: fraction of peak must be in (0, 1], found {fraction}")]
-    Fraction { index: usize, fraction: f64 },
+    Fraction {
+        /// The point's position in the list.
+        index: usize,
+        /// Its fraction.
+        fraction: f64,
+    },
 }
 
 impl Curve {
+    /// A curve through `points` (sizes strictly increasing and positive, fractions in (0, 1]).
     pub fn new(points: Vec<(f64, f64)>) -> Result<Self, CurveError> {
         if points.is_empty() {
             return Err(CurveError::Empty);
@@ -47,6 +70,7 @@ impl Curve {
         Curve::new(vec![(1.0, fraction)])
     }
 
+    /// The points, as given.
     pub fn points(&self) -> &[(f64, f64)] {
         &self.points
     }

@@ -1,14 +1,20 @@
 //! Modeled hardware: compute units, memory, links, and what an op costs on them.
 //!
-//! **`hw` knows no model and no serving**: it prices [`crate::work::Work`].
+//! **`hw` knows no model and no serving**: it prices [`crate::work::Work`]. Every compute unit
+//! is priced by one formula, the [`Roofline`]; collectives by the [`Link`]s of the node.
 
 mod curve;
+mod link;
+mod memory;
 mod pim;
+mod roofline;
+mod system;
 mod xpu;
 
 pub use curve::{Curve, CurveError};
+pub use link::{Cluster, Link, Node};
+pub use memory::Memory;
 pub use pim::{Origin, Pim, PimKind, PimOrigin};
-pub use xpu::{
-    Bound, ClassEfficiency, Cluster, CostError, Energy, EnergyParts, Link, Memory, Node, OpCost,
-    System, Timing, Unit, Xpu,
-};
+pub use roofline::{Bound, OpCost, Roofline};
+pub use system::{CostError, EnergyParts, System, Timing, Unit};
+pub use xpu::{ClassEfficiency, Energy, Xpu};

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::curve::Curve;
+use super::roofline::Roofline;
 use crate::units::{BytesPerSecond, FlopsPerSecond, Hertz, JoulesPerBit, JoulesPerFlop, Seconds};
 
 /// Where in the HBM stack the PIM units sit.
@@ -19,8 +20,10 @@ pub enum PimKind {
 }
 
 impl PimKind {
+    /// The names in arch files, in declaration order.
     pub const NAMES: [&'static str; 3] = ["logic", "bankgroup", "bank"];
 
+    /// The name in arch files: `logic`, `bankgroup`, `bank`.
     pub fn name(self) -> &'static str {
         match self {
             PimKind::Logic => "logic",
@@ -33,12 +36,15 @@ impl PimKind {
 /// The PIM units of one device (all its HBM stacks together).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Pim {
+    /// Where in the stack the units sit.
     pub kind: PimKind,
+    /// HBM stacks per device.
     pub stacks: u32,
     /// GEMM modules per stack.
     pub modules: u32,
     /// MACs per module.
     pub macs: u32,
+    /// Clock of the units.
     pub frequency: Hertz,
     /// Internal bandwidth over external bandwidth (the TSV or bank-level multiplier).
     pub bandwidth_multiplier: f64,
@@ -61,11 +67,14 @@ pub struct Pim {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Origin {
+    /// Written in the arch file.
     Arch,
+    /// Taken from the logic-die technology model (`tech::pim::fit`).
     Model,
 }
 
 impl Origin {
+    /// The name in reports: `arch`, `model`.
     pub fn name(self) -> &'static str {
         match self {
             Origin::Arch => "arch",
@@ -79,8 +88,11 @@ impl Origin {
 pub struct PimOrigin {
     /// The logic die's technology (node/device/layout).
     pub technology: String,
+    /// Who gave the module count.
     pub modules: Origin,
+    /// Who gave the clock.
     pub frequency: Origin,
+    /// Who gave the energy per FLOP.
     pub flop_energy: Origin,
 }
 
@@ -94,5 +106,18 @@ impl Pim {
     /// Internal bandwidth: the multiplier times the device's external bandwidth.
     pub fn bandwidth(&self, external: BytesPerSecond) -> BytesPerSecond {
         external * self.bandwidth_multiplier
+    }
+
+    /// The roofline that prices an op on these units: their peak, their internal bandwidth
+    /// (over a device whose external bandwidth is `external`), their efficiency curves, and
+    /// their fixed time per op plus `host` dispatch. The same for every [`PimKind`].
+    pub fn roofline(&self, external: BytesPerSecond, host: Seconds) -> Roofline<'_> {
+        Roofline {
+            peak: self.peak(),
+            bandwidth: self.bandwidth(external),
+            compute: &self.compute,
+            memory: &self.memory,
+            overhead: self.overhead + host,
+        }
     }
 }

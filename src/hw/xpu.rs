@@ -1,24 +1,16 @@
-//! The xPU (a GPU-like accelerator), its node, and the roofline-with-efficiency cost of an op.
+//! The xPU (a GPU-like accelerator): its peaks, efficiency by op class, energy per action, and
+//! its roofline for an op.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::Serialize;
-use thiserror::Error;
 
 use super::curve::Curve;
-use super::pim::Pim;
-use crate::units::{
-    Bytes, BytesPerSecond, FlopsPerSecond, Joules, JoulesPerBit, JoulesPerFlop, Seconds, Watts,
-};
-use crate::work::{CollectiveKind, CollectiveWork, Dtype, OpClass, Work};
-
-/// Device memory (HBM).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Memory {
-    pub capacity: Bytes,
-    pub bandwidth: BytesPerSecond,
-}
+use super::memory::Memory;
+use super::roofline::Roofline;
+use super::system::CostError;
+use crate::units::{Bytes, FlopsPerSecond, JoulesPerBit, JoulesPerFlop, Seconds, Watts};
+use crate::work::{Dtype, OpClass, Work};
 
 /// How close one class of op gets to peak, by size, and its fixed kernel-side cost.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -49,342 +41,23 @@ pub struct Xpu {
     pub peak: BTreeMap<Dtype, FlopsPerSecond>,
     /// On-chip SRAM (L2 and shared memory).
     pub sram: Bytes,
+    /// Its device memory (HBM).
     pub memory: Memory,
+    /// Efficiency and kernel overhead of GEMMs.
     pub gemm: ClassEfficiency,
+    /// Efficiency and kernel overhead of attention.
     pub attention: ClassEfficiency,
+    /// Efficiency and kernel overhead of elementwise ops (norms, activations, RoPE, …).
     pub elementwise: ClassEfficiency,
+    /// Energy per action.
     pub energy: Energy,
     /// Host-side dispatch time per op when ops are launched one by one (eager mode, no CUDA
-    /// graphs); added only under [`Timing::Host`].
+    /// graphs); added only under [`super::Timing::Host`].
     pub host_overhead: Seconds,
 }
 
-/// Device-to-device link within a node.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Link {
-    /// Per device, per direction.
-    pub bandwidth: BytesPerSecond,
-    /// Per ring step.
-    pub latency: Seconds,
-    /// Fixed time per collective kernel.
-    pub overhead: Seconds,
-    /// Fraction of link bandwidth, as a function of the message size in bytes.
-    pub efficiency: Curve,
-    /// Per bit sent over the link.
-    pub energy: JoulesPerBit,
-}
-
-/// Devices in a node and the link between them.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Node {
-    pub devices: u32,
-    pub link: Link,
-}
-
-/// Several nodes joined by a scale-out network (InfiniBand).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Cluster {
-    pub nodes: u32,
-    /// Per device, between nodes.
-    pub link: Link,
-}
-
-/// An arch: one xPU type in a node.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct System {
-    pub name: String,
-    pub xpu: Xpu,
-    /// PIM units in the xPU's memory, if any.
-    pub pim: Option<Pim>,
-    pub node: Node,
-    /// Nodes beyond the first, if any.
-    pub cluster: Option<Cluster>,
-}
-
-/// A compute unit of a device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Unit {
-    Xpu,
-    Pim,
-}
-
-impl Unit {
-    pub fn name(self) -> &'static str {
-        match self {
-            Unit::Xpu => "xpu",
-            Unit::Pim => "pim",
-        }
-    }
-}
-
-/// Dynamic energy of an op by component.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
-pub struct EnergyParts {
-    /// Arithmetic.
-    pub mac: f64,
-    /// DRAM traffic on the xPU path (activation, array, TSV, PHY, interposer).
-    pub dram_xpu: f64,
-    /// DRAM traffic on the PIM path (no PHY or interposer; shorter for bank-level units).
-    pub dram_pim: f64,
-    /// Device-to-device links.
-    pub link: f64,
-}
-
-impl EnergyParts {
-    pub fn total(&self) -> f64 {
-        self.mac + self.dram_xpu + self.dram_pim + self.link
-    }
-
-    pub fn scaled(self, k: f64) -> Self {
-        EnergyParts {
-            mac: self.mac * k,
-            dram_xpu: self.dram_xpu * k,
-            dram_pim: self.dram_pim * k,
-            link: self.link * k,
-        }
-    }
-
-    pub fn add(&mut self, o: EnergyParts) {
-        self.mac += o.mac;
-        self.dram_xpu += o.dram_xpu;
-        self.dram_pim += o.dram_pim;
-        self.link += o.link;
-    }
-}
-
-/// Which clock an op's time is read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Timing {
-    /// Kernel time on the device (CUDA graphs, profiler kernel durations).
-    #[default]
-    Kernel,
-    /// Host wall time per call: kernel time plus host dispatch.
-    Host,
-}
-
-/// What limits an op.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Bound {
-    Compute,
-    Memory,
-    Link,
-    Overhead,
-}
-
-impl Bound {
-    pub fn name(self) -> &'static str {
-        match self {
-            Bound::Compute => "compute",
-            Bound::Memory => "memory",
-            Bound::Link => "link",
-            Bound::Overhead => "overhead",
-        }
-    }
-}
-
-impl fmt::Display for Bound {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// The cost of one op on one unit, with its parts.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct OpCost {
-    pub time: Seconds,
-    /// FLOPs ÷ (peak × compute efficiency).
-    pub compute: Seconds,
-    /// DRAM bytes ÷ (bandwidth × memory efficiency), or link transfer time for collectives.
-    pub memory: Seconds,
-    /// Fixed overheads (kernel, ring steps, host).
-    pub overhead: Seconds,
-    pub bound: Bound,
-}
-
-#[derive(Debug, Clone, PartialEq, Error)]
-pub enum CostError {
-    #[error("the arch gives no peak for {dtype} (it has: {have})")]
-    NoPeak { dtype: Dtype, have: String },
-    #[error("a collective over {participants} devices does not fit a node of {devices}")]
-    TooManyDevices { participants: u32, devices: u32 },
-    #[error("a collective op carries no message")]
-    NoMessage,
-    #[error("the arch has no PIM units")]
-    NoPim,
-    #[error("collectives run on the xPU's links, not on PIM")]
-    CollectiveOnPim,
-}
-
-impl System {
-    /// Devices of the whole system: one node's, times the nodes of the cluster if any.
-    pub fn devices(&self) -> u32 {
-        self.node.devices * self.cluster.as_ref().map_or(1, |c| c.nodes)
-    }
-
-    /// Time of `w` on one xPU of this system.
-    pub fn cost(&self, w: &Work, timing: Timing) -> Result<OpCost, CostError> {
-        let host = match timing {
-            Timing::Kernel => Seconds(0.0),
-            Timing::Host => self.xpu.host_overhead,
-        };
-        let mut c = match w.class {
-            OpClass::Collective => self.collective(w)?,
-            class => self.xpu.roofline(class, w)?,
-        };
-        c.overhead += host;
-        c.time += host;
-        if c.overhead > longer(c.compute, c.memory) {
-            c.bound = Bound::Overhead;
-        }
-        Ok(c)
-    }
-
-    /// Time of `w` on `unit` of one device.
-    pub fn cost_on(&self, unit: Unit, w: &Work, timing: Timing) -> Result<OpCost, CostError> {
-        match unit {
-            Unit::Xpu => self.cost(w, timing),
-            Unit::Pim => {
-                let pim = self.pim.as_ref().ok_or(CostError::NoPim)?;
-                if w.class == OpClass::Collective {
-                    return Err(CostError::CollectiveOnPim);
-                }
-                let bytes = w.bytes.total();
-                let compute = w.flops / (pim.peak() * pim.compute.at(w.flops.value()));
-                let bw = pim.bandwidth(self.xpu.memory.bandwidth);
-                let memory = bytes / (bw * pim.memory.at(bytes.value()));
-                let host = match timing {
-                    Timing::Kernel => Seconds(0.0),
-                    Timing::Host => self.xpu.host_overhead,
-                };
-                let overhead = pim.overhead + host;
-                let mut bound = if compute >= memory {
-                    Bound::Compute
-                } else {
-                    Bound::Memory
-                };
-                if overhead > longer(compute, memory) {
-                    bound = Bound::Overhead;
-                }
-                Ok(OpCost {
-                    time: longer(compute, memory) + overhead,
-                    compute,
-                    memory,
-                    overhead,
-                    bound,
-                })
-            }
-        }
-    }
-
-    /// Dynamic energy of `w` on `unit`, by component.
-    pub fn energy_on(&self, unit: Unit, w: &Work) -> Result<EnergyParts, CostError> {
-        let link = w
-            .collective
-            .map_or(0.0, |c| (c.sent() * self.node.link.energy).value());
-        Ok(match unit {
-            Unit::Xpu => EnergyParts {
-                mac: (w.flops * self.xpu.energy.flop).value(),
-                dram_xpu: (w.bytes.total() * self.xpu.energy.dram).value(),
-                link,
-                ..EnergyParts::default()
-            },
-            Unit::Pim => {
-                let pim = self.pim.as_ref().ok_or(CostError::NoPim)?;
-                EnergyParts {
-                    mac: (w.flops * pim.flop_energy).value(),
-                    dram_pim: (w.bytes.total() * pim.dram_energy).value(),
-                    ..EnergyParts::default()
-                }
-            }
-        })
-    }
-
-    /// Bandwidth of the DRAM banks that every path of a device draws on: the PIM units' internal
-    /// bandwidth where there are any, else the external bandwidth.
-    pub fn bank_bandwidth(&self) -> BytesPerSecond {
-        self.pim.as_ref().map_or(self.xpu.memory.bandwidth, |p| {
-            p.bandwidth(self.xpu.memory.bandwidth)
-        })
-    }
-
-    /// Dynamic energy of `w` on one device: arithmetic, DRAM traffic and link traffic.
-    pub fn energy(&self, w: &Work) -> Joules {
-        let e = &self.xpu.energy;
-        let link = w
-            .collective
-            .map_or(Joules(0.0), |c| c.sent() * self.node.link.energy);
-        w.flops * e.flop + w.bytes.total() * e.dram + link
-    }
-
-    /// A collective over the node's links: a ring all-reduce (a reduce-scatter and an all-gather,
-    /// 2(p−1) steps of S/p bytes each) or an all-to-all ((p−1) exchanges of S/p bytes).
-    fn collective(&self, w: &Work) -> Result<OpCost, CostError> {
-        let c = w.collective.ok_or(CostError::NoMessage)?;
-        let (p, d) = (c.participants, self.node.devices);
-        let across = p.div_ceil(d);
-        let nodes = self.cluster.as_ref().map_or(1, |x| x.nodes);
-        if p > d && (across > nodes || p % d != 0) {
-            return Err(CostError::TooManyDevices {
-                participants: p,
-                devices: d * nodes,
-            });
-        }
-        let ring = |c: CollectiveWork, link: &Link| -> (Seconds, Seconds) {
-            if c.participants <= 1 {
-                return (Seconds(0.0), Seconds(0.0));
-            }
-            let transfer = c.sent() / (link.bandwidth * link.efficiency.at(c.message.value()));
-            (transfer, link.overhead + link.latency * c.steps())
-        };
-        let (transfer, overhead) = match (&self.cluster, across) {
-            (Some(cl), n) if n > 1 => {
-                // Hierarchical: within each node over its links, then across nodes over the
-                // scale-out network. An all-reduce reduce-scatters inside the node, all-reduces
-                // 1/d of the message across nodes, and all-gathers inside; an all-to-all sends
-                // the share bound for other nodes over the network while the rest moves inside.
-                let inner = CollectiveWork {
-                    participants: d,
-                    ..c
-                };
-                let (ti, oi) = ring(inner, &self.node.link);
-                match c.kind {
-                    CollectiveKind::AllReduce => {
-                        let outer = CollectiveWork {
-                            participants: n,
-                            message: c.message * (1.0 / f64::from(d)),
-                            ..c
-                        };
-                        let (to, oo) = ring(outer, &cl.link);
-                        (ti + to, oi + oo)
-                    }
-                    CollectiveKind::AllToAll => {
-                        let off = c.message * (f64::from(p - d) / f64::from(p));
-                        let to = off / (cl.link.bandwidth * cl.link.efficiency.at(off.value()));
-                        let oo = cl.link.overhead + cl.link.latency * f64::from(n - 1);
-                        (longer(ti, to), longer(oi, oo))
-                    }
-                }
-            }
-            _ => ring(c, &self.node.link),
-        };
-        Ok(OpCost {
-            time: transfer + overhead,
-            compute: Seconds(0.0),
-            memory: transfer,
-            overhead,
-            bound: if transfer.value() > 0.0 {
-                Bound::Link
-            } else {
-                Bound::Overhead
-            },
-        })
-    }
-}
-
 impl Xpu {
+    /// The efficiency of `class` (collectives take the elementwise one).
     pub fn class(&self, class: OpClass) -> &ClassEfficiency {
         match class {
             OpClass::Gemm => &self.gemm,
@@ -393,6 +66,7 @@ impl Xpu {
         }
     }
 
+    /// Dense peak for `dtype`, or [`CostError::NoPeak`] naming the types the arch gives.
     pub fn peak(&self, dtype: Dtype) -> Result<FlopsPerSecond, CostError> {
         self.peak
             .get(&dtype)
@@ -408,31 +82,87 @@ impl Xpu {
             })
     }
 
-    /// max(compute, memory) + kernel overhead, each side at its size-dependent efficiency.
-    fn roofline(&self, class: OpClass, w: &Work) -> Result<OpCost, CostError> {
+    /// The roofline that prices `w` (of `class`) on this xPU, with its kernel overhead and
+    /// without host dispatch. An op without arithmetic needs no peak for its element type: it
+    /// is priced against an unbounded peak, so its compute time is 0 ÷ ∞ = 0.
+    pub fn roofline(&self, class: OpClass, w: &Work) -> Result<Roofline<'_>, CostError> {
         let e = self.class(class);
-        let bytes = w.bytes.total();
-        let compute = if w.flops.value() > 0.0 {
-            w.flops / (self.peak(w.compute)? * e.compute.at(w.flops.value()))
+        let peak = if w.flops.value() > 0.0 {
+            self.peak(w.compute)?
         } else {
-            Seconds(0.0)
+            FlopsPerSecond(f64::INFINITY)
         };
-        let memory = bytes / (self.memory.bandwidth * e.memory.at(bytes.value()));
-        let bound = if compute >= memory {
-            Bound::Compute
-        } else {
-            Bound::Memory
-        };
-        Ok(OpCost {
-            time: longer(compute, memory) + e.overhead,
-            compute,
-            memory,
+        Ok(Roofline {
+            peak,
+            bandwidth: self.memory.bandwidth,
+            compute: &e.compute,
+            memory: &e.memory,
             overhead: e.overhead,
-            bound,
         })
     }
 }
 
-fn longer(a: Seconds, b: Seconds) -> Seconds {
-    if a >= b { a } else { b }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::units::BytesPerSecond;
+    use crate::work::Streams;
+
+    fn xpu() -> Xpu {
+        let class = ClassEfficiency {
+            compute: Curve::flat(0.5).unwrap(),
+            memory: Curve::flat(0.8).unwrap(),
+            overhead: Seconds(1e-6),
+        };
+        Xpu {
+            peak: BTreeMap::from([(Dtype::Bf16, FlopsPerSecond(1e15))]),
+            sram: Bytes(5e7),
+            memory: Memory {
+                capacity: Bytes(8e10),
+                bandwidth: BytesPerSecond(3e12),
+            },
+            gemm: class.clone(),
+            attention: class.clone(),
+            elementwise: class,
+            energy: Energy {
+                flop: JoulesPerFlop(1e-12),
+                dram: JoulesPerBit(1e-12),
+                static_power: Watts(100.0),
+            },
+            host_overhead: Seconds(0.0),
+        }
+    }
+
+    fn work(compute: Dtype, flops: f64) -> Work {
+        Work {
+            class: OpClass::Elementwise,
+            compute,
+            flops: crate::units::Flops(flops),
+            bytes: Streams {
+                act_in: Bytes(1e6),
+                ..Streams::default()
+            },
+            collective: None,
+        }
+    }
+
+    #[test]
+    fn an_op_without_arithmetic_needs_no_peak_for_its_type() {
+        let x = xpu();
+        let w = work(Dtype::Fp32, 0.0);
+        let c = x
+            .roofline(w.class, &w)
+            .unwrap()
+            .cost(w.flops, w.bytes.total());
+        assert_eq!(c.compute, Seconds(0.0));
+        assert_eq!(c.memory, Bytes(1e6) / (BytesPerSecond(3e12) * 0.8));
+        let w = work(Dtype::Fp32, 1.0);
+        assert!(matches!(
+            x.roofline(w.class, &w),
+            Err(CostError::NoPeak {
+                dtype: Dtype::Fp32,
+                ..
+            })
+        ));
+    }
 }

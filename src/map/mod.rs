@@ -2,14 +2,18 @@
 //!
 //! A policy turns each op's cost on each unit into a placement. The placements of a layer are its
 //! *partition plan*: which unit computes which experts, which attention (prefill or decode).
+//!
+//! **`map` returns costs, never report rows**: it uses only `units`, `work`, `model` and `hw`.
 
 pub mod plan;
 
 use std::str::FromStr;
 
-use crate::hw::{CostError, OpCost, System, Timing, Unit};
+use thiserror::Error;
+
+use crate::hw::{CostError, EnergyParts, OpCost, System, Timing, Unit};
 use crate::model::{IterationGraph, Op, OpKind};
-use crate::report::OpResult;
+use crate::work::Work;
 
 /// A mapping policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -28,16 +32,23 @@ pub enum Policy {
 }
 
 impl Policy {
-    pub const NAMES: [&'static str; 3] = ["all-xpu", "dispatch", "duplex"];
-    /// Every policy, in the order of `NAMES`.
-    pub const ALL: [Policy; 3] = [Policy::AllXpu, Policy::Dispatch, Policy::Duplex];
+    /// Every policy with its name in files and flags: the only list.
+    pub const TABLE: [(Policy, &'static str); 3] = [
+        (Policy::AllXpu, "all-xpu"),
+        (Policy::Dispatch, "dispatch"),
+        (Policy::Duplex, "duplex"),
+    ];
+    /// The names of [`Policy::TABLE`], in its order.
+    pub const NAMES: [&'static str; 3] = [Self::TABLE[0].1, Self::TABLE[1].1, Self::TABLE[2].1];
+    /// Every policy, in the order of [`Policy::TABLE`].
+    pub const ALL: [Policy; 3] = [Self::TABLE[0].0, Self::TABLE[1].0, Self::TABLE[2].0];
 
+    /// The name in files and flags (`all-xpu`, `dispatch`, `duplex`).
     pub fn name(self) -> &'static str {
-        match self {
-            Policy::AllXpu => "all-xpu",
-            Policy::Dispatch => "dispatch",
-            Policy::Duplex => "duplex",
-        }
+        Self::TABLE
+            .iter()
+            .find(|(p, _)| *p == self)
+            .map_or("all-xpu", |(_, n)| *n)
     }
 
     /// Whether the xPU and PIM run concurrently (one stream per unit) rather than in turn.
@@ -46,25 +57,30 @@ impl Policy {
     }
 }
 
-impl FromStr for Policy {
-    type Err = String;
+/// A policy name that is not in [`Policy::TABLE`].
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("unknown policy \"{name}\" (valid: {})", Policy::NAMES.join(", "))]
+pub struct UnknownPolicy {
+    /// The name as given.
+    pub name: String,
+}
 
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "all-xpu" => Ok(Policy::AllXpu),
-            "dispatch" => Ok(Policy::Dispatch),
-            "duplex" => Ok(Policy::Duplex),
-            _ => Err(format!(
-                "unknown policy \"{s}\" (valid: {})",
-                Policy::NAMES.join(", ")
-            )),
-        }
+impl FromStr for Policy {
+    type Err = UnknownPolicy;
+
+    fn from_str(s: &str) -> Result<Self, UnknownPolicy> {
+        Self::TABLE
+            .iter()
+            .find(|(_, n)| *n == s)
+            .map(|(p, _)| *p)
+            .ok_or_else(|| UnknownPolicy { name: s.into() })
     }
 }
 
 /// An op's time on each unit.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Choices {
+    /// On the xPU.
     pub xpu: OpCost,
     /// `None` where there is no PIM or the op cannot run there (collectives).
     pub pim: Option<OpCost>,
@@ -191,32 +207,49 @@ pub fn place_by_layer(
     Ok(units)
 }
 
-/// Costs every op of `g` on the xPU, in execution order (the single-iteration report).
-pub fn cost_iteration(
-    g: &IterationGraph,
+/// One op of an iteration, placed and costed: the unit a policy chose, the op's cost and
+/// dynamic energy there (what `report` turns into a row).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlacedOp<'g> {
+    /// The op, as the iteration graph holds it.
+    pub op: &'g Op,
+    /// Its work (`op.work()`).
+    pub work: Work,
+    /// The unit it runs on.
+    pub unit: Unit,
+    /// Its cost on `unit`.
+    pub cost: OpCost,
+    /// Its dynamic energy on `unit`, on one device.
+    pub energy: EnergyParts,
+}
+
+/// Places and costs every op of `g` under `policy`, in execution order (the single-iteration
+/// report), the whole iteration placed at once.
+pub fn cost_iteration<'g>(
+    g: &'g IterationGraph,
     sys: &System,
     policy: Policy,
     timing: Timing,
-) -> Result<Vec<OpResult>, CostError> {
+) -> Result<Vec<PlacedOp<'g>>, CostError> {
     let ops: Vec<&Op> = g.ops().collect();
     let choices = choices_of(&ops, sys, timing)?;
     let units = place(policy, &ops, &choices);
     ops.iter()
         .zip(&choices)
         .zip(units)
-        .map(|((op, c), u)| {
-            let cost = match u {
+        .map(|((&op, c), unit)| {
+            let cost = match unit {
                 Unit::Pim => c.pim.ok_or(CostError::NoPim)?,
                 Unit::Xpu => c.xpu,
             };
-            let w = op.work();
-            Ok(OpResult::new(
+            let work = op.work();
+            Ok(PlacedOp {
                 op,
-                &w,
-                u.name(),
-                &cost,
-                sys.energy_on(u, &w)?,
-            ))
+                work,
+                unit,
+                cost,
+                energy: sys.energy_on(unit, &work)?,
+            })
         })
         .collect()
 }
@@ -224,6 +257,19 @@ pub fn cost_iteration(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn policy_names_round_trip_and_unknown_names_list_the_valid_ones() {
+        for p in Policy::ALL {
+            assert_eq!(p.name().parse::<Policy>(), Ok(p));
+        }
+        let e = "fastest".parse::<Policy>().unwrap_err();
+        assert_eq!(e.name, "fastest");
+        assert_eq!(
+            e.to_string(),
+            "unknown policy \"fastest\" (valid: all-xpu, dispatch, duplex)"
+        );
+    }
 
     #[test]
     fn expert_split_balances_the_sides() {

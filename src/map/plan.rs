@@ -90,6 +90,7 @@ pub enum Axis {
 }
 
 impl Axis {
+    /// The name in plan descriptions: `whole`, `columns`, `kv-range`, …
     pub fn name(self) -> &'static str {
         match self {
             Axis::Whole => "whole",
@@ -106,6 +107,7 @@ impl Axis {
 /// One unit's part of an op.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Part {
+    /// The unit that computes it.
     pub unit: Unit,
     /// Indices along the plan's axis (empty for whole, replicated and collective parts).
     pub share: Vec<Range<u64>>,
@@ -116,7 +118,9 @@ pub struct Part {
 /// How one op is split between units.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartitionPlan {
+    /// The axis the op is split along.
     pub axis: Axis,
+    /// One part per unit, by device index.
     pub parts: Vec<Part>,
 }
 
@@ -151,7 +155,9 @@ impl PartitionPlan {
 /// An op (unsplit) and the plan that splits it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpPlan {
+    /// The op unsplit (as the `tp` = 1 graph holds it).
     pub op: Op,
+    /// How it is split.
     pub plan: PartitionPlan,
 }
 

@@ -1,6 +1,7 @@
 //! Results as plain structs, and their renderings (terminal table, JSON, CSV, Markdown).
 //!
-//! **`report` only reads result structs**; it computes nothing but sums and shares.
+//! **`report` only reads result structs**; it computes nothing but sums and shares. It takes
+//! what the simulator and the mapping return by reference and builds its own rows from them.
 
 pub mod plot;
 pub mod render;
@@ -11,9 +12,9 @@ pub use render::{Format, render};
 
 use serde::Serialize;
 
-use crate::hw::{Bound, EnergyParts, OpCost};
-use crate::model::Op;
-use crate::work::{Streams, Work};
+use crate::hw::{Bound, EnergyParts};
+use crate::map::PlacedOp;
+use crate::work::Streams;
 
 /// Version of the JSON report layout; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -21,32 +22,48 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// One costed op.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OpResult {
+    /// The op's name (`qkv_proj`, `expert_3`, …).
     pub name: String,
+    /// Its decoder layer; `None` outside the layers (embedding, LM head).
     pub layer: Option<u32>,
+    /// Its shape, as [`crate::model::Op::shape`] writes it.
     pub shape: String,
+    /// Its op class (`gemm`, `attention`, …).
     pub class: &'static str,
+    /// The unit it ran on (`xpu`, `pim`).
     pub unit: &'static str,
+    /// FLOPs.
     pub flops: f64,
+    /// DRAM bytes, all streams.
     pub bytes: f64,
+    /// DRAM bytes by stream.
     pub streams: Streams,
+    /// FLOPs per DRAM byte.
     pub op_b: f64,
+    /// What limits it.
     pub bound: Bound,
+    /// Its time (s).
     pub time_s: f64,
+    /// Its compute time (s).
     pub compute_s: f64,
+    /// Its memory (or link) time (s).
     pub memory_s: f64,
+    /// Its fixed overheads (s).
     pub overhead_s: f64,
     /// Dynamic energy on one device, by component (J).
     pub energy_j: EnergyParts,
 }
 
 impl OpResult {
-    pub fn new(op: &Op, w: &Work, unit: &'static str, c: &OpCost, e: EnergyParts) -> Self {
+    /// The row of one placed and costed op.
+    pub fn new(p: &PlacedOp<'_>) -> Self {
+        let (op, w, c) = (p.op, &p.work, &p.cost);
         OpResult {
             name: op.name.clone(),
             layer: op.layer,
             shape: op.shape(),
             class: w.class.name(),
-            unit,
+            unit: p.unit.name(),
             flops: w.flops.value(),
             bytes: w.bytes.total().value(),
             streams: w.bytes,
@@ -56,30 +73,47 @@ impl OpResult {
             compute_s: c.compute.value(),
             memory_s: c.memory.value(),
             overhead_s: c.overhead.value(),
-            energy_j: e,
+            energy_j: p.energy,
         }
     }
+}
+
+/// The rows of an iteration's placed ops, in their order.
+pub fn op_rows(placed: &[PlacedOp<'_>]) -> Vec<OpResult> {
+    placed.iter().map(OpResult::new).collect()
 }
 
 /// What was run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunInputs {
+    /// The arch's name.
     pub arch: String,
+    /// The model's name.
     pub model: String,
+    /// `prefill` or `decode`.
     pub phase: String,
+    /// Sequences in the batch.
     pub batch: u64,
+    /// Prompt length of each sequence (prefill).
     pub prompt_len: u64,
+    /// KV cache length of each sequence (decode).
     pub kv_len: u64,
+    /// Tensor-parallel degree.
     pub tp: u64,
+    /// The mapping policy's name.
     pub policy: String,
 }
 
 /// Whether the model and its KV cache fit in one device's memory.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MemoryUse {
+    /// Weights held by one device.
     pub weights_bytes: f64,
+    /// KV cache held by one device.
     pub kv_bytes: f64,
+    /// One device's memory capacity.
     pub capacity_bytes: f64,
+    /// Whether weights and KV cache fit in the capacity.
     pub fits: bool,
 }
 
@@ -92,9 +126,13 @@ pub struct Totals {
     pub tokens: u64,
     /// Tokens produced this iteration (one per sequence that finishes a step).
     pub output_tokens: u64,
+    /// `tokens` over the iteration time.
     pub tokens_per_s: f64,
+    /// `output_tokens` over the iteration time.
     pub output_tokens_per_s: f64,
+    /// FLOPs of the iteration on one device.
     pub flops: f64,
+    /// DRAM bytes of the iteration on one device.
     pub bytes: f64,
     /// Dynamic energy of the iteration on all devices of the group, by component (J).
     pub energy_j: EnergyParts,
@@ -105,30 +143,42 @@ pub struct Totals {
 /// Time and energy (one device) of each decoder layer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LayerTime {
+    /// The layer's index.
     pub layer: u32,
+    /// The sum of its op times (s).
     pub time_s: f64,
+    /// The sum of its ops' dynamic energy on one device (J).
     pub energy_j: f64,
 }
 
 /// The report of one `dyad run` iteration.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunReport {
+    /// [`SCHEMA_VERSION`].
     pub schema_version: u32,
+    /// What was run.
     pub inputs: RunInputs,
+    /// Memory per device.
     pub memory: MemoryUse,
+    /// Every op, in execution order.
     pub ops: Vec<OpResult>,
+    /// Every decoder layer, in order.
     pub layers: Vec<LayerTime>,
+    /// Sums over the iteration.
     pub totals: Totals,
 }
 
 impl RunReport {
+    /// The report of one iteration whose ops `map` placed and costed (`placed`, in execution
+    /// order), which moves `tokens` through the model and produces `output_tokens`.
     pub fn new(
         inputs: RunInputs,
         memory: MemoryUse,
-        ops: Vec<OpResult>,
+        placed: &[PlacedOp<'_>],
         tokens: u64,
         output_tokens: u64,
     ) -> Self {
+        let ops = op_rows(placed);
         let time: f64 = ops.iter().map(|o| o.time_s).sum();
         let mut energy = EnergyParts::default();
         for o in &ops {

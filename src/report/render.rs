@@ -7,9 +7,13 @@ use super::{OpResult, RunReport};
 /// Output format of a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// Aligned text for a terminal.
     Table,
+    /// Pretty-printed JSON of the whole report.
     Json,
+    /// One CSV row per op.
     Csv,
+    /// Markdown tables.
     Md,
 }
 

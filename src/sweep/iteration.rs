@@ -8,6 +8,7 @@ use super::SweepError;
 use super::file::{Point, Sweep};
 use crate::map::cost_iteration;
 use crate::model::{Batch, Routing, build_iteration};
+use crate::report::op_rows;
 use crate::report::plot::{Roof, RoofPoints, Series, roofline, stacked_bars};
 use crate::sim::workload::{LengthDist, Lengths};
 
@@ -44,7 +45,7 @@ pub fn iteration_plots(sweep: &Sweep, point: &Point, dir: &Path) -> Result<(), S
     let fail = |e: &dyn std::fmt::Display| SweepError::Input(format!("point {}: {e}", point.index));
     let g = build_iteration(&sc.model, &batch, sc.tp, sc.precision, &Routing::Uniform)
         .map_err(|e| fail(&e))?;
-    let ops = cost_iteration(&g, &sc.sys, sc.policy, sc.timing).map_err(|e| fail(&e))?;
+    let ops = op_rows(&cost_iteration(&g, &sc.sys, sc.policy, sc.timing).map_err(|e| fail(&e))?);
     let label: String = point
         .values
         .iter()
@@ -95,7 +96,7 @@ pub fn iteration_plots(sweep: &Sweep, point: &Point, dir: &Path) -> Result<(), S
         &roofs,
         &points,
     )
-    .map_err(SweepError::Input)?;
+    .map_err(|e| SweepError::Input(e.to_string()))?;
 
     // Per layer, the sum of op times by class (xPU and PIM ops may overlap in time).
     let mut layers: Vec<String> = Vec::new();
@@ -129,5 +130,5 @@ pub fn iteration_plots(sweep: &Sweep, point: &Point, dir: &Path) -> Result<(), S
         "ms",
         &series,
     )
-    .map_err(SweepError::Input)
+    .map_err(|e| SweepError::Input(e.to_string()))
 }

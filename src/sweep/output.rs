@@ -225,7 +225,7 @@ pub fn pareto_plot(sweep: &Sweep, records: &[Record], path: &Path) -> Result<boo
     };
     // A front over more objectives is not a curve in two of them: markers only.
     crate::report::plot::scatter(path, &title, &x.metric, &y.metric, &all, &front, !more)
-        .map_err(SweepError::Input)?;
+        .map_err(|e| SweepError::Input(e.to_string()))?;
     Ok(true)
 }
 

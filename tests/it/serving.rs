@@ -320,7 +320,7 @@ fn an_all_xpu_iteration_takes_the_sum_of_its_op_times_for_every_layer_pattern() 
         let sum: f64 = cost_iteration(&g, &sys, Policy::AllXpu, Timing::Kernel)
             .unwrap()
             .iter()
-            .map(|o| o.time_s)
+            .map(|o| o.cost.time.value())
             .sum();
         let mut c = Coster::new(
             &sys,

@@ -53,14 +53,9 @@ pub enum ReproduceError {
         /// The operating system's or the CSV writer's error.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// A plot.
-    #[error("{}: {source}", path.display())]
-    Plot {
-        /// The SVG file.
-        path: PathBuf,
-        /// What went wrong.
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
+    /// A plot (the error names its file).
+    #[error(transparent)]
+    Plot(#[from] crate::report::plot::PlotError),
 }
 
 impl ReproduceError {

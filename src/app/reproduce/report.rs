@@ -241,10 +241,7 @@ pub fn duplex_plots(study: &Study, points: &[Point], dir: &Path) -> Result<(), R
         };
         let plot = |file: String, title: String, axis: &str, s: Vec<Series>| {
             let path = dir.join(file);
-            category_lines(&path, &title, &cats, axis, &s).map_err(|e| ReproduceError::Plot {
-                path: path.clone(),
-                source: e.into(),
-            })
+            category_lines(&path, &title, &cats, axis, &s).map_err(ReproduceError::Plot)
         };
         plot(
             format!("{m}-throughput.svg"),
