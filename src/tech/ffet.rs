@@ -13,7 +13,7 @@
 //!   frequency change is reported, not compared (the paper makes no claim about it).
 
 use super::block::{BlockPpa, BlockSpec, Placement, block};
-use super::params::{Layout, Library};
+use super::params::{Layout, Library, TechnologyError};
 
 /// The study's block: a small 32-bit RISC-V core. The paper gives no cell count; a core of this
 /// class has 10⁴–10⁵ cells, and the ratios change little across that range.
@@ -56,19 +56,37 @@ pub struct Study {
     pub five_layer_frequency: f64,
 }
 
+/// Why the study cannot run on a library.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StudyError {
+    /// A technology the study compares is missing from the library or impossible.
+    #[error(transparent)]
+    Technology(#[from] TechnologyError),
+    /// No dual-sided layout of the sweep routes, so there is no tuned design.
+    #[error("no dual-sided layout routes")]
+    NoDualSidedLayout,
+}
+
+/// The message alone, for callers that attach it to a file (`config::ConfigError::file`).
+impl From<StudyError> for String {
+    fn from(e: StudyError) -> String {
+        e.to_string()
+    }
+}
+
 fn pct(new: f64, old: f64) -> f64 {
     100.0 * (new / old - 1.0)
 }
 
 /// Runs the study on `lib`; an error says which technology is missing or impossible.
-pub fn study(lib: &Library) -> Result<Study, String> {
+pub fn study(lib: &Library) -> Result<Study, StudyError> {
     let spec = |placement| BlockSpec {
         transistors: CORE_TRANSISTORS,
         activity: ACTIVITY,
         placement,
     };
     let at_u = spec(Placement::Utilization(UTILIZATION));
-    let run = |dev: &str, layout: Layout, s: &BlockSpec| -> Result<BlockPpa, String> {
+    let run = |dev: &str, layout: Layout, s: &BlockSpec| -> Result<BlockPpa, TechnologyError> {
         Ok(block(&lib.technology(NODE, dev, layout)?, s))
     };
     let cfet = run("cfet", Layout::single_sided(12), &at_u)?;
@@ -96,7 +114,7 @@ pub fn study(lib: &Library) -> Result<Study, String> {
             }
         }
     }
-    let (layers, share, ds) = best.ok_or("no dual-sided layout routes")?;
+    let (layers, share, ds) = best.ok_or(StudyError::NoDualSidedLayout)?;
     let best_u = spec(Placement::Achievable);
     let ds12 = run("ffet", Layout::dual_sided(12, share), &best_u)?;
     let ds5 = run("ffet", Layout::dual_sided(5, share), &best_u)?;

@@ -133,37 +133,109 @@ impl Layout {
     }
 
     /// What is impossible about this layout for `device`, if anything.
-    pub fn check(&self, device: &Device, max_layers: usize) -> Result<(), String> {
+    pub fn check(&self, device: &Device, max_layers: usize) -> Result<(), LayoutError> {
         if self.front_layers == 0 {
-            return Err("a layout needs at least one front-side routing layer".into());
+            return Err(LayoutError::NoFrontLayer);
         }
         if !(0.0..=1.0).contains(&self.front_pin_share) {
-            return Err(format!(
-                "the front pin share must lie in 0..=1, found {}",
-                self.front_pin_share
-            ));
+            return Err(LayoutError::PinShareOutOfRange {
+                share: self.front_pin_share,
+            });
         }
         let layers = self.front_layers.max(self.back_layers) as usize;
         if layers > max_layers {
-            return Err(format!(
-                "{layers} routing layers per side, but the layer stack has {max_layers}"
-            ));
+            return Err(LayoutError::TooManyLayers { layers, max_layers });
         }
         if self.sides == SignalSides::Both {
             if self.back_layers == 0 {
-                return Err("dual-sided signals need at least one back-side routing layer".into());
+                return Err(LayoutError::NoBackLayer);
             }
             if !device.dual_sided_pins {
-                return Err(format!(
-                    "dual-sided signals need cells with pins on both sides; `{}` has them on the \
-                     front only",
-                    device.name
-                ));
+                return Err(LayoutError::FrontPinsOnly {
+                    device: device.name.clone(),
+                });
             }
         } else if self.front_pin_share < 1.0 {
-            return Err("single-sided signals put every input pin on the front (share 1)".into());
+            return Err(LayoutError::SingleSidedPinShare);
         }
         Ok(())
+    }
+}
+
+/// Why a [`Layout`] cannot be built with a device and a layer stack.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LayoutError {
+    /// No routing layer on the front side.
+    #[error("a layout needs at least one front-side routing layer")]
+    NoFrontLayer,
+    /// The front pin share is not a fraction (or is NaN).
+    #[error("the front pin share must lie in 0..=1, found {share}")]
+    PinShareOutOfRange {
+        /// The share as given.
+        share: f64,
+    },
+    /// More routing layers on one side than the layer stack has.
+    #[error("{layers} routing layers per side, but the layer stack has {max_layers}")]
+    TooManyLayers {
+        /// Layers on the fuller side.
+        layers: usize,
+        /// Layers in the stack (`layer_pitch` of the model).
+        max_layers: usize,
+    },
+    /// Dual-sided signals with no back-side routing layer.
+    #[error("dual-sided signals need at least one back-side routing layer")]
+    NoBackLayer,
+    /// Dual-sided signals with a device whose cells have pins on the front only.
+    #[error(
+        "dual-sided signals need cells with pins on both sides; `{device}` has them on the \
+         front only"
+    )]
+    FrontPinsOnly {
+        /// The device's name.
+        device: String,
+    },
+    /// Single-sided signals with some input pins on the back.
+    #[error("single-sided signals put every input pin on the front (share 1)")]
+    SingleSidedPinShare,
+}
+
+/// Why [`Library::technology`] cannot give a technology.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TechnologyError {
+    /// The node is not in the library.
+    #[error("unknown node `{node}`; valid: {valid}")]
+    UnknownNode {
+        /// The name asked for.
+        node: String,
+        /// The library's node names, comma-separated.
+        valid: String,
+    },
+    /// The device is not in the library.
+    #[error("unknown device `{device}`; valid: {valid}")]
+    UnknownDevice {
+        /// The name asked for.
+        device: String,
+        /// The library's device names, comma-separated.
+        valid: String,
+    },
+    /// The node's native device is not in the library.
+    #[error("node `{node}` names an unknown native device `{device}`")]
+    UnknownNativeDevice {
+        /// The node's name.
+        node: String,
+        /// The native device it names.
+        device: String,
+    },
+    /// The layout is impossible for the device or the layer stack.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+}
+
+/// The message alone, for callers that attach it to a place in a file
+/// (`config`'s located errors take any `Into<String>`).
+impl From<TechnologyError> for String {
+    fn from(e: TechnologyError) -> String {
+        e.to_string()
     }
 }
 
@@ -209,25 +281,25 @@ impl Library {
         node: &str,
         device: &str,
         layout: Layout,
-    ) -> Result<Technology<'_>, String> {
-        let n = self.node(node).ok_or_else(|| {
-            format!(
-                "unknown node `{node}`; valid: {}",
-                self.node_names().join(", ")
-            )
-        })?;
-        let d = self.device(device).ok_or_else(|| {
-            format!(
-                "unknown device `{device}`; valid: {}",
-                self.device_names().join(", ")
-            )
-        })?;
-        let native = self.device(&n.native_device).ok_or_else(|| {
-            format!(
-                "node `{}` names an unknown native device `{}`",
-                n.name, n.native_device
-            )
-        })?;
+    ) -> Result<Technology<'_>, TechnologyError> {
+        let n = self
+            .node(node)
+            .ok_or_else(|| TechnologyError::UnknownNode {
+                node: node.to_owned(),
+                valid: self.node_names().join(", "),
+            })?;
+        let d = self
+            .device(device)
+            .ok_or_else(|| TechnologyError::UnknownDevice {
+                device: device.to_owned(),
+                valid: self.device_names().join(", "),
+            })?;
+        let native =
+            self.device(&n.native_device)
+                .ok_or_else(|| TechnologyError::UnknownNativeDevice {
+                    node: n.name.clone(),
+                    device: n.native_device.clone(),
+                })?;
         layout.check(d, self.model.layer_pitch.len())?;
         Ok(Technology {
             node: n,
