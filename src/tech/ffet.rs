@@ -29,6 +29,7 @@ const ACTIVITY: f64 = 0.1;
 /// One line of the calibration table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
+    /// The comparison, in words.
     pub what: &'static str,
     /// The paper's figure, %.
     pub paper: f64,
@@ -39,6 +40,7 @@ pub struct Row {
 }
 
 impl Row {
+    /// Whether the model is within `tolerance` of the paper.
     pub fn within(&self) -> bool {
         (self.model - self.paper).abs() <= self.tolerance
     }
@@ -47,6 +49,7 @@ impl Row {
 /// The study's designs, for the report.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Study {
+    /// The calibration table.
     pub rows: Vec<Row>,
     /// (label, block PPA) of each design compared.
     pub designs: Vec<(String, BlockPpa)>,

@@ -20,6 +20,7 @@ pub const LOGIC_DIE_AREA: Area = Area(121e-6);
 /// The budget every technology is held to.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Budget {
+    /// Area of the logic die.
     pub die_area: Area,
     /// Power of the Logic-PIM units (modules and shared units) at the reference design.
     pub pim_power: Watts,
@@ -28,14 +29,21 @@ pub struct Budget {
 /// The fit of one technology.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fit {
+    /// The technology's label (`n2/ffet/ds5+5`).
     pub technology: String,
+    /// Area of one module.
     pub module_area: Area,
+    /// Power of one module.
     pub module_power: Watts,
-    /// Area and power of the shared PIM units and of the die's own blocks.
+    /// Area of the PIM units the modules share.
     pub shared_area: Area,
+    /// Power of the PIM units the modules share.
     pub shared_power: Watts,
+    /// Area of the die's own blocks (PHY, TSVs, …).
     pub base_area: Area,
+    /// Modules that fit in the die area left by the base and shared blocks.
     pub by_area: u64,
+    /// Modules that fit in the power budget left by the shared units.
     pub by_power: u64,
     /// min(by_area, by_power).
     pub modules: u64,
