@@ -101,8 +101,6 @@ pub fn study(lib: &Library) -> Result<Study, StudyError> {
     )?;
 
     let inv = |p: &BlockPpa| 1.0 / p.stage_delay.value();
-    let f_c = inv(&cfet);
-    let f_s = inv(&ffet);
     // Tune layers per side and the front pin share for frequency, among layouts that route.
     let mut best: Option<(u32, f64, BlockPpa)> = None;
     // Frequency does not depend on the layer count while a layout routes: on a tie the layout
@@ -122,56 +120,7 @@ pub fn study(lib: &Library) -> Result<Study, StudyError> {
     let ds12 = run("ffet", Layout::dual_sided(12, share), &best_u)?;
     let ds5 = run("ffet", Layout::dual_sided(5, share), &best_u)?;
 
-    let rows = vec![
-        Row {
-            what: "FFET vs CFET (single-sided, same utilization): core area",
-            paper: -23.3,
-            model: pct(ffet.area.value(), cfet.area.value()),
-            tolerance: 2.0,
-        },
-        Row {
-            what: "FFET vs CFET (single-sided, same utilization): frequency",
-            paper: 25.0,
-            model: pct(f_s, f_c),
-            tolerance: 2.0,
-        },
-        Row {
-            what: "FFET vs CFET (single-sided, same utilization): power",
-            paper: -11.9,
-            model: pct(ffet.power(f_c).value(), cfet.power(f_c).value()),
-            tolerance: 2.0,
-        },
-        Row {
-            what: "FFET vs CFET (single-sided, same core area): frequency",
-            paper: 16.0,
-            model: pct(inv(&ffet_area), f_c),
-            tolerance: 3.0,
-        },
-        Row {
-            what: "FFET dual-sided vs single-sided (tuned): frequency",
-            paper: 10.6,
-            model: pct(inv(&ds), f_s),
-            tolerance: 2.0,
-        },
-        Row {
-            what: "FFET dual-sided vs single-sided (tuned): power",
-            paper: 0.0,
-            model: pct(ds.power(f_s).value(), ffet.power(f_s).value()),
-            tolerance: 2.0,
-        },
-        Row {
-            what: "FFET dual-sided, 5 vs 12 layers per side: achievable utilization (points)",
-            paper: 0.0,
-            model: 100.0 * (ds5.utilization - ds12.utilization),
-            tolerance: 2.0,
-        },
-        Row {
-            what: "FFET dual-sided, 5 vs 12 layers per side: power at that utilization",
-            paper: 0.0,
-            model: pct(ds5.power(f_s).value(), ds12.power(f_s).value()),
-            tolerance: 2.0,
-        },
-    ];
+    let rows = rows([&cfet, &ffet, &ffet_area], [&ds, &ds12, &ds5]);
     let designs = vec![
         ("CFET single-sided, 12 layers".to_string(), cfet),
         ("FFET single-sided, 12 layers".to_string(), ffet),
@@ -195,4 +144,63 @@ pub fn study(lib: &Library) -> Result<Study, StudyError> {
         tuned: (layers, share),
         five_layer_frequency: pct(inv(&ds5), inv(&ds12)),
     })
+}
+
+/// The calibration table: the single-sided designs (CFET, FFET, FFET in the CFET's area) and
+/// the dual-sided ones (tuned, 12 and 5 layers per side at the achievable utilization) against
+/// the paper's figures.
+fn rows([cfet, ffet, ffet_area]: [&BlockPpa; 3], [ds, ds12, ds5]: [&BlockPpa; 3]) -> Vec<Row> {
+    let inv = |p: &BlockPpa| 1.0 / p.stage_delay.value();
+    let f_c = inv(cfet);
+    let f_s = inv(ffet);
+    vec![
+        Row {
+            what: "FFET vs CFET (single-sided, same utilization): core area",
+            paper: -23.3,
+            model: pct(ffet.area.value(), cfet.area.value()),
+            tolerance: 2.0,
+        },
+        Row {
+            what: "FFET vs CFET (single-sided, same utilization): frequency",
+            paper: 25.0,
+            model: pct(f_s, f_c),
+            tolerance: 2.0,
+        },
+        Row {
+            what: "FFET vs CFET (single-sided, same utilization): power",
+            paper: -11.9,
+            model: pct(ffet.power(f_c).value(), cfet.power(f_c).value()),
+            tolerance: 2.0,
+        },
+        Row {
+            what: "FFET vs CFET (single-sided, same core area): frequency",
+            paper: 16.0,
+            model: pct(inv(ffet_area), f_c),
+            tolerance: 3.0,
+        },
+        Row {
+            what: "FFET dual-sided vs single-sided (tuned): frequency",
+            paper: 10.6,
+            model: pct(inv(ds), f_s),
+            tolerance: 2.0,
+        },
+        Row {
+            what: "FFET dual-sided vs single-sided (tuned): power",
+            paper: 0.0,
+            model: pct(ds.power(f_s).value(), ffet.power(f_s).value()),
+            tolerance: 2.0,
+        },
+        Row {
+            what: "FFET dual-sided, 5 vs 12 layers per side: achievable utilization (points)",
+            paper: 0.0,
+            model: 100.0 * (ds5.utilization - ds12.utilization),
+            tolerance: 2.0,
+        },
+        Row {
+            what: "FFET dual-sided, 5 vs 12 layers per side: power at that utilization",
+            paper: 0.0,
+            model: pct(ds5.power(f_s).value(), ds12.power(f_s).value()),
+            tolerance: 2.0,
+        },
+    ]
 }
