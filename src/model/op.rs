@@ -42,7 +42,7 @@ impl Precision {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum OpKind {
-    /// `batch` independent products C[m,n] = A[m,k] · B[k,n]; B is the weight stream.
+    /// `batch` independent products `C[m,n] = A[m,k] · B[k,n]`; B is the weight stream.
     Gemm {
         /// Rows of A and C (tokens).
         m: u64,
