@@ -15,11 +15,17 @@ use crate::units::{Bytes, Flops};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Dtype {
+    /// 32-bit IEEE float.
     Fp32,
+    /// bfloat16: 8 exponent bits, 7 mantissa bits.
     Bf16,
+    /// IEEE half precision.
     Fp16,
+    /// 8-bit float (E4M3).
     Fp8,
+    /// 8-bit integer.
     Int8,
+    /// 4-bit integer, two per byte.
     Int4,
 }
 
@@ -44,6 +50,7 @@ impl Dtype {
         }
     }
 
+    /// The name in files and reports: "bf16".
     pub fn name(self) -> &'static str {
         match self {
             Dtype::Fp32 => "fp32",
@@ -98,6 +105,7 @@ pub enum OpClass {
 }
 
 impl OpClass {
+    /// The name in files and reports: "gemm".
     pub fn name(self) -> &'static str {
         match self {
             OpClass::Gemm => "gemm",
@@ -124,6 +132,7 @@ pub struct Streams {
 }
 
 impl Streams {
+    /// All bytes of the op, every stream together.
     pub fn total(&self) -> Bytes {
         self.weights + self.kv_read + self.kv_write + self.act_in + self.act_out
     }
@@ -132,10 +141,13 @@ impl Streams {
 /// What an op asks of a compute unit.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Work {
+    /// The class the op runs as (selects the unit's efficiency curves).
     pub class: OpClass,
     /// Element type the arithmetic runs in (selects the unit's peak).
     pub compute: Dtype,
+    /// FLOPs of the op.
     pub flops: Flops,
+    /// DRAM bytes by stream.
     pub bytes: Streams,
     /// For collectives: the message size and the number of participants.
     pub collective: Option<CollectiveWork>,
@@ -144,8 +156,11 @@ pub struct Work {
 /// A collective's message: `message` bytes per participant, over `participants` devices.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct CollectiveWork {
+    /// Which collective.
     pub kind: CollectiveKind,
+    /// Bytes each participant contributes.
     pub message: Bytes,
+    /// Devices taking part.
     pub participants: u32,
 }
 

@@ -40,7 +40,7 @@ pub fn library(dir: Option<&Path>) -> Result<Library, ConfigError> {
 fn technology<'a>(lib: &'a Library, c: &TechChoice) -> Result<Technology<'a>, ConfigError> {
     check_choice(lib, c)?;
     lib.technology(&c.node.value, &c.device.value, c.layout)
-        .map_err(|e| c.node.err(e))
+        .map_err(|e| c.node.err(e.to_string()))
 }
 
 /// The die of `arch` (its `[xpu.tech]`) in the technology the arch and die files name.
@@ -173,7 +173,7 @@ pub fn pim_study(path: &Path, lib: &Library) -> Result<String, ConfigError> {
             Some(s) => tech::Layout::dual_sided(*layers, *s),
         };
         lib.technology(node, dev, layout)
-            .map_err(|e| ConfigError::file(path, e))
+            .map_err(|e| ConfigError::file(path, e.to_string()))
     };
     let reference = tech_of(&PIM_TECHS[0])?;
     let budget = tech::pim::budget(&reference, &f.spec, tech::pim::LOGIC_DIE_AREA);
@@ -295,7 +295,8 @@ fn serving_markdown(
 
 /// The Flip FET calibration table: Markdown.
 pub fn ffet_study(lib: &Library) -> Result<String, ConfigError> {
-    let s = tech::ffet::study(lib).map_err(|e| ConfigError::file(Path::new(TECH_DIR), e))?;
+    let s = tech::ffet::study(lib)
+        .map_err(|e| ConfigError::file(Path::new(TECH_DIR), e.to_string()))?;
     Ok(tech::ffet_markdown(&s, &lib.model))
 }
 

@@ -14,8 +14,11 @@ use super::{Count, Elem, load, store};
 /// Head layout: `heads` query heads share `kv_heads` key/value heads in equal groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Heads {
+    /// Query heads.
     pub heads: usize,
+    /// Key/value heads (equal to `heads` for MHA, 1 for MQA).
     pub kv_heads: usize,
+    /// Elements per head.
     pub head_dim: usize,
 }
 
@@ -37,22 +40,28 @@ impl Heads {
 /// One sequence: `ctx` tokens already cached, `q_len` new tokens (1 for decode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seq {
+    /// Tokens already in the KV cache.
     pub ctx: usize,
+    /// New tokens (queries) of this step.
     pub q_len: usize,
 }
 
 /// A batch of sequences and their tensors, in storage type `E`.
 #[derive(Debug, Clone)]
 pub struct AttnInput<E> {
+    /// The head layout.
     pub shape: Heads,
+    /// The sequences, in the order their rows appear in `q`.
     pub seqs: Vec<Seq>,
     /// Queries, [Σ q_len, heads, head_dim].
     pub q: Vec<E>,
     /// New keys and values, [Σ q_len, kv_heads, head_dim] each.
     pub k_new: Vec<E>,
+    /// New values, the same layout as `k_new`.
     pub v_new: Vec<E>,
     /// Cached keys and values per sequence, [kv_heads, ctx, head_dim] each.
     pub k_cache: Vec<Vec<E>>,
+    /// Cached values, the same layout as `k_cache`.
     pub v_cache: Vec<Vec<E>>,
 }
 
@@ -69,7 +78,9 @@ pub struct AttnPart {
 /// log-sum-exp of its attention scores (−∞ where it saw no key).
 #[derive(Debug, Clone)]
 pub struct AttnOut<E> {
+    /// Output rows [Σ q_len, |heads|, head_dim].
     pub out: Vec<E>,
+    /// Log-sum-exp per row and head, [Σ q_len, |heads|].
     pub lse: Vec<f32>,
 }
 

@@ -21,8 +21,11 @@ const ROPE_BASE: f32 = 10000.0;
 /// One part's counted work against what the model charges it.
 #[derive(Debug, Clone)]
 pub struct PartCheck {
+    /// The unit the part runs on (`xpu0`, `logic-pim1`, …).
     pub unit: String,
+    /// The work the kernel counted.
     pub counted: Count,
+    /// FLOPs the model charges the part.
     pub charged_flops: f64,
     /// Differences between counted and charged work (empty when they agree exactly).
     pub mismatches: Vec<String>,
@@ -33,15 +36,18 @@ pub struct PartCheck {
 pub struct OpCheck {
     /// Normalised max error of the combined parts against the unsplit reference.
     pub error: f64,
+    /// The largest error accepted for the op's element type ([`super::tolerance`]).
     pub tolerance: f64,
     /// FLOPs the model charges the unsplit op.
     pub whole_flops: f64,
+    /// Each part's counted work against its charge.
     pub parts: Vec<PartCheck>,
     /// Why the op could not be executed, if it could not.
     pub unsupported: Option<String>,
 }
 
 impl OpCheck {
+    /// Whether the op ran, agreed within tolerance, and every part's count matched its charge.
     pub fn passed(&self) -> bool {
         self.unsupported.is_none()
             && self.error <= self.tolerance
@@ -63,7 +69,9 @@ impl OpCheck {
 /// lengths, which the op only holds as totals).
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
+    /// The model the op belongs to.
     pub model: &'a ModelSpec,
+    /// The batch of the iteration, with each sequence's lengths.
     pub batch: &'a Batch,
 }
 

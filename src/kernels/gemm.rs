@@ -1,4 +1,4 @@
-//! GEMM: C[m,n] = A[m,k] · B[k,n], row-major, f32 accumulation (`matrixmultiply` does the inner
+//! GEMM: `C[m,n] = A[m,k] · B[k,n]`, row-major, f32 accumulation (`matrixmultiply` does the inner
 //! loop). A is the activation stream, B the weight stream, C the activation output.
 //!
 //! Tensor-parallel parts: a column-parallel part computes a subset of C's columns from the same

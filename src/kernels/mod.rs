@@ -38,8 +38,11 @@ use crate::work::{Dtype, Streams, Work};
 
 /// A storage element type: values are loaded as f32, computed in f32, and rounded on store.
 pub trait Elem: Copy + Default + Send + Sync + std::fmt::Debug + 'static {
+    /// The element type this storage type is in the model.
     const DTYPE: Dtype;
+    /// Rounds an f32 to this type (on store).
     fn from_f32(x: f32) -> Self;
+    /// Widens to f32 (on load).
     fn to_f32(self) -> f32;
     /// Bytes of one element in storage.
     const BYTES: u64 = std::mem::size_of::<Self>() as u64;
@@ -94,10 +97,15 @@ pub struct Count {
     pub flops: u64,
     /// Softmax and scaling FLOPs of attention, which the model does not charge.
     pub aux_flops: u64,
+    /// Weight bytes read.
     pub weights: u64,
+    /// KV cache bytes read.
     pub kv_read: u64,
+    /// KV cache bytes written.
     pub kv_write: u64,
+    /// Activation bytes read.
     pub act_in: u64,
+    /// Activation bytes written.
     pub act_out: u64,
     /// Bytes each participant contributes to a collective (its message).
     pub message: u64,

@@ -9,13 +9,16 @@ use super::{Count, Elem, load, store};
 /// Each token's `top_k` (expert, weight) choices, weights summing to one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Routing {
+    /// Experts in the layer.
     pub experts: usize,
+    /// Experts each token is routed to.
     pub top_k: usize,
     /// [tokens × top_k], each token's choices by decreasing weight.
     pub choice: Vec<(usize, f32)>,
 }
 
 impl Routing {
+    /// Tokens routed.
     pub fn tokens(&self) -> usize {
         self.choice.len() / self.top_k.max(1)
     }
@@ -65,8 +68,11 @@ pub fn route<E: Elem>(logits: &[E], experts: usize, top_k: usize, c: &mut Count)
 /// One SwiGLU expert's weights: gate and up [hidden, inner], down [inner, hidden].
 #[derive(Debug, Clone)]
 pub struct Expert<E> {
+    /// Gate projection [hidden, inner].
     pub gate: Vec<E>,
+    /// Up projection [hidden, inner].
     pub up: Vec<E>,
+    /// Down projection [inner, hidden].
     pub down: Vec<E>,
 }
 
@@ -129,18 +135,24 @@ pub fn combine<E: Elem>(r: &Routing, outputs: &[Vec<E>], h: usize, c: &mut Count
 /// A MoE layer's tensors.
 #[derive(Debug, Clone)]
 pub struct MoeLayer<E> {
+    /// Model width.
     pub hidden: usize,
+    /// Each expert's FFN width.
     pub inner: usize,
+    /// Experts each token is routed to.
     pub top_k: usize,
     /// Router weight [hidden, experts].
     pub router: Vec<E>,
+    /// The experts' weights.
     pub experts: Vec<Expert<E>>,
 }
 
 /// Result of a MoE layer run with its experts split between units.
 #[derive(Debug, Clone)]
 pub struct MoeRun<E> {
+    /// Output rows [tokens, hidden].
     pub out: Vec<E>,
+    /// Each token's experts and gate weights.
     pub routing: Routing,
     /// Work of the experts each unit ran.
     pub per_unit: Vec<Count>,

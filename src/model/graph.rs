@@ -11,7 +11,9 @@ use super::spec::{ModelError, ModelSpec};
 /// A prefill chunk: `q_len` new prompt tokens after `ctx` tokens already in the KV cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct PrefillChunk {
+    /// New prompt tokens in the chunk.
     pub q_len: u64,
+    /// Tokens already in the KV cache.
     pub ctx: u64,
     /// Whether the chunk ends the prompt (and so produces a token, needing logits).
     pub last: bool,
@@ -22,6 +24,7 @@ pub struct PrefillChunk {
 pub struct Batch {
     /// KV length each decode sequence attends.
     pub decode_kv: Vec<u64>,
+    /// The prefill chunks.
     pub prefill: Vec<PrefillChunk>,
 }
 
@@ -57,6 +60,7 @@ impl Batch {
         self.decode_kv.len() as u64 + self.prefill.iter().filter(|c| c.last).count() as u64
     }
 
+    /// Whether the batch processes no token.
     pub fn is_empty(&self) -> bool {
         self.tokens() == 0
     }
@@ -84,11 +88,13 @@ impl Routing {
 /// The ops of one iteration as a DAG (nodes in a topological insertion order).
 #[derive(Debug, Clone)]
 pub struct IterationGraph {
+    /// The ops; an edge runs from an op to one that must wait for it.
     pub graph: DiGraph<Op, ()>,
     /// Tokens processed (decode tokens plus prefill tokens).
     pub tokens: u64,
     /// Tokens produced (one per sequence that finishes a step).
     pub produced: u64,
+    /// Tensor-parallel degree the ops are split for.
     pub tp: u64,
 }
 

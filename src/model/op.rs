@@ -8,8 +8,11 @@ use crate::work::{CollectiveKind, CollectiveWork, Dtype, OpClass, Streams, Work}
 /// Element types of the three tensor streams of a workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Precision {
+    /// Element type of the weights.
     pub weights: Dtype,
+    /// Element type of the activations.
     pub activations: Dtype,
+    /// Element type of the KV cache.
     pub kv: Dtype,
 }
 
@@ -39,16 +42,29 @@ impl Precision {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum OpKind {
-    /// `batch` independent products C[m,n] = A[m,k] · B[k,n]; B is the weight stream.
-    Gemm { m: u64, n: u64, k: u64, batch: u64 },
+    /// `batch` independent products `C[m,n] = A[m,k] · B[k,n]`; B is the weight stream.
+    Gemm {
+        /// Rows of A and C (tokens).
+        m: u64,
+        /// Columns of B and C (output features).
+        n: u64,
+        /// The reduction length (input features).
+        k: u64,
+        /// Independent products.
+        batch: u64,
+    },
     /// One SwiGLU expert (gate and up `hidden → inner`, down `inner → hidden`) on `tokens` tokens,
     /// fused: activations enter and leave once, the intermediate stays on chip. FLOPs: the three
     /// GEMMs and the 5 FLOPs per intermediate element of silu(gate)·up, as the dense FFN's `act`
     /// op charges them.
     ExpertFfn {
+        /// The expert's index in its layer.
         expert: u64,
+        /// Tokens routed to the expert.
         tokens: u64,
+        /// Model width.
         hidden: u64,
+        /// The expert's FFN width.
         inner: u64,
         /// SwiGLU (gate, up, down) rather than two matrices with ReLU/GELU.
         gated: bool,
@@ -56,35 +72,61 @@ pub enum OpKind {
     /// Decode attention: `seqs` sequences of one query token each, attending `kv_tokens` cached
     /// keys in total (the sum of their KV lengths).
     AttnDecode {
+        /// Sequences, one query token each.
         seqs: u64,
+        /// Cached keys attended, summed over the sequences.
         kv_tokens: u64,
+        /// Query heads on this device.
         heads: u64,
+        /// Key/value heads on this device.
         kv_heads: u64,
+        /// Elements per head.
         head_dim: u64,
     },
     /// Causal (chunked) prefill attention: `q_tokens` new queries in total, `attended` (query, key)
     /// pairs in total under the causal mask, `kv_tokens` keys read in total (context plus new).
     AttnPrefill {
+        /// Sequences in the chunk.
         seqs: u64,
+        /// New query tokens, summed over the sequences.
         q_tokens: u64,
+        /// Keys read (context plus new), summed over the sequences.
         kv_tokens: u64,
+        /// (query, key) pairs under the causal mask, summed over the sequences.
         attended: u64,
+        /// Query heads on this device.
         heads: u64,
+        /// Key/value heads on this device.
         kv_heads: u64,
+        /// Elements per head.
         head_dim: u64,
     },
     /// A streaming op over `elements` elements: reads `reads` and writes `writes` tensors of that
     /// size, doing `flops_per_element` FLOPs per element.
     Elementwise {
+        /// Elements of each tensor.
         elements: u64,
+        /// Tensors read.
         reads: u64,
+        /// Tensors written.
         writes: u64,
+        /// FLOPs per element.
         flops_per_element: u64,
     },
     /// Ring all-reduce of `bytes` per device over `devices` devices.
-    AllReduce { bytes: u64, devices: u64 },
+    AllReduce {
+        /// Message bytes per device.
+        bytes: u64,
+        /// Devices in the ring.
+        devices: u64,
+    },
     /// All-to-all: each of `devices` devices scatters `bytes` among all of them.
-    AllToAll { bytes: u64, devices: u64 },
+    AllToAll {
+        /// Bytes each device scatters.
+        bytes: u64,
+        /// Devices taking part.
+        devices: u64,
+    },
 }
 
 impl OpKind {
@@ -101,7 +143,9 @@ pub struct Op {
     pub name: String,
     /// Decoder layer index; `None` for embedding, final norm and LM head.
     pub layer: Option<u32>,
+    /// The op's shape.
     pub kind: OpKind,
+    /// Element types of its streams.
     pub precision: Precision,
     /// Device of the group that runs it (expert parallelism places experts on devices; every
     /// other op runs alike on all of them and is shown on device 0).
@@ -109,6 +153,7 @@ pub struct Op {
 }
 
 impl Op {
+    /// An op on device 0.
     pub fn new(name: impl Into<String>, layer: Option<u32>, kind: OpKind, p: Precision) -> Self {
         Op {
             name: name.into(),

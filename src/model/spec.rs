@@ -8,17 +8,23 @@ use crate::work::Dtype;
 /// A decoder-only transformer: dense (Llama-style GQA) or mixture-of-experts (Mixtral-style).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelSpec {
+    /// The model's name, as in reports.
     pub name: String,
+    /// Model width (`hidden_size`).
     pub hidden: u64,
+    /// Decoder layers.
     pub layers: u32,
     /// Query heads.
     pub heads: u64,
     /// Key/value heads (`heads` for MHA, 1 for MQA, in between for GQA).
     pub kv_heads: u64,
+    /// Elements per head.
     pub head_dim: u64,
     /// FFN inner size of a dense layer (unused when every layer is MoE).
     pub intermediate: u64,
+    /// Vocabulary size (rows of the embedding, columns of the LM head).
     pub vocab: u64,
+    /// The experts, for a mixture-of-experts model.
     pub moe: Option<Moe>,
     /// Gated FFNs (SwiGLU: gate, up and down matrices) rather than two-matrix ones (ReLU/GELU).
     pub ffn_gated: bool,
@@ -27,42 +33,70 @@ pub struct ModelSpec {
     pub moe_layer_period: u32,
     /// Element type of the released weights (`torch_dtype`).
     pub dtype: Dtype,
+    /// Whether the LM head shares the embedding's weights.
     pub tie_embeddings: bool,
 }
 
 /// Mixture-of-experts FFN: `experts` SwiGLU experts of inner size `intermediate`, `top_k` per token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Moe {
+    /// Experts per MoE layer.
     pub experts: u64,
+    /// Experts each token is routed to.
     pub top_k: u64,
+    /// Each expert's FFN inner size.
     pub intermediate: u64,
 }
 
 /// A model shape that cannot be built, or cannot be split as asked.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ModelError {
+    /// A size that must be positive is zero.
     #[error("{field} must be positive")]
-    Zero { field: &'static str },
+    Zero {
+        /// The size, as `config.json` names it.
+        field: &'static str,
+    },
+    /// One size must divide another and does not.
     #[error("{what} ({value}) is not divisible by {by}")]
     NotDivisible {
+        /// The size divided.
         what: &'static str,
+        /// Its value.
         value: u64,
+        /// The size that should divide it.
         by: &'static str,
     },
+    /// More experts per token than experts.
     #[error("num_experts_per_tok ({top_k}) exceeds the number of experts ({experts})")]
-    TopK { top_k: u64, experts: u64 },
+    TopK {
+        /// Experts per token.
+        top_k: u64,
+        /// Experts per layer.
+        experts: u64,
+    },
+    /// The tensor-parallel degree does not divide a size it splits.
     #[error("tensor-parallel degree {tp} does not divide {what} ({value})")]
     Tp {
+        /// The tensor-parallel degree.
         tp: u64,
+        /// The size split.
         what: &'static str,
+        /// Its value.
         value: u64,
     },
+    /// Fewer KV heads than devices, and the devices are not a multiple of them.
     #[error(
         "tensor-parallel degree {tp} is not a multiple of num_key_value_heads ({kv_heads}): \
          with fewer KV heads than devices, each device's query heads must share one replicated \
          KV head"
     )]
-    TpKvReplication { tp: u64, kv_heads: u64 },
+    TpKvReplication {
+        /// The tensor-parallel degree.
+        tp: u64,
+        /// Key/value heads of the model.
+        kv_heads: u64,
+    },
 }
 
 impl ModelSpec {

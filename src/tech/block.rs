@@ -38,19 +38,24 @@ pub enum Placement {
 /// A block of standard-cell logic.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BlockSpec {
+    /// Transistors in the block.
     pub transistors: f64,
     /// Average toggles per cell per clock cycle.
     pub activity: f64,
+    /// How the block is placed.
     pub placement: Placement,
 }
 
 /// What the block model says about one block.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BlockPpa {
+    /// Standard cells in the block (transistors ÷ transistors per cell).
     pub cells: f64,
+    /// Cell utilization the block is placed at (cell area ÷ core area).
     pub utilization: f64,
     /// The highest utilization at which this block routes in this technology.
     pub achievable_utilization: f64,
+    /// Core area.
     pub area: Area,
     /// Routing demand over supply on the front and back sides (0 where a side has no signals).
     pub congestion: [f64; 2],
@@ -64,6 +69,7 @@ pub struct BlockPpa {
     pub wire_cap_share: f64,
     /// Energy switched per clock cycle (activity × C × V²).
     pub energy_per_cycle: Joules,
+    /// Leakage power.
     pub leakage: Watts,
 }
 

@@ -15,11 +15,26 @@ const MM2: f64 = 1e-6;
 #[derive(Debug, Clone, PartialEq)]
 pub enum BlockKind {
     /// Standard-cell logic: transistors per instance and toggles per cell per cycle.
-    Logic { transistors: f64, activity: f64 },
+    Logic {
+        /// Transistors per instance.
+        transistors: f64,
+        /// Toggles per cell per cycle.
+        activity: f64,
+    },
     /// SRAM arrays: bits per instance, and bits read per cycle per instance.
-    Sram { bits: f64, reads_per_cycle: f64 },
+    Sram {
+        /// Bits per instance.
+        bits: f64,
+        /// Bits read per cycle per instance.
+        reads_per_cycle: f64,
+    },
     /// A macro that does not scale with the node (PHY, TSV field): area and power per instance.
-    Fixed { area: Area, power: Watts },
+    Fixed {
+        /// Area per instance.
+        area: Area,
+        /// Power per instance.
+        power: Watts,
+    },
 }
 
 /// What a block is for, where a study needs to know (the Logic-PIM study counts modules).
@@ -36,16 +51,22 @@ pub enum Role {
 /// One kind of block and how many of it the die holds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DieBlock {
+    /// The block's name in the die file.
     pub name: String,
+    /// Instances on the die.
     pub count: f64,
+    /// What one instance is made of.
     pub kind: BlockKind,
+    /// What the block is for.
     pub role: Role,
 }
 
 /// A die described as blocks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DieSpec {
+    /// The die's name.
     pub name: String,
+    /// Its blocks.
     pub blocks: Vec<DieBlock>,
     /// The clock, when the file gives it (a datasheet value); otherwise the model's.
     pub clock: Option<Hertz>,
@@ -56,9 +77,13 @@ pub struct DieSpec {
 /// PPA of one kind of block, all instances together.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockReport {
+    /// The block's name.
     pub name: String,
+    /// Instances on the die.
     pub count: f64,
+    /// Area of all instances.
     pub area: Area,
+    /// Power of all instances at the die's clock (dynamic and leakage).
     pub power: Watts,
     /// The part of `power` drawn whatever the block does (leakage of logic and SRAM).
     pub leakage: Watts,
@@ -69,26 +94,38 @@ pub struct BlockReport {
 /// Where the clock came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClockSource {
+    /// The die file gives the clock (a datasheet value).
     File,
+    /// The block model's clock (or none, when the file gives no logic depth).
     Model,
 }
 
 /// PPA of a whole die.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DieReport {
+    /// The die's name.
     pub name: String,
+    /// The technology's label (`n5/gaa/ss12`).
     pub technology: String,
+    /// Each kind of block.
     pub blocks: Vec<BlockReport>,
+    /// Area of the die.
     pub area: Area,
+    /// Power of the die at its clock.
     pub power: Watts,
     /// Leakage of every block: the die's static power.
     pub leakage: Watts,
+    /// The clock the power is computed at.
     pub clock: Hertz,
+    /// Where the clock came from.
     pub clock_source: ClockSource,
     /// The block model's clock (logic depth × slowest stage), when a logic depth is given.
     pub model_clock: Option<Hertz>,
+    /// Gross dies per 300 mm wafer.
     pub dies_per_wafer: f64,
+    /// Share of the dies without a defect (negative binomial).
     pub yield_fraction: f64,
+    /// Wafer cost over good dies, USD.
     pub cost_per_good_die_usd: f64,
 }
 

@@ -17,5 +17,8 @@ pub use die::{
     BlockKind, BlockReport, ClockSource, DieBlock, DieReport, DieSpec, Role, die, die_yield,
     dies_per_wafer, sram_area,
 };
-pub use params::{Device, Layout, Library, ModelParams, Node, SignalSides, Technology};
+pub use params::{
+    Device, Layout, LayoutError, Library, ModelParams, Node, SignalSides, Technology,
+    TechnologyError,
+};
 pub use report::{ffet_markdown, pim_markdown, ppa_table};

@@ -13,7 +13,7 @@
 //! resolved against a technology library the caller passes in.
 
 use super::die::{DieSpec, Role, die};
-use super::params::{Layout, Library, Technology};
+use super::params::{Layout, Library, Technology, TechnologyError};
 use crate::units::{Area, Hertz, JoulesPerFlop, Watts};
 
 /// The Logic-PIM values of an arch's `[pim.tech]`, from the logic die in its chosen technology.
@@ -53,7 +53,7 @@ pub struct TechName {
 
 impl TechName {
     /// The technology in `lib`; an error says what is unknown or impossible.
-    fn look_up<'a>(&self, lib: &'a Library) -> Result<Technology<'a>, String> {
+    fn look_up<'a>(&self, lib: &'a Library) -> Result<Technology<'a>, TechnologyError> {
         lib.technology(&self.node, &self.device, self.layout)
     }
 }
@@ -107,13 +107,13 @@ pub enum PimTechError {
     #[error("{reason}")]
     Reference {
         /// What is unknown or impossible.
-        reason: String,
+        reason: TechnologyError,
     },
     /// The technology the arch chooses is not in the library, or its layout is impossible.
     #[error("{reason}")]
     Technology {
         /// What is unknown or impossible.
-        reason: String,
+        reason: TechnologyError,
     },
 }
 

@@ -270,7 +270,8 @@ fn impossible_layouts_are_refused_by_the_library() {
     );
     let e = lib
         .technology("n6", "ffet", Layout::single_sided(6))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("n7, n5, n3, n2, a14"), "{e}");
 }
 
