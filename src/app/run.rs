@@ -12,6 +12,8 @@ use crate::map::{self, Policy};
 use crate::model::{
     Batch, Footprint, ModelError, ModelSpec, Parallelism, Precision, Routing, build_iteration,
 };
+/// A run report's renderings: table, JSON, CSV, Markdown.
+pub use crate::report::{Format, render};
 use crate::report::{MemoryUse, RunInputs, RunReport};
 use crate::sim::serving::ServingError;
 

@@ -1,16 +1,15 @@
 //! The arguments of each command (clap), and their conversion into the library's specs.
 
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, ValueEnum};
 
+use dyad::app::run::Format;
 use dyad::app::run::{Phase, RunSpec, ServeSpec};
 use dyad::hw::Timing;
 use dyad::map::Policy;
 use dyad::names::parse_name;
-use dyad::report::Format;
 use dyad::work::Dtype;
 
 /// A parser for a closed set of names: the possible values and their help come from the
@@ -24,31 +23,6 @@ fn named<T: Copy + Send + Sync + 'static>(
             .map(|(_, n, h)| PossibleValue::new(*n).help(*h)),
     )
     .try_map(move |s| parse_name("value", table, &s))
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-pub(super) enum FormatArg {
-    Table,
-    Json,
-    Csv,
-    Md,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-pub(super) enum TimingArg {
-    /// Device kernel time (CUDA graphs; profiler kernel durations).
-    Kernel,
-    /// Host wall time per call: kernel time plus host dispatch overhead.
-    Host,
-}
-
-impl From<TimingArg> for Timing {
-    fn from(t: TimingArg) -> Self {
-        match t {
-            TimingArg::Kernel => Timing::Kernel,
-            TimingArg::Host => Timing::Host,
-        }
-    }
 }
 
 #[derive(Args, Clone)]
@@ -76,7 +50,7 @@ pub(super) struct ModelArgs {
     pub(super) tp: Option<u64>,
     /// Mapping policy: all-xpu, dispatch (each op on the faster unit) or duplex (dispatch plus
     /// expert co-processing); the last two need an arch with PIM units.
-    #[arg(long, default_value = "all-xpu", value_parser = Policy::from_str)]
+    #[arg(long, default_value = "all-xpu", value_parser = named(&Policy::TABLE))]
     pub(super) policy: Policy,
 }
 
@@ -109,11 +83,12 @@ pub(super) struct RunArgs {
     /// Write a Chrome/Perfetto trace of the serving run (Trace Event Format JSON).
     #[arg(long, requires = "serving")]
     pub(super) trace: Option<PathBuf>,
-    #[arg(long, value_enum, default_value = "table")]
-    pub(super) format: FormatArg,
+    /// Output format.
+    #[arg(long, default_value = "table", value_parser = named(&Format::TABLE))]
+    pub(super) format: Format,
     /// Which clock op times are read from.
-    #[arg(long, value_enum, default_value = "kernel")]
-    pub(super) timing: TimingArg,
+    #[arg(long, default_value = "kernel", value_parser = named(&Timing::TABLE))]
+    pub(super) timing: Timing,
     /// Write the report here instead of standard output.
     #[arg(long)]
     pub(super) out: Option<PathBuf>,
@@ -135,8 +110,9 @@ pub(super) struct CostArgs {
     /// Arch TOML file, or a built-in name.
     #[arg(long, default_value = "arch/h100.toml")]
     pub(super) arch: PathBuf,
-    #[arg(long, value_enum, default_value = "kernel")]
-    pub(super) timing: TimingArg,
+    /// Which clock op times are read from.
+    #[arg(long, default_value = "kernel", value_parser = named(&Timing::TABLE))]
+    pub(super) timing: Timing,
     /// Write the CSV here instead of standard output.
     #[arg(long)]
     pub(super) out: Option<PathBuf>,
@@ -176,7 +152,7 @@ pub(super) struct ValidateArgs {
     #[arg(long, default_value = "workloads/models/mixtral-8x7b.json")]
     pub(super) model: PathBuf,
     /// Mapping policies to check (comma-separated); all of them by default.
-    #[arg(long, value_delimiter = ',', value_parser = Policy::from_str)]
+    #[arg(long, value_delimiter = ',', value_parser = named(&Policy::TABLE))]
     pub(super) policy: Vec<Policy>,
     /// Arch file or built-in name whose costs the policies place ops by (its PIM gets the ops
     /// they pick).
@@ -238,7 +214,7 @@ pub(super) struct PpaArgs {
 impl RunArgs {
     /// The iteration this runs (without `--serving`).
     pub(super) fn spec(&self) -> RunSpec {
-        self.model.spec(self.timing.into())
+        self.model.spec(self.timing)
     }
 
     /// The serving run this runs, with `--serving`.
@@ -247,18 +223,7 @@ impl RunArgs {
             scenario,
             seed: self.seed,
             trace: self.trace.clone(),
-            format: self.format.into(),
-        }
-    }
-}
-
-impl From<FormatArg> for Format {
-    fn from(f: FormatArg) -> Self {
-        match f {
-            FormatArg::Table => Format::Table,
-            FormatArg::Json => Format::Json,
-            FormatArg::Csv => Format::Csv,
-            FormatArg::Md => Format::Md,
+            format: self.format,
         }
     }
 }
@@ -276,7 +241,7 @@ impl CostArgs {
         dyad::app::cost::CostSpec {
             input: self.input.clone(),
             arch: self.arch.clone(),
-            timing: self.timing.into(),
+            timing: self.timing,
         }
     }
 }

@@ -108,7 +108,7 @@ fn dispatch(cli: Cli) -> Result<(), AppError> {
 fn run(a: &args::RunArgs) -> Result<(), AppError> {
     let text = match &a.serving {
         Some(p) => app::run::serve(&a.serve_spec(p.clone()))?,
-        None => dyad::report::render(&app::run::run(&a.spec())?, a.format.into()),
+        None => app::run::render(&app::run::run(&a.spec())?, a.format),
     };
     write_out(a.out.as_deref(), &text)
 }

@@ -95,6 +95,22 @@ pub enum Timing {
     Host,
 }
 
+impl Timing {
+    /// Each clock with its name in flags and a line of help: the only list.
+    pub const TABLE: [(Timing, &'static str, &'static str); 2] = [
+        (
+            Timing::Kernel,
+            "kernel",
+            "device kernel time (CUDA graphs; profiler kernel durations)",
+        ),
+        (
+            Timing::Host,
+            "host",
+            "host wall time per call: kernel time plus host dispatch overhead",
+        ),
+    ];
+}
+
 /// Why an op cannot be priced on a system.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum CostError {

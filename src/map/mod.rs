@@ -32,11 +32,19 @@ pub enum Policy {
 }
 
 impl Policy {
-    /// Every policy with its name in files and flags: the only list.
-    pub const TABLE: [(Policy, &'static str); 3] = [
-        (Policy::AllXpu, "all-xpu"),
-        (Policy::Dispatch, "dispatch"),
-        (Policy::Duplex, "duplex"),
+    /// Every policy with its name in files and flags and a line of help: the only list.
+    pub const TABLE: [(Policy, &'static str, &'static str); 3] = [
+        (Policy::AllXpu, "all-xpu", "every op on the xPU"),
+        (
+            Policy::Dispatch,
+            "dispatch",
+            "each op on the unit that runs it faster (low Op/B to PIM)",
+        ),
+        (
+            Policy::Duplex,
+            "duplex",
+            "dispatch plus expert co-processing between the xPU and PIM",
+        ),
     ];
     /// The names of [`Policy::TABLE`], in its order.
     pub const NAMES: [&'static str; 3] = [Self::TABLE[0].1, Self::TABLE[1].1, Self::TABLE[2].1];
@@ -47,8 +55,8 @@ impl Policy {
     pub fn name(self) -> &'static str {
         Self::TABLE
             .iter()
-            .find(|(p, _)| *p == self)
-            .map_or("all-xpu", |(_, n)| *n)
+            .find(|(p, ..)| *p == self)
+            .map_or("all-xpu", |(_, n, _)| *n)
     }
 
     /// Whether the xPU and PIM run concurrently (one stream per unit) rather than in turn.
@@ -71,8 +79,8 @@ impl FromStr for Policy {
     fn from_str(s: &str) -> Result<Self, UnknownPolicy> {
         Self::TABLE
             .iter()
-            .find(|(_, n)| *n == s)
-            .map(|(p, _)| *p)
+            .find(|(_, n, _)| *n == s)
+            .map(|(p, ..)| *p)
             .ok_or_else(|| UnknownPolicy { name: s.into() })
     }
 }

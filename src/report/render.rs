@@ -17,6 +17,24 @@ pub enum Format {
     Md,
 }
 
+impl Format {
+    /// Each format with its name in flags and a line of help: the only list.
+    pub const TABLE: [(Format, &'static str, &'static str); 4] = [
+        (Format::Table, "table", "aligned text for a terminal"),
+        (
+            Format::Json,
+            "json",
+            "pretty-printed JSON of the whole report",
+        ),
+        (
+            Format::Csv,
+            "csv",
+            "one CSV row per op (single iterations only)",
+        ),
+        (Format::Md, "md", "Markdown tables"),
+    ];
+}
+
 /// Renders `r` in `format`.
 pub fn render(r: &RunReport, format: Format) -> String {
     match format {

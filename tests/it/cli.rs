@@ -514,3 +514,50 @@ fn duplex_co_processes_experts_on_logic_pim_and_the_xpu() {
     );
     assert!(experts.iter().all(|x| x.5 == "pass" && x.3 == x.4));
 }
+
+/// Exit status 3 is a bug in dyad, not the user's input: the hidden command that fails as a bug
+/// would ends with 3 and says so.
+#[test]
+fn an_internal_error_exits_3() {
+    let r = dyad(&["internal-error"]);
+    assert_eq!(r.status, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("internal error (a bug in dyad)"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// `dyad run | head -1`: standard output closed after the first line ends the run quietly with
+/// status 0, not with "Broken pipe" and status 2.
+#[test]
+fn a_closed_standard_output_ends_quietly_with_0() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    // The serving report of the default comparison is long; the first line comes early.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dyad"))
+        .args(["run", "--format", "json"])
+        .current_dir(crate::util::ROOT)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first.trim(), "{");
+    // The reader is dropped here: the pipe is closed with most of the report unwritten.
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
