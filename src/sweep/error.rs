@@ -192,3 +192,51 @@ pub enum SweepError {
         error: String,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_read_as_before() {
+        let e = SweepError::BadShard { k: 3, n: 2 };
+        assert_eq!(e.to_string(), "--shard 3/2: need 1 <= K <= N");
+        let e = SweepError::ResumeForeignPoint {
+            jsonl: "o/shard-1-of-2.jsonl".into(),
+            index: 7,
+            shard: true,
+        };
+        assert_eq!(
+            e.to_string(),
+            "o/shard-1-of-2.jsonl: point 7 is not a point of this sweep shard; was it written by \
+             another sweep file or shard?"
+        );
+        let e = SweepError::MergeEditedPoint {
+            file: "a.jsonl".into(),
+            index: 2,
+            sweep: "s.toml".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "a.jsonl: point 2 has other values than s.toml gives it"
+        );
+        let e = SweepError::WhichPoint {
+            file: "p.jsonl".into(),
+            points: 48,
+        };
+        assert_eq!(
+            e.to_string(),
+            "p.jsonl: holds 48 points; name one as p.jsonl#N"
+        );
+    }
+
+    #[test]
+    fn the_cause_is_in_the_message_not_repeated_as_a_source() {
+        let e = SweepError::Read {
+            path: "x.jsonl".into(),
+            error: std::io::Error::new(std::io::ErrorKind::NotFound, "gone"),
+        };
+        assert_eq!(e.to_string(), "x.jsonl: cannot read: gone");
+        assert!(std::error::Error::source(&e).is_none());
+    }
+}

@@ -2,8 +2,9 @@
 //! shardable, with Pareto fronts, CSV and plots; and `compare`, which sets reports side by side.
 //!
 //! One idea per file: `range` (the value grammar), `constraint`, `file` (the sweep file and how a
-//! value reaches the loaders), `error` (what stops a sweep), `runner` (parallel runs, JSONL, resume, shards, merge),
-//! `output` (CSV, Pareto front, plots), `compare`.
+//! value reaches the loaders), `error` (what stops a sweep), `runner` (parallel runs, JSONL,
+//! resume, shards, merge), `output` (CSV, Pareto front, plots), `iteration` (one point's
+//! roofline and layers), `compare`.
 //!
 //! *Reads the sweep file and the JSON files it compares, and writes its outputs; every model
 //! input still goes through `config`.*
