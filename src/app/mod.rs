@@ -20,6 +20,7 @@ use crate::config::ConfigError;
 use crate::hw::CostError;
 use crate::sim::iteration::IterError;
 use crate::sim::serving::ServingError;
+use crate::sweep::SweepError;
 
 /// How a command ended, as the process reports it. The numbers are the exit statuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +78,7 @@ pub enum AppError {
     /// `dyad sweep`, `merge` and `compare`.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Sweep(#[from] crate::sweep::SweepError),
+    Sweep(#[from] SweepError),
     /// `dyad merge` found points in no shard.
     #[error(
         "{missing} points are in no shard (first: {first:?}); run the missing shards and merge again"
@@ -124,10 +125,11 @@ impl AppError {
             | AppError::Cost { .. }
             | AppError::Accuracy(_)
             | AppError::Validate(_)
-            | AppError::Sweep(_)
             | AppError::MissingShards { .. }
             | AppError::Usage(_) => Status::BadInput,
             AppError::Run(e) => e.status(),
+            AppError::Sweep(SweepError::Json(_) | SweepError::CsvText(_)) => Status::Internal,
+            AppError::Sweep(_) => Status::BadInput,
             AppError::Serving { source, .. } => serving_status(source),
             AppError::Reproduce(e) => e.status(),
             AppError::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe => Status::Ok,

@@ -10,7 +10,9 @@ use super::{SweepError, flatten};
 /// One report, flattened to numeric leaves.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Flat {
+    /// The argument it was read from (`FILE.json`, `FILE.jsonl#N`).
     pub label: String,
+    /// Numeric leaves by dotted path.
     pub values: BTreeMap<String, f64>,
 }
 
@@ -19,41 +21,31 @@ pub struct Flat {
 pub fn load(arg: &str) -> Result<Flat, SweepError> {
     let (file, point) = match arg.rsplit_once('#') {
         Some((f, n)) => {
-            let n: usize = n
-                .parse()
-                .map_err(|_| SweepError::Input(format!("{arg}: `#{n}` is not a point number")))?;
+            let n: usize = n.parse().map_err(|_| SweepError::BadPointNumber {
+                arg: arg.to_string(),
+                n: n.to_string(),
+            })?;
             (f, Some(n))
         }
         None => (arg, None),
     };
     let path = Path::new(file);
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| SweepError::Input(format!("{file}: cannot read: {e}")))?;
-    let bad = |e: serde_json::Error| SweepError::Input(format!("{file}: not JSON: {e}"));
+    let text = std::fs::read_to_string(path).map_err(|error| SweepError::Read {
+        path: path.to_path_buf(),
+        error,
+    })?;
     let v: serde_json::Value = if file.ends_with(".jsonl") || point.is_some() {
-        let recs = super::runner::read_records(path)?;
-        let r = match point {
-            Some(n) => recs
-                .into_iter()
-                .find(|r| r.index == n)
-                .ok_or_else(|| SweepError::Input(format!("{file}: no point {n}")))?,
-            None if recs.len() == 1 => recs.into_iter().next().expect("one record"),
-            None => {
-                return Err(SweepError::Input(format!(
-                    "{file}: holds {} points; name one as {file}#N",
-                    recs.len()
-                )));
-            }
-        };
-        if let Some(e) = &r.error {
-            return Err(SweepError::Input(format!("{arg}: the point failed: {e}")));
-        }
-        serde_json::json!({ "values": r.values, "serving": r.metrics })
+        sweep_point(arg, file, point)?
     } else {
-        serde_json::from_str(&text).map_err(bad)?
+        serde_json::from_str(&text).map_err(|error| SweepError::NotJson {
+            file: file.to_string(),
+            error,
+        })?
     };
     if !v.is_object() {
-        return Err(SweepError::Input(format!("{file}: expected a JSON object")));
+        return Err(SweepError::NotAnObject {
+            file: file.to_string(),
+        });
     }
     // A serving report's metrics and a sweep point's line up under the same names.
     let mut values = flatten(&v);
@@ -62,6 +54,39 @@ pub fn load(arg: &str) -> Result<Flat, SweepError> {
         label: arg.to_string(),
         values,
     })
+}
+
+/// Point `point` of the JSONL `file` (its only point when `None`) as `{values, serving}`.
+fn sweep_point(
+    arg: &str,
+    file: &str,
+    point: Option<usize>,
+) -> Result<serde_json::Value, SweepError> {
+    let recs = super::runner::read_records(Path::new(file))?;
+    let r = match point {
+        Some(n) => {
+            recs.into_iter()
+                .find(|r| r.index == n)
+                .ok_or_else(|| SweepError::NoSuchPoint {
+                    file: file.to_string(),
+                    index: n,
+                })?
+        }
+        None if recs.len() == 1 => recs.into_iter().next().expect("one record"),
+        None => {
+            return Err(SweepError::WhichPoint {
+                file: file.to_string(),
+                points: recs.len(),
+            });
+        }
+    };
+    if let Some(e) = &r.error {
+        return Err(SweepError::FailedPoint {
+            arg: arg.to_string(),
+            error: e.clone(),
+        });
+    }
+    Ok(serde_json::json!({ "values": r.values, "serving": r.metrics }))
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
@@ -99,6 +124,38 @@ pub fn render(reports: &[Flat], top: Option<usize>) -> String {
         return s;
     };
     let keys: BTreeSet<&String> = reports.iter().flat_map(|r| r.values.keys()).collect();
+    let rows = movers(first, rest, &keys);
+    let unchanged = keys.len() - rows.len();
+    let shown = top.unwrap_or(usize::MAX).min(rows.len());
+    let _ = writeln!(
+        s,
+        "{} metrics differ ({} shown, largest movers first; ratios are to the first report); {} other values are equal.\n",
+        rows.len(),
+        shown,
+        unchanged
+    );
+    metric_table(&mut s, reports, &rows[..shown]);
+    // Per-layer deltas: layer times of run reports.
+    let layer_keys: Vec<&String> = keys
+        .iter()
+        .filter(|k| k.starts_with("layers[") && k.ends_with("].time_s"))
+        .copied()
+        .collect();
+    if !layer_keys.is_empty() && !rest.is_empty() {
+        layer_table(&mut s, first, rest, layer_keys, top);
+    }
+    s
+}
+
+/// Largest first, then by name.
+fn by_size_then_name(a: &(f64, &String), b: &(f64, &String)) -> std::cmp::Ordering {
+    b.0.partial_cmp(&a.0)
+        .unwrap_or(std::cmp::Ordering::Equal)
+        .then(a.1.cmp(b.1))
+}
+
+/// The metrics (not layer or op entries) that move, each with its movement, largest first.
+fn movers<'a>(first: &Flat, rest: &[Flat], keys: &BTreeSet<&'a String>) -> Vec<(f64, &'a String)> {
     let mut rows: Vec<(f64, &String)> = keys
         .iter()
         .filter(|k| !k.starts_with("layers[") && !k.starts_with("ops["))
@@ -108,13 +165,19 @@ pub fn render(reports: &[Flat], top: Option<usize>) -> String {
         })
         .filter(|(m, _)| *m > 0.0)
         .collect();
-    rows.sort_by(|a, b| {
-        b.0.partial_cmp(&a.0)
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then(a.1.cmp(b.1))
-    });
-    let unchanged = keys.len() - rows.len();
-    let shown = top.unwrap_or(usize::MAX).min(rows.len());
+    rows.sort_by(by_size_then_name);
+    rows
+}
+
+/// A Markdown table's header and rule.
+fn header(s: &mut String, head: &[String]) {
+    let _ = writeln!(s, "| {} |", head.join(" | "));
+    let _ = writeln!(s, "|{}", head.iter().map(|_| "---|").collect::<String>());
+}
+
+/// The metric table: each report's value, and each later one's ratio to the first.
+fn metric_table(s: &mut String, reports: &[Flat], rows: &[(f64, &String)]) {
+    let (first, rest) = (&reports[0], &reports[1..]);
     let mut head = vec!["metric".to_string()];
     for (i, r) in reports.iter().enumerate() {
         head.push(r.label.clone());
@@ -122,16 +185,8 @@ pub fn render(reports: &[Flat], top: Option<usize>) -> String {
             head.push(format!("ratio {}", i + 1));
         }
     }
-    let _ = writeln!(
-        s,
-        "{} metrics differ ({} shown, largest movers first; ratios are to the first report); {} other values are equal.\n",
-        rows.len(),
-        shown,
-        unchanged
-    );
-    let _ = writeln!(s, "| {} |", head.join(" | "));
-    let _ = writeln!(s, "|{}", head.iter().map(|_| "---|").collect::<String>());
-    for (_, k) in rows.iter().take(shown) {
+    header(s, &head);
+    for (_, k) in rows {
         let a = first.values.get(*k).copied();
         let mut row = vec![(*k).clone(), num(a)];
         for r in rest {
@@ -144,56 +199,53 @@ pub fn render(reports: &[Flat], top: Option<usize>) -> String {
         }
         let _ = writeln!(s, "| {} |", row.join(" | "));
     }
-    // Per-layer deltas: layer times of run reports.
-    let layer_keys: Vec<&String> = keys
-        .iter()
-        .filter(|k| k.starts_with("layers[") && k.ends_with("].time_s"))
-        .copied()
+}
+
+/// The per-layer table: layer times, largest change first (at most `top` rows), with each
+/// later report's delta to the first.
+fn layer_table(
+    s: &mut String,
+    first: &Flat,
+    rest: &[Flat],
+    layer_keys: Vec<&String>,
+    top: Option<usize>,
+) {
+    let mut layers: Vec<(f64, &String)> = layer_keys
+        .into_iter()
+        .map(|k| {
+            let a = first.values.get(k).copied().unwrap_or(0.0);
+            let d = rest
+                .iter()
+                .map(|r| (r.values.get(k).copied().unwrap_or(0.0) - a).abs())
+                .fold(0.0, f64::max);
+            (d, k)
+        })
         .collect();
-    if !layer_keys.is_empty() && !rest.is_empty() {
-        let mut layers: Vec<(f64, &String)> = layer_keys
-            .into_iter()
-            .map(|k| {
-                let a = first.values.get(k).copied().unwrap_or(0.0);
-                let d = rest
-                    .iter()
-                    .map(|r| (r.values.get(k).copied().unwrap_or(0.0) - a).abs())
-                    .fold(0.0, f64::max);
-                (d, k)
-            })
-            .collect();
-        layers.sort_by(|a, b| {
-            b.0.partial_cmp(&a.0)
-                .unwrap_or(std::cmp::Ordering::Equal)
-                .then(a.1.cmp(b.1))
-        });
-        let _ = writeln!(
-            s,
-            "\nPer-layer time, largest change first (delta = report − first, in s):\n"
-        );
-        let mut head = vec!["layer".to_string(), format!("{} (s)", first.label)];
-        for (i, r) in rest.iter().enumerate() {
-            head.push(format!("{} (s)", r.label));
-            head.push(format!("delta {}", i + 2));
-        }
-        let _ = writeln!(s, "| {} |", head.join(" | "));
-        let _ = writeln!(s, "|{}", head.iter().map(|_| "---|").collect::<String>());
-        for (_, k) in layers.iter().take(top.unwrap_or(usize::MAX)) {
-            let a = first.values.get(*k).copied();
-            let name = k.trim_start_matches("layers[").trim_end_matches("].time_s");
-            let mut row = vec![name.to_string(), num(a)];
-            for r in rest {
-                let b = r.values.get(*k).copied();
-                row.push(num(b));
-                row.push(match (a, b) {
-                    (Some(a), Some(b)) => format!("{:+.6}", b - a),
-                    _ => "—".into(),
-                });
-            }
-            let _ = writeln!(s, "| {} |", row.join(" | "));
-        }
+    layers.sort_by(by_size_then_name);
+    let _ = writeln!(
+        s,
+        "\nPer-layer time, largest change first (delta = report − first, in s):\n"
+    );
+    let mut head = vec!["layer".to_string(), format!("{} (s)", first.label)];
+    for (i, r) in rest.iter().enumerate() {
+        head.push(format!("{} (s)", r.label));
+        head.push(format!("delta {}", i + 2));
     }
-    s
+    header(s, &head);
+    for (_, k) in layers.iter().take(top.unwrap_or(usize::MAX)) {
+        let a = first.values.get(*k).copied();
+        let name = k.trim_start_matches("layers[").trim_end_matches("].time_s");
+        let mut row = vec![name.to_string(), num(a)];
+        for r in rest {
+            let b = r.values.get(*k).copied();
+            row.push(num(b));
+            row.push(match (a, b) {
+                (Some(a), Some(b)) => format!("{:+.6}", b - a),
+                _ => "—".into(),
+            });
+        }
+        let _ = writeln!(s, "| {} |", row.join(" | "));
+    }
 }
 
 #[cfg(test)]

@@ -14,16 +14,22 @@ use nom::{IResult, Parser};
 /// One side of a comparison.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Operand {
+    /// A number as written.
     Number(f64),
+    /// An axis key or a metric.
     Name(String),
 }
 
 /// A comparison between two operands.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Constraint {
+    /// The constraint as written.
     pub text: String,
+    /// The left side.
     pub lhs: Operand,
+    /// The comparison: one of `<=`, `>=`, `==`, `!=`, `<`, `>`.
     pub op: &'static str,
+    /// The right side.
     pub rhs: Operand,
     /// Names a metric, so it can only be judged after the point runs.
     pub needs_metrics: bool,
@@ -54,17 +60,45 @@ fn op(i: &str) -> IResult<&str, &str> {
     .parse(i)
 }
 
+/// Why a constraint cannot be read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConstraintError {
+    /// Not of the form `A OP B`.
+    #[error(
+        "constraint \"{text}\": expected `A OP B` with OP one of <= >= < > == != \
+         and A, B numbers, axis keys or metrics"
+    )]
+    Syntax {
+        /// The constraint as written.
+        text: String,
+    },
+    /// A name that is neither an axis key nor a metric.
+    #[error(
+        "constraint \"{text}\": `{name}` is neither an axis key ({}) nor a metric",
+        axes.join(", ")
+    )]
+    UnknownName {
+        /// The constraint as written.
+        text: String,
+        /// The name it uses.
+        name: String,
+        /// The sweep's axis keys.
+        axes: Vec<String>,
+    },
+}
+
 impl Constraint {
     /// Reads `text`; every name must be one of `axes` or `metrics`.
-    pub fn parse(text: &str, axes: &[&str], metrics: &[String]) -> Result<Constraint, String> {
+    pub fn parse(
+        text: &str,
+        axes: &[&str],
+        metrics: &[String],
+    ) -> Result<Constraint, ConstraintError> {
         let (_, (lhs, op, rhs)) =
             all_consuming((operand, op, operand))
                 .parse(text)
-                .map_err(|_| {
-                    format!(
-                        "constraint \"{text}\": expected `A OP B` with OP one of <= >= < > == != \
-                     and A, B numbers, axis keys or metrics"
-                    )
+                .map_err(|_| ConstraintError::Syntax {
+                    text: text.to_string(),
                 })?;
         let mut needs_metrics = false;
         for o in [&lhs, &rhs] {
@@ -72,10 +106,11 @@ impl Constraint {
                 if metrics.iter().any(|m| m == n) {
                     needs_metrics = true;
                 } else if !axes.contains(&n.as_str()) {
-                    return Err(format!(
-                        "constraint \"{text}\": `{n}` is neither an axis key ({}) nor a metric",
-                        axes.join(", ")
-                    ));
+                    return Err(ConstraintError::UnknownName {
+                        text: text.to_string(),
+                        name: n.clone(),
+                        axes: axes.iter().map(|a| (*a).to_string()).collect(),
+                    });
                 }
             }
         }
@@ -126,7 +161,20 @@ mod tests {
         assert_eq!(c.check(&|_| None), None);
         assert_eq!(c.check(&|_| Some(1.5)), Some(false));
         let e = Constraint::parse("tpp < 3", &["tp"], &m).unwrap_err();
-        assert!(e.contains("`tpp` is neither"), "{e}");
-        assert!(Constraint::parse("tp <> 3", &["tp"], &m).is_err());
+        assert!(
+            matches!(&e, ConstraintError::UnknownName { name, .. } if name == "tpp"),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "constraint \"tpp < 3\": `tpp` is neither an axis key (tp) nor a metric"
+        );
+        let e = Constraint::parse("tp <> 3", &["tp"], &m).unwrap_err();
+        assert!(matches!(e, ConstraintError::Syntax { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "constraint \"tp <> 3\": expected `A OP B` with OP one of <= >= < > == != and A, B \
+             numbers, axis keys or metrics"
+        );
     }
 }

@@ -20,6 +20,7 @@
 //! caught when the sweep file is read, with the valid keys nearby.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -52,41 +53,55 @@ struct RawAxis {
 /// Whether an objective is maximised or minimised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sense {
+    /// Larger is better (`max METRIC`).
     Max,
+    /// Smaller is better (`min METRIC`).
     Min,
 }
 
 /// One objective: a metric and its sense.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Objective {
+    /// A metric's flattened name, or an axis key.
     pub metric: String,
+    /// Whether it is maximised or minimised.
     pub sense: Sense,
 }
 
 /// One axis: a key path and its values.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Axis {
+    /// The dotted key (`arch.pim.modules`, `batching.max_batch`).
     pub key: String,
+    /// Its values in order, as TOML values set into the files.
     pub values: Vec<toml::Value>,
 }
 
 /// A design point: its index in the full grid and the value of each axis.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Point {
+    /// Its index in the full grid (before constraints), which names it in every output.
     pub index: usize,
+    /// Each axis's key and value, in file order.
     pub values: Vec<(String, toml::Value)>,
 }
 
 /// A sweep file, read and checked.
 #[derive(Debug, Clone)]
 pub struct Sweep {
+    /// The sweep file.
     pub path: PathBuf,
+    /// The base scenario it names.
     pub scenario_path: PathBuf,
     scenario: toml::Table,
     arch: toml::Table,
+    /// The axes, in file order (the last varies fastest).
     pub axes: Vec<Axis>,
+    /// Whether the axes are zipped (`combine = "zip"`) rather than crossed.
     pub zip: bool,
+    /// The objectives of the Pareto front.
     pub objectives: Vec<Objective>,
+    /// The constraints, over axis keys and metrics.
     pub constraints: Vec<Constraint>,
     /// The scenario's own seed (0 when unset), from which each point's seed is drawn.
     pub base_seed: u64,
@@ -178,10 +193,15 @@ fn nearby(key: &str, valid: &[String]) -> Vec<String> {
     Vec::new()
 }
 
-impl Sweep {
-    /// Reads a sweep file, its base scenario and arch, and checks every key, range, constraint
-    /// and objective, pointing at the sweep file's line for each mistake.
-    pub fn load(path: &Path) -> Result<Sweep, ConfigError> {
+/// The sweep file's text, kept so that an error can point into it.
+struct SweepText<'a> {
+    path: &'a Path,
+    text: Arc<str>,
+}
+
+impl<'a> SweepText<'a> {
+    /// Reads and parses the sweep file.
+    fn read(path: &'a Path) -> Result<(SweepText<'a>, RawSweep), ConfigError> {
         let text: Arc<str> = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::file(path, format!("cannot read the file: {e}")))?
             .into();
@@ -189,110 +209,158 @@ impl Sweep {
             Some(s) => ConfigError::at(path, &text, s, e.message().trim()),
             None => ConfigError::file(path, e.message().trim()),
         })?;
-        let at =
-            |span: std::ops::Range<usize>, msg: String| ConfigError::at(path, &text, span, msg);
-        let scenario_path = path
+        Ok((SweepText { path, text }, raw))
+    }
+
+    /// An error at `span` of the sweep file.
+    fn at(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
+        ConfigError::at(self.path, &self.text, span, message)
+    }
+}
+
+/// The files a sweep edits: the base scenario's table and its arch's `extends` chain.
+struct Base {
+    scenario_path: PathBuf,
+    scenario: toml::Table,
+    chain: Vec<(PathBuf, toml::Table)>,
+}
+
+impl Base {
+    /// Loads the scenario the sweep file names (relative to the sweep file) and its arch chain.
+    /// The base must load on its own: its mistakes are its own file's, not the sweep's.
+    fn load(src: &SweepText, scenario: &Spanned<String>) -> Result<Base, ConfigError> {
+        let scenario_path = src
+            .path
             .parent()
             .unwrap_or(Path::new(""))
-            .join(raw.scenario.get_ref());
+            .join(scenario.get_ref());
         let stext = config::source_text(&scenario_path)
-            .map_err(|e| at(raw.scenario.span(), format!("scenario: {e}")))?;
-        // The base must load on its own: its mistakes are its own file's, not the sweep's.
+            .map_err(|e| src.at(scenario.span(), format!("scenario: {e}")))?;
         config::load_scenario_with(&scenario_path, stext.clone(), None)?;
-        let scenario: toml::Table = toml::from_str(&stext)
+        let table: toml::Table = toml::from_str(&stext)
             .map_err(|e| ConfigError::file(&scenario_path, e.message().trim()))?;
         let arch_path = config::scenario_arch_path(&scenario_path, &stext)?;
         let chain = config::arch_tables(&arch_path)?;
-        let arch = chain.first().map(|(_, t)| t.clone()).unwrap_or_default();
-        let valid = valid_keys(&scenario, &chain);
-        let mut axes = Vec::new();
-        if raw.axis.is_empty() {
-            return Err(ConfigError::file(
-                path,
-                "a sweep needs at least one [[axis]]",
-            ));
+        Ok(Base {
+            scenario_path,
+            scenario: table,
+            chain,
+        })
+    }
+
+    /// The value `key` has in the base files: `arch.` keys anywhere in the arch chain (the
+    /// first file that sets it), other keys in the scenario.
+    fn value_of(&self, key: &str) -> Option<&toml::Value> {
+        let parts: Vec<&str> = key.split('.').collect();
+        match parts.split_first() {
+            Some((&"arch", rest)) if !rest.is_empty() => {
+                self.chain.iter().find_map(|(_, t)| lookup(t, rest))
+            }
+            _ => lookup(&self.scenario, &parts),
         }
-        for a in &raw.axis {
-            let key = a.key.get_ref().trim().to_string();
-            let parts: Vec<&str> = key.split('.').collect();
-            let found = match parts.split_first() {
-                Some((&"arch", rest)) if !rest.is_empty() => {
-                    chain.iter().find_map(|(_, t)| lookup(t, rest))
-                }
-                _ => lookup(&scenario, &parts),
-            };
-            match found {
-                None => {
-                    return Err(at(a.key.span(), format!("unknown key `{key}`")).with_help(
-                        format!("valid keys nearby: {}", nearby(&key, &valid).join(", ")),
-                    ));
-                }
-                Some(toml::Value::Table(_)) => {
-                    return Err(at(a.key.span(), format!("`{key}` is a table, not a value"))
-                        .with_help(format!(
-                            "valid keys nearby: {}",
-                            nearby(&key, &valid).join(", ")
-                        )));
-                }
-                Some(_) if key == "arch" || key == "model" || key == "arch.extends" => {
-                    return Err(at(
-                        a.key.span(),
-                        format!("`{key}` names a file; sweep the keys inside it instead"),
-                    ));
-                }
-                Some(_) => {}
-            }
-            if axes.iter().any(|x: &Axis| x.key == key) {
-                return Err(at(a.key.span(), format!("`{key}` is swept twice")));
-            }
-            let values = match a.values.get_ref() {
-                toml::Value::String(s) => {
-                    parse_values(s).map_err(|m| at(a.values.span(), format!("`{key}`: {m}")))?
-                }
-                toml::Value::Array(v) if !v.is_empty() => v.clone(),
-                toml::Value::Array(_) => {
-                    return Err(at(a.values.span(), format!("`{key}`: no values")));
-                }
-                v => vec![v.clone()],
-            };
-            axes.push(Axis { key, values });
+    }
+}
+
+/// The axes in file order, each key checked against the base files and its values expanded.
+fn read_axes(src: &SweepText, raw: &[RawAxis], base: &Base) -> Result<Vec<Axis>, ConfigError> {
+    let valid = valid_keys(&base.scenario, &base.chain);
+    let mut axes: Vec<Axis> = Vec::new();
+    for a in raw {
+        let key = a.key.get_ref().trim().to_string();
+        check_key(src, &a.key, &key, base, &valid)?;
+        if axes.iter().any(|x| x.key == key) {
+            return Err(src.at(a.key.span(), format!("`{key}` is swept twice")));
         }
-        let zip = match raw
-            .combine
-            .as_ref()
-            .map(|c| (c.get_ref().as_str(), c.span()))
-        {
-            None | Some(("product", _)) => false,
-            Some(("zip", span)) => {
-                let n = axes[0].values.len();
-                if let Some(b) = axes.iter().find(|x| x.values.len() != n) {
-                    return Err(at(
-                        span,
-                        format!(
-                            "zip needs axes of one length: `{}` has {n} values, `{}` has {}",
-                            axes[0].key,
-                            b.key,
-                            b.values.len()
-                        ),
-                    ));
-                }
-                true
-            }
-            Some((other, span)) => {
-                return Err(at(
+        let values = axis_values(src, &a.values, &key)?;
+        axes.push(Axis { key, values });
+    }
+    Ok(axes)
+}
+
+/// A key must name a value already set in the base files, and not a file.
+fn check_key(
+    src: &SweepText,
+    spanned: &Spanned<String>,
+    key: &str,
+    base: &Base,
+    valid: &[String],
+) -> Result<(), ConfigError> {
+    let nearby = || format!("valid keys nearby: {}", nearby(key, valid).join(", "));
+    match base.value_of(key) {
+        None => Err(src
+            .at(spanned.span(), format!("unknown key `{key}`"))
+            .with_help(nearby())),
+        Some(toml::Value::Table(_)) => Err(src
+            .at(spanned.span(), format!("`{key}` is a table, not a value"))
+            .with_help(nearby())),
+        Some(_) if key == "arch" || key == "model" || key == "arch.extends" => Err(src.at(
+            spanned.span(),
+            format!("`{key}` names a file; sweep the keys inside it instead"),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// An axis's values: a string in the range grammar, a non-empty array, or a single value.
+fn axis_values(
+    src: &SweepText,
+    values: &Spanned<toml::Value>,
+    key: &str,
+) -> Result<Vec<toml::Value>, ConfigError> {
+    match values.get_ref() {
+        toml::Value::String(s) => {
+            parse_values(s).map_err(|m| src.at(values.span(), format!("`{key}`: {m}")))
+        }
+        toml::Value::Array(v) if !v.is_empty() => Ok(v.clone()),
+        toml::Value::Array(_) => Err(src.at(values.span(), format!("`{key}`: no values"))),
+        v => Ok(vec![v.clone()]),
+    }
+}
+
+/// Whether the axes are zipped (`combine = "zip"`, all of one length) rather than crossed.
+fn read_combine(
+    src: &SweepText,
+    combine: Option<&Spanned<String>>,
+    axes: &[Axis],
+) -> Result<bool, ConfigError> {
+    match combine.map(|c| (c.get_ref().as_str(), c.span())) {
+        None | Some(("product", _)) => Ok(false),
+        Some(("zip", span)) => {
+            let n = axes[0].values.len();
+            match axes.iter().find(|x| x.values.len() != n) {
+                Some(b) => Err(src.at(
                     span,
-                    format!("unknown combine \"{other}\" (valid: product, zip)"),
-                ));
+                    format!(
+                        "zip needs axes of one length: `{}` has {n} values, `{}` has {}",
+                        axes[0].key,
+                        b.key,
+                        b.values.len()
+                    ),
+                )),
+                None => Ok(true),
             }
-        };
-        let metrics = metric_names();
-        let mut objectives = Vec::new();
-        for o in &raw.objectives {
+        }
+        Some((other, span)) => Err(src.at(
+            span,
+            format!("unknown combine \"{other}\" (valid: product, zip)"),
+        )),
+    }
+}
+
+/// The objectives, `max METRIC` or `min METRIC`, each a metric or an axis key.
+fn read_objectives(
+    src: &SweepText,
+    raw: &[Spanned<String>],
+    axes: &[Axis],
+    metrics: &[String],
+) -> Result<Vec<Objective>, ConfigError> {
+    raw.iter()
+        .map(|o| {
             let (sense, metric) = match o.get_ref().trim().split_once(char::is_whitespace) {
                 Some(("max", m)) => (Sense::Max, m.trim()),
                 Some(("min", m)) => (Sense::Min, m.trim()),
                 _ => {
-                    return Err(at(
+                    return Err(src.at(
                         o.span(),
                         format!(
                             "objective \"{}\": write \"max METRIC\" or \"min METRIC\"",
@@ -302,33 +370,68 @@ impl Sweep {
                 }
             };
             if !metrics.iter().any(|m| m == metric) && !axes.iter().any(|a| a.key == metric) {
-                return Err(at(
-                    o.span(),
-                    format!("`{metric}` is neither a metric nor an axis key"),
-                )
-                .with_help(format!("metrics: {}", metrics.join(", "))));
+                return Err(src
+                    .at(
+                        o.span(),
+                        format!("`{metric}` is neither a metric nor an axis key"),
+                    )
+                    .with_help(format!("metrics: {}", metrics.join(", "))));
             }
-            objectives.push(Objective {
+            Ok(Objective {
                 metric: metric.to_string(),
                 sense,
-            });
+            })
+        })
+        .collect()
+}
+
+/// The constraints, each over axis keys and metrics.
+fn read_constraints(
+    src: &SweepText,
+    raw: &[Spanned<String>],
+    axes: &[Axis],
+    metrics: &[String],
+) -> Result<Vec<Constraint>, ConfigError> {
+    let axis_keys: Vec<&str> = axes.iter().map(|a| a.key.as_str()).collect();
+    raw.iter()
+        .map(|c| {
+            Constraint::parse(c.get_ref(), &axis_keys, metrics)
+                .map_err(|m| src.at(c.span(), m.to_string()))
+        })
+        .collect()
+}
+
+impl Sweep {
+    /// Reads a sweep file, its base scenario and arch, and checks every key, range, constraint
+    /// and objective, pointing at the sweep file's line for each mistake.
+    pub fn load(path: &Path) -> Result<Sweep, ConfigError> {
+        let (src, raw) = SweepText::read(path)?;
+        let base = Base::load(&src, &raw.scenario)?;
+        if raw.axis.is_empty() {
+            return Err(ConfigError::file(
+                path,
+                "a sweep needs at least one [[axis]]",
+            ));
         }
-        let axis_keys: Vec<&str> = axes.iter().map(|a| a.key.as_str()).collect();
-        let mut constraints = Vec::new();
-        for c in &raw.constraints {
-            let k = Constraint::parse(c.get_ref(), &axis_keys, &metrics)
-                .map_err(|m| at(c.span(), m))?;
-            constraints.push(k);
-        }
-        let base_seed = scenario
+        let axes = read_axes(&src, &raw.axis, &base)?;
+        let zip = read_combine(&src, raw.combine.as_ref(), &axes)?;
+        let metrics = metric_names();
+        let objectives = read_objectives(&src, &raw.objectives, &axes, &metrics)?;
+        let constraints = read_constraints(&src, &raw.constraints, &axes, &metrics)?;
+        let base_seed = base
+            .scenario
             .get("seed")
             .and_then(toml::Value::as_integer)
             .map_or(0, |s| s as u64);
         Ok(Sweep {
             path: path.to_path_buf(),
-            scenario_path,
-            scenario,
-            arch,
+            scenario_path: base.scenario_path,
+            arch: base
+                .chain
+                .first()
+                .map(|(_, t)| t.clone())
+                .unwrap_or_default(),
+            scenario: base.scenario,
             axes,
             zip,
             objectives,
@@ -392,7 +495,7 @@ impl Sweep {
 
     /// The scenario of a point: the base files with the point's values set, read by the normal
     /// loaders. An error names the point, not a line of the edited text.
-    pub fn scenario(&self, p: &Point) -> Result<crate::sim::serving::Scenario, String> {
+    pub fn scenario(&self, p: &Point) -> Result<crate::sim::serving::Scenario, PointError> {
         let mut s = self.scenario.clone();
         let mut a = self.arch.clone();
         let mut arch_edited = false;
@@ -405,20 +508,47 @@ impl Sweep {
                 set(&mut s, &parts, v.clone());
             }
         }
-        let text = |t: &toml::Table| toml::to_string(t).map_err(|e| e.to_string());
         let arch_text: Option<Arc<str>> = if arch_edited {
-            Some(text(&a)?.into())
+            Some(toml::to_string(&a)?.into())
         } else {
             None
         };
-        let mut sc = config::load_scenario_with(&self.scenario_path, text(&s)?.into(), arch_text)
-            .map_err(|e| {
-            let vals: Vec<String> = p.values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-            format!("point {} ({}): {}", p.index, vals.join(", "), e.message())
-        })?;
+        let text = toml::to_string(&s)?.into();
+        let mut sc =
+            config::load_scenario_with(&self.scenario_path, text, arch_text).map_err(|error| {
+                PointError::Load {
+                    index: p.index,
+                    values: p.values.clone(),
+                    error,
+                }
+            })?;
         sc.seed = self.seed(p);
         Ok(sc)
     }
+}
+
+/// Why a point's scenario cannot be built. The point is recorded as failed; the rest run.
+#[derive(Debug, thiserror::Error)]
+pub enum PointError {
+    /// An edited table does not write back as TOML text.
+    #[error(transparent)]
+    Toml(#[from] toml::ser::Error),
+    /// The loaders reject the point's files (a value out of range, a check between keys).
+    #[error("point {index} ({}): {}", show_values(values), error.message())]
+    Load {
+        /// The point's index in the grid.
+        index: usize,
+        /// The point's axis values.
+        values: Vec<(String, toml::Value)>,
+        /// What the loader found (its message is part of this one's).
+        error: ConfigError,
+    },
+}
+
+/// `key = value, key = value`.
+fn show_values(values: &[(String, toml::Value)]) -> String {
+    let vals: Vec<String> = values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+    vals.join(", ")
 }
 
 /// A point's numeric axis values by key (for constraints).

@@ -6,10 +6,12 @@ use std::path::Path;
 
 use super::SweepError;
 use super::file::{Point, Sweep};
+use crate::hw::CostError;
 use crate::map::cost_iteration;
 use crate::model::{Batch, Routing, build_iteration};
-use crate::report::op_rows;
+use crate::report::{OpResult, op_rows};
 use crate::report::plot::{Roof, RoofPoints, Series, roofline, stacked_bars};
+use crate::sim::serving::Scenario;
 use crate::sim::workload::{LengthDist, Lengths};
 
 fn mean(d: &LengthDist) -> f64 {
@@ -39,29 +41,44 @@ fn typical_kv(l: &Lengths) -> u64 {
 /// full batch (`batching.max_batch` sequences), each with the mean prompt plus half the mean
 /// output of KV cache.
 pub fn iteration_plots(sweep: &Sweep, point: &Point, dir: &Path) -> Result<(), SweepError> {
-    let sc = sweep.scenario(point).map_err(SweepError::Input)?;
+    let sc = sweep.scenario(point)?;
     let kv_len = typical_kv(&sc.lengths);
     let batch = Batch::decode(sc.max_batch, kv_len);
-    let fail = |e: &dyn std::fmt::Display| SweepError::Input(format!("point {}: {e}", point.index));
+    let index = point.index;
     let g = build_iteration(&sc.model, &batch, sc.tp, sc.precision, &Routing::Uniform)
-        .map_err(|e| fail(&e))?;
-    let ops = op_rows(&cost_iteration(&g, &sc.sys, sc.policy, sc.timing).map_err(|e| fail(&e))?);
+        .map_err(|error| SweepError::PlotModel { index, error })?;
+    let cost = |error| SweepError::PlotCost { index, error };
+    let ops = op_rows(&cost_iteration(&g, &sc.sys, sc.policy, sc.timing).map_err(cost)?);
     let label: String = point
         .values
         .iter()
         .map(|(k, v)| format!("{}={v}", k.rsplit('.').next().unwrap_or(k)))
         .collect::<Vec<_>>()
         .join(" ");
+    roofline(
+        &dir.join("roofline.svg"),
+        &format!("Roofline, one decode iteration per device: point {index} ({label})"),
+        &roofs(&sc).map_err(cost)?,
+        &roof_points(&ops),
+    )
+    .map_err(SweepError::Plot)?;
+    let (layers, series) = layer_series(&ops);
+    stacked_bars(
+        &dir.join("layers.svg"),
+        &format!("Time per layer by op class (sum of op times): point {index} ({label})"),
+        &layers,
+        "ms",
+        &series,
+    )
+    .map_err(SweepError::Plot)
+}
 
+/// The roofs: the xPU at the activations' precision, and the PIM units if there are any.
+fn roofs(sc: &Scenario) -> Result<Vec<Roof>, CostError> {
     let external = sc.sys.xpu.memory.bandwidth;
     let mut roofs = vec![Roof {
         name: "xPU".into(),
-        peak: sc
-            .sys
-            .xpu
-            .peak(sc.precision.activations)
-            .map_err(|e| fail(&e))?
-            .value(),
+        peak: sc.sys.xpu.peak(sc.precision.activations)?.value(),
         bandwidth: external.value(),
     }];
     if let Some(p) = &sc.sys.pim {
@@ -71,8 +88,13 @@ pub fn iteration_plots(sweep: &Sweep, point: &Point, dir: &Path) -> Result<(), S
             bandwidth: p.bandwidth(external).value(),
         });
     }
+    Ok(roofs)
+}
+
+/// Each op that does work, at its Op/B and achieved FLOP/s, grouped by the unit that runs it.
+fn roof_points(ops: &[OpResult]) -> Vec<RoofPoints> {
     let mut by_unit: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
-    for o in &ops {
+    for o in ops {
         if o.flops > 0.0 && o.time_s > 0.0 && o.op_b > 0.0 {
             by_unit
                 .entry(o.unit)
@@ -80,28 +102,21 @@ pub fn iteration_plots(sweep: &Sweep, point: &Point, dir: &Path) -> Result<(), S
                 .push((o.op_b, o.flops / o.time_s));
         }
     }
-    let points: Vec<RoofPoints> = by_unit
+    by_unit
         .into_iter()
         .map(|(unit, pts)| RoofPoints {
             name: unit.to_string(),
             points: pts,
         })
-        .collect();
-    roofline(
-        &dir.join("roofline.svg"),
-        &format!(
-            "Roofline, one decode iteration per device: point {} ({label})",
-            point.index
-        ),
-        &roofs,
-        &points,
-    )
-    .map_err(|e| SweepError::Input(e.to_string()))?;
+        .collect()
+}
 
-    // Per layer, the sum of op times by class (xPU and PIM ops may overlap in time).
+/// The layers in order of first appearance, and per op class the sum of its op times in each
+/// layer, in ms (xPU and PIM ops may overlap in time).
+fn layer_series(ops: &[OpResult]) -> (Vec<String>, Vec<Series>) {
     let mut layers: Vec<String> = Vec::new();
     let mut classes: BTreeMap<&str, BTreeMap<String, f64>> = BTreeMap::new();
-    for o in &ops {
+    for o in ops {
         let l = o
             .layer
             .map_or_else(|| "other".to_string(), |l| l.to_string());
@@ -110,7 +125,7 @@ pub fn iteration_plots(sweep: &Sweep, point: &Point, dir: &Path) -> Result<(), S
         }
         *classes.entry(o.class).or_default().entry(l).or_default() += o.time_s * 1e3;
     }
-    let series: Vec<Series> = classes
+    let series = classes
         .into_iter()
         .map(|(c, m)| Series {
             name: c.to_string(),
@@ -120,15 +135,5 @@ pub fn iteration_plots(sweep: &Sweep, point: &Point, dir: &Path) -> Result<(), S
                 .collect(),
         })
         .collect();
-    stacked_bars(
-        &dir.join("layers.svg"),
-        &format!(
-            "Time per layer by op class (sum of op times): point {} ({label})",
-            point.index
-        ),
-        &layers,
-        "ms",
-        &series,
-    )
-    .map_err(|e| SweepError::Input(e.to_string()))
+    (layers, series)
 }

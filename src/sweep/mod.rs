@@ -2,14 +2,16 @@
 //! shardable, with Pareto fronts, CSV and plots; and `compare`, which sets reports side by side.
 //!
 //! One idea per file: `range` (the value grammar), `constraint`, `file` (the sweep file and how a
-//! value reaches the loaders), `runner` (parallel runs, JSONL, resume, shards, merge),
-//! `output` (CSV, Pareto front, plots), `compare`.
+//! value reaches the loaders), `error` (what stops a sweep), `runner` (parallel runs, JSONL,
+//! resume, shards, merge), `output` (CSV, Pareto front, plots), `iteration` (one point's
+//! roofline and layers), `compare`.
 //!
 //! *Reads the sweep file and the JSON files it compares, and writes its outputs; every model
 //! input still goes through `config`.*
 
 pub mod compare;
 pub mod constraint;
+mod error;
 pub mod file;
 pub mod iteration;
 pub mod output;
@@ -18,18 +20,9 @@ pub mod runner;
 
 use std::collections::BTreeMap;
 
-pub use file::{Axis, Objective, Point, Sense, Sweep};
+pub use error::SweepError;
+pub use file::{Axis, Objective, Point, PointError, Sense, Sweep};
 pub use runner::{Record, RunOptions, RunSummary, merge, read_records, run};
-
-/// A sweep failure that is not a single point's: bad files, unwritable outputs.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum SweepError {
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    #[error("{0}")]
-    Input(String),
-}
 
 /// Numeric leaves of a JSON value by dotted path (`serving.ttft_s.p90`, `layers[3].time_s`).
 /// Array items that carry a `name` (ops) or a `layer` number are keyed by it rather than by

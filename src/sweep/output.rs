@@ -98,8 +98,7 @@ pub fn csv(sweep: &Sweep, records: &[Record]) -> Result<String, SweepError> {
     head.extend(["feasible".into(), "pareto".into()]);
     head.extend(metrics.iter().cloned());
     head.push("error".into());
-    let e = |e: csv::Error| SweepError::Input(e.to_string());
-    w.write_record(&head).map_err(e)?;
+    w.write_record(&head)?;
     for r in records {
         let mut row = vec![r.index.to_string(), r.seed.to_string()];
         row.extend(
@@ -117,12 +116,12 @@ pub fn csv(sweep: &Sweep, records: &[Record]) -> Result<String, SweepError> {
                 .map_or_else(String::new, |v| format!("{v}"))
         }));
         row.push(r.error.clone().unwrap_or_default());
-        w.write_record(&row).map_err(e)?;
+        w.write_record(&row)?;
     }
     let bytes = w
         .into_inner()
-        .map_err(|e| SweepError::Input(e.to_string()))?;
-    String::from_utf8(bytes).map_err(|e| SweepError::Input(e.to_string()))
+        .map_err(|e| csv::Error::from(e.into_error()))?;
+    Ok(String::from_utf8(bytes)?)
 }
 
 /// Columns shown beside the objectives in the Pareto table.
@@ -225,7 +224,7 @@ pub fn pareto_plot(sweep: &Sweep, records: &[Record], path: &Path) -> Result<boo
     };
     // A front over more objectives is not a curve in two of them: markers only.
     crate::report::plot::scatter(path, &title, &x.metric, &y.metric, &all, &front, !more)
-        .map_err(|e| SweepError::Input(e.to_string()))?;
+        .map_err(SweepError::Plot)?;
     Ok(true)
 }
 
@@ -234,8 +233,7 @@ pub fn pareto_plot(sweep: &Sweep, records: &[Record], path: &Path) -> Result<boo
 pub fn write_all(sweep: &Sweep, records: &[Record], dir: &Path) -> Result<(), SweepError> {
     let w = |name: &str, text: &str| {
         let p = dir.join(name);
-        std::fs::write(&p, text)
-            .map_err(|e| SweepError::Input(format!("{}: cannot write: {e}", p.display())))
+        std::fs::write(&p, text).map_err(|error| SweepError::Write { path: p, error })
     };
     w("points.csv", &csv(sweep, records)?)?;
     w("pareto.md", &pareto_table(sweep, records))?;

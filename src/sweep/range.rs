@@ -155,118 +155,245 @@ fn value(x: f64, unit: &str, int: bool) -> toml::Value {
     }
 }
 
+/// What is wrong with an axis's values as written. Each variant carries the text it read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RangeError {
+    /// A `{...}` set that does not parse.
+    #[error("cannot read the set \"{text}\" (expected {{a, b, ...}})")]
+    BadSet {
+        /// The values as written.
+        text: String,
+    },
+    /// Neither a range nor a set.
+    #[error(
+        "cannot read \"{text}\" as values: expected a range (1..=8, 1024..=16384 x2, \
+         1 TB/s..=4 TB/s +1 TB/s) or a set ({{a, b}})"
+    )]
+    BadRange {
+        /// The values as written.
+        text: String,
+    },
+    /// The two ends of a range are in different units.
+    #[error(
+        "\"{text}\": mixed units: the range starts in \"{start}\" and ends in \"{end}\"; write both ends in one unit"
+    )]
+    MixedEnds {
+        /// The values as written.
+        text: String,
+        /// The unit of the start.
+        start: String,
+        /// The unit of the end.
+        end: String,
+    },
+    /// An end that is infinite or not a number.
+    #[error("\"{text}\": the ends must be finite numbers")]
+    NotFinite {
+        /// The values as written.
+        text: String,
+    },
+    /// A range that ends before it starts (or `a..a`).
+    #[error(
+        "\"{text}\": empty range: it ends before it starts (write start..=end with start <= end)"
+    )]
+    Empty {
+        /// The values as written.
+        text: String,
+    },
+    /// A geometric factor written with a unit.
+    #[error("\"{text}\": a factor takes no unit (found \"{unit}\")")]
+    FactorUnit {
+        /// The values as written.
+        text: String,
+        /// The unit found on the factor.
+        unit: String,
+    },
+    /// A geometric range whose factor is not above 1 or whose start is not above 0.
+    #[error("\"{text}\": a geometric range needs a factor above 1 and a start above 0")]
+    BadFactor {
+        /// The values as written.
+        text: String,
+    },
+    /// An arithmetic step in another unit than the range.
+    #[error("\"{text}\": mixed units: the range is in \"{unit}\" but the step is in \"{step}\"")]
+    MixedStep {
+        /// The values as written.
+        text: String,
+        /// The unit of the ends.
+        unit: String,
+        /// The unit of the step.
+        step: String,
+    },
+    /// An arithmetic step that is not above 0.
+    #[error("\"{text}\": the step must be above 0")]
+    BadStep {
+        /// The values as written.
+        text: String,
+    },
+    /// More than [`MAX_VALUES`] values.
+    #[error("\"{text}\": more than {MAX_VALUES} values")]
+    TooMany {
+        /// The values as written.
+        text: String,
+    },
+    /// An inclusive range whose step never lands on its end.
+    #[error(
+        "\"{text}\": the step never reaches the end {end}: the last value is {last}; \
+         end the range on a value the step reaches, or write `..` to exclude the end"
+    )]
+    MissesEnd {
+        /// The values as written.
+        text: String,
+        /// The end as written.
+        end: f64,
+        /// The last value the step reaches.
+        last: f64,
+    },
+}
+
 /// Expands one axis's values as written (`1..=8`, `{a, b}`) into TOML values, or says what is
 /// wrong with them.
-pub fn parse_values(text: &str) -> Result<Vec<toml::Value>, String> {
+pub fn parse_values(text: &str) -> Result<Vec<toml::Value>, RangeError> {
+    let text_of = || text.to_string();
     if text.trim_start().starts_with('{') {
         return match all_consuming(set).parse(text) {
             Ok((_, items)) => Ok(items.into_iter().map(scalar).collect()),
-            Err(_) => Err(format!(
-                "cannot read the set \"{text}\" (expected {{a, b, ...}})"
-            )),
+            Err(_) => Err(RangeError::BadSet { text: text_of() }),
         };
     }
     let r = match all_consuming(range).parse(text) {
         Ok((_, r)) => r,
-        Err(_) => {
-            return Err(format!(
-                "cannot read \"{text}\" as values: expected a range (1..=8, 1024..=16384 x2, \
-                 1 TB/s..=4 TB/s +1 TB/s) or a set ({{a, b}})"
-            ));
-        }
+        Err(_) => return Err(RangeError::BadRange { text: text_of() }),
     };
     expand(text, &r)
 }
 
-fn expand(text: &str, r: &RawRange) -> Result<Vec<toml::Value>, String> {
-    let unit = r.start.unit;
-    let mixed = |q: &Qty| q.unit != unit;
-    if mixed(&r.end) {
-        return Err(format!(
-            "\"{text}\": mixed units: the range starts in \"{}\" and ends in \"{}\"; write both ends in one unit",
-            r.start.unit, r.end.unit
-        ));
+/// The values of a parsed range: its ends checked, stepped through, and the end reached.
+fn expand(text: &str, r: &RawRange) -> Result<Vec<toml::Value>, RangeError> {
+    check_ends(text, r)?;
+    let ints = is_int(&r.start) && is_int(&r.end);
+    let (out, int) = match &r.step {
+        Some(Step::Times(f)) => (
+            geometric(text, r, f)?,
+            ints && f.text.parse::<i64>().is_ok(),
+        ),
+        Some(Step::Plus(d)) => {
+            if d.unit != r.start.unit {
+                return Err(RangeError::MixedStep {
+                    text: text.to_string(),
+                    unit: r.start.unit.to_string(),
+                    step: d.unit.to_string(),
+                });
+            }
+            (arithmetic(text, r, d.value)?, ints && is_int(d))
+        }
+        None => (arithmetic(text, r, 1.0)?, ints),
+    };
+    check_count_and_end(text, r, &out)?;
+    Ok(out
+        .into_iter()
+        .map(|x| value(x, r.start.unit, int))
+        .collect())
+}
+
+/// Both ends in one unit, finite, and in order.
+fn check_ends(text: &str, r: &RawRange) -> Result<(), RangeError> {
+    let text = text.to_string();
+    if r.end.unit != r.start.unit {
+        return Err(RangeError::MixedEnds {
+            text,
+            start: r.start.unit.to_string(),
+            end: r.end.unit.to_string(),
+        });
     }
     let (a, b) = (r.start.value, r.end.value);
     if !(a.is_finite() && b.is_finite()) {
-        return Err(format!("\"{text}\": the ends must be finite numbers"));
+        return Err(RangeError::NotFinite { text });
     }
     if b < a || (!r.inclusive && b == a) {
-        return Err(format!(
-            "\"{text}\": empty range: it ends before it starts (write start..=end with start <= end)"
-        ));
+        return Err(RangeError::Empty { text });
     }
-    let mut int = is_int(&r.start) && is_int(&r.end);
+    Ok(())
+}
+
+/// Whether `x` is still inside the range (with a relative tolerance at the end).
+fn within(r: &RawRange, x: f64) -> bool {
+    let b = r.end.value;
+    if r.inclusive {
+        x <= b * (1.0 + 1e-12)
+    } else {
+        x < b * (1.0 - 1e-12)
+    }
+}
+
+/// `start, start·f, start·f², …` while inside the range (one past [`MAX_VALUES`] at most).
+fn geometric(text: &str, r: &RawRange, f: &Qty) -> Result<Vec<f64>, RangeError> {
+    if !f.unit.is_empty() {
+        return Err(RangeError::FactorUnit {
+            text: text.to_string(),
+            unit: f.unit.to_string(),
+        });
+    }
+    let a = r.start.value;
+    if !(f.value > 1.0 && f.value.is_finite() && a > 0.0) {
+        return Err(RangeError::BadFactor {
+            text: text.to_string(),
+        });
+    }
     let mut out = Vec::new();
-    let within = |x: f64| {
-        if r.inclusive {
-            x <= b * (1.0 + 1e-12)
-        } else {
-            x < b * (1.0 - 1e-12)
-        }
-    };
-    match &r.step {
-        Some(Step::Times(f)) => {
-            if !f.unit.is_empty() {
-                return Err(format!(
-                    "\"{text}\": a factor takes no unit (found \"{}\")",
-                    f.unit
-                ));
-            }
-            if !(f.value > 1.0 && f.value.is_finite() && a > 0.0) {
-                return Err(format!(
-                    "\"{text}\": a geometric range needs a factor above 1 and a start above 0"
-                ));
-            }
-            int &= f.text.parse::<i64>().is_ok();
-            let mut x = a;
-            while within(x) {
-                out.push(x);
-                x *= f.value;
-                if out.len() > MAX_VALUES {
-                    break;
-                }
-            }
-        }
-        step => {
-            let d = match step {
-                Some(Step::Plus(d)) => {
-                    if mixed(d) {
-                        return Err(format!(
-                            "\"{text}\": mixed units: the range is in \"{unit}\" but the step is in \"{}\"",
-                            d.unit
-                        ));
-                    }
-                    int &= is_int(d);
-                    d.value
-                }
-                _ => 1.0,
-            };
-            if !(d > 0.0 && d.is_finite()) {
-                return Err(format!("\"{text}\": the step must be above 0"));
-            }
-            let mut k = 0.0;
-            loop {
-                let x = a + k * d;
-                if !within(x) || out.len() > MAX_VALUES {
-                    break;
-                }
-                out.push(x);
-                k += 1.0;
-            }
+    let mut x = a;
+    while within(r, x) {
+        out.push(x);
+        x *= f.value;
+        if out.len() > MAX_VALUES {
+            break;
         }
     }
+    Ok(out)
+}
+
+/// `start + k·d` for k = 0, 1, … while inside the range (one past [`MAX_VALUES`] at most).
+fn arithmetic(text: &str, r: &RawRange, d: f64) -> Result<Vec<f64>, RangeError> {
+    if !(d > 0.0 && d.is_finite()) {
+        return Err(RangeError::BadStep {
+            text: text.to_string(),
+        });
+    }
+    let a = r.start.value;
+    let mut out = Vec::new();
+    let mut k = 0.0;
+    loop {
+        let x = a + k * d;
+        if !within(r, x) || out.len() > MAX_VALUES {
+            break;
+        }
+        out.push(x);
+        k += 1.0;
+    }
+    Ok(out)
+}
+
+/// At most [`MAX_VALUES`] values, and an inclusive range's last value on its end.
+fn check_count_and_end(text: &str, r: &RawRange, out: &[f64]) -> Result<(), RangeError> {
     if out.len() > MAX_VALUES {
-        return Err(format!("\"{text}\": more than {MAX_VALUES} values"));
+        return Err(RangeError::TooMany {
+            text: text.to_string(),
+        });
     }
-    let last = *out.last().expect("a non-empty range has a first value");
+    let b = r.end.value;
+    // A range narrower than the tolerance at its end holds no value at all.
+    let Some(&last) = out.last() else {
+        return Err(RangeError::Empty {
+            text: text.to_string(),
+        });
+    };
     if r.inclusive && (last - b).abs() > 1e-9 * b.abs().max(1.0) {
-        return Err(format!(
-            "\"{text}\": the step never reaches the end {b}: the last value is {last}; \
-             end the range on a value the step reaches, or write `..` to exclude the end"
-        ));
+        return Err(RangeError::MissesEnd {
+            text: text.to_string(),
+            end: b,
+            last,
+        });
     }
-    Ok(out.into_iter().map(|x| value(x, unit, int)).collect())
+    Ok(())
 }
 
 #[cfg(test)]
@@ -325,7 +452,7 @@ mod tests {
 
     #[test]
     fn edge_cases_say_what_is_wrong() {
-        let e = |t: &str| parse_values(t).unwrap_err();
+        let e = |t: &str| parse_values(t).unwrap_err().to_string();
         assert!(e("8..=1").contains("empty range"), "{}", e("8..=1"));
         assert!(e("4..4").contains("empty range"));
         let never = e("1..=10 +4");
@@ -344,5 +471,35 @@ mod tests {
         assert!(e("{}").contains("cannot read the set"));
         assert!(e("{1, 2").contains("cannot read the set"));
         assert!(e("").contains("cannot read"));
+    }
+
+    #[test]
+    fn errors_name_the_case() {
+        let e = |t: &str| parse_values(t).unwrap_err();
+        assert!(matches!(e("8..=1"), RangeError::Empty { .. }));
+        assert!(matches!(
+            e("1..=10 +4"),
+            RangeError::MissesEnd { end, last, .. } if end == 10.0 && last == 9.0
+        ));
+        assert!(matches!(e("1 TB/s..=4 GB/s"), RangeError::MixedEnds { .. }));
+        assert!(matches!(
+            e("1 GB/s..=4 GB/s +1 MB/s"),
+            RangeError::MixedStep { .. }
+        ));
+        assert!(matches!(e("1..=4 x2 TB"), RangeError::FactorUnit { .. }));
+        assert!(matches!(e("1..=1e9"), RangeError::TooMany { .. }));
+        assert!(matches!(e("{1, 2"), RangeError::BadSet { .. }));
+        assert!(matches!(e("1...4"), RangeError::BadRange { .. }));
+        assert_eq!(
+            e("1..=10 +4").to_string(),
+            "\"1..=10 +4\": the step never reaches the end 10: the last value is 9; end the range \
+             on a value the step reaches, or write `..` to exclude the end"
+        );
+    }
+
+    #[test]
+    fn a_range_narrower_than_the_tolerance_is_empty_not_a_panic() {
+        let e = parse_values("1..1.0000000000001").unwrap_err();
+        assert!(matches!(e, RangeError::Empty { .. }), "{e:?}");
     }
 }

@@ -13,21 +13,24 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::file::{Point, Sweep};
+use super::file::{Point, PointError, Sweep};
 use super::{SweepError, flatten};
 use crate::report::serving::ServingReport;
-use crate::sim::serving::simulate;
+use crate::sim::serving::{ServingError, simulate};
 
 /// One finished point, as one line of the JSONL file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
+    /// The point's index in the full grid.
     pub index: usize,
     /// Axis values by key.
     pub values: BTreeMap<String, serde_json::Value>,
+    /// The point's seed ([`Sweep::seed`]).
     pub seed: u64,
     /// The serving metrics, flattened (`ttft_s.p90`); absent when the point failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<BTreeMap<String, f64>>,
+    /// Why the point failed; absent when it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -81,32 +84,50 @@ fn blank(sweep: &Sweep, p: &Point) -> Record {
     }
 }
 
+/// Why one point failed: recorded in its [`Record`] as text, counted, and the rest run.
+#[derive(Debug, thiserror::Error)]
+enum PointFailure {
+    #[error(transparent)]
+    Scenario(#[from] PointError),
+    #[error("point {index}: {error}")]
+    Serving { index: usize, error: ServingError },
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+}
+
 /// Runs one point: its scenario, simulated, summarised.
 pub fn run_point(sweep: &Sweep, p: &Point) -> Record {
     let mut r = blank(sweep, p);
-    let out = sweep.scenario(p).and_then(|sc| {
-        let res = simulate(&sc, false).map_err(|e| format!("point {}: {e}", p.index))?;
-        let rep = ServingReport::new(&sc, &res);
-        serde_json::to_value(&rep.serving)
-            .map(|v| flatten(&v))
-            .map_err(|e| e.to_string())
-    });
-    match out {
+    match point_metrics(sweep, p) {
         Ok(m) => r.metrics = Some(m),
-        Err(e) => r.error = Some(e),
+        Err(e) => r.error = Some(e.to_string()),
     }
     r
+}
+
+/// A point's serving metrics, flattened.
+fn point_metrics(sweep: &Sweep, p: &Point) -> Result<BTreeMap<String, f64>, PointFailure> {
+    let sc = sweep.scenario(p)?;
+    let res = simulate(&sc, false).map_err(|error| PointFailure::Serving {
+        index: p.index,
+        error,
+    })?;
+    let rep = ServingReport::new(&sc, &res);
+    Ok(flatten(&serde_json::to_value(&rep.serving)?))
 }
 
 /// Reads a JSONL file of records. A last line cut short (a kill during the write) is dropped;
 /// any other unreadable line is an error naming it.
 pub fn read_records(path: &Path) -> Result<Vec<Record>, SweepError> {
-    let f = File::open(path)
-        .map_err(|e| SweepError::Input(format!("{}: cannot read: {e}", path.display())))?;
+    let read = |error| SweepError::Read {
+        path: path.to_path_buf(),
+        error,
+    };
+    let f = File::open(path).map_err(read)?;
     let lines: Vec<String> = BufReader::new(f)
         .lines()
         .collect::<Result<_, _>>()
-        .map_err(|e| SweepError::Input(format!("{}: cannot read: {e}", path.display())))?;
+        .map_err(read)?;
     let mut out = Vec::new();
     for (i, l) in lines.iter().enumerate() {
         if l.trim().is_empty() {
@@ -115,12 +136,12 @@ pub fn read_records(path: &Path) -> Result<Vec<Record>, SweepError> {
         match serde_json::from_str::<Record>(l) {
             Ok(r) => out.push(r),
             Err(_) if i + 1 == lines.len() => {}
-            Err(e) => {
-                return Err(SweepError::Input(format!(
-                    "{}:{}: not a sweep point: {e}",
-                    path.display(),
-                    i + 1
-                )));
+            Err(error) => {
+                return Err(SweepError::NotARecord {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                    error,
+                });
             }
         }
     }
@@ -129,12 +150,14 @@ pub fn read_records(path: &Path) -> Result<Vec<Record>, SweepError> {
 
 fn write_records(path: &Path, records: &[Record]) -> Result<(), SweepError> {
     let tmp = path.with_extension("jsonl.tmp");
-    let io =
-        |e: std::io::Error| SweepError::Input(format!("{}: cannot write: {e}", path.display()));
+    let io = |error| SweepError::Write {
+        path: path.to_path_buf(),
+        error,
+    };
     {
         let mut f = std::io::BufWriter::new(File::create(&tmp).map_err(io)?);
         for r in records {
-            let line = serde_json::to_string(r).map_err(|e| SweepError::Input(e.to_string()))?;
+            let line = serde_json::to_string(r)?;
             writeln!(f, "{line}").map_err(io)?;
         }
         f.flush().map_err(io)?;
@@ -157,65 +180,80 @@ pub fn shard_points(points: Vec<Point>, shard: Option<(usize, usize)>) -> Vec<Po
 pub fn run(sweep: &Sweep, opt: &RunOptions) -> Result<RunSummary, SweepError> {
     if let Some((k, n)) = opt.shard {
         if n == 0 || k == 0 || k > n {
-            return Err(SweepError::Input(format!(
-                "--shard {k}/{n}: need 1 <= K <= N"
-            )));
+            return Err(SweepError::BadShard { k, n });
         }
     }
     let points = shard_points(sweep.points(), opt.shard);
-    let by_index: BTreeMap<usize, &Point> = points.iter().map(|p| (p.index, p)).collect();
-    let mut done: Vec<Record> = Vec::new();
-    if opt.resume && opt.jsonl.exists() {
-        for r in read_records(&opt.jsonl)? {
-            let Some(p) = by_index.get(&r.index) else {
-                return Err(SweepError::Input(format!(
-                    "{}: point {} is not a point of this sweep{}; was it written by another sweep file or shard?",
-                    opt.jsonl.display(),
-                    r.index,
-                    if opt.shard.is_some() { " shard" } else { "" }
-                )));
-            };
-            let b = blank(sweep, p);
-            if b.values != r.values || b.seed != r.seed {
-                return Err(SweepError::Input(format!(
-                    "{}: point {} has other values than this sweep file gives it; was the sweep file edited?",
-                    opt.jsonl.display(),
-                    r.index
-                )));
-            }
-            if !done.iter().any(|d| d.index == r.index) {
-                done.push(r);
-            }
-        }
+    let done = if opt.resume && opt.jsonl.exists() {
+        let done = resumed(sweep, opt, &points)?;
         // Rewrite without a half-written last line, so appends start on a fresh line.
         write_records(&opt.jsonl, &done)?;
+        done
     } else {
         write_records(&opt.jsonl, &[])?;
-    }
+        Vec::new()
+    };
     let todo: Vec<&Point> = points
         .iter()
         .filter(|p| !done.iter().any(|d| d.index == p.index))
         .collect();
+    let (ran, failed) = run_todo(sweep, opt, &todo)?;
+    Ok(RunSummary {
+        total: points.len(),
+        kept: done.len(),
+        ran,
+        failed,
+    })
+}
+
+/// The records already in the JSONL, each checked to be a point of `points` with the values
+/// and seed the sweep file gives it; a point found twice is kept once.
+fn resumed(sweep: &Sweep, opt: &RunOptions, points: &[Point]) -> Result<Vec<Record>, SweepError> {
+    let by_index: BTreeMap<usize, &Point> = points.iter().map(|p| (p.index, p)).collect();
+    let mut done: Vec<Record> = Vec::new();
+    for r in read_records(&opt.jsonl)? {
+        let Some(p) = by_index.get(&r.index) else {
+            return Err(SweepError::ResumeForeignPoint {
+                jsonl: opt.jsonl.clone(),
+                index: r.index,
+                shard: opt.shard.is_some(),
+            });
+        };
+        let b = blank(sweep, p);
+        if b.values != r.values || b.seed != r.seed {
+            return Err(SweepError::ResumeEditedPoint {
+                jsonl: opt.jsonl.clone(),
+                index: r.index,
+            });
+        }
+        if !done.iter().any(|d| d.index == r.index) {
+            done.push(r);
+        }
+    }
+    Ok(done)
+}
+
+/// Runs `todo` in parallel (on `opt.jobs` threads), appending and flushing each record as it
+/// finishes. Returns how many ran and how many of those failed.
+fn run_todo(
+    sweep: &Sweep,
+    opt: &RunOptions,
+    todo: &[&Point],
+) -> Result<(usize, usize), SweepError> {
+    let write = |error| SweepError::Write {
+        path: opt.jsonl.clone(),
+        error,
+    };
     let file = OpenOptions::new()
         .append(true)
         .open(&opt.jsonl)
-        .map_err(|e| SweepError::Input(format!("{}: cannot write: {e}", opt.jsonl.display())))?;
+        .map_err(write)?;
     let out = Mutex::new(file);
-    let bar = if opt.progress && std::io::stderr().is_terminal() {
-        ProgressBar::with_draw_target(Some(todo.len() as u64), ProgressDrawTarget::stderr())
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} points  {per_sec}  elapsed {elapsed}  ETA {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = progress_bar(opt.progress, todo.len());
     let started = AtomicUsize::new(0);
     let failed = AtomicUsize::new(0);
     let ran = AtomicUsize::new(0);
-    let write_err: Mutex<Option<String>> = Mutex::new(None);
+    let write_err: Mutex<Option<std::io::Error>> = Mutex::new(None);
     let work = || {
         todo.par_iter().for_each(|p| {
             if opt
@@ -231,8 +269,7 @@ pub fn run(sweep: &Sweep, opt: &RunOptions) -> Result<RunSummary, SweepError> {
             let line = serde_json::to_string(&r).unwrap_or_default();
             let mut f = out.lock().unwrap_or_else(|e| e.into_inner());
             if let Err(e) = writeln!(f, "{line}").and_then(|()| f.flush()) {
-                *write_err.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some(format!("{}: cannot write: {e}", opt.jsonl.display()));
+                *write_err.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
             }
             ran.fetch_add(1, Ordering::Relaxed);
             bar.inc(1);
@@ -242,20 +279,31 @@ pub fn run(sweep: &Sweep, opt: &RunOptions) -> Result<RunSummary, SweepError> {
         Some(n) => rayon::ThreadPoolBuilder::new()
             .num_threads(n.max(1))
             .build()
-            .map_err(|e| SweepError::Input(format!("cannot start {n} threads: {e}")))?
+            .map_err(|error| SweepError::Threads { n, error })?
             .install(work),
         None => work(),
     }
     bar.finish_and_clear();
     if let Some(e) = write_err.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        return Err(SweepError::Input(e));
+        return Err(write(e));
     }
-    Ok(RunSummary {
-        total: points.len(),
-        kept: done.len(),
-        ran: ran.into_inner(),
-        failed: failed.into_inner(),
-    })
+    Ok((ran.into_inner(), failed.into_inner()))
+}
+
+/// A bar of `len` points on standard error when asked for and it is a terminal; else hidden.
+fn progress_bar(progress: bool, len: usize) -> ProgressBar {
+    let bar = if progress && std::io::stderr().is_terminal() {
+        ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} points  {per_sec}  elapsed {elapsed}  ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
 }
 
 /// Joins the JSONL files of shards into one list sorted by point, checking that a point found
@@ -267,29 +315,26 @@ pub fn merge(sweep: &Sweep, files: &[PathBuf]) -> Result<(Vec<Record>, Vec<usize
     for f in files {
         for r in read_records(f)? {
             let Some(p) = points.iter().find(|p| p.index == r.index) else {
-                return Err(SweepError::Input(format!(
-                    "{}: point {} is not a point of {}",
-                    f.display(),
-                    r.index,
-                    sweep.path.display()
-                )));
+                return Err(SweepError::MergeForeignPoint {
+                    file: f.clone(),
+                    index: r.index,
+                    sweep: sweep.path.clone(),
+                });
             };
             let b = blank(sweep, p);
             if b.values != r.values || b.seed != r.seed {
-                return Err(SweepError::Input(format!(
-                    "{}: point {} has other values than {} gives it",
-                    f.display(),
-                    r.index,
-                    sweep.path.display()
-                )));
+                return Err(SweepError::MergeEditedPoint {
+                    file: f.clone(),
+                    index: r.index,
+                    sweep: sweep.path.clone(),
+                });
             }
             if let Some(prev) = all.get(&r.index) {
                 if *prev != r {
-                    return Err(SweepError::Input(format!(
-                        "{}: point {} differs from the same point in an earlier file",
-                        f.display(),
-                        r.index
-                    )));
+                    return Err(SweepError::MergeConflict {
+                        file: f.clone(),
+                        index: r.index,
+                    });
                 }
             } else {
                 all.insert(r.index, r);
