@@ -2,7 +2,11 @@
 //!
 //! Files become domain values in [`config`]; [`model`] turns a model and a batch into ops with
 //! closed-form work; [`hw`] prices that work on a modeled device; [`map`] decides which unit runs
-//! what; [`report`] renders results. See `ARCHITECTURE.md` for the map and its invariants.
+//! what; [`sim`] runs iterations and serving on the event engine; [`report`] renders results;
+//! [`app`] holds one entry function per command. See `ARCHITECTURE.md` for the map, the allowed
+//! module edges and the invariants (each checked by a test).
+
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod app;
 pub mod config;

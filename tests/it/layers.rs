@@ -374,8 +374,6 @@ fn source_edges(src: &Path) -> Vec<Edge> {
 }
 
 #[test]
-#[ignore = "enabled once the refactor lands"]
-// enabled once the refactor lands: the lead removes the `#[ignore]` when issue 10 is merged.
 fn every_module_uses_only_the_modules_its_layer_allows() {
     let edges = source_edges(&root("src"));
     assert!(
