@@ -69,8 +69,13 @@ impl fmt::Display for Dtype {
     }
 }
 
+/// An element type name dyad does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown element type \"{0}\" (valid: fp32, bf16, fp16, fp8, int8, int4)")]
+pub struct UnknownDtype(pub String);
+
 impl FromStr for Dtype {
-    type Err = String;
+    type Err = UnknownDtype;
 
     /// Accepts dyad's names (`bf16`) and HuggingFace's `torch_dtype` names (`bfloat16`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -81,11 +86,7 @@ impl FromStr for Dtype {
             "fp8" | "float8_e4m3fn" | "e4m3" => Dtype::Fp8,
             "int8" => Dtype::Int8,
             "int4" => Dtype::Int4,
-            _ => {
-                return Err(format!(
-                    "unknown element type \"{s}\" (valid: fp32, bf16, fp16, fp8, int8, int4)"
-                ));
-            }
+            _ => return Err(UnknownDtype(s.to_string())),
         })
     }
 }

@@ -69,8 +69,8 @@ pub enum RowError {
         found: String,
     },
     /// An element type dyad does not know.
-    #[error("{0}")]
-    Dtype(String),
+    #[error(transparent)]
+    Dtype(#[from] crate::work::UnknownDtype),
     /// Query heads that KV heads do not divide.
     #[error("heads ({heads}) must be a multiple of kv_heads ({kv_heads})")]
     Heads {
@@ -182,7 +182,7 @@ fn row_work(r: &Row) -> Result<Work, RowError> {
         .str("dtype")
         .ok_or(RowError::Missing { column: "dtype" })?
         .parse()
-        .map_err(|e: <Dtype as std::str::FromStr>::Err| RowError::Dtype(e.to_string()))?;
+        .map_err(RowError::Dtype)?;
     let p = Precision::uniform(dtype);
     let op_kind = match kind {
         "gemm" => OpKind::Gemm {

@@ -9,8 +9,8 @@ use super::file::{Point, Sweep};
 use crate::hw::CostError;
 use crate::map::cost_iteration;
 use crate::model::{Batch, Routing, build_iteration};
-use crate::report::{OpResult, op_rows};
 use crate::report::plot::{Roof, RoofPoints, Series, roofline, stacked_bars};
+use crate::report::{OpResult, op_rows};
 use crate::sim::serving::Scenario;
 use crate::sim::workload::{LengthDist, Lengths};
 
