@@ -105,9 +105,7 @@ pub fn attend_masked<E: Elem>(
     c: &mut Count,
 ) -> AttnOut<E> {
     let Heads {
-        heads,
-        kv_heads,
-        head_dim: d,
+        heads, head_dim: d, ..
     } = x.shape;
     let hs = part.heads.clone();
     let kvs = x.shape.kv_range(&hs);
@@ -121,24 +119,7 @@ pub fn attend_masked<E: Elem>(
         let len = s.ctx + s.q_len;
         let keys = part.keys.clone().unwrap_or(0..len);
         let keys = keys.start.min(len)..keys.end.min(len);
-        // This part's slice of the cache, one [len, d] block per KV head it reads: new tokens in
-        // its key range are written to the cache, then every position in range is read.
-        let mut kc = vec![vec![0f32; len * d]; kvs.len()];
-        let mut vc = vec![vec![0f32; len * d]; kvs.len()];
-        for (gi, g) in kvs.clone().enumerate() {
-            for p in keys.clone() {
-                let (k, v) = if p < s.ctx {
-                    let at = (g * s.ctx + p) * d;
-                    (&x.k_cache[si][at..at + d], &x.v_cache[si][at..at + d])
-                } else {
-                    let at = ((row0 + p - s.ctx) * kv_heads + g) * d;
-                    c.kv_write += 2 * d as u64 * E::BYTES;
-                    (&x.k_new[at..at + d], &x.v_new[at..at + d])
-                };
-                kc[gi][p * d..(p + 1) * d].copy_from_slice(&load(k, &mut c.kv_read));
-                vc[gi][p * d..(p + 1) * d].copy_from_slice(&load(v, &mut c.kv_read));
-            }
-        }
+        let (kc, vc) = gather_kv(x, si, row0, &kvs, &keys, c);
         for i in 0..s.q_len {
             let qpos = s.ctx + i;
             for (hi, h) in hs.clone().enumerate() {
@@ -150,29 +131,8 @@ pub fn attend_masked<E: Elem>(
                 if seen.is_empty() {
                     continue;
                 }
-                let scores: Vec<f32> = seen
-                    .iter()
-                    .map(|&p| {
-                        let k = &kc[gi][p * d..(p + 1) * d];
-                        scale * q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>()
-                    })
-                    .collect();
-                c.flops += 2 * (d * seen.len()) as u64;
-                // Stable softmax: subtract the row's max before exponentiating.
-                let m = scores.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-                let p: Vec<f32> = scores.iter().map(|s| (s - m).exp()).collect();
-                let l: f32 = p.iter().sum();
-                c.aux_flops += 4 * seen.len() as u64 + d as u64;
                 let o = &mut out[row * d..(row + 1) * d];
-                for (&pos, &w) in seen.iter().zip(&p) {
-                    let v = &vc[gi][pos * d..(pos + 1) * d];
-                    for (o, v) in o.iter_mut().zip(v) {
-                        *o += w * v;
-                    }
-                }
-                c.flops += 2 * (d * seen.len()) as u64;
-                o.iter_mut().for_each(|o| *o /= l);
-                lse[row] = m + l.ln();
+                lse[row] = attend_row(&q, &kc[gi], &vc[gi], &seen, scale, o, c);
             }
         }
         row0 += s.q_len;
@@ -180,6 +140,76 @@ pub fn attend_masked<E: Elem>(
     c.aux_flops += (total_q * nh * d) as u64; // the 1/sqrt(d) scale of each query
     let out = store(&out, &mut c.act_out);
     AttnOut { out, lse }
+}
+
+/// This part's slice of sequence `si`'s cache, one `[len, d]` block of keys and one of values
+/// per KV head in `kvs`: new tokens in its key range are written to the cache, then every
+/// position in range is read. `row0` is the sequence's first row among the new tokens.
+fn gather_kv<E: Elem>(
+    x: &AttnInput<E>,
+    si: usize,
+    row0: usize,
+    kvs: &Range<usize>,
+    keys: &Range<usize>,
+    c: &mut Count,
+) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    let (kv_heads, d) = (x.shape.kv_heads, x.shape.head_dim);
+    let s = x.seqs[si];
+    let len = s.ctx + s.q_len;
+    let mut kc = vec![vec![0f32; len * d]; kvs.len()];
+    let mut vc = vec![vec![0f32; len * d]; kvs.len()];
+    for (gi, g) in kvs.clone().enumerate() {
+        for p in keys.clone() {
+            let (k, v) = if p < s.ctx {
+                let at = (g * s.ctx + p) * d;
+                (&x.k_cache[si][at..at + d], &x.v_cache[si][at..at + d])
+            } else {
+                let at = ((row0 + p - s.ctx) * kv_heads + g) * d;
+                c.kv_write += 2 * d as u64 * E::BYTES;
+                (&x.k_new[at..at + d], &x.v_new[at..at + d])
+            };
+            kc[gi][p * d..(p + 1) * d].copy_from_slice(&load(k, &mut c.kv_read));
+            vc[gi][p * d..(p + 1) * d].copy_from_slice(&load(v, &mut c.kv_read));
+        }
+    }
+    (kc, vc)
+}
+
+/// One query row of one head against the `seen` key positions of its KV head's cache (`kc`,
+/// `vc`): scaled scores, a stable softmax, and the weighted values summed into `o`. Returns the
+/// row's log-sum-exp.
+fn attend_row(
+    q: &[f32],
+    kc: &[f32],
+    vc: &[f32],
+    seen: &[usize],
+    scale: f32,
+    o: &mut [f32],
+    c: &mut Count,
+) -> f32 {
+    let d = o.len();
+    let scores: Vec<f32> = seen
+        .iter()
+        .map(|&p| {
+            let k = &kc[p * d..(p + 1) * d];
+            scale * q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>()
+        })
+        .collect();
+    c.flops += 2 * (d * seen.len()) as u64;
+    // Stable softmax: subtract the row's max before exponentiating.
+    let m = scores.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    let p: Vec<f32> = scores.iter().map(|s| (s - m).exp()).collect();
+    let l: f32 = p.iter().sum();
+    c.aux_flops += 4 * seen.len() as u64 + d as u64;
+    for (&pos, &w) in seen.iter().zip(&p) {
+        let v = &vc[pos * d..(pos + 1) * d];
+        for (o, v) in o.iter_mut().zip(v) {
+            *o += w * v;
+        }
+    }
+    c.flops += 2 * (d * seen.len()) as u64;
+    o.iter_mut().for_each(|o| *o /= l);
+    m + l.ln()
 }
 
 /// Merges parts over disjoint key ranges of the same heads: out = Σₚ e^(lseₚ − lse) outₚ, with

@@ -7,16 +7,14 @@ use std::ops::Range;
 use half::{bf16, f16};
 
 use super::attention::{AttnInput, AttnOut, AttnPart, Heads, Seq, attend, merge};
-use super::elementwise::{add_rmsnorm, embedding, rope, swiglu};
 use super::gemm::{expand, gemm, gemm_columns, gemm_inner};
-use super::moe::{Expert, combine, expert_ffn, route};
+use super::moe::{Expert, expert_ffn};
 use super::{Count, Elem, Rng, normalized_error, to_elems, to_f32s, tolerance};
 use crate::map::plan::{Axis, OpPlan, PartitionPlan};
 use crate::model::{Batch, ModelSpec, OpKind};
 use crate::work::Dtype;
 
-/// RoPE base used for the check (Llama 2; any base exercises the same arithmetic).
-const ROPE_BASE: f32 = 10000.0;
+mod elementwise;
 
 /// One part's counted work against what the model charges it.
 #[derive(Debug, Clone)]
@@ -86,7 +84,7 @@ pub fn check_op(p: &OpPlan, cx: Context, seed: u64) -> OpCheck {
             tolerance: 0.0,
             whole_flops: p.op.work().flops.value(),
             parts: Vec::new(),
-            unsupported: Some(format!("no reference kernel computes in {d}")),
+            unsupported: Some(Unsupported::Dtype(d).to_string()),
         },
     }
 }
@@ -95,7 +93,7 @@ fn check<E: Elem>(p: &OpPlan, cx: Context, seed: u64) -> OpCheck {
     let mut rng = Rng::new(seed);
     let (error, counts, unsupported) = match run::<E>(p, cx, &mut rng) {
         Ok((e, c)) => (e, c, None),
-        Err(msg) => (f64::INFINITY, Vec::new(), Some(msg)),
+        Err(e) => (f64::INFINITY, Vec::new(), Some(e.to_string())),
     };
     let parts = p
         .plan
@@ -121,7 +119,44 @@ fn check<E: Elem>(p: &OpPlan, cx: Context, seed: u64) -> OpCheck {
     }
 }
 
-type Outcome = Result<(f64, Vec<Count>), String>;
+/// Why an op could not be executed: it has no reference kernel, or its plan cannot be run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unsupported {
+    /// The activations are in a type no reference kernel computes in.
+    #[error("no reference kernel computes in {0}")]
+    Dtype(Dtype),
+    /// A two-matrix (ReLU/GELU) expert.
+    #[error("no reference kernel for two-matrix (non-gated) experts yet")]
+    NonGatedExpert,
+    /// A GEMM of more than one independent product.
+    #[error("batched GEMM (batch {0}) has no kernel")]
+    BatchedGemm(u64),
+    /// A collective whose plan has not one part per device.
+    #[error("{devices} devices but {parts} parts")]
+    DevicesParts {
+        /// Devices the op names.
+        devices: u64,
+        /// Parts of its plan.
+        parts: usize,
+    },
+    /// Column parts that together leave some output column uncomputed.
+    #[error("the parts leave some output columns uncomputed")]
+    UncoveredColumns,
+    /// A heads or key-range attention part with other than one range.
+    #[error("attention parts take one range each")]
+    AttentionRanges,
+    /// An elementwise check asked of an op of another kind.
+    #[error("not an elementwise op")]
+    NotElementwise,
+    /// An MoE op (named) in a model without experts.
+    #[error("{0} in a dense model")]
+    DenseModel(&'static str),
+    /// An elementwise op whose name no reference kernel knows.
+    #[error("no reference kernel for elementwise op `{0}`")]
+    ElementwiseName(String),
+}
+
+type Outcome = Result<(f64, Vec<Count>), Unsupported>;
 
 /// Random stored values, uniform in [-scale, scale).
 fn rand<E: Elem>(rng: &mut Rng, n: u64, scale: f32) -> Vec<E> {
@@ -132,125 +167,167 @@ fn usize_of(x: u64) -> usize {
     x as usize
 }
 
+/// Executes the op of `p` whole and by its plan; one kernel (or family of kernels) per op kind.
 fn run<E: Elem>(p: &OpPlan, cx: Context, rng: &mut Rng) -> Outcome {
     let plan = &p.plan;
     match p.op.kind {
-        OpKind::Gemm { m, n, k, batch: 1 } => {
-            let (a, b) = (
-                rand::<E>(rng, m * k, 1.0),
-                rand::<E>(rng, k * n, 1.0 / (k as f32).sqrt()),
-            );
-            let mnk = (usize_of(m), usize_of(k), usize_of(n));
-            let reference = to_f32s(&gemm(mnk.0, mnk.1, mnk.2, &a, &b, &mut Count::default()));
-            let part = |share: &[Range<u64>], c: &mut Count| -> Vec<E> {
-                match plan.axis {
-                    Axis::Columns => gemm_columns(mnk, &a, &b, share, c),
-                    Axis::Inner => gemm_inner(mnk, &a, &b, share, c),
-                    _ => gemm(mnk.0, mnk.1, mnk.2, &a, &b, c),
-                }
-            };
-            combine_parts(plan, usize_of(n), &reference, part)
-        }
-        OpKind::ExpertFfn { gated: false, .. } => {
-            Err("no reference kernel for two-matrix (non-gated) experts yet".into())
-        }
+        OpKind::Gemm { m, n, k, batch: 1 } => run_gemm::<E>(plan, (m, n, k), rng),
+        OpKind::ExpertFfn { gated: false, .. } => Err(Unsupported::NonGatedExpert),
         OpKind::ExpertFfn {
             tokens,
             hidden,
             inner,
             ..
-        } => {
-            let (h, i) = (usize_of(hidden), usize_of(inner));
-            let x = rand::<E>(rng, tokens * hidden, 1.0);
-            let w = Expert {
-                gate: rand::<E>(rng, hidden * inner, 1.0 / (h as f32).sqrt()),
-                up: rand::<E>(rng, hidden * inner, 1.0 / (h as f32).sqrt()),
-                down: rand::<E>(rng, inner * hidden, 1.0 / (i as f32).sqrt()),
-            };
-            let rows: Vec<usize> = (0..usize_of(tokens)).collect();
-            let all: Vec<usize> = (0..i).collect();
-            let run = |cols: &[usize], c: &mut Count| expert_ffn(&x, &rows, &w, (h, i), cols, c);
-            let reference = to_f32s(&run(&all, &mut Count::default()));
-            combine_parts(plan, h, &reference, |share, c| match plan.axis {
-                Axis::Inner => run(&expand(share), c),
-                _ => run(&all, c),
-            })
-        }
+        } => run_expert::<E>(plan, tokens, (hidden, inner), rng),
         OpKind::AttnDecode {
             heads,
             kv_heads,
             head_dim,
             ..
+        } => {
+            let shape = heads_of(heads, kv_heads, head_dim);
+            run_attention::<E>(plan, attn_input(shape, decode_seqs(cx.batch), rng))
         }
-        | OpKind::AttnPrefill {
+        OpKind::AttnPrefill {
             heads,
             kv_heads,
             head_dim,
             ..
         } => {
-            let decode = matches!(p.op.kind, OpKind::AttnDecode { .. });
-            let seqs: Vec<Seq> = if decode {
-                let kv = &cx.batch.decode_kv;
-                kv.iter()
-                    .map(|&l| Seq {
-                        ctx: usize_of(l.max(1) - 1),
-                        q_len: 1,
-                    })
-                    .collect()
-            } else {
-                let ch = &cx.batch.prefill;
-                ch.iter()
-                    .map(|c| Seq {
-                        ctx: usize_of(c.ctx),
-                        q_len: usize_of(c.q_len),
-                    })
-                    .collect()
-            };
-            let shape = Heads {
-                heads: usize_of(heads),
-                kv_heads: usize_of(kv_heads),
-                head_dim: usize_of(head_dim),
-            };
-            run_attention::<E>(plan, attn_input(shape, seqs, rng))
+            let shape = heads_of(heads, kv_heads, head_dim);
+            run_attention::<E>(plan, attn_input(shape, prefill_seqs(cx.batch), rng))
         }
-        OpKind::Elementwise { elements, .. } => run_elementwise::<E>(p, cx, elements, rng),
-        OpKind::AllReduce { bytes, devices } => {
-            let inputs = messages::<E>(plan, bytes, devices, rng)?;
-            let n = inputs[0].len();
-            let mut sum = vec![0f32; n];
-            for v in &inputs {
-                for (s, x) in sum.iter_mut().zip(v) {
-                    *s += x.to_f32();
-                }
-            }
-            let (outs, counts) = ring_allreduce(&inputs);
-            let err = outs
-                .iter()
-                .map(|o| normalized_error(&to_f32s(o), &sum))
-                .fold(0.0, f64::max);
-            Ok((err, counts))
-        }
-        OpKind::AllToAll { bytes, devices } => {
-            let inputs = messages::<E>(plan, bytes, devices, rng)?;
-            let (n, parts) = (inputs[0].len(), inputs.len());
-            let (outs, counts) = all_to_all(&inputs);
-            // Element x of device i's message belongs to device ⌊x·p/n⌋, which keeps the senders'
-            // order: find every element where it should have landed.
-            let mut err: f64 = 0.0;
-            let mut at = vec![0usize; parts];
-            for v in &inputs {
-                for (x, val) in v.iter().enumerate() {
-                    let to = x * parts / n.max(1);
-                    let got = outs[to].get(at[to]).map(|g| g.to_f32());
-                    at[to] += 1;
-                    let d = got.map_or(f64::INFINITY, |g| f64::from((g - val.to_f32()).abs()));
-                    err = err.max(d);
-                }
-            }
-            Ok((err, counts))
-        }
-        OpKind::Gemm { batch, .. } => Err(format!("batched GEMM (batch {batch}) has no kernel")),
+        OpKind::Elementwise { elements, .. } => elementwise::run::<E>(p, cx, elements, rng),
+        OpKind::AllReduce { bytes, devices } => run_all_reduce::<E>(plan, bytes, devices, rng),
+        OpKind::AllToAll { bytes, devices } => run_all_to_all::<E>(plan, bytes, devices, rng),
+        OpKind::Gemm { batch, .. } => Err(Unsupported::BatchedGemm(batch)),
     }
+}
+
+/// One GEMM `[m,k]·[k,n]`, whole or split by columns or by the inner index.
+fn run_gemm<E: Elem>(plan: &PartitionPlan, (m, n, k): (u64, u64, u64), rng: &mut Rng) -> Outcome {
+    let (a, b) = (
+        rand::<E>(rng, m * k, 1.0),
+        rand::<E>(rng, k * n, 1.0 / (k as f32).sqrt()),
+    );
+    let mnk = (usize_of(m), usize_of(k), usize_of(n));
+    let reference = to_f32s(&gemm(mnk.0, mnk.1, mnk.2, &a, &b, &mut Count::default()));
+    let part = |share: &[Range<u64>], c: &mut Count| -> Vec<E> {
+        match plan.axis {
+            Axis::Columns => gemm_columns(mnk, &a, &b, share, c),
+            Axis::Inner => gemm_inner(mnk, &a, &b, share, c),
+            _ => gemm(mnk.0, mnk.1, mnk.2, &a, &b, c),
+        }
+    };
+    combine_parts(plan, usize_of(n), &reference, part)
+}
+
+/// One SwiGLU expert on `tokens` tokens, `(hidden, inner)` wide, whole or split by its inner
+/// columns.
+fn run_expert<E: Elem>(
+    plan: &PartitionPlan,
+    tokens: u64,
+    (hidden, inner): (u64, u64),
+    rng: &mut Rng,
+) -> Outcome {
+    let (h, i) = (usize_of(hidden), usize_of(inner));
+    let x = rand::<E>(rng, tokens * hidden, 1.0);
+    let w = Expert {
+        gate: rand::<E>(rng, hidden * inner, 1.0 / (h as f32).sqrt()),
+        up: rand::<E>(rng, hidden * inner, 1.0 / (h as f32).sqrt()),
+        down: rand::<E>(rng, inner * hidden, 1.0 / (i as f32).sqrt()),
+    };
+    let rows: Vec<usize> = (0..usize_of(tokens)).collect();
+    let all: Vec<usize> = (0..i).collect();
+    let run = |cols: &[usize], c: &mut Count| expert_ffn(&x, &rows, &w, (h, i), cols, c);
+    let reference = to_f32s(&run(&all, &mut Count::default()));
+    combine_parts(plan, h, &reference, |share, c| match plan.axis {
+        Axis::Inner => run(&expand(share), c),
+        _ => run(&all, c),
+    })
+}
+
+/// The head layout of an attention op.
+fn heads_of(heads: u64, kv_heads: u64, head_dim: u64) -> Heads {
+    Heads {
+        heads: usize_of(heads),
+        kv_heads: usize_of(kv_heads),
+        head_dim: usize_of(head_dim),
+    }
+}
+
+/// The batch's decode sequences: one new token after `kv − 1` cached ones each.
+fn decode_seqs(batch: &Batch) -> Vec<Seq> {
+    batch
+        .decode_kv
+        .iter()
+        .map(|&l| Seq {
+            ctx: usize_of(l.max(1) - 1),
+            q_len: 1,
+        })
+        .collect()
+}
+
+/// The batch's prefill chunks as sequences.
+fn prefill_seqs(batch: &Batch) -> Vec<Seq> {
+    batch
+        .prefill
+        .iter()
+        .map(|c| Seq {
+            ctx: usize_of(c.ctx),
+            q_len: usize_of(c.q_len),
+        })
+        .collect()
+}
+
+/// A ring all-reduce of one random message per device, against the plain sum.
+fn run_all_reduce<E: Elem>(
+    plan: &PartitionPlan,
+    bytes: u64,
+    devices: u64,
+    rng: &mut Rng,
+) -> Outcome {
+    let inputs = messages::<E>(plan, bytes, devices, rng)?;
+    let n = inputs[0].len();
+    let mut sum = vec![0f32; n];
+    for v in &inputs {
+        for (s, x) in sum.iter_mut().zip(v) {
+            *s += x.to_f32();
+        }
+    }
+    let (outs, counts) = ring_allreduce(&inputs);
+    let err = outs
+        .iter()
+        .map(|o| normalized_error(&to_f32s(o), &sum))
+        .fold(0.0, f64::max);
+    Ok((err, counts))
+}
+
+/// An all-to-all of one random message per device; the error is the largest difference between
+/// an element and what arrived where it belongs.
+fn run_all_to_all<E: Elem>(
+    plan: &PartitionPlan,
+    bytes: u64,
+    devices: u64,
+    rng: &mut Rng,
+) -> Outcome {
+    let inputs = messages::<E>(plan, bytes, devices, rng)?;
+    let (n, parts) = (inputs[0].len(), inputs.len());
+    let (outs, counts) = all_to_all(&inputs);
+    // Element x of device i's message belongs to device ⌊x·p/n⌋, which keeps the senders'
+    // order: find every element where it should have landed.
+    let mut err: f64 = 0.0;
+    let mut at = vec![0usize; parts];
+    for v in &inputs {
+        for (x, val) in v.iter().enumerate() {
+            let to = x * parts / n.max(1);
+            let got = outs[to].get(at[to]).map(|g| g.to_f32());
+            at[to] += 1;
+            let d = got.map_or(f64::INFINITY, |g| f64::from((g - val.to_f32()).abs()));
+            err = err.max(d);
+        }
+    }
+    Ok((err, counts))
 }
 
 /// One random message of `bytes` per device of a collective, one device per part.
@@ -259,9 +336,12 @@ fn messages<E: Elem>(
     bytes: u64,
     devices: u64,
     rng: &mut Rng,
-) -> Result<Vec<Vec<E>>, String> {
+) -> Result<Vec<Vec<E>>, Unsupported> {
     if devices == 0 || plan.parts.len() as u64 != devices {
-        return Err(format!("{devices} devices but {} parts", plan.parts.len()));
+        return Err(Unsupported::DevicesParts {
+            devices,
+            parts: plan.parts.len(),
+        });
     }
     Ok((0..devices)
         .map(|_| rand::<E>(rng, bytes / E::BYTES, 1.0))
@@ -300,7 +380,7 @@ fn combine_parts<E: Elem>(
     }
     match plan.axis {
         Axis::Columns if covered.iter().any(|c| !c) => {
-            return Err("the parts leave some output columns uncomputed".into());
+            return Err(Unsupported::UncoveredColumns);
         }
         Axis::Inner => err = normalized_error(&sum, reference),
         _ => {}
@@ -353,7 +433,7 @@ pub fn run_attention<E: Elem>(plan: &PartitionPlan, x: AttnInput<E>) -> Outcome 
                 keys: Some(r(s)),
             },
             (Axis::Heads | Axis::KvRange, _) => {
-                return Err("attention parts take one range each".into());
+                return Err(Unsupported::AttentionRanges);
             }
             _ => whole.clone(),
         };
@@ -435,141 +515,4 @@ pub fn all_to_all<E: Elem>(inputs: &[Vec<E>]) -> (Vec<Vec<E>>, Vec<Count>) {
         })
         .collect();
     (outs, counts)
-}
-
-/// Token positions of a batch: prefill tokens (chunk after chunk), then decode tokens.
-fn positions(b: &Batch) -> Vec<usize> {
-    let pre = b
-        .prefill
-        .iter()
-        .flat_map(|c| (c.ctx..c.ctx + c.q_len).map(usize_of));
-    let dec = b.decode_kv.iter().map(|&l| usize_of(l.max(1) - 1));
-    pre.chain(dec).collect()
-}
-
-fn run_elementwise<E: Elem>(p: &OpPlan, cx: Context, elements: u64, rng: &mut Rng) -> Outcome {
-    let m = cx.model;
-    let h = usize_of(m.hidden);
-    let plan = &p.plan;
-    let OpKind::Elementwise { reads, writes, .. } = p.op.kind else {
-        return Err("not an elementwise op".into());
-    };
-    let name = p.op.name.as_str();
-    match name {
-        "embedding" => {
-            let vocab = 64;
-            let table = rand::<E>(rng, vocab * m.hidden, 1.0);
-            let t = usize_of(elements) / h;
-            let ids: Vec<usize> = (0..t).map(|_| (rng.next_u64() % vocab) as usize).collect();
-            let reference: Vec<f32> = ids
-                .iter()
-                .flat_map(|&i| to_f32s(&table[i * h..(i + 1) * h]))
-                .collect();
-            combine_parts(plan, h, &reference, |_, c| embedding(&table, h, &ids, c))
-        }
-        "attn_norm" | "ffn_norm" | "final_norm" => {
-            let (x, r) = (rand::<E>(rng, elements, 1.0), rand::<E>(rng, elements, 1.0));
-            let gain = rng.vec(h, 1.0);
-            let keep = writes == 2;
-            let norm = |c: &mut Count| {
-                let (y, res) = add_rmsnorm(h, &x, &r, &gain, keep, c);
-                let mut v = to_f32s(&y);
-                v.extend(res.map_or_else(Vec::new, |r| to_f32s(&r)));
-                v
-            };
-            let reference = norm(&mut Count::default());
-            combine_parts(plan, h, &reference, |_, c| to_elems::<E>(&norm(c)))
-        }
-        "rope" => {
-            let (big_h, g, d) = (
-                usize_of(m.heads),
-                usize_of(m.kv_heads),
-                usize_of(m.head_dim),
-            );
-            let shape = Heads {
-                heads: big_h,
-                kv_heads: g,
-                head_dim: d,
-            };
-            let pos = positions(cx.batch);
-            let t = pos.len() as u64;
-            let q = rand::<E>(rng, t * m.heads * m.head_dim, 1.0);
-            let k = rand::<E>(rng, t * m.kv_heads * m.head_dim, 1.0);
-            let both = |hs: Range<usize>, c: &mut Count| {
-                let mut v = to_f32s(&rope(&q, (big_h, d), hs.clone(), &pos, ROPE_BASE, c));
-                let ks = shape.kv_range(&hs);
-                v.extend(to_f32s(&rope(&k, (g, d), ks, &pos, ROPE_BASE, c)));
-                v
-            };
-            let reference = both(0..big_h, &mut Count::default());
-            let mut counts = Vec::new();
-            let mut err: f64 = 0.0;
-            for pt in &plan.parts {
-                let hs = match (plan.axis, pt.share.as_slice()) {
-                    (Axis::Heads, [s]) => usize_of(s.start)..usize_of(s.end),
-                    _ => 0..big_h,
-                };
-                let mut c = Count::default();
-                let got = both(hs.clone(), &mut c);
-                let sub = |n: usize, r: Range<usize>, off: usize| {
-                    (0..pos.len()).flat_map(move |ti| {
-                        r.clone()
-                            .flat_map(move |hh| (0..d).map(move |j| off + (ti * n + hh) * d + j))
-                    })
-                };
-                let qn = pos.len() * big_h * d;
-                let want: Vec<f32> = sub(big_h, hs.clone(), 0)
-                    .chain(sub(g, shape.kv_range(&hs), qn))
-                    .map(|i| reference[i])
-                    .collect();
-                err = err.max(normalized_error(&got, &want));
-                counts.push(c);
-            }
-            Ok((err, counts))
-        }
-        "act" => {
-            let inner = usize_of(m.intermediate);
-            let (g, u) = (rand::<E>(rng, elements, 2.0), rand::<E>(rng, elements, 1.0));
-            let all: Vec<usize> = (0..inner).collect();
-            let reference = to_f32s(&swiglu(&g, &u, inner, &all, &mut Count::default()));
-            combine_parts(plan, inner, &reference, |share, c| match plan.axis {
-                Axis::Columns => swiglu(&g, &u, inner, &expand(share), c),
-                _ => swiglu(&g, &u, inner, &all, c),
-            })
-        }
-        "topk" => {
-            let (ne, k) = match m.moe {
-                Some(x) => (usize_of(x.experts), usize_of(x.top_k)),
-                None => return Err("topk in a dense model".into()),
-            };
-            let logits = rand::<E>(rng, elements * reads, 2.0);
-            let dense = |c: &mut Count| {
-                let r = route(&logits, ne, k, c);
-                let mut w = vec![0f32; r.tokens() * ne];
-                for (i, &(e, x)) in r.choice.iter().enumerate() {
-                    w[i / k * ne + e] = x;
-                }
-                w
-            };
-            let reference = to_f32s(&to_elems::<E>(&dense(&mut Count::default())));
-            combine_parts(plan, ne, &reference, |_, c| to_elems::<E>(&dense(c)))
-        }
-        "moe_combine" => {
-            let Some(moe) = m.moe else {
-                return Err("moe_combine in a dense model".into());
-            };
-            let (ne, k) = (usize_of(moe.experts), usize_of(moe.top_k));
-            let t = usize_of(elements) / h;
-            let logits: Vec<f32> = rng.vec(t * ne, 2.0);
-            let r = route(&logits, ne, k, &mut Count::default());
-            let outs: Vec<Vec<E>> = r
-                .counts()
-                .iter()
-                .map(|&n| rand::<E>(rng, n * m.hidden, 1.0))
-                .collect();
-            let reference = to_f32s(&combine(&r, &outs, h, &mut Count::default()));
-            combine_parts(plan, h, &reference, |_, c| combine(&r, &outs, h, c))
-        }
-        other => Err(format!("no reference kernel for elementwise op `{other}`")),
-    }
 }

@@ -6,7 +6,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 
 use super::op::{Op, OpKind, Precision, causal_pairs};
-use super::spec::{ModelError, ModelSpec};
+use super::spec::{ModelError, ModelSpec, Moe};
 
 /// A prefill chunk: `q_len` new prompt tokens after `ctx` tokens already in the KV cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -206,6 +206,49 @@ pub fn build_iteration_with(
     p: Precision,
     routing: &Routing,
 ) -> Result<IterationGraph, ModelError> {
+    check_parallelism(m, batch, par)?;
+    let it = Iteration {
+        m,
+        batch,
+        tp: par.tp,
+        ep: par.ep,
+        t: batch.tokens(),
+        p,
+        routing,
+    };
+    let mut b = Builder {
+        g: DiGraph::new(),
+        p,
+    };
+    let mut last = b.elementwise(&[], "embedding", None, (it.t * m.hidden, 1, 1, 0));
+    for l in 0..m.layers {
+        last = attention_block(&mut b, &it, l, last);
+        last = ffn_block(&mut b, &it, l, last)?;
+    }
+    lm_head(&mut b, &it, last);
+    Ok(IterationGraph {
+        graph: b.g,
+        tokens: it.t,
+        produced: batch.logit_rows(),
+        tp: par.tp,
+    })
+}
+
+/// What every layer of one iteration shares: the model, the batch (`t` tokens), how the model
+/// is spread, the precision and the routing.
+struct Iteration<'a> {
+    m: &'a ModelSpec,
+    batch: &'a Batch,
+    tp: u64,
+    ep: u64,
+    t: u64,
+    p: Precision,
+    routing: &'a Routing,
+}
+
+/// The model is valid, splits `par.tp` ways and (under expert parallelism) its experts split
+/// `par.ep` ways, and the batch has a token.
+fn check_parallelism(m: &ModelSpec, batch: &Batch, par: Parallelism) -> Result<(), ModelError> {
     let (tp, ep) = (par.tp, par.ep);
     m.validate()?;
     m.check_tp(tp)?;
@@ -223,131 +266,187 @@ pub fn build_iteration_with(
             field: "the batch (tokens this iteration)",
         });
     }
-    let t = batch.tokens();
+    Ok(())
+}
+
+/// One GEMM `[m,k]·[k,n]`.
+fn gemm(m: u64, n: u64, k: u64) -> OpKind {
+    OpKind::Gemm { m, n, k, batch: 1 }
+}
+
+/// Layer `l`'s attention: norm, QKV projection, RoPE, the attention ops, the output projection,
+/// and the all-reduce under tensor parallelism. Returns the last op.
+fn attention_block(b: &mut Builder, it: &Iteration, l: u32, last: NodeIndex) -> NodeIndex {
+    let (m, t, tp) = (it.m, it.t, it.tp);
+    let layer = Some(l);
     let (h, d) = (m.hidden, m.head_dim);
     let (hq, g) = (m.heads_per_device(tp), m.kv_heads_per_device(tp));
-    let mut b = Builder {
-        g: DiGraph::new(),
-        p,
-    };
-    let mut last = b.elementwise(&[], "embedding", None, (t * h, 1, 1, 0));
-    for l in 0..m.layers {
-        let layer = Some(l);
-        let gemm = |m_: u64, n: u64, k: u64| OpKind::Gemm {
-            m: m_,
-            n,
-            k,
-            batch: 1,
-        };
-        // Fused residual add + RMSNorm: reads x and the residual, writes both. 5 FLOPs per
-        // element: the add, the square, its sum, the scale by 1/rms and the gain.
-        last = b.elementwise(&[last], "attn_norm", layer, (t * h, 2, 2, 5));
-        last = b.add(&[last], "qkv_proj", layer, gemm(t, (hq + 2 * g) * d, h));
-        last = b.elementwise(&[last], "rope", layer, (t * (hq + g) * d, 1, 1, 3));
-        let mut attn = Vec::new();
-        if !batch.prefill.is_empty() {
-            let c = &batch.prefill;
-            let kind = OpKind::AttnPrefill {
-                seqs: c.len() as u64,
-                q_tokens: c.iter().map(|c| c.q_len).sum(),
-                kv_tokens: c.iter().map(|c| c.ctx + c.q_len).sum(),
-                attended: c.iter().map(|c| causal_pairs(c.q_len, c.ctx)).sum(),
-                heads: hq,
-                kv_heads: g,
-                head_dim: d,
-            };
-            attn.push(b.add(&[last], "attn_prefill", layer, kind));
-        }
-        if !batch.decode_kv.is_empty() {
-            let kind = OpKind::AttnDecode {
-                seqs: batch.decode_kv.len() as u64,
-                kv_tokens: batch.decode_kv.iter().sum(),
-                heads: hq,
-                kv_heads: g,
-                head_dim: d,
-            };
-            attn.push(b.add(&[last], "attn_decode", layer, kind));
-        }
-        last = b.add(&attn, "o_proj", layer, gemm(t, h, hq * d));
-        if tp > 1 {
-            last = b.add(&[last], "attn_allreduce", layer, allreduce(t * h, p, tp));
-        }
-        last = b.elementwise(&[last], "ffn_norm", layer, (t * h, 2, 2, 5));
-        last = match m.moe {
-            Some(_) | None if !m.is_moe_layer(l) => {
-                let i = m.intermediate / tp;
-                let act = if m.ffn_gated {
-                    let up = b.add(&[last], "gate_up_proj", layer, gemm(t, 2 * i, h));
-                    b.elementwise(&[up], "act", layer, (t * i, 2, 1, 5))
-                } else {
-                    let up = b.add(&[last], "up_proj", layer, gemm(t, i, h));
-                    b.elementwise(&[up], "act", layer, (t * i, 1, 1, 1))
-                };
-                b.add(&[act], "down_proj", layer, gemm(t, h, i))
-            }
-            None => unreachable!("a layer without experts is dense"),
-            Some(moe) => {
-                let router = b.add(&[last], "router", layer, gemm(t, moe.experts, h));
-                // Per token: softmax over the experts' logits (4 FLOPs each), top-k, and the
-                // chosen weights renormalised (an add and a multiply each).
-                let (e, k) = (moe.experts, moe.top_k);
-                let mut topk = b.elementwise(&[router], "topk", layer, (t, e, 0, 4 * e + 2 * k));
-                let a2a = OpKind::AllToAll {
-                    bytes: (t as f64 * moe.top_k as f64 * h as f64 * p.activations.bytes()).ceil()
-                        as u64,
-                    devices: ep,
-                };
-                if ep > 1 {
-                    topk = b.add(&[topk], "moe_dispatch", layer, a2a.clone());
-                }
-                let counts = match routing {
-                    Routing::Uniform => Routing::uniform_counts(t * ep, moe.experts, moe.top_k),
-                    Routing::PerLayer(v) => v.get(l as usize).cloned().ok_or(ModelError::Zero {
-                        field: "routing (a layer has no expert token counts)",
-                    })?,
-                };
-                let mut experts = Vec::new();
-                for (e, &tokens) in counts.iter().enumerate().filter(|(_, n)| **n > 0) {
-                    let kind = OpKind::ExpertFfn {
-                        expert: e as u64,
-                        tokens,
-                        hidden: h,
-                        inner: moe.intermediate / tp,
-                        gated: m.ffn_gated,
-                    };
-                    let n = b.add(&[topk], &format!("expert_{e}"), layer, kind);
-                    b.g[n].device = (e as u64 % ep) as u32;
-                    experts.push(n);
-                }
-                if ep > 1 {
-                    experts = vec![b.add(&experts, "moe_combine_a2a", layer, a2a)];
-                }
-                // Weighted sum of each token's top-k expert outputs.
-                b.elementwise(
-                    &experts,
-                    "moe_combine",
-                    layer,
-                    (t * h, moe.top_k, 1, 2 * moe.top_k),
-                )
-            }
-        };
-        if tp > 1 {
-            last = b.add(&[last], "ffn_allreduce", layer, allreduce(t * h, p, tp));
-        }
+    // Fused residual add + RMSNorm: reads x and the residual, writes both. 5 FLOPs per
+    // element: the add, the square, its sum, the scale by 1/rms and the gain.
+    let mut last = b.elementwise(&[last], "attn_norm", layer, (t * h, 2, 2, 5));
+    last = b.add(&[last], "qkv_proj", layer, gemm(t, (hq + 2 * g) * d, h));
+    last = b.elementwise(&[last], "rope", layer, (t * (hq + g) * d, 1, 1, 3));
+    let attn = attention_ops(b, it, layer, last);
+    last = b.add(&attn, "o_proj", layer, gemm(t, h, hq * d));
+    if tp > 1 {
+        last = b.add(&[last], "attn_allreduce", layer, allreduce(t * h, it.p, tp));
     }
-    let rows = batch.logit_rows();
-    last = b.elementwise(&[last], "final_norm", None, (rows * h, 2, 1, 5));
+    last
+}
+
+/// The attention ops of a layer after `last`: one over the prefill chunks and one over the
+/// decode sequences, each when the batch has some.
+fn attention_ops(
+    b: &mut Builder,
+    it: &Iteration,
+    layer: Option<u32>,
+    last: NodeIndex,
+) -> Vec<NodeIndex> {
+    let (m, batch) = (it.m, it.batch);
+    let d = m.head_dim;
+    let (hq, g) = (m.heads_per_device(it.tp), m.kv_heads_per_device(it.tp));
+    let mut attn = Vec::new();
+    if !batch.prefill.is_empty() {
+        let c = &batch.prefill;
+        let kind = OpKind::AttnPrefill {
+            seqs: c.len() as u64,
+            q_tokens: c.iter().map(|c| c.q_len).sum(),
+            kv_tokens: c.iter().map(|c| c.ctx + c.q_len).sum(),
+            attended: c.iter().map(|c| causal_pairs(c.q_len, c.ctx)).sum(),
+            heads: hq,
+            kv_heads: g,
+            head_dim: d,
+        };
+        attn.push(b.add(&[last], "attn_prefill", layer, kind));
+    }
+    if !batch.decode_kv.is_empty() {
+        let kind = OpKind::AttnDecode {
+            seqs: batch.decode_kv.len() as u64,
+            kv_tokens: batch.decode_kv.iter().sum(),
+            heads: hq,
+            kv_heads: g,
+            head_dim: d,
+        };
+        attn.push(b.add(&[last], "attn_decode", layer, kind));
+    }
+    attn
+}
+
+/// Layer `l`'s FFN: norm, then the dense FFN or (in an MoE layer) the experts, and the
+/// all-reduce under tensor parallelism. Returns the last op.
+fn ffn_block(
+    b: &mut Builder,
+    it: &Iteration,
+    l: u32,
+    last: NodeIndex,
+) -> Result<NodeIndex, ModelError> {
+    let (m, t, tp) = (it.m, it.t, it.tp);
+    let layer = Some(l);
+    let h = m.hidden;
+    let mut last = b.elementwise(&[last], "ffn_norm", layer, (t * h, 2, 2, 5));
+    last = match m.moe {
+        _ if !m.is_moe_layer(l) => dense_ffn(b, it, layer, last),
+        None => unreachable!("a layer without experts is dense"),
+        Some(moe) => moe_ffn(b, it, l, moe, last)?,
+    };
+    if tp > 1 {
+        last = b.add(&[last], "ffn_allreduce", layer, allreduce(t * h, it.p, tp));
+    }
+    Ok(last)
+}
+
+/// The dense FFN: up (with the gate, if gated) projection, activation, down projection.
+fn dense_ffn(b: &mut Builder, it: &Iteration, layer: Option<u32>, last: NodeIndex) -> NodeIndex {
+    let (m, t) = (it.m, it.t);
+    let h = m.hidden;
+    let i = m.intermediate / it.tp;
+    let act = if m.ffn_gated {
+        let up = b.add(&[last], "gate_up_proj", layer, gemm(t, 2 * i, h));
+        b.elementwise(&[up], "act", layer, (t * i, 2, 1, 5))
+    } else {
+        let up = b.add(&[last], "up_proj", layer, gemm(t, i, h));
+        b.elementwise(&[up], "act", layer, (t * i, 1, 1, 1))
+    };
+    b.add(&[act], "down_proj", layer, gemm(t, h, i))
+}
+
+/// An MoE FFN: router and top-k, the dispatch all-to-all under expert parallelism, one op per
+/// expert that receives tokens, the combine all-to-all, and the weighted sum.
+fn moe_ffn(
+    b: &mut Builder,
+    it: &Iteration,
+    l: u32,
+    moe: Moe,
+    last: NodeIndex,
+) -> Result<NodeIndex, ModelError> {
+    let (t, ep, h) = (it.t, it.ep, it.m.hidden);
+    let layer = Some(l);
+    let router = b.add(&[last], "router", layer, gemm(t, moe.experts, h));
+    // Per token: softmax over the experts' logits (4 FLOPs each), top-k, and the
+    // chosen weights renormalised (an add and a multiply each).
+    let (e, k) = (moe.experts, moe.top_k);
+    let mut topk = b.elementwise(&[router], "topk", layer, (t, e, 0, 4 * e + 2 * k));
+    let a2a = OpKind::AllToAll {
+        bytes: (t as f64 * moe.top_k as f64 * h as f64 * it.p.activations.bytes()).ceil() as u64,
+        devices: ep,
+    };
+    if ep > 1 {
+        topk = b.add(&[topk], "moe_dispatch", layer, a2a.clone());
+    }
+    let counts = match it.routing {
+        Routing::Uniform => Routing::uniform_counts(t * ep, moe.experts, moe.top_k),
+        Routing::PerLayer(v) => v.get(l as usize).cloned().ok_or(ModelError::Zero {
+            field: "routing (a layer has no expert token counts)",
+        })?,
+    };
+    let mut experts = expert_ops(b, it, layer, &moe, &counts, topk);
+    if ep > 1 {
+        experts = vec![b.add(&experts, "moe_combine_a2a", layer, a2a)];
+    }
+    // Weighted sum of each token's top-k expert outputs.
+    Ok(b.elementwise(
+        &experts,
+        "moe_combine",
+        layer,
+        (t * h, moe.top_k, 1, 2 * moe.top_k),
+    ))
+}
+
+/// One op per expert with tokens (`counts[e]` of them), after `topk`, on device `e mod ep`.
+fn expert_ops(
+    b: &mut Builder,
+    it: &Iteration,
+    layer: Option<u32>,
+    moe: &Moe,
+    counts: &[u64],
+    topk: NodeIndex,
+) -> Vec<NodeIndex> {
+    let mut experts = Vec::new();
+    for (e, &tokens) in counts.iter().enumerate().filter(|(_, n)| **n > 0) {
+        let kind = OpKind::ExpertFfn {
+            expert: e as u64,
+            tokens,
+            hidden: it.m.hidden,
+            inner: moe.intermediate / it.tp,
+            gated: it.m.ffn_gated,
+        };
+        let n = b.add(&[topk], &format!("expert_{e}"), layer, kind);
+        b.g[n].device = (e as u64 % it.ep) as u32;
+        experts.push(n);
+    }
+    experts
+}
+
+/// The final norm and the LM head, on the rows that produce a token.
+fn lm_head(b: &mut Builder, it: &Iteration, last: NodeIndex) {
+    let (m, h) = (it.m, it.m.hidden);
+    let rows = it.batch.logit_rows();
+    let last = b.elementwise(&[last], "final_norm", None, (rows * h, 2, 1, 5));
     let kind = OpKind::Gemm {
         m: rows,
-        n: m.vocab / tp,
+        n: m.vocab / it.tp,
         k: h,
         batch: 1,
     };
     b.add(&[last], "lm_head", None, kind);
-    Ok(IterationGraph {
-        graph: b.g,
-        tokens: t,
-        produced: rows,
-        tp,
-    })
 }

@@ -218,63 +218,23 @@ impl Op {
 
     /// The op's work in closed form.
     pub fn work(&self) -> Work {
-        let p = self.precision;
-        let (ew, ea, ekv) = (p.weights.bytes(), p.activations.bytes(), p.kv.bytes());
-        let b = |x: f64| Bytes(x);
-        let (class, flops, bytes, collective) = match self.kind {
-            OpKind::Gemm { m, n, k, batch } => {
-                let (m, n, k, bt) = (m as f64, n as f64, k as f64, batch as f64);
-                let s = Streams {
-                    weights: b(bt * k * n * ew),
-                    act_in: b(bt * m * k * ea),
-                    act_out: b(bt * m * n * ea),
-                    ..Streams::default()
-                };
-                (OpClass::Gemm, 2.0 * bt * m * n * k, s, None)
-            }
+        let p = &self.precision;
+        let part = match self.kind {
+            OpKind::Gemm { m, n, k, batch } => gemm_work(m, n, k, batch, p),
             OpKind::ExpertFfn {
                 tokens,
                 hidden,
                 inner,
                 gated,
                 ..
-            } => {
-                let (t, h, i) = (tokens as f64, hidden as f64, inner as f64);
-                // Matrices, and FLOPs per inner element of the activation: silu(gate)·up is 5;
-                // ReLU is 1 (GELU's few more are negligible beside 4·h per element).
-                let (mats, act) = if gated { (3.0, 5.0) } else { (2.0, 1.0) };
-                let s = Streams {
-                    weights: b(mats * h * i * ew),
-                    act_in: b(t * h * ea),
-                    act_out: b(t * h * ea),
-                    ..Streams::default()
-                };
-                (OpClass::Gemm, 2.0 * mats * t * h * i + act * t * i, s, None)
-            }
+            } => expert_ffn_work(tokens, hidden, inner, gated, p),
             OpKind::AttnDecode {
                 seqs,
                 kv_tokens,
                 heads,
                 kv_heads,
                 head_dim,
-            } => {
-                let (s_, kv, h, g, d) = (
-                    seqs as f64,
-                    kv_tokens as f64,
-                    heads as f64,
-                    kv_heads as f64,
-                    head_dim as f64,
-                );
-                let s = Streams {
-                    kv_read: b(2.0 * kv * g * d * ekv),
-                    kv_write: b(2.0 * s_ * g * d * ekv),
-                    act_in: b(s_ * h * d * ea),
-                    act_out: b(s_ * h * d * ea),
-                    ..Streams::default()
-                };
-                // QK^T and PV: 2·d FLOPs each per (query head, key) pair.
-                (OpClass::Attention, 4.0 * h * d * kv, s, None)
-            }
+            } => attn_decode_work(seqs, kv_tokens, heads, kv_heads, head_dim, p),
             OpKind::AttnPrefill {
                 q_tokens,
                 kv_tokens,
@@ -284,64 +244,196 @@ impl Op {
                 head_dim,
                 ..
             } => {
-                let (q, kv, a, h, g, d) = (
-                    q_tokens as f64,
-                    kv_tokens as f64,
-                    attended as f64,
-                    heads as f64,
-                    kv_heads as f64,
-                    head_dim as f64,
-                );
-                let s = Streams {
-                    kv_read: b(2.0 * kv * g * d * ekv),
-                    kv_write: b(2.0 * q * g * d * ekv),
-                    act_in: b(q * h * d * ea),
-                    act_out: b(q * h * d * ea),
-                    ..Streams::default()
-                };
-                (OpClass::Attention, 4.0 * h * d * a, s, None)
+                let geometry = (heads, kv_heads, head_dim);
+                attn_prefill_work(q_tokens, kv_tokens, attended, geometry, p)
             }
             OpKind::Elementwise {
                 elements,
                 reads,
                 writes,
                 flops_per_element,
-            } => {
-                let n = elements as f64;
-                let s = Streams {
-                    act_in: b(n * reads as f64 * ea),
-                    act_out: b(n * writes as f64 * ea),
-                    ..Streams::default()
-                };
-                (OpClass::Elementwise, n * flops_per_element as f64, s, None)
-            }
-            OpKind::AllToAll { bytes, devices } => {
-                let c = CollectiveWork {
-                    kind: CollectiveKind::AllToAll,
-                    message: b(bytes as f64),
-                    participants: devices as u32,
-                };
-                (OpClass::Collective, 0.0, Streams::default(), Some(c))
-            }
-            OpKind::AllReduce { bytes, devices } => {
-                let c = CollectiveWork {
-                    kind: CollectiveKind::AllReduce,
-                    message: b(bytes as f64),
-                    participants: devices as u32,
-                };
-                // One add per element received in the reduce-scatter half of a ring.
-                let elems = bytes as f64 / ea;
-                let f = elems * (devices as f64 - 1.0) / devices as f64;
-                (OpClass::Collective, f, Streams::default(), Some(c))
-            }
+            } => elementwise_work(elements, reads, writes, flops_per_element, p),
+            OpKind::AllToAll { bytes, devices } => all_to_all_work(bytes, devices),
+            OpKind::AllReduce { bytes, devices } => all_reduce_work(bytes, devices, p),
         };
         Work {
-            class,
-            compute: p.compute(),
-            flops: Flops(flops),
-            bytes,
-            collective,
+            class: part.class,
+            compute: self.precision.compute(),
+            flops: Flops(part.flops),
+            bytes: part.bytes,
+            collective: part.collective,
         }
+    }
+}
+
+/// One op kind's part of [`Work`]: all of it but the compute type, which the precision gives.
+struct KindWork {
+    class: OpClass,
+    flops: f64,
+    bytes: Streams,
+    collective: Option<CollectiveWork>,
+}
+
+/// `batch` products `[m,k]·[k,n]`: the weights once per product, 2·m·n·k FLOPs each.
+fn gemm_work(m: u64, n: u64, k: u64, batch: u64, p: &Precision) -> KindWork {
+    let (ew, ea) = (p.weights.bytes(), p.activations.bytes());
+    let (m, n, k, bt) = (m as f64, n as f64, k as f64, batch as f64);
+    let s = Streams {
+        weights: Bytes(bt * k * n * ew),
+        act_in: Bytes(bt * m * k * ea),
+        act_out: Bytes(bt * m * n * ea),
+        ..Streams::default()
+    };
+    KindWork {
+        class: OpClass::Gemm,
+        flops: 2.0 * bt * m * n * k,
+        bytes: s,
+        collective: None,
+    }
+}
+
+/// A fused expert FFN: its matrices read once, activations in and out once.
+fn expert_ffn_work(tokens: u64, hidden: u64, inner: u64, gated: bool, p: &Precision) -> KindWork {
+    let (ew, ea) = (p.weights.bytes(), p.activations.bytes());
+    let (t, h, i) = (tokens as f64, hidden as f64, inner as f64);
+    // Matrices, and FLOPs per inner element of the activation: silu(gate)·up is 5;
+    // ReLU is 1 (GELU's few more are negligible beside 4·h per element).
+    let (mats, act) = if gated { (3.0, 5.0) } else { (2.0, 1.0) };
+    let s = Streams {
+        weights: Bytes(mats * h * i * ew),
+        act_in: Bytes(t * h * ea),
+        act_out: Bytes(t * h * ea),
+        ..Streams::default()
+    };
+    KindWork {
+        class: OpClass::Gemm,
+        flops: 2.0 * mats * t * h * i + act * t * i,
+        bytes: s,
+        collective: None,
+    }
+}
+
+/// Decode attention: every cached K and V read once, one new K and V written per sequence.
+fn attn_decode_work(
+    seqs: u64,
+    kv_tokens: u64,
+    heads: u64,
+    kv_heads: u64,
+    head_dim: u64,
+    p: &Precision,
+) -> KindWork {
+    let (ea, ekv) = (p.activations.bytes(), p.kv.bytes());
+    let (s_, kv, h, g, d) = (
+        seqs as f64,
+        kv_tokens as f64,
+        heads as f64,
+        kv_heads as f64,
+        head_dim as f64,
+    );
+    let s = Streams {
+        kv_read: Bytes(2.0 * kv * g * d * ekv),
+        kv_write: Bytes(2.0 * s_ * g * d * ekv),
+        act_in: Bytes(s_ * h * d * ea),
+        act_out: Bytes(s_ * h * d * ea),
+        ..Streams::default()
+    };
+    KindWork {
+        class: OpClass::Attention,
+        // QK^T and PV: 2·d FLOPs each per (query head, key) pair.
+        flops: 4.0 * h * d * kv,
+        bytes: s,
+        collective: None,
+    }
+}
+
+/// Prefill attention: `attended` (query, key) pairs; a K and V written per new token.
+/// `geometry` is (query heads, KV heads, head dim).
+fn attn_prefill_work(
+    q_tokens: u64,
+    kv_tokens: u64,
+    attended: u64,
+    geometry: (u64, u64, u64),
+    p: &Precision,
+) -> KindWork {
+    let (heads, kv_heads, head_dim) = geometry;
+    let (ea, ekv) = (p.activations.bytes(), p.kv.bytes());
+    let (q, kv, a, h, g, d) = (
+        q_tokens as f64,
+        kv_tokens as f64,
+        attended as f64,
+        heads as f64,
+        kv_heads as f64,
+        head_dim as f64,
+    );
+    let s = Streams {
+        kv_read: Bytes(2.0 * kv * g * d * ekv),
+        kv_write: Bytes(2.0 * q * g * d * ekv),
+        act_in: Bytes(q * h * d * ea),
+        act_out: Bytes(q * h * d * ea),
+        ..Streams::default()
+    };
+    KindWork {
+        class: OpClass::Attention,
+        flops: 4.0 * h * d * a,
+        bytes: s,
+        collective: None,
+    }
+}
+
+/// An elementwise op: `reads` inputs and `writes` outputs per element.
+fn elementwise_work(
+    elements: u64,
+    reads: u64,
+    writes: u64,
+    flops_per_element: u64,
+    p: &Precision,
+) -> KindWork {
+    let ea = p.activations.bytes();
+    let n = elements as f64;
+    let s = Streams {
+        act_in: Bytes(n * reads as f64 * ea),
+        act_out: Bytes(n * writes as f64 * ea),
+        ..Streams::default()
+    };
+    KindWork {
+        class: OpClass::Elementwise,
+        flops: n * flops_per_element as f64,
+        bytes: s,
+        collective: None,
+    }
+}
+
+/// An all-to-all of `bytes` among `devices`: no arithmetic.
+fn all_to_all_work(bytes: u64, devices: u64) -> KindWork {
+    let c = CollectiveWork {
+        kind: CollectiveKind::AllToAll,
+        message: Bytes(bytes as f64),
+        participants: devices as u32,
+    };
+    KindWork {
+        class: OpClass::Collective,
+        flops: 0.0,
+        bytes: Streams::default(),
+        collective: Some(c),
+    }
+}
+
+/// A ring all-reduce of `bytes` among `devices`.
+fn all_reduce_work(bytes: u64, devices: u64, p: &Precision) -> KindWork {
+    let ea = p.activations.bytes();
+    let c = CollectiveWork {
+        kind: CollectiveKind::AllReduce,
+        message: Bytes(bytes as f64),
+        participants: devices as u32,
+    };
+    // One add per element received in the reduce-scatter half of a ring.
+    let elems = bytes as f64 / ea;
+    let f = elems * (devices as f64 - 1.0) / devices as f64;
+    KindWork {
+        class: OpClass::Collective,
+        flops: f,
+        bytes: Streams::default(),
+        collective: Some(c),
     }
 }
 

@@ -149,78 +149,22 @@ pub fn sram_area(t: &Technology, bits: f64) -> Area {
 /// Evaluates a die in technology `t`.
 pub fn die(t: &Technology, spec: &DieSpec) -> DieReport {
     // Logic first: the clock may come from its slowest stage.
-    let logic: Vec<Option<BlockPpa>> = spec
-        .blocks
-        .iter()
-        .map(|b| match b.kind {
-            BlockKind::Logic {
-                transistors,
-                activity,
-            } => Some(block(
-                t,
-                &BlockSpec {
-                    transistors,
-                    activity,
-                    placement: Placement::Achievable,
-                },
-            )),
-            _ => None,
-        })
-        .collect();
-    let slowest = logic
-        .iter()
-        .flatten()
-        .map(|p| p.stage_delay.value())
-        .fold(0.0, f64::max);
-    let model_clock = spec
-        .logic_depth
-        .filter(|_| slowest > 0.0)
-        .map(|d| Hertz(1.0 / (d * slowest)));
-    let (clock, clock_source) = match (spec.clock, model_clock) {
-        (Some(c), _) => (c, ClockSource::File),
-        (None, Some(c)) => (c, ClockSource::Model),
-        (None, None) => (Hertz(0.0), ClockSource::Model),
-    };
+    let logic = logic_ppas(t, spec);
+    let (clock, clock_source, model_clock) = die_clock(spec, &logic);
     let f = clock.value();
-    let n = t.node;
     let blocks: Vec<BlockReport> = spec
         .blocks
         .iter()
         .zip(logic)
-        .map(|(b, ppa)| {
-            let (area, power, leakage) = match (&b.kind, &ppa) {
-                (BlockKind::Logic { .. }, Some(p)) => (p.area, p.power(f), p.leakage),
-                (
-                    BlockKind::Sram {
-                        bits,
-                        reads_per_cycle,
-                    },
-                    _,
-                ) => {
-                    let leak = Watts(6.0 * bits * n.leakage_per_transistor);
-                    let read = Watts(reads_per_cycle * n.sram_read_energy_per_bit * f);
-                    (sram_area(t, *bits), read + leak, leak)
-                }
-                (BlockKind::Fixed { area, power }, _) => (*area, *power, Watts(0.0)),
-                (BlockKind::Logic { .. }, None) => unreachable!("logic blocks have a block PPA"),
-            };
-            BlockReport {
-                name: b.name.clone(),
-                count: b.count,
-                area: area * b.count,
-                power: power * b.count,
-                leakage: leakage * b.count,
-                logic: ppa,
-            }
-        })
+        .map(|(b, ppa)| block_report(t, b, ppa, f))
         .collect();
     let area: Area = blocks.iter().map(|b| b.area).sum();
     let power: Watts = blocks.iter().map(|b| b.power).sum();
     let leakage: Watts = blocks.iter().map(|b| b.leakage).sum();
     let dpw = dies_per_wafer(area);
-    let y = die_yield(area, n.defect_density_per_mm2);
+    let y = die_yield(area, t.node.defect_density_per_mm2);
     let cost = if dpw * y > 0.0 {
-        n.wafer_cost_usd / (dpw * y)
+        t.node.wafer_cost_usd / (dpw * y)
     } else {
         f64::INFINITY
     };
@@ -237,6 +181,76 @@ pub fn die(t: &Technology, spec: &DieSpec) -> DieReport {
         dies_per_wafer: dpw,
         yield_fraction: y,
         cost_per_good_die_usd: cost,
+    }
+}
+
+/// The block model's PPA of each logic block of `spec`, in order; `None` for the other blocks.
+fn logic_ppas(t: &Technology, spec: &DieSpec) -> Vec<Option<BlockPpa>> {
+    spec.blocks
+        .iter()
+        .map(|b| match b.kind {
+            BlockKind::Logic {
+                transistors,
+                activity,
+            } => Some(block(
+                t,
+                &BlockSpec {
+                    transistors,
+                    activity,
+                    placement: Placement::Achievable,
+                },
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The die's clock and where it came from (the file's, else logic depth × slowest stage), and
+/// the model's clock when there is one.
+fn die_clock(spec: &DieSpec, logic: &[Option<BlockPpa>]) -> (Hertz, ClockSource, Option<Hertz>) {
+    let slowest = logic
+        .iter()
+        .flatten()
+        .map(|p| p.stage_delay.value())
+        .fold(0.0, f64::max);
+    let model_clock = spec
+        .logic_depth
+        .filter(|_| slowest > 0.0)
+        .map(|d| Hertz(1.0 / (d * slowest)));
+    let (clock, clock_source) = match (spec.clock, model_clock) {
+        (Some(c), _) => (c, ClockSource::File),
+        (None, Some(c)) => (c, ClockSource::Model),
+        (None, None) => (Hertz(0.0), ClockSource::Model),
+    };
+    (clock, clock_source, model_clock)
+}
+
+/// One kind of block at clock `f` (Hz), times its count; `ppa` is its logic PPA, if logic.
+fn block_report(t: &Technology, b: &DieBlock, ppa: Option<BlockPpa>, f: f64) -> BlockReport {
+    let n = t.node;
+    let (area, power, leakage) = match (&b.kind, &ppa) {
+        (BlockKind::Logic { .. }, Some(p)) => (p.area, p.power(f), p.leakage),
+        (
+            BlockKind::Sram {
+                bits,
+                reads_per_cycle,
+            },
+            _,
+        ) => {
+            let leak = Watts(6.0 * bits * n.leakage_per_transistor);
+            let read = Watts(reads_per_cycle * n.sram_read_energy_per_bit * f);
+            (sram_area(t, *bits), read + leak, leak)
+        }
+        (BlockKind::Fixed { area, power }, _) => (*area, *power, Watts(0.0)),
+        (BlockKind::Logic { .. }, None) => unreachable!("logic blocks have a block PPA"),
+    };
+    BlockReport {
+        name: b.name.clone(),
+        count: b.count,
+        area: area * b.count,
+        power: power * b.count,
+        leakage: leakage * b.count,
+        logic: ppa,
     }
 }
 

@@ -77,7 +77,15 @@ pub fn ffet_markdown(study: &Study, model: &ModelParams) -> String {
         ffet::NODE,
         ffet::UTILIZATION
     );
-    s += "| comparison | paper | model | tolerance | within |\n|---|---|---|---|---|\n";
+    comparison_rows(&mut s, study);
+    design_table(&mut s, study);
+    parameters_section(&mut s, model);
+    s
+}
+
+/// The comparison table, paper against model, and the note on the tuned layout.
+fn comparison_rows(s: &mut String, study: &Study) {
+    *s += "| comparison | paper | model | tolerance | within |\n|---|---|---|---|---|\n";
     for r in &study.rows {
         let _ = writeln!(
             s,
@@ -100,7 +108,11 @@ pub fn ffet_markdown(study: &Study, model: &ModelParams) -> String {
         100.0 * study.tuned.1,
         study.five_layer_frequency
     );
-    s += "## The designs\n\n| design | core µm² | utilization | achievable | congestion front/back \
+}
+
+/// The designs: each one's area, utilization, congestion and stage delay.
+fn design_table(s: &mut String, study: &Study) {
+    *s += "## The designs\n\n| design | core µm² | utilization | achievable | congestion front/back \
           | stage net µm | stage ps | wire share of delay | wire share of C |\n\
           |---|---|---|---|---|---|---|---|---|\n";
     for (name, p) in &study.designs {
@@ -118,7 +130,11 @@ pub fn ffet_markdown(study: &Study, model: &ModelParams) -> String {
             100.0 * p.wire_cap_share
         );
     }
-    s += "\n## Parameters\n\nAll in `arch/tech/model.toml` (block model) and \
+}
+
+/// Where the parameters come from, which were calibrated, and their values.
+fn parameters_section(s: &mut String, model: &ModelParams) {
+    *s += "\n## Parameters\n\nAll in `arch/tech/model.toml` (block model) and \
           `arch/tech/devices.toml` (devices), each with its source. Calibrated to this table: the \
           FFET cell-area factor, drive and capacitance (the paper says only \"faster, more \
           energy-efficient libraries\" and gives 12.5% for the cell area alone), the stage-wire \
@@ -141,7 +157,6 @@ pub fn ffet_markdown(study: &Study, model: &ModelParams) -> String {
         m.pins_per_cell,
         m.fanout
     );
-    s
 }
 
 /// The Logic-PIM study table.

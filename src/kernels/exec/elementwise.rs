@@ -1,0 +1,192 @@
+//! The elementwise ops of an iteration, checked by name: embedding, the norms, RoPE, the SwiGLU
+//! activation, the MoE router (`topk`) and the MoE combine. Each builds random inputs of the op's
+//! shape, its unsplit reference, and runs the parts of its plan.
+
+use std::ops::Range;
+
+use super::{Context, Outcome, Unsupported, combine_parts, rand, usize_of};
+use crate::kernels::attention::Heads;
+use crate::kernels::elementwise::{add_rmsnorm, embedding, rope, swiglu};
+use crate::kernels::gemm::expand;
+use crate::kernels::moe::{combine, route};
+use crate::kernels::{Count, Elem, Rng, normalized_error, to_elems, to_f32s};
+use crate::map::plan::{Axis, OpPlan, PartitionPlan};
+use crate::model::{Batch, ModelSpec, OpKind};
+
+/// RoPE base used for the check (Llama 2; any base exercises the same arithmetic).
+const ROPE_BASE: f32 = 10000.0;
+
+/// Executes the elementwise op `p` of `elements` elements, chosen by its name.
+pub(super) fn run<E: Elem>(p: &OpPlan, cx: Context, elements: u64, rng: &mut Rng) -> Outcome {
+    let m = cx.model;
+    let plan = &p.plan;
+    let OpKind::Elementwise { reads, writes, .. } = p.op.kind else {
+        return Err(Unsupported::NotElementwise);
+    };
+    match p.op.name.as_str() {
+        "embedding" => run_embedding::<E>(plan, m, elements, rng),
+        "attn_norm" | "ffn_norm" | "final_norm" => run_norm::<E>(plan, m, elements, writes, rng),
+        "rope" => run_rope::<E>(plan, m, cx.batch, rng),
+        "act" => run_act::<E>(plan, m, elements, rng),
+        "topk" => run_topk::<E>(plan, m, elements * reads, rng),
+        "moe_combine" => run_moe_combine::<E>(plan, m, elements, rng),
+        other => Err(Unsupported::ElementwiseName(other.to_string())),
+    }
+}
+
+/// Token positions of a batch: prefill tokens (chunk after chunk), then decode tokens.
+fn positions(b: &Batch) -> Vec<usize> {
+    let pre = b
+        .prefill
+        .iter()
+        .flat_map(|c| (c.ctx..c.ctx + c.q_len).map(usize_of));
+    let dec = b.decode_kv.iter().map(|&l| usize_of(l.max(1) - 1));
+    pre.chain(dec).collect()
+}
+
+/// The embedding lookup of random token ids in a small random table.
+fn run_embedding<E: Elem>(
+    plan: &PartitionPlan,
+    m: &ModelSpec,
+    elements: u64,
+    rng: &mut Rng,
+) -> Outcome {
+    let h = usize_of(m.hidden);
+    let vocab = 64;
+    let table = rand::<E>(rng, vocab * m.hidden, 1.0);
+    let t = usize_of(elements) / h;
+    let ids: Vec<usize> = (0..t).map(|_| (rng.next_u64() % vocab) as usize).collect();
+    let reference: Vec<f32> = ids
+        .iter()
+        .flat_map(|&i| to_f32s(&table[i * h..(i + 1) * h]))
+        .collect();
+    combine_parts(plan, h, &reference, |_, c| embedding(&table, h, &ids, c))
+}
+
+/// A residual add and RMSNorm; with two writes the sum is kept as the next residual.
+fn run_norm<E: Elem>(
+    plan: &PartitionPlan,
+    m: &ModelSpec,
+    elements: u64,
+    writes: u64,
+    rng: &mut Rng,
+) -> Outcome {
+    let h = usize_of(m.hidden);
+    let (x, r) = (rand::<E>(rng, elements, 1.0), rand::<E>(rng, elements, 1.0));
+    let gain = rng.vec(h, 1.0);
+    let keep = writes == 2;
+    let norm = |c: &mut Count| {
+        let (y, res) = add_rmsnorm(h, &x, &r, &gain, keep, c);
+        let mut v = to_f32s(&y);
+        v.extend(res.map_or_else(Vec::new, |r| to_f32s(&r)));
+        v
+    };
+    let reference = norm(&mut Count::default());
+    combine_parts(plan, h, &reference, |_, c| to_elems::<E>(&norm(c)))
+}
+
+/// RoPE on the queries and keys of every token of the batch, whole or split by query heads (a
+/// part rotates the KV heads its query heads read).
+fn run_rope<E: Elem>(plan: &PartitionPlan, m: &ModelSpec, batch: &Batch, rng: &mut Rng) -> Outcome {
+    let (big_h, g, d) = (
+        usize_of(m.heads),
+        usize_of(m.kv_heads),
+        usize_of(m.head_dim),
+    );
+    let shape = Heads {
+        heads: big_h,
+        kv_heads: g,
+        head_dim: d,
+    };
+    let pos = positions(batch);
+    let t = pos.len() as u64;
+    let q = rand::<E>(rng, t * m.heads * m.head_dim, 1.0);
+    let k = rand::<E>(rng, t * m.kv_heads * m.head_dim, 1.0);
+    let both = |hs: Range<usize>, c: &mut Count| {
+        let mut v = to_f32s(&rope(&q, (big_h, d), hs.clone(), &pos, ROPE_BASE, c));
+        let ks = shape.kv_range(&hs);
+        v.extend(to_f32s(&rope(&k, (g, d), ks, &pos, ROPE_BASE, c)));
+        v
+    };
+    let reference = both(0..big_h, &mut Count::default());
+    let mut counts = Vec::new();
+    let mut err: f64 = 0.0;
+    for pt in &plan.parts {
+        let hs = match (plan.axis, pt.share.as_slice()) {
+            (Axis::Heads, [s]) => usize_of(s.start)..usize_of(s.end),
+            _ => 0..big_h,
+        };
+        let mut c = Count::default();
+        let got = both(hs.clone(), &mut c);
+        let sub = |n: usize, r: Range<usize>, off: usize| {
+            (0..pos.len()).flat_map(move |ti| {
+                r.clone()
+                    .flat_map(move |hh| (0..d).map(move |j| off + (ti * n + hh) * d + j))
+            })
+        };
+        let qn = pos.len() * big_h * d;
+        let want: Vec<f32> = sub(big_h, hs.clone(), 0)
+            .chain(sub(g, shape.kv_range(&hs), qn))
+            .map(|i| reference[i])
+            .collect();
+        err = err.max(normalized_error(&got, &want));
+        counts.push(c);
+    }
+    Ok((err, counts))
+}
+
+/// The SwiGLU activation silu(gate)·up, whole or split by columns of the FFN width.
+fn run_act<E: Elem>(plan: &PartitionPlan, m: &ModelSpec, elements: u64, rng: &mut Rng) -> Outcome {
+    let inner = usize_of(m.intermediate);
+    let (g, u) = (rand::<E>(rng, elements, 2.0), rand::<E>(rng, elements, 1.0));
+    let all: Vec<usize> = (0..inner).collect();
+    let reference = to_f32s(&swiglu(&g, &u, inner, &all, &mut Count::default()));
+    combine_parts(plan, inner, &reference, |share, c| match plan.axis {
+        Axis::Columns => swiglu(&g, &u, inner, &expand(share), c),
+        _ => swiglu(&g, &u, inner, &all, c),
+    })
+}
+
+/// The MoE router on `logits` random router logits: its top-k choice as dense weights per
+/// token and expert.
+fn run_topk<E: Elem>(plan: &PartitionPlan, m: &ModelSpec, logits: u64, rng: &mut Rng) -> Outcome {
+    let (ne, k) = match m.moe {
+        Some(x) => (usize_of(x.experts), usize_of(x.top_k)),
+        None => return Err(Unsupported::DenseModel("topk")),
+    };
+    let logits = rand::<E>(rng, logits, 2.0);
+    let dense = |c: &mut Count| {
+        let r = route(&logits, ne, k, c);
+        let mut w = vec![0f32; r.tokens() * ne];
+        for (i, &(e, x)) in r.choice.iter().enumerate() {
+            w[i / k * ne + e] = x;
+        }
+        w
+    };
+    let reference = to_f32s(&to_elems::<E>(&dense(&mut Count::default())));
+    combine_parts(plan, ne, &reference, |_, c| to_elems::<E>(&dense(c)))
+}
+
+/// The MoE combine: random expert outputs for a random routing, summed back per token.
+fn run_moe_combine<E: Elem>(
+    plan: &PartitionPlan,
+    m: &ModelSpec,
+    elements: u64,
+    rng: &mut Rng,
+) -> Outcome {
+    let h = usize_of(m.hidden);
+    let Some(moe) = m.moe else {
+        return Err(Unsupported::DenseModel("moe_combine"));
+    };
+    let (ne, k) = (usize_of(moe.experts), usize_of(moe.top_k));
+    let t = usize_of(elements) / h;
+    let logits: Vec<f32> = rng.vec(t * ne, 2.0);
+    let r = route(&logits, ne, k, &mut Count::default());
+    let outs: Vec<Vec<E>> = r
+        .counts()
+        .iter()
+        .map(|&n| rand::<E>(rng, n * m.hidden, 1.0))
+        .collect();
+    let reference = to_f32s(&combine(&r, &outs, h, &mut Count::default()));
+    combine_parts(plan, h, &reference, |_, c| combine(&r, &outs, h, c))
+}
