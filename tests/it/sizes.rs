@@ -84,7 +84,6 @@ fn body_end(lines: &[&str], start: usize) -> Option<usize> {
 }
 
 #[test]
-#[ignore = "enabled once the refactor lands"]
 fn no_file_or_function_is_too_long() {
     let mut files = Vec::new();
     rust_files(
