@@ -87,28 +87,7 @@ mod tests {
     use super::*;
     use crate::work::Dtype;
 
-    /// Mixtral-8x7B's shape (Mistral AI's config.json).
-    fn mixtral() -> ModelSpec {
-        ModelSpec {
-            name: "Mixtral-8x7B".into(),
-            hidden: 4096,
-            layers: 32,
-            heads: 32,
-            kv_heads: 8,
-            head_dim: 128,
-            intermediate: 14336,
-            vocab: 32000,
-            moe: Some(crate::model::Moe {
-                experts: 8,
-                top_k: 2,
-                intermediate: 14336,
-            }),
-            ffn_gated: true,
-            moe_layer_period: 1,
-            dtype: Dtype::Bf16,
-            tie_embeddings: false,
-        }
-    }
+    use crate::model::spec::tests::mixtral;
 
     #[test]
     fn tensor_parallel_splits_weights_and_kv_heads() {

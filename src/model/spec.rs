@@ -233,9 +233,10 @@ impl ModelSpec {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
+    /// Mixtral-8x7B's shape (Mistral AI's config.json), for tests across `model`.
     pub(crate) fn mixtral() -> ModelSpec {
         ModelSpec {
             name: "Mixtral-8x7B".into(),
