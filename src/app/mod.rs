@@ -139,6 +139,14 @@ impl AppError {
         }
     }
 
+    /// An error writing the file `path` ("PATH: cannot write: …").
+    pub fn cannot_write(path: &Path, source: io::Error) -> AppError {
+        AppError::Io {
+            what: format!("{}: cannot write", path.display()),
+            source,
+        }
+    }
+
     /// An error reading or writing `path`.
     pub fn io(path: &Path, source: io::Error) -> AppError {
         AppError::Io {

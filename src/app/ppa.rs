@@ -4,6 +4,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use super::AppError;
+use super::reproduce::DuplexServing;
 use crate::config::{
     self, ConfigError, DieFile, TECH_DIR, TechChoice, check_choice, load_arch_tech, load_die,
 };
@@ -165,7 +167,7 @@ pub const PIM_TECHS: &[(&str, &str, u32, Option<f64>)] = &[
 ];
 
 /// The Logic-PIM study on the logic-die file `path`: Markdown.
-pub fn pim_study(path: &Path, lib: &Library) -> Result<String, ConfigError> {
+pub fn pim_study(path: &Path, lib: &Library) -> Result<String, AppError> {
     let f = load_die(path, lib)?;
     let tech_of = |(node, dev, layers, share): &(&str, &str, u32, Option<f64>)| {
         let layout = match share {
@@ -193,17 +195,15 @@ pub const PIM_SERVING: (&[u64], u64) = (&[64, 128], 1024);
 /// One serving run per technology of `fits` and batch, the Duplex device taking its module
 /// count, clock and energy per FLOP from each fit (as `[pim.tech]` does), beside Duplex as the
 /// arch file states it: Markdown.
-pub fn pim_serving(fits: &[tech::pim::Fit]) -> Result<String, ConfigError> {
+pub fn pim_serving(fits: &[tech::pim::Fit]) -> Result<String, AppError> {
     use crate::hw::{Origin, PimOrigin};
     let base = config::load_arch(Path::new("arch/duplex.toml"))?;
     let (batches, len) = PIM_SERVING;
+    let serving = DuplexServing::load()?;
     let runs = |sys: &crate::hw::System| {
         batches
             .iter()
-            .map(|&b| {
-                super::reproduce::duplex_serving(sys.clone(), b, len, 3 * b)
-                    .map_err(|e| ConfigError::file(Path::new("arch/duplex.toml"), e.to_string()))
-            })
+            .map(|&b| serving.run(sys, b, len, 3 * b))
             .collect::<Result<Vec<_>, _>>()
     };
     let mut rows = vec![("Duplex as in arch/duplex.toml".to_string(), runs(&base)?)];

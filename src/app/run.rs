@@ -18,7 +18,7 @@ use crate::report::{MemoryUse, RunInputs, RunReport};
 use crate::sim::serving::ServingError;
 
 use super::Status;
-use crate::names::{UnknownName, name_of, parse_name};
+use crate::names::{UnknownName, parse_name};
 
 /// Prefill (whole prompts) or decode (one token per sequence against a KV cache).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +30,8 @@ pub enum Phase {
 }
 
 impl Phase {
-    /// (phase, name in flags and reports, help): the only list.
+    /// (phase, name in flags and reports, help): the only list, in declaration order, so that a
+    /// phase's row is `TABLE[phase as usize]`.
     pub const TABLE: [(Phase, &'static str, &'static str); 2] = [
         (
             Phase::Prefill,
@@ -46,7 +47,7 @@ impl Phase {
 
     /// The phase's name in flags and reports.
     pub fn name(self) -> &'static str {
-        name_of(&Self::TABLE, self)
+        Self::TABLE[self as usize].1
     }
 }
 
@@ -365,10 +366,7 @@ pub fn serve(spec: &ServeSpec) -> Result<String, super::AppError> {
         }
     })?;
     if let Some(t) = &spec.trace {
-        let cannot = |e| AppError::Io {
-            what: format!("{}: cannot write", t.display()),
-            source: e,
-        };
+        let cannot = |e| AppError::cannot_write(t, e);
         let f = std::fs::File::create(t).map_err(cannot)?;
         report::trace::write_trace(std::io::BufWriter::new(f), &r.spans, &r.lives)
             .map_err(cannot)?;
@@ -380,5 +378,20 @@ pub fn serve(spec: &ServeSpec) -> Result<String, super::AppError> {
         Format::Csv => Err(AppError::Usage(
             "--format csv is for single iterations; use json for serving",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_phase_sits_at_its_own_row_and_its_name_parses_back() {
+        for (i, (p, n, _)) in Phase::TABLE.iter().enumerate() {
+            assert_eq!(*p as usize, i, "{n} is out of declaration order");
+            assert_eq!(p.name(), *n);
+            assert_eq!(n.parse::<Phase>(), Ok(*p));
+        }
+        assert!("prefil".parse::<Phase>().is_err());
     }
 }

@@ -62,10 +62,7 @@ fn mkdir(p: &Path) -> Result<(), AppError> {
 }
 
 fn write(p: &Path, text: &str) -> Result<(), AppError> {
-    std::fs::write(p, text).map_err(|e| AppError::Io {
-        what: format!("{}: cannot write", p.display()),
-        source: e,
-    })
+    std::fs::write(p, text).map_err(|e| AppError::cannot_write(p, e))
 }
 
 /// `dyad sweep`: runs the points (or writes the Slurm script) and writes the outputs.

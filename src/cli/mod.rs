@@ -128,10 +128,7 @@ fn validate(a: &args::ValidateArgs) -> Result<(), AppError> {
 /// Writes `text` to `out`, or to standard output.
 fn write_out(out: Option<&Path>, text: &str) -> Result<(), AppError> {
     match out {
-        Some(p) => std::fs::write(p, text).map_err(|e| AppError::Io {
-            what: format!("{}: cannot write", p.display()),
-            source: e,
-        }),
+        Some(p) => std::fs::write(p, text).map_err(|e| AppError::cannot_write(p, e)),
         None => stdout(text),
     }
 }

@@ -9,10 +9,9 @@ pub mod plan;
 
 use std::str::FromStr;
 
-use thiserror::Error;
-
 use crate::hw::{CostError, EnergyParts, OpCost, System, Timing, Unit};
 use crate::model::{IterationGraph, Op, OpKind};
+use crate::names::{UnknownName, parse_name};
 use crate::work::Work;
 
 /// A mapping policy.
@@ -32,7 +31,8 @@ pub enum Policy {
 }
 
 impl Policy {
-    /// Every policy with its name in files and flags and a line of help: the only list.
+    /// Every policy with its name in files and flags and a line of help: the only list, in
+    /// declaration order, so that a policy's row is `TABLE[policy as usize]`.
     pub const TABLE: [(Policy, &'static str, &'static str); 3] = [
         (Policy::AllXpu, "all-xpu", "every op on the xPU"),
         (
@@ -53,10 +53,7 @@ impl Policy {
 
     /// The name in files and flags (`all-xpu`, `dispatch`, `duplex`).
     pub fn name(self) -> &'static str {
-        Self::TABLE
-            .iter()
-            .find(|(p, ..)| *p == self)
-            .map_or("all-xpu", |(_, n, _)| *n)
+        Self::TABLE[self as usize].1
     }
 
     /// Whether the xPU and PIM run concurrently (one stream per unit) rather than in turn.
@@ -65,23 +62,11 @@ impl Policy {
     }
 }
 
-/// A policy name that is not in [`Policy::TABLE`].
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("unknown policy \"{name}\" (valid: {})", Policy::NAMES.join(", "))]
-pub struct UnknownPolicy {
-    /// The name as given.
-    pub name: String,
-}
-
 impl FromStr for Policy {
-    type Err = UnknownPolicy;
+    type Err = UnknownName;
 
-    fn from_str(s: &str) -> Result<Self, UnknownPolicy> {
-        Self::TABLE
-            .iter()
-            .find(|(_, n, _)| *n == s)
-            .map(|(p, ..)| *p)
-            .ok_or_else(|| UnknownPolicy { name: s.into() })
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
+        parse_name("policy", &Self::TABLE, s)
     }
 }
 
@@ -268,8 +253,10 @@ mod tests {
 
     #[test]
     fn policy_names_round_trip_and_unknown_names_list_the_valid_ones() {
-        for p in Policy::ALL {
-            assert_eq!(p.name().parse::<Policy>(), Ok(p));
+        for (i, (p, n, _)) in Policy::TABLE.iter().enumerate() {
+            assert_eq!(*p as usize, i, "{n} is out of declaration order");
+            assert_eq!(p.name(), *n);
+            assert_eq!(n.parse::<Policy>(), Ok(*p));
         }
         let e = "fastest".parse::<Policy>().unwrap_err();
         assert_eq!(e.name, "fastest");

@@ -97,7 +97,8 @@ mod tests {
         let two = Footprint::new(&m, Parallelism { tp: 2, ep: 1 }, p);
         assert_eq!(one.weights.0, m.params() as f64 * 2.0);
         assert_eq!(two.weights.0, one.weights.0 / 2.0);
-        assert_eq!(one.kv(1).0, m.kv_bytes_per_token(Dtype::Bf16));
+        // K and V × 32 layers × 8 KV heads × 128 × 2 bytes (bf16).
+        assert_eq!(one.kv(1).0, 2.0 * 32.0 * 8.0 * 128.0 * 2.0);
         assert_eq!(two.kv(10).0, one.kv(10).0 / 2.0);
     }
 

@@ -345,9 +345,8 @@ fn ffn_block(
     let h = m.hidden;
     let mut last = b.elementwise(&[last], "ffn_norm", layer, (t * h, 2, 2, 5));
     last = match m.moe {
-        _ if !m.is_moe_layer(l) => dense_ffn(b, it, layer, last),
-        None => unreachable!("a layer without experts is dense"),
-        Some(moe) => moe_ffn(b, it, l, moe, last)?,
+        Some(moe) if m.is_moe_layer(l) => moe_ffn(b, it, l, moe, last)?,
+        _ => dense_ffn(b, it, layer, last),
     };
     if tp > 1 {
         last = b.add(&[last], "ffn_allreduce", layer, allreduce(t * h, it.p, tp));

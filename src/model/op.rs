@@ -234,7 +234,11 @@ impl Op {
                 heads,
                 kv_heads,
                 head_dim,
-            } => attn_decode_work(seqs, kv_tokens, heads, kv_heads, head_dim, p),
+            } => {
+                // One query per sequence, attending every cached key of its sequence.
+                let geometry = (heads, kv_heads, head_dim);
+                attention_work(seqs, kv_tokens, kv_tokens, geometry, p)
+            }
             OpKind::AttnPrefill {
                 q_tokens,
                 kv_tokens,
@@ -245,7 +249,7 @@ impl Op {
                 ..
             } => {
                 let geometry = (heads, kv_heads, head_dim);
-                attn_prefill_work(q_tokens, kv_tokens, attended, geometry, p)
+                attention_work(q_tokens, kv_tokens, attended, geometry, p)
             }
             OpKind::Elementwise {
                 elements,
@@ -313,42 +317,11 @@ fn expert_ffn_work(tokens: u64, hidden: u64, inner: u64, gated: bool, p: &Precis
     }
 }
 
-/// Decode attention: every cached K and V read once, one new K and V written per sequence.
-fn attn_decode_work(
-    seqs: u64,
-    kv_tokens: u64,
-    heads: u64,
-    kv_heads: u64,
-    head_dim: u64,
-    p: &Precision,
-) -> KindWork {
-    let (ea, ekv) = (p.activations.bytes(), p.kv.bytes());
-    let (s_, kv, h, g, d) = (
-        seqs as f64,
-        kv_tokens as f64,
-        heads as f64,
-        kv_heads as f64,
-        head_dim as f64,
-    );
-    let s = Streams {
-        kv_read: Bytes(2.0 * kv * g * d * ekv),
-        kv_write: Bytes(2.0 * s_ * g * d * ekv),
-        act_in: Bytes(s_ * h * d * ea),
-        act_out: Bytes(s_ * h * d * ea),
-        ..Streams::default()
-    };
-    KindWork {
-        class: OpClass::Attention,
-        // QK^T and PV: 2·d FLOPs each per (query head, key) pair.
-        flops: 4.0 * h * d * kv,
-        bytes: s,
-        collective: None,
-    }
-}
-
-/// Prefill attention: `attended` (query, key) pairs; a K and V written per new token.
-/// `geometry` is (query heads, KV heads, head dim).
-fn attn_prefill_work(
+/// Attention of `q_tokens` new queries over `kv_tokens` cached keys: every cached K and V read
+/// once, a K and V written per new token, and QK^T and PV at 2·d FLOPs each per attended
+/// (query head, key) pair. Decode is the case of one query per sequence attending its whole
+/// cache. `geometry` is (query heads, KV heads, head dim).
+fn attention_work(
     q_tokens: u64,
     kv_tokens: u64,
     attended: u64,

@@ -63,22 +63,24 @@ fn sweep_point(
     point: Option<usize>,
 ) -> Result<serde_json::Value, SweepError> {
     let recs = super::runner::read_records(Path::new(file))?;
+    let points = recs.len();
+    let mut recs = recs.into_iter();
     let r = match point {
-        Some(n) => {
-            recs.into_iter()
-                .find(|r| r.index == n)
-                .ok_or_else(|| SweepError::NoSuchPoint {
-                    file: file.to_string(),
-                    index: n,
-                })?
-        }
-        None if recs.len() == 1 => recs.into_iter().next().expect("one record"),
-        None => {
-            return Err(SweepError::WhichPoint {
+        Some(n) => recs
+            .find(|r| r.index == n)
+            .ok_or_else(|| SweepError::NoSuchPoint {
                 file: file.to_string(),
-                points: recs.len(),
-            });
-        }
+                index: n,
+            })?,
+        None => match (recs.next(), recs.next()) {
+            (Some(only), None) => only,
+            _ => {
+                return Err(SweepError::WhichPoint {
+                    file: file.to_string(),
+                    points,
+                });
+            }
+        },
     };
     if let Some(e) = &r.error {
         return Err(SweepError::FailedPoint {

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::config::{self, ConfigError};
 use crate::hw::System;
 use crate::map::Policy;
+use crate::model::ModelSpec;
 use crate::report::serving::ServingReport;
 use crate::sim::serving::{Scenario, ServingError, simulate};
 use crate::sim::workload::{Arrivals, LengthDist, Lengths};
@@ -200,24 +201,31 @@ pub fn duplex(out: &Path) -> Result<Written, ReproduceError> {
         let sys = study.system(label)?;
         sat.push((label.clone(), saturation_rate(&study, sys)?));
     }
-    let write_err = |path: PathBuf| {
+    let cannot = |path: &Path| {
+        let path = path.to_path_buf();
         move |e: Box<dyn std::error::Error + Send + Sync>| ReproduceError::Write { path, source: e }
     };
-    std::fs::create_dir_all(out).map_err(|e| write_err(out.to_path_buf())(e.into()))?;
+    std::fs::create_dir_all(out).map_err(|e| cannot(out)(e.into()))?;
     let csv_path = out.join("points.csv");
-    let csv_err = write_err(csv_path.clone());
-    let mut w = csv::Writer::from_path(&csv_path).map_err(|e| csv_err(e.into()))?;
-    for p in &points {
-        w.serialize(p)
-            .map_err(|e| write_err(csv_path.clone())(e.into()))?;
-    }
-    w.flush()
-        .map_err(|e| write_err(csv_path.clone())(e.into()))?;
+    write_points(&csv_path, &points).map_err(cannot(&csv_path))?;
     duplex_plots(&study, &points, out)?;
     let markdown = duplex_markdown(&points, &sat);
     let readme = out.join("README.md");
-    std::fs::write(&readme, &markdown).map_err(|e| write_err(readme.clone())(e.into()))?;
+    std::fs::write(&readme, &markdown).map_err(|e| cannot(&readme)(e.into()))?;
     Ok(Written { markdown })
+}
+
+/// The points as CSV, one row each.
+fn write_points(
+    path: &Path,
+    points: &[Point],
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut w = csv::Writer::from_path(path)?;
+    for p in points {
+        w.serialize(p)?;
+    }
+    w.flush()?;
+    Ok(())
 }
 
 /// One point of the grid.
@@ -245,51 +253,90 @@ pub struct Point {
     pub pim_time_share: f64,
 }
 
-fn scenario(
-    study: &Study,
-    model: &str,
-    devices: u64,
-    sys: &SystemSpec,
-    batch: u64,
-    len: u64,
-    requests: u64,
-) -> Result<Scenario, ReproduceError> {
-    let m = config::load_model(model.as_ref())?;
-    let n = devices * sys.scale;
-    // Beyond one 8-device node, the two-node variant of the arch (InfiniBand between nodes).
-    let arch = if n > 8 {
-        format!("{}-2node", sys.arch)
-    } else {
-        sys.arch.to_string()
-    };
-    let ep = if sys.whole_experts && m.moe.is_some_and(|x| x.experts % n == 0) {
-        n
-    } else {
-        1
-    };
-    let sh = &study.scenario;
-    Ok(Scenario {
-        name: format!("{model} {} b{batch} {len}/{len}", sys.label),
-        sys: config::load_arch(arch.as_ref())?,
-        precision: crate::model::Precision::uniform(crate::work::Dtype::Fp16),
-        model: m,
-        tp: n / ep,
-        ep,
-        count: requests,
-        lengths: Lengths::Drawn {
-            prompt: LengthDist::Fixed(len),
-            output: LengthDist::Fixed(len),
-        },
-        arrivals: Arrivals::Closed { concurrency: batch },
-        max_batch: batch,
-        max_tokens: sh.max_tokens,
-        kv_block: sh.kv_block,
-        memory_utilization: sh.memory_utilization,
-        routing: crate::sim::routing::RoutingSpec::Uniform,
-        policy: sys.policy,
-        seed: sh.seed,
-        timing: crate::hw::Timing::Kernel,
-    })
+/// One system of the study serving one model: its files loaded once, however many points it
+/// runs.
+struct Replica<'a> {
+    model_name: &'a str,
+    model: ModelSpec,
+    spec: &'a SystemSpec,
+    sys: System,
+    /// Tensor- and expert-parallel degrees.
+    tp: u64,
+    ep: u64,
+}
+
+impl<'a> Replica<'a> {
+    /// `model` on `devices × spec.scale` devices of `spec`'s arch (its `-2node` variant past one
+    /// 8-device node: InfiniBand between nodes).
+    fn load(
+        model_name: &'a str,
+        model: &ModelSpec,
+        devices: u64,
+        spec: &'a SystemSpec,
+    ) -> Result<Replica<'a>, ReproduceError> {
+        let arch = if devices * spec.scale > 8 {
+            format!("{}-2node", spec.arch)
+        } else {
+            spec.arch.to_string()
+        };
+        let sys = config::load_arch(arch.as_ref())?;
+        Ok(Replica::on(model_name, model, devices, spec, sys))
+    }
+
+    /// `model` on `devices × spec.scale` devices that are `sys`.
+    fn on(
+        model_name: &'a str,
+        model: &ModelSpec,
+        devices: u64,
+        spec: &'a SystemSpec,
+        sys: System,
+    ) -> Replica<'a> {
+        let n = devices * spec.scale;
+        let ep = if spec.whole_experts && model.moe.is_some_and(|x| x.experts % n == 0) {
+            n
+        } else {
+            1
+        };
+        Replica {
+            model_name,
+            model: model.clone(),
+            spec,
+            sys,
+            tp: n / ep,
+            ep,
+        }
+    }
+
+    /// The closed-loop scenario of `batch` requests in flight, (`len`, `len`) tokens each,
+    /// `requests` in all.
+    fn scenario(&self, study: &Study, batch: u64, len: u64, requests: u64) -> Scenario {
+        let sh = &study.scenario;
+        Scenario {
+            name: format!(
+                "{} {} b{batch} {len}/{len}",
+                self.model_name, self.spec.label
+            ),
+            sys: self.sys.clone(),
+            precision: crate::model::Precision::uniform(crate::work::Dtype::Fp16),
+            model: self.model.clone(),
+            tp: self.tp,
+            ep: self.ep,
+            count: requests,
+            lengths: Lengths::Drawn {
+                prompt: LengthDist::Fixed(len),
+                output: LengthDist::Fixed(len),
+            },
+            arrivals: Arrivals::Closed { concurrency: batch },
+            max_batch: batch,
+            max_tokens: sh.max_tokens,
+            kv_block: sh.kv_block,
+            memory_utilization: sh.memory_utilization,
+            routing: crate::sim::routing::RoutingSpec::Uniform,
+            policy: self.spec.policy,
+            seed: sh.seed,
+            timing: crate::hw::Timing::Kernel,
+        }
+    }
 }
 
 /// Runs `s` and reports it.
@@ -301,22 +348,38 @@ fn serve(s: &Scenario) -> Result<ServingReport, ReproduceError> {
     Ok(ServingReport::new(s, &r))
 }
 
-/// One closed-loop serving run of Mixtral-8x7B on 4 devices as the study's `Duplex+CoP` system
-/// (the `duplex` policy, whole experts per device), each device being `sys`: `batch` requests in
-/// flight, `len` prompt and `len` output tokens, `requests` in all. The Logic-PIM technology
-/// study runs one per logic die.
-pub fn duplex_serving(
-    sys: System,
-    batch: u64,
-    len: u64,
-    requests: u64,
-) -> Result<ServingReport, ReproduceError> {
-    let study = Study::duplex()?;
-    let spec = study.system("Duplex+CoP")?;
-    let mut s = scenario(&study, "mixtral-8x7b", 4, spec, batch, len, requests)?;
-    s.name = format!("mixtral-8x7b {} b{batch} {len}/{len}", sys.name);
-    s.sys = sys;
-    serve(&s)
+/// The Logic-PIM technology study's runs: Mixtral-8x7B on 4 devices as the Duplex study's
+/// `Duplex+CoP` system (the `duplex` policy, whole experts per device), each device being the
+/// system given to [`DuplexServing::run`]. The study and model are read once.
+pub struct DuplexServing {
+    study: Study,
+    model: ModelSpec,
+}
+
+impl DuplexServing {
+    /// Reads the shipped study and the Mixtral model.
+    pub fn load() -> Result<DuplexServing, ReproduceError> {
+        Ok(DuplexServing {
+            study: Study::duplex()?,
+            model: config::load_model("mixtral-8x7b".as_ref())?,
+        })
+    }
+
+    /// One closed-loop run on devices `sys`: `batch` requests in flight, `len` prompt and `len`
+    /// output tokens, `requests` in all.
+    pub fn run(
+        &self,
+        sys: &System,
+        batch: u64,
+        len: u64,
+        requests: u64,
+    ) -> Result<ServingReport, ReproduceError> {
+        let spec = self.study.system("Duplex+CoP")?;
+        let r = Replica::on("mixtral-8x7b", &self.model, 4, spec, sys.clone());
+        let mut s = r.scenario(&self.study, batch, len, requests);
+        s.name = format!("mixtral-8x7b {} b{batch} {len}/{len}", sys.name);
+        serve(&s)
+    }
 }
 
 /// Runs the closed-loop grid: each model on its device count, batches × lengths × systems.
@@ -324,18 +387,21 @@ pub fn duplex_grid(study: &Study) -> Result<Vec<Point>, ReproduceError> {
     let g = &study.grid;
     let mut out = Vec::new();
     for sm in &study.model {
+        let model = config::load_model(sm.name.as_ref())?;
+        let replicas = study
+            .system
+            .iter()
+            .filter(|sys| sm.devices * sys.scale <= g.max_devices)
+            .map(|sys| Replica::load(&sm.name, &model, sm.devices, sys))
+            .collect::<Result<Vec<_>, _>>()?;
         for &batch in &g.batches {
             for &len in &g.lengths {
-                for sys in &study.system {
-                    if sm.devices * sys.scale > g.max_devices {
-                        continue;
-                    }
-                    let requests = g.requests_per_batch * batch;
-                    let s = scenario(study, &sm.name, sm.devices, sys, batch, len, requests)?;
+                for r in &replicas {
+                    let s = r.scenario(study, batch, len, g.requests_per_batch * batch);
                     let m = serve(&s)?.serving;
                     out.push(Point {
                         model: sm.name.clone(),
-                        system: sys.label.clone(),
+                        system: r.spec.label.clone(),
                         batch,
                         len,
                         devices: s.tp * s.ep,
@@ -357,17 +423,11 @@ pub fn duplex_grid(study: &Study) -> Result<Vec<Point>, ReproduceError> {
 /// (past saturation it grows with the length of the run).
 pub fn saturation_rate(study: &Study, sys: &SystemSpec) -> Result<f64, ReproduceError> {
     let sat = &study.saturation;
+    let model = config::load_model(sat.model.as_ref())?;
+    let replica = Replica::load(&sat.model, &model, sat.devices, sys)?;
     let mut best = 0.0;
     for rate in sat.rates[0]..=sat.rates[1] {
-        let mut s = scenario(
-            study,
-            &sat.model,
-            sat.devices,
-            sys,
-            sat.batch,
-            sat.prompt,
-            sat.requests,
-        )?;
+        let mut s = replica.scenario(study, sat.batch, sat.prompt, sat.requests);
         s.lengths = Lengths::Drawn {
             prompt: LengthDist::Fixed(sat.prompt),
             output: LengthDist::Fixed(sat.output),
