@@ -5,6 +5,7 @@
 
 pub mod accuracy;
 pub mod cost;
+pub mod fit;
 pub mod graph;
 pub mod list;
 pub mod ppa;

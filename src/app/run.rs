@@ -5,20 +5,22 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
+/// What flags replace in a serving scenario.
+pub use crate::config::ScenarioOverrides;
 use crate::config::{self, ConfigError};
 use crate::hw::System;
 use crate::hw::{CostError, Timing};
 use crate::map::{self, Policy};
-use crate::model::{
-    Batch, Footprint, ModelError, ModelSpec, Parallelism, Precision, Routing, build_iteration,
-};
+use crate::model::{Batch, ModelError, ModelSpec, Precision, Routing, build_iteration};
 /// A run report's renderings: table, JSON, CSV, Markdown.
 pub use crate::report::{Format, render};
-use crate::report::{MemoryUse, RunInputs, RunReport};
-use crate::sim::serving::ServingError;
+use crate::report::{RunInputs, RunReport};
+use crate::sim::serving::{Scenario, ServingError};
+use crate::work::Dtype;
 
-use super::Status;
+use super::{Status, fit};
 use crate::names::{UnknownName, parse_name};
+use crate::report::render::si;
 
 /// Prefill (whole prompts) or decode (one token per sequence against a KV cache).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +81,15 @@ pub struct RunSpec {
     pub timing: Timing,
     /// Mapping policy (`dispatch` and `duplex` need an arch with PIM units).
     pub policy: Policy,
+    /// Element type of the weights; `None` is the model's.
+    pub weights: Option<Dtype>,
+    /// Element type of the activations; `None` is the model's.
+    pub activations: Option<Dtype>,
+    /// Element type of the KV cache; `None` is the model's.
+    pub kv: Option<Dtype>,
+    /// Cost a model whose weights and KV cache exceed one device's memory instead of failing
+    /// ([`RunError::DoesNotFit`]); the report still says it does not fit.
+    pub allow_oversize: bool,
 }
 
 impl Default for RunSpec {
@@ -94,6 +105,10 @@ impl Default for RunSpec {
             tp: None,
             timing: Timing::Kernel,
             policy: Policy::AllXpu,
+            weights: None,
+            activations: None,
+            kv: None,
+            allow_oversize: false,
         }
     }
 }
@@ -133,6 +148,25 @@ pub enum RunError {
         /// The policy's name.
         policy: &'static str,
     },
+    /// The model's weights and this batch's KV cache exceed one device's memory.
+    #[error("{breakdown}; {advice}, or --allow-oversize to cost it anyway")]
+    DoesNotFit {
+        /// What does not fit where: model, arch, TP, weights and KV per device, capacity.
+        breakdown: String,
+        /// The smallest parallelism that fits, in words.
+        advice: String,
+    },
+    /// The weights and activations of a serving run leave no room for its KV cache.
+    #[error("{scenario}: {breakdown}; {advice}")]
+    ServingDoesNotFit {
+        /// The scenario's name.
+        scenario: String,
+        /// Model, arch, TP and EP, weights, activation reserve, usable memory and capacity per
+        /// device, and the flags that changed the scenario.
+        breakdown: String,
+        /// The smallest parallelism that fits, in words.
+        advice: String,
+    },
     /// A serving run of a built-in scenario.
     #[error("{scenario}: {source}")]
     Serving {
@@ -154,21 +188,6 @@ impl RunError {
     }
 }
 
-/// Bytes of one device's share of weights and KV cache (sized by [`Footprint`]).
-fn memory_use(m: &ModelSpec, batch: &Batch, tp: u64, p: Precision, capacity: f64) -> MemoryUse {
-    let foot = Footprint::new(m, Parallelism { tp, ep: 1 }, p);
-    let weights = foot.weights.value();
-    let kv_tokens: u64 = batch.decode_kv.iter().sum::<u64>()
-        + batch.prefill.iter().map(|c| c.ctx + c.q_len).sum::<u64>();
-    let kv = foot.kv(kv_tokens).value();
-    MemoryUse {
-        weights_bytes: weights,
-        kv_bytes: kv,
-        capacity_bytes: capacity,
-        fits: weights + kv <= capacity,
-    }
-}
-
 /// A run's inputs, loaded and checked: what `dyad run` costs and `dyad graph` draws.
 pub struct Resolved {
     /// The system.
@@ -179,7 +198,9 @@ pub struct Resolved {
     pub batch: Batch,
     /// The tensor-parallel degree (the spec's, or the smallest power of two that fits).
     pub tp: u64,
-    /// Precision of weights, activations and KV cache (the model's element type throughout).
+    /// Why dyad chose `tp`, in words; `None` when the spec gave it.
+    pub tp_reason: Option<String>,
+    /// Precision of weights, activations and KV cache (the spec's, else the model's type).
     pub precision: Precision,
 }
 
@@ -188,19 +209,17 @@ pub fn resolve(spec: &RunSpec) -> Result<Resolved, RunError> {
     let sys = config::load_arch(&spec.arch)?;
     let model = config::load_model(&spec.model)?;
     let batch = batch(spec)?;
-    let p = Precision::uniform(model.dtype);
+    let p = Precision {
+        weights: spec.weights.unwrap_or(model.dtype),
+        activations: spec.activations.unwrap_or(model.dtype),
+        kv: spec.kv.unwrap_or(model.dtype),
+    };
     let cap = sys.xpu.memory.capacity.value();
-    let tp = match spec.tp {
-        Some(tp) => tp,
+    let (tp, tp_reason) = match spec.tp {
+        Some(tp) => (tp, None),
         None => {
-            let mut tp = 1;
-            while tp < u64::from(sys.devices())
-                && (model.check_tp(tp * 2).is_ok())
-                && !memory_use(&model, &batch, tp, p, cap).fits
-            {
-                tp *= 2;
-            }
-            tp
+            let (tp, why) = fit::pick_tp(&model, &batch, p, cap, sys.devices());
+            (tp, Some(why))
         }
     };
     if tp > u64::from(sys.devices()) {
@@ -215,6 +234,7 @@ pub fn resolve(spec: &RunSpec) -> Result<Resolved, RunError> {
         model,
         batch,
         tp,
+        tp_reason,
         precision: p,
     })
 }
@@ -231,22 +251,34 @@ fn batch(spec: &RunSpec) -> Result<Batch, RunError> {
     }
 }
 
-/// Runs one iteration and costs every op.
+/// Runs one iteration and costs every op. A model whose share does not fit one device is an
+/// error ([`RunError::DoesNotFit`]) unless `spec.allow_oversize`.
 pub fn run(spec: &RunSpec) -> Result<RunReport, RunError> {
-    let Resolved {
-        sys,
-        model,
-        batch,
-        tp,
-        precision: p,
-    } = resolve(spec)?;
-    let g = build_iteration(&model, &batch, tp, p, &Routing::Uniform)?;
+    let r = resolve(spec)?;
+    let (sys, model, batch, tp, p) = (&r.sys, &r.model, &r.batch, r.tp, r.precision);
+    let g = build_iteration(model, batch, tp, p, &Routing::Uniform)?;
     if spec.policy != Policy::AllXpu && sys.pim.is_none() {
         return Err(RunError::PolicyNeedsPim {
             policy: spec.policy.name(),
         });
     }
-    let placed = map::cost_iteration(&g, &sys, spec.policy, spec.timing)?;
+    let cap = sys.xpu.memory.capacity.value();
+    let mem = fit::memory_use(model, batch, tp, p, cap);
+    if !mem.fits && !spec.allow_oversize {
+        let smallest = fit::smallest_tp(model, batch, p, cap);
+        return Err(RunError::DoesNotFit {
+            breakdown: format!(
+                "{} does not fit one {} device at TP {tp}: weights {} + KV cache {} exceed its {}",
+                model.name,
+                sys.name,
+                si(mem.weights_bytes, "B"),
+                si(mem.kv_bytes, "B"),
+                si(cap, "B")
+            ),
+            advice: fit::advice(smallest, "tp", sys.devices()),
+        });
+    }
+    let placed = map::cost_iteration(&g, sys, spec.policy, spec.timing)?;
     let inputs = RunInputs {
         arch: sys.name.clone(),
         model: model.name.clone(),
@@ -255,10 +287,13 @@ pub fn run(spec: &RunSpec) -> Result<RunReport, RunError> {
         prompt_len: spec.prompt_len,
         kv_len: spec.kv_len,
         tp,
+        ep: 1,
+        devices: tp,
+        attention_dp: 1,
+        tp_reason: r.tp_reason.clone(),
+        precision: p,
         policy: spec.policy.name().into(),
     };
-    let cap = sys.xpu.memory.capacity.value();
-    let mem = memory_use(&model, &batch, tp, p, cap);
     Ok(RunReport::new(inputs, mem, &placed, g.tokens, g.produced))
 }
 
@@ -303,7 +338,6 @@ pub fn duplex_comparison() -> Result<Vec<SystemResult>, RunError> {
 
 /// The comparison as a terminal table, ratios against the first system.
 pub fn comparison_table(rows: &[SystemResult]) -> String {
-    use crate::report::render::si;
     let mut s = String::from(
         "\nMixtral-8x7B serving, 4 devices (TP 4), 512 requests of (1024, 1024), 64 in flight\n\n",
     );
@@ -343,11 +377,12 @@ pub fn comparison_table(rows: &[SystemResult]) -> String {
 pub struct ServeSpec {
     /// The scenario file (workloads/serving/*.toml).
     pub scenario: PathBuf,
-    /// Overrides the scenario's seed.
-    pub seed: Option<u64>,
+    /// Values that replace the scenario's (arch, model, tp, ep, policy, seed, timing,
+    /// precision); the report lists the keys they replace.
+    pub overrides: ScenarioOverrides,
     /// Where to write a Chrome/Perfetto trace of the run.
     pub trace: Option<PathBuf>,
-    /// JSON, or a table (`table` and `md`); CSV is for single iterations.
+    /// JSON or a table; CSV and Markdown are for single iterations (an error here).
     pub format: crate::report::Format,
 }
 
@@ -355,29 +390,72 @@ pub struct ServeSpec {
 pub fn serve(spec: &ServeSpec) -> Result<String, super::AppError> {
     use super::AppError;
     use crate::report::{self, Format};
-    let mut sc = config::load_scenario(&spec.scenario)?;
-    if let Some(seed) = spec.seed {
-        sc.seed = seed;
-    }
-    let r = crate::sim::serving::simulate(&sc, spec.trace.is_some()).map_err(|source| {
-        AppError::Serving {
-            path: spec.scenario.clone(),
-            source,
+    match spec.format {
+        Format::Json | Format::Table => {}
+        Format::Csv => {
+            return Err(AppError::Usage(
+                "--format csv is for single iterations; use table or json with --serving",
+            ));
         }
-    })?;
+        Format::Md => {
+            return Err(AppError::Usage(
+                "--format md is for single iterations; use table or json with --serving",
+            ));
+        }
+    }
+    let sc = config::load_scenario_overridden(&spec.scenario, &spec.overrides)?;
+    let r = crate::sim::serving::simulate(&sc, spec.trace.is_some()).map_err(
+        |source| match source {
+            ServingError::NoKvRoom { .. } => AppError::Run(no_kv_room(&sc, &spec.overrides)),
+            source => AppError::Serving {
+                path: spec.scenario.clone(),
+                source,
+            },
+        },
+    )?;
     if let Some(t) = &spec.trace {
         let cannot = |e| AppError::cannot_write(t, e);
         let f = std::fs::File::create(t).map_err(cannot)?;
         report::trace::write_trace(std::io::BufWriter::new(f), &r.spans, &r.lives)
             .map_err(cannot)?;
     }
-    let rep = report::serving::ServingReport::new(&sc, &r);
+    let mut rep = report::serving::ServingReport::new(&sc, &r);
+    rep.inputs.overridden = spec
+        .overrides
+        .keys()
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
     match spec.format {
         Format::Json => Ok(serde_json::to_string_pretty(&rep)? + "\n"),
-        Format::Table | Format::Md => Ok(rep.table()),
-        Format::Csv => Err(AppError::Usage(
-            "--format csv is for single iterations; use json for serving",
-        )),
+        _ => Ok(rep.table()),
+    }
+}
+
+/// The error of a serving run whose weights and activations leave no room for a KV cache: the
+/// budget, the flags that changed the scenario, and the smallest parallelism that fits.
+fn no_kv_room(s: &Scenario, o: &ScenarioOverrides) -> RunError {
+    let b = fit::ServingBudget::of(s, crate::model::Parallelism { tp: s.tp, ep: s.ep });
+    let keys = o.keys();
+    let flags = match keys.is_empty() {
+        true => String::new(),
+        false => format!(" (the scenario with {} from flags)", keys.join(", ")),
+    };
+    RunError::ServingDoesNotFit {
+        scenario: s.name.clone(),
+        breakdown: format!(
+            "{} does not fit one {} device at TP {}, EP {}: weights {} + activation reserve {} leave no room for a KV cache in the usable {} ({} of {}){flags}",
+            s.model.name,
+            s.sys.name,
+            s.tp,
+            s.ep,
+            si(b.weights.value(), "B"),
+            si(b.activations.value(), "B"),
+            si(b.usable.value(), "B"),
+            s.memory_utilization,
+            si(s.sys.xpu.memory.capacity.value(), "B"),
+        ),
+        advice: fit::serving_advice(s),
     }
 }
 

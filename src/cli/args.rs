@@ -6,6 +6,7 @@ use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, ValueEnum};
 
 use dyad::app::run::Format;
+use dyad::app::run::ScenarioOverrides;
 use dyad::app::run::{Phase, RunSpec, ServeSpec};
 use dyad::hw::Timing;
 use dyad::map::Policy;
@@ -52,6 +53,20 @@ pub(super) struct ModelArgs {
     /// expert co-processing); the last two need an arch with PIM units.
     #[arg(long, default_value = "all-xpu", value_parser = named(&Policy::TABLE))]
     pub(super) policy: Policy,
+    /// Element type of the weights (default: the model's; `int4` packs two per byte).
+    #[arg(long, value_parser = dtype())]
+    pub(super) weights: Option<Dtype>,
+    /// Element type of the activations (default: the model's).
+    #[arg(long, value_parser = dtype())]
+    pub(super) activations: Option<Dtype>,
+    /// Element type of the KV cache (default: the model's).
+    #[arg(long, value_parser = dtype())]
+    pub(super) kv: Option<Dtype>,
+}
+
+/// A parser for an element type: every name the library knows (`Dtype::ALL`).
+fn dtype() -> impl TypedValueParser<Value = Dtype> {
+    PossibleValuesParser::new(Dtype::ALL.map(Dtype::name)).try_map(|s| s.parse::<Dtype>())
 }
 
 impl ModelArgs {
@@ -66,6 +81,10 @@ impl ModelArgs {
             tp: self.tp,
             timing,
             policy: self.policy,
+            weights: self.weights,
+            activations: self.activations,
+            kv: self.kv,
+            allow_oversize: false,
         }
     }
 }
@@ -75,24 +94,75 @@ pub(super) struct RunArgs {
     #[command(flatten)]
     pub(super) model: ModelArgs,
     /// Simulate a serving scenario (workloads/serving/*.toml) instead of one iteration.
+    /// `--arch`, `--model`, `--tp`, `--ep`, `--policy`, `--seed`, `--timing`, `--weights`,
+    /// `--activations` and `--kv`, when given, replace the scenario's values (the report lists
+    /// them under `overridden`); `--batch`, `--prompt-len`, `--kv-len`, `--phase` and
+    /// `--allow-oversize` have no meaning here and are errors.
     #[arg(long)]
     pub(super) serving: Option<PathBuf>,
-    /// Seed of the serving run (overrides the scenario's).
+    /// Expert-parallel degree of a serving run (overrides the scenario's; MoE models, with
+    /// `--tp 1`). A single iteration is tensor-parallel only: `--ep` needs `--serving`.
+    #[arg(long)]
+    pub(super) ep: Option<u64>,
+    /// Seed of the serving run (overrides the scenario's); needs `--serving`.
     #[arg(long)]
     pub(super) seed: Option<u64>,
+    /// Cost a model whose weights and KV cache exceed one device's memory instead of failing
+    /// with status 2 (the header still says DOES NOT FIT).
+    #[arg(long)]
+    pub(super) allow_oversize: bool,
     /// Write a Chrome/Perfetto trace of the serving run (Trace Event Format JSON).
     #[arg(long, requires = "serving")]
     pub(super) trace: Option<PathBuf>,
     /// Output format.
     #[arg(long, default_value = "table", value_parser = named(&Format::TABLE))]
     pub(super) format: Format,
-    /// Which clock op times are read from.
+    /// Which clock op times are read from (with `--serving`, overrides the scenario's).
     #[arg(long, default_value = "kernel", value_parser = named(&Timing::TABLE))]
     pub(super) timing: Timing,
     /// Write the report here instead of standard output.
     #[arg(long)]
     pub(super) out: Option<PathBuf>,
+    /// The flags given on the command line (their ids), as opposed to left at their defaults.
+    #[arg(skip)]
+    pub(super) given: Vec<String>,
 }
+
+/// Flags that mean nothing to a serving run, with the error each gives there.
+const NOT_FOR_SERVING: [(&str, &str); 5] = [
+    (
+        "batch",
+        "--batch has no meaning with --serving: the scenario's [batching] and arrivals set the batch",
+    ),
+    (
+        "prompt_len",
+        "--prompt-len has no meaning with --serving: the scenario's [requests] set the prompt lengths",
+    ),
+    (
+        "kv_len",
+        "--kv-len has no meaning with --serving: KV lengths grow as the scenario's requests decode",
+    ),
+    (
+        "phase",
+        "--phase has no meaning with --serving: a serving run mixes prefill and decode",
+    ),
+    (
+        "allow_oversize",
+        "--allow-oversize has no meaning with --serving: a run with no room for a KV cache cannot be simulated",
+    ),
+];
+
+/// Flags that need `--serving`, with the error each gives without it.
+const ONLY_FOR_SERVING: [(&str, &str); 2] = [
+    (
+        "ep",
+        "--ep needs --serving: a single iteration is costed op by op on one device and is tensor-parallel only (use --tp, or a serving scenario with --ep)",
+    ),
+    (
+        "seed",
+        "--seed needs --serving: a single iteration draws nothing at random",
+    ),
+];
 
 #[derive(Args)]
 pub(super) struct GraphArgs {
@@ -212,16 +282,47 @@ pub(super) struct PpaArgs {
 }
 
 impl RunArgs {
-    /// The iteration this runs (without `--serving`).
-    pub(super) fn spec(&self) -> RunSpec {
-        self.model.spec(self.timing)
+    /// Whether the flag with this id was given on the command line.
+    fn given(&self, id: &str) -> bool {
+        self.given.iter().any(|g| g == id)
     }
 
-    /// The serving run this runs, with `--serving`.
+    /// The error of the first given flag that means nothing to this run (with or without
+    /// `--serving`).
+    pub(super) fn misplaced(&self) -> Option<&'static str> {
+        let table: &[(&str, &'static str)] = match self.serving {
+            Some(_) => &NOT_FOR_SERVING,
+            None => &ONLY_FOR_SERVING,
+        };
+        table.iter().find(|(id, _)| self.given(id)).map(|(_, e)| *e)
+    }
+
+    /// The iteration this runs (without `--serving`).
+    pub(super) fn spec(&self) -> RunSpec {
+        RunSpec {
+            allow_oversize: self.allow_oversize,
+            ..self.model.spec(self.timing)
+        }
+    }
+
+    /// The serving run this runs, with `--serving`: each flag given replaces the scenario's value.
     pub(super) fn serve_spec(&self, scenario: PathBuf) -> ServeSpec {
+        let m = &self.model;
+        let pick = |id: &str| self.given(id);
         ServeSpec {
             scenario,
-            seed: self.seed,
+            overrides: ScenarioOverrides {
+                arch: pick("arch").then(|| m.arch.clone()),
+                model: pick("model").then(|| m.model.clone()),
+                tp: m.tp,
+                ep: self.ep,
+                policy: pick("policy").then_some(m.policy),
+                seed: self.seed,
+                timing: pick("timing").then_some(self.timing),
+                weights: m.weights,
+                activations: m.activations,
+                kv: m.kv,
+            },
             trace: self.trace.clone(),
             format: self.format,
         }

@@ -9,7 +9,8 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use dyad::app::{self, AppError, Status};
 
@@ -63,7 +64,11 @@ enum Cmd {
 }
 
 pub(crate) fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let (Some(Cmd::Run(a)), Some(m)) = (&mut cli.cmd, matches.subcommand_matches("run")) {
+        a.given = given(m);
+    }
     let result = std::panic::catch_unwind(|| dispatch(cli)).unwrap_or_else(|_| {
         Err(AppError::Internal(
             "a panic (the message above says where); please report it",
@@ -105,7 +110,18 @@ fn dispatch(cli: Cli) -> Result<(), AppError> {
     }
 }
 
+/// The ids of the arguments given on the command line (not left at their defaults).
+fn given(m: &ArgMatches) -> Vec<String> {
+    m.ids()
+        .filter(|id| m.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+        .map(|id| id.as_str().to_string())
+        .collect()
+}
+
 fn run(a: &args::RunArgs) -> Result<(), AppError> {
+    if let Some(e) = a.misplaced() {
+        return Err(AppError::Usage(e));
+    }
     let text = match &a.serving {
         Some(p) => app::run::serve(&a.serve_spec(p.clone()))?,
         None => app::run::render(&app::run::run(&a.spec())?, a.format),

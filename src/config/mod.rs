@@ -30,8 +30,8 @@ pub use arch::{ArchChain, ArchTech, PimTechSpec};
 pub use choice::{TechChoice, TechOverride, check_choice};
 pub use error::ConfigError;
 pub use model::load_model;
-pub use serving::ScenarioFile;
 pub(crate) use serving::csv_rows;
+pub use serving::{ScenarioFile, ScenarioOverrides};
 pub use source::{Located, Source};
 pub use tech::{DieFile, TECH_DIR, load_die, load_tech_library};
 
@@ -109,6 +109,19 @@ fn pim_tech(spec: &PimTechSpec, lib: &Library) -> Result<PimTechValues, ConfigEr
 /// Loads a serving scenario; `arch` and `model` paths are relative to the scenario file.
 pub fn load_scenario(path: &Path) -> Result<Scenario, ConfigError> {
     load_scenario_with(path, source_text(path)?, None)
+}
+
+/// Loads a scenario with the values of `o` in place of the file's (`dyad run --serving S --arch
+/// duplex`): an arch or model `o` names is read instead of the file's, relative to the working
+/// folder, and every check of the loader applies to the result.
+pub fn load_scenario_overridden(
+    path: &Path,
+    o: &ScenarioOverrides,
+) -> Result<Scenario, ConfigError> {
+    let file = ScenarioFile::parse(Source::new(path, source_text(path)?))?;
+    let sys = load_arch(&o.arch.clone().unwrap_or_else(|| file.arch_path()))?;
+    let model = load_model(&o.model.clone().unwrap_or_else(|| file.model_path()))?;
+    file.resolve_with(sys, model, o)
 }
 
 /// The arch file a scenario names, resolved against the scenario's folder.

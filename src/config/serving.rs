@@ -96,6 +96,68 @@ struct RawRouting {
     file: Option<Spanned<String>>,
 }
 
+/// Values given on the command line that replace the scenario's (`dyad run --serving S --tp 2`).
+/// Each is checked as the file's own value would be, and an error about it names its flag.
+#[derive(Debug, Clone, Default)]
+pub struct ScenarioOverrides {
+    /// `--arch`: an arch file or preset, relative to the working folder (not the scenario's).
+    pub arch: Option<PathBuf>,
+    /// `--model`: a model file or preset, relative to the working folder.
+    pub model: Option<PathBuf>,
+    /// `--tp`.
+    pub tp: Option<u64>,
+    /// `--ep`.
+    pub ep: Option<u64>,
+    /// `--policy`.
+    pub policy: Option<Policy>,
+    /// `--seed`.
+    pub seed: Option<u64>,
+    /// `--timing`.
+    pub timing: Option<Timing>,
+    /// `--weights`.
+    pub weights: Option<Dtype>,
+    /// `--activations`.
+    pub activations: Option<Dtype>,
+    /// `--kv`.
+    pub kv: Option<Dtype>,
+}
+
+impl ScenarioOverrides {
+    /// The scenario keys these values replace, in the order of the file (`arch`, `model`, `tp`,
+    /// `ep`, `seed`, `timing`, `policy`, `precision.weights`, `precision.activations`,
+    /// `precision.kv`).
+    pub fn keys(&self) -> Vec<&'static str> {
+        let given = [
+            ("arch", self.arch.is_some()),
+            ("model", self.model.is_some()),
+            ("tp", self.tp.is_some()),
+            ("ep", self.ep.is_some()),
+            ("seed", self.seed.is_some()),
+            ("timing", self.timing.is_some()),
+            ("policy", self.policy.is_some()),
+            ("precision.weights", self.weights.is_some()),
+            ("precision.activations", self.activations.is_some()),
+            ("precision.kv", self.kv.is_some()),
+        ];
+        given.iter().filter(|(_, g)| *g).map(|(k, _)| *k).collect()
+    }
+
+    /// " (the arch given by --arch)" when the arch is overridden, for errors about a file value
+    /// that the new arch refuses.
+    fn arch_note(&self) -> &'static str {
+        if self.arch.is_some() {
+            " (the arch given by --arch)"
+        } else {
+            ""
+        }
+    }
+}
+
+/// An error about a value a flag gave: "--tp 8: …", about the scenario file.
+fn flag_err(src: &Source, flag: &str, value: impl std::fmt::Display, msg: &str) -> ConfigError {
+    src.whole(format!("--{flag} {value}: {msg}"))
+}
+
 /// A scenario file, read and parsed: the paths of its arch and model, and the rest to check once
 /// they are loaded.
 pub struct ScenarioFile {
@@ -123,7 +185,18 @@ impl ScenarioFile {
     /// The checked scenario, with `sys` and `model` loaded from [`Self::arch_path`] and
     /// [`Self::model_path`].
     pub fn resolve(self, sys: System, model: ModelSpec) -> Result<Scenario, ConfigError> {
-        resolve(&self.src, self.raw, sys, model)
+        self.resolve_with(sys, model, &ScenarioOverrides::default())
+    }
+
+    /// The checked scenario with the values of `o` in place of the file's; `sys` and `model`
+    /// are the ones `o` names, where it names them.
+    pub fn resolve_with(
+        self,
+        sys: System,
+        model: ModelSpec,
+        o: &ScenarioOverrides,
+    ) -> Result<Scenario, ConfigError> {
+        resolve(&self.src, self.raw, sys, model, o)
     }
 }
 
@@ -217,12 +290,16 @@ fn resolve(
     raw: RawScenario,
     sys: System,
     model: ModelSpec,
+    o: &ScenarioOverrides,
 ) -> Result<Scenario, ConfigError> {
-    let (tp, ep) = parallelism(src, &raw, &sys, &model)?;
+    let (tp, ep) = parallelism(src, &raw, &sys, &model, o)?;
+    let rp = &raw.precision;
     let precision = Precision {
-        weights: dtype(src, &raw.precision.weights)?,
-        activations: dtype(src, &raw.precision.activations)?,
-        kv: dtype(src, &raw.precision.kv)?,
+        weights: o.weights.map_or_else(|| dtype(src, &rp.weights), Ok)?,
+        activations: o
+            .activations
+            .map_or_else(|| dtype(src, &rp.activations), Ok)?,
+        kv: o.kv.map_or_else(|| dtype(src, &rp.kv), Ok)?,
     };
     let r = &raw.requests;
     let count = positive(src, &r.count, "requests.count")?;
@@ -239,8 +316,12 @@ fn resolve(
     let routing = match &raw.routing {
         None | Some(RawRouting { .. }) if model.moe.is_none() => RoutingSpec::Uniform,
         None => {
+            let what = match &o.model {
+                Some(p) => format!("--model {}: a mixture-of-experts model", p.display()),
+                None => "a mixture-of-experts model".into(),
+            };
             return Err(src
-                .whole("a mixture-of-experts model needs a [routing] table")
+                .whole(format!("{what} needs a [routing] table in the scenario"))
                 .with_help(
                     "mode = \"uniform\" (balanced), \"zipf\" (with s), or \"trace\" (with file)",
                 ));
@@ -252,8 +333,11 @@ fn resolve(
             model.moe.map_or(0, |m| m.top_k),
         )?,
     };
-    let timing = timing(src, raw.timing.as_ref())?;
-    let policy = policy(src, raw.policy.as_ref(), &sys)?;
+    let timing = match o.timing {
+        Some(t) => t,
+        None => timing(src, raw.timing.as_ref())?,
+    };
+    let policy = policy(src, raw.policy.as_ref(), &sys, o)?;
     Ok(Scenario {
         policy,
         name: raw.name.unwrap_or_else(|| {
@@ -274,45 +358,63 @@ fn resolve(
         kv_block: positive(src, &b.kv_block, "batching.kv_block")?,
         memory_utilization: util,
         routing,
-        seed: raw.seed.unwrap_or(0),
+        seed: o.seed.or(raw.seed).unwrap_or(0),
         timing,
     })
 }
 
-/// Tensor- and expert-parallel degrees, checked against the model and the node.
+/// Tensor- and expert-parallel degrees (the file's or the flags'), checked against the model and
+/// the node; an error names the flag that gave the value, or the flag whose arch or model
+/// refuses the file's value.
 fn parallelism(
     src: &Source,
     raw: &RawScenario,
     sys: &System,
     model: &ModelSpec,
+    o: &ScenarioOverrides,
 ) -> Result<(u64, u64), ConfigError> {
-    let tp = positive(src, &raw.tp, "tp")?;
-    model
-        .check_tp(tp)
-        .map_err(|e| src.err(&raw.tp, e.to_string()))?;
-    if tp > u64::from(sys.devices()) {
-        return Err(src.err(
-            &raw.tp,
-            format!("`tp` {tp} exceeds the {} devices of a node", sys.devices()),
+    let note = match (&o.arch, &o.model) {
+        (None, None) => "",
+        (Some(_), None) => o.arch_note(),
+        (None, Some(_)) => " (the model given by --model)",
+        (Some(_), Some(_)) => " (the arch and model given by --arch and --model)",
+    };
+    let tp_err = |msg: String| match o.tp {
+        Some(tp) => flag_err(src, "tp", tp, &msg),
+        None => src.err(&raw.tp, format!("{msg}{note}")),
+    };
+    let tp = match o.tp {
+        Some(0) => return Err(tp_err("must be at least 1".into())),
+        Some(n) => n,
+        None => positive(src, &raw.tp, "tp")?,
+    };
+    model.check_tp(tp).map_err(|e| tp_err(e.to_string()))?;
+    let devices = sys.devices();
+    if tp > u64::from(devices) {
+        return Err(tp_err(format!(
+            "`tp` {tp} exceeds the {devices} devices of a node"
+        )));
+    }
+    let ep_err = |n: u64, msg: String| match (o.ep, &raw.ep) {
+        (Some(_), _) | (None, None) => flag_err(src, "ep", n, &msg),
+        (None, Some(e)) => src.err(e, format!("{msg}{note}")),
+    };
+    let n = match (o.ep, &raw.ep) {
+        (Some(0), _) => return Err(ep_err(0, "must be at least 1".into())),
+        (Some(n), _) => n,
+        (None, Some(e)) => positive(src, e, "ep")?,
+        (None, None) => 1,
+    };
+    let experts = model.moe.map_or(0, |x| x.experts);
+    if n > 1 && (tp != 1 || experts == 0 || experts % n != 0 || n > u64::from(devices)) {
+        return Err(ep_err(
+            n,
+            format!(
+                "`ep` {n} needs tp = 1, an MoE model whose {experts} experts it divides, and at most {devices} devices (tp is {tp})"
+            ),
         ));
     }
-    let ep = match &raw.ep {
-        None => 1,
-        Some(e) => {
-            let n = positive(src, e, "ep")?;
-            let experts = model.moe.map_or(0, |x| x.experts);
-            if n > 1
-                && (tp != 1 || experts == 0 || experts % n != 0 || n > u64::from(sys.devices()))
-            {
-                return Err(src.err(
-                    e,
-                    format!("`ep` {n} needs tp = 1, an MoE model whose {experts} experts it divides, and at most {} devices", sys.devices()),
-                ));
-            }
-            n
-        }
-    };
-    Ok((tp, ep))
+    Ok((tp, n))
 }
 
 /// Prompt and output lengths: drawn from two distributions, or read from a request trace.
@@ -398,8 +500,27 @@ fn timing(src: &Source, t: Option<&Spanned<String>>) -> Result<Timing, ConfigErr
     })
 }
 
-/// The mapping policy; any but all-xPU needs PIM units.
-fn policy(src: &Source, p: Option<&Spanned<String>>, sys: &System) -> Result<Policy, ConfigError> {
+/// The mapping policy (the file's or `--policy`); any but all-xPU needs PIM units.
+fn policy(
+    src: &Source,
+    p: Option<&Spanned<String>>,
+    sys: &System,
+    o: &ScenarioOverrides,
+) -> Result<Policy, ConfigError> {
+    let needs = |policy: Policy| {
+        format!(
+            "policy {} needs an arch with a [pim] table ({}{} has none)",
+            policy.name(),
+            sys.name,
+            o.arch_note()
+        )
+    };
+    if let Some(policy) = o.policy {
+        if policy != Policy::AllXpu && sys.pim.is_none() {
+            return Err(flag_err(src, "policy", policy.name(), &needs(policy)));
+        }
+        return Ok(policy);
+    }
     let Some(p) = p else {
         return Ok(Policy::AllXpu);
     };
@@ -408,10 +529,7 @@ fn policy(src: &Source, p: Option<&Spanned<String>>, sys: &System) -> Result<Pol
         .parse::<Policy>()
         .map_err(|e| src.err(p, e.to_string()))?;
     if policy != Policy::AllXpu && sys.pim.is_none() {
-        return Err(src.err(
-            p,
-            format!("policy {} needs an arch with a [pim] table", policy.name()),
-        ));
+        return Err(src.err(p, needs(policy)));
     }
     Ok(policy)
 }

@@ -100,6 +100,17 @@ pub struct RunInputs {
     pub kv_len: u64,
     /// Tensor-parallel degree.
     pub tp: u64,
+    /// Expert-parallel degree (always 1: a single iteration is tensor-parallel only).
+    pub ep: u64,
+    /// Devices the model replica runs on (`tp` × `ep`).
+    pub devices: u64,
+    /// Attention data parallelism: groups of sequences whose attention runs apart (`ep`).
+    pub attention_dp: u64,
+    /// Why dyad chose `tp` when `--tp` was not given, in words; absent when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tp_reason: Option<String>,
+    /// Element types of weights, activations and KV cache.
+    pub precision: crate::model::Precision,
     /// The mapping policy's name.
     pub policy: String,
 }

@@ -93,10 +93,26 @@ fn header(r: &RunReport) -> String {
     } else {
         ""
     };
-    format!(
-        "{} on {}: {} batch {}, {shape}, TP {}, policy {}{note}",
-        i.model, i.arch, i.phase, i.batch, i.tp, i.policy
-    )
+    let p = &i.precision;
+    let mut s = format!(
+        "{} on {} x{} (TP {}, EP {}, attention data-parallel {}): {} batch {}, {shape}, policy {}{note}\nprecision weights {}, activations {}, KV {}",
+        i.model,
+        i.arch,
+        i.devices,
+        i.tp,
+        i.ep,
+        i.attention_dp,
+        i.phase,
+        i.batch,
+        i.policy,
+        p.weights,
+        p.activations,
+        p.kv
+    );
+    if let Some(why) = &i.tp_reason {
+        let _ = write!(s, "\nparallelism chosen by dyad: {why}");
+    }
+    s
 }
 
 const COLS: [&str; 9] = [
@@ -180,7 +196,7 @@ fn table(r: &RunReport, md: bool) -> String {
         if m.fits {
             ""
         } else {
-            "  (DOES NOT FIT: raise --tp)"
+            "  (DOES NOT FIT: costed anyway, as --allow-oversize asked; raise --tp)"
         }
     );
     if let Some(first) = r.layers.first() {

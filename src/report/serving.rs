@@ -152,8 +152,20 @@ pub struct ServingInputs {
     pub model: String,
     /// Tensor-parallel degree.
     pub tp: u64,
+    /// Expert-parallel degree (1 = off).
+    pub ep: u64,
+    /// Devices the model replica runs on (`tp` × `ep`).
+    pub devices: u64,
+    /// Attention data parallelism: under expert parallelism attention is data-parallel over the
+    /// `ep` devices (each its own sequences); 1 otherwise.
+    pub attention_dp: u64,
     /// Precision of weights, activations and KV cache.
     pub precision: crate::model::Precision,
+    /// Which clock op times are read from (`kernel` or `host`).
+    pub timing: String,
+    /// The scenario keys that command-line flags replaced (`arch`, `policy`, `precision.kv`,
+    /// …), in the order of the file; empty when the scenario ran as written.
+    pub overridden: Vec<String>,
     /// Requests in the run.
     pub requests: u64,
     /// Prompt lengths, in words.
@@ -260,7 +272,12 @@ impl ServingInputs {
             arch: s.sys.name.clone(),
             model: s.model.name.clone(),
             tp: s.tp,
+            ep: s.ep,
+            devices: s.tp * s.ep,
+            attention_dp: s.ep,
             precision: s.precision,
+            timing: crate::hw::Timing::TABLE[s.timing as usize].1.into(),
+            overridden: Vec::new(),
             requests: s.count,
             prompt,
             output,
@@ -373,22 +390,34 @@ impl ServingReport {
     /// The table's head: what was run, and the PIM units with their origin.
     fn write_inputs(&self, s: &mut String) {
         let i = &self.inputs;
+        let p = &i.precision;
         let _ = writeln!(
             s,
-            "serving {}: {} on {} x{} (TP {}), {} requests, {}\nprompt {}, output {}; max batch {}, {} tokens per iteration, seed {}\n",
+            "serving {}: {} on {} x{} (TP {}, EP {}, attention data-parallel {}), {} requests, {}\nprecision weights {}, activations {}, KV {}; policy {}, timing {}\nprompt {}, output {}; max batch {}, {} tokens per iteration, seed {}",
             i.scenario,
             i.model,
             i.arch,
+            i.devices,
             i.tp,
-            i.tp,
+            i.ep,
+            i.attention_dp,
             i.requests,
             i.arrivals,
+            p.weights,
+            p.activations,
+            p.kv,
+            i.policy,
+            i.timing,
             i.prompt,
             i.output,
             i.max_batch,
             i.max_tokens,
             i.seed
         );
+        if !i.overridden.is_empty() {
+            let _ = writeln!(s, "overridden by flags: {}", i.overridden.join(", "));
+        }
+        s.push('\n');
         if let Some(p) = &i.pim {
             let tag = |o: Option<crate::hw::Origin>| {
                 o.map_or(String::new(), |o| format!(" ({})", o.name()))

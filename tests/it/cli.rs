@@ -561,3 +561,131 @@ fn a_closed_standard_output_ends_quietly_with_0() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The JSON report of `dyad run args...`.
+fn run_json(args: &[&str]) -> serde_json::Value {
+    let mut a = vec!["run", "--format", "json"];
+    a.extend_from_slice(args);
+    let r = dyad(&a);
+    assert_eq!(r.status, 0, "{a:?}: {}", r.stderr);
+    serde_json::from_str(&r.stdout).unwrap()
+}
+
+#[test]
+fn a_model_that_does_not_fit_exits_2_naming_the_smallest_tp() {
+    // Llama-3-70B decode, batch 64 at KV 1024: its KV cache is 80 layers x 8 KV heads x 128 x
+    // (K and V) x 2 bytes = 327,680 B per token, 21.5 GB for 65,536 tokens. With bf16 weights
+    // (2 bytes per parameter) the device share is (weights + KV) / TP against 80 GB.
+    let m = dyad::config::load_model("llama-3-70b".as_ref()).unwrap();
+    let total = m.params() as f64 * 2.0 + 327_680.0 * 64.0 * 1024.0;
+    let smallest = [1u64, 2, 4, 8]
+        .into_iter()
+        .find(|&tp| total / tp as f64 <= 80e9)
+        .unwrap();
+    assert_eq!(
+        smallest, 4,
+        "the closed form itself: (141 + 21.5) GB / 2 > 80 GB"
+    );
+    let r = dyad(&["run", "--model", "llama-3-70b", "--tp", "1"]);
+    let want = format!("--tp {smallest}");
+    let want = format!("({want})");
+    expect_input_error(
+        &r,
+        &[
+            "does not fit",
+            "141 GB",
+            "21.5 GB",
+            "80.0 GB",
+            &want,
+            "--allow-oversize",
+        ],
+    );
+    assert!(r.stdout.is_empty());
+    // Asked for, it is costed anyway and still says it does not fit.
+    let r = dyad(&[
+        "run",
+        "--model",
+        "llama-3-70b",
+        "--tp",
+        "1",
+        "--allow-oversize",
+    ]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("DOES NOT FIT"), "{}", r.stdout);
+    let v = run_json(&["--model", "llama-3-70b", "--tp", "1", "--allow-oversize"]);
+    assert_eq!(v["memory"]["fits"], false);
+    // Left to choose, dyad picks that TP and says why.
+    let v = run_json(&["--model", "llama-3-70b"]);
+    assert_eq!(v["inputs"]["tp"], smallest);
+    let why = v["inputs"]["tp_reason"].as_str().unwrap();
+    assert!(why.starts_with("TP 4: smallest power of two"), "{why}");
+}
+
+#[test]
+fn the_header_and_inputs_state_devices_tp_ep_and_attention_parallelism() {
+    let r = dyad(&["run"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let head: Vec<&str> = r.stdout.lines().take(3).collect();
+    assert!(
+        head[0].contains("x2 (TP 2, EP 1, attention data-parallel 1)"),
+        "{head:?}"
+    );
+    assert!(
+        head[2].contains("parallelism chosen by dyad: TP 2"),
+        "{head:?}"
+    );
+    let v = run_json(&[]);
+    let i = &v["inputs"];
+    assert_eq!(
+        (&i["tp"], &i["ep"], &i["devices"], &i["attention_dp"]),
+        (&2.into(), &1.into(), &2.into(), &1.into())
+    );
+    // Given, the TP needs no reason.
+    let v = run_json(&["--tp", "4"]);
+    assert!(v["inputs"].get("tp_reason").is_none());
+    assert_eq!(v["inputs"]["devices"], 4);
+}
+
+#[test]
+fn precision_flags_set_the_bytes_a_single_iteration_moves() {
+    let m = dyad::config::load_model("llama-3-8b".as_ref()).unwrap();
+    let base = ["--model", "llama-3-8b", "--batch", "8", "--tp", "1"];
+    let bf16 = run_json(&base);
+    let q: Vec<&str> = base
+        .iter()
+        .copied()
+        .chain(["--weights", "int4", "--kv", "fp8"])
+        .collect();
+    let q = run_json(&q);
+    assert_eq!(
+        q["inputs"]["precision"],
+        serde_json::json!({"weights": "int4", "activations": "bf16", "kv": "fp8"})
+    );
+    assert_eq!(bf16["inputs"]["precision"]["weights"], "bf16");
+    // int4 packs two weights per byte; fp8 holds the KV cache in one byte per element.
+    let w = q["memory"]["weights_bytes"].as_f64().unwrap();
+    assert!((w / (m.params() as f64 * 0.5) - 1.0).abs() < 1e-12, "{w}");
+    let kv = |v: &serde_json::Value| v["memory"]["kv_bytes"].as_f64().unwrap();
+    assert!((kv(&q) / kv(&bf16) - 0.5).abs() < 1e-12);
+    let stream = |v: &serde_json::Value, s: &str| -> f64 {
+        v["ops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["streams"][s].as_f64().unwrap())
+            .sum()
+    };
+    assert!((stream(&q, "weights") / stream(&bf16, "weights") - 0.25).abs() < 1e-9);
+    let t = |v: &serde_json::Value| v["totals"]["iteration_s"].as_f64().unwrap();
+    assert!(
+        t(&q) < t(&bf16),
+        "a memory-bound decode moving fewer bytes is faster"
+    );
+    expect_input_error(&dyad(&["run", "--weights", "int3"]), &["int3", "--weights"]);
+}
+
+#[test]
+fn serving_only_flags_without_serving_exit_2() {
+    expect_input_error(&dyad(&["run", "--ep", "2"]), &["--ep", "--serving"]);
+    expect_input_error(&dyad(&["run", "--seed", "2"]), &["--seed", "--serving"]);
+}
