@@ -83,6 +83,14 @@ pub fn op_rows(placed: &[PlacedOp<'_>]) -> Vec<OpResult> {
     placed.iter().map(OpResult::new).collect()
 }
 
+/// "weights bf16, activations bf16, KV fp8": a precision in words, as both headers write it.
+pub fn precision_words(p: &crate::model::Precision) -> String {
+    format!(
+        "weights {}, activations {}, KV {}",
+        p.weights, p.activations, p.kv
+    )
+}
+
 /// What was run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunInputs {

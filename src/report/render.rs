@@ -93,9 +93,8 @@ fn header(r: &RunReport) -> String {
     } else {
         ""
     };
-    let p = &i.precision;
     let mut s = format!(
-        "{} on {} x{} (TP {}, EP {}, attention data-parallel {}): {} batch {}, {shape}, policy {}{note}\nprecision weights {}, activations {}, KV {}",
+        "{} on {} x{} (TP {}, EP {}, attention data-parallel {}): {} batch {}, {shape}, policy {}{note}\nprecision {}",
         i.model,
         i.arch,
         i.devices,
@@ -105,9 +104,7 @@ fn header(r: &RunReport) -> String {
         i.phase,
         i.batch,
         i.policy,
-        p.weights,
-        p.activations,
-        p.kv
+        super::precision_words(&i.precision)
     );
     if let Some(why) = &i.tp_reason {
         let _ = write!(s, "\nparallelism chosen by dyad: {why}");

@@ -390,10 +390,9 @@ impl ServingReport {
     /// The table's head: what was run, and the PIM units with their origin.
     fn write_inputs(&self, s: &mut String) {
         let i = &self.inputs;
-        let p = &i.precision;
         let _ = writeln!(
             s,
-            "serving {}: {} on {} x{} (TP {}, EP {}, attention data-parallel {}), {} requests, {}\nprecision weights {}, activations {}, KV {}; policy {}, timing {}\nprompt {}, output {}; max batch {}, {} tokens per iteration, seed {}",
+            "serving {}: {} on {} x{} (TP {}, EP {}, attention data-parallel {}), {} requests, {}\nprecision {}; policy {}, timing {}\nprompt {}, output {}; max batch {}, {} tokens per iteration, seed {}",
             i.scenario,
             i.model,
             i.arch,
@@ -403,9 +402,7 @@ impl ServingReport {
             i.attention_dp,
             i.requests,
             i.arrivals,
-            p.weights,
-            p.activations,
-            p.kv,
+            super::precision_words(&i.precision),
             i.policy,
             i.timing,
             i.prompt,
