@@ -259,7 +259,10 @@ pub fn run(spec: &RunSpec) -> Result<RunReport, RunError> {
     };
     let cap = sys.xpu.memory.capacity.value();
     let mem = memory_use(&model, &batch, tp, p, cap);
-    Ok(RunReport::new(inputs, mem, &placed, g.tokens, g.produced))
+    let static_w = sys.xpu.energy.static_power.value();
+    Ok(RunReport::new(
+        inputs, mem, &placed, static_w, g.tokens, g.produced,
+    ))
 }
 
 /// One system of the built-in comparison.
