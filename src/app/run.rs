@@ -294,7 +294,10 @@ pub fn run(spec: &RunSpec) -> Result<RunReport, RunError> {
         precision: p,
         policy: spec.policy.name().into(),
     };
-    Ok(RunReport::new(inputs, mem, &placed, g.tokens, g.produced))
+    let static_w = sys.xpu.energy.static_power.value();
+    Ok(RunReport::new(
+        inputs, mem, &placed, static_w, g.tokens, g.produced,
+    ))
 }
 
 /// One system of the built-in comparison.

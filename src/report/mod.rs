@@ -155,8 +155,59 @@ pub struct Totals {
     pub bytes: f64,
     /// Dynamic energy of the iteration on all devices of the group, by component (J).
     pub energy_j: EnergyParts,
-    /// `energy_j` in total over the tokens processed.
+    /// Static power of one device, as the arch states it (`xpu.energy.static_power`, W).
+    pub static_power_w: f64,
+    /// Dynamic energy of the iteration on all devices: the sum of `energy_j` (J).
+    pub energy_dynamic_j: f64,
+    /// Static energy of the iteration: `static_power_w` × devices × `iteration_s` (J).
+    pub energy_static_j: f64,
+    /// Energy of the iteration, dynamic plus static (J).
+    pub energy_total_j: f64,
+    /// `energy_dynamic_j` over the tokens processed (J).
+    pub energy_per_token_dynamic_j: f64,
+    /// `energy_static_j` over the tokens processed (J).
+    pub energy_per_token_static_j: f64,
+    /// `energy_total_j` over the tokens processed (J): dynamic plus static per token.
     pub energy_per_token_j: f64,
+}
+
+impl Totals {
+    /// The sums of `ops` (one device each), whose iteration moves `tokens` and produces
+    /// `output_tokens` on `devices` devices that each draw `static_power_w` whatever they do.
+    fn of(
+        ops: &[OpResult],
+        devices: u64,
+        static_power_w: f64,
+        tokens: u64,
+        output_tokens: u64,
+    ) -> Self {
+        let time: f64 = ops.iter().map(|o| o.time_s).sum();
+        let mut energy = EnergyParts::default();
+        for o in ops {
+            energy.add(o.energy_j);
+        }
+        let energy = energy.scaled(devices as f64);
+        let dynamic = energy.total();
+        let static_ = static_power_w * devices as f64 * time;
+        let per = |e: f64| e / tokens.max(1) as f64;
+        Totals {
+            iteration_s: time,
+            tokens,
+            output_tokens,
+            tokens_per_s: tokens as f64 / time,
+            output_tokens_per_s: output_tokens as f64 / time,
+            flops: ops.iter().map(|o| o.flops).sum(),
+            bytes: ops.iter().map(|o| o.bytes).sum(),
+            energy_j: energy,
+            static_power_w,
+            energy_dynamic_j: dynamic,
+            energy_static_j: static_,
+            energy_total_j: dynamic + static_,
+            energy_per_token_dynamic_j: per(dynamic),
+            energy_per_token_static_j: per(static_),
+            energy_per_token_j: per(dynamic + static_),
+        }
+    }
 }
 
 /// Time and energy (one device) of each decoder layer.
@@ -189,21 +240,18 @@ pub struct RunReport {
 
 impl RunReport {
     /// The report of one iteration whose ops `map` placed and costed (`placed`, in execution
-    /// order), which moves `tokens` through the model and produces `output_tokens`.
+    /// order), which moves `tokens` through the model and produces `output_tokens`, on devices
+    /// that each draw `static_power_w` whatever they do.
     pub fn new(
         inputs: RunInputs,
         memory: MemoryUse,
         placed: &[PlacedOp<'_>],
+        static_power_w: f64,
         tokens: u64,
         output_tokens: u64,
     ) -> Self {
         let ops = op_rows(placed);
-        let time: f64 = ops.iter().map(|o| o.time_s).sum();
-        let mut energy = EnergyParts::default();
-        for o in &ops {
-            energy.add(o.energy_j);
-        }
-        let energy = energy.scaled(inputs.tp as f64);
+        let totals = Totals::of(&ops, inputs.tp, static_power_w, tokens, output_tokens);
         let mut layers: Vec<LayerTime> = Vec::new();
         for o in &ops {
             if let Some(l) = o.layer {
@@ -220,17 +268,6 @@ impl RunReport {
                 }
             }
         }
-        let totals = Totals {
-            iteration_s: time,
-            tokens,
-            output_tokens,
-            tokens_per_s: tokens as f64 / time,
-            output_tokens_per_s: output_tokens as f64 / time,
-            flops: ops.iter().map(|o| o.flops).sum(),
-            bytes: ops.iter().map(|o| o.bytes).sum(),
-            energy_j: energy,
-            energy_per_token_j: energy.total() / tokens.max(1) as f64,
-        };
         RunReport {
             schema_version: SCHEMA_VERSION,
             inputs,

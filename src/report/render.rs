@@ -239,17 +239,7 @@ fn table(r: &RunReport, md: bool) -> String {
         t.tokens,
         t.tokens_per_s,
     );
-    let e = &t.energy_j;
-    let _ = writeln!(
-        s,
-        "energy {} per token over {} devices (MAC {}, DRAM xPU path {}, DRAM PIM path {}, links {}; dynamic)",
-        si(t.energy_per_token_j, "J"),
-        r.inputs.tp,
-        si(e.mac, "J"),
-        si(e.dram_xpu, "J"),
-        si(e.dram_pim, "J"),
-        si(e.link, "J"),
-    );
+    energy_lines(&mut s, r);
     if t.output_tokens != t.tokens {
         let _ = writeln!(
             s,
@@ -258,6 +248,35 @@ fn table(r: &RunReport, md: bool) -> String {
         );
     }
     s
+}
+
+/// The iteration's energy on all devices, dynamic by component and static (static power ×
+/// devices × iteration time) apart, then the same per token.
+fn energy_lines(s: &mut String, r: &RunReport) {
+    let (t, e) = (&r.totals, &r.totals.energy_j);
+    let _ = writeln!(
+        s,
+        "energy per iteration {} over {} devices = {} dynamic (MAC {}, DRAM xPU path {}, DRAM PIM path {}, links {}) + {} static ({} per device × {} devices × {})",
+        si(t.energy_total_j, "J"),
+        r.inputs.tp,
+        si(t.energy_dynamic_j, "J"),
+        si(e.mac, "J"),
+        si(e.dram_xpu, "J"),
+        si(e.dram_pim, "J"),
+        si(e.link, "J"),
+        si(t.energy_static_j, "J"),
+        si(t.static_power_w, "W"),
+        r.inputs.tp,
+        si(t.iteration_s, "s"),
+    );
+    let _ = writeln!(
+        s,
+        "energy per token {} = {} dynamic + {} static (over {} tokens)",
+        si(t.energy_per_token_j, "J"),
+        si(t.energy_per_token_dynamic_j, "J"),
+        si(t.energy_per_token_static_j, "J"),
+        t.tokens,
+    );
 }
 
 fn csv(r: &RunReport) -> String {

@@ -101,9 +101,16 @@ pub struct ServingMetrics {
     pub tbt_s: Percentiles,
     /// End-to-end latency, s.
     pub e2e_s: Percentiles,
-    /// Energy per output token, all devices of the replica, J.
+    /// Energy per output token, all devices of the replica, J: dynamic plus static (their sum,
+    /// [`Self::energy_per_output_token_dynamic_j`] + [`Self::energy_per_output_token_static_j`]).
     pub energy_per_output_token_j: f64,
-    /// Energy of the run, all devices of the replica, J.
+    /// Dynamic energy per output token (MACs, DRAM bits, link bits), J.
+    pub energy_per_output_token_dynamic_j: f64,
+    /// Static energy per output token: static power × devices × duration ÷ output tokens, J.
+    pub energy_per_output_token_static_j: f64,
+    /// Static power of one device, as the arch states it (`xpu.energy.static_power`), W.
+    pub static_power_w: f64,
+    /// Energy of the run, all devices of the replica, J (dynamic plus static).
     pub energy_j: f64,
     /// Energy per output token by component, J.
     pub energy_per_output_token_by_component_j: EnergyBreakdown,
@@ -303,8 +310,8 @@ impl ServingInputs {
 }
 
 impl ServingMetrics {
-    /// Rates, percentiles and shares of `r`; the limit as the simulator decided it.
-    pub fn of(r: &ServingResult) -> Self {
+    /// Rates, percentiles and shares of `r`, a run of `s`; the limit as the simulator decided it.
+    pub fn of(s: &Scenario, r: &ServingResult) -> Self {
         let share = r.bound_shares();
         let d = r.duration.max(f64::MIN_POSITIVE);
         let n = r.output_tokens.max(1) as f64;
@@ -316,6 +323,9 @@ impl ServingMetrics {
             tbt_s: Percentiles::of(&r.tbt),
             e2e_s: Percentiles::of(&r.e2e),
             energy_per_output_token_j: r.energy / n,
+            energy_per_output_token_dynamic_j: (r.energy - r.energy_static) / n,
+            energy_per_output_token_static_j: r.energy_static / n,
+            static_power_w: s.sys.xpu.energy.static_power.value(),
             energy_j: r.energy,
             energy_per_output_token_by_component_j: EnergyBreakdown {
                 mac: e.mac / n,
@@ -364,7 +374,7 @@ impl ServingReport {
             schema_version: super::SCHEMA_VERSION,
             kind: "serving",
             inputs: ServingInputs::of(s),
-            serving: ServingMetrics::of(r),
+            serving: ServingMetrics::of(s, r),
             timeline: r
                 .timeline
                 .iter()
@@ -466,8 +476,11 @@ impl ServingReport {
         let u = m.utilization;
         let _ = writeln!(
             s,
-            "\nenergy      {} per output token ({} in all)\nbatch       mean {:.1} of {}; KV cache {} tokens; {} preemptions\nlimited by  {}; op time: compute {:.0}%, memory {:.0}%, overhead {:.0}%, link {:.0}%\nutilization xpu {:.0}%, dram {:.0}%, link {:.0}%, pim {:.0}%, banks {:.0}% (one device); {:.0}% of op time on PIM\nsimulated   {} iterations, {} ops ({:.1}% cost-cache hits)",
+            "\nenergy      {} per output token = {} dynamic + {} static ({} per device; {} in all)\nbatch       mean {:.1} of {}; KV cache {} tokens; {} preemptions\nlimited by  {}; op time: compute {:.0}%, memory {:.0}%, overhead {:.0}%, link {:.0}%\nutilization xpu {:.0}%, dram {:.0}%, link {:.0}%, pim {:.0}%, banks {:.0}% (one device); {:.0}% of op time on PIM\nsimulated   {} iterations, {} ops ({:.1}% cost-cache hits)",
             si(m.energy_per_output_token_j, "J"),
+            si(m.energy_per_output_token_dynamic_j, "J"),
+            si(m.energy_per_output_token_static_j, "J"),
+            si(m.static_power_w, "W"),
             si(m.energy_j, "J"),
             m.mean_batch,
             i.max_batch,

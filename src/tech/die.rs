@@ -1,7 +1,7 @@
 //! The die model: a chip as blocks (standard-cell logic, SRAM arrays, fixed macros such as PHYs
 //! and TSV fields that do not scale), then dies per wafer, yield and cost per good die.
 //!
-//! Formulas as LLMCompass and ttm-cas use them (see REFERENCE.md, "Die cost model"):
+//! Formulas as LLMCompass and ttm-cas use them (REFERENCE.md §Die cost model):
 //! dies per wafer = π·150²/A − π·300/√(2A) (300 mm wafer, A in mm²); yield = (1 + A·D₀/3)⁻³
 //! (negative binomial, clustering parameter 3); cost per good die = wafer cost ÷ (dies × yield).
 

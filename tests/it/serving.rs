@@ -9,7 +9,7 @@ use dyad::sim::routing::RoutingSpec;
 use dyad::sim::serving::{Scenario, simulate};
 use dyad::sim::workload::{Arrivals, LengthDist, Lengths};
 
-fn scenario(
+pub(crate) fn scenario(
     model: &str,
     tp: u64,
     prompt: u64,

@@ -1,9 +1,10 @@
 //! Reproduction studies: grids of serving runs set beside a paper's figures.
 //!
-//! `duplex` reruns the Duplex paper's evaluation grid (REFERENCE.md) on the systems it compares.
+//! `duplex` reruns the Duplex paper's evaluation grid (REFERENCE.md §Duplex workloads) on the systems it compares.
 //! The grid — models and their devices, batches, lengths, systems — is data:
 //! `workloads/studies/duplex.toml`, compiled into the binary.
 
+mod energy;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -247,8 +248,12 @@ pub struct Point {
     pub e2e_p50_s: f64,
     /// Median time between tokens, s.
     pub tbt_p50_s: f64,
-    /// Energy per output token, J.
+    /// Energy per output token, dynamic plus static, J.
     pub energy_per_output_token_j: f64,
+    /// Dynamic energy per output token (MACs, DRAM and link bits), J: what the paper counts.
+    pub energy_per_output_token_dynamic_j: f64,
+    /// Static energy per output token (static power × devices × time), J.
+    pub energy_per_output_token_static_j: f64,
     /// Share of op time on PIM.
     pub pim_time_share: f64,
 }
@@ -409,6 +414,8 @@ pub fn duplex_grid(study: &Study) -> Result<Vec<Point>, ReproduceError> {
                         e2e_p50_s: m.e2e_s.p50,
                         tbt_p50_s: m.tbt_s.p50,
                         energy_per_output_token_j: m.energy_per_output_token_j,
+                        energy_per_output_token_dynamic_j: m.energy_per_output_token_dynamic_j,
+                        energy_per_output_token_static_j: m.energy_per_output_token_static_j,
                         pim_time_share: m.pim_time_share,
                     });
                 }
