@@ -63,10 +63,11 @@ pub(super) struct CompareArgs {
     /// FILE.jsonl#N (point N of a sweep).
     #[arg(required = true, num_args = 2..)]
     reports: Vec<String>,
-    /// Show at most this many metrics (and layers).
+    /// Show at most this many rows in each section (changed, from zero, new, missing, not
+    /// finite, per-layer).
     #[arg(long, default_value_t = 40)]
     top: usize,
-    /// Show every value that differs.
+    /// Show every row of every section.
     #[arg(long)]
     all: bool,
     /// Write to this file instead of standard output.

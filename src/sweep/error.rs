@@ -168,12 +168,14 @@ pub enum SweepError {
         file: String,
     },
     /// `FILE.jsonl#N` with no point `N` in the file.
-    #[error("{file}: no point {index}")]
+    #[error("{file}: no point {index}; it holds {points} points, ids 0 to {}", points.saturating_sub(1))]
     NoSuchPoint {
         /// The JSONL file.
         file: String,
         /// The point asked for.
         index: usize,
+        /// How many points it holds.
+        points: usize,
     },
     /// `FILE.jsonl` without `#N`, holding other than one point.
     #[error("{file}: holds {points} points; name one as {file}#N")]

@@ -77,11 +77,15 @@ pub struct Axis {
     pub values: Vec<toml::Value>,
 }
 
-/// A design point: its index in the full grid and the value of each axis.
+/// A design point: its id among the points that run, its index in the full grid, and the value
+/// of each axis.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Point {
-    /// Its index in the full grid (before constraints), which names it in every output.
+    /// Its id: its position among the points left after the axis-only constraints (0..n-1, no
+    /// holes), which names it in every output (`points.jsonl#N`).
     pub index: usize,
+    /// Its index in the full grid, before constraints (the grid's own order).
+    pub grid: usize,
     /// Each axis's key and value, in file order.
     pub values: Vec<(String, toml::Value)>,
 }
@@ -440,7 +444,7 @@ impl Sweep {
         })
     }
 
-    /// Every point of the grid, in order, before constraints.
+    /// Every point of the grid, in order, before constraints (each id is its grid index).
     pub fn grid(&self) -> Vec<Point> {
         let n = if self.zip {
             self.axes[0].values.len()
@@ -462,12 +466,17 @@ impl Sweep {
                     };
                     values[i] = (a.key.clone(), a.values[k].clone());
                 }
-                Point { index, values }
+                Point {
+                    index,
+                    grid: index,
+                    values,
+                }
             })
             .collect()
     }
 
-    /// The points to run: the grid less those an axis-only constraint drops.
+    /// The points to run: the grid less those an axis-only constraint drops, numbered 0..n-1
+    /// in grid order (each keeps its grid index in `grid`).
     pub fn points(&self) -> Vec<Point> {
         self.grid()
             .into_iter()
@@ -477,6 +486,8 @@ impl Sweep {
                     .iter()
                     .all(|c| c.check(&|k| vals.get(k).copied()) != Some(false))
             })
+            .enumerate()
+            .map(|(index, p)| Point { index, ..p })
             .collect()
     }
 

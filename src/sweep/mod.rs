@@ -26,14 +26,36 @@ pub use runner::{Record, RunOptions, RunSummary, merge, read_records, run};
 
 /// Numeric leaves of a JSON value by dotted path (`serving.ttft_s.p90`, `layers[3].time_s`).
 /// Array items that carry a `name` (ops) or a `layer` number are keyed by it rather than by
-/// position, so two reports line up even when their lists differ in length.
+/// position (`ops[L3 expert_2].time_s`, `ops[lm_head].flops`, `layers[3].time_s`), so two
+/// reports line up even when their lists differ in length or order; the `layer` that keys an
+/// item is not a leaf of its own. A key met twice in one list gets ` #2`, ` #3`, ….
 pub fn flatten(v: &serde_json::Value) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
-    walk(v, String::new(), &mut out);
+    walk(v, String::new(), false, &mut out);
     out
 }
 
-fn walk(v: &serde_json::Value, path: String, out: &mut BTreeMap<String, f64>) {
+/// [`flatten`], keeping `null` leaves as NaN: serde_json writes an infinite or NaN number as
+/// `null`, and a comparison must show it rather than lose it.
+pub fn flatten_with_nulls(v: &serde_json::Value) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    walk(v, String::new(), true, &mut out);
+    out
+}
+
+/// The key of an array item: `L3 name` for a named op in a layer, `name` outside the layers,
+/// the layer number for a layer entry, else the position. The second is whether `layer` keys it.
+fn item_key(x: &serde_json::Value, i: usize) -> (String, bool) {
+    use serde_json::Value as J;
+    match (x.get("name"), x.get("layer")) {
+        (Some(J::String(n)), Some(J::Number(l))) => (format!("L{l} {n}"), true),
+        (Some(J::String(n)), _) => (n.clone(), true),
+        (None, Some(J::Number(l))) => (l.to_string(), true),
+        _ => (i.to_string(), false),
+    }
+}
+
+fn walk(v: &serde_json::Value, path: String, nulls: bool, out: &mut BTreeMap<String, f64>) {
     use serde_json::Value as J;
     let join = |k: &str| {
         if path.is_empty() {
@@ -53,27 +75,28 @@ fn walk(v: &serde_json::Value, path: String, out: &mut BTreeMap<String, f64>) {
         }
         J::Object(m) => {
             for (k, x) in m {
-                walk(x, join(k), out);
+                walk(x, join(k), nulls, out);
             }
         }
         J::Array(items) => {
+            let mut seen: BTreeMap<String, usize> = BTreeMap::new();
             for (i, x) in items.iter().enumerate() {
-                let id = match (x.get("name"), x.get("layer"), x.get("unit")) {
-                    (Some(J::String(n)), l, u) => {
-                        let mut s = n.clone();
-                        if let Some(J::Number(l)) = l {
-                            s = format!("{s}@{l}");
+                let (id, keyed) = item_key(x, i);
+                let n = seen.entry(id.clone()).or_insert(0);
+                *n += 1;
+                let id = if *n > 1 { format!("{id} #{n}") } else { id };
+                match (keyed, x) {
+                    (true, J::Object(m)) => {
+                        for (k, y) in m.iter().filter(|(k, _)| *k != "layer") {
+                            walk(y, format!("{path}[{id}].{k}"), nulls, out);
                         }
-                        if let Some(J::String(u)) = u {
-                            s = format!("{s}/{u}");
-                        }
-                        s
                     }
-                    (None, Some(J::Number(l)), _) => l.to_string(),
-                    _ => i.to_string(),
-                };
-                walk(x, format!("{path}[{id}]"), out);
+                    _ => walk(x, format!("{path}[{id}]"), nulls, out),
+                }
             }
+        }
+        J::Null if nulls => {
+            out.insert(path, f64::NAN);
         }
         J::Null | J::String(_) => {}
     }
@@ -86,16 +109,19 @@ mod tests {
     #[test]
     fn flatten_keys_lists_by_name_and_layer() {
         let v: serde_json::Value = serde_json::from_str(
-            r#"{"a": {"b": 2, "s": "x"}, "ops": [{"name": "qkv", "layer": 0, "t": 1.5}],
+            r#"{"a": {"b": 2, "s": "x"},
+                "ops": [{"name": "qkv", "layer": 0, "unit": "xpu", "t": 1.5},
+                        {"name": "qkv", "layer": 0, "t": 2.5},
+                        {"name": "head", "layer": null, "t": 3}],
                 "layers": [{"layer": 3, "time_s": 4}], "xs": [7, null], "ok": true}"#,
         )
         .unwrap();
         let f = flatten(&v);
         let want: BTreeMap<String, f64> = [
             ("a.b", 2.0),
-            ("ops[qkv@0].layer", 0.0),
-            ("ops[qkv@0].t", 1.5),
-            ("layers[3].layer", 3.0),
+            ("ops[L0 qkv].t", 1.5),
+            ("ops[L0 qkv #2].t", 2.5),
+            ("ops[head].t", 3.0),
             ("layers[3].time_s", 4.0),
             ("xs[0]", 7.0),
             ("ok", 1.0),
@@ -104,5 +130,8 @@ mod tests {
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         assert_eq!(f, want);
+        let n = flatten_with_nulls(&v);
+        assert!(n["xs[1]"].is_nan());
+        assert_eq!(n.len(), want.len() + 1, "only the null leaf is added");
     }
 }

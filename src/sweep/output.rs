@@ -85,7 +85,7 @@ fn cell(v: &serde_json::Value) -> String {
     }
 }
 
-/// All points as CSV: index, seed, the axes in file order, feasible, pareto, every metric, error.
+/// All points as CSV: index (the point's id), grid (its index in the full grid), seed, the axes in file order, feasible, pareto, every metric, error.
 pub fn csv(sweep: &Sweep, records: &[Record]) -> Result<String, SweepError> {
     let front: BTreeSet<usize> = pareto_front(sweep, records)
         .into_iter()
@@ -93,14 +93,14 @@ pub fn csv(sweep: &Sweep, records: &[Record]) -> Result<String, SweepError> {
         .collect();
     let metrics = super::file::metric_names();
     let mut w = csv::Writer::from_writer(Vec::new());
-    let mut head = vec!["index".to_string(), "seed".to_string()];
+    let mut head = vec!["index".to_string(), "grid".to_string(), "seed".to_string()];
     head.extend(sweep.axes.iter().map(|a| a.key.clone()));
     head.extend(["feasible".into(), "pareto".into()]);
     head.extend(metrics.iter().cloned());
     head.push("error".into());
     w.write_record(&head)?;
     for r in records {
-        let mut row = vec![r.index.to_string(), r.seed.to_string()];
+        let mut row = vec![r.index.to_string(), r.grid.to_string(), r.seed.to_string()];
         row.extend(
             sweep
                 .axes

@@ -21,8 +21,11 @@ use crate::sim::serving::{ServingError, simulate};
 /// One finished point, as one line of the JSONL file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
-    /// The point's index in the full grid.
+    /// The point's id: its position among the sweep's points after the axis-only constraints
+    /// (0..n-1), as `FILE.jsonl#N` names it.
     pub index: usize,
+    /// The point's index in the full grid, before constraints.
+    pub grid: usize,
     /// Axis values by key.
     pub values: BTreeMap<String, serde_json::Value>,
     /// The point's seed ([`Sweep::seed`]).
@@ -73,6 +76,7 @@ fn json_value(v: &toml::Value) -> serde_json::Value {
 fn blank(sweep: &Sweep, p: &Point) -> Record {
     Record {
         index: p.index,
+        grid: p.grid,
         values: p
             .values
             .iter()
@@ -82,6 +86,11 @@ fn blank(sweep: &Sweep, p: &Point) -> Record {
         metrics: None,
         error: None,
     }
+}
+
+/// Whether a record read back is the point `blank` describes: same grid index, values and seed.
+fn same_point(blank: &Record, r: &Record) -> bool {
+    blank.grid == r.grid && blank.values == r.values && blank.seed == r.seed
 }
 
 /// Why one point failed: recorded in its [`Record`] as text, counted, and the rest run.
@@ -220,7 +229,7 @@ fn resumed(sweep: &Sweep, opt: &RunOptions, points: &[Point]) -> Result<Vec<Reco
             });
         };
         let b = blank(sweep, p);
-        if b.values != r.values || b.seed != r.seed {
+        if !same_point(&b, &r) {
             return Err(SweepError::ResumeEditedPoint {
                 jsonl: opt.jsonl.clone(),
                 index: r.index,
@@ -322,7 +331,7 @@ pub fn merge(sweep: &Sweep, files: &[PathBuf]) -> Result<(Vec<Record>, Vec<usize
                 });
             };
             let b = blank(sweep, p);
-            if b.values != r.values || b.seed != r.seed {
+            if !same_point(&b, &r) {
                 return Err(SweepError::MergeEditedPoint {
                     file: f.clone(),
                     index: r.index,

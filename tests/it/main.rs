@@ -7,6 +7,7 @@ mod util;
 
 mod accuracy;
 mod cli;
+mod compare;
 mod config;
 mod duplex;
 mod energy;
