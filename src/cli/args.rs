@@ -92,6 +92,9 @@ pub(super) struct RunArgs {
     /// Write the report here instead of standard output.
     #[arg(long)]
     pub(super) out: Option<PathBuf>,
+    /// Also write SVG plots of the iteration into this folder: roofline.svg, ops.svg, layers.svg.
+    #[arg(long, value_name = "DIR", conflicts_with = "serving")]
+    pub(super) plot: Option<PathBuf>,
 }
 
 #[derive(Args)]

@@ -14,6 +14,7 @@ mod invariants;
 mod kernels;
 mod layers;
 mod pim;
+mod plots;
 mod ppa_cli;
 mod serving;
 mod sizes;
