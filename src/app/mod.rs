@@ -11,6 +11,7 @@ pub mod list;
 pub mod ppa;
 pub mod reproduce;
 pub mod run;
+pub mod run_plot;
 pub mod sweep;
 pub mod validate;
 
@@ -48,6 +49,10 @@ pub enum AppError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Run(#[from] run::RunError),
+    /// `dyad run --plot`.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    RunPlot(#[from] run_plot::RunPlotError),
     /// A serving run of the scenario at `path`.
     #[error("{}: {source}", path.display())]
     Serving {
@@ -129,6 +134,7 @@ impl AppError {
             | AppError::MissingShards { .. }
             | AppError::Usage(_) => Status::BadInput,
             AppError::Run(e) => e.status(),
+            AppError::RunPlot(e) => e.status(),
             AppError::Sweep(SweepError::Json(_) | SweepError::CsvText(_)) => Status::Internal,
             AppError::Sweep(_) => Status::BadInput,
             AppError::Serving { source, .. } => serving_status(source),

@@ -126,6 +126,9 @@ pub(super) struct RunArgs {
     /// The flags given on the command line (their ids), as opposed to left at their defaults.
     #[arg(skip)]
     pub(super) given: Vec<String>,
+    /// Also write SVG plots of the iteration into this folder: roofline.svg, ops.svg, layers.svg.
+    #[arg(long, value_name = "DIR", conflicts_with = "serving")]
+    pub(super) plot: Option<PathBuf>,
 }
 
 /// Flags that mean nothing to a serving run, with the error each gives there.

@@ -124,7 +124,13 @@ fn run(a: &args::RunArgs) -> Result<(), AppError> {
     }
     let text = match &a.serving {
         Some(p) => app::run::serve(&a.serve_spec(p.clone()))?,
-        None => app::run::render(&app::run::run(&a.spec())?, a.format),
+        None => {
+            let report = app::run::run(&a.spec())?;
+            if let Some(dir) = &a.plot {
+                app::run_plot::plot(&a.spec(), &report, dir)?;
+            }
+            app::run::render(&report, a.format)
+        }
     };
     write_out(a.out.as_deref(), &text)
 }

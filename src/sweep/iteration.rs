@@ -1,17 +1,14 @@
 //! Plots of one design point's decode iteration: a roofline with each op placed by its Op/B on
 //! the unit that runs it (xPU or PIM), and the time of each layer stacked by op class.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::SweepError;
 use super::file::{Point, Sweep};
-use crate::hw::CostError;
 use crate::map::cost_iteration;
 use crate::model::{Batch, Routing, build_iteration};
-use crate::report::plot::{Roof, RoofPoints, Series, roofline, stacked_bars};
-use crate::report::{OpResult, op_rows};
-use crate::sim::serving::Scenario;
+use crate::report::op_rows;
+use crate::report::plot::iteration::{roofs, write_layers, write_roofline};
 use crate::sim::workload::{LengthDist, Lengths};
 
 fn mean(d: &LengthDist) -> f64 {
@@ -49,91 +46,23 @@ pub fn iteration_plots(sweep: &Sweep, point: &Point, dir: &Path) -> Result<(), S
         .map_err(|error| SweepError::PlotModel { index, error })?;
     let cost = |error| SweepError::PlotCost { index, error };
     let ops = op_rows(&cost_iteration(&g, &sc.sys, sc.policy, sc.timing).map_err(cost)?);
-    let label: String = point
+    let values: String = point
         .values
         .iter()
         .map(|(k, v)| format!("{}={v}", k.rsplit('.').next().unwrap_or(k)))
         .collect::<Vec<_>>()
         .join(" ");
-    roofline(
-        &dir.join("roofline.svg"),
-        &format!("Roofline, one decode iteration per device: point {index} ({label})"),
-        &roofs(&sc).map_err(cost)?,
-        &roof_points(&ops),
-    )
-    .map_err(SweepError::Plot)?;
-    let (layers, series) = layer_series(&ops);
-    stacked_bars(
-        &dir.join("layers.svg"),
-        &format!("Time per layer by op class (sum of op times): point {index} ({label})"),
-        &layers,
-        "ms",
-        &series,
-    )
-    .map_err(SweepError::Plot)
-}
-
-/// The roofs: the xPU at the activations' precision, and the PIM units if there are any.
-fn roofs(sc: &Scenario) -> Result<Vec<Roof>, CostError> {
-    let external = sc.sys.xpu.memory.bandwidth;
-    let mut roofs = vec![Roof {
-        name: "xPU".into(),
-        peak: sc.sys.xpu.peak(sc.precision.activations)?.value(),
-        bandwidth: external.value(),
-    }];
-    if let Some(p) = &sc.sys.pim {
-        roofs.push(Roof {
-            name: "PIM".into(),
-            peak: p.peak().value(),
-            bandwidth: p.bandwidth(external).value(),
-        });
-    }
-    Ok(roofs)
-}
-
-/// Each op that does work, at its Op/B and achieved FLOP/s, grouped by the unit that runs it.
-fn roof_points(ops: &[OpResult]) -> Vec<RoofPoints> {
-    let mut by_unit: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
-    for o in ops {
-        if o.flops > 0.0 && o.time_s > 0.0 && o.op_b > 0.0 {
-            by_unit
-                .entry(o.unit)
-                .or_default()
-                .push((o.op_b, o.flops / o.time_s));
-        }
-    }
-    by_unit
-        .into_iter()
-        .map(|(unit, pts)| RoofPoints {
-            name: unit.to_string(),
-            points: pts,
-        })
-        .collect()
-}
-
-/// The layers in order of first appearance, and per op class the sum of its op times in each
-/// layer, in ms (xPU and PIM ops may overlap in time).
-fn layer_series(ops: &[OpResult]) -> (Vec<String>, Vec<Series>) {
-    let mut layers: Vec<String> = Vec::new();
-    let mut classes: BTreeMap<&str, BTreeMap<String, f64>> = BTreeMap::new();
-    for o in ops {
-        let l = o
-            .layer
-            .map_or_else(|| "other".to_string(), |l| l.to_string());
-        if !layers.contains(&l) {
-            layers.push(l.clone());
-        }
-        *classes.entry(o.class).or_default().entry(l).or_default() += o.time_s * 1e3;
-    }
-    let series = classes
-        .into_iter()
-        .map(|(c, m)| Series {
-            name: c.to_string(),
-            values: layers
-                .iter()
-                .map(|l| m.get(l).copied().unwrap_or(0.0))
-                .collect(),
-        })
-        .collect();
-    (layers, series)
+    let devices = sc.tp * sc.ep;
+    let context = format!(
+        "point {index} ({values}), {} decode b{} KV {kv_len}, {devices} × {} (TP {}, EP {}), {}",
+        sc.model.name,
+        sc.max_batch,
+        sc.sys.name,
+        sc.tp,
+        sc.ep,
+        sc.policy.name()
+    );
+    let roofs = roofs(&sc.sys, sc.precision.activations).map_err(cost)?;
+    write_roofline(&dir.join("roofline.svg"), &context, &roofs, &ops).map_err(SweepError::Plot)?;
+    write_layers(&dir.join("layers.svg"), &context, &ops).map_err(SweepError::Plot)
 }

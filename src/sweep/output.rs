@@ -211,21 +211,128 @@ pub fn pareto_plot(sweep: &Sweep, records: &[Record], path: &Path) -> Result<boo
         .filter_map(|i| pt(&records[i]))
         .collect();
     front.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+    let (xd, xs) = axis_label(&x.metric);
+    let (yd, ys) = axis_label(&y.metric);
+    let scale = |v: Vec<(f64, f64)>| -> Vec<(f64, f64)> {
+        v.into_iter().map(|(a, b)| (a * xs, b * ys)).collect()
+    };
+    let (all, front) = (scale(all), scale(front));
     let more = sweep.objectives.len() > 2;
-    let title = if more {
+    let objs: Vec<String> = sweep.objectives.iter().map(|o| o.metric.clone()).collect();
+    let head = if more {
         format!(
-            "Pareto front over {} objectives, seen in {} vs {}",
-            sweep.objectives.len(),
-            y.metric,
-            x.metric
+            "Pareto front over {} objectives ({}), seen in two",
+            objs.len(),
+            objs.join(", ")
         )
     } else {
-        format!("Pareto front: {} vs {}", y.metric, x.metric)
+        format!("Pareto front: {} against {}", y.metric, x.metric)
     };
+    let title = format!("{head}\n{}", what_ran(sweep));
     // A front over more objectives is not a curve in two of them: markers only.
-    crate::report::plot::scatter(path, &title, &x.metric, &y.metric, &all, &front, !more)
-        .map_err(SweepError::Plot)?;
+    let s = crate::report::plot::Scatter {
+        title: &title,
+        x_desc: &xd,
+        y_desc: &yd,
+        points: &all,
+        front: &front,
+        connect: !more,
+    };
+    crate::report::plot::scatter(path, &s).map_err(SweepError::Plot)?;
     Ok(true)
+}
+
+/// The model, devices, arch and policy the sweep's points run, when every point runs the same
+/// ones; else that they vary.
+fn what_ran(sweep: &Sweep) -> String {
+    let mut seen: Vec<String> = sweep
+        .points()
+        .iter()
+        .filter_map(|p| sweep.scenario(p).ok())
+        .map(|sc| {
+            format!(
+                "{} on {} × {} (TP {}, EP {}), {}",
+                sc.model.name,
+                sc.tp * sc.ep,
+                sc.sys.name,
+                sc.tp,
+                sc.ep,
+                sc.policy.name()
+            )
+        })
+        .collect();
+    seen.sort();
+    seen.dedup();
+    match seen.as_slice() {
+        [one] => format!("every point: {one}"),
+        _ => format!(
+            "{} set-ups of model, devices and arch across the points",
+            seen.len()
+        ),
+    }
+}
+
+/// (quantity, unit, scale from the stored SI value) of each metric family, by key prefix.
+const METRIC_AXES: [(&str, &str, &str, f64); 22] = [
+    ("output_tokens_per_s", "output throughput", "tokens/s", 1.0),
+    (
+        "total_tokens_per_s",
+        "prompt + output throughput",
+        "tokens/s",
+        1.0,
+    ),
+    ("ttft_s", "time to first token", "ms", 1e3),
+    ("tbt_s", "time between tokens", "ms", 1e3),
+    ("e2e_s", "end-to-end latency", "s", 1.0),
+    (
+        "energy_per_output_token_j",
+        "energy per output token",
+        "mJ",
+        1e3,
+    ),
+    (
+        "energy_per_output_token_by_component_j",
+        "energy per output token",
+        "mJ",
+        1e3,
+    ),
+    ("energy_j", "energy of the run", "J", 1.0),
+    ("pim_time_share", "share of op time on PIM", "%", 100.0),
+    ("requests_completed", "requests completed", "requests", 1.0),
+    ("prompt_tokens", "prompt tokens", "tokens", 1.0),
+    ("output_tokens", "output tokens", "tokens", 1.0),
+    ("duration_s", "duration of the run", "s", 1.0),
+    ("iterations", "iterations", "iterations", 1.0),
+    ("preemptions", "preemptions", "sequences", 1.0),
+    ("mean_batch", "mean batch", "sequences", 1.0),
+    ("kv_capacity_tokens", "KV cache capacity", "tokens", 1.0),
+    ("time_by_bound", "share of op time bound by", "%", 100.0),
+    ("utilization", "busy share of", "%", 100.0),
+    ("ops_simulated", "ops simulated", "ops", 1.0),
+    (
+        "cost_cache_hits",
+        "ops priced from the cost cache",
+        "ops",
+        1.0,
+    ),
+    ("cost_cache_misses", "ops priced afresh", "ops", 1.0),
+];
+/// An axis label with its quantity and unit for a metric or axis key, and the factor its stored
+/// values are multiplied by for that unit (`tbt_s.p50` → "time between tokens, p50 (ms)", 1000).
+/// A key of the sweep's files (`arch.pim.modules`) is a count as written there.
+pub fn axis_label(key: &str) -> (String, f64) {
+    let (head, tail) = key.split_once('.').unwrap_or((key, ""));
+    match METRIC_AXES.iter().find(|r| r.0 == head) {
+        Some((_, what, unit, scale)) if tail.is_empty() => {
+            (format!("{what} ({unit}) [{key}]"), *scale)
+        }
+        Some((_, what, unit, scale)) => (format!("{what}, {tail} ({unit}) [{key}]"), *scale),
+        None if head.ends_with("_s") => (format!("{key} (s)"), 1.0),
+        None if head.ends_with("_j") => (format!("{key} (J)"), 1.0),
+        None if head.ends_with("_w") => (format!("{key} (W)"), 1.0),
+        None if head == "limit" => (format!("{key} (a name)"), 1.0),
+        None => (format!("{key} (number, as set in the files)"), 1.0),
+    }
 }
 
 /// Writes `points.csv`, `pareto.md`, `pareto.svg` (with two objectives or more) and, for the
@@ -249,7 +356,27 @@ pub fn write_all(sweep: &Sweep, records: &[Record], dir: &Path) -> Result<(), Sw
 
 #[cfg(test)]
 mod tests {
-    use super::non_dominated;
+    use super::{axis_label, non_dominated};
+
+    #[test]
+    fn every_axis_names_its_quantity_and_unit() {
+        let (l, k) = axis_label("tbt_s.p50");
+        assert_eq!(
+            (l.as_str(), k),
+            ("time between tokens, p50 (ms) [tbt_s.p50]", 1e3)
+        );
+        let (l, k) = axis_label("energy_per_output_token_j");
+        assert!(l.contains("(mJ)") && k == 1e3, "{l}");
+        assert!(axis_label("output_tokens_per_s").0.contains("(tokens/s)"));
+        // Every metric a sweep can name gets a unit: a known family or a suffix read.
+        for m in super::super::file::metric_names() {
+            let l = axis_label(&m).0;
+            assert!(
+                l.contains('(') && !l.contains("as set in the files"),
+                "{m}: {l}"
+            );
+        }
+    }
 
     #[test]
     fn front_keeps_only_undominated_points() {

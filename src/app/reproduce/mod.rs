@@ -167,6 +167,28 @@ pub struct Saturation {
     pub ttft_p90_limit_s: f64,
 }
 
+impl SystemSpec {
+    /// The arch preset a replica of `devices` devices runs on: the system's own, or past one
+    /// 8-device node its `-2node` variant (InfiniBand between the nodes).
+    pub fn arch_for(&self, devices: u64) -> String {
+        if devices > 8 {
+            format!("{}-2node", self.arch)
+        } else {
+            self.arch.clone()
+        }
+    }
+}
+
+impl Grid {
+    /// The grid's (batch, length) cells, batch-major: the order of the points.
+    pub fn cells(&self) -> Vec<(u64, u64)> {
+        self.batches
+            .iter()
+            .flat_map(|&b| self.lengths.iter().map(move |&l| (b, l)))
+            .collect()
+    }
+}
+
 fn policy<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Policy, D::Error> {
     let s = String::deserialize(d)?;
     s.parse().map_err(serde::de::Error::custom)
@@ -279,12 +301,7 @@ impl<'a> Replica<'a> {
         devices: u64,
         spec: &'a SystemSpec,
     ) -> Result<Replica<'a>, ReproduceError> {
-        let arch = if devices * spec.scale > 8 {
-            format!("{}-2node", spec.arch)
-        } else {
-            spec.arch.to_string()
-        };
-        let sys = config::load_arch(arch.as_ref())?;
+        let sys = config::load_arch(spec.arch_for(devices * spec.scale).as_ref())?;
         Ok(Replica::on(model_name, model, devices, spec, sys))
     }
 

@@ -4,7 +4,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::{Point, ReproduceError, Study};
+use super::{Point, ReproduceError, Study, StudyModel};
+use crate::report::plot::Series;
 
 /// Ratios of `system` against `base` over the points of `model`: (best, mean) throughput ratio
 /// and mean ratio of dynamic energy per token (the energy the paper counts).
@@ -202,59 +203,121 @@ fn every_point(s: &mut String, points: &[Point]) {
     }
 }
 
-/// SVG plots of the grid: throughput over the GPU and energy per token, per model.
-pub fn duplex_plots(study: &Study, points: &[Point], dir: &Path) -> Result<(), ReproduceError> {
-    use crate::report::plot::{Series, category_lines};
-    let mut models: Vec<&str> = points.iter().map(|p| p.model.as_str()).collect();
-    models.dedup();
-    for m in models {
-        let gpu: Vec<&Point> = points
-            .iter()
-            .filter(|p| p.model == m && p.system == "GPU")
-            .collect();
-        let cats: Vec<String> = gpu
-            .iter()
-            .map(|p| format!("b{} L{}", p.batch, p.len))
-            .collect();
-        let series = |f: &dyn Fn(&Point, &Point) -> f64| -> Vec<Series> {
-            study
-                .system
+/// The value of `system`'s point of `model` at (`batch`, `len`), if it was run.
+fn value_at(
+    points: &[Point],
+    model: &str,
+    system: &str,
+    (batch, len): (u64, u64),
+    f: &dyn Fn(&Point) -> Option<f64>,
+) -> Option<f64> {
+    points
+        .iter()
+        .find(|p| p.model == model && p.system == system && p.batch == batch && p.len == len)
+        .and_then(f)
+}
+
+/// One series per system of the study for `model` (devices and arch from its points), `None`
+/// where a point was not run; a system the study skips says why.
+fn system_series(
+    study: &Study,
+    sm: &StudyModel,
+    points: &[Point],
+    f: &dyn Fn(&Point) -> Option<f64>,
+) -> Vec<Series> {
+    let cells = study.grid.cells();
+    study
+        .system
+        .iter()
+        .map(|sys| {
+            let n = sm.devices * sys.scale;
+            let values: Vec<Option<f64>> = cells
                 .iter()
-                .map(|sys| Series {
-                    name: sys.label.clone(),
-                    values: gpu
-                        .iter()
-                        .map(|g| {
-                            points
-                                .iter()
-                                .find(|p| {
-                                    p.model == m
-                                        && p.system == sys.label
-                                        && p.batch == g.batch
-                                        && p.len == g.len
-                                })
-                                .map_or(f64::NAN, |p| f(p, g))
-                        })
-                        .collect(),
-                })
-                .collect()
+                .map(|&c| value_at(points, &sm.name, &sys.label, c, f))
+                .collect();
+            let ran = points
+                .iter()
+                .find(|p| p.model == sm.name && p.system == sys.label);
+            let absent_because = (n > study.grid.max_devices).then(|| {
+                format!(
+                    "needs {n} devices; the study's most: {}",
+                    study.grid.max_devices
+                )
+            });
+            Series {
+                name: match ran {
+                    Some(p) => format!(
+                        "{} ({} × {})",
+                        sys.label,
+                        p.devices,
+                        sys.arch_for(p.devices)
+                    ),
+                    None => sys.label.clone(),
+                },
+                key: sys.label.clone(),
+                values,
+                absent_because,
+            }
+        })
+        .collect()
+}
+
+/// SVG plots of the grid, per model: throughput over the GPU system's, and energy per output
+/// token, as grouped bars over the grid's (batch, length) cells. Titles carry the model's devices
+/// and arch as its points ran; a system the study does not run for a model draws no bars.
+pub fn duplex_plots(study: &Study, points: &[Point], dir: &Path) -> Result<(), ReproduceError> {
+    use crate::report::plot::{Grouped, grouped_bars};
+    let cats: Vec<String> = study
+        .grid
+        .cells()
+        .iter()
+        .map(|(b, l)| format!("b{b} L{l}"))
+        .collect();
+    let gpu = study.system("GPU")?;
+    for sm in &study.model {
+        let m = sm.name.as_str();
+        let n = points
+            .iter()
+            .find(|p| p.model == m && p.system == gpu.label)
+            .map_or(sm.devices, |p| p.devices);
+        let on = format!("{n} × {}", gpu.arch_for(n));
+        let base = |p: &Point| {
+            value_at(points, m, &gpu.label, (p.batch, p.len), &|g| {
+                Some(g.output_tokens_per_s)
+            })
+            .map(|g| p.output_tokens_per_s / g)
         };
-        let plot = |file: String, title: String, axis: &str, s: Vec<Series>| {
-            let path = dir.join(file);
-            category_lines(&path, &title, &cats, axis, &s).map_err(ReproduceError::Plot)
-        };
-        plot(
-            format!("{m}-throughput.svg"),
-            format!("{m}: output throughput over 4 x H100"),
-            "throughput / GPU",
-            series(&|p, g| p.output_tokens_per_s / g.output_tokens_per_s),
-        )?;
-        plot(
-            format!("{m}-energy.svg"),
-            format!("{m}: energy per output token (mJ)"),
-            "mJ per token",
-            series(&|p, _| 1e3 * p.energy_per_output_token_j),
-        )?;
+        let plots = [
+            (
+                "throughput",
+                format!(
+                    "{m}: output throughput of each system over the GPU system's\nGPU system = {on}; a system's devices and arch in the legend"
+                ),
+                "output tokens/s ÷ the GPU system's (×)",
+                system_series(study, sm, points, &base),
+            ),
+            (
+                "energy",
+                format!(
+                    "{m}: energy per output token\nGPU system = {on}; a system's devices and arch in the legend"
+                ),
+                "energy per output token (mJ, all devices of the replica)",
+                system_series(study, sm, points, &|p| {
+                    Some(1e3 * p.energy_per_output_token_j)
+                }),
+            ),
+        ];
+        for (file, title, y_desc, series) in plots {
+            let g = Grouped {
+                title: &title,
+                x_desc: "grid cell: batch b (requests in flight), prompt = output length L (tokens)",
+                y_desc,
+                categories: &cats,
+                series: &series,
+                legend: "system (devices × arch)",
+            };
+            grouped_bars(&dir.join(format!("{m}-{file}.svg")), &g)?;
+        }
     }
     Ok(())
 }
