@@ -59,6 +59,8 @@ fn points(study: &Study, model: &str, devices: u64, skip: &[&str]) -> Vec<Point>
                 e2e_p50_s: 1.0,
                 tbt_p50_s: 0.01,
                 energy_per_output_token_j: 0.1 * (1.0 + k as f64),
+                energy_per_output_token_dynamic_j: 0.05 * (1.0 + k as f64),
+                energy_per_output_token_static_j: 0.05 * (1.0 + k as f64),
                 pim_time_share: 0.0,
             });
         }
