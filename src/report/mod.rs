@@ -91,6 +91,12 @@ pub fn precision_words(p: &crate::model::Precision) -> String {
     )
 }
 
+/// The run's placement in both headers: "MODEL on ARCH xDEVICES (TP t, EP e, attention
+/// data-parallel d)".
+pub fn placement_words(model: &str, arch: &str, devices: u64, tp: u64, ep: u64, dp: u64) -> String {
+    format!("{model} on {arch} x{devices} (TP {tp}, EP {ep}, attention data-parallel {dp})")
+}
+
 /// What was run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunInputs {

@@ -50,28 +50,37 @@ pub fn render(r: &RunReport, format: Format) -> String {
     }
 }
 
+/// SI prefixes, largest first; the first six are those at or above one.
+const PREFIX: [(f64, &str); 9] = [
+    (1e15, "P"),
+    (1e12, "T"),
+    (1e9, "G"),
+    (1e6, "M"),
+    (1e3, "k"),
+    (1.0, ""),
+    (1e-3, "m"),
+    (1e-6, "u"),
+    (1e-9, "n"),
+];
+
+/// `x` over the largest of `prefixes` it reaches (rounding included), and that prefix; the
+/// smallest prefix below them all.
+fn prefixed(x: f64, prefixes: &[(f64, &'static str)]) -> (f64, &'static str) {
+    let (scale, p) = prefixes
+        .iter()
+        .find(|(s, _)| x.abs() >= *s * 0.9995)
+        .or(prefixes.last())
+        .copied()
+        .unwrap_or((1.0, ""));
+    (x / scale, p)
+}
+
 /// A number with an SI prefix and 3 significant digits: `si(1.5e9, "FLOP")` = "1.50 GFLOP".
 pub fn si(x: f64, unit: &str) -> String {
-    const PREFIX: [(f64, &str); 9] = [
-        (1e15, "P"),
-        (1e12, "T"),
-        (1e9, "G"),
-        (1e6, "M"),
-        (1e3, "k"),
-        (1.0, ""),
-        (1e-3, "m"),
-        (1e-6, "u"),
-        (1e-9, "n"),
-    ];
     if x == 0.0 || !x.is_finite() {
         return format!("{x} {unit}");
     }
-    let (scale, p) = PREFIX
-        .iter()
-        .find(|(s, _)| x.abs() >= *s * 0.9995)
-        .copied()
-        .unwrap_or((1e-9, "n"));
-    let v = x / scale;
+    let (v, p) = prefixed(x, &PREFIX);
     let digits = if v.abs() >= 100.0 {
         0
     } else if v.abs() >= 10.0 {
@@ -80,6 +89,21 @@ pub fn si(x: f64, unit: &str) -> String {
         2
     };
     format!("{v:.digits$} {p}{unit}")
+}
+
+/// A positive value as an axis or roof label: an SI prefix at or above one and at most one
+/// decimal (`3.35e12`, `B/s` → "3.4 TB/s"; `3e14`, "" → "300 T").
+pub fn si_label(x: f64, unit: &str) -> String {
+    if !x.is_finite() || x <= 0.0 {
+        return format!("{x} {unit}").trim_end().to_string();
+    }
+    let (m, p) = prefixed(x, &PREFIX[..6]);
+    let digits = if m >= 10.0 || (m - m.round()).abs() < 1e-9 {
+        0
+    } else {
+        1
+    };
+    format!("{m:.digits$} {p}{unit}").trim_end().to_string()
 }
 
 fn header(r: &RunReport) -> String {
@@ -94,13 +118,8 @@ fn header(r: &RunReport) -> String {
         ""
     };
     let mut s = format!(
-        "{} on {} x{} (TP {}, EP {}, attention data-parallel {}): {} batch {}, {shape}, policy {}{note}\nprecision {}",
-        i.model,
-        i.arch,
-        i.devices,
-        i.tp,
-        i.ep,
-        i.attention_dp,
+        "{}: {} batch {}, {shape}, policy {}{note}\nprecision {}",
+        super::placement_words(&i.model, &i.arch, i.devices, i.tp, i.ep, i.attention_dp),
         i.phase,
         i.batch,
         i.policy,

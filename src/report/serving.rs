@@ -402,14 +402,9 @@ impl ServingReport {
         let i = &self.inputs;
         let _ = writeln!(
             s,
-            "serving {}: {} on {} x{} (TP {}, EP {}, attention data-parallel {}), {} requests, {}\nprecision {}; policy {}, timing {}\nprompt {}, output {}; max batch {}, {} tokens per iteration, seed {}",
+            "serving {}: {}, {} requests, {}\nprecision {}; policy {}, timing {}\nprompt {}, output {}; max batch {}, {} tokens per iteration, seed {}",
             i.scenario,
-            i.model,
-            i.arch,
-            i.devices,
-            i.tp,
-            i.ep,
-            i.attention_dp,
+            super::placement_words(&i.model, &i.arch, i.devices, i.tp, i.ep, i.attention_dp),
             i.requests,
             i.arrivals,
             super::precision_words(&i.precision),

@@ -266,7 +266,7 @@ fn system_series(
 /// token, as grouped bars over the grid's (batch, length) cells. Titles carry the model's devices
 /// and arch as its points ran; a system the study does not run for a model draws no bars.
 pub fn duplex_plots(study: &Study, points: &[Point], dir: &Path) -> Result<(), ReproduceError> {
-    use crate::report::plot::{Grouped, grouped_bars};
+    use crate::report::plot::{Categorical, grouped_bars};
     let cats: Vec<String> = study
         .grid
         .cells()
@@ -308,7 +308,7 @@ pub fn duplex_plots(study: &Study, points: &[Point], dir: &Path) -> Result<(), R
             ),
         ];
         for (file, title, y_desc, series) in plots {
-            let g = Grouped {
+            let g = Categorical {
                 title: &title,
                 x_desc: "grid cell: batch b (requests in flight), prompt = output length L (tokens)",
                 y_desc,

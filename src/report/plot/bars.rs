@@ -10,8 +10,10 @@ use super::{
     PlotError, Series, Swatch, canvas, category_label, draw, series_entries, side_legend, write,
 };
 
-/// A grouped bar chart: in each category's group, one bar per series that has a value there.
-pub struct Grouped<'a> {
+/// Bars over categories: grouped ([`grouped_bars`]: in each category's group, one bar per series
+/// that has a value there) or stacked ([`stacked_bars`]: one stack per category, each series a
+/// layer of every stack, bottom first). An absent value draws no bar and adds nothing to a stack.
+pub struct Categorical<'a> {
     /// The title.
     pub title: &'a str,
     /// The x axis: what the categories are, with their unit.
@@ -20,9 +22,9 @@ pub struct Grouped<'a> {
     pub y_desc: &'a str,
     /// The categories, in order.
     pub categories: &'a [String],
-    /// The series; an absent value draws no bar.
+    /// The series.
     pub series: &'a [Series],
-    /// The legend's heading ("system").
+    /// The legend's heading ("system", "op class").
     pub legend: &'a str,
 }
 
@@ -34,7 +36,7 @@ fn top(values: impl Iterator<Item = f64>) -> f64 {
 
 /// Writes a grouped bar chart as SVG to `path`. Series with no value at all take no slot in the
 /// groups and are listed in the legend as not run.
-pub fn grouped_bars(path: &Path, g: &Grouped<'_>) -> Result<(), PlotError> {
+pub fn grouped_bars(path: &Path, g: &Categorical<'_>) -> Result<(), PlotError> {
     let (root, plot, side) = canvas(path, (1100, 560), g.title)?;
     let n = g.categories.len().max(1);
     let shown: Vec<&Series> = g.series.iter().filter(|s| !s.is_absent()).collect();
@@ -71,24 +73,8 @@ pub fn grouped_bars(path: &Path, g: &Grouped<'_>) -> Result<(), PlotError> {
     root.present().map_err(write(path))
 }
 
-/// A stacked bar chart: one stack per category, each series a layer of every stack.
-pub struct Stacked<'a> {
-    /// The title.
-    pub title: &'a str,
-    /// The x axis: what the categories are.
-    pub x_desc: &'a str,
-    /// The y axis: quantity and unit.
-    pub y_desc: &'a str,
-    /// The categories, in order.
-    pub categories: &'a [String],
-    /// The layers of the stacks, bottom first; an absent value adds nothing to its stack.
-    pub series: &'a [Series],
-    /// The legend's heading ("op class").
-    pub legend: &'a str,
-}
-
 /// Writes a stacked bar chart as SVG to `path`.
-pub fn stacked_bars(path: &Path, s: &Stacked<'_>) -> Result<(), PlotError> {
+pub fn stacked_bars(path: &Path, s: &Categorical<'_>) -> Result<(), PlotError> {
     let (root, plot, side) = canvas(path, (1100, 560), s.title)?;
     let n = s.categories.len().max(1);
     let total = |i: usize| -> f64 {

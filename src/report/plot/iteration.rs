@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::palette::unit_name;
-use super::{Bar, Bars, Mark, PlotError, Roof, Roofline, Series, Stacked};
+use super::{Bar, Bars, Categorical, Mark, PlotError, Roof, Roofline, Series};
 use crate::hw::{CostError, System};
 use crate::report::OpResult;
 use crate::work::Dtype;
@@ -264,7 +264,7 @@ pub fn write_layers(path: &Path, context: &str, ops: &[OpResult]) -> Result<(), 
     };
     super::stacked_bars(
         path,
-        &Stacked {
+        &Categorical {
             title: &format!("Time of one layer by op class ({what})\n{context}"),
             x_desc: "decoder layers with identical ops, one layer each (× how many)",
             y_desc: "sum of op times in one layer (ms)",

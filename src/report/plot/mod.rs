@@ -12,7 +12,7 @@ pub mod iteration;
 pub mod palette;
 mod points;
 
-pub use bars::{Bar, Bars, Grouped, Stacked, grouped_bars, horizontal_bars, stacked_bars};
+pub use bars::{Bar, Bars, Categorical, grouped_bars, horizontal_bars, stacked_bars};
 pub use points::{Mark, Roof, Roofline, Scatter, roofline, scatter};
 
 use std::io;
@@ -201,34 +201,7 @@ fn canvas<'a>(
 
 /// A value on a log axis as a number with an SI prefix: `3e14` → `300 T`.
 fn si(v: f64) -> String {
-    si_unit(v, "")
-}
-
-/// A value with an SI prefix and its unit: `3.35e12`, `B/s` → `3.4 TB/s`.
-pub fn si_unit(v: f64, unit: &str) -> String {
-    const P: [(f64, &str); 6] = [
-        (1e15, "P"),
-        (1e12, "T"),
-        (1e9, "G"),
-        (1e6, "M"),
-        (1e3, "k"),
-        (1.0, ""),
-    ];
-    if !v.is_finite() || v <= 0.0 {
-        return format!("{v} {unit}").trim_end().to_string();
-    }
-    let (scale, p) = P
-        .iter()
-        .find(|(s, _)| v >= *s)
-        .copied()
-        .unwrap_or((1.0, ""));
-    let m = v / scale;
-    let digits = if m >= 10.0 || (m - m.round()).abs() < 1e-9 {
-        0
-    } else {
-        1
-    };
-    format!("{m:.digits$} {p}{unit}").trim_end().to_string()
+    super::render::si_label(v, "")
 }
 
 /// The label of a categorical x value: the category at an integer position, else nothing.
@@ -319,7 +292,7 @@ mod tests {
             values: vec![Some(1.0), Some(2.0)],
             absent_because: None,
         }];
-        let g = Grouped {
+        let g = Categorical {
             title: "t",
             x_desc: "x (tokens)",
             y_desc: "y (s)",

@@ -6,7 +6,7 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use super::palette::{Marker, look, unit_name};
-use super::{Entry, PlotError, Swatch, canvas, draw, draw_marker, si, si_unit, side_legend, write};
+use super::{Entry, PlotError, Swatch, canvas, draw, draw_marker, si, side_legend, write};
 
 /// A scatter of `points` (the palette's "design points") with `front` (its "Pareto front")
 /// drawn over them, joined by a line when `connect`.
@@ -209,8 +209,8 @@ pub fn roofline(path: &Path, r: &Roofline<'_>) -> Result<(), PlotError> {
             label: format!(
                 "{} roof: {},\n{}",
                 unit_name(&f.unit),
-                si_unit(f.peak, "FLOP/s"),
-                si_unit(f.bandwidth, "B/s")
+                crate::report::render::si_label(f.peak, "FLOP/s"),
+                crate::report::render::si_label(f.bandwidth, "B/s")
             ),
             color: c,
             swatch: Swatch::Line,
