@@ -301,7 +301,7 @@ pub fn duplex_plots(study: &Study, points: &[Point], dir: &Path) -> Result<(), R
                 format!(
                     "{m}: energy per output token\nGPU system = {on}; a system's devices and arch in the legend"
                 ),
-                "energy per output token (mJ, all devices of the replica)",
+                "energy per output token (mJ, all devices, dynamic + static)",
                 system_series(study, sm, points, &|p| {
                     Some(1e3 * p.energy_per_output_token_j)
                 }),
