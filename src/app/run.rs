@@ -326,7 +326,7 @@ pub fn duplex_comparison() -> Result<Vec<SystemResult>, RunError> {
         let mut s = base.clone();
         s.sys = config::load_arch(arch.as_ref())?;
         s.policy = policy;
-        let r = crate::sim::serving::simulate(&s, false).map_err(|source| RunError::Serving {
+        let r = crate::sim::serving::simulate(&s, None).map_err(|source| RunError::Serving {
             scenario: s.name.clone(),
             source,
         })?;
@@ -385,12 +385,23 @@ pub struct ServeSpec {
     pub overrides: ScenarioOverrides,
     /// Where to write a Chrome/Perfetto trace of the run.
     pub trace: Option<PathBuf>,
+    /// Most op slices in the trace (`None`: all).
+    pub trace_limit: Option<u64>,
     /// JSON or a table; CSV and Markdown are for single iterations (an error here).
     pub format: crate::report::Format,
 }
 
-/// `dyad run --serving`: the serving report as text, and the trace written if asked for.
-pub fn serve(spec: &ServeSpec) -> Result<String, super::AppError> {
+/// What `dyad run --serving` produced: the report, and warnings for standard error.
+pub struct Served {
+    /// The report, as text or JSON.
+    pub text: String,
+    /// What the user should know that the report does not say (a trace cut at its limit).
+    pub warnings: Vec<String>,
+}
+
+/// `dyad run --serving`: the serving report, with the trace written as the run goes if asked
+/// for.
+pub fn serve(spec: &ServeSpec) -> Result<Served, super::AppError> {
     use super::AppError;
     use crate::report::{self, Format};
     match spec.format {
@@ -407,20 +418,28 @@ pub fn serve(spec: &ServeSpec) -> Result<String, super::AppError> {
         }
     }
     let sc = config::load_scenario_overridden(&spec.scenario, &spec.overrides)?;
-    let r = crate::sim::serving::simulate(&sc, spec.trace.is_some()).map_err(
-        |source| match source {
-            ServingError::NoKvRoom { .. } => AppError::Run(no_kv_room(&sc, &spec.overrides)),
-            source => AppError::Serving {
-                path: spec.scenario.clone(),
-                source,
-            },
+    let mut writer = match &spec.trace {
+        Some(t) => {
+            let cannot = |e| AppError::cannot_write(t, e);
+            let f = std::io::BufWriter::new(std::fs::File::create(t).map_err(cannot)?);
+            Some(report::trace::TraceWriter::new(f, &sc, spec.trace_limit).map_err(cannot)?)
+        }
+        None => None,
+    };
+    let observer = writer
+        .as_mut()
+        .map(|w| w as &mut dyn crate::sim::serving::Observer);
+    let r = crate::sim::serving::simulate(&sc, observer).map_err(|source| match source {
+        ServingError::NoKvRoom { .. } => AppError::Run(no_kv_room(&sc, &spec.overrides)),
+        source => AppError::Serving {
+            path: spec.scenario.clone(),
+            source,
         },
-    )?;
-    if let Some(t) = &spec.trace {
-        let cannot = |e| AppError::cannot_write(t, e);
-        let f = std::fs::File::create(t).map_err(cannot)?;
-        report::trace::write_trace(std::io::BufWriter::new(f), &r.spans, &r.lives)
-            .map_err(cannot)?;
+    })?;
+    let mut warnings = Vec::new();
+    if let (Some(w), Some(t)) = (writer, &spec.trace) {
+        let summary = w.finish().map_err(|e| AppError::cannot_write(t, e))?;
+        warnings.extend(summary.warning());
     }
     let mut rep = report::serving::ServingReport::new(&sc, &r);
     rep.inputs.overridden = spec
@@ -429,10 +448,11 @@ pub fn serve(spec: &ServeSpec) -> Result<String, super::AppError> {
         .iter()
         .map(|k| k.to_string())
         .collect();
-    match spec.format {
-        Format::Json => Ok(serde_json::to_string_pretty(&rep)? + "\n"),
-        _ => Ok(rep.table()),
-    }
+    let text = match spec.format {
+        Format::Json => serde_json::to_string_pretty(&rep)? + "\n",
+        _ => rep.table(),
+    };
+    Ok(Served { text, warnings })
 }
 
 /// The error of a serving run whose weights and activations leave no room for a KV cache: the

@@ -26,6 +26,21 @@ fn named<T: Copy + Send + Sync + 'static>(
     .try_map(move |s| parse_name("value", table, &s))
 }
 
+/// A trace's op-slice limit (`None`: all slices).
+#[derive(Clone, Copy)]
+pub(super) struct TraceLimit(Option<u64>);
+
+/// A trace's op-slice limit: a count, or `all` for none.
+fn parse_limit(s: &str) -> Result<TraceLimit, String> {
+    match s {
+        "all" => Ok(TraceLimit(None)),
+        n => n
+            .parse()
+            .map(|n| TraceLimit(Some(n)))
+            .map_err(|_| format!("`{n}` is neither a number of slices nor `all`")),
+    }
+}
+
 #[derive(Args, Clone)]
 pub(super) struct ModelArgs {
     /// Arch TOML file, or a built-in name (see `dyad list`).
@@ -111,9 +126,14 @@ pub(super) struct RunArgs {
     /// with status 2 (the header still says DOES NOT FIT).
     #[arg(long)]
     pub(super) allow_oversize: bool,
-    /// Write a Chrome/Perfetto trace of the serving run (Trace Event Format JSON).
+    /// Write a Chrome/Perfetto trace of the serving run (Trace Event Format JSON), as the run
+    /// goes: iterations, counters, requests, and one slice per op with its arguments.
     #[arg(long, requires = "serving")]
     pub(super) trace: Option<PathBuf>,
+    /// Most op slices in the trace (a number, or `all`); later iterations keep their iteration
+    /// slice and counters but not their ops, and a warning says where the ops stop.
+    #[arg(long, requires = "trace", value_name = "N|all", default_value = "1000000", value_parser = parse_limit)]
+    pub(super) trace_limit: TraceLimit,
     /// Output format.
     #[arg(long, default_value = "table", value_parser = named(&Format::TABLE))]
     pub(super) format: Format,
@@ -327,6 +347,7 @@ impl RunArgs {
                 kv: m.kv,
             },
             trace: self.trace.clone(),
+            trace_limit: self.trace_limit.0,
             format: self.format,
         }
     }

@@ -123,7 +123,13 @@ fn run(a: &args::RunArgs) -> Result<(), AppError> {
         return Err(AppError::Usage(e));
     }
     let text = match &a.serving {
-        Some(p) => app::run::serve(&a.serve_spec(p.clone()))?,
+        Some(p) => {
+            let served = app::run::serve(&a.serve_spec(p.clone()))?;
+            for w in &served.warnings {
+                eprintln!("warning: {w}");
+            }
+            served.text
+        }
         None => {
             let report = app::run::run(&a.spec())?;
             if let Some(dir) = &a.plot {

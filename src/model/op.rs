@@ -134,6 +134,19 @@ impl OpKind {
     pub fn is_collective(&self) -> bool {
         matches!(self, OpKind::AllReduce { .. } | OpKind::AllToAll { .. })
     }
+
+    /// Tokens the op processes, where its shape states them: a GEMM's rows, an expert's tokens,
+    /// attention's query tokens. `None` for elementwise ops and collectives, whose shapes count
+    /// elements and bytes.
+    pub fn tokens(&self) -> Option<u64> {
+        match *self {
+            OpKind::Gemm { m, .. } => Some(m),
+            OpKind::ExpertFfn { tokens, .. } => Some(tokens),
+            OpKind::AttnDecode { seqs, .. } => Some(seqs),
+            OpKind::AttnPrefill { q_tokens, .. } => Some(q_tokens),
+            OpKind::Elementwise { .. } | OpKind::AllReduce { .. } | OpKind::AllToAll { .. } => None,
+        }
+    }
 }
 
 /// An op instance in an iteration.

@@ -1,73 +1,434 @@
-//! Chrome / Perfetto trace (Trace Event Format JSON): one track per resource with ops as slices,
-//! requests as async spans with their first token marked.
+//! Chrome / Perfetto trace of a serving run (Trace Event Format JSON), written as the run goes.
+//!
+//! [`TraceWriter`] is the run's [`Observer`]: each iteration and each finished request is
+//! serialized (serde) and written when the run reports it, so the trace holds no more than one
+//! iteration in memory. The file has
+//! - a `serving` process: an `iterations` track with one slice per iteration, and counter tracks
+//!   `batch` (decode and prefill sequences), `tokens`, `kv used` (share of blocks), `requests`
+//!   (waiting and running) and `power` (the replica's devices, dynamic and static, W);
+//! - a process per simulated device: a track per unit an op ran on (`xpu`, `link`, `pim`), one
+//!   slice per op with its arguments (op, layer, unit, FLOPs, bytes, bound, tokens), and on
+//!   device 0 a `busy` counter (the share of each iteration each resource, DRAM and banks
+//!   included, was busy);
+//! - a `requests` process: one async span per request, its first token marked.
+//!
+//! Times are integer nanoseconds: each instant is rounded once and a slice's duration is the
+//! difference of its rounded end and start, so slices that nest or touch in the simulation nest
+//! or touch in the file.
+//!
+//! A trace may hold at most a set number of op slices ([`DEFAULT_OP_LIMIT`] unless the caller
+//! sets another, or none): once the next iteration's ops would pass it, op slices stop (whole
+//! iterations, never part of one) while iterations, counters and requests go on. The file's
+//! `otherData` gives the counts and where the ops stop, and [`TraceSummary::warning`] says it.
 
 use std::io::{self, Write};
 
-use crate::sim::iteration::{OpSpan, RESOURCES};
-use crate::sim::serving::RequestLife;
+use serde::Serialize;
 
-/// Most op slices written; later ones are dropped (the trace says so in its metadata).
-pub const MAX_SLICES: usize = 1_000_000;
+use crate::hw::{Bound, Unit};
+use crate::map::Policy;
+use crate::sim::iteration::RESOURCES;
+use crate::sim::serving::{IterationRecord, Observer, RequestLife, Scenario};
 
-fn us(t: f64) -> f64 {
-    t * 1e6
+/// Op slices a trace holds unless told otherwise: about 300 MB of JSON, which the Perfetto UI
+/// still opens in a browser tab.
+pub const DEFAULT_OP_LIMIT: u64 = 1_000_000;
+
+/// Process ids: the serving process, then one per device, then the requests.
+const SERVING_PID: u64 = 0;
+
+/// Tracks of the serving process.
+const ITERATIONS_TID: u64 = 0;
+
+/// An instant in integer nanoseconds (rounded once).
+fn ns(t: f64) -> i64 {
+    (t * 1e9).round() as i64
 }
 
-/// Writes the trace of a serving run.
-pub fn write_trace(mut w: impl Write, spans: &[OpSpan], lives: &[RequestLife]) -> io::Result<()> {
-    writeln!(
-        w,
-        "{{\"displayTimeUnit\": \"ns\", \"otherData\": {{\"op_slices\": {}, \"op_slices_written\": {}}},",
-        spans.len(),
-        spans.len().min(MAX_SLICES)
-    )?;
-    writeln!(w, "\"traceEvents\": [")?;
-    writeln!(
-        w,
-        "{{\"ph\": \"M\", \"name\": \"process_name\", \"pid\": 0, \"args\": {{\"name\": \"devices\"}}}}"
-    )?;
-    let tracks = spans.iter().map(|s| s.resource + 1).max().unwrap_or(0);
-    for i in 0..tracks.max(RESOURCES.len()) {
-        let (d, r) = (i / RESOURCES.len(), RESOURCES[i % RESOURCES.len()]);
-        writeln!(
-            w,
-            ",{{\"ph\": \"M\", \"name\": \"thread_name\", \"pid\": 0, \"tid\": {i}, \"args\": {{\"name\": \"device {d} {r}\"}}}}"
-        )?;
+/// Trace Event Format times are microseconds.
+fn us(ns: i64) -> f64 {
+    ns as f64 / 1e3
+}
+
+/// One trace event; fields a phase does not use are left out.
+#[derive(Serialize)]
+struct Event<'a, A: Serialize> {
+    ph: &'static str,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cat: Option<&'static str>,
+    pid: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tid: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<usize>,
+    ts: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dur: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    args: Option<A>,
+}
+
+impl<'a, A: Serialize> Event<'a, A> {
+    fn new(ph: &'static str, name: &'a str, pid: u64, ts_ns: i64, args: A) -> Self {
+        Event {
+            ph,
+            name,
+            cat: None,
+            pid,
+            tid: None,
+            id: None,
+            ts: us(ts_ns),
+            dur: None,
+            args: Some(args),
+        }
     }
-    writeln!(
-        w,
-        ",{{\"ph\": \"M\", \"name\": \"process_name\", \"pid\": 1, \"args\": {{\"name\": \"requests\"}}}}"
-    )?;
-    for s in spans.iter().take(MAX_SLICES) {
-        let layer = s.layer.map_or(String::new(), |l| format!("L{l} "));
-        writeln!(
-            w,
-            ",{{\"ph\": \"X\", \"name\": \"{layer}{}\", \"pid\": 0, \"tid\": {}, \"ts\": {:.3}, \"dur\": {:.3}}}",
-            s.name,
-            s.resource,
-            us(s.start),
-            us(s.end - s.start)
-        )?;
+}
+
+#[derive(Serialize)]
+struct Named<'a> {
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct SortIndex {
+    sort_index: u64,
+}
+
+#[derive(Serialize)]
+struct OpArgs<'a> {
+    op: &'a str,
+    layer: Option<u32>,
+    unit: Unit,
+    bound: Bound,
+    flops: f64,
+    bytes: f64,
+    tokens: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct IterationArgs {
+    index: u64,
+    decode: u64,
+    prefill: u64,
+    tokens: u64,
+    ops: u64,
+    energy_dynamic_j: f64,
+}
+
+#[derive(Serialize)]
+struct Batch {
+    decode: u64,
+    prefill: u64,
+}
+
+#[derive(Serialize)]
+struct Value {
+    value: f64,
+}
+
+#[derive(Serialize)]
+struct Requests {
+    waiting: u64,
+    running: u64,
+}
+
+#[derive(Serialize)]
+struct Busy {
+    xpu: f64,
+    dram: f64,
+    link: f64,
+    pim: f64,
+    banks: f64,
+}
+
+#[derive(Serialize)]
+struct RequestArgs {
+    prompt: u64,
+    output: u64,
+}
+
+#[derive(Serialize)]
+struct FirstToken {
+    ttft_s: f64,
+}
+
+/// What the trace holds, in its `otherData` and for the caller.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TraceSummary {
+    /// Ops the run simulated.
+    pub ops_simulated: u64,
+    /// Op slices written (all of them unless a limit cut them).
+    pub op_slices: u64,
+    /// The most op slices the trace may hold (`None`: no limit).
+    pub op_limit: Option<u64>,
+    /// The first iteration whose op slices were left out, if any.
+    pub ops_stop_at_iteration: Option<u64>,
+    /// When that iteration started, s.
+    pub ops_stop_at_s: Option<f64>,
+    /// Iteration slices written (every iteration).
+    pub iterations: u64,
+    /// Request spans written (every request).
+    pub requests: u64,
+}
+
+impl TraceSummary {
+    /// The warning to print when the limit left op slices out.
+    pub fn warning(&self) -> Option<String> {
+        let (i, t) = (self.ops_stop_at_iteration?, self.ops_stop_at_s?);
+        Some(format!(
+            "the trace holds {} of the run's {} op slices (limit {}): ops stop at iteration {i} (t = {t:.3} s); iterations, counters and requests are complete. Raise the limit with --trace-limit N or --trace-limit all",
+            self.op_slices,
+            self.ops_simulated,
+            self.op_limit.unwrap_or(self.op_slices),
+        ))
     }
-    for (id, r) in lives.iter().enumerate() {
-        let common = format!(
-            "\"cat\": \"request\", \"name\": \"request {id}\", \"id\": {id}, \"pid\": 1, \"tid\": 0"
-        );
-        writeln!(
+}
+
+/// Writes a serving run's trace as the run goes (see the module's docs for the layout).
+pub struct TraceWriter<W: Write> {
+    w: W,
+    /// The first write error; once set, nothing more is written and [`finish`](Self::finish)
+    /// returns it.
+    error: Option<io::Error>,
+    summary: TraceSummary,
+    /// Devices with a process of their own.
+    devices: u64,
+    /// The end of the latest iteration, ns.
+    end: i64,
+    /// Whether an event has been written (the next needs a comma before it).
+    started: bool,
+}
+
+impl<W: Write> TraceWriter<W> {
+    /// Starts the trace of `s`: the header, and the names of its processes and tracks. At most
+    /// `op_limit` op slices are written (`None`: all).
+    pub fn new(mut w: W, s: &Scenario, op_limit: Option<u64>) -> io::Result<Self> {
+        w.write_all(b"{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n")?;
+        let mut t = TraceWriter {
             w,
-            ",{{\"ph\": \"b\", {common}, \"ts\": {:.3}}}",
-            us(r.arrival)
-        )?;
-        writeln!(
-            w,
-            ",{{\"ph\": \"n\", {common}, \"ts\": {:.3}, \"args\": {{\"event\": \"first token\"}}}}",
-            us(r.first_token)
-        )?;
-        writeln!(
-            w,
-            ",{{\"ph\": \"e\", {common}, \"ts\": {:.3}}}",
-            us(r.finish)
-        )?;
+            error: None,
+            summary: TraceSummary {
+                ops_simulated: 0,
+                op_slices: 0,
+                op_limit,
+                ops_stop_at_iteration: None,
+                ops_stop_at_s: None,
+                iterations: 0,
+                requests: 0,
+            },
+            devices: s.ep,
+            end: 0,
+            started: false,
+        };
+        t.names(s)?;
+        Ok(t)
     }
-    writeln!(w, "]}}")
+
+    fn event<A: Serialize>(&mut self, e: &Event<'_, A>) -> io::Result<()> {
+        if self.started {
+            self.w.write_all(b",\n")?;
+        }
+        self.started = true;
+        Ok(serde_json::to_writer(&mut self.w, e)?)
+    }
+
+    fn requests_pid(&self) -> u64 {
+        1 + self.devices
+    }
+
+    fn process(&mut self, pid: u64, name: &str) -> io::Result<()> {
+        self.event(&Event::new("M", "process_name", pid, 0, Named { name }))?;
+        let sort = SortIndex { sort_index: pid };
+        self.event(&Event::new("M", "process_sort_index", pid, 0, sort))
+    }
+
+    fn thread(&mut self, pid: u64, tid: u64, name: &str) -> io::Result<()> {
+        let mut e = Event::new("M", "thread_name", pid, 0, Named { name });
+        e.tid = Some(tid);
+        self.event(&e)
+    }
+
+    /// Names every process and slice track.
+    fn names(&mut self, s: &Scenario) -> io::Result<()> {
+        self.process(SERVING_PID, "serving")?;
+        self.thread(SERVING_PID, ITERATIONS_TID, "iterations")?;
+        let uses_pim = s.sys.pim.is_some() && s.policy != Policy::AllXpu;
+        let links = s.tp * s.ep > 1;
+        for d in 0..self.devices {
+            let name = if s.ep > 1 {
+                let also = match d {
+                    0 => {
+                        "; the ops outside the experts run alike on every device and are shown here"
+                    }
+                    _ => "; its ops outside the experts run as device 0's",
+                };
+                format!("device {d} (EP rank {d} of {}{also})", s.ep)
+            } else if s.tp > 1 {
+                format!(
+                    "device 0 (TP rank 0 of {}; the other ranks run alike)",
+                    s.tp
+                )
+            } else {
+                "device 0".to_string()
+            };
+            let pid = 1 + d;
+            self.process(pid, &name)?;
+            for (which, shown) in [(0, true), (2, links), (3, uses_pim)] {
+                if shown {
+                    self.thread(pid, which, RESOURCES[which as usize])?;
+                }
+            }
+        }
+        self.process(self.requests_pid(), "requests")
+    }
+
+    fn write_iteration(&mut self, it: &IterationRecord<'_>) -> io::Result<()> {
+        let c = it.cost;
+        let (start, end) = (ns(it.start), ns(it.start + c.time));
+        self.end = end;
+        let s = &mut self.summary;
+        s.iterations += 1;
+        s.ops_simulated += c.ops;
+        let room = s
+            .op_limit
+            .is_none_or(|l| s.op_slices + c.spans.len() as u64 <= l);
+        if room && s.ops_stop_at_iteration.is_none() {
+            s.op_slices += c.spans.len() as u64;
+            for x in &c.spans {
+                let name = match x.layer {
+                    Some(l) => format!("L{l} {}", x.name),
+                    None => x.name.clone(),
+                };
+                let (a, b) = (ns(it.start + x.start), ns(it.start + x.end));
+                let args = OpArgs {
+                    op: &x.name,
+                    layer: x.layer,
+                    unit: x.unit,
+                    bound: x.bound,
+                    flops: x.flops,
+                    bytes: x.bytes,
+                    tokens: x.tokens,
+                };
+                let mut e = Event::new(
+                    "X",
+                    &name,
+                    1 + (x.resource / RESOURCES.len()) as u64,
+                    a,
+                    args,
+                );
+                e.tid = Some((x.resource % RESOURCES.len()) as u64);
+                e.dur = Some(us(b - a));
+                self.event(&e)?;
+            }
+        } else if s.ops_stop_at_iteration.is_none() {
+            s.ops_stop_at_iteration = Some(it.index);
+            s.ops_stop_at_s = Some(it.start);
+        }
+        let args = IterationArgs {
+            index: it.index,
+            decode: it.decode,
+            prefill: it.prefill,
+            tokens: it.tokens,
+            ops: c.ops,
+            energy_dynamic_j: c.energy,
+        };
+        let name = format!("iteration {}", it.index);
+        let mut e = Event::new("X", &name, SERVING_PID, start, args);
+        e.tid = Some(ITERATIONS_TID);
+        e.dur = Some(us(end - start));
+        self.event(&e)?;
+        self.counters(it, start)?;
+        let t = c.time.max(f64::MIN_POSITIVE);
+        let b = c.busy.map(|x| x / t);
+        let busy = Busy {
+            xpu: b[0],
+            dram: b[1],
+            link: b[2],
+            pim: b[3],
+            banks: b[4],
+        };
+        self.event(&Event::new("C", "busy", 1, start, busy))
+    }
+
+    /// The serving process's counters at `at`: batch, tokens, KV used, requests, power.
+    fn counters(&mut self, it: &IterationRecord<'_>, at: i64) -> io::Result<()> {
+        let pid = SERVING_PID;
+        let batch = Batch {
+            decode: it.decode,
+            prefill: it.prefill,
+        };
+        self.event(&Event::new("C", "batch", pid, at, batch))?;
+        let tokens = Value {
+            value: it.tokens as f64,
+        };
+        self.event(&Event::new("C", "tokens", pid, at, tokens))?;
+        let kv = Value { value: it.kv_used };
+        self.event(&Event::new("C", "kv used", pid, at, kv))?;
+        let requests = Requests {
+            waiting: it.waiting,
+            running: it.in_system - it.waiting,
+        };
+        self.event(&Event::new("C", "requests", pid, at, requests))?;
+        let power = Value { value: it.power };
+        self.event(&Event::new("C", "power", pid, at, power))
+    }
+
+    fn write_request(&mut self, r: &RequestLife) -> io::Result<()> {
+        self.summary.requests += 1;
+        let name = format!("request {}", r.id);
+        let pid = self.requests_pid();
+        let args = RequestArgs {
+            prompt: r.prompt,
+            output: r.output,
+        };
+        let mut b = Event::new("b", &name, pid, ns(r.arrival), args);
+        (b.cat, b.id, b.tid) = (Some("request"), Some(r.id), Some(0));
+        self.event(&b)?;
+        let first = FirstToken {
+            ttft_s: r.first_token - r.arrival,
+        };
+        let mut n = Event::new("n", &name, pid, ns(r.first_token), first);
+        (n.cat, n.id, n.tid) = (Some("request"), Some(r.id), Some(0));
+        self.event(&n)?;
+        let mut e = Event::<()>::new("e", &name, pid, ns(r.finish), ());
+        (e.cat, e.id, e.tid, e.args) = (Some("request"), Some(r.id), Some(0), None);
+        self.event(&e)
+    }
+
+    /// Ends the trace: the counters fall to zero at the run's end, and `otherData` gives the
+    /// counts. Returns them, or the first write error.
+    pub fn finish(mut self) -> io::Result<TraceSummary> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let (pid, end) = (SERVING_PID, self.end);
+        let zero = Batch {
+            decode: 0,
+            prefill: 0,
+        };
+        self.event(&Event::new("C", "batch", pid, end, zero))?;
+        for name in ["tokens", "power"] {
+            self.event(&Event::new("C", name, pid, end, Value { value: 0.0 }))?;
+        }
+        self.w.write_all(b"\n],\"otherData\":")?;
+        serde_json::to_writer(&mut self.w, &self.summary)?;
+        self.w.write_all(b"}\n")?;
+        self.w.flush()?;
+        Ok(self.summary)
+    }
+}
+
+impl<W: Write> Observer for TraceWriter<W> {
+    fn iteration(&mut self, it: &IterationRecord<'_>) {
+        if self.error.is_none() {
+            self.error = self.write_iteration(it).err();
+        }
+    }
+
+    fn request(&mut self, life: &RequestLife) {
+        if self.error.is_none() {
+            self.error = self.write_request(life).err();
+        }
+    }
 }

@@ -45,6 +45,17 @@ pub struct OpSpan {
     pub layer: Option<u32>,
     /// The resource it ran on (an index into [`RESOURCES`], offset by 5 per device).
     pub resource: usize,
+    /// The unit it was placed on.
+    pub unit: Unit,
+    /// What bounds its time.
+    pub bound: Bound,
+    /// Its FLOPs on this device.
+    pub flops: f64,
+    /// Its DRAM bytes (for collectives, link bytes) on this device.
+    pub bytes: f64,
+    /// Tokens it processes, where its shape states them (GEMM rows, an expert's tokens,
+    /// attention queries).
+    pub tokens: Option<u64>,
     /// Start, s.
     pub start: f64,
     /// End, s.
@@ -184,6 +195,7 @@ impl<'a> Coster<'a> {
         let units = place(self.policy, &ops, &choices);
         let mut index = vec![usize::MAX; g.graph.node_count()];
         let mut tasks = Vec::with_capacity(nodes.len());
+        let mut bounds = Vec::with_capacity(nodes.len());
         for (t, &i) in nodes.iter().enumerate() {
             index[i.index()] = t;
             let (op, unit) = (ops[t], units[t]);
@@ -192,6 +204,7 @@ impl<'a> Coster<'a> {
                 Unit::Pim => priced[t].1.ok_or(CostError::NoPim)?,
             };
             self.account(op, unit, &x, out);
+            bounds.push(x.cost.bound);
             let deps = g
                 .graph
                 .neighbors_directed(i, petgraph::Direction::Incoming)
@@ -207,7 +220,7 @@ impl<'a> Coster<'a> {
             *b += x;
         }
         if spans {
-            record_spans(&ops, &units, &o, layer, at, out);
+            record_spans(&ops, &units, &bounds, &o, layer, at, out);
         }
         Ok(o.makespan)
     }
@@ -368,6 +381,7 @@ impl<'a> Coster<'a> {
 fn record_spans(
     ops: &[&Op],
     units: &[Unit],
+    bounds: &[Bound],
     o: &engine::Outcome,
     layer: Option<u32>,
     at: f64,
@@ -381,10 +395,16 @@ fn record_spans(
         } else {
             0
         };
+        let w = op.work();
         out.spans.push(OpSpan {
             name: op.name.clone(),
             layer: layer.or(op.layer),
             resource: RESOURCES.len() * op.device as usize + which,
+            unit: units[t],
+            bound: bounds[t],
+            flops: w.flops.value(),
+            bytes: w.collective.map_or(w.bytes.total(), |c| c.message).value(),
+            tokens: op.kind.tokens(),
             start: at + o.spans[t].start,
             end: at + o.spans[t].end,
         });

@@ -117,7 +117,7 @@ pub fn run_point(sweep: &Sweep, p: &Point) -> Record {
 /// A point's serving metrics, flattened.
 fn point_metrics(sweep: &Sweep, p: &Point) -> Result<BTreeMap<String, f64>, PointFailure> {
     let sc = sweep.scenario(p)?;
-    let res = simulate(&sc, false).map_err(|error| PointFailure::Serving {
+    let res = simulate(&sc, None).map_err(|error| PointFailure::Serving {
         index: p.index,
         error,
     })?;

@@ -34,7 +34,7 @@ fn close(a: f64, b: f64) -> bool {
 #[test]
 fn serving_static_energy_is_power_times_devices_times_time() {
     let (s, z) = (small(100.0), small(0.0));
-    let (r, r0) = (simulate(&s, false).unwrap(), simulate(&z, false).unwrap());
+    let (r, r0) = (simulate(&s, None).unwrap(), simulate(&z, None).unwrap());
     let (m, m0) = (
         ServingReport::new(&s, &r).serving,
         ServingReport::new(&z, &r0).serving,

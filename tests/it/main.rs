@@ -23,4 +23,5 @@ mod serving;
 mod sizes;
 mod sweep;
 mod tech;
+mod trace;
 mod work;

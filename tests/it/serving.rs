@@ -55,7 +55,7 @@ fn a_lone_request_takes_the_sum_of_its_iterations() {
         1,
         8,
     );
-    let r = simulate(&s, false).unwrap();
+    let r = simulate(&s, None).unwrap();
     assert_eq!(r.requests_completed, 1);
     assert_eq!(r.output_tokens, n);
     // By hand: one prefill iteration (it yields the first token), then n - 1 decode steps, the
@@ -101,7 +101,7 @@ fn littles_law_holds_on_a_stable_open_loop() {
         3000,
         64,
     );
-    let r = simulate(&s, false).unwrap();
+    let r = simulate(&s, None).unwrap();
     assert_eq!(r.requests_completed, 3000);
     // Mean number in system, time-averaged from the scheduler's own queue at each iteration.
     let area: f64 = r
@@ -134,7 +134,7 @@ fn a_small_kv_cache_makes_requests_wait_but_all_complete() {
     );
     // Weights take 16 GB of 80: leave room for only a few thousand tokens of KV cache.
     s.memory_utilization = 0.23;
-    let r = simulate(&s, false).unwrap();
+    let r = simulate(&s, None).unwrap();
     assert!(r.kv_capacity_tokens < 64 * 2560, "{}", r.kv_capacity_tokens);
     assert_eq!(r.requests_completed, 96);
     assert_eq!(r.output_tokens, 96 * 512);
@@ -155,7 +155,7 @@ fn preemption_recomputes_and_every_request_still_gets_its_tokens() {
         32,
     );
     s.memory_utilization = 0.235;
-    let r = simulate(&s, false).unwrap();
+    let r = simulate(&s, None).unwrap();
     assert!(
         r.preemptions > 0,
         "expected preemptions with {} tokens of KV",
@@ -180,7 +180,7 @@ fn same_seed_same_bytes() {
     );
     s.routing = RoutingSpec::Zipf { s: 1.1 };
     let json = |s: &Scenario| {
-        let r = simulate(s, false).unwrap();
+        let r = simulate(s, None).unwrap();
         serde_json::to_string(&ServingReport::new(s, &r)).unwrap()
     };
     let a = json(&s);
@@ -204,7 +204,7 @@ fn throughput_rises_with_the_batch_limit_until_kv_or_compute_bounds_it() {
             b,
         );
         s.memory_utilization = 0.5;
-        let r = simulate(&s, false).unwrap();
+        let r = simulate(&s, None).unwrap();
         let rep = ServingReport::new(&s, &r);
         let tput = rep.serving.output_tokens_per_s;
         let limit = rep.serving.limit.clone();
@@ -233,7 +233,7 @@ fn expert_parallel_serving_completes_and_uses_the_links() {
         64,
     );
     s.ep = 4;
-    let r = simulate(&s, false).unwrap();
+    let r = simulate(&s, None).unwrap();
     assert_eq!(r.requests_completed, 128);
     assert_eq!(r.output_tokens, 128 * 64);
     let rep = ServingReport::new(&s, &r);
@@ -249,7 +249,7 @@ fn expert_parallel_serving_completes_and_uses_the_links() {
         64,
     );
     t.ep = 1;
-    let rt = simulate(&t, false).unwrap();
+    let rt = simulate(&t, None).unwrap();
     let tp = ServingReport::new(&t, &rt);
     assert!(
         rep.serving.energy_per_output_token_j > 0.0 && tp.serving.energy_per_output_token_j > 0.0
@@ -276,7 +276,7 @@ fn every_policy_conserves_flops_and_duplex_beats_the_gpu_on_mixtral_decode() {
         );
         s.sys = load_arch(arch.as_ref()).unwrap();
         s.policy = policy;
-        let r = simulate(&s, false).unwrap();
+        let r = simulate(&s, None).unwrap();
         // Placement moves work between units but never adds or drops it: the MAC energy at a
         // common 0.23 pJ/FLOP counts the FLOPs.
         let flops = r.energy_parts.mac / 0.23e-12;

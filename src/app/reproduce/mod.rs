@@ -363,7 +363,7 @@ impl<'a> Replica<'a> {
 
 /// Runs `s` and reports it.
 fn serve(s: &Scenario) -> Result<ServingReport, ReproduceError> {
-    let r = simulate(s, false).map_err(|source| ReproduceError::Serving {
+    let r = simulate(s, None).map_err(|source| ReproduceError::Serving {
         scenario: s.name.clone(),
         source,
     })?;

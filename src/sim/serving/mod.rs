@@ -16,7 +16,7 @@ pub use stats::{
     COMPUTE_SHARE, FULL_BATCH, RequestLife, ServingLimit, ServingResult, TimelinePoint, WAIT_SHARE,
 };
 
-use super::iteration::IterError;
+use super::iteration::{IterCost, IterError};
 use super::routing::RoutingSpec;
 use super::workload::{Arrivals, Lengths};
 use crate::hw::{System, Timing};
@@ -126,9 +126,48 @@ pub enum ServingError {
     },
 }
 
-/// Runs `s` to completion; with `trace`, records op spans and request lives.
-pub fn simulate(s: &Scenario, trace: bool) -> Result<ServingResult, ServingError> {
-    let mut bench = Bench::new(s, trace)?;
+/// What a serving run shows as it goes, to a trace writer: each iteration once it has run, each
+/// request once it has finished. The run keeps none of it, so an observer that writes it out
+/// holds memory bounded by one iteration.
+pub trait Observer {
+    /// An iteration has run.
+    fn iteration(&mut self, it: &IterationRecord<'_>);
+    /// A request has produced its last token.
+    fn request(&mut self, life: &RequestLife);
+}
+
+/// One iteration of a serving run, as an [`Observer`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct IterationRecord<'a> {
+    /// Its index in the run, from 0.
+    pub index: u64,
+    /// When it started on the run's clock, s.
+    pub start: f64,
+    /// What it cost; its op spans are from `start`.
+    pub cost: &'a IterCost,
+    /// Sequences decoding one token.
+    pub decode: u64,
+    /// Sequences with a prefill chunk.
+    pub prefill: u64,
+    /// Tokens of the iteration (decode tokens plus prefill chunk tokens).
+    pub tokens: u64,
+    /// Requests waiting for admission when it started.
+    pub waiting: u64,
+    /// Requests that had arrived and not finished when it started.
+    pub in_system: u64,
+    /// Share of KV blocks in use after it.
+    pub kv_used: f64,
+    /// Mean power of the replica's devices over it, dynamic and static, W.
+    pub power: f64,
+}
+
+/// Runs `s` to completion, showing each iteration and finished request to `observer` (op
+/// spans are recorded only with one).
+pub fn simulate<'a>(
+    s: &'a Scenario,
+    observer: Option<&'a mut dyn Observer>,
+) -> Result<ServingResult, ServingError> {
+    let mut bench = Bench::new(s, observer)?;
     while let Some(plan) = bench.plan()? {
         let cost = bench.cost(&plan)?;
         bench.advance(&plan, &cost);

@@ -5,7 +5,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::schedule::{Limits, Queues, Seq};
 use super::stats::{Clock, ServingResult};
-use super::{Scenario, ServingError};
+use super::{Observer, Scenario, ServingError};
 use crate::map::Policy;
 use crate::model::{Footprint, Parallelism};
 use crate::sim::iteration::Coster;
@@ -39,8 +39,8 @@ pub(super) struct Bench<'a> {
     pub(super) t: f64,
     /// Sum of sequences over iterations (for the mean batch).
     pub(super) batch_sum: f64,
-    /// Whether to record op spans and request lives.
-    pub(super) trace: bool,
+    /// Who sees each iteration and finished request (op spans are recorded only for one).
+    pub(super) observer: Option<&'a mut dyn Observer>,
     /// What the run has measured so far.
     pub(super) out: ServingResult,
 }
@@ -48,7 +48,10 @@ pub(super) struct Bench<'a> {
 impl<'a> Bench<'a> {
     /// Checks `s`, sizes its KV pool and draws its requests; in a closed loop the first
     /// `concurrency` requests are released at once.
-    pub(super) fn new(s: &'a Scenario, trace: bool) -> Result<Self, ServingError> {
+    pub(super) fn new(
+        s: &'a Scenario,
+        observer: Option<&'a mut dyn Observer>,
+    ) -> Result<Self, ServingError> {
         let par = check(s)?;
         let kv = PagedKv::new(s.kv_block, kv_blocks(s, par)?);
         let specs = generate(s.count, &s.lengths, &s.arrivals, s.seed);
@@ -88,7 +91,7 @@ impl<'a> Bench<'a> {
             coster: Coster::new(&s.sys, m, par, s.precision, s.timing, s.policy),
             t: 0.0,
             batch_sum: 0.0,
-            trace,
+            observer,
             out,
         };
         if let Arrivals::Closed { concurrency } = s.arrivals {

@@ -2,7 +2,7 @@
 //! the limit that held throughput back.
 
 use crate::hw::EnergyParts;
-use crate::sim::iteration::{IterCost, OpSpan};
+use crate::sim::iteration::IterCost;
 
 /// One point of the batch and KV occupancy timeline.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -22,6 +22,12 @@ pub struct TimelinePoint {
 /// A request's life, for traces.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RequestLife {
+    /// The request's index in the run (the order it was drawn in).
+    pub id: usize,
+    /// Its prompt tokens.
+    pub prompt: u64,
+    /// Its output tokens.
+    pub output: u64,
     /// When it arrived, s.
     pub arrival: f64,
     /// When its first output token was produced, s.
@@ -164,10 +170,6 @@ pub struct ServingResult {
     pub mean_batch: f64,
     /// What held throughput back (decided once the run ends).
     pub limit: ServingLimit,
-    /// Op spans on the run's clock (with tracing on).
-    pub spans: Vec<OpSpan>,
-    /// Completed requests' lives (with tracing on).
-    pub lives: Vec<RequestLife>,
 }
 
 impl ServingResult {
@@ -177,15 +179,8 @@ impl ServingResult {
         self.by_bound.map(|b| b / total)
     }
 
-    /// Adds one iteration's cost; its spans start at `t` on the run's clock when `trace`.
-    pub(super) fn add_iteration(&mut self, c: &IterCost, t: f64, trace: bool) {
-        if trace {
-            self.spans.extend(c.spans.iter().map(|x| OpSpan {
-                start: x.start + t,
-                end: x.end + t,
-                ..x.clone()
-            }));
-        }
+    /// Adds one iteration's cost.
+    pub(super) fn add_iteration(&mut self, c: &IterCost) {
         self.iterations += 1;
         self.energy += c.energy;
         self.energy_parts.add(c.energy_parts);

@@ -1,10 +1,10 @@
 //! One iteration of a serving run: plan it, cost it on the engine, and advance the requests
 //! (emit tokens, retire the finished, record the timeline).
 
-use super::ServingError;
 use super::schedule::{Plan, next_batch};
 use super::setup::Bench;
 use super::stats::{RequestLife, ServingLimit, ServingResult, TimelinePoint};
+use super::{IterationRecord, ServingError};
 use crate::model::{Batch, PrefillChunk};
 use crate::sim::iteration::IterCost;
 
@@ -80,14 +80,16 @@ impl Bench<'_> {
                 .map(|l| rt.counts(l, tokens, rng))
                 .collect(),
         };
-        Ok(self.coster.iteration(&batch, &counts, self.trace)?)
+        let spans = self.observer.is_some();
+        Ok(self.coster.iteration(&batch, &counts, spans)?)
     }
 
     /// Runs `plan` for `c.time`: every sequence in it advances, tokens are emitted, finished
     /// requests retire (a closed loop replaces each), and the iteration is recorded.
     pub(super) fn advance(&mut self, plan: &Plan, c: &IterCost) {
         let (start, in_system) = (self.t, self.queues.in_system() as u64);
-        self.out.add_iteration(c, start, self.trace);
+        let waiting = self.queues.waiting.len() as u64;
+        self.out.add_iteration(c);
         self.t += c.time;
         let t = self.t;
         self.batch_sum += plan.sequences() as f64;
@@ -109,13 +111,30 @@ impl Bench<'_> {
             }
         }
         let kv = &self.queues.kv;
+        let kv_used = kv.used() as f64 / kv.total_blocks as f64;
         self.out.timeline.push(TimelinePoint {
             t: start,
             duration: t - start,
             in_system,
             batch: plan.sequences() as u64,
-            kv_used: kv.used() as f64 / kv.total_blocks as f64,
+            kv_used,
         });
+        if let Some(o) = self.observer.as_deref_mut() {
+            let devices = (self.s.tp * self.s.ep) as f64;
+            let static_w = self.s.sys.xpu.energy.static_power.value() * devices;
+            o.iteration(&IterationRecord {
+                index: self.out.iterations - 1,
+                start,
+                cost: c,
+                decode: plan.decode.len() as u64,
+                prefill: plan.chunks.len() as u64,
+                tokens: plan.decode.len() as u64 + plan.chunks.iter().map(|&(_, n)| n).sum::<u64>(),
+                waiting,
+                in_system,
+                kv_used,
+                power: c.energy / c.time.max(f64::MIN_POSITIVE) + static_w,
+            });
+        }
     }
 
     /// Request `r` produces a token now.
@@ -131,8 +150,11 @@ impl Bench<'_> {
         out.requests_completed += 1;
         out.prompt_tokens += q.prompt;
         out.e2e.push(t - clock.arrival);
-        if self.trace {
-            out.lives.push(RequestLife {
+        if let Some(o) = self.observer.as_deref_mut() {
+            o.request(&RequestLife {
+                id: r,
+                prompt: q.prompt,
+                output: q.output,
                 arrival: clock.arrival,
                 first_token: clock.first_token.unwrap_or(t),
                 finish: t,
