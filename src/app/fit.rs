@@ -15,9 +15,12 @@ const MAX_DEGREE: u64 = 1024;
 pub fn memory_use(m: &ModelSpec, batch: &Batch, tp: u64, p: Precision, capacity: f64) -> MemoryUse {
     let foot = Footprint::new(m, Parallelism { tp, ep: 1 }, p);
     let weights = foot.weights.value();
-    let kv_tokens: u64 = batch.decode_kv.iter().sum::<u64>()
-        + batch.prefill.iter().map(|c| c.ctx + c.q_len).sum::<u64>();
-    let kv = foot.kv(kv_tokens).value();
+    let lens = batch
+        .decode_kv
+        .iter()
+        .copied()
+        .chain(batch.prefill.iter().map(|c| c.ctx + c.q_len));
+    let kv = foot.kv_held(m, lens).value();
     MemoryUse {
         weights_bytes: weights,
         kv_bytes: kv,

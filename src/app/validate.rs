@@ -12,7 +12,8 @@ use crate::kernels::{Count, OpCheck, Rng, check_op, exec::Context};
 use crate::map::plan::{Unit, plan_iteration};
 use crate::map::{Policy, place_by_layer};
 use crate::model::{
-    Batch, ModelSpec, Moe, Parallelism, Precision, PrefillChunk, Routing, build_iteration_with,
+    Batch, Ffn, LayerPlan, ModelSpec, Moe, Parallelism, Precision, PrefillChunk, Routing,
+    build_iteration_with,
 };
 use crate::work::Dtype;
 
@@ -113,12 +114,23 @@ pub fn scaled(m: &ModelSpec, scale: u64, layers: u32) -> Result<ModelSpec, Valid
         return Err(ValidateError::ZeroLayers);
     }
     let up64 = |x: u64| x.div_ceil(scale).div_ceil(64) * 64;
+    let plans = first_layers(m, layers)
+        .into_iter()
+        .map(|p| LayerPlan {
+            ffn: match p.ffn {
+                Ffn::Dense { intermediate } => Ffn::Dense {
+                    intermediate: up64(intermediate),
+                },
+                Ffn::Moe => Ffn::Moe,
+            },
+            ..p
+        })
+        .collect();
     Ok(ModelSpec {
         name: format!("{} /{scale}", m.name),
         hidden: m.hidden / scale,
-        layers,
+        plans,
         head_dim: m.head_dim / scale,
-        intermediate: up64(m.intermediate),
         vocab: up64(m.vocab),
         moe: m.moe.map(|x| Moe {
             intermediate: up64(x.intermediate),
@@ -126,6 +138,16 @@ pub fn scaled(m: &ModelSpec, scale: u64, layers: u32) -> Result<ModelSpec, Valid
         }),
         ..m.clone()
     })
+}
+
+/// The plans of `m`'s first `layers` layers (repeating its pattern past its last layer).
+fn first_layers(m: &ModelSpec, layers: u32) -> Vec<LayerPlan> {
+    m.plans
+        .iter()
+        .copied()
+        .cycle()
+        .take(layers as usize)
+        .collect()
 }
 
 /// The mixed batch: `batch` decode sequences of KV lengths kv_len, kv_len + 3, …, a whole prompt
@@ -158,7 +180,7 @@ fn routing(m: &ModelSpec, tokens: u64, seed: u64) -> Routing {
     };
     let mut rng = Rng::new(seed ^ 0x5EED);
     let (h, e) = (m.hidden as usize, moe.experts as usize);
-    let per_layer = (0..m.layers)
+    let per_layer = (0..m.layers())
         .map(|_| {
             let x = rng.vec(tokens as usize * h, 1.0);
             let w = rng.vec(h * e, 1.0 / (h as f32).sqrt());
@@ -188,7 +210,7 @@ fn placements(
         return Ok(Vec::new());
     }
     let real = ModelSpec {
-        layers: m.layers,
+        plans: first_layers(full, m.layers()),
         ..full.clone()
     };
     let g = build_iteration_with(&real, b, par, p, route)?;

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::error::ConfigError;
 use super::presets;
 use super::source::Source;
-use crate::model::{ModelSpec, Moe};
+use crate::model::{LayerPlan, ModelSpec, Moe};
 use crate::work::Dtype;
 
 /// `model_type` values whose layers dyad builds.
@@ -57,6 +57,8 @@ const TOML_FIELDS: &[&str] = &[
     "activation_function",
     "ffn_gated",
     "moe_layer_period",
+    "sliding_window",
+    "use_sliding_window",
 ];
 
 /// A model file's fields, with its source to find where a key is written.
@@ -204,7 +206,18 @@ fn resolve(doc: &Doc) -> Result<ModelSpec, ConfigError> {
     })?;
     let gated = doc.flag("ffn_gated", !is_opt)?;
     let period = doc.opt_uint("moe_layer_period")?.unwrap_or(1);
+    let period = u32::try_from(period)
+        .map_err(|_| doc.err("moe_layer_period", "`moe_layer_period` is too large"))?;
     let moe = moe(doc, model_type, intermediate)?;
+    // Mistral-7B-v0.1 and Mixtral write `sliding_window` (null when off): every layer attends
+    // the last that many tokens. Qwen2 writes one and turns it off with `use_sliding_window`
+    // (REFERENCE.md §Model configs).
+    let window = match doc.flag("use_sliding_window", true)? {
+        true => doc.opt_uint("sliding_window")?,
+        false => None,
+    };
+    let layers = u32::try_from(doc.uint("num_hidden_layers")?)
+        .map_err(|_| doc.err("num_hidden_layers", "`num_hidden_layers` is too large"))?;
     let dtype = dtype(doc)?;
     let tie = doc.flag("tie_word_embeddings", is_opt)?;
     let name = match doc.str_field("name")? {
@@ -217,17 +230,13 @@ fn resolve(doc: &Doc) -> Result<ModelSpec, ConfigError> {
     let spec = ModelSpec {
         name,
         hidden,
-        layers: u32::try_from(doc.uint("num_hidden_layers")?)
-            .map_err(|_| doc.err("num_hidden_layers", "`num_hidden_layers` is too large"))?,
+        plans: LayerPlan::periodic(layers, intermediate, moe.map(|_| period), window),
         heads,
         kv_heads,
         head_dim,
-        intermediate,
         vocab: doc.uint("vocab_size")?,
         moe,
         ffn_gated: gated,
-        moe_layer_period: u32::try_from(period)
-            .map_err(|_| doc.err("moe_layer_period", "`moe_layer_period` is too large"))?,
         dtype,
         tie_embeddings: tie,
     };

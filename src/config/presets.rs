@@ -76,6 +76,10 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../workloads/models/llama-3-70b.json"),
     ),
     (
+        "workloads/models/mistral-7b-v0.1.json",
+        include_str!("../../workloads/models/mistral-7b-v0.1.json"),
+    ),
+    (
         "workloads/models/mixtral-8x7b.json",
         include_str!("../../workloads/models/mixtral-8x7b.json"),
     ),
@@ -118,10 +122,11 @@ pub fn names(folder: &str) -> Vec<&'static str> {
         .collect()
 }
 
-/// A bare preset name (`h100`) becomes its path (`arch/h100.toml`); anything else is kept.
+/// A bare preset name (`h100`, `mistral-7b-v0.1`) becomes its path (`arch/h100.toml`); anything
+/// else is kept, as is a name that is also a file in the working folder.
 fn resolve(path: &Path, folder: &str) -> PathBuf {
     let s = path.to_string_lossy();
-    let bare = path.extension().is_none() && path.components().count() == 1;
+    let bare = path.components().count() == 1 && !path.is_file();
     let preset = FILES.iter().map(|(p, _)| *p).find(|p| {
         p.strip_prefix(folder)
             .and_then(|f| f.strip_prefix('/'))

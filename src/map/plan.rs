@@ -224,10 +224,11 @@ fn tensor_parallel(m: &ModelSpec, full: &IterationGraph, dev: &IterationGraph) -
     let hq = m.heads_per_device(tp);
     let group = big_h / big_g;
     let kv = |i: u64| (i * hq) / group..((i + 1) * hq - 1) / group + 1;
-    let ffn = m.moe.map_or(m.intermediate, |x| x.intermediate);
-    let fi = ffn / tp;
     dev.ops()
         .map(|o| {
+            // The FFN inner size of the op's layer (the head has none).
+            let ffn = o.layer.map_or(0, |l| m.ffn_inner(l));
+            let fi = ffn / tp;
             let op = whole
                 .get(&(o.layer, o.name.as_str()))
                 .map_or_else(|| o.clone(), |w| (*w).clone());
@@ -291,18 +292,17 @@ fn tensor_parallel(m: &ModelSpec, full: &IterationGraph, dev: &IterationGraph) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Moe;
+    use crate::model::{LayerPlan, Moe};
     use crate::work::Dtype;
 
     fn tiny() -> ModelSpec {
         ModelSpec {
             name: "tiny".into(),
             hidden: 64,
-            layers: 1,
+            plans: LayerPlan::periodic(1, 96, Some(1), None),
             heads: 8,
             kv_heads: 2,
             head_dim: 8,
-            intermediate: 96,
             vocab: 128,
             moe: Some(Moe {
                 experts: 4,
@@ -310,7 +310,6 @@ mod tests {
                 intermediate: 96,
             }),
             ffn_gated: true,
-            moe_layer_period: 1,
             dtype: Dtype::Bf16,
             tie_embeddings: false,
         }

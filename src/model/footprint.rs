@@ -24,6 +24,8 @@ pub struct Footprint {
     /// Expert-parallel degree: the pooled KV cache is spread over this many devices.
     ep: u64,
     tp: u64,
+    /// Element type of the KV cache.
+    kv_dtype: crate::work::Dtype,
 }
 
 impl Footprint {
@@ -43,16 +45,29 @@ impl Footprint {
             kv_heads: m.kv_heads,
             ep: par.ep,
             tp: par.tp,
+            kv_dtype: p.kv,
         }
     }
 
-    /// KV-cache bytes one device holds for `tokens` tokens of context.
+    /// This device's share of the KV cache of the whole group.
+    fn kv_share(&self) -> f64 {
+        self.kv_heads_here as f64 / self.kv_heads as f64 / self.ep as f64
+    }
+
+    /// KV-cache bytes one device holds for `tokens` tokens of context in every layer (what a
+    /// paged cache allocates per token).
     pub fn kv(&self, tokens: u64) -> Bytes {
-        Bytes(
-            self.kv_token_all * tokens as f64 * self.kv_heads_here as f64
-                / self.kv_heads as f64
-                / self.ep as f64,
-        )
+        Bytes(self.kv_token_all * tokens as f64 * self.kv_share())
+    }
+
+    /// KV-cache bytes one device holds for sequences of lengths `lens` of `m`, layer by layer:
+    /// the whole context in full-attention layers, the window in sliding-window ones.
+    pub fn kv_held(&self, m: &ModelSpec, lens: impl IntoIterator<Item = u64>) -> Bytes {
+        let all: f64 = lens
+            .into_iter()
+            .map(|len| m.kv_bytes_held(len, self.kv_dtype))
+            .sum();
+        Bytes(all * self.kv_share())
     }
 
     /// Activation memory one device reserves for an iteration of at most `max_tokens` tokens
@@ -67,7 +82,7 @@ impl Footprint {
         max_batch: u64,
     ) -> Bytes {
         let tp = self.tp;
-        let inner = m.moe.map_or(m.intermediate, |x| x.intermediate) / tp;
+        let inner = m.ffn_inners().into_iter().max().unwrap_or(0) / tp;
         let qkv = (m.heads_per_device(tp) + 2 * m.kv_heads_per_device(tp)) * m.head_dim;
         let per_token = (4 * m.hidden + qkv + 3 * inner) as f64 * p.activations.bytes();
         Bytes(max_tokens as f64 * per_token + (max_batch * m.vocab / tp) as f64 * 4.0)

@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 
-use super::op::{Op, OpKind, Precision, causal_pairs};
-use super::spec::{ModelError, ModelSpec, Moe};
+use super::op::{Op, OpKind, Precision};
+use super::spec::{Attention, Ffn, ModelError, ModelSpec, Moe};
 
 /// A prefill chunk: `q_len` new prompt tokens after `ctx` tokens already in the KV cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -221,7 +221,7 @@ pub fn build_iteration_with(
         p,
     };
     let mut last = b.elementwise(&[], "embedding", None, (it.t * m.hidden, 1, 1, 0));
-    for l in 0..m.layers {
+    for l in 0..m.layers() {
         last = attention_block(&mut b, &it, l, last);
         last = ffn_block(&mut b, &it, l, last)?;
     }
@@ -286,7 +286,7 @@ fn attention_block(b: &mut Builder, it: &Iteration, l: u32, last: NodeIndex) -> 
     let mut last = b.elementwise(&[last], "attn_norm", layer, (t * h, 2, 2, 5));
     last = b.add(&[last], "qkv_proj", layer, gemm(t, (hq + 2 * g) * d, h));
     last = b.elementwise(&[last], "rope", layer, (t * (hq + g) * d, 1, 1, 3));
-    let attn = attention_ops(b, it, layer, last);
+    let attn = attention_ops(b, it, l, last);
     last = b.add(&attn, "o_proj", layer, gemm(t, h, hq * d));
     if tp > 1 {
         last = b.add(&[last], "attn_allreduce", layer, allreduce(t * h, it.p, tp));
@@ -294,15 +294,12 @@ fn attention_block(b: &mut Builder, it: &Iteration, l: u32, last: NodeIndex) -> 
     last
 }
 
-/// The attention ops of a layer after `last`: one over the prefill chunks and one over the
-/// decode sequences, each when the batch has some.
-fn attention_ops(
-    b: &mut Builder,
-    it: &Iteration,
-    layer: Option<u32>,
-    last: NodeIndex,
-) -> Vec<NodeIndex> {
-    let (m, batch) = (it.m, it.batch);
+/// The attention ops of layer `l` after `last`: one over the prefill chunks and one over the
+/// decode sequences, each when the batch has some. A sliding window bounds the keys each query
+/// attends and reads.
+fn attention_ops(b: &mut Builder, it: &Iteration, l: u32, last: NodeIndex) -> Vec<NodeIndex> {
+    let (m, batch, layer) = (it.m, it.batch, Some(l));
+    let a: Attention = m.plans[l as usize].attention;
     let d = m.head_dim;
     let (hq, g) = (m.heads_per_device(it.tp), m.kv_heads_per_device(it.tp));
     let mut attn = Vec::new();
@@ -311,8 +308,8 @@ fn attention_ops(
         let kind = OpKind::AttnPrefill {
             seqs: c.len() as u64,
             q_tokens: c.iter().map(|c| c.q_len).sum(),
-            kv_tokens: c.iter().map(|c| c.ctx + c.q_len).sum(),
-            attended: c.iter().map(|c| causal_pairs(c.q_len, c.ctx)).sum(),
+            kv_tokens: c.iter().map(|c| a.keys_read(c.q_len, c.ctx)).sum(),
+            attended: c.iter().map(|c| a.pairs(c.q_len, c.ctx)).sum(),
             heads: hq,
             kv_heads: g,
             head_dim: d,
@@ -322,7 +319,7 @@ fn attention_ops(
     if !batch.decode_kv.is_empty() {
         let kind = OpKind::AttnDecode {
             seqs: batch.decode_kv.len() as u64,
-            kv_tokens: batch.decode_kv.iter().sum(),
+            kv_tokens: batch.decode_kv.iter().map(|&kv| a.keys(kv)).sum(),
             heads: hq,
             kv_heads: g,
             head_dim: d,
@@ -344,9 +341,14 @@ fn ffn_block(
     let layer = Some(l);
     let h = m.hidden;
     let mut last = b.elementwise(&[last], "ffn_norm", layer, (t * h, 2, 2, 5));
-    last = match m.moe {
-        Some(moe) if m.is_moe_layer(l) => moe_ffn(b, it, l, moe, last)?,
-        _ => dense_ffn(b, it, layer, last),
+    last = match (m.plans[l as usize].ffn, m.moe) {
+        (Ffn::Moe, Some(moe)) => moe_ffn(b, it, l, moe, last)?,
+        (Ffn::Dense { intermediate }, _) => dense_ffn(b, it, layer, intermediate, last),
+        (Ffn::Moe, None) => {
+            return Err(ModelError::Zero {
+                field: "num_local_experts (a layer is MoE)",
+            });
+        }
     };
     if tp > 1 {
         last = b.add(&[last], "ffn_allreduce", layer, allreduce(t * h, it.p, tp));
@@ -354,11 +356,18 @@ fn ffn_block(
     Ok(last)
 }
 
-/// The dense FFN: up (with the gate, if gated) projection, activation, down projection.
-fn dense_ffn(b: &mut Builder, it: &Iteration, layer: Option<u32>, last: NodeIndex) -> NodeIndex {
+/// The dense FFN of inner size `inner`: up (with the gate, if gated) projection, activation,
+/// down projection.
+fn dense_ffn(
+    b: &mut Builder,
+    it: &Iteration,
+    layer: Option<u32>,
+    inner: u64,
+    last: NodeIndex,
+) -> NodeIndex {
     let (m, t) = (it.m, it.t);
     let h = m.hidden;
-    let i = m.intermediate / it.tp;
+    let i = inner / it.tp;
     let act = if m.ffn_gated {
         let up = b.add(&[last], "gate_up_proj", layer, gemm(t, 2 * i, h));
         b.elementwise(&[up], "act", layer, (t * i, 2, 1, 5))

@@ -5,32 +5,126 @@ use thiserror::Error;
 
 use crate::work::Dtype;
 
-/// A decoder-only transformer: dense (Llama-style GQA) or mixture-of-experts (Mixtral-style).
+/// How a layer's attention sees its context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Attention {
+    /// Every query attends every earlier token; the layer's KV cache holds the whole context.
+    Full,
+    /// Sliding window (Mistral's `sliding_window`): a query attends the last `tokens` tokens,
+    /// itself included, and the layer needs KV for those only.
+    Window {
+        /// Tokens in the window.
+        tokens: u64,
+    },
+}
+
+impl Attention {
+    /// Keys a query at context length `len` (itself included) attends, and the tokens of a
+    /// `len`-token sequence the layer's KV cache must hold.
+    pub fn keys(self, len: u64) -> u64 {
+        match self {
+            Attention::Full => len,
+            Attention::Window { tokens } => len.min(tokens),
+        }
+    }
+
+    /// (query, key) pairs a chunk of `q` new tokens after `ctx` cached ones attends: the i-th
+    /// new token (1-based) sees `keys(ctx + i)` keys.
+    pub fn pairs(self, q: u64, ctx: u64) -> u64 {
+        let Attention::Window { tokens: w } = self else {
+            return crate::model::causal_pairs(q, ctx);
+        };
+        // Σ min(j, w) for j = ctx + 1 ..= ctx + q: the part below the window, then w per token.
+        let (a, b) = (ctx + 1, ctx + q);
+        let below = b.min(w).saturating_sub(a - 1);
+        let under = if below > 0 {
+            let top = a + below - 1;
+            (a + top) * below / 2
+        } else {
+            0
+        };
+        under + (q - below) * w
+    }
+
+    /// Keys the chunk reads, over all its queries: the context and the new tokens, or in a
+    /// window the last `w - 1` context tokens and the new ones.
+    pub fn keys_read(self, q: u64, ctx: u64) -> u64 {
+        match self {
+            Attention::Full => ctx + q,
+            Attention::Window { tokens: w } => (ctx + q).min(q + w - 1),
+        }
+    }
+}
+
+/// A layer's FFN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Ffn {
+    /// One FFN of inner size `intermediate` for every token.
+    Dense {
+        /// The FFN's inner size.
+        intermediate: u64,
+    },
+    /// The model's experts ([`ModelSpec::moe`]), `top_k` per token.
+    Moe,
+}
+
+/// What one decoder layer is: its attention and its FFN. Layers with equal plans cost alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct LayerPlan {
+    /// How its attention sees the context.
+    pub attention: Attention,
+    /// Its FFN.
+    pub ffn: Ffn,
+}
+
+impl LayerPlan {
+    /// `layers` plans in a repeating pattern: full attention (or a sliding `window` in every
+    /// layer), and with experts every `moe_period`-th layer MoE (1: all; 2: every other, as
+    /// GLaM), the others dense of inner size `intermediate`.
+    pub fn periodic(
+        layers: u32,
+        intermediate: u64,
+        moe_period: Option<u32>,
+        window: Option<u64>,
+    ) -> Vec<LayerPlan> {
+        let attention = window.map_or(Attention::Full, |tokens| Attention::Window { tokens });
+        (0..layers)
+            .map(|l| LayerPlan {
+                attention,
+                ffn: match moe_period {
+                    Some(p) if l % p.max(1) == p.max(1) - 1 => Ffn::Moe,
+                    _ => Ffn::Dense { intermediate },
+                },
+            })
+            .collect()
+    }
+}
+
+/// A decoder-only transformer: a sequence of per-layer plans (attention kind, FFN kind) over
+/// one width, head layout and vocabulary; a uniform model is the case of equal plans.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelSpec {
     /// The model's name, as in reports.
     pub name: String,
     /// Model width (`hidden_size`).
     pub hidden: u64,
-    /// Decoder layers.
-    pub layers: u32,
+    /// Each decoder layer's plan, in order.
+    pub plans: Vec<LayerPlan>,
     /// Query heads.
     pub heads: u64,
     /// Key/value heads (`heads` for MHA, 1 for MQA, in between for GQA).
     pub kv_heads: u64,
     /// Elements per head.
     pub head_dim: u64,
-    /// FFN inner size of a dense layer (unused when every layer is MoE).
-    pub intermediate: u64,
     /// Vocabulary size (rows of the embedding, columns of the LM head).
     pub vocab: u64,
-    /// The experts, for a mixture-of-experts model.
+    /// The experts of the MoE layers (every MoE layer has these), for a mixture-of-experts
+    /// model.
     pub moe: Option<Moe>,
     /// Gated FFNs (SwiGLU: gate, up and down matrices) rather than two-matrix ones (ReLU/GELU).
     pub ffn_gated: bool,
-    /// With experts, every `moe_layer_period`-th layer is MoE and the others dense (1: all MoE;
-    /// 2: every other layer, as GLaM).
-    pub moe_layer_period: u32,
     /// Element type of the released weights (`torch_dtype`).
     pub dtype: Dtype,
     /// Whether the LM head shares the embedding's weights.
@@ -104,7 +198,7 @@ impl ModelSpec {
     pub fn validate(&self) -> Result<(), ModelError> {
         for (field, v) in [
             ("hidden_size", self.hidden),
-            ("num_hidden_layers", u64::from(self.layers)),
+            ("num_hidden_layers", self.plans.len() as u64),
             ("num_attention_heads", self.heads),
             ("num_key_value_heads", self.kv_heads),
             ("head_dim", self.head_dim),
@@ -121,38 +215,80 @@ impl ModelSpec {
                 by: "num_key_value_heads",
             });
         }
-        match self.moe {
-            Some(m) => {
-                if m.experts == 0 || m.top_k == 0 || m.intermediate == 0 {
-                    return Err(ModelError::Zero {
-                        field: "num_local_experts, num_experts_per_tok and intermediate_size",
-                    });
-                }
-                if m.top_k > m.experts {
-                    return Err(ModelError::TopK {
-                        top_k: m.top_k,
-                        experts: m.experts,
-                    });
-                }
-            }
-            None if self.intermediate == 0 => {
+        if let Some(m) = self.moe {
+            if m.experts == 0 || m.top_k == 0 || m.intermediate == 0 {
                 return Err(ModelError::Zero {
-                    field: "intermediate_size",
+                    field: "num_local_experts, num_experts_per_tok and intermediate_size",
                 });
             }
-            None => {}
+            if m.top_k > m.experts {
+                return Err(ModelError::TopK {
+                    top_k: m.top_k,
+                    experts: m.experts,
+                });
+            }
+        }
+        for p in &self.plans {
+            match p.ffn {
+                Ffn::Dense { intermediate: 0 } => {
+                    return Err(ModelError::Zero {
+                        field: "intermediate_size",
+                    });
+                }
+                Ffn::Moe if self.moe.is_none() => {
+                    return Err(ModelError::Zero {
+                        field: "num_local_experts (a layer is MoE)",
+                    });
+                }
+                _ => {}
+            }
+            if p.attention == (Attention::Window { tokens: 0 }) {
+                return Err(ModelError::Zero {
+                    field: "sliding_window",
+                });
+            }
         }
         Ok(())
     }
 
+    /// Decoder layers.
+    pub fn layers(&self) -> u32 {
+        self.plans.len() as u32
+    }
+
+    /// The inner size of layer `l`'s FFN: its dense FFN's, or its experts'.
+    pub fn ffn_inner(&self, l: u32) -> u64 {
+        match self.plans[l as usize].ffn {
+            Ffn::Dense { intermediate } => intermediate,
+            Ffn::Moe => self.moe.map_or(0, |m| m.intermediate),
+        }
+    }
+
+    /// The FFN inner sizes of the model's layers and experts, each once, in first-use order.
+    pub fn ffn_inners(&self) -> Vec<u64> {
+        let mut v = Vec::new();
+        for l in 0..self.layers() {
+            let i = self.ffn_inner(l);
+            if !v.contains(&i) {
+                v.push(i);
+            }
+        }
+        v
+    }
+
     /// Checks that a tensor-parallel degree splits heads and FFN evenly.
     pub fn check_tp(&self, tp: u64) -> Result<(), ModelError> {
-        let ffn = self.moe.map_or(self.intermediate, |m| m.intermediate);
+        let ffn = self
+            .ffn_inners()
+            .into_iter()
+            .map(|i| ("the FFN inner size", i));
         for (what, value) in [
             ("num_attention_heads", self.heads),
-            ("the FFN inner size", ffn),
             ("vocab_size", self.vocab),
-        ] {
+        ]
+        .into_iter()
+        .chain(ffn)
+        {
             if tp == 0 || value % tp != 0 {
                 return Err(ModelError::Tp { tp, what, value });
             }
@@ -188,8 +324,9 @@ impl ModelSpec {
 
     /// Whether layer `l` routes its tokens to experts.
     pub fn is_moe_layer(&self, l: u32) -> bool {
-        let p = self.moe_layer_period.max(1);
-        self.moe.is_some() && l % p == p - 1
+        self.plans
+            .get(l as usize)
+            .is_some_and(|p| p.ffn == Ffn::Moe)
     }
 
     /// Weight matrices of one FFN (or one expert): 3 gated, 2 not.
@@ -203,11 +340,12 @@ impl ModelSpec {
         let q = self.heads * self.head_dim;
         let kv = self.kv_heads * self.head_dim;
         let attn = h * (q + 2 * kv) + q * h;
-        let ffn = match self.moe {
-            Some(m) if self.is_moe_layer(l) => {
+        let ffn = match (self.plans[l as usize].ffn, self.moe) {
+            (Ffn::Moe, Some(m)) => {
                 m.experts * self.ffn_matrices() * h * m.intermediate + h * m.experts
             }
-            _ => self.ffn_matrices() * h * self.intermediate,
+            (Ffn::Dense { intermediate }, _) => self.ffn_matrices() * h * intermediate,
+            (Ffn::Moe, None) => 0,
         };
         attn + ffn + 2 * h
     }
@@ -216,19 +354,53 @@ impl ModelSpec {
     pub fn expert_params(&self) -> u64 {
         let Some(m) = self.moe else { return 0 };
         let per_layer = m.experts * self.ffn_matrices() * self.hidden * m.intermediate;
-        (0..self.layers).filter(|&l| self.is_moe_layer(l)).count() as u64 * per_layer
+        (0..self.layers()).filter(|&l| self.is_moe_layer(l)).count() as u64 * per_layer
     }
 
     /// All parameters: layers, embedding, final norm, LM head (unless tied).
     pub fn params(&self) -> u64 {
         let emb = self.vocab * self.hidden;
         let head = if self.tie_embeddings { 0 } else { emb };
-        (0..self.layers).map(|l| self.layer_params(l)).sum::<u64>() + emb + head + self.hidden
+        (0..self.layers())
+            .map(|l| self.layer_params(l))
+            .sum::<u64>()
+            + emb
+            + head
+            + self.hidden
     }
 
-    /// KV cache bytes per token across all layers (keys and values), for element type `kv`.
+    /// KV cache bytes of one token in one layer (keys and values), for element type `kv`.
+    pub fn kv_bytes_per_token_layer(&self, kv: Dtype) -> f64 {
+        2.0 * (self.kv_heads * self.head_dim) as f64 * kv.bytes()
+    }
+
+    /// KV cache bytes per token across all layers (keys and values), for element type `kv`:
+    /// what a cache that allocates every layer for every token holds.
     pub fn kv_bytes_per_token(&self, kv: Dtype) -> f64 {
-        2.0 * f64::from(self.layers) * (self.kv_heads * self.head_dim) as f64 * kv.bytes()
+        f64::from(self.layers()) * self.kv_bytes_per_token_layer(kv)
+    }
+
+    /// KV cache bytes one sequence of `len` tokens needs, layer by layer: the whole context in
+    /// full-attention layers, the last `w` tokens in sliding-window layers.
+    pub fn kv_bytes_held(&self, len: u64, kv: Dtype) -> f64 {
+        let tokens: u64 = self.plans.iter().map(|p| p.attention.keys(len)).sum();
+        tokens as f64 * self.kv_bytes_per_token_layer(kv)
+    }
+
+    /// The window every layer shares, when every layer has the same sliding window (a cache may
+    /// then hold `w` tokens per sequence, as vLLM's block manager does for Mistral).
+    pub fn uniform_window(&self) -> Option<u64> {
+        match self.plans.first()?.attention {
+            Attention::Window { tokens }
+                if self
+                    .plans
+                    .iter()
+                    .all(|p| p.attention == self.plans[0].attention) =>
+            {
+                Some(tokens)
+            }
+            _ => None,
+        }
     }
 }
 
@@ -241,11 +413,10 @@ pub(crate) mod tests {
         ModelSpec {
             name: "Mixtral-8x7B".into(),
             hidden: 4096,
-            layers: 32,
+            plans: LayerPlan::periodic(32, 14336, Some(1), None),
             heads: 32,
             kv_heads: 8,
             head_dim: 128,
-            intermediate: 14336,
             vocab: 32000,
             moe: Some(Moe {
                 experts: 8,
@@ -253,7 +424,6 @@ pub(crate) mod tests {
                 intermediate: 14336,
             }),
             ffn_gated: true,
-            moe_layer_period: 1,
             dtype: Dtype::Bf16,
             tie_embeddings: false,
         }
@@ -282,7 +452,7 @@ pub(crate) mod tests {
             heads: 12,
             kv_heads: 3,
             hidden: 1536,
-            intermediate: 3072,
+            plans: LayerPlan::periodic(32, 3072, None, None),
             vocab: 1536,
             moe: None,
             ..mixtral()

@@ -10,7 +10,7 @@ use super::engine::{self, ResourceId, Task, TaskId};
 use crate::hw::{Bound, CostError, EnergyParts, OpCost, System, Timing, Unit};
 use crate::map::{Choices, Policy, place};
 use crate::model::{
-    Batch, IterationGraph, ModelSpec, Op, OpKind, Parallelism, Precision, Routing,
+    Batch, IterationGraph, LayerPlan, ModelSpec, Op, OpKind, Parallelism, Precision, Routing,
     build_iteration_with,
 };
 
@@ -92,12 +92,10 @@ struct Priced {
 /// Prices iterations of one model on one system, caching op costs by shape.
 pub struct Coster<'a> {
     sys: &'a System,
-    /// One-layer templates, indexed by whether the layer is MoE (for a dense model both are the
-    /// dense layer).
-    templates: [ModelSpec; 2],
-    /// Which layers are MoE.
-    is_moe: Vec<bool>,
-    layers: u32,
+    /// One-layer models, one per distinct layer plan (layers with equal plans cost alike).
+    templates: Vec<ModelSpec>,
+    /// Each layer's template.
+    kind_of: Vec<usize>,
     par: Parallelism,
     precision: Precision,
     timing: Timing,
@@ -128,19 +126,28 @@ impl<'a> Coster<'a> {
         timing: Timing,
         policy: Policy,
     ) -> Self {
-        let is_moe: Vec<bool> = (0..model.layers).map(|l| model.is_moe_layer(l)).collect();
-        let template = |moe: bool| ModelSpec {
-            layers: 1,
-            moe: if moe { model.moe } else { None },
-            moe_layer_period: 1,
-            ..model.clone()
-        };
-        let templates = [template(false), template(true)];
+        let mut kinds: Vec<LayerPlan> = Vec::new();
+        let kind_of = model
+            .plans
+            .iter()
+            .map(|p| {
+                kinds.iter().position(|k| k == p).unwrap_or_else(|| {
+                    kinds.push(*p);
+                    kinds.len() - 1
+                })
+            })
+            .collect();
+        let templates = kinds
+            .into_iter()
+            .map(|p| ModelSpec {
+                plans: vec![p],
+                ..model.clone()
+            })
+            .collect();
         Coster {
             sys,
             templates,
-            is_moe,
-            layers: model.layers,
+            kind_of,
             par,
             precision,
             timing,
@@ -290,17 +297,17 @@ impl<'a> Coster<'a> {
         }
     }
 
-    /// The one-layer graph of `batch`: an MoE layer with `counts` tokens per expert, or a dense
-    /// layer.
+    /// The one-layer graph of `batch` through template `kind` (an MoE layer routes `counts`
+    /// tokens per expert).
     fn build(
         &self,
         batch: &Batch,
-        moe: bool,
+        kind: usize,
         counts: Option<&Vec<u64>>,
     ) -> Result<IterationGraph, IterError> {
         let routing = counts.map_or(Routing::Uniform, |c| Routing::PerLayer(vec![c.clone()]));
         Ok(build_iteration_with(
-            &self.templates[usize::from(moe)],
+            &self.templates[kind],
             batch,
             self.par,
             self.precision,
@@ -317,7 +324,7 @@ impl<'a> Coster<'a> {
         spans: bool,
     ) -> Result<IterCost, IterError> {
         let mut out = IterCost::default();
-        let first = self.build(batch, self.is_moe[0], counts.first())?;
+        let first = self.build(batch, self.kind_of[0], counts.first())?;
         // Embedding, then the layers, then the final norm and LM head.
         let embedding = |op: &Op| op.layer.is_none() && op.name == "embedding";
         let tail = |op: &Op| op.layer.is_none() && op.name != "embedding";
@@ -325,13 +332,10 @@ impl<'a> Coster<'a> {
         let mut t = self.run_part(&first, embedding, None, 0.0, &mut out, spans)?;
         if counts.len() <= 1 {
             // Every layer of a kind is alike: run one of each kind and count it for the rest.
-            let mut kinds: [Option<(IterCost, f64)>; 2] = [None, None];
-            for moe in [false, true] {
-                let n = self.is_moe.iter().filter(|&&m| m == moe).count();
-                if n == 0 {
-                    continue;
-                }
-                let g = self.build(batch, moe, counts.first())?;
+            let mut kinds: Vec<(IterCost, f64)> = Vec::with_capacity(self.templates.len());
+            for kind in 0..self.templates.len() {
+                let n = self.kind_of.iter().filter(|&&k| k == kind).count();
+                let g = self.build(batch, kind, counts.first())?;
                 let mut one = IterCost::default();
                 let lt = self.run_part(&g, layer_ops, Some(0), 0.0, &mut one, spans)?;
                 let k = n as f64;
@@ -346,13 +350,11 @@ impl<'a> Coster<'a> {
                 for (b, x) in out.unit_time.iter_mut().zip(one.unit_time) {
                     *b += x * k;
                 }
-                kinds[usize::from(moe)] = Some((one, lt));
+                kinds.push((one, lt));
             }
-            for l in 0..self.layers {
-                // Run above for every kind that occurs, so present for every layer.
-                let Some((one, lt)) = &kinds[usize::from(self.is_moe[l as usize])] else {
-                    continue;
-                };
+            for (l, &kind) in self.kind_of.iter().enumerate() {
+                let (one, lt) = &kinds[kind];
+                let l = l as u32;
                 if spans {
                     out.spans.extend(one.spans.iter().map(|s| OpSpan {
                         layer: Some(l),
@@ -365,7 +367,7 @@ impl<'a> Coster<'a> {
             }
         } else {
             for (l, c) in counts.iter().enumerate() {
-                let g = self.build(batch, self.is_moe[l], Some(c))?;
+                let g = self.build(batch, self.kind_of[l], Some(c))?;
                 t += self.run_part(&g, layer_ops, Some(l as u32), t, &mut out, spans)?;
             }
         }

@@ -1,12 +1,15 @@
 //! A paged KV cache: fixed-size blocks of tokens, allocated per request.
 
-/// Blocks of `block_tokens` tokens; a request holds `ceil(tokens / block_tokens)` of them.
+/// Blocks of `block_tokens` tokens; a request holds `ceil(tokens / block_tokens)` of them, or
+/// when every layer has the same sliding window, at most the blocks a window can straddle.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PagedKv {
     /// Tokens per block.
     pub block_tokens: u64,
     /// Blocks in the cache.
     pub total_blocks: u64,
+    /// The most blocks one request holds (`None`: no bound).
+    pub cap: Option<u64>,
     free: u64,
 }
 
@@ -16,13 +19,23 @@ impl PagedKv {
         PagedKv {
             block_tokens,
             total_blocks,
+            cap: None,
             free: total_blocks,
         }
     }
 
+    /// The cache of a model whose every layer attends the last `window` tokens: a request
+    /// holds at most the blocks `window` tokens can straddle, ceil(window / block) + 1, older
+    /// blocks being reused (as vLLM's block manager does for a sliding window).
+    pub fn windowed(mut self, window: u64) -> Self {
+        self.cap = Some(window.div_ceil(self.block_tokens) + 1);
+        self
+    }
+
     /// Blocks needed to hold `tokens` tokens.
     pub fn blocks_for(&self, tokens: u64) -> u64 {
-        tokens.div_ceil(self.block_tokens)
+        let n = tokens.div_ceil(self.block_tokens);
+        self.cap.map_or(n, |c| n.min(c))
     }
 
     /// Free blocks.
@@ -65,5 +78,15 @@ mod tests {
         assert!(!kv.try_take(4));
         kv.release(7);
         assert_eq!(kv.free(), 10);
+    }
+
+    #[test]
+    fn a_window_bounds_the_blocks_of_a_request() {
+        // A 4096-token window over 16-token blocks straddles at most 257 blocks.
+        let kv = PagedKv::new(16, 1000).windowed(4096);
+        assert_eq!(kv.blocks_for(4096), 256);
+        assert_eq!(kv.blocks_for(4097), 257);
+        assert_eq!(kv.blocks_for(16384), 257);
+        assert_eq!(kv.blocks_for(100), 7);
     }
 }

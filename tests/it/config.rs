@@ -49,10 +49,10 @@ fn shipped_models_match_their_config_json() {
         assert_eq!(
             (
                 m.hidden,
-                m.layers,
+                m.layers(),
                 m.heads,
                 m.kv_heads,
-                m.intermediate,
+                m.ffn_inner(0),
                 m.vocab
             ),
             (hidden, layers, heads, kv, ffn, vocab),
@@ -89,7 +89,7 @@ fn duplex_table_models_have_their_published_sizes() {
     );
     let opt = load_model("opt-66b".as_ref()).unwrap();
     assert_eq!(
-        (opt.kv_heads, opt.intermediate, opt.tie_embeddings),
+        (opt.kv_heads, opt.ffn_inner(0), opt.tie_embeddings),
         (72, 36864, true)
     );
 }

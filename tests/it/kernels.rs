@@ -9,7 +9,8 @@ use dyad::kernels::moe::{Expert, MoeLayer, moe_layer};
 use dyad::kernels::{Rng, check_op, normalized_error, to_elems, to_f32s, tolerance};
 use dyad::map::plan::{Axis, OpPlan, Part, PartitionPlan, Unit, plan_iteration};
 use dyad::model::{
-    Batch, ModelSpec, Moe, Op, OpKind, Parallelism, Precision, PrefillChunk, Routing, causal_pairs,
+    Batch, LayerPlan, ModelSpec, Moe, Op, OpKind, Parallelism, Precision, PrefillChunk, Routing,
+    causal_pairs,
 };
 use dyad::work::Dtype;
 use half::bf16;
@@ -50,15 +51,13 @@ fn tiny_model() -> ModelSpec {
     ModelSpec {
         name: "t".into(),
         hidden: 16,
-        layers: 1,
+        plans: LayerPlan::periodic(1, 32, None, None),
         heads: 4,
         kv_heads: 2,
         head_dim: 4,
-        intermediate: 32,
         vocab: 64,
         moe: None,
         ffn_gated: true,
-        moe_layer_period: 1,
         dtype: Dtype::Bf16,
         tie_embeddings: false,
     }
@@ -206,10 +205,10 @@ proptest! {
     ) {
         let heads = kv_heads * group * 4;
         let m = ModelSpec {
-            name: "r".into(), hidden: 64, layers: 1, heads, kv_heads, head_dim: 4,
-            intermediate: 64, vocab: 64,
+            name: "r".into(), hidden: 64, heads, kv_heads, head_dim: 4,
+            plans: LayerPlan::periodic(1, 64, moe.then_some(1), None), vocab: 64,
             moe: moe.then_some(Moe { experts, top_k: 2, intermediate: 64 }),
-            ffn_gated: true, moe_layer_period: 1, dtype: d, tie_embeddings: false,
+            ffn_gated: true, dtype: d, tie_embeddings: false,
         };
         let batch = Batch {
             decode_kv: decode,

@@ -16,6 +16,7 @@ mod invariants;
 mod kernels;
 mod layers;
 mod pim;
+mod plans;
 mod plots;
 mod ppa_cli;
 mod references;

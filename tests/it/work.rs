@@ -78,7 +78,7 @@ fn dense_gemm_flops_are_twice_tokens_times_parameters() {
         .map(|o| o.work().flops.value())
         .sum();
     // Every weight except the norms and the embedding table does one multiply-add per token.
-    let weights = m.params() - m.vocab * m.hidden - u64::from(m.layers) * 2 * m.hidden - m.hidden;
+    let weights = m.params() - m.vocab * m.hidden - u64::from(m.layers()) * 2 * m.hidden - m.hidden;
     assert_eq!(gemm, 2.0 * t as f64 * weights as f64);
 }
 
@@ -87,7 +87,7 @@ fn mixtral_routes_tokens_times_top_k_in_every_layer() {
     let m = model("mixtral-8x7b");
     for t in [1, 3, 64, 1000] {
         let g = graph(&m, &Batch::decode(t, 128), 1);
-        for l in 0..m.layers {
+        for l in 0..m.layers() {
             let routed: u64 = g
                 .ops()
                 .filter(|o| o.layer == Some(l))
@@ -230,7 +230,7 @@ fn two_matrix_ffns_and_alternating_moe_layers_count_their_weights() {
         .filter(|o| matches!(o.kind, OpKind::Gemm { .. }))
         .map(|o| o.work().flops.value())
         .sum();
-    let norms = u64::from(opt.layers) * 2 * opt.hidden + opt.hidden;
+    let norms = u64::from(opt.layers()) * 2 * opt.hidden + opt.hidden;
     // The tied LM head still multiplies by the embedding matrix.
     let weights = opt.params() - norms;
     assert_eq!(gemm, 2.0 * t as f64 * weights as f64);

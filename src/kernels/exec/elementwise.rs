@@ -27,7 +27,7 @@ pub(super) fn run<E: Elem>(p: &OpPlan, cx: Context, elements: u64, rng: &mut Rng
         "embedding" => run_embedding::<E>(plan, m, elements, rng),
         "attn_norm" | "ffn_norm" | "final_norm" => run_norm::<E>(plan, m, elements, writes, rng),
         "rope" => run_rope::<E>(plan, m, cx.batch, rng),
-        "act" => run_act::<E>(plan, m, elements, rng),
+        "act" => run_act::<E>(plan, m.ffn_inner(p.op.layer.unwrap_or(0)), elements, rng),
         "topk" => run_topk::<E>(plan, m, elements * reads, rng),
         "moe_combine" => run_moe_combine::<E>(plan, m, elements, rng),
         other => Err(Unsupported::ElementwiseName(other.to_string())),
@@ -136,8 +136,9 @@ fn run_rope<E: Elem>(plan: &PartitionPlan, m: &ModelSpec, batch: &Batch, rng: &m
 }
 
 /// The SwiGLU activation silu(gate)·up, whole or split by columns of the FFN width.
-fn run_act<E: Elem>(plan: &PartitionPlan, m: &ModelSpec, elements: u64, rng: &mut Rng) -> Outcome {
-    let inner = usize_of(m.intermediate);
+/// `inner` is the FFN's inner size.
+fn run_act<E: Elem>(plan: &PartitionPlan, inner: u64, elements: u64, rng: &mut Rng) -> Outcome {
+    let inner = usize_of(inner);
     let (g, u) = (rand::<E>(rng, elements, 2.0), rand::<E>(rng, elements, 1.0));
     let all: Vec<usize> = (0..inner).collect();
     let reference = to_f32s(&swiglu(&g, &u, inner, &all, &mut Count::default()));

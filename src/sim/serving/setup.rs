@@ -53,14 +53,17 @@ impl<'a> Bench<'a> {
         observer: Option<&'a mut dyn Observer>,
     ) -> Result<Self, ServingError> {
         let par = check(s)?;
-        let kv = PagedKv::new(s.kv_block, kv_blocks(s, par)?);
+        let mut kv = PagedKv::new(s.kv_block, kv_blocks(s, par)?);
+        if let Some(w) = s.model.uniform_window() {
+            kv = kv.windowed(w);
+        }
         let specs = generate(s.count, &s.lengths, &s.arrivals, s.seed);
         let mut route_rng = rng(s.seed, 3);
         let m = &s.model;
         let router = m.moe.map(|x| {
             Router::new(
                 s.routing.clone(),
-                m.layers,
+                m.layers(),
                 x.experts,
                 x.top_k,
                 &mut route_rng,

@@ -76,7 +76,7 @@ impl Bench<'_> {
         let counts: Vec<Vec<u64>> = match &self.router {
             None => Vec::new(),
             Some(rt) if rt.is_uniform() => vec![rt.counts(0, tokens, rng)],
-            Some(rt) => (0..self.s.model.layers as usize)
+            Some(rt) => (0..self.s.model.layers() as usize)
                 .map(|l| rt.counts(l, tokens, rng))
                 .collect(),
         };
