@@ -8,11 +8,28 @@ use serde_json::{Map, Value};
 use super::error::ConfigError;
 use super::presets;
 use super::source::Source;
-use crate::model::{LayerPlan, ModelSpec, Moe};
+use crate::model::{Attention, Ffn, LayerPlan, ModelSpec, Moe, SharedExpert};
 use crate::work::Dtype;
 
 /// `model_type` values whose layers dyad builds.
-const SUPPORTED_TYPES: &[&str] = &["llama", "mistral", "mixtral", "opt"];
+const SUPPORTED_TYPES: &[&str] = &[
+    "llama",
+    "mistral",
+    "mixtral",
+    "opt",
+    "qwen2",
+    "qwen3",
+    "qwen2_moe",
+    "qwen3_moe",
+    "olmoe",
+];
+
+/// Families whose attention normalizes each query and key head (RMSNorm) before RoPE.
+const QK_NORM_TYPES: &[&str] = &["qwen3", "qwen3_moe", "olmoe"];
+
+/// Families whose `sliding_window` is off unless `use_sliding_window` is true, and then applies
+/// from layer `max_window_layers` on (HuggingFace's Qwen2 config).
+const QWEN_TYPES: &[&str] = &["qwen2", "qwen3", "qwen2_moe", "qwen3_moe"];
 
 /// Fields that mark a family dyad does not build yet, checked before `model_type`.
 const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
@@ -22,17 +39,17 @@ const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
     ),
     ("n_routed_experts", "DeepSeek-style MoE"),
     ("n_shared_experts", "shared experts (DeepSeek-style MoE)"),
-    (
-        "shared_expert_intermediate_size",
-        "shared experts (Qwen2-MoE-style MoE)",
-    ),
-    ("num_experts", "Qwen2-MoE/OLMoE-style MoE"),
-    ("moe_intermediate_size", "a separate expert FFN size"),
-    ("first_k_dense_replace", "mixed dense and MoE layers"),
+    ("first_k_dense_replace", "DeepSeek's first dense layers"),
     (
         "sliding_window_pattern",
         "interleaved sliding-window attention",
     ),
+    ("layer_types", "per-layer attention types"),
+    ("attention_chunk_size", "chunked local attention (Llama-4)"),
+    ("text_config", "a nested text model (Llama-4)"),
+    ("final_logit_softcapping", "logit soft-capping (Gemma-2)"),
+    ("attn_logit_softcapping", "attention soft-capping (Gemma-2)"),
+    ("quantization_config", "quantized weights"),
 ];
 
 /// The fields a dyad model TOML may set: the HuggingFace names dyad reads, plus `name` and
@@ -59,6 +76,12 @@ const TOML_FIELDS: &[&str] = &[
     "moe_layer_period",
     "sliding_window",
     "use_sliding_window",
+    "max_window_layers",
+    "num_experts",
+    "moe_intermediate_size",
+    "shared_expert_intermediate_size",
+    "decoder_sparse_step",
+    "mlp_only_layers",
 ];
 
 /// A model file's fields, with its source to find where a key is written.
@@ -128,6 +151,22 @@ impl Doc<'_> {
             None | Some(Value::Null) => Ok(default),
             Some(Value::Bool(b)) => Ok(*b),
             Some(v) => Err(self.err(key, format!("`{key}` must be true or false, found {v}"))),
+        }
+    }
+
+    /// A list of non-negative integers, empty when absent.
+    fn uint_list(&self, key: &str) -> Result<Vec<u64>, ConfigError> {
+        match self.obj.get(key) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| {
+                    v.as_u64().ok_or_else(|| {
+                        self.err(key, format!("`{key}` must list layer indices, found {v}"))
+                    })
+                })
+                .collect(),
+            Some(v) => Err(self.err(key, format!("`{key}` must be a list, found {v}"))),
         }
     }
 
@@ -205,19 +244,10 @@ fn resolve(doc: &Doc) -> Result<ModelSpec, ConfigError> {
         "intermediate_size"
     })?;
     let gated = doc.flag("ffn_gated", !is_opt)?;
-    let period = doc.opt_uint("moe_layer_period")?.unwrap_or(1);
-    let period = u32::try_from(period)
-        .map_err(|_| doc.err("moe_layer_period", "`moe_layer_period` is too large"))?;
     let moe = moe(doc, model_type, intermediate)?;
-    // Mistral-7B-v0.1 and Mixtral write `sliding_window` (null when off): every layer attends
-    // the last that many tokens. Qwen2 writes one and turns it off with `use_sliding_window`
-    // (REFERENCE.md §Model configs).
-    let window = match doc.flag("use_sliding_window", true)? {
-        true => doc.opt_uint("sliding_window")?,
-        false => None,
-    };
     let layers = u32::try_from(doc.uint("num_hidden_layers")?)
         .map_err(|_| doc.err("num_hidden_layers", "`num_hidden_layers` is too large"))?;
+    let plans = plans(doc, model_type, layers, intermediate, moe.is_some())?;
     let dtype = dtype(doc)?;
     let tie = doc.flag("tie_word_embeddings", is_opt)?;
     let name = match doc.str_field("name")? {
@@ -230,7 +260,7 @@ fn resolve(doc: &Doc) -> Result<ModelSpec, ConfigError> {
     let spec = ModelSpec {
         name,
         hidden,
-        plans: LayerPlan::periodic(layers, intermediate, moe.map(|_| period), window),
+        plans,
         heads,
         kv_heads,
         head_dim,
@@ -247,10 +277,16 @@ fn resolve(doc: &Doc) -> Result<ModelSpec, ConfigError> {
 
 /// The `model_type`, when dyad builds it and no field marks a family it does not build yet.
 fn model_type<'a>(doc: &'a Doc) -> Result<&'a str, ConfigError> {
-    for (field, what) in UNSUPPORTED_FIELDS {
-        if doc.obj.get(*field).is_some_and(|v| !v.is_null()) {
-            return Err(doc.err(field, format!("not yet supported: {field} ({what})")));
-        }
+    let present: Vec<&(&str, &str)> = UNSUPPORTED_FIELDS
+        .iter()
+        .filter(|(field, _)| doc.obj.get(*field).is_some_and(|v| !v.is_null()))
+        .collect();
+    if let Some((first, _)) = present.first() {
+        let all: Vec<String> = present
+            .iter()
+            .map(|(field, what)| format!("{field} ({what})"))
+            .collect();
+        return Err(doc.err(first, format!("not yet supported: {}", all.join("; "))));
     }
     let model_type = doc.str_field("model_type")?.ok_or_else(|| {
         ConfigError::file(doc.path, "missing field `model_type`")
@@ -267,23 +303,85 @@ fn model_type<'a>(doc: &'a Doc) -> Result<&'a str, ConfigError> {
     Ok(model_type)
 }
 
-/// The experts, when the model has them (a Mixtral config must).
+/// The experts, when the model has them (a Mixtral, Qwen-MoE or OLMoE config must): Mixtral's
+/// `num_local_experts` or Qwen's and OLMoE's `num_experts`, each of `moe_intermediate_size`
+/// where given (fine-grained experts) or `intermediate_size`, and Qwen2-MoE's gated shared
+/// expert of `shared_expert_intermediate_size`.
 fn moe(doc: &Doc, model_type: &str, intermediate: u64) -> Result<Option<Moe>, ConfigError> {
-    let experts = doc.opt_uint("num_local_experts")?;
-    Ok(match (model_type, experts) {
-        ("mixtral", None) => {
-            return Err(ConfigError::file(
-                doc.path,
-                "missing field `num_local_experts`",
-            ));
+    let experts = match doc.opt_uint("num_local_experts")? {
+        Some(n) => Some(n),
+        None => doc.opt_uint("num_experts")?,
+    };
+    let must = matches!(model_type, "mixtral" | "qwen2_moe" | "qwen3_moe" | "olmoe");
+    Ok(match experts {
+        None if must => {
+            let key = if model_type == "mixtral" {
+                "num_local_experts"
+            } else {
+                "num_experts"
+            };
+            return Err(ConfigError::file(doc.path, format!("missing field `{key}`")));
         }
-        (_, Some(experts)) => Some(Moe {
+        Some(experts) => Some(Moe {
             experts,
             top_k: doc.uint("num_experts_per_tok")?,
-            intermediate,
+            intermediate: doc.opt_uint("moe_intermediate_size")?.unwrap_or(intermediate),
+            shared: doc
+                .opt_uint("shared_expert_intermediate_size")?
+                .map(|intermediate| SharedExpert {
+                    intermediate,
+                    gated: true,
+                }),
         }),
-        (_, None) => None,
+        None => None,
     })
+}
+
+/// Each layer's plan. Attention: `sliding_window` in every layer (Mistral, Mixtral; null when
+/// off), or for Qwen from layer `max_window_layers` on when `use_sliding_window` is true
+/// (REFERENCE.md §Model configs); QK-norm for Qwen3 and OLMoE. FFN: with experts, layer `l` is
+/// MoE unless it is in Qwen's `mlp_only_layers`, and when `(l + 1)` is a multiple of Qwen's
+/// `decoder_sparse_step` or of dyad's `moe_layer_period` (GLaM: 2); other layers are dense of
+/// `intermediate_size`.
+fn plans(
+    doc: &Doc,
+    model_type: &str,
+    layers: u32,
+    intermediate: u64,
+    has_moe: bool,
+) -> Result<Vec<LayerPlan>, ConfigError> {
+    let qwen = QWEN_TYPES.contains(&model_type);
+    let (window, from) = match doc.flag("use_sliding_window", !qwen)? {
+        true if qwen => (
+            doc.opt_uint("sliding_window")?,
+            doc.opt_uint("max_window_layers")?.unwrap_or(0),
+        ),
+        true => (doc.opt_uint("sliding_window")?, 0),
+        false => (None, 0),
+    };
+    let step = match doc.opt_uint("decoder_sparse_step")? {
+        Some(n) => ("decoder_sparse_step", n),
+        None => ("moe_layer_period", doc.opt_uint("moe_layer_period")?.unwrap_or(1)),
+    };
+    let dense_only = doc.uint_list("mlp_only_layers")?;
+    let qk_norm = QK_NORM_TYPES.contains(&model_type);
+    Ok((0..layers)
+        .map(|l| {
+            let moe = has_moe && (u64::from(l) + 1) % step.1 == 0 && !dense_only.contains(&l.into());
+            LayerPlan {
+                attention: match window {
+                    Some(tokens) if u64::from(l) >= from => Attention::Window { tokens },
+                    _ => Attention::Full,
+                },
+                qk_norm,
+                ffn: if moe {
+                    Ffn::Moe
+                } else {
+                    Ffn::Dense { intermediate }
+                },
+            }
+        })
+        .collect())
 }
 
 /// The weights' element type, from `dtype` or (older configs) `torch_dtype`.

@@ -84,6 +84,10 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../workloads/models/mixtral-8x7b.json"),
     ),
     (
+        "workloads/models/qwen3-30b-a3b.json",
+        include_str!("../../workloads/models/qwen3-30b-a3b.json"),
+    ),
+    (
         "workloads/models/opt-66b.json",
         include_str!("../../workloads/models/opt-66b.json"),
     ),

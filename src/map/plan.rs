@@ -308,6 +308,7 @@ mod tests {
                 experts: 4,
                 top_k: 2,
                 intermediate: 96,
+                shared: None,
             }),
             ffn_gated: true,
             dtype: Dtype::Bf16,

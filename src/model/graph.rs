@@ -285,6 +285,10 @@ fn attention_block(b: &mut Builder, it: &Iteration, l: u32, last: NodeIndex) -> 
     // element: the add, the square, its sum, the scale by 1/rms and the gain.
     let mut last = b.elementwise(&[last], "attn_norm", layer, (t * h, 2, 2, 5));
     last = b.add(&[last], "qkv_proj", layer, gemm(t, (hq + 2 * g) * d, h));
+    if m.plans[l as usize].qk_norm {
+        // RMSNorm of each query and key head: the square, its sum, the scale and the gain.
+        last = b.elementwise(&[last], "qk_norm", layer, (t * (hq + g) * d, 1, 1, 4));
+    }
     last = b.elementwise(&[last], "rope", layer, (t * (hq + g) * d, 1, 1, 3));
     let attn = attention_ops(b, it, l, last);
     last = b.add(&attn, "o_proj", layer, gemm(t, h, hq * d));
@@ -412,12 +416,33 @@ fn moe_ffn(
         experts = vec![b.add(&experts, "moe_combine_a2a", layer, a2a)];
     }
     // Weighted sum of each token's top-k expert outputs.
-    Ok(b.elementwise(
+    let combined = b.elementwise(
         &experts,
         "moe_combine",
         layer,
         (t * h, moe.top_k, 1, 2 * moe.top_k),
-    ))
+    );
+    let Some(shared) = moe.shared else {
+        return Ok(combined);
+    };
+    // The shared expert runs on every token of this device (data-parallel under expert
+    // parallelism, split by columns under tensor parallelism) beside the routed ones.
+    let kind = OpKind::ExpertFfn {
+        expert: moe.experts,
+        tokens: t,
+        hidden: h,
+        inner: shared.intermediate / it.tp,
+        gated: it.m.ffn_gated,
+    };
+    let mut out = b.add(&[last], "shared_expert", layer, kind);
+    if shared.gated {
+        // sigmoid(x · w), one value per token, scales the shared expert's output (1 FLOP per
+        // element; the t sigmoids are left out).
+        let gate = b.add(&[last], "shared_gate", layer, gemm(t, 1, h));
+        out = b.elementwise(&[out, gate], "shared_scale", layer, (t * h, 1, 1, 1));
+    }
+    // The routed and shared outputs added.
+    Ok(b.elementwise(&[combined, out], "shared_add", layer, (t * h, 2, 1, 1)))
 }
 
 /// One op per expert with tokens (`counts[e]` of them), after `topk`, on device `e mod ep`.

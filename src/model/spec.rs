@@ -75,6 +75,8 @@ pub enum Ffn {
 pub struct LayerPlan {
     /// How its attention sees the context.
     pub attention: Attention,
+    /// RMSNorm over each query and key head before RoPE (Qwen3, OLMoE), an op of its own.
+    pub qk_norm: bool,
     /// Its FFN.
     pub ffn: Ffn,
 }
@@ -93,6 +95,7 @@ impl LayerPlan {
         (0..layers)
             .map(|l| LayerPlan {
                 attention,
+                qk_norm: false,
                 ffn: match moe_period {
                     Some(p) if l % p.max(1) == p.max(1) - 1 => Ffn::Moe,
                     _ => Ffn::Dense { intermediate },
@@ -131,15 +134,31 @@ pub struct ModelSpec {
     pub tie_embeddings: bool,
 }
 
-/// Mixture-of-experts FFN: `experts` SwiGLU experts of inner size `intermediate`, `top_k` per token.
+/// Mixture-of-experts FFN: `experts` routed experts of inner size `intermediate`, `top_k` per
+/// token, and possibly a shared expert every token passes through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Moe {
-    /// Experts per MoE layer.
+    /// Routed experts per MoE layer.
     pub experts: u64,
     /// Experts each token is routed to.
     pub top_k: u64,
-    /// Each expert's FFN inner size.
+    /// Each routed expert's FFN inner size (`moe_intermediate_size` where a config has one:
+    /// fine-grained experts).
     pub intermediate: u64,
+    /// The shared expert, always active (DeepSeek's `n_shared_experts`, Qwen2-MoE's gated
+    /// shared expert).
+    pub shared: Option<SharedExpert>,
+}
+
+/// An expert every token of an MoE layer passes through, beside its routed ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SharedExpert {
+    /// Its FFN inner size (DeepSeek's `n_shared_experts` × `moe_intermediate_size`: its shared
+    /// experts act as one FFN that wide).
+    pub intermediate: u64,
+    /// Whether a sigmoid gate (a `hidden → 1` projection per token) scales its output
+    /// (Qwen2-MoE's `shared_expert_gate`).
+    pub gated: bool,
 }
 
 /// A model shape that cannot be built, or cannot be split as asked.
@@ -342,15 +361,23 @@ impl ModelSpec {
         let attn = h * (q + 2 * kv) + q * h;
         let ffn = match (self.plans[l as usize].ffn, self.moe) {
             (Ffn::Moe, Some(m)) => {
-                m.experts * self.ffn_matrices() * h * m.intermediate + h * m.experts
+                let shared = m.shared.map_or(0, |s| {
+                    self.ffn_matrices() * h * s.intermediate + if s.gated { h } else { 0 }
+                });
+                m.experts * self.ffn_matrices() * h * m.intermediate + h * m.experts + shared
             }
             (Ffn::Dense { intermediate }, _) => self.ffn_matrices() * h * intermediate,
             (Ffn::Moe, None) => 0,
         };
-        attn + ffn + 2 * h
+        let qk_norm = if self.plans[l as usize].qk_norm {
+            2 * self.head_dim
+        } else {
+            0
+        };
+        attn + ffn + 2 * h + qk_norm
     }
 
-    /// Parameters of all experts of all layers.
+    /// Parameters of all routed experts of all layers (the ones expert parallelism spreads).
     pub fn expert_params(&self) -> u64 {
         let Some(m) = self.moe else { return 0 };
         let per_layer = m.experts * self.ffn_matrices() * self.hidden * m.intermediate;
@@ -367,6 +394,17 @@ impl ModelSpec {
             + emb
             + head
             + self.hidden
+    }
+
+    /// Parameters one token passes through: every parameter but the routed experts, plus its
+    /// `top_k` routed experts in each MoE layer (embedding and LM head counted).
+    pub fn active_params(&self) -> u64 {
+        let Some(m) = self.moe else {
+            return self.params();
+        };
+        let moe_layers = (0..self.layers()).filter(|&l| self.is_moe_layer(l)).count() as u64;
+        let per_expert = self.ffn_matrices() * self.hidden * m.intermediate;
+        self.params() - self.expert_params() + moe_layers * m.top_k * per_expert
     }
 
     /// KV cache bytes of one token in one layer (keys and values), for element type `kv`.
@@ -422,6 +460,7 @@ pub(crate) mod tests {
                 experts: 8,
                 top_k: 2,
                 intermediate: 14336,
+                shared: None,
             }),
             ffn_gated: true,
             dtype: Dtype::Bf16,

@@ -207,7 +207,7 @@ proptest! {
         let m = ModelSpec {
             name: "r".into(), hidden: 64, heads, kv_heads, head_dim: 4,
             plans: LayerPlan::periodic(1, 64, moe.then_some(1), None), vocab: 64,
-            moe: moe.then_some(Moe { experts, top_k: 2, intermediate: 64 }),
+            moe: moe.then_some(Moe { experts, top_k: 2, intermediate: 64, shared: None }),
             ffn_gated: true, dtype: d, tie_embeddings: false,
         };
         let batch = Batch {

@@ -178,3 +178,108 @@ fn a_window_turned_off_or_null_is_full_attention() {
     );
     crate::util::expect_input_error(&r, &["m.json", "sliding_window"]);
 }
+
+fn qwen3_moe() -> ModelSpec {
+    load_model("qwen3-30b-a3b".as_ref()).unwrap()
+}
+
+/// The Qwen3-30B-A3B config with `edit` applied to its text, loaded.
+fn qwen3_edited(edit: impl Fn(String) -> String) -> Result<ModelSpec, String> {
+    let text = std::fs::read_to_string(crate::util::root("workloads/models/qwen3-30b-a3b.json"))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m.json");
+    std::fs::write(&p, edit(text)).unwrap();
+    load_model(&p).map_err(|e| format!("{:?}", miette::Report::new(e)))
+}
+
+#[test]
+fn qwen3_30b_a3b_has_fine_grained_experts_and_qk_norm_in_every_layer() {
+    let m = qwen3_moe();
+    let moe = m.moe.unwrap();
+    assert_eq!((moe.experts, moe.top_k, moe.intermediate), (128, 8, 768));
+    assert!((0..48).all(|l| m.is_moe_layer(l)) && m.plans.iter().all(|p| p.qk_norm));
+    // Qwen/Qwen3-30B-A3B model card: 30.5B parameters, 3.3B activated. Counting the embedding
+    // and the LM head, the active count is 3.35B: the card's figure is it cut to one decimal.
+    let (all, active) = (m.params() as f64, m.active_params() as f64);
+    assert!((all / 30.5e9 - 1.0).abs() < 0.01, "{all}");
+    assert!((3.3e9..3.4e9).contains(&active), "{active}");
+    // A decode step of 4 tokens over TP 4: 4 × 8 assignments over experts of 768 / 4, and a
+    // QK-norm over 4 tokens × (32 + 4) / 4 heads × 128 per layer.
+    let g = build_iteration(&m, &Batch::decode(4, 100), 4, bf16(), &Routing::Uniform).unwrap();
+    let layer0: Vec<_> = g.ops().filter(|o| o.layer == Some(0)).collect();
+    let assigned: u64 = layer0
+        .iter()
+        .filter_map(|o| match o.kind {
+            OpKind::ExpertFfn { tokens, inner, .. } => {
+                assert_eq!(inner, 192);
+                Some(tokens)
+            }
+            _ => None,
+        })
+        .sum();
+    assert_eq!(assigned, 4 * 8);
+    let norm = layer0.iter().find(|o| o.name == "qk_norm").unwrap();
+    assert!(
+        matches!(norm.kind, OpKind::Elementwise { elements, .. } if elements == 4 * 9 * 128),
+        "{:?}",
+        norm.kind
+    );
+}
+
+#[test]
+fn a_shared_expert_runs_on_every_token_and_adds_its_weights() {
+    let with = qwen3_edited(|t| {
+        t.replace("\"qwen3_moe\"", "\"qwen2_moe\"")
+            .replace("\"head_dim\": 128,", "\"head_dim\": 128, \"shared_expert_intermediate_size\": 5632,")
+    })
+    .unwrap();
+    let without = qwen3_moe();
+    let shared = with.moe.unwrap().shared.unwrap();
+    assert_eq!((shared.intermediate, shared.gated), (5632, true));
+    // Gate, up and down of 2048 × 5632 and the 2048 → 1 gate, in each of 48 layers; Qwen2-MoE
+    // has no QK-norm (2 × 128 per layer fewer).
+    let per_layer = 3 * 2048 * 5632 + 2048 - 2 * 128;
+    assert_eq!(with.params() - without.params(), 48 * per_layer);
+    let g = build_iteration(&with, &Batch::decode(6, 100), 1, bf16(), &Routing::Uniform).unwrap();
+    let s: Vec<_> = g
+        .ops()
+        .filter(|o| o.layer == Some(3) && o.name.starts_with("shared_"))
+        .map(|o| o.name.as_str())
+        .collect();
+    assert_eq!(s, ["shared_expert", "shared_gate", "shared_scale", "shared_add"]);
+    let tokens = g
+        .ops()
+        .find_map(|o| match o.kind {
+            OpKind::ExpertFfn { tokens, .. } if o.name == "shared_expert" => Some(tokens),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(tokens, 6);
+}
+
+#[test]
+fn qwen_layer_patterns_place_dense_and_moe_layers() {
+    let m = qwen3_edited(|t| {
+        t.replace("\"decoder_sparse_step\": 1", "\"decoder_sparse_step\": 2")
+            .replace("\"mlp_only_layers\": []", "\"mlp_only_layers\": [1, 4]")
+    })
+    .unwrap();
+    // MoE where (l + 1) is even and l is not listed: 3, 5, 7, ...; dense layers of 6144.
+    let moe: Vec<u32> = (0..8).filter(|&l| m.is_moe_layer(l)).collect();
+    assert_eq!(moe, [3, 5, 7]);
+    assert_eq!(m.ffn_inner(0), 6144);
+    assert_eq!(m.ffn_inner(3), 768);
+}
+
+#[test]
+fn every_unmodeled_field_is_named_at_once() {
+    let e = qwen3_edited(|t| {
+        t.replace(
+            "\"head_dim\": 128,",
+            "\"head_dim\": 128, \"kv_lora_rank\": 512, \"first_k_dense_replace\": 3,",
+        )
+    })
+    .unwrap_err();
+    assert!(e.contains("kv_lora_rank") && e.contains("first_k_dense_replace"), "{e}");
+}
