@@ -320,12 +320,17 @@ fn moe(doc: &Doc, model_type: &str, intermediate: u64) -> Result<Option<Moe>, Co
             } else {
                 "num_experts"
             };
-            return Err(ConfigError::file(doc.path, format!("missing field `{key}`")));
+            return Err(ConfigError::file(
+                doc.path,
+                format!("missing field `{key}`"),
+            ));
         }
         Some(experts) => Some(Moe {
             experts,
             top_k: doc.uint("num_experts_per_tok")?,
-            intermediate: doc.opt_uint("moe_intermediate_size")?.unwrap_or(intermediate),
+            intermediate: doc
+                .opt_uint("moe_intermediate_size")?
+                .unwrap_or(intermediate),
             shared: doc
                 .opt_uint("shared_expert_intermediate_size")?
                 .map(|intermediate| SharedExpert {
@@ -361,13 +366,17 @@ fn plans(
     };
     let step = match doc.opt_uint("decoder_sparse_step")? {
         Some(n) => ("decoder_sparse_step", n),
-        None => ("moe_layer_period", doc.opt_uint("moe_layer_period")?.unwrap_or(1)),
+        None => (
+            "moe_layer_period",
+            doc.opt_uint("moe_layer_period")?.unwrap_or(1),
+        ),
     };
     let dense_only = doc.uint_list("mlp_only_layers")?;
     let qk_norm = QK_NORM_TYPES.contains(&model_type);
     Ok((0..layers)
         .map(|l| {
-            let moe = has_moe && (u64::from(l) + 1) % step.1 == 0 && !dense_only.contains(&l.into());
+            let moe =
+                has_moe && (u64::from(l) + 1) % step.1 == 0 && !dense_only.contains(&l.into());
             LayerPlan {
                 attention: match window {
                     Some(tokens) if u64::from(l) >= from => Attention::Window { tokens },

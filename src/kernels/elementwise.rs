@@ -77,6 +77,31 @@ pub fn rope<E: Elem>(
     store(&out, &mut c.act_out)
 }
 
+/// RMSNorm of each head of x [tokens, n_heads, d] in `heads` over its `d` elements, scaled by
+/// `gain` [d] (Qwen3's and OLMoE's QK-norm). 4 FLOPs per element: the square, its sum, the
+/// scale by 1/rms and the gain. Returns [tokens, |heads|, d].
+pub fn head_rmsnorm<E: Elem>(
+    x: &[E],
+    (n_heads, d): (usize, usize),
+    heads: Range<usize>,
+    gain: &[f32],
+    c: &mut Count,
+) -> Vec<E> {
+    let tokens = x.len() / (n_heads * d).max(1);
+    let mut out = Vec::with_capacity(tokens * heads.len() * d);
+    for t in 0..tokens {
+        for h in heads.clone() {
+            let at = (t * n_heads + h) * d;
+            let v = load(&x[at..at + d], &mut c.act_in);
+            let ms = v.iter().map(|a| a * a).sum::<f32>() / d as f32;
+            let inv = 1.0 / (ms + RMS_EPS).sqrt();
+            out.extend(v.iter().zip(gain).map(|(a, g)| a * inv * g));
+        }
+    }
+    c.flops += 4 * out.len() as u64;
+    store(&out, &mut c.act_out)
+}
+
 /// The SwiGLU activation silu(gate) · up on columns `cols` of [tokens, inner] gate and up
 /// tensors. 5 FLOPs per element: negate, exp, add one, divide, multiply.
 pub fn swiglu<E: Elem>(

@@ -256,7 +256,7 @@ fn tensor_parallel(m: &ModelSpec, full: &IterationGraph, dev: &IterationGraph) -
                         ]
                     }),
                 ),
-                "rope" | "attn_prefill" | "attn_decode" => {
+                "rope" | "qk_norm" | "attn_prefill" | "attn_decode" => {
                     (Axis::Heads, Box::new(|i| vec![slot(0, hq, i)]))
                 }
                 "o_proj" => (Axis::Inner, Box::new(|i| vec![slot(0, hq * d, i)])),

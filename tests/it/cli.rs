@@ -472,6 +472,11 @@ fn validate_passes_under_every_policy_and_layout_by_default() {
             &["tp1", "tp2", "tp4", "tp8", "ep2", "ep4", "ep8"][..],
         ),
         ("llama-3-8b", &["tp1", "tp2", "tp4", "tp8"][..]),
+        // Fine-grained experts and QK-norm.
+        (
+            "qwen3-30b-a3b",
+            &["tp1", "tp2", "tp4", "tp8", "ep2", "ep4", "ep8"][..],
+        ),
     ] {
         let r = dyad(&["validate", "--model", model]);
         assert_eq!(r.status, 0, "{model}:\n{}\n{}", r.stdout, r.stderr);

@@ -185,8 +185,8 @@ fn qwen3_moe() -> ModelSpec {
 
 /// The Qwen3-30B-A3B config with `edit` applied to its text, loaded.
 fn qwen3_edited(edit: impl Fn(String) -> String) -> Result<ModelSpec, String> {
-    let text = std::fs::read_to_string(crate::util::root("workloads/models/qwen3-30b-a3b.json"))
-        .unwrap();
+    let text =
+        std::fs::read_to_string(crate::util::root("workloads/models/qwen3-30b-a3b.json")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("m.json");
     std::fs::write(&p, edit(text)).unwrap();
@@ -230,8 +230,10 @@ fn qwen3_30b_a3b_has_fine_grained_experts_and_qk_norm_in_every_layer() {
 #[test]
 fn a_shared_expert_runs_on_every_token_and_adds_its_weights() {
     let with = qwen3_edited(|t| {
-        t.replace("\"qwen3_moe\"", "\"qwen2_moe\"")
-            .replace("\"head_dim\": 128,", "\"head_dim\": 128, \"shared_expert_intermediate_size\": 5632,")
+        t.replace("\"qwen3_moe\"", "\"qwen2_moe\"").replace(
+            "\"head_dim\": 128,",
+            "\"head_dim\": 128, \"shared_expert_intermediate_size\": 5632,",
+        )
     })
     .unwrap();
     let without = qwen3_moe();
@@ -247,7 +249,10 @@ fn a_shared_expert_runs_on_every_token_and_adds_its_weights() {
         .filter(|o| o.layer == Some(3) && o.name.starts_with("shared_"))
         .map(|o| o.name.as_str())
         .collect();
-    assert_eq!(s, ["shared_expert", "shared_gate", "shared_scale", "shared_add"]);
+    assert_eq!(
+        s,
+        ["shared_expert", "shared_gate", "shared_scale", "shared_add"]
+    );
     let tokens = g
         .ops()
         .find_map(|o| match o.kind {
@@ -281,5 +286,8 @@ fn every_unmodeled_field_is_named_at_once() {
         )
     })
     .unwrap_err();
-    assert!(e.contains("kv_lora_rank") && e.contains("first_k_dense_replace"), "{e}");
+    assert!(
+        e.contains("kv_lora_rank") && e.contains("first_k_dense_replace"),
+        "{e}"
+    );
 }

@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use super::{Context, Outcome, Unsupported, combine_parts, rand, usize_of};
 use crate::kernels::attention::Heads;
-use crate::kernels::elementwise::{add_rmsnorm, embedding, rope, swiglu};
+use crate::kernels::elementwise::{add_rmsnorm, embedding, head_rmsnorm, rope, swiglu};
 use crate::kernels::gemm::expand;
 use crate::kernels::moe::{combine, route};
 use crate::kernels::{Count, Elem, Rng, normalized_error, to_elems, to_f32s};
@@ -26,7 +26,20 @@ pub(super) fn run<E: Elem>(p: &OpPlan, cx: Context, elements: u64, rng: &mut Rng
     match p.op.name.as_str() {
         "embedding" => run_embedding::<E>(plan, m, elements, rng),
         "attn_norm" | "ffn_norm" | "final_norm" => run_norm::<E>(plan, m, elements, writes, rng),
-        "rope" => run_rope::<E>(plan, m, cx.batch, rng),
+        "rope" => {
+            let pos = positions(cx.batch);
+            let t = pos.len() as u64;
+            run_per_head::<E>(plan, m, t, rng, |x, shape, hs, c| {
+                rope(x, shape, hs, &pos, ROPE_BASE, c)
+            })
+        }
+        "qk_norm" => {
+            let t = positions(cx.batch).len() as u64;
+            let gain = rng.vec(usize_of(m.head_dim), 1.0);
+            run_per_head::<E>(plan, m, t, rng, |x, shape, hs, c| {
+                head_rmsnorm(x, shape, hs, &gain, c)
+            })
+        }
         "act" => run_act::<E>(plan, m.ffn_inner(p.op.layer.unwrap_or(0)), elements, rng),
         "topk" => run_topk::<E>(plan, m, elements * reads, rng),
         "moe_combine" => run_moe_combine::<E>(plan, m, elements, rng),
@@ -85,9 +98,16 @@ fn run_norm<E: Elem>(
     combine_parts(plan, h, &reference, |_, c| to_elems::<E>(&norm(c)))
 }
 
-/// RoPE on the queries and keys of every token of the batch, whole or split by query heads (a
-/// part rotates the KV heads its query heads read).
-fn run_rope<E: Elem>(plan: &PartitionPlan, m: &ModelSpec, batch: &Batch, rng: &mut Rng) -> Outcome {
+/// A per-head op (RoPE, QK-norm) on the queries and keys of `t` tokens, whole or split by query
+/// heads (a part treats the KV heads its query heads read). `kernel(x, (heads, d), range, c)`
+/// runs the op on the heads `range` of x.
+fn run_per_head<E: Elem>(
+    plan: &PartitionPlan,
+    m: &ModelSpec,
+    t: u64,
+    rng: &mut Rng,
+    kernel: impl Fn(&[E], (usize, usize), Range<usize>, &mut Count) -> Vec<E>,
+) -> Outcome {
     let (big_h, g, d) = (
         usize_of(m.heads),
         usize_of(m.kv_heads),
@@ -98,14 +118,13 @@ fn run_rope<E: Elem>(plan: &PartitionPlan, m: &ModelSpec, batch: &Batch, rng: &m
         kv_heads: g,
         head_dim: d,
     };
-    let pos = positions(batch);
-    let t = pos.len() as u64;
+    let tokens = usize_of(t);
     let q = rand::<E>(rng, t * m.heads * m.head_dim, 1.0);
     let k = rand::<E>(rng, t * m.kv_heads * m.head_dim, 1.0);
     let both = |hs: Range<usize>, c: &mut Count| {
-        let mut v = to_f32s(&rope(&q, (big_h, d), hs.clone(), &pos, ROPE_BASE, c));
+        let mut v = to_f32s(&kernel(&q, (big_h, d), hs.clone(), c));
         let ks = shape.kv_range(&hs);
-        v.extend(to_f32s(&rope(&k, (g, d), ks, &pos, ROPE_BASE, c)));
+        v.extend(to_f32s(&kernel(&k, (g, d), ks, c)));
         v
     };
     let reference = both(0..big_h, &mut Count::default());
@@ -119,12 +138,12 @@ fn run_rope<E: Elem>(plan: &PartitionPlan, m: &ModelSpec, batch: &Batch, rng: &m
         let mut c = Count::default();
         let got = both(hs.clone(), &mut c);
         let sub = |n: usize, r: Range<usize>, off: usize| {
-            (0..pos.len()).flat_map(move |ti| {
+            (0..tokens).flat_map(move |ti| {
                 r.clone()
                     .flat_map(move |hh| (0..d).map(move |j| off + (ti * n + hh) * d + j))
             })
         };
-        let qn = pos.len() * big_h * d;
+        let qn = tokens * big_h * d;
         let want: Vec<f32> = sub(big_h, hs.clone(), 0)
             .chain(sub(g, shape.kv_range(&hs), qn))
             .map(|i| reference[i])
