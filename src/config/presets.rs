@@ -10,6 +10,8 @@ pub const FILES: &[(&str, &str)] = &[
     ("arch/a100.toml", include_str!("../../arch/a100.toml")),
     ("arch/h100.toml", include_str!("../../arch/h100.toml")),
     ("arch/h200.toml", include_str!("../../arch/h200.toml")),
+    ("arch/b200.toml", include_str!("../../arch/b200.toml")),
+    ("arch/mi300x.toml", include_str!("../../arch/mi300x.toml")),
     ("arch/duplex.toml", include_str!("../../arch/duplex.toml")),
     (
         "arch/h100-2node.toml",
