@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::error::ConfigError;
 use super::presets;
 use super::source::Source;
-use crate::model::{Attention, Ffn, LayerPlan, ModelSpec, Moe, SharedExpert};
+use crate::model::{Attention, Ffn, LayerPlan, Mla, ModelSpec, Moe, SharedExpert};
 use crate::work::Dtype;
 
 /// `model_type` values whose layers dyad builds.
@@ -22,6 +22,8 @@ const SUPPORTED_TYPES: &[&str] = &[
     "qwen2_moe",
     "qwen3_moe",
     "olmoe",
+    "deepseek_v2",
+    "deepseek_v3",
 ];
 
 /// Families whose attention normalizes each query and key head (RMSNorm) before RoPE.
@@ -33,13 +35,6 @@ const QWEN_TYPES: &[&str] = &["qwen2", "qwen3", "qwen2_moe", "qwen3_moe"];
 
 /// Fields that mark a family dyad does not build yet, checked before `model_type`.
 const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
-    (
-        "kv_lora_rank",
-        "multi-head latent attention (DeepSeek-V2/V3)",
-    ),
-    ("n_routed_experts", "DeepSeek-style MoE"),
-    ("n_shared_experts", "shared experts (DeepSeek-style MoE)"),
-    ("first_k_dense_replace", "DeepSeek's first dense layers"),
     (
         "sliding_window_pattern",
         "interleaved sliding-window attention",
@@ -82,6 +77,15 @@ const TOML_FIELDS: &[&str] = &[
     "shared_expert_intermediate_size",
     "decoder_sparse_step",
     "mlp_only_layers",
+    "n_routed_experts",
+    "n_shared_experts",
+    "first_k_dense_replace",
+    "moe_layer_freq",
+    "kv_lora_rank",
+    "q_lora_rank",
+    "qk_nope_head_dim",
+    "qk_rope_head_dim",
+    "v_head_dim",
 ];
 
 /// A model file's fields, with its source to find where a key is written.
@@ -308,45 +312,59 @@ fn model_type<'a>(doc: &'a Doc) -> Result<&'a str, ConfigError> {
 /// where given (fine-grained experts) or `intermediate_size`, and Qwen2-MoE's gated shared
 /// expert of `shared_expert_intermediate_size`.
 fn moe(doc: &Doc, model_type: &str, intermediate: u64) -> Result<Option<Moe>, ConfigError> {
-    let experts = match doc.opt_uint("num_local_experts")? {
-        Some(n) => Some(n),
-        None => doc.opt_uint("num_experts")?,
-    };
-    let must = matches!(model_type, "mixtral" | "qwen2_moe" | "qwen3_moe" | "olmoe");
+    let mut experts = None;
+    for key in ["num_local_experts", "num_experts", "n_routed_experts"] {
+        experts = experts.or(doc.opt_uint(key)?);
+    }
+    let must = matches!(
+        model_type,
+        "mixtral" | "qwen2_moe" | "qwen3_moe" | "olmoe" | "deepseek_v2" | "deepseek_v3"
+    );
     Ok(match experts {
         None if must => {
-            let key = if model_type == "mixtral" {
-                "num_local_experts"
-            } else {
-                "num_experts"
+            let key = match model_type {
+                "mixtral" => "num_local_experts",
+                "deepseek_v2" | "deepseek_v3" => "n_routed_experts",
+                _ => "num_experts",
             };
             return Err(ConfigError::file(
                 doc.path,
                 format!("missing field `{key}`"),
             ));
         }
-        Some(experts) => Some(Moe {
-            experts,
-            top_k: doc.uint("num_experts_per_tok")?,
-            intermediate: doc
+        Some(experts) => {
+            let inner = doc
                 .opt_uint("moe_intermediate_size")?
-                .unwrap_or(intermediate),
-            shared: doc
-                .opt_uint("shared_expert_intermediate_size")?
-                .map(|intermediate| SharedExpert {
+                .unwrap_or(intermediate);
+            // DeepSeek's `n_shared_experts` act as one FFN of their summed width.
+            let shared = match doc.opt_uint("shared_expert_intermediate_size")? {
+                Some(intermediate) => Some(SharedExpert {
                     intermediate,
-                    gated: true,
+                    sigmoid_gate: true,
                 }),
-        }),
+                None => doc.opt_uint("n_shared_experts")?.map(|n| SharedExpert {
+                    intermediate: n * inner,
+                    sigmoid_gate: false,
+                }),
+            };
+            Some(Moe {
+                experts,
+                top_k: doc.uint("num_experts_per_tok")?,
+                intermediate: inner,
+                shared,
+            })
+        }
         None => None,
     })
 }
 
 /// Each layer's plan. Attention: `sliding_window` in every layer (Mistral, Mixtral; null when
 /// off), or for Qwen from layer `max_window_layers` on when `use_sliding_window` is true
-/// (REFERENCE.md §Model configs); QK-norm for Qwen3 and OLMoE. FFN: with experts, layer `l` is
-/// MoE unless it is in Qwen's `mlp_only_layers`, and when `(l + 1)` is a multiple of Qwen's
-/// `decoder_sparse_step` or of dyad's `moe_layer_period` (GLaM: 2); other layers are dense of
+/// (REFERENCE.md §Model configs); QK-norm for Qwen3 and OLMoE; latent attention where
+/// `kv_lora_rank` is set (DeepSeek). FFN: with experts, layer `l` is MoE unless it is in Qwen's
+/// `mlp_only_layers`, and when `(l + 1)` is a multiple of Qwen's `decoder_sparse_step` or of
+/// dyad's `moe_layer_period` (GLaM: 2); for DeepSeek, when `l` is at least
+/// `first_k_dense_replace` and a multiple of `moe_layer_freq`. Other layers are dense of
 /// `intermediate_size`.
 fn plans(
     doc: &Doc,
@@ -365,19 +383,24 @@ fn plans(
         false => (None, 0),
     };
     let step = match doc.opt_uint("decoder_sparse_step")? {
-        Some(n) => ("decoder_sparse_step", n),
-        None => (
-            "moe_layer_period",
-            doc.opt_uint("moe_layer_period")?.unwrap_or(1),
-        ),
+        Some(n) => n,
+        None => doc.opt_uint("moe_layer_period")?.unwrap_or(1),
     };
     let dense_only = doc.uint_list("mlp_only_layers")?;
     let qk_norm = QK_NORM_TYPES.contains(&model_type);
+    let mla = mla(doc)?;
+    let first_dense = doc.opt_uint("first_k_dense_replace")?;
+    let freq = doc.opt_uint("moe_layer_freq")?.unwrap_or(1);
     Ok((0..layers)
         .map(|l| {
-            let moe =
-                has_moe && (u64::from(l) + 1) % step.1 == 0 && !dense_only.contains(&l.into());
+            let l64 = u64::from(l);
+            let moe = has_moe
+                && match first_dense {
+                    Some(k) => l64 >= k && l64 % freq == 0,
+                    None => (l64 + 1) % step == 0 && !dense_only.contains(&l64),
+                };
             LayerPlan {
+                mla,
                 attention: match window {
                     Some(tokens) if u64::from(l) >= from => Attention::Window { tokens },
                     _ => Attention::Full,
@@ -391,6 +414,21 @@ fn plans(
             }
         })
         .collect())
+}
+
+/// Latent attention, where `kv_lora_rank` is set: its four sizes are then required, and
+/// `q_lora_rank` is optional (null in DeepSeek-V2-Lite: a full query projection).
+fn mla(doc: &Doc) -> Result<Option<Mla>, ConfigError> {
+    let Some(latent) = doc.opt_uint("kv_lora_rank")? else {
+        return Ok(None);
+    };
+    Ok(Some(Mla {
+        q_lora: doc.opt_uint("q_lora_rank")?,
+        latent,
+        nope: doc.uint("qk_nope_head_dim")?,
+        rope: doc.uint("qk_rope_head_dim")?,
+        v: doc.uint("v_head_dim")?,
+    }))
 }
 
 /// The weights' element type, from `dtype` or (older configs) `torch_dtype`.

@@ -86,6 +86,10 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../workloads/models/mixtral-8x7b.json"),
     ),
     (
+        "workloads/models/deepseek-v2-lite.json",
+        include_str!("../../workloads/models/deepseek-v2-lite.json"),
+    ),
+    (
         "workloads/models/qwen3-30b-a3b.json",
         include_str!("../../workloads/models/qwen3-30b-a3b.json"),
     ),

@@ -128,6 +128,9 @@ pub enum Unsupported {
     /// A two-matrix (ReLU/GELU) expert.
     #[error("no reference kernel for two-matrix (non-gated) experts yet")]
     NonGatedExpert,
+    /// Latent attention (DeepSeek MLA).
+    #[error("no reference kernel for latent attention (MLA) yet")]
+    Mla,
     /// A GEMM of more than one independent product.
     #[error("batched GEMM (batch {0}) has no kernel")]
     BatchedGemm(u64),
@@ -197,6 +200,7 @@ fn run<E: Elem>(p: &OpPlan, cx: Context, rng: &mut Rng) -> Outcome {
             let shape = heads_of(heads, kv_heads, head_dim);
             run_attention::<E>(plan, attn_input(shape, prefill_seqs(cx.batch), rng))
         }
+        OpKind::AttnMla { .. } => Err(Unsupported::Mla),
         OpKind::Elementwise { elements, .. } => elementwise::run::<E>(p, cx, elements, rng),
         OpKind::AllReduce { bytes, devices } => run_all_reduce::<E>(plan, bytes, devices, rng),
         OpKind::AllToAll { bytes, devices } => run_all_to_all::<E>(plan, bytes, devices, rng),

@@ -15,12 +15,9 @@ use crate::units::Bytes;
 pub struct Footprint {
     /// Weights on one device.
     pub weights: Bytes,
-    /// KV-cache bytes of one token over all layers and all KV heads (before the split).
-    kv_token_all: f64,
-    /// KV heads on one device.
-    kv_heads_here: u64,
-    /// KV heads of the model.
-    kv_heads: u64,
+    /// KV-cache bytes of one token over all layers on one device of the TP group (before the
+    /// expert-parallel pooling).
+    kv_token_here: f64,
     /// Expert-parallel degree: the pooled KV cache is spread over this many devices.
     ep: u64,
     tp: u64,
@@ -40,24 +37,17 @@ impl Footprint {
         };
         Footprint {
             weights: Bytes(weights),
-            kv_token_all: m.kv_bytes_per_token(p.kv),
-            kv_heads_here: m.kv_heads_per_device(par.tp),
-            kv_heads: m.kv_heads,
+            kv_token_here: m.kv_bytes_per_token_tp(p.kv, par.tp),
             ep: par.ep,
             tp: par.tp,
             kv_dtype: p.kv,
         }
     }
 
-    /// This device's share of the KV cache of the whole group.
-    fn kv_share(&self) -> f64 {
-        self.kv_heads_here as f64 / self.kv_heads as f64 / self.ep as f64
-    }
-
     /// KV-cache bytes one device holds for `tokens` tokens of context in every layer (what a
     /// paged cache allocates per token).
     pub fn kv(&self, tokens: u64) -> Bytes {
-        Bytes(self.kv_token_all * tokens as f64 * self.kv_share())
+        Bytes(self.kv_token_here * tokens as f64 / self.ep as f64)
     }
 
     /// KV-cache bytes one device holds for sequences of lengths `lens` of `m`, layer by layer:
@@ -65,9 +55,9 @@ impl Footprint {
     pub fn kv_held(&self, m: &ModelSpec, lens: impl IntoIterator<Item = u64>) -> Bytes {
         let all: f64 = lens
             .into_iter()
-            .map(|len| m.kv_bytes_held(len, self.kv_dtype))
+            .map(|len| m.kv_bytes_held(len, self.kv_dtype, self.tp))
             .sum();
-        Bytes(all * self.kv_share())
+        Bytes(all / self.ep as f64)
     }
 
     /// Activation memory one device reserves for an iteration of at most `max_tokens` tokens

@@ -6,7 +6,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 
 use super::op::{Op, OpKind, Precision};
-use super::spec::{Attention, Ffn, ModelError, ModelSpec, Moe};
+use super::spec::{Attention, Ffn, Mla, ModelError, ModelSpec, Moe};
 
 /// A prefill chunk: `q_len` new prompt tokens after `ctx` tokens already in the KV cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -284,6 +284,13 @@ fn attention_block(b: &mut Builder, it: &Iteration, l: u32, last: NodeIndex) -> 
     // Fused residual add + RMSNorm: reads x and the residual, writes both. 5 FLOPs per
     // element: the add, the square, its sum, the scale by 1/rms and the gain.
     let mut last = b.elementwise(&[last], "attn_norm", layer, (t * h, 2, 2, 5));
+    if let Some(a) = m.plans[l as usize].mla {
+        last = mla_ops(b, it, l, a, last);
+        if tp > 1 {
+            last = b.add(&[last], "attn_allreduce", layer, allreduce(t * h, it.p, tp));
+        }
+        return last;
+    }
     last = b.add(&[last], "qkv_proj", layer, gemm(t, (hq + 2 * g) * d, h));
     if m.plans[l as usize].qk_norm {
         // RMSNorm of each query and key head: the square, its sum, the scale and the gain.
@@ -296,6 +303,82 @@ fn attention_block(b: &mut Builder, it: &Iteration, l: u32, last: NodeIndex) -> 
         last = b.add(&[last], "attn_allreduce", layer, allreduce(t * h, it.p, tp));
     }
     last
+}
+
+/// Layer `l`'s latent attention (DeepSeek MLA) after its norm: the query (through its low-rank
+/// projection when it has one), the latent and RoPE key (replicated on every TP rank), RoPE;
+/// prefill in the expanded form (the latents of every key up-projected to per-head keys and
+/// values), decode in the absorbed form (W_UK folded into the query, W_UV after attention, the
+/// cache read as it is); the output projection. Returns the last op.
+fn mla_ops(b: &mut Builder, it: &Iteration, l: u32, a: Mla, last: NodeIndex) -> NodeIndex {
+    let (m, t, batch, layer) = (it.m, it.t, it.batch, Some(l));
+    let (h, hq) = (m.hidden, m.heads_per_device(it.tp));
+    let qk = a.nope + a.rope;
+    let q = match a.q_lora {
+        Some(r) => {
+            let down = b.add(&[last], "q_a_proj", layer, gemm(t, r, h));
+            let norm = b.elementwise(&[down], "q_a_norm", layer, (t * r, 1, 1, 4));
+            b.add(&[norm], "q_b_proj", layer, gemm(t, hq * qk, r))
+        }
+        None => b.add(&[last], "q_proj", layer, gemm(t, hq * qk, h)),
+    };
+    let kv = b.add(&[last], "kv_a_proj", layer, gemm(t, a.cache_elems(), h));
+    let kv = b.elementwise(&[kv], "kv_a_norm", layer, (t * a.latent, 1, 1, 4));
+    let rope = (t * (hq + 1) * a.rope, 1, 1, 3);
+    let roped = b.elementwise(&[q, kv], "rope", layer, rope);
+    let window = m.plans[l as usize].attention;
+    let mut outs = Vec::new();
+    let mla = |absorbed, seqs: u64, q_tokens, kv_tokens, attended| OpKind::AttnMla {
+        absorbed,
+        seqs,
+        q_tokens,
+        kv_tokens,
+        attended,
+        heads: hq,
+        latent: a.latent,
+        nope: a.nope,
+        rope: a.rope,
+        v: a.v,
+    };
+    if !batch.prefill.is_empty() {
+        let c = &batch.prefill;
+        let keys: u64 = c.iter().map(|c| window.keys_read(c.q_len, c.ctx)).sum();
+        let up = gemm(keys, hq * (a.nope + a.v), a.latent);
+        let up = b.add(&[roped], "kv_b_proj", layer, up);
+        let kind = mla(
+            false,
+            c.len() as u64,
+            c.iter().map(|c| c.q_len).sum(),
+            keys,
+            c.iter().map(|c| window.pairs(c.q_len, c.ctx)).sum(),
+        );
+        outs.push(b.add(&[up], "attn_prefill", layer, kind));
+    }
+    if !batch.decode_kv.is_empty() {
+        let n = batch.decode_kv.len() as u64;
+        let absorb = OpKind::Gemm {
+            m: n,
+            n: a.latent,
+            k: a.nope,
+            batch: hq,
+        };
+        let q_abs = b.add(&[roped], "q_absorb", layer, absorb);
+        let kv_tokens: u64 = batch.decode_kv.iter().map(|&kv| window.keys(kv)).sum();
+        let attn = b.add(
+            &[q_abs],
+            "attn_decode",
+            layer,
+            mla(true, n, n, kv_tokens, kv_tokens),
+        );
+        let v_up = OpKind::Gemm {
+            m: n,
+            n: a.v,
+            k: a.latent,
+            batch: hq,
+        };
+        outs.push(b.add(&[attn], "v_up", layer, v_up));
+    }
+    b.add(&outs, "o_proj", layer, gemm(t, h, hq * a.v))
 }
 
 /// The attention ops of layer `l` after `last`: one over the prefill chunks and one over the
@@ -435,7 +518,7 @@ fn moe_ffn(
         gated: it.m.ffn_gated,
     };
     let mut out = b.add(&[last], "shared_expert", layer, kind);
-    if shared.gated {
+    if shared.sigmoid_gate {
         // sigmoid(x · w), one value per token, scales the shared expert's output (1 FLOP per
         // element; the t sigmoids are left out).
         let gate = b.add(&[last], "shared_gate", layer, gemm(t, 1, h));

@@ -101,6 +101,35 @@ pub enum OpKind {
         /// Elements per head.
         head_dim: u64,
     },
+    /// Multi-head latent attention (DeepSeek MLA) of `q_tokens` new queries over `kv_tokens`
+    /// keys in total, `attended` (query, key) pairs, `heads` query heads on this device.
+    /// Absorbed (decode): the query is already in the latent space (W_UK folded in), each pair
+    /// costs a dot product over `latent + rope` and a weighted sum over `latent`, and the cache
+    /// itself (`latent + rope` elements per token, one copy for all heads) is read. Expanded
+    /// (prefill): keys and values were up-projected per head, each pair costs `nope + rope` and
+    /// `v`. Both write the new tokens' latent and RoPE key to the cache.
+    AttnMla {
+        /// The absorbed form (else the expanded one).
+        absorbed: bool,
+        /// Sequences.
+        seqs: u64,
+        /// New query tokens, summed over the sequences.
+        q_tokens: u64,
+        /// Keys attended, summed over the sequences (context plus new).
+        kv_tokens: u64,
+        /// (query, key) pairs, summed over the sequences.
+        attended: u64,
+        /// Query heads on this device.
+        heads: u64,
+        /// Latent elements per token (`kv_lora_rank`).
+        latent: u64,
+        /// Query and key elements per head without RoPE.
+        nope: u64,
+        /// RoPE elements of the query per head and of the shared key.
+        rope: u64,
+        /// Value elements per head.
+        v: u64,
+    },
     /// A streaming op over `elements` elements: reads `reads` and writes `writes` tensors of that
     /// size, doing `flops_per_element` FLOPs per element.
     Elementwise {
@@ -143,7 +172,9 @@ impl OpKind {
             OpKind::Gemm { m, .. } => Some(m),
             OpKind::ExpertFfn { tokens, .. } => Some(tokens),
             OpKind::AttnDecode { seqs, .. } => Some(seqs),
-            OpKind::AttnPrefill { q_tokens, .. } => Some(q_tokens),
+            OpKind::AttnPrefill { q_tokens, .. } | OpKind::AttnMla { q_tokens, .. } => {
+                Some(q_tokens)
+            }
             OpKind::Elementwise { .. } | OpKind::AllReduce { .. } | OpKind::AllToAll { .. } => None,
         }
     }
@@ -215,6 +246,19 @@ impl Op {
                     kv_tokens / (*seqs).max(1)
                 )
             }
+            OpKind::AttnMla {
+                absorbed,
+                seqs,
+                q_tokens,
+                kv_tokens,
+                heads,
+                ..
+            } => format!(
+                "mla {} b{seqs} q{} kv{} h{heads}",
+                if *absorbed { "absorbed" } else { "expanded" },
+                q_tokens / (*seqs).max(1),
+                kv_tokens / (*seqs).max(1)
+            ),
             OpKind::Elementwise {
                 elements,
                 reads,
@@ -264,6 +308,23 @@ impl Op {
                 let geometry = (heads, kv_heads, head_dim);
                 attention_work(q_tokens, kv_tokens, attended, geometry, p)
             }
+            OpKind::AttnMla {
+                absorbed,
+                q_tokens,
+                kv_tokens,
+                attended,
+                heads,
+                latent,
+                nope,
+                rope,
+                v,
+                ..
+            } => mla_work(
+                absorbed,
+                (q_tokens, kv_tokens, attended, heads),
+                (latent, nope, rope, v),
+                p,
+            ),
             OpKind::Elementwise {
                 elements,
                 reads,
@@ -361,6 +422,48 @@ fn attention_work(
     KindWork {
         class: OpClass::Attention,
         flops: 4.0 * h * d * a,
+        bytes: s,
+        collective: None,
+    }
+}
+
+/// Latent attention (see [`OpKind::AttnMla`]): `(q, kv, attended, heads)` and the sizes
+/// `(latent, nope, rope, v)`.
+fn mla_work(
+    absorbed: bool,
+    (q, kv, a, h): (u64, u64, u64, u64),
+    (latent, nope, rope, v): (u64, u64, u64, u64),
+    p: &Precision,
+) -> KindWork {
+    let (ea, ekv) = (p.activations.bytes(), p.kv.bytes());
+    let (q, kv, a, h) = (q as f64, kv as f64, a as f64, h as f64);
+    let cache = (latent + rope) as f64;
+    let (qk, pv) = if absorbed {
+        (cache, latent as f64)
+    } else {
+        ((nope + rope) as f64, v as f64)
+    };
+    let s = if absorbed {
+        Streams {
+            kv_read: Bytes(kv * cache * ekv),
+            kv_write: Bytes(q * cache * ekv),
+            act_in: Bytes(q * h * qk * ea),
+            act_out: Bytes(q * h * pv * ea),
+            ..Streams::default()
+        }
+    } else {
+        // The queries and the up-projected keys and values per head, the RoPE key once.
+        let keys = kv * (h * (nope + v) as f64 + rope as f64);
+        Streams {
+            kv_write: Bytes(q * cache * ekv),
+            act_in: Bytes((q * h * qk + keys) * ea),
+            act_out: Bytes(q * h * pv * ea),
+            ..Streams::default()
+        }
+    };
+    KindWork {
+        class: OpClass::Attention,
+        flops: 2.0 * h * a * (qk + pv),
         bytes: s,
         collective: None,
     }

@@ -70,11 +70,39 @@ pub enum Ffn {
     Moe,
 }
 
+/// Multi-head latent attention (DeepSeek-V2/V3): keys and values come from one latent per token
+/// of `latent` elements (`kv_lora_rank`) plus a decoupled RoPE key of `rope` elements shared by
+/// the heads, so the cache holds `latent + rope` elements per token and layer, the same on every
+/// tensor-parallel rank (there are no KV heads to split). Each head's query and key have `nope`
+/// (`qk_nope_head_dim`) plus `rope` elements, its value `v` (`v_head_dim`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct Mla {
+    /// Rank of the query's low-rank projection (`q_lora_rank`; `None`: a full query projection).
+    pub q_lora: Option<u64>,
+    /// Latent elements per token (`kv_lora_rank`).
+    pub latent: u64,
+    /// Query and key elements per head without RoPE (`qk_nope_head_dim`).
+    pub nope: u64,
+    /// RoPE elements of the query per head and of the shared key (`qk_rope_head_dim`).
+    pub rope: u64,
+    /// Value elements per head (`v_head_dim`).
+    pub v: u64,
+}
+
+impl Mla {
+    /// Cached elements per token and layer: the latent and the RoPE key.
+    pub fn cache_elems(&self) -> u64 {
+        self.latent + self.rope
+    }
+}
+
 /// What one decoder layer is: its attention and its FFN. Layers with equal plans cost alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct LayerPlan {
     /// How its attention sees the context.
     pub attention: Attention,
+    /// Latent attention in place of the model's query/KV heads (`None`: MHA, GQA or MQA).
+    pub mla: Option<Mla>,
     /// RMSNorm over each query and key head before RoPE (Qwen3, OLMoE), an op of its own.
     pub qk_norm: bool,
     /// Its FFN.
@@ -95,6 +123,7 @@ impl LayerPlan {
         (0..layers)
             .map(|l| LayerPlan {
                 attention,
+                mla: None,
                 qk_norm: false,
                 ffn: match moe_period {
                     Some(p) if l % p.max(1) == p.max(1) - 1 => Ffn::Moe,
@@ -158,7 +187,7 @@ pub struct SharedExpert {
     pub intermediate: u64,
     /// Whether a sigmoid gate (a `hidden → 1` projection per token) scales its output
     /// (Qwen2-MoE's `shared_expert_gate`).
-    pub gated: bool,
+    pub sigmoid_gate: bool,
 }
 
 /// A model shape that cannot be built, or cannot be split as asked.
@@ -356,13 +385,30 @@ impl ModelSpec {
     /// Parameters of decoder layer `l` (attention, FFN or experts and router, two norms).
     pub fn layer_params(&self, l: u32) -> u64 {
         let h = self.hidden;
-        let q = self.heads * self.head_dim;
-        let kv = self.kv_heads * self.head_dim;
-        let attn = h * (q + 2 * kv) + q * h;
+        let attn = match self.plans[l as usize].mla {
+            None => {
+                let q = self.heads * self.head_dim;
+                let kv = self.kv_heads * self.head_dim;
+                h * (q + 2 * kv) + q * h
+            }
+            Some(a) => {
+                let heads = self.heads;
+                let q = match a.q_lora {
+                    Some(r) => h * r + r + r * heads * (a.nope + a.rope),
+                    None => h * heads * (a.nope + a.rope),
+                };
+                // The latent and RoPE-key projection and the latent's norm, the up-projection
+                // of the latent to each head's key and value, and the output projection.
+                q + h * a.cache_elems()
+                    + a.latent
+                    + a.latent * heads * (a.nope + a.v)
+                    + heads * a.v * h
+            }
+        };
         let ffn = match (self.plans[l as usize].ffn, self.moe) {
             (Ffn::Moe, Some(m)) => {
                 let shared = m.shared.map_or(0, |s| {
-                    self.ffn_matrices() * h * s.intermediate + if s.gated { h } else { 0 }
+                    self.ffn_matrices() * h * s.intermediate + if s.sigmoid_gate { h } else { 0 }
                 });
                 m.experts * self.ffn_matrices() * h * m.intermediate + h * m.experts + shared
             }
@@ -407,22 +453,40 @@ impl ModelSpec {
         self.params() - self.expert_params() + moe_layers * m.top_k * per_expert
     }
 
-    /// KV cache bytes of one token in one layer (keys and values), for element type `kv`.
-    pub fn kv_bytes_per_token_layer(&self, kv: Dtype) -> f64 {
-        2.0 * (self.kv_heads * self.head_dim) as f64 * kv.bytes()
+    /// KV cache bytes of one token in layer `l` on one device of a `tp`-way group, for element
+    /// type `kv`: keys and values of its KV heads (split while there are enough, replicated
+    /// beyond), or under latent attention the latent and RoPE key, whole on every device.
+    pub fn kv_bytes_layer(&self, l: u32, kv: Dtype, tp: u64) -> f64 {
+        let elems = match self.plans[l as usize].mla {
+            None => 2 * self.kv_heads_per_device(tp) * self.head_dim,
+            Some(a) => a.cache_elems(),
+        };
+        elems as f64 * kv.bytes()
     }
 
-    /// KV cache bytes per token across all layers (keys and values), for element type `kv`:
-    /// what a cache that allocates every layer for every token holds.
+    /// KV cache bytes per token across all layers on one device of a `tp`-way group: what a
+    /// cache that allocates every layer for every token holds.
+    pub fn kv_bytes_per_token_tp(&self, kv: Dtype, tp: u64) -> f64 {
+        (0..self.layers())
+            .map(|l| self.kv_bytes_layer(l, kv, tp))
+            .sum()
+    }
+
+    /// KV cache bytes per token across all layers of the whole model (every KV head), for
+    /// element type `kv`.
     pub fn kv_bytes_per_token(&self, kv: Dtype) -> f64 {
-        f64::from(self.layers()) * self.kv_bytes_per_token_layer(kv)
+        self.kv_bytes_per_token_tp(kv, 1)
     }
 
-    /// KV cache bytes one sequence of `len` tokens needs, layer by layer: the whole context in
-    /// full-attention layers, the last `w` tokens in sliding-window layers.
-    pub fn kv_bytes_held(&self, len: u64, kv: Dtype) -> f64 {
-        let tokens: u64 = self.plans.iter().map(|p| p.attention.keys(len)).sum();
-        tokens as f64 * self.kv_bytes_per_token_layer(kv)
+    /// KV cache bytes one sequence of `len` tokens needs on one device of a `tp`-way group,
+    /// layer by layer: the whole context in full-attention layers, the last `w` tokens in
+    /// sliding-window layers.
+    pub fn kv_bytes_held(&self, len: u64, kv: Dtype, tp: u64) -> f64 {
+        (0..self.layers())
+            .map(|l| {
+                self.plans[l as usize].attention.keys(len) as f64 * self.kv_bytes_layer(l, kv, tp)
+            })
+            .sum()
     }
 
     /// The window every layer shares, when every layer has the same sliding window (a cache may

@@ -187,14 +187,11 @@ fn extends_overrides_and_reports_errors_in_the_right_file() {
 
 #[test]
 fn unsupported_model_family_is_named() {
-    let deepseek = r#"{"model_type": "deepseek_v2", "hidden_size": 5120, "n_routed_experts": 160}"#;
-    let r = dyad_with(
-        &[("config.json", deepseek)],
-        &["run", "--model", "config.json"],
-    );
+    let gemma = r#"{"model_type": "gemma2", "hidden_size": 3584, "final_logit_softcapping": 30.0}"#;
+    let r = dyad_with(&[("config.json", gemma)], &["run", "--model", "config.json"]);
     expect_input_error(
         &r,
-        &["config.json:1:", "not yet supported: n_routed_experts"],
+        &["config.json:1:", "not yet supported: final_logit_softcapping"],
     );
     let gpt2 = "{\n  \"model_type\": \"gpt2\"\n}";
     let r = dyad_with(&[("config.json", gpt2)], &["run", "--model", "config.json"]);

@@ -238,7 +238,7 @@ fn a_shared_expert_runs_on_every_token_and_adds_its_weights() {
     .unwrap();
     let without = qwen3_moe();
     let shared = with.moe.unwrap().shared.unwrap();
-    assert_eq!((shared.intermediate, shared.gated), (5632, true));
+    assert_eq!((shared.intermediate, shared.sigmoid_gate), (5632, true));
     // Gate, up and down of 2048 × 5632 and the 2048 → 1 gate, in each of 48 layers; Qwen2-MoE
     // has no QK-norm (2 × 128 per layer fewer).
     let per_layer = 3 * 2048 * 5632 + 2048 - 2 * 128;
@@ -282,12 +282,113 @@ fn every_unmodeled_field_is_named_at_once() {
     let e = qwen3_edited(|t| {
         t.replace(
             "\"head_dim\": 128,",
-            "\"head_dim\": 128, \"kv_lora_rank\": 512, \"first_k_dense_replace\": 3,",
+            "\"head_dim\": 128, \"attn_logit_softcapping\": 50.0, \"layer_types\": [],",
         )
     })
     .unwrap_err();
     assert!(
-        e.contains("kv_lora_rank") && e.contains("first_k_dense_replace"),
+        e.contains("attn_logit_softcapping") && e.contains("layer_types"),
         "{e}"
     );
+}
+
+fn deepseek_lite() -> ModelSpec {
+    load_model("deepseek-v2-lite".as_ref()).unwrap()
+}
+
+#[test]
+fn deepseek_v2_lite_caches_a_latent_of_576_elements_that_tp_does_not_split() {
+    let m = deepseek_lite();
+    let a = m.plans[0].mla.unwrap();
+    // kv_lora_rank 512 + qk_rope_head_dim 64 (REFERENCE.md §Model configs).
+    assert_eq!(a.cache_elems(), 512 + 64);
+    for tp in [1, 2, 4, 8] {
+        assert_eq!(m.kv_bytes_layer(5, Dtype::Bf16, tp), 576.0 * 2.0, "tp {tp}");
+    }
+    // Layer 0 dense (10944); layers 1-26 MoE: 64 routed experts of 1408, 6 per token, and two
+    // shared experts acting as one FFN of 2 × 1408.
+    assert_eq!(m.ffn_inner(0), 10944);
+    assert!(!m.is_moe_layer(0) && (1..27).all(|l| m.is_moe_layer(l)));
+    let moe = m.moe.unwrap();
+    assert_eq!((moe.experts, moe.top_k, moe.intermediate), (64, 6, 1408));
+    assert_eq!(moe.shared.unwrap().intermediate, 2816);
+    // deepseek-ai/DeepSeek-V2-Lite model card: 15.7B parameters, 2.4B activated. DeepSeek
+    // counts the LM head but not the input embedding (a lookup, not a product): 2.45B, which
+    // the card cuts to one decimal.
+    let (all, embedding) = (m.params() as f64, (m.vocab * m.hidden) as f64);
+    let active = m.active_params() as f64 - embedding;
+    assert!((all / 15.7e9 - 1.0).abs() < 0.01, "{all}");
+    assert!((2.4e9..2.5e9).contains(&active), "{active}");
+}
+
+#[test]
+fn absorbed_decode_attention_costs_its_closed_form_and_has_a_high_op_per_byte() {
+    let m = deepseek_lite();
+    let (seqs, ctx) = (1, 5000);
+    let g = build_iteration(&m, &Batch::decode(seqs, ctx), 1, bf16(), &Routing::Uniform).unwrap();
+    let attn = g
+        .ops()
+        .find(|o| o.layer == Some(2) && o.name == "attn_decode")
+        .unwrap();
+    let w = attn.work();
+    // 16 heads, each query against 5000 cached latents: a dot over 512 + 64, a weighted sum
+    // over 512, 2 FLOPs per multiply-add.
+    assert_eq!(w.flops.value(), 2.0 * 16.0 * 5000.0 * (576.0 + 512.0));
+    assert_eq!(w.bytes.kv_read.value(), 5000.0 * 576.0 * 2.0);
+    // GQA decode attention of Llama-3-8B (4 query heads per KV head) sits near 4 FLOPs per
+    // byte; the absorbed form, its 16 heads sharing one latent, far above.
+    let llama = load_model("llama-3-8b".as_ref()).unwrap();
+    let gl = build_iteration(
+        &llama,
+        &Batch::decode(seqs, ctx),
+        1,
+        bf16(),
+        &Routing::Uniform,
+    )
+    .unwrap();
+    let op_b = |w: dyad::work::Work| w.flops.value() / w.bytes.total().value();
+    let gqa = op_b(gl.ops().find(|o| o.name == "attn_decode").unwrap().work());
+    assert!(
+        op_b(w) > 7.0 * gqa,
+        "MLA {} vs GQA {gqa}",
+        op_b(attn.work())
+    );
+}
+
+#[test]
+fn prefill_up_projects_every_key_it_attends() {
+    let m = deepseek_lite();
+    let b = Batch {
+        decode_kv: vec![300],
+        prefill: vec![PrefillChunk {
+            q_len: 100,
+            ctx: 50,
+            last: true,
+        }],
+    };
+    let g = build_iteration(&m, &b, 2, bf16(), &Routing::Uniform).unwrap();
+    let layer: Vec<_> = g.ops().filter(|o| o.layer == Some(1)).collect();
+    let up = layer.iter().find(|o| o.name == "kv_b_proj").unwrap();
+    // 150 keys (50 cached + 100 new) to 8 heads' keys (128) and values (128) from the latent.
+    assert_eq!(
+        up.kind,
+        OpKind::Gemm {
+            m: 150,
+            n: 8 * 256,
+            k: 512,
+            batch: 1
+        }
+    );
+    let names: Vec<&str> = layer.iter().map(|o| o.name.as_str()).collect();
+    for n in [
+        "q_proj",
+        "kv_a_proj",
+        "attn_prefill",
+        "q_absorb",
+        "attn_decode",
+        "v_up",
+        "o_proj",
+    ] {
+        assert!(names.contains(&n), "{n} missing from {names:?}");
+    }
 }
