@@ -12,6 +12,7 @@ mod config;
 mod duplex;
 mod energy;
 mod golden;
+mod graph;
 mod invariants;
 mod kernels;
 mod layers;
