@@ -11,7 +11,9 @@ use crate::config::{self, ConfigError};
 use crate::hw::System;
 use crate::hw::{CostError, Timing};
 use crate::map::{self, Policy};
-use crate::model::{Batch, ModelError, ModelSpec, Precision, Routing, build_iteration};
+use crate::model::{
+    Batch, IterationGraph, ModelError, ModelSpec, Precision, Routing, build_iteration,
+};
 /// A run report's renderings: table, JSON, CSV, Markdown.
 pub use crate::report::{Format, render};
 use crate::report::{RunInputs, RunReport};
@@ -251,17 +253,26 @@ fn batch(spec: &RunSpec) -> Result<Batch, RunError> {
     }
 }
 
-/// Runs one iteration and costs every op. A model whose share does not fit one device is an
-/// error ([`RunError::DoesNotFit`]) unless `spec.allow_oversize`.
-pub fn run(spec: &RunSpec) -> Result<RunReport, RunError> {
+/// The iteration of `spec` as `dyad run` costs it and `dyad graph` draws it: its inputs resolved
+/// ([`resolve`]), its op graph built, and its policy checked against the arch (a PIM policy on
+/// an arch without PIM units is [`RunError::PolicyNeedsPim`]). Both commands then place and cost
+/// its ops with [`map::cost_iteration`].
+pub(crate) fn iteration(spec: &RunSpec) -> Result<(Resolved, IterationGraph), RunError> {
     let r = resolve(spec)?;
-    let (sys, model, batch, tp, p) = (&r.sys, &r.model, &r.batch, r.tp, r.precision);
-    let g = build_iteration(model, batch, tp, p, &Routing::Uniform)?;
-    if spec.policy != Policy::AllXpu && sys.pim.is_none() {
+    let g = build_iteration(&r.model, &r.batch, r.tp, r.precision, &Routing::Uniform)?;
+    if spec.policy != Policy::AllXpu && r.sys.pim.is_none() {
         return Err(RunError::PolicyNeedsPim {
             policy: spec.policy.name(),
         });
     }
+    Ok((r, g))
+}
+
+/// Runs one iteration and costs every op. A model whose share does not fit one device is an
+/// error ([`RunError::DoesNotFit`]) unless `spec.allow_oversize`.
+pub fn run(spec: &RunSpec) -> Result<RunReport, RunError> {
+    let (r, g) = iteration(spec)?;
+    let (sys, model, batch, tp, p) = (&r.sys, &r.model, &r.batch, r.tp, r.precision);
     let cap = sys.xpu.memory.capacity.value();
     let mem = fit::memory_use(model, batch, tp, p, cap);
     if !mem.fits && !spec.allow_oversize {

@@ -33,7 +33,8 @@ struct Cli {
 enum Cmd {
     /// Cost one iteration of a model on an arch and print the per-layer table.
     Run(args::RunArgs),
-    /// Print the op graph of one iteration as Graphviz DOT.
+    /// Print the op graph of one iteration as Graphviz DOT, as `dyad run` costs it: the same
+    /// TP, and each op labelled with its time, what bounds it and the unit `--policy` places it on.
     Graph(args::GraphArgs),
     /// Cost single ops listed in a CSV file (or standard input) and write CSV.
     Cost(args::CostArgs),

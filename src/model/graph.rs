@@ -1,7 +1,5 @@
 //! The op graph of one iteration: a batch of decode and prefill sequences through every layer.
 
-use std::fmt::Write as _;
-
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 
@@ -102,27 +100,6 @@ impl IterationGraph {
     /// Ops in execution order.
     pub fn ops(&self) -> impl Iterator<Item = &Op> {
         self.graph.node_weights()
-    }
-
-    /// The graph in Graphviz DOT.
-    pub fn to_dot(&self) -> String {
-        let mut s = String::from("digraph iteration {\n  node [shape=box, fontname=monospace];\n");
-        for i in self.graph.node_indices() {
-            let op = &self.graph[i];
-            let layer = op.layer.map_or(String::new(), |l| format!("L{l} "));
-            let _ = writeln!(
-                s,
-                "  n{} [label=\"{layer}{}\\n{}\"];",
-                i.index(),
-                op.name,
-                op.shape()
-            );
-        }
-        for e in self.graph.raw_edges() {
-            let _ = writeln!(s, "  n{} -> n{};", e.source().index(), e.target().index());
-        }
-        s.push_str("}\n");
-        s
     }
 }
 

@@ -3,6 +3,7 @@
 //! **`report` only reads result structs**; it computes nothing but sums and shares. It takes
 //! what the simulator and the mapping return by reference and builds its own rows from them.
 
+pub mod dot;
 pub mod plot;
 pub mod render;
 pub mod serving;

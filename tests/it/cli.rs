@@ -188,10 +188,16 @@ fn extends_overrides_and_reports_errors_in_the_right_file() {
 #[test]
 fn unsupported_model_family_is_named() {
     let gemma = r#"{"model_type": "gemma2", "hidden_size": 3584, "final_logit_softcapping": 30.0}"#;
-    let r = dyad_with(&[("config.json", gemma)], &["run", "--model", "config.json"]);
+    let r = dyad_with(
+        &[("config.json", gemma)],
+        &["run", "--model", "config.json"],
+    );
     expect_input_error(
         &r,
-        &["config.json:1:", "not yet supported: final_logit_softcapping"],
+        &[
+            "config.json:1:",
+            "not yet supported: final_logit_softcapping",
+        ],
     );
     let gpt2 = "{\n  \"model_type\": \"gpt2\"\n}";
     let r = dyad_with(&[("config.json", gpt2)], &["run", "--model", "config.json"]);
@@ -239,6 +245,86 @@ fn list_names_the_presets() {
     assert_eq!(r.status, 0);
     for n in ["h100", "a100", "h200", "mixtral-8x7b", "llama-3-70b"] {
         assert!(r.stdout.contains(n));
+    }
+}
+
+/// The first cells of the README's `dyad list` tables, by the flag their header names:
+/// (`--arch` presets, `--model` presets), in the README's order.
+fn readme_presets() -> (Vec<String>, Vec<String>) {
+    let readme = std::fs::read_to_string(crate::util::root("README.md")).unwrap();
+    let start = readme
+        .find("### `dyad list`")
+        .expect("README has a `dyad list` section");
+    let section = &readme[start..];
+    let end = section[3..].find("\n#").map_or(section.len(), |i| i + 3);
+    let (mut arch, mut model) = (Vec::new(), Vec::new());
+    let mut table: Option<&mut Vec<String>> = None;
+    for line in section[..end].lines() {
+        if line.starts_with("| `--arch` preset") {
+            table = Some(&mut arch);
+        } else if line.starts_with("| `--model` preset") {
+            table = Some(&mut model);
+        } else if !line.starts_with('|') {
+            table = None;
+        } else if let (Some(t), Some(cell)) = (table.as_mut(), line.split('|').nth(1)) {
+            if let Some(name) = cell
+                .trim()
+                .strip_prefix('`')
+                .and_then(|c| c.strip_suffix('`'))
+            {
+                t.push(name.to_string());
+            }
+        }
+    }
+    (arch, model)
+}
+
+#[test]
+fn readme_dyad_list_and_the_compiled_in_presets_are_one_table() {
+    use dyad::config::presets;
+    let (arch, model) = readme_presets();
+    assert_eq!(arch, presets::names("arch"), "README's --arch presets");
+    assert_eq!(
+        model,
+        presets::names("workloads/models"),
+        "README's --model presets"
+    );
+    // `dyad list` prints the same names, in the same order.
+    let r = dyad(&["list"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let listed: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("  "))
+        .collect();
+    let all: Vec<&str> = arch.iter().chain(&model).map(String::as_str).collect();
+    assert_eq!(listed, all);
+    // Every shipped arch, technology and model file is compiled in, so a preset name works
+    // from any directory.
+    let mut shipped = Vec::new();
+    let mut dirs = vec![
+        ("arch".to_string(), true),
+        ("workloads/models".to_string(), false),
+    ];
+    while let Some((dir, deep)) = dirs.pop() {
+        for e in std::fs::read_dir(crate::util::root(&dir)).unwrap() {
+            let e = e.unwrap();
+            let name = format!("{dir}/{}", e.file_name().to_string_lossy());
+            if e.file_type().unwrap().is_dir() {
+                if deep {
+                    dirs.push((name, true));
+                }
+            } else if name.ends_with(".toml") || name.ends_with(".json") {
+                shipped.push(name);
+            }
+        }
+    }
+    assert!(shipped.len() >= arch.len() + model.len(), "{shipped:?}");
+    for f in &shipped {
+        assert!(
+            presets::FILES.iter().any(|(p, _)| p == f),
+            "{f} is not in config::presets::FILES"
+        );
     }
 }
 

@@ -12,6 +12,7 @@ mod config;
 mod duplex;
 mod energy;
 mod golden;
+mod graph;
 mod hw_presets;
 mod invariants;
 mod kernels;
