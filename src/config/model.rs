@@ -24,6 +24,7 @@ const SUPPORTED_TYPES: &[&str] = &[
     "olmoe",
     "deepseek_v2",
     "deepseek_v3",
+    "gemma2",
 ];
 
 /// Families whose attention normalizes each query and key head (RMSNorm) before RoPE.
@@ -35,15 +36,8 @@ const QWEN_TYPES: &[&str] = &["qwen2", "qwen3", "qwen2_moe", "qwen3_moe"];
 
 /// Fields that mark a family dyad does not build yet, checked before `model_type`.
 const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
-    (
-        "sliding_window_pattern",
-        "interleaved sliding-window attention",
-    ),
-    ("layer_types", "per-layer attention types"),
     ("attention_chunk_size", "chunked local attention (Llama-4)"),
     ("text_config", "a nested text model (Llama-4)"),
-    ("final_logit_softcapping", "logit soft-capping (Gemma-2)"),
-    ("attn_logit_softcapping", "attention soft-capping (Gemma-2)"),
     ("quantization_config", "quantized weights"),
 ];
 
@@ -86,6 +80,10 @@ const TOML_FIELDS: &[&str] = &[
     "qk_nope_head_dim",
     "qk_rope_head_dim",
     "v_head_dim",
+    "layer_types",
+    "sliding_window_pattern",
+    "final_logit_softcapping",
+    "attn_logit_softcapping",
 ];
 
 /// A model file's fields, with its source to find where a key is written.
@@ -155,6 +153,17 @@ impl Doc<'_> {
             None | Some(Value::Null) => Ok(default),
             Some(Value::Bool(b)) => Ok(*b),
             Some(v) => Err(self.err(key, format!("`{key}` must be true or false, found {v}"))),
+        }
+    }
+
+    /// A real number, when present.
+    fn opt_real(&self, key: &str) -> Result<Option<f64>, ConfigError> {
+        match self.obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => match v.as_f64() {
+                Some(x) if x.is_finite() && x > 0.0 => Ok(Some(x)),
+                _ => Err(self.err(key, format!("`{key}` must be a positive number, found {v}"))),
+            },
         }
     }
 
@@ -253,7 +262,14 @@ fn resolve(doc: &Doc) -> Result<ModelSpec, ConfigError> {
         .map_err(|_| doc.err("num_hidden_layers", "`num_hidden_layers` is too large"))?;
     let plans = plans(doc, model_type, layers, intermediate, moe.is_some())?;
     let dtype = dtype(doc)?;
-    let tie = doc.flag("tie_word_embeddings", is_opt)?;
+    // OPT and Gemma tie the LM head to the embedding unless told otherwise (HuggingFace's
+    // defaults).
+    let tie = doc.flag("tie_word_embeddings", is_opt || model_type == "gemma2")?;
+    // Gemma-2 caps attention scores and logits with c · tanh(x / c). The score cap runs inside
+    // the attention kernel, on the scores whose softmax dyad does not charge either; the logit
+    // cap is an op of its own.
+    let softcap = doc.opt_real("final_logit_softcapping")?.is_some();
+    doc.opt_real("attn_logit_softcapping")?;
     let name = match doc.str_field("name")? {
         Some(n) => n.to_string(),
         None => doc
@@ -273,6 +289,7 @@ fn resolve(doc: &Doc) -> Result<ModelSpec, ConfigError> {
         ffn_gated: gated,
         dtype,
         tie_embeddings: tie,
+        logit_softcap: softcap,
     };
     spec.validate()
         .map_err(|e| ConfigError::file(doc.path, e.to_string()))?;
@@ -374,6 +391,7 @@ fn plans(
     has_moe: bool,
 ) -> Result<Vec<LayerPlan>, ConfigError> {
     let qwen = QWEN_TYPES.contains(&model_type);
+    let types = attention_types(doc, model_type, layers)?;
     let (window, from) = match doc.flag("use_sliding_window", !qwen)? {
         true if qwen => (
             doc.opt_uint("sliding_window")?,
@@ -401,11 +419,13 @@ fn plans(
                 };
             LayerPlan {
                 mla,
-                attention: match window {
-                    Some(tokens) if u64::from(l) >= from => Attention::Window { tokens },
+                attention: match (window, &types) {
+                    (Some(tokens), Some(t)) if t[l as usize] => Attention::Window { tokens },
+                    (Some(tokens), None) if l64 >= from => Attention::Window { tokens },
                     _ => Attention::Full,
                 },
                 qk_norm,
+                post_norms: model_type == "gemma2",
                 ffn: if moe {
                     Ffn::Moe
                 } else {
@@ -414,6 +434,48 @@ fn plans(
             }
         })
         .collect())
+}
+
+/// Which layers slide, when the config says layer by layer: `layer_types` (`"sliding_attention"`
+/// or `"full_attention"` per layer: gpt-oss, newer transformers), `sliding_window_pattern` N
+/// (every N-th layer full, the others sliding: Gemma-3), or Gemma-2's alternation (even layers
+/// sliding). `None`: the window, if any, applies to every layer.
+fn attention_types(
+    doc: &Doc,
+    model_type: &str,
+    layers: u32,
+) -> Result<Option<Vec<bool>>, ConfigError> {
+    if let Some(Value::Array(a)) = doc.obj.get("layer_types") {
+        if a.len() != layers as usize {
+            return Err(doc.err(
+                "layer_types",
+                format!(
+                    "`layer_types` lists {} layers; the model has {layers}",
+                    a.len()
+                ),
+            ));
+        }
+        return a
+            .iter()
+            .map(|v| match v.as_str() {
+                Some("sliding_attention") => Ok(true),
+                Some("full_attention") => Ok(false),
+                _ => Err(doc.err(
+                    "layer_types",
+                    format!(
+                        "`layer_types` entries must be \"sliding_attention\" or \"full_attention\", found {v}"
+                    ),
+                )),
+            })
+            .collect::<Result<Vec<bool>, _>>()
+            .map(Some);
+    }
+    if let Some(n) = doc.opt_uint("sliding_window_pattern")? {
+        return Ok(Some(
+            (0..u64::from(layers)).map(|l| (l + 1) % n != 0).collect(),
+        ));
+    }
+    Ok((model_type == "gemma2").then(|| (0..layers).map(|l| l % 2 == 0).collect()))
 }
 
 /// Latent attention, where `kv_lora_rank` is set: its four sizes are then required, and

@@ -86,6 +86,10 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../workloads/models/mixtral-8x7b.json"),
     ),
     (
+        "workloads/models/gemma-2-9b.json",
+        include_str!("../../workloads/models/gemma-2-9b.json"),
+    ),
+    (
         "workloads/models/deepseek-v2-lite.json",
         include_str!("../../workloads/models/deepseek-v2-lite.json"),
     ),

@@ -102,6 +102,15 @@ pub fn head_rmsnorm<E: Elem>(
     store(&out, &mut c.act_out)
 }
 
+/// Soft-capping `cap · tanh(x / cap)` of every element (Gemma-2's logits). 3 FLOPs per element:
+/// the divide, the tanh and the multiply.
+pub fn softcap<E: Elem>(x: &[E], cap: f32, c: &mut Count) -> Vec<E> {
+    let v = load(x, &mut c.act_in);
+    let out: Vec<f32> = v.iter().map(|a| cap * (a / cap).tanh()).collect();
+    c.flops += 3 * out.len() as u64;
+    store(&out, &mut c.act_out)
+}
+
 /// The SwiGLU activation silu(gate) · up on columns `cols` of [tokens, inner] gate and up
 /// tensors. 5 FLOPs per element: negate, exp, add one, divide, multiply.
 pub fn swiglu<E: Elem>(

@@ -265,7 +265,9 @@ fn tensor_parallel(m: &ModelSpec, full: &IterationGraph, dev: &IterationGraph) -
                     Box::new(|i| vec![slot(0, fi, i), slot(ffn, fi, i)]),
                 ),
                 "act" => (Axis::Columns, Box::new(|i| vec![slot(0, fi, i)])),
-                "lm_head" => (Axis::Columns, Box::new(|i| vec![slot(0, m.vocab / tp, i)])),
+                "lm_head" | "logit_softcap" => {
+                    (Axis::Columns, Box::new(|i| vec![slot(0, m.vocab / tp, i)]))
+                }
                 n if n == "down_proj" || n.starts_with("expert_") => {
                     (Axis::Inner, Box::new(|i| vec![slot(0, fi, i)]))
                 }
@@ -313,6 +315,7 @@ mod tests {
             ffn_gated: true,
             dtype: Dtype::Bf16,
             tie_embeddings: false,
+            logit_softcap: false,
         }
     }
 

@@ -279,6 +279,10 @@ fn attention_block(b: &mut Builder, it: &Iteration, l: u32, last: NodeIndex) -> 
     if tp > 1 {
         last = b.add(&[last], "attn_allreduce", layer, allreduce(t * h, it.p, tp));
     }
+    if m.plans[l as usize].post_norms {
+        // Gemma-2's norm of the attention's output (on the whole sum, after the all-reduce).
+        last = b.elementwise(&[last], "post_attn_norm", layer, (t * h, 1, 1, 4));
+    }
     last
 }
 
@@ -417,6 +421,9 @@ fn ffn_block(
     if tp > 1 {
         last = b.add(&[last], "ffn_allreduce", layer, allreduce(t * h, it.p, tp));
     }
+    if m.plans[l as usize].post_norms {
+        last = b.elementwise(&[last], "post_ffn_norm", layer, (t * h, 1, 1, 4));
+    }
     Ok(last)
 }
 
@@ -541,5 +548,14 @@ fn lm_head(b: &mut Builder, it: &Iteration, last: NodeIndex) {
         k: h,
         batch: 1,
     };
-    b.add(&[last], "lm_head", None, kind);
+    let head = b.add(&[last], "lm_head", None, kind);
+    if m.logit_softcap {
+        // c · tanh(x / c) on each logit: the divide, the tanh and the multiply.
+        b.elementwise(
+            &[head],
+            "logit_softcap",
+            None,
+            (rows * m.vocab / it.tp, 1, 1, 3),
+        );
+    }
 }

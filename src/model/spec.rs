@@ -105,6 +105,8 @@ pub struct LayerPlan {
     pub mla: Option<Mla>,
     /// RMSNorm over each query and key head before RoPE (Qwen3, OLMoE), an op of its own.
     pub qk_norm: bool,
+    /// RMSNorms on the attention's and the FFN's outputs too (Gemma-2's sandwich norms).
+    pub post_norms: bool,
     /// Its FFN.
     pub ffn: Ffn,
 }
@@ -125,6 +127,7 @@ impl LayerPlan {
                 attention,
                 mla: None,
                 qk_norm: false,
+                post_norms: false,
                 ffn: match moe_period {
                     Some(p) if l % p.max(1) == p.max(1) - 1 => Ffn::Moe,
                     _ => Ffn::Dense { intermediate },
@@ -161,6 +164,9 @@ pub struct ModelSpec {
     pub dtype: Dtype,
     /// Whether the LM head shares the embedding's weights.
     pub tie_embeddings: bool,
+    /// Logits soft-capped, `c · tanh(x / c)` (Gemma-2's `final_logit_softcapping`), an op of
+    /// its own after the LM head.
+    pub logit_softcap: bool,
 }
 
 /// Mixture-of-experts FFN: `experts` routed experts of inner size `intermediate`, `top_k` per
@@ -420,7 +426,12 @@ impl ModelSpec {
         } else {
             0
         };
-        attn + ffn + 2 * h + qk_norm
+        let post = if self.plans[l as usize].post_norms {
+            2 * h
+        } else {
+            0
+        };
+        attn + ffn + 2 * h + qk_norm + post
     }
 
     /// Parameters of all routed experts of all layers (the ones expert parallelism spreads).
@@ -529,6 +540,7 @@ pub(crate) mod tests {
             ffn_gated: true,
             dtype: Dtype::Bf16,
             tie_embeddings: false,
+            logit_softcap: false,
         }
     }
 

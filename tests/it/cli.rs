@@ -187,17 +187,14 @@ fn extends_overrides_and_reports_errors_in_the_right_file() {
 
 #[test]
 fn unsupported_model_family_is_named() {
-    let gemma = r#"{"model_type": "gemma2", "hidden_size": 3584, "final_logit_softcapping": 30.0}"#;
+    let llama4 = r#"{"model_type": "llama4", "hidden_size": 5120, "attention_chunk_size": 8192}"#;
     let r = dyad_with(
-        &[("config.json", gemma)],
+        &[("config.json", llama4)],
         &["run", "--model", "config.json"],
     );
     expect_input_error(
         &r,
-        &[
-            "config.json:1:",
-            "not yet supported: final_logit_softcapping",
-        ],
+        &["config.json:1:", "not yet supported: attention_chunk_size"],
     );
     let gpt2 = "{\n  \"model_type\": \"gpt2\"\n}";
     let r = dyad_with(&[("config.json", gpt2)], &["run", "--model", "config.json"]);
@@ -555,6 +552,8 @@ fn validate_passes_under_every_policy_and_layout_by_default() {
             &["tp1", "tp2", "tp4", "tp8", "ep2", "ep4", "ep8"][..],
         ),
         ("llama-3-8b", &["tp1", "tp2", "tp4", "tp8"][..]),
+        // Sandwich norms and soft-capped logits.
+        ("gemma-2-9b", &["tp1", "tp2", "tp4", "tp8"][..]),
         // Fine-grained experts and QK-norm.
         (
             "qwen3-30b-a3b",

@@ -60,6 +60,7 @@ fn tiny_model() -> ModelSpec {
         ffn_gated: true,
         dtype: Dtype::Bf16,
         tie_embeddings: false,
+        logit_softcap: false,
     }
 }
 
@@ -208,7 +209,7 @@ proptest! {
             name: "r".into(), hidden: 64, heads, kv_heads, head_dim: 4,
             plans: LayerPlan::periodic(1, 64, moe.then_some(1), None), vocab: 64,
             moe: moe.then_some(Moe { experts, top_k: 2, intermediate: 64, shared: None }),
-            ffn_gated: true, dtype: d, tie_embeddings: false,
+            ffn_gated: true, dtype: d, tie_embeddings: false, logit_softcap: false,
         };
         let batch = Batch {
             decode_kv: decode,

@@ -282,12 +282,12 @@ fn every_unmodeled_field_is_named_at_once() {
     let e = qwen3_edited(|t| {
         t.replace(
             "\"head_dim\": 128,",
-            "\"head_dim\": 128, \"attn_logit_softcapping\": 50.0, \"layer_types\": [],",
+            "\"head_dim\": 128, \"attention_chunk_size\": 8192, \"quantization_config\": {},",
         )
     })
     .unwrap_err();
     assert!(
-        e.contains("attn_logit_softcapping") && e.contains("layer_types"),
+        e.contains("attention_chunk_size") && e.contains("quantization_config"),
         "{e}"
     );
 }
@@ -391,4 +391,73 @@ fn prefill_up_projects_every_key_it_attends() {
     ] {
         assert!(names.contains(&n), "{n} missing from {names:?}");
     }
+}
+
+#[test]
+fn gemma_2_9b_alternates_local_and_global_layers() {
+    let m = load_model("gemma-2-9b".as_ref()).unwrap();
+    // Even layers slide over 4096 tokens, odd ones attend the whole context (google/gemma-2-9b).
+    for (l, p) in m.plans.iter().enumerate() {
+        let want = if l % 2 == 0 {
+            Attention::Window { tokens: 4096 }
+        } else {
+            Attention::Full
+        };
+        assert_eq!(p.attention, want, "layer {l}");
+        assert!(p.post_norms);
+    }
+    assert_eq!(m.uniform_window(), None);
+    // Gemma 2 report: 9.24B parameters, the embedding tied to the LM head.
+    assert!(m.tie_embeddings && m.logit_softcap);
+    assert!(
+        (m.params() as f64 / 9.24e9 - 1.0).abs() < 0.01,
+        "{}",
+        m.params()
+    );
+    // At context 16,384 a local layer holds 4,096 tokens and a global one 16,384: 21 of each,
+    // 8 KV heads × 256 × 2 (K and V) × 2 bytes per token and layer.
+    let f = Footprint::new(&m, Parallelism { tp: 1, ep: 1 }, bf16());
+    let per = 8.0 * 256.0 * 2.0 * 2.0;
+    assert_eq!(
+        f.kv_held(&m, [16384]).value(),
+        21.0 * (4096.0 + 16384.0) * per
+    );
+    // Decode reads 4096 keys in local layers, the whole context in global ones, and the
+    // logits are soft-capped once per vocabulary entry of each row.
+    let g = build_iteration(&m, &Batch::decode(2, 10000), 1, bf16(), &Routing::Uniform).unwrap();
+    for o in g.ops() {
+        if let OpKind::AttnDecode { kv_tokens, .. } = o.kind {
+            let l = o.layer.unwrap();
+            assert_eq!(kv_tokens, if l % 2 == 0 { 2 * 4096 } else { 2 * 10000 });
+        }
+    }
+    let cap = g.ops().find(|o| o.name == "logit_softcap").unwrap();
+    assert!(matches!(cap.kind, OpKind::Elementwise { elements, .. } if elements == 2 * 256000));
+}
+
+#[test]
+fn layer_types_set_each_layer_and_must_list_every_layer() {
+    let m = qwen3_edited(|t| {
+        let types = ["\"sliding_attention\""; 47].join(", ");
+        t.replace(
+            "\"use_sliding_window\": false",
+            "\"use_sliding_window\": true",
+        )
+        .replace("\"sliding_window\": null", "\"sliding_window\": 128")
+        .replace(
+            "\"head_dim\": 128,",
+            &format!("\"head_dim\": 128, \"layer_types\": [{types}, \"full_attention\"],"),
+        )
+    })
+    .unwrap();
+    assert!((0..47).all(|l| m.plans[l].attention == Attention::Window { tokens: 128 }));
+    assert_eq!(m.plans[47].attention, Attention::Full);
+    let short = qwen3_edited(|t| {
+        t.replace(
+            "\"head_dim\": 128,",
+            "\"head_dim\": 128, \"layer_types\": [],",
+        )
+    });
+    let e = short.unwrap_err();
+    assert!(e.contains("lists 0 layers") && e.contains("48"), "{e}");
 }

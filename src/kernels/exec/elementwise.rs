@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use super::{Context, Outcome, Unsupported, combine_parts, rand, usize_of};
 use crate::kernels::attention::Heads;
-use crate::kernels::elementwise::{add_rmsnorm, embedding, head_rmsnorm, rope, swiglu};
+use crate::kernels::elementwise::{add_rmsnorm, embedding, head_rmsnorm, rope, softcap, swiglu};
 use crate::kernels::gemm::expand;
 use crate::kernels::moe::{combine, route};
 use crate::kernels::{Count, Elem, Rng, normalized_error, to_elems, to_f32s};
@@ -38,6 +38,33 @@ pub(super) fn run<E: Elem>(p: &OpPlan, cx: Context, elements: u64, rng: &mut Rng
             let gain = rng.vec(usize_of(m.head_dim), 1.0);
             run_per_head::<E>(plan, m, t, rng, |x, shape, hs, c| {
                 head_rmsnorm(x, shape, hs, &gain, c)
+            })
+        }
+        "post_attn_norm" | "post_ffn_norm" => {
+            // A plain RMSNorm over the model width (the residual add follows in the next norm).
+            let h = usize_of(m.hidden);
+            let x = rand::<E>(rng, elements, 1.0);
+            let gain = rng.vec(h, 1.0);
+            let norm = |c: &mut Count| head_rmsnorm(&x, (1, h), 0..1, &gain, c);
+            let reference = to_f32s(&norm(&mut Count::default()));
+            combine_parts(plan, h, &reference, |_, c| norm(c))
+        }
+        "logit_softcap" => {
+            // Gemma-2's final_logit_softcapping is 30; any cap exercises the same arithmetic.
+            // Under TP each device caps its columns of the logits, as it computed them.
+            let vocab = usize_of(m.vocab);
+            let x = rand::<E>(rng, elements, 40.0);
+            let reference = to_f32s(&softcap(&x, 30.0, &mut Count::default()));
+            combine_parts(plan, vocab, &reference, |share, c| match plan.axis {
+                Axis::Columns => {
+                    let cols = expand(share);
+                    let mine: Vec<E> = x
+                        .chunks(vocab)
+                        .flat_map(|row| cols.iter().map(|&j| row[j]))
+                        .collect();
+                    softcap(&mine, 30.0, c)
+                }
+                _ => softcap(&x, 30.0, c),
             })
         }
         "act" => run_act::<E>(plan, m.ffn_inner(p.op.layer.unwrap_or(0)), elements, rng),
