@@ -100,6 +100,24 @@ pub struct OpCost {
     pub bound: Bound,
 }
 
+impl OpCost {
+    /// The cost with no fixed overhead: an op that runs inside another's launch (an expert of a
+    /// fused-MoE kernel after the first). Its time is the longer side, which bounds it.
+    pub fn without_overhead(self) -> OpCost {
+        let bound = match self.bound {
+            Bound::Overhead if self.compute >= self.memory => Bound::Compute,
+            Bound::Overhead => Bound::Memory,
+            b => b,
+        };
+        OpCost {
+            time: longer(self.compute, self.memory),
+            overhead: Seconds(0.0),
+            bound,
+            ..self
+        }
+    }
+}
+
 /// The longer of two times (the first when they tie).
 pub(super) fn longer(a: Seconds, b: Seconds) -> Seconds {
     if a >= b { a } else { b }

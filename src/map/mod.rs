@@ -216,8 +216,28 @@ pub struct PlacedOp<'g> {
     pub energy: EnergyParts,
 }
 
+/// Fused-MoE launches: the experts of one layer that run on the same unit of the same device run
+/// as one grouped kernel (as vLLM's fused MoE and DeepGEMM's grouped GEMM do), so the first pays
+/// the launch overhead and the others none. Each expert keeps the efficiency of its own size,
+/// and placement is decided before (on each expert's own time, its launch included).
+pub fn fuse_expert_launches(ops: &[&Op], units: &[Unit], costs: &mut [OpCost]) {
+    let mut launched: Vec<(Option<u32>, u32, Unit)> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        if !matches!(op.kind, OpKind::ExpertFfn { .. }) || op.name == "shared_expert" {
+            continue;
+        }
+        let group = (op.layer, op.device, units[i]);
+        if launched.contains(&group) {
+            costs[i] = costs[i].without_overhead();
+        } else {
+            launched.push(group);
+        }
+    }
+}
+
 /// Places and costs every op of `g` under `policy`, in execution order (the single-iteration
 /// report), the whole iteration placed at once.
+/// Expert launches are fused ([`fuse_expert_launches`]).
 pub fn cost_iteration<'g>(
     g: &'g IterationGraph,
     sys: &System,
@@ -227,14 +247,20 @@ pub fn cost_iteration<'g>(
     let ops: Vec<&Op> = g.ops().collect();
     let choices = choices_of(&ops, sys, timing)?;
     let units = place(policy, &ops, &choices);
-    ops.iter()
+    let mut costs = ops
+        .iter()
         .zip(&choices)
+        .zip(&units)
+        .map(|((_, c), unit)| match unit {
+            Unit::Pim => c.pim.ok_or(CostError::NoPim),
+            Unit::Xpu => Ok(c.xpu),
+        })
+        .collect::<Result<Vec<OpCost>, _>>()?;
+    fuse_expert_launches(&ops, &units, &mut costs);
+    ops.iter()
+        .zip(costs)
         .zip(units)
-        .map(|((&op, c), unit)| {
-            let cost = match unit {
-                Unit::Pim => c.pim.ok_or(CostError::NoPim)?,
-                Unit::Xpu => c.xpu,
-            };
+        .map(|((&op, cost), unit)| {
             let work = op.work();
             Ok(PlacedOp {
                 op,

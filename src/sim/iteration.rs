@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use super::engine::{self, ResourceId, Task, TaskId};
 use crate::hw::{Bound, CostError, EnergyParts, OpCost, System, Timing, Unit};
-use crate::map::{Choices, Policy, place};
+use crate::map::{Choices, Policy, fuse_expert_launches, place};
 use crate::model::{
     Batch, IterationGraph, LayerPlan, ModelSpec, Op, OpKind, Parallelism, Precision, Routing,
     build_iteration_with,
@@ -200,16 +200,23 @@ impl<'a> Coster<'a> {
             })
             .collect();
         let units = place(self.policy, &ops, &choices);
+        let mut chosen = (0..ops.len())
+            .map(|t| match units[t] {
+                Unit::Xpu => Ok(priced[t].0),
+                Unit::Pim => priced[t].1.ok_or(CostError::NoPim),
+            })
+            .collect::<Result<Vec<Priced>, _>>()?;
+        let mut costs: Vec<OpCost> = chosen.iter().map(|x| x.cost).collect();
+        fuse_expert_launches(&ops, &units, &mut costs);
+        for (x, c) in chosen.iter_mut().zip(costs) {
+            x.cost = c;
+        }
         let mut index = vec![usize::MAX; g.graph.node_count()];
         let mut tasks = Vec::with_capacity(nodes.len());
         let mut bounds = Vec::with_capacity(nodes.len());
         for (t, &i) in nodes.iter().enumerate() {
             index[i.index()] = t;
-            let (op, unit) = (ops[t], units[t]);
-            let x = match unit {
-                Unit::Xpu => priced[t].0,
-                Unit::Pim => priced[t].1.ok_or(CostError::NoPim)?,
-            };
+            let (op, unit, x) = (ops[t], units[t], chosen[t]);
             self.account(op, unit, &x, out);
             bounds.push(x.cost.bound);
             let deps = g

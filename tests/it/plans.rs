@@ -461,3 +461,34 @@ fn layer_types_set_each_layer_and_must_list_every_layer() {
     let e = short.unwrap_err();
     assert!(e.contains("lists 0 layers") && e.contains("48"), "{e}");
 }
+
+#[test]
+fn the_experts_of_a_layer_on_one_unit_share_one_launch() {
+    use dyad::map::cost_iteration;
+    let m = qwen3_moe();
+    // 16 tokens × 8 = 128 assignments: every one of the 128 experts gets a token.
+    let g = build_iteration(&m, &Batch::decode(16, 512), 1, bf16(), &Routing::Uniform).unwrap();
+    for (arch, policy) in [("h100", Policy::AllXpu), ("duplex", Policy::Duplex)] {
+        let sys = load_arch(arch.as_ref()).unwrap();
+        let placed = cost_iteration(&g, &sys, policy, Timing::Kernel).unwrap();
+        for l in [0, 20, 47] {
+            let experts: Vec<_> = placed
+                .iter()
+                .filter(|p| p.op.layer == Some(l) && p.op.name.starts_with("expert_"))
+                .collect();
+            assert_eq!(experts.len(), 128);
+            let units: std::collections::BTreeSet<_> = experts.iter().map(|p| p.unit).collect();
+            let launched = experts
+                .iter()
+                .filter(|p| p.cost.overhead.value() > 0.0)
+                .count();
+            // One launch per unit the layer's experts run on; each expert's time is still its
+            // own longer side.
+            assert_eq!(launched, units.len(), "{arch} layer {l}");
+            for p in experts {
+                let side = p.cost.compute.value().max(p.cost.memory.value());
+                assert_eq!(p.cost.time.value(), side + p.cost.overhead.value());
+            }
+        }
+    }
+}
