@@ -3,7 +3,8 @@
 //!
 //! One idea per file: `range` (the value grammar), `constraint`, `file` (the sweep file and how a
 //! value reaches the loaders), `error` (what stops a sweep), `runner` (parallel runs, JSONL,
-//! resume, shards, merge), `output` (CSV, Pareto front, plots), `iteration` (one point's
+//! resume, shards, merge), `slurm` (the array job scripts), `status` (points done in a
+//! run in progress), `output` (CSV, Pareto front, plots), `iteration` (one point's
 //! roofline and layers), `compare`.
 //!
 //! *Reads the sweep file and the JSON files it compares, and writes its outputs; every model
@@ -17,6 +18,8 @@ pub mod iteration;
 pub mod output;
 pub mod range;
 pub mod runner;
+pub mod slurm;
+pub mod status;
 
 use std::collections::BTreeMap;
 
