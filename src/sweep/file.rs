@@ -18,6 +18,9 @@
 //! resolve as before, and every check the loaders make applies to every point. A key must
 //! already be set in the scenario file or somewhere in the arch's `extends` chain, so a typo is
 //! caught when the sweep file is read, with the valid keys nearby.
+//!
+//! `model` and `model.KEY` axes vary the model instead (the files it names, or keys of the
+//! model file): see `models.rs`.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -28,6 +31,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::constraint::Constraint;
+use super::models::{self, Models, is_model_key};
 use super::range::parse_values;
 use crate::config::{self, ConfigError};
 
@@ -109,6 +113,8 @@ pub struct Sweep {
     pub constraints: Vec<Constraint>,
     /// The scenario's own seed (0 when unset), from which each point's seed is drawn.
     pub base_seed: u64,
+    /// The model files the `model` and `model.KEY` axes edit.
+    models: Models,
 }
 
 /// Every metric a point reports, by its flattened name (`ttft_s.p90`).
@@ -173,7 +179,7 @@ fn valid_keys(scenario: &toml::Table, chain: &[(PathBuf, toml::Table)]) -> Vec<S
         leaves(t, "arch", &mut a);
         keys.extend(a.into_iter().filter(|k| k != "arch.extends"));
     }
-    keys.retain(|k| k != "arch" && k != "model");
+    keys.retain(|k| k != "arch");
     keys.sort();
     keys.dedup();
     keys
@@ -227,6 +233,7 @@ struct Base {
     scenario_path: PathBuf,
     scenario: toml::Table,
     chain: Vec<(PathBuf, toml::Table)>,
+    model_path: PathBuf,
 }
 
 impl Base {
@@ -245,10 +252,12 @@ impl Base {
             .map_err(|e| ConfigError::file(&scenario_path, e.message().trim()))?;
         let arch_path = config::scenario_arch_path(&scenario_path, &stext)?;
         let chain = config::arch_tables(&arch_path)?;
+        let model_path = config::scenario_model_path(&scenario_path, &stext)?;
         Ok(Base {
             scenario_path,
             scenario: table,
             chain,
+            model_path,
         })
     }
 
@@ -265,20 +274,121 @@ impl Base {
     }
 }
 
-/// The axes in file order, each key checked against the base files and its values expanded.
-fn read_axes(src: &SweepText, raw: &[RawAxis], base: &Base) -> Result<Vec<Axis>, ConfigError> {
+/// The axes in file order, each key checked against the base files (the model files for
+/// `model.` keys) and its values expanded; and the model files they edit.
+fn read_axes(
+    src: &SweepText,
+    raw: &[RawAxis],
+    base: &Base,
+) -> Result<(Vec<Axis>, Models), ConfigError> {
     let valid = valid_keys(&base.scenario, &base.chain);
+    let models = read_models(src, raw, base)?;
     let mut axes: Vec<Axis> = Vec::new();
     for a in raw {
         let key = a.key.get_ref().trim().to_string();
-        check_key(src, &a.key, &key, base, &valid)?;
+        if is_model_key(&key) {
+            check_model_key(src, &a.key, &key, &models)?;
+        } else {
+            check_key(src, &a.key, &key, base, &valid)?;
+        }
         if axes.iter().any(|x| x.key == key) {
             return Err(src.at(a.key.span(), format!("`{key}` is swept twice")));
         }
         let values = axis_values(src, &a.values, &key)?;
         axes.push(Axis { key, values });
     }
-    Ok(axes)
+    Ok((axes, models))
+}
+
+/// The scenario's model file and the files the `model` axis names (each a file relative to the
+/// sweep file, or a built-in model, and each loading on its own).
+fn read_models(src: &SweepText, raw: &[RawAxis], base: &Base) -> Result<Models, ConfigError> {
+    let mut m = Models {
+        base: base.model_path.clone(),
+        axis: BTreeMap::new(),
+    };
+    let Some(a) = raw.iter().find(|a| a.key.get_ref().trim() == "model") else {
+        return Ok(m);
+    };
+    let dir = src.path.parent().unwrap_or(Path::new(""));
+    for v in axis_values(src, &a.values, "model")? {
+        let Some(name) = v.as_str() else {
+            return Err(src.at(
+                a.values.span(),
+                format!("`model`: {v} is not a model file or a built-in model name (a string)"),
+            ));
+        };
+        let Some(path) = models::resolve(dir, name) else {
+            return Err(src
+                .at(
+                    a.values.span(),
+                    format!(
+                        "`model`: \"{name}\" is neither a file (relative to the sweep file) nor a \
+                         built-in model"
+                    ),
+                )
+                .with_help(format!(
+                    "built-in models: {}",
+                    config::presets::names("workloads/models").join(", ")
+                )));
+        };
+        config::load_model(&path).map_err(|e| {
+            src.at(
+                a.values.span(),
+                format!("`model`: \"{name}\" does not load: {e}"),
+            )
+        })?;
+        m.axis.insert(name.to_string(), path);
+    }
+    Ok(m)
+}
+
+/// A `model.KEY` must name a value set in the scenario's model file, or in every file of the
+/// `model` axis where there is one.
+fn check_model_key(
+    src: &SweepText,
+    spanned: &Spanned<String>,
+    key: &str,
+    models: &Models,
+) -> Result<(), ConfigError> {
+    if key == "model" {
+        return Ok(());
+    }
+    let parts: Vec<&str> = key.split('.').skip(1).collect();
+    let files: Vec<&PathBuf> = if models.axis.is_empty() {
+        vec![&models.base]
+    } else {
+        models.axis.values().collect()
+    };
+    for f in files {
+        let fields = models::fields(f)
+            .map_err(|e| src.at(spanned.span(), format!("`{key}`: {}: {e}", f.display())))?;
+        let keys = || {
+            let valid = models::leaves(&fields, "model");
+            format!(
+                "keys of {} nearby: {}",
+                f.display(),
+                models::closest(key, &valid, 8).join(", ")
+            )
+        };
+        match models::lookup(&fields, &parts) {
+            None => {
+                return Err(src
+                    .at(
+                        spanned.span(),
+                        format!("unknown key `{key}`: {} does not set it", f.display()),
+                    )
+                    .with_help(keys()));
+            }
+            Some(serde_json::Value::Object(_)) => {
+                return Err(src
+                    .at(spanned.span(), format!("`{key}` is a table, not a value"))
+                    .with_help(keys()));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// A key must name a value already set in the base files, and not a file.
@@ -297,7 +407,7 @@ fn check_key(
         Some(toml::Value::Table(_)) => Err(src
             .at(spanned.span(), format!("`{key}` is a table, not a value"))
             .with_help(nearby())),
-        Some(_) if key == "arch" || key == "model" || key == "arch.extends" => Err(src.at(
+        Some(_) if key == "arch" || key == "arch.extends" => Err(src.at(
             spanned.span(),
             format!("`{key}` names a file; sweep the keys inside it instead"),
         )),
@@ -417,7 +527,7 @@ impl Sweep {
                 "a sweep needs at least one [[axis]]",
             ));
         }
-        let axes = read_axes(&src, &raw.axis, &base)?;
+        let (axes, models) = read_axes(&src, &raw.axis, &base)?;
         let zip = read_combine(&src, raw.combine.as_ref(), &axes)?;
         let metrics = metric_names();
         let objectives = read_objectives(&src, &raw.objectives, &axes, &metrics)?;
@@ -441,6 +551,7 @@ impl Sweep {
             objectives,
             constraints,
             base_seed,
+            models,
         })
     }
 
@@ -512,7 +623,9 @@ impl Sweep {
         let mut arch_edited = false;
         for (k, v) in &p.values {
             let parts: Vec<&str> = k.split('.').collect();
-            if parts[0] == "arch" && parts.len() > 1 {
+            if is_model_key(k) {
+                continue;
+            } else if parts[0] == "arch" && parts.len() > 1 {
                 set(&mut a, &parts[1..], v.clone());
                 arch_edited = true;
             } else {
@@ -525,14 +638,14 @@ impl Sweep {
             None
         };
         let text = toml::to_string(&s)?.into();
-        let mut sc =
-            config::load_scenario_with(&self.scenario_path, text, arch_text).map_err(|error| {
-                PointError::Load {
-                    index: p.index,
-                    values: p.values.clone(),
-                    error,
-                }
-            })?;
+        let load = |error| PointError::Load {
+            index: p.index,
+            values: p.values.clone(),
+            error,
+        };
+        let model = self.models.model_of(&p.values).transpose().map_err(load)?;
+        let mut sc = config::load_scenario_with_model(&self.scenario_path, text, arch_text, model)
+            .map_err(load)?;
         sc.seed = self.seed(p);
         Ok(sc)
     }

@@ -496,3 +496,114 @@ fn status_counts_points_per_shard_and_in_all() {
     assert_eq!(code, 2);
     assert!(stderr.contains("nope: cannot read"), "{stderr}");
 }
+
+/// A model file's field, read from the shipped JSON.
+fn model_field(name: &str, key: &str) -> serde_json::Value {
+    let p = crate::util::root(&format!("workloads/models/{name}.json"));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+    v[key].clone()
+}
+
+#[test]
+fn a_model_axis_runs_each_model_named() {
+    let d = tempfile::tempdir().unwrap();
+    // A file relative to the sweep file, beside two built-in names.
+    let mut mine: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::util::root("workloads/models/llama-3-8b.json")).unwrap(),
+    )
+    .unwrap();
+    mine["num_hidden_layers"] = 4.into();
+    std::fs::write(d.path().join("my-llama.json"), mine.to_string()).unwrap();
+    let body = "[[axis]]\nkey = \"model\"\nvalues = [\"llama-3-8b\", \"mixtral-8x7b\", \"qwen3-30b-a3b\", \"my-llama.json\"]\n";
+    let s = Sweep::load(&files(d.path(), body)).unwrap();
+    let pts = s.points();
+    assert_eq!(pts.len(), 4);
+    for (p, name) in pts
+        .iter()
+        .zip(["llama-3-8b", "mixtral-8x7b", "qwen3-30b-a3b"])
+    {
+        let m = s.scenario(p).unwrap().model;
+        assert_eq!(m.name, name);
+        let layers = model_field(name, "num_hidden_layers").as_u64().unwrap();
+        assert_eq!(m.plans.len() as u64, layers, "{name}");
+        let experts = model_field(name, "num_local_experts")
+            .as_u64()
+            .or_else(|| model_field(name, "num_experts").as_u64());
+        assert_eq!(m.moe.map(|e| e.experts), experts, "{name}");
+    }
+    let m = s.scenario(&pts[3]).unwrap().model;
+    assert_eq!((m.name.as_str(), m.plans.len()), ("my-llama", 4));
+    // Every point runs; the seed follows the value as written, not where the file lies.
+    let out = d.path().join("p.jsonl");
+    let sum = sweep::run(&s, &opts(out.clone())).unwrap();
+    assert_eq!((sum.ran, sum.failed), (4, 0));
+    let r = sorted(sweep::read_records(&out).unwrap());
+    assert_eq!(r[2].values["model"], "qwen3-30b-a3b");
+    // A dense 8B model decodes faster than Mixtral's 47B on the same devices.
+    let tbt = |i: usize| r[i].metrics.as_ref().unwrap()["tbt_s.p50"];
+    assert!(tbt(0) < tbt(1), "{} {}", tbt(0), tbt(1));
+}
+
+#[test]
+fn an_axis_over_a_model_key_sets_it_in_the_model_file() {
+    let d = tempfile::tempdir().unwrap();
+    let body = "[[axis]]\nkey = \"model.num_hidden_layers\"\nvalues = [16, 32]\n";
+    let s = Sweep::load(&files(d.path(), body)).unwrap();
+    let pts = s.points();
+    let layers: Vec<usize> = pts
+        .iter()
+        .map(|p| s.scenario(p).unwrap().model.plans.len())
+        .collect();
+    assert_eq!(layers, [16, 32]);
+    let out = d.path().join("p.jsonl");
+    sweep::run(&s, &opts(out.clone())).unwrap();
+    let r = sorted(sweep::read_records(&out).unwrap());
+    // Half the layers: a decode step a little over half as long (the LM head and the
+    // embedding do not shrink).
+    let t: Vec<f64> = r
+        .iter()
+        .map(|r| r.metrics.as_ref().unwrap()["tbt_s.p50"])
+        .collect();
+    let ratio = t[0] / t[1];
+    assert!(ratio > 0.5 && ratio < 0.6, "{ratio}");
+
+    // With a model axis, the key is set in each model.
+    let body = "[[axis]]\nkey = \"model\"\nvalues = \"{llama-3-8b, qwen3-30b-a3b}\"\n[[axis]]\nkey = \"model.num_hidden_layers\"\nvalues = [2]\n";
+    let s = Sweep::load(&files(d.path(), body)).unwrap();
+    for p in s.points() {
+        assert_eq!(s.scenario(&p).unwrap().model.plans.len(), 2);
+    }
+}
+
+#[test]
+fn bad_model_axes_name_the_line() {
+    let e = load_err("[[axis]]\nkey = \"model.num_hidden_layer\"\nvalues = [1]\n");
+    assert!(
+        e.contains("sweep.toml:3:7: unknown key `model.num_hidden_layer`")
+            && e.contains("mixtral-8x7b.json does not set it"),
+        "{e}"
+    );
+    assert!(e.contains("model.num_hidden_layers"), "{e}");
+    let e = load_err("[[axis]]\nkey = \"model\"\nvalues = [\"llama-9\"]\n");
+    assert!(
+        e.contains("sweep.toml:4:10:")
+            && e.contains(
+                "\"llama-9\" is neither a file (relative to the sweep file) nor a built-in model"
+            )
+            && e.contains("built-in models: ")
+            && e.contains("qwen3-30b-a3b"),
+        "{e}"
+    );
+    let e = load_err("[[axis]]\nkey = \"model\"\nvalues = [3]\n");
+    assert!(e.contains("`model`: 3 is not a model file"), "{e}");
+    // Llama is dense: it has no experts to sweep.
+    let e = load_err(
+        "[[axis]]\nkey = \"model\"\nvalues = [\"mixtral-8x7b\", \"llama-3-8b\"]\n[[axis]]\nkey = \"model.num_local_experts\"\nvalues = [4, 8]\n",
+    );
+    assert!(
+        e.contains("sweep.toml:6:7:") && e.contains("llama-3-8b.json does not set it"),
+        "{e}"
+    );
+    let e = load_err("[[axis]]\nkey = \"arch\"\nvalues = [\"h100\"]\n");
+    assert!(e.contains("names a file"), "{e}");
+}
