@@ -31,7 +31,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::constraint::Constraint;
-use super::models::{self, Models, is_model_key};
+use super::models::{Models, check_model_key, is_model_key, read_models};
 use super::range::parse_values;
 use crate::config::{self, ConfigError};
 
@@ -49,9 +49,9 @@ struct RawSweep {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawAxis {
-    key: Spanned<String>,
-    values: Spanned<toml::Value>,
+pub(super) struct RawAxis {
+    pub(super) key: Spanned<String>,
+    pub(super) values: Spanned<toml::Value>,
 }
 
 /// Whether an objective is maximised or minimised.
@@ -204,8 +204,8 @@ fn nearby(key: &str, valid: &[String]) -> Vec<String> {
 }
 
 /// The sweep file's text, kept so that an error can point into it.
-struct SweepText<'a> {
-    path: &'a Path,
+pub(super) struct SweepText<'a> {
+    pub(super) path: &'a Path,
     text: Arc<str>,
 }
 
@@ -223,17 +223,17 @@ impl<'a> SweepText<'a> {
     }
 
     /// An error at `span` of the sweep file.
-    fn at(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
+    pub(super) fn at(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
         ConfigError::at(self.path, &self.text, span, message)
     }
 }
 
 /// The files a sweep edits: the base scenario's table and its arch's `extends` chain.
-struct Base {
+pub(super) struct Base {
     scenario_path: PathBuf,
     scenario: toml::Table,
     chain: Vec<(PathBuf, toml::Table)>,
-    model_path: PathBuf,
+    pub(super) model_path: PathBuf,
 }
 
 impl Base {
@@ -300,97 +300,6 @@ fn read_axes(
     Ok((axes, models))
 }
 
-/// The scenario's model file and the files the `model` axis names (each a file relative to the
-/// sweep file, or a built-in model, and each loading on its own).
-fn read_models(src: &SweepText, raw: &[RawAxis], base: &Base) -> Result<Models, ConfigError> {
-    let mut m = Models {
-        base: base.model_path.clone(),
-        axis: BTreeMap::new(),
-    };
-    let Some(a) = raw.iter().find(|a| a.key.get_ref().trim() == "model") else {
-        return Ok(m);
-    };
-    let dir = src.path.parent().unwrap_or(Path::new(""));
-    for v in axis_values(src, &a.values, "model")? {
-        let Some(name) = v.as_str() else {
-            return Err(src.at(
-                a.values.span(),
-                format!("`model`: {v} is not a model file or a built-in model name (a string)"),
-            ));
-        };
-        let Some(path) = models::resolve(dir, name) else {
-            return Err(src
-                .at(
-                    a.values.span(),
-                    format!(
-                        "`model`: \"{name}\" is neither a file (relative to the sweep file) nor a \
-                         built-in model"
-                    ),
-                )
-                .with_help(format!(
-                    "built-in models: {}",
-                    config::presets::names("workloads/models").join(", ")
-                )));
-        };
-        config::load_model(&path).map_err(|e| {
-            src.at(
-                a.values.span(),
-                format!("`model`: \"{name}\" does not load: {e}"),
-            )
-        })?;
-        m.axis.insert(name.to_string(), path);
-    }
-    Ok(m)
-}
-
-/// A `model.KEY` must name a value set in the scenario's model file, or in every file of the
-/// `model` axis where there is one.
-fn check_model_key(
-    src: &SweepText,
-    spanned: &Spanned<String>,
-    key: &str,
-    models: &Models,
-) -> Result<(), ConfigError> {
-    if key == "model" {
-        return Ok(());
-    }
-    let parts: Vec<&str> = key.split('.').skip(1).collect();
-    let files: Vec<&PathBuf> = if models.axis.is_empty() {
-        vec![&models.base]
-    } else {
-        models.axis.values().collect()
-    };
-    for f in files {
-        let fields = models::fields(f)
-            .map_err(|e| src.at(spanned.span(), format!("`{key}`: {}: {e}", f.display())))?;
-        let keys = || {
-            let valid = models::leaves(&fields, "model");
-            format!(
-                "keys of {} nearby: {}",
-                f.display(),
-                models::closest(key, &valid, 8).join(", ")
-            )
-        };
-        match models::lookup(&fields, &parts) {
-            None => {
-                return Err(src
-                    .at(
-                        spanned.span(),
-                        format!("unknown key `{key}`: {} does not set it", f.display()),
-                    )
-                    .with_help(keys()));
-            }
-            Some(serde_json::Value::Object(_)) => {
-                return Err(src
-                    .at(spanned.span(), format!("`{key}` is a table, not a value"))
-                    .with_help(keys()));
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(())
-}
-
 /// A key must name a value already set in the base files, and not a file.
 fn check_key(
     src: &SweepText,
@@ -416,7 +325,7 @@ fn check_key(
 }
 
 /// An axis's values: a string in the range grammar, a non-empty array, or a single value.
-fn axis_values(
+pub(super) fn axis_values(
     src: &SweepText,
     values: &Spanned<toml::Value>,
     key: &str,

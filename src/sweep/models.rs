@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use toml::Spanned;
+
+use super::file::{Base, RawAxis, SweepText, axis_values};
 use crate::config::{self, ConfigError};
 use crate::model::ModelSpec;
 
@@ -156,4 +159,99 @@ fn edited(path: &Path, edits: &[(&str, &toml::Value)]) -> Result<ModelSpec, Conf
             .map_err(|e| ConfigError::file(path, e.to_string()))?
     };
     config::load_model_text(path, Arc::from(text))
+}
+
+/// The scenario's model file and the files the `model` axis names (each a file relative to the
+/// sweep file, or a built-in model, and each loading on its own).
+pub(super) fn read_models(
+    src: &SweepText,
+    raw: &[RawAxis],
+    base: &Base,
+) -> Result<Models, ConfigError> {
+    let mut m = Models {
+        base: base.model_path.clone(),
+        axis: BTreeMap::new(),
+    };
+    let Some(a) = raw.iter().find(|a| a.key.get_ref().trim() == "model") else {
+        return Ok(m);
+    };
+    let dir = src.path.parent().unwrap_or(Path::new(""));
+    for v in axis_values(src, &a.values, "model")? {
+        let Some(name) = v.as_str() else {
+            return Err(src.at(
+                a.values.span(),
+                format!("`model`: {v} is not a model file or a built-in model name (a string)"),
+            ));
+        };
+        let Some(path) = resolve(dir, name) else {
+            return Err(src
+                .at(
+                    a.values.span(),
+                    format!(
+                        "`model`: \"{name}\" is neither a file (relative to the sweep file) nor a \
+                         built-in model"
+                    ),
+                )
+                .with_help(format!(
+                    "built-in models: {}",
+                    config::presets::names("workloads/models").join(", ")
+                )));
+        };
+        config::load_model(&path).map_err(|e| {
+            src.at(
+                a.values.span(),
+                format!("`model`: \"{name}\" does not load: {e}"),
+            )
+        })?;
+        m.axis.insert(name.to_string(), path);
+    }
+    Ok(m)
+}
+
+/// A `model.KEY` must name a value set in the scenario's model file, or in every file of the
+/// `model` axis where there is one.
+pub(super) fn check_model_key(
+    src: &SweepText,
+    spanned: &Spanned<String>,
+    key: &str,
+    models: &Models,
+) -> Result<(), ConfigError> {
+    if key == "model" {
+        return Ok(());
+    }
+    let parts: Vec<&str> = key.split('.').skip(1).collect();
+    let files: Vec<&PathBuf> = if models.axis.is_empty() {
+        vec![&models.base]
+    } else {
+        models.axis.values().collect()
+    };
+    for f in files {
+        let fields = fields(f)
+            .map_err(|e| src.at(spanned.span(), format!("`{key}`: {}: {e}", f.display())))?;
+        let keys = || {
+            let valid = leaves(&fields, "model");
+            format!(
+                "keys of {} nearby: {}",
+                f.display(),
+                closest(key, &valid, 8).join(", ")
+            )
+        };
+        match lookup(&fields, &parts) {
+            None => {
+                return Err(src
+                    .at(
+                        spanned.span(),
+                        format!("unknown key `{key}`: {} does not set it", f.display()),
+                    )
+                    .with_help(keys()));
+            }
+            Some(serde_json::Value::Object(_)) => {
+                return Err(src
+                    .at(spanned.span(), format!("`{key}` is a table, not a value"))
+                    .with_help(keys()));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
