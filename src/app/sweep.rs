@@ -21,8 +21,21 @@ pub struct SweepSpec {
     pub progress: bool,
     /// Worker threads (default: one per core).
     pub jobs: Option<usize>,
-    /// Write a Slurm array job script running this many shards, and run nothing.
+    /// Write the Slurm scripts of an array of this many shards, and run nothing.
     pub emit_slurm: Option<usize>,
+    /// How the Slurm scripts run.
+    pub slurm: SlurmSpec,
+}
+
+/// What the `--emit-slurm` scripts run.
+#[derive(Debug, Clone, Default)]
+pub struct SlurmSpec {
+    /// The binary the tasks run; the running one when `None`.
+    pub dyad: Option<PathBuf>,
+    /// CPUs per task (and worker threads).
+    pub cpus_per_task: usize,
+    /// More `#SBATCH` options.
+    pub sbatch: Vec<String>,
 }
 
 /// What a sweep or merge printed, and how many of its points failed.
@@ -70,17 +83,7 @@ pub fn sweep(a: &SweepSpec) -> Result<SweepOutcome, AppError> {
     let s = Sweep::load(&a.file)?;
     mkdir(&a.out)?;
     if let Some(n) = a.emit_slurm {
-        if n == 0 {
-            return Err(AppError::Usage("--emit-slurm needs at least 1 shard"));
-        }
-        let p = a.out.join("sweep.slurm");
-        write(&p, &sw::runner::slurm_script(&a.file, &a.out, n))?;
-        return Ok(SweepOutcome {
-            text: String::new(),
-            summary: format!("wrote {}", p.display()),
-            failed: 0,
-            missing: Vec::new(),
-        });
+        return emit_slurm(a, n);
     }
     let jsonl = match a.shard {
         Some((k, n)) => a.out.join(format!("shard-{k}-of-{n}.jsonl")),
@@ -117,6 +120,71 @@ pub fn sweep(a: &SweepSpec) -> Result<SweepOutcome, AppError> {
         failed: sum.failed,
         missing: Vec::new(),
     })
+}
+
+/// The absolute form of `p` (canonical when it exists), or an error naming it.
+fn absolute(p: &Path) -> Result<PathBuf, AppError> {
+    std::fs::canonicalize(p)
+        .or_else(|_| std::path::absolute(p))
+        .map_err(|e| AppError::io(p, e))
+}
+
+/// Writes `text` to `p`, executable when `exec`.
+fn write_script(p: &Path, text: &str, exec: bool) -> Result<(), AppError> {
+    write(p, text)?;
+    #[cfg(unix)]
+    if exec {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| AppError::cannot_write(p, e))?;
+    }
+    Ok(())
+}
+
+/// `--emit-slurm N`: `sweep.slurm`, `merge.slurm` and `submit.sh` in the output folder, every
+/// path in them absolute, and `logs/` for the tasks' logs.
+fn emit_slurm(a: &SweepSpec, n: usize) -> Result<SweepOutcome, AppError> {
+    if n == 0 {
+        return Err(AppError::Usage("--emit-slurm needs at least 1 shard"));
+    }
+    if a.slurm.cpus_per_task == 0 {
+        return Err(AppError::Usage("--slurm-cpus needs at least 1 CPU"));
+    }
+    let dyad = match &a.slurm.dyad {
+        Some(p) => absolute(p)?,
+        None => std::env::current_exe().map_err(|e| AppError::io(Path::new("dyad"), e))?,
+    };
+    let out = absolute(&a.out)?;
+    mkdir(&out.join("logs"))?;
+    let job = sw::slurm::SlurmJob {
+        dyad,
+        sweep_file: absolute(&a.file)?,
+        out: out.clone(),
+        shards: n,
+        cpus_per_task: a.slurm.cpus_per_task,
+        sbatch: a.slurm.sbatch.clone(),
+    };
+    let s = job.scripts()?;
+    write_script(&out.join("sweep.slurm"), &s.array, false)?;
+    write_script(&out.join("merge.slurm"), &s.merge, false)?;
+    write_script(&out.join("submit.sh"), &s.submit, true)?;
+    Ok(SweepOutcome {
+        text: String::new(),
+        summary: format!(
+            "wrote {0}/sweep.slurm ({n} tasks), {0}/merge.slurm and {0}/submit.sh; \
+             submit both with {0}/submit.sh",
+            out.display()
+        ),
+        failed: 0,
+        missing: Vec::new(),
+    })
+}
+
+/// `dyad sweep --status DIR`: the points done per shard and in all; with the sweep file, out
+/// of how many.
+pub fn status(dir: &Path, file: Option<&Path>) -> Result<String, AppError> {
+    let sweep = file.map(Sweep::load).transpose()?;
+    Ok(sw::status::status(dir, sweep.as_ref())?.render())
 }
 
 /// `dyad merge`: joins the shards' JSONL files of `file`'s sweep and writes its outputs in `out`.

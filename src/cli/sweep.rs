@@ -11,7 +11,8 @@ use super::{stdout, write_out};
 #[derive(Args)]
 pub(super) struct SweepArgs {
     /// The sweep file (TOML: scenario, axes, constraints, objectives).
-    file: PathBuf,
+    #[arg(required_unless_present = "status")]
+    file: Option<PathBuf>,
     /// Folder for points.jsonl, points.csv, pareto.md and pareto.svg.
     #[arg(long, default_value = "sweep-out")]
     out: PathBuf,
@@ -27,9 +28,36 @@ pub(super) struct SweepArgs {
     /// Worker threads (default: one per core).
     #[arg(long, short)]
     jobs: Option<usize>,
-    /// Write a Slurm array job script running N shards (OUT/sweep.slurm) and run nothing.
+    /// Write a Slurm array job of N shards (OUT/sweep.slurm), a merge job (OUT/merge.slurm)
+    /// and OUT/submit.sh, which submits both; run nothing.
     #[arg(long, value_name = "N")]
     emit_slurm: Option<usize>,
+    #[command(flatten)]
+    slurm: SlurmArgs,
+    /// Print the points done per shard and in all from the JSONL files in DIR (a run in
+    /// progress, or finished); with the sweep file, the points each shard has to run too.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["emit_slurm", "shard", "resume"])]
+    status: Option<PathBuf>,
+}
+
+/// The options of the `--emit-slurm` scripts.
+#[derive(Args)]
+struct SlurmArgs {
+    /// The dyad binary the Slurm tasks run (default: this one).
+    #[arg(long, value_name = "PATH", requires = "emit_slurm")]
+    slurm_dyad: Option<PathBuf>,
+    /// CPUs per Slurm task, each running that many worker threads.
+    #[arg(long, value_name = "N", default_value_t = 4, requires = "emit_slurm")]
+    slurm_cpus: usize,
+    /// One more #SBATCH option for the scripts, as written (repeatable):
+    /// --sbatch=--partition=batch --sbatch=--time=02:00:00.
+    #[arg(
+        long,
+        value_name = "OPTION",
+        allow_hyphen_values = true,
+        requires = "emit_slurm"
+    )]
+    sbatch: Vec<String>,
 }
 
 fn parse_shard(s: &str) -> Result<(usize, usize), String> {
@@ -76,15 +104,20 @@ pub(super) struct CompareArgs {
 }
 
 impl SweepArgs {
-    fn spec(&self) -> app::sweep::SweepSpec {
+    fn spec(&self, file: PathBuf) -> app::sweep::SweepSpec {
         app::sweep::SweepSpec {
-            file: self.file.clone(),
+            file,
             out: self.out.clone(),
             resume: self.resume,
             shard: self.shard,
             progress: !self.quiet,
             jobs: self.jobs,
             emit_slurm: self.emit_slurm,
+            slurm: app::sweep::SlurmSpec {
+                dyad: self.slurm.slurm_dyad.clone(),
+                cpus_per_task: self.slurm.slurm_cpus,
+                sbatch: self.slurm.sbatch.clone(),
+            },
         }
     }
 }
@@ -99,7 +132,11 @@ fn report(o: &app::sweep::SweepOutcome) -> Result<(), AppError> {
 }
 
 pub(super) fn sweep(a: &SweepArgs) -> Result<(), AppError> {
-    report(&app::sweep::sweep(&a.spec())?)
+    match (&a.status, &a.file) {
+        (Some(dir), file) => stdout(&app::sweep::status(dir, file.as_deref())?),
+        (None, Some(file)) => report(&app::sweep::sweep(&a.spec(file.clone()))?),
+        (None, None) => Err(AppError::Usage("dyad sweep needs a sweep file")),
+    }
 }
 
 pub(super) fn merge(a: &MergeArgs) -> Result<(), AppError> {

@@ -29,13 +29,14 @@ use std::sync::Arc;
 pub use arch::{ArchChain, ArchTech, PimTechSpec};
 pub use choice::{TechChoice, TechOverride, check_choice};
 pub use error::ConfigError;
-pub use model::load_model;
+pub use model::{load_model, load_model_text};
 pub(crate) use serving::csv_rows;
 pub use serving::{ScenarioFile, ScenarioOverrides};
 pub use source::{Located, Source};
 pub use tech::{DieFile, TECH_DIR, load_die, load_tech_library};
 
 use crate::hw::System;
+use crate::model::ModelSpec;
 use crate::sim::serving::Scenario;
 use crate::tech::Library;
 use crate::tech::pim::{PimTechChoice, PimTechError, PimTechValues};
@@ -136,10 +137,29 @@ pub fn load_scenario_with(
     text: Arc<str>,
     arch_text: Option<Arc<str>>,
 ) -> Result<Scenario, ConfigError> {
+    load_scenario_with_model(path, text, arch_text, None)
+}
+
+/// [`load_scenario_with`], with `model` (a sweep point's) in place of the model file the
+/// scenario names when given.
+pub fn load_scenario_with_model(
+    path: &Path,
+    text: Arc<str>,
+    arch_text: Option<Arc<str>>,
+    model: Option<ModelSpec>,
+) -> Result<Scenario, ConfigError> {
     let file = ScenarioFile::parse(Source::new(path, text))?;
     let sys = load_arch_with(&file.arch_path(), arch_text)?;
-    let model = load_model(&file.model_path())?;
+    let model = match model {
+        Some(m) => m,
+        None => load_model(&file.model_path())?,
+    };
     file.resolve(sys, model)
+}
+
+/// The model file a scenario names, resolved against the scenario's folder.
+pub fn scenario_model_path(path: &Path, text: &Arc<str>) -> Result<PathBuf, ConfigError> {
+    Ok(ScenarioFile::parse(Source::new(path, text.clone()))?.model_path())
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use std::ops::Range;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -196,19 +197,29 @@ impl Doc<'_> {
 /// (`mixtral-8x7b`).
 pub fn load_model(path: &Path) -> Result<ModelSpec, ConfigError> {
     let path = presets::resolve_model(path);
-    let src = Source::read(&path)?;
+    model_from(&path, &*Source::read(&path)?)
+}
+
+/// Loads a model from `text`, an edited copy of the file at `path` (as a sweep point over
+/// `model.KEY` makes); `path`'s extension says whether it is JSON or TOML.
+pub fn load_model_text(path: &Path, text: Arc<str>) -> Result<ModelSpec, ConfigError> {
+    let path = presets::resolve_model(path);
+    model_from(&path, &Source::new(&path, text))
+}
+
+fn model_from(path: &Path, src: &Source) -> Result<ModelSpec, ConfigError> {
     let text = src.text();
     let is_toml = path.extension().is_some_and(|e| e == "toml");
     let obj = if is_toml {
         let table: toml::Table = src.parse()?;
         match serde_json::to_value(table) {
             Ok(Value::Object(m)) => m,
-            _ => return Err(ConfigError::file(&path, "expected a table of model fields")),
+            _ => return Err(ConfigError::file(path, "expected a table of model fields")),
         }
     } else {
         match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(m)) => m,
-            Ok(_) => return Err(ConfigError::file(&path, "expected a JSON object")),
+            Ok(_) => return Err(ConfigError::file(path, "expected a JSON object")),
             Err(e) => {
                 let at = offset_of(text, e.line(), e.column());
                 return Err(src.at(at..at, format!("invalid JSON: {e}")));
@@ -216,8 +227,8 @@ pub fn load_model(path: &Path) -> Result<ModelSpec, ConfigError> {
         }
     };
     let doc = Doc {
-        src: &src,
-        path: &path,
+        src,
+        path,
         obj,
         json: !is_toml,
     };

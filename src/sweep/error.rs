@@ -114,6 +114,14 @@ pub enum SweepError {
         /// Rayon's error.
         error: rayon::ThreadPoolBuildError,
     },
+    /// A path the Slurm scripts cannot hold.
+    #[error("--emit-slurm: {}: {why}", path.display())]
+    SlurmPath {
+        /// The path.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: &'static str,
+    },
     /// A record that does not serialize (a bug: records are plain data).
     #[error(transparent)]
     Json(#[from] serde_json::Error),

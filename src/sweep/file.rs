@@ -18,6 +18,9 @@
 //! resolve as before, and every check the loaders make applies to every point. A key must
 //! already be set in the scenario file or somewhere in the arch's `extends` chain, so a typo is
 //! caught when the sweep file is read, with the valid keys nearby.
+//!
+//! `model` and `model.KEY` axes vary the model instead (the files it names, or keys of the
+//! model file): see `models.rs`.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -28,6 +31,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::constraint::Constraint;
+use super::models::{Models, check_model_key, is_model_key, read_models};
 use super::range::parse_values;
 use crate::config::{self, ConfigError};
 
@@ -45,9 +49,9 @@ struct RawSweep {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawAxis {
-    key: Spanned<String>,
-    values: Spanned<toml::Value>,
+pub(super) struct RawAxis {
+    pub(super) key: Spanned<String>,
+    pub(super) values: Spanned<toml::Value>,
 }
 
 /// Whether an objective is maximised or minimised.
@@ -109,6 +113,8 @@ pub struct Sweep {
     pub constraints: Vec<Constraint>,
     /// The scenario's own seed (0 when unset), from which each point's seed is drawn.
     pub base_seed: u64,
+    /// The model files the `model` and `model.KEY` axes edit.
+    models: Models,
 }
 
 /// Every metric a point reports, by its flattened name (`ttft_s.p90`).
@@ -173,7 +179,7 @@ fn valid_keys(scenario: &toml::Table, chain: &[(PathBuf, toml::Table)]) -> Vec<S
         leaves(t, "arch", &mut a);
         keys.extend(a.into_iter().filter(|k| k != "arch.extends"));
     }
-    keys.retain(|k| k != "arch" && k != "model");
+    keys.retain(|k| k != "arch");
     keys.sort();
     keys.dedup();
     keys
@@ -198,8 +204,8 @@ fn nearby(key: &str, valid: &[String]) -> Vec<String> {
 }
 
 /// The sweep file's text, kept so that an error can point into it.
-struct SweepText<'a> {
-    path: &'a Path,
+pub(super) struct SweepText<'a> {
+    pub(super) path: &'a Path,
     text: Arc<str>,
 }
 
@@ -217,16 +223,17 @@ impl<'a> SweepText<'a> {
     }
 
     /// An error at `span` of the sweep file.
-    fn at(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
+    pub(super) fn at(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
         ConfigError::at(self.path, &self.text, span, message)
     }
 }
 
 /// The files a sweep edits: the base scenario's table and its arch's `extends` chain.
-struct Base {
+pub(super) struct Base {
     scenario_path: PathBuf,
     scenario: toml::Table,
     chain: Vec<(PathBuf, toml::Table)>,
+    pub(super) model_path: PathBuf,
 }
 
 impl Base {
@@ -245,10 +252,12 @@ impl Base {
             .map_err(|e| ConfigError::file(&scenario_path, e.message().trim()))?;
         let arch_path = config::scenario_arch_path(&scenario_path, &stext)?;
         let chain = config::arch_tables(&arch_path)?;
+        let model_path = config::scenario_model_path(&scenario_path, &stext)?;
         Ok(Base {
             scenario_path,
             scenario: table,
             chain,
+            model_path,
         })
     }
 
@@ -265,20 +274,30 @@ impl Base {
     }
 }
 
-/// The axes in file order, each key checked against the base files and its values expanded.
-fn read_axes(src: &SweepText, raw: &[RawAxis], base: &Base) -> Result<Vec<Axis>, ConfigError> {
+/// The axes in file order, each key checked against the base files (the model files for
+/// `model.` keys) and its values expanded; and the model files they edit.
+fn read_axes(
+    src: &SweepText,
+    raw: &[RawAxis],
+    base: &Base,
+) -> Result<(Vec<Axis>, Models), ConfigError> {
     let valid = valid_keys(&base.scenario, &base.chain);
+    let models = read_models(src, raw, base)?;
     let mut axes: Vec<Axis> = Vec::new();
     for a in raw {
         let key = a.key.get_ref().trim().to_string();
-        check_key(src, &a.key, &key, base, &valid)?;
+        if is_model_key(&key) {
+            check_model_key(src, &a.key, &key, &models)?;
+        } else {
+            check_key(src, &a.key, &key, base, &valid)?;
+        }
         if axes.iter().any(|x| x.key == key) {
             return Err(src.at(a.key.span(), format!("`{key}` is swept twice")));
         }
         let values = axis_values(src, &a.values, &key)?;
         axes.push(Axis { key, values });
     }
-    Ok(axes)
+    Ok((axes, models))
 }
 
 /// A key must name a value already set in the base files, and not a file.
@@ -297,7 +316,7 @@ fn check_key(
         Some(toml::Value::Table(_)) => Err(src
             .at(spanned.span(), format!("`{key}` is a table, not a value"))
             .with_help(nearby())),
-        Some(_) if key == "arch" || key == "model" || key == "arch.extends" => Err(src.at(
+        Some(_) if key == "arch" || key == "arch.extends" => Err(src.at(
             spanned.span(),
             format!("`{key}` names a file; sweep the keys inside it instead"),
         )),
@@ -306,7 +325,7 @@ fn check_key(
 }
 
 /// An axis's values: a string in the range grammar, a non-empty array, or a single value.
-fn axis_values(
+pub(super) fn axis_values(
     src: &SweepText,
     values: &Spanned<toml::Value>,
     key: &str,
@@ -417,7 +436,7 @@ impl Sweep {
                 "a sweep needs at least one [[axis]]",
             ));
         }
-        let axes = read_axes(&src, &raw.axis, &base)?;
+        let (axes, models) = read_axes(&src, &raw.axis, &base)?;
         let zip = read_combine(&src, raw.combine.as_ref(), &axes)?;
         let metrics = metric_names();
         let objectives = read_objectives(&src, &raw.objectives, &axes, &metrics)?;
@@ -441,6 +460,7 @@ impl Sweep {
             objectives,
             constraints,
             base_seed,
+            models,
         })
     }
 
@@ -512,7 +532,9 @@ impl Sweep {
         let mut arch_edited = false;
         for (k, v) in &p.values {
             let parts: Vec<&str> = k.split('.').collect();
-            if parts[0] == "arch" && parts.len() > 1 {
+            if is_model_key(k) {
+                continue;
+            } else if parts[0] == "arch" && parts.len() > 1 {
                 set(&mut a, &parts[1..], v.clone());
                 arch_edited = true;
             } else {
@@ -525,14 +547,14 @@ impl Sweep {
             None
         };
         let text = toml::to_string(&s)?.into();
-        let mut sc =
-            config::load_scenario_with(&self.scenario_path, text, arch_text).map_err(|error| {
-                PointError::Load {
-                    index: p.index,
-                    values: p.values.clone(),
-                    error,
-                }
-            })?;
+        let load = |error| PointError::Load {
+            index: p.index,
+            values: p.values.clone(),
+            error,
+        };
+        let model = self.models.model_of(&p.values).transpose().map_err(load)?;
+        let mut sc = config::load_scenario_with_model(&self.scenario_path, text, arch_text, model)
+            .map_err(load)?;
         sc.seed = self.seed(p);
         Ok(sc)
     }

@@ -2,9 +2,10 @@
 //! shardable, with Pareto fronts, CSV and plots; and `compare`, which sets reports side by side.
 //!
 //! One idea per file: `range` (the value grammar), `constraint`, `file` (the sweep file and how a
-//! value reaches the loaders), `error` (what stops a sweep), `runner` (parallel runs, JSONL,
-//! resume, shards, merge), `output` (CSV, Pareto front, plots), `iteration` (one point's
-//! roofline and layers), `compare`.
+//! value reaches the loaders), `models` (axes over the model and its keys), `error` (what stops
+//! a sweep), `runner` (parallel runs, JSONL, resume, shards, merge), `slurm` (the array job
+//! scripts), `status` (points done in a run in progress), `output` (CSV, Pareto front, plots),
+//! `iteration` (one point's roofline and layers), `compare`.
 //!
 //! *Reads the sweep file and the JSON files it compares, and writes its outputs; every model
 //! input still goes through `config`.*
@@ -14,9 +15,12 @@ pub mod constraint;
 mod error;
 pub mod file;
 pub mod iteration;
+mod models;
 pub mod output;
 pub mod range;
 pub mod runner;
+pub mod slurm;
+pub mod status;
 
 use std::collections::BTreeMap;
 

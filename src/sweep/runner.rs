@@ -1,6 +1,6 @@
 //! Running a sweep: points in parallel (rayon), each finished point appended at once to a JSONL
 //! file and flushed, so an interrupted sweep resumes without recomputing or losing a point;
-//! deterministic shards and their merge; the Slurm array script.
+//! deterministic shards and their merge.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -363,23 +363,4 @@ pub fn write_sorted(path: &Path, records: &[Record]) -> Result<(), SweepError> {
     let mut r = records.to_vec();
     r.sort_by_key(|r| r.index);
     write_records(path, &r)
-}
-
-/// A Slurm array job that runs each shard of the sweep, then the merge to run after it.
-pub fn slurm_script(sweep_file: &Path, out: &Path, shards: usize) -> String {
-    let s = sweep_file.display();
-    let o = out.display();
-    format!(
-        "#!/bin/bash\n\
-         # Runs {s} as {shards} shards; each writes {o}/shard-K-of-{shards}.jsonl and resumes it\n\
-         # if the job is requeued. When every task has finished:\n\
-         #   dyad merge {s} --out {o} {o}/shard-*-of-{shards}.jsonl\n\
-         #SBATCH --job-name=dyad-sweep\n\
-         #SBATCH --array=1-{shards}\n\
-         #SBATCH --cpus-per-task=4\n\
-         #SBATCH --output={o}/slurm-%A_%a.log\n\
-         set -euo pipefail\n\
-         mkdir -p {o}\n\
-         dyad sweep {s} --out {o} --shard \"${{SLURM_ARRAY_TASK_ID}}/{shards}\" --resume --quiet\n"
-    )
 }

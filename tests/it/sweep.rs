@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use dyad::sweep::{self, Record, RunOptions, Sweep};
 
-use crate::util::{ROOT, Run, dyad};
+use crate::util::{ROOT, Run, dyad, dyad_in};
 
 /// A small Duplex scenario (few requests) and a sweep file over it, written into `dir`.
 fn files(dir: &Path, sweep_body: &str) -> PathBuf {
@@ -313,11 +313,7 @@ fn cli_sweep_merge_and_compare() {
     assert_eq!(st, 2, "{stderr}");
     assert!(stderr.contains("6 points are in no shard"), "{stderr}");
 
-    let Run { status: st, .. } = dyad(&["sweep", f, "--out", s, "--emit-slurm", "4"]);
-    assert_eq!(st, 0);
-    let slurm = std::fs::read_to_string(sh.join("sweep.slurm")).unwrap();
-    assert!(slurm.contains("#SBATCH --array=1-4"));
-    assert!(slurm.contains("--shard \"${SLURM_ARRAY_TASK_ID}/4\" --resume"));
+    emit_slurm_scripts_name_absolute_paths(f, &sh);
 
     // Points 0 and 11 differ in every axis.
     let jl = out.join("points.jsonl");
@@ -367,4 +363,247 @@ fn cli_sweep_merge_and_compare() {
         status: st, stderr, ..
     } = dyad(&["compare", f, "nope.json"]);
     assert_eq!(st, 2, "{stderr}");
+}
+
+/// `--emit-slurm 4` from another working folder, with relative paths: every path in the
+/// scripts is absolute, the array counts tasks 0 to 3, and each file ends with a newline.
+fn emit_slurm_scripts_name_absolute_paths(sweep_file: &str, out: &Path) {
+    let cwd = Path::new(sweep_file).parent().unwrap();
+    let Run {
+        status: st, stderr, ..
+    } = dyad_in(
+        cwd,
+        &[
+            "sweep",
+            "sweep.toml",
+            "--out",
+            "rel-out",
+            "--emit-slurm",
+            "4",
+            "--slurm-cpus",
+            "3",
+            "--sbatch=--partition=batch",
+        ],
+        None,
+    );
+    assert_eq!(st, 0, "{stderr}");
+    let o = std::fs::canonicalize(cwd.join("rel-out")).unwrap();
+    let f = std::fs::canonicalize(sweep_file).unwrap();
+    let read = |n: &str| std::fs::read_to_string(o.join(n)).unwrap();
+    let (array, merge, submit) = (read("sweep.slurm"), read("merge.slurm"), read("submit.sh"));
+    assert!(array.contains("#SBATCH --array=0-3\n"), "{array}");
+    assert!(array.contains("#SBATCH --cpus-per-task=3\n"), "{array}");
+    assert!(array.contains("#SBATCH --partition=batch\n"), "{array}");
+    assert!(array.contains(&format!(
+        "#SBATCH --output={}/logs/shard-%A_%a.log\n",
+        o.display()
+    )));
+    let exe = std::fs::canonicalize(env!("CARGO_BIN_EXE_dyad")).unwrap();
+    assert!(
+        array.contains(&format!(
+            "exec '{}' sweep '{}' --out '{}' --shard \"$shard/4\" --resume",
+            exe.display(),
+            f.display(),
+            o.display()
+        )),
+        "{array}"
+    );
+    assert!(
+        merge.contains(&format!("merge '{}' --out", f.display())),
+        "{merge}"
+    );
+    assert!(merge.contains("/shard-{1..4}-of-4.jsonl\n"), "{merge}");
+    assert!(
+        submit.contains("--dependency=\"afterok:$array\""),
+        "{submit}"
+    );
+    for t in [&array, &merge, &submit] {
+        assert!(t.ends_with('\n'));
+    }
+    assert!(
+        o.join("logs").is_dir(),
+        "the tasks' log folder exists before they start"
+    );
+    // The running binary, unless another is named.
+    let Run { status: st, .. } = dyad(&[
+        "sweep",
+        sweep_file,
+        "--out",
+        out.to_str().unwrap(),
+        "--emit-slurm",
+        "2",
+        "--slurm-dyad",
+        "/opt/dyad/bin/dyad",
+    ]);
+    assert_eq!(st, 0);
+    let a = std::fs::read_to_string(out.join("sweep.slurm")).unwrap();
+    assert!(a.contains("exec '/opt/dyad/bin/dyad' sweep"), "{a}");
+    assert!(a.contains("#SBATCH --array=0-1\n"), "{a}");
+}
+
+#[test]
+fn status_counts_points_per_shard_and_in_all() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Sweep::load(&files(d.path(), GRID)).unwrap();
+    let out = d.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    // Shard 1 of 3 done (4 points), shard 2 stopped after 1 with a line cut short, shard 3
+    // not started.
+    let run = |k: usize, stop: Option<usize>| {
+        let mut o = opts(out.join(format!("shard-{k}-of-3.jsonl")));
+        o.shard = Some((k, 3));
+        o.stop_after = stop;
+        o.jobs = Some(1);
+        sweep::run(&s, &o).unwrap();
+    };
+    run(1, None);
+    run(2, Some(1));
+    let p2 = out.join("shard-2-of-3.jsonl");
+    let mut text = std::fs::read_to_string(&p2).unwrap();
+    text.push_str("{\"index\": 4, \"gri");
+    std::fs::write(&p2, text).unwrap();
+    let st = sweep::status::status(&out, Some(&s)).unwrap();
+    let per: Vec<String> = st
+        .files
+        .iter()
+        .map(|f| format!("{:?} {} {:?}", f.shard, f.done, f.total))
+        .collect();
+    assert_eq!(per, ["Some((1, 3)) 4 Some(4)", "Some((2, 3)) 1 Some(4)"]);
+    assert_eq!(st.not_started, [(3, 3)]);
+    assert_eq!((st.done, st.total), (5, Some(12)));
+
+    let f = d.path().join("sweep.toml");
+    let o = out.to_str().unwrap();
+    let Run {
+        status: code,
+        stdout,
+        stderr,
+    } = dyad(&["sweep", "--status", o, f.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stdout,
+        "shard 1/3: 4 of 4 points done\nshard 2/3: 1 of 4 points done\n\
+         shard 3/3: not started (no shard-3-of-3.jsonl)\nall: 5 of 12 points done\n"
+    );
+    // Without the sweep file: what is done, not out of how many.
+    let Run { stdout, .. } = dyad(&["sweep", "--status", o]);
+    assert!(stdout.ends_with("all: 5 points done\n"), "{stdout}");
+    let Run {
+        status: code,
+        stderr,
+        ..
+    } = dyad(&["sweep", "--status", d.path().join("nope").to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("nope: cannot read"), "{stderr}");
+}
+
+/// A model file's field, read from the shipped JSON.
+fn model_field(name: &str, key: &str) -> serde_json::Value {
+    let p = crate::util::root(&format!("workloads/models/{name}.json"));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+    v[key].clone()
+}
+
+#[test]
+fn a_model_axis_runs_each_model_named() {
+    let d = tempfile::tempdir().unwrap();
+    // A file relative to the sweep file, beside two built-in names.
+    let mut mine: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::util::root("workloads/models/llama-3-8b.json")).unwrap(),
+    )
+    .unwrap();
+    mine["num_hidden_layers"] = 4.into();
+    std::fs::write(d.path().join("my-llama.json"), mine.to_string()).unwrap();
+    let body = "[[axis]]\nkey = \"model\"\nvalues = [\"llama-3-8b\", \"mixtral-8x7b\", \"qwen3-30b-a3b\", \"my-llama.json\"]\n";
+    let s = Sweep::load(&files(d.path(), body)).unwrap();
+    let pts = s.points();
+    assert_eq!(pts.len(), 4);
+    for (p, name) in pts
+        .iter()
+        .zip(["llama-3-8b", "mixtral-8x7b", "qwen3-30b-a3b"])
+    {
+        let m = s.scenario(p).unwrap().model;
+        assert_eq!(m.name, name);
+        let layers = model_field(name, "num_hidden_layers").as_u64().unwrap();
+        assert_eq!(m.plans.len() as u64, layers, "{name}");
+        let experts = model_field(name, "num_local_experts")
+            .as_u64()
+            .or_else(|| model_field(name, "num_experts").as_u64());
+        assert_eq!(m.moe.map(|e| e.experts), experts, "{name}");
+    }
+    let m = s.scenario(&pts[3]).unwrap().model;
+    assert_eq!((m.name.as_str(), m.plans.len()), ("my-llama", 4));
+    // Every point runs; the seed follows the value as written, not where the file lies.
+    let out = d.path().join("p.jsonl");
+    let sum = sweep::run(&s, &opts(out.clone())).unwrap();
+    assert_eq!((sum.ran, sum.failed), (4, 0));
+    let r = sorted(sweep::read_records(&out).unwrap());
+    assert_eq!(r[2].values["model"], "qwen3-30b-a3b");
+    // A dense 8B model decodes faster than Mixtral's 47B on the same devices.
+    let tbt = |i: usize| r[i].metrics.as_ref().unwrap()["tbt_s.p50"];
+    assert!(tbt(0) < tbt(1), "{} {}", tbt(0), tbt(1));
+}
+
+#[test]
+fn an_axis_over_a_model_key_sets_it_in_the_model_file() {
+    let d = tempfile::tempdir().unwrap();
+    let body = "[[axis]]\nkey = \"model.num_hidden_layers\"\nvalues = [16, 32]\n";
+    let s = Sweep::load(&files(d.path(), body)).unwrap();
+    let pts = s.points();
+    let layers: Vec<usize> = pts
+        .iter()
+        .map(|p| s.scenario(p).unwrap().model.plans.len())
+        .collect();
+    assert_eq!(layers, [16, 32]);
+    let out = d.path().join("p.jsonl");
+    sweep::run(&s, &opts(out.clone())).unwrap();
+    let r = sorted(sweep::read_records(&out).unwrap());
+    // Half the layers: a decode step a little over half as long (the LM head and the
+    // embedding do not shrink).
+    let t: Vec<f64> = r
+        .iter()
+        .map(|r| r.metrics.as_ref().unwrap()["tbt_s.p50"])
+        .collect();
+    let ratio = t[0] / t[1];
+    assert!(ratio > 0.5 && ratio < 0.6, "{ratio}");
+
+    // With a model axis, the key is set in each model.
+    let body = "[[axis]]\nkey = \"model\"\nvalues = \"{llama-3-8b, qwen3-30b-a3b}\"\n[[axis]]\nkey = \"model.num_hidden_layers\"\nvalues = [2]\n";
+    let s = Sweep::load(&files(d.path(), body)).unwrap();
+    for p in s.points() {
+        assert_eq!(s.scenario(&p).unwrap().model.plans.len(), 2);
+    }
+}
+
+#[test]
+fn bad_model_axes_name_the_line() {
+    let e = load_err("[[axis]]\nkey = \"model.num_hidden_layer\"\nvalues = [1]\n");
+    assert!(
+        e.contains("sweep.toml:3:7: unknown key `model.num_hidden_layer`")
+            && e.contains("mixtral-8x7b.json does not set it"),
+        "{e}"
+    );
+    assert!(e.contains("model.num_hidden_layers"), "{e}");
+    let e = load_err("[[axis]]\nkey = \"model\"\nvalues = [\"llama-9\"]\n");
+    assert!(
+        e.contains("sweep.toml:4:10:")
+            && e.contains(
+                "\"llama-9\" is neither a file (relative to the sweep file) nor a built-in model"
+            )
+            && e.contains("built-in models: ")
+            && e.contains("qwen3-30b-a3b"),
+        "{e}"
+    );
+    let e = load_err("[[axis]]\nkey = \"model\"\nvalues = [3]\n");
+    assert!(e.contains("`model`: 3 is not a model file"), "{e}");
+    // Llama is dense: it has no experts to sweep.
+    let e = load_err(
+        "[[axis]]\nkey = \"model\"\nvalues = [\"mixtral-8x7b\", \"llama-3-8b\"]\n[[axis]]\nkey = \"model.num_local_experts\"\nvalues = [4, 8]\n",
+    );
+    assert!(
+        e.contains("sweep.toml:6:7:") && e.contains("llama-3-8b.json does not set it"),
+        "{e}"
+    );
+    let e = load_err("[[axis]]\nkey = \"arch\"\nvalues = [\"h100\"]\n");
+    assert!(e.contains("names a file"), "{e}");
 }
