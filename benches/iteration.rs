@@ -1,6 +1,6 @@
 //! Build and cost one decode iteration (batch 64, KV 1024) on H100: Mixtral-8x7B, and the
-//! per-layer-plan models DeepSeek-V2-Lite (latent attention, shared experts, a dense first
-//! layer) and Qwen3-30B-A3B (128 fine-grained experts per layer).
+//! per-layer-plan models DeepSeek-V2-Lite and DeepSeek-V3 (latent attention, shared experts,
+//! dense first layers) and Qwen3-30B-A3B (128 fine-grained experts per layer).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -25,7 +25,7 @@ fn iteration(c: &mut Criterion) {
     c.bench_function("mixtral_decode_build_graph", |b| {
         b.iter(|| build_iteration(&model, black_box(&batch), 1, p, &Routing::Uniform).unwrap())
     });
-    for name in ["deepseek-v2-lite", "qwen3-30b-a3b"] {
+    for name in ["deepseek-v2-lite", "deepseek-v3", "qwen3-30b-a3b"] {
         let m = load_model(name.as_ref()).unwrap();
         let p = Precision::uniform(m.dtype);
         c.bench_function(&format!("{name}_decode_build_and_cost"), |b| {

@@ -212,8 +212,12 @@ pub fn resolve(spec: &RunSpec) -> Result<Resolved, RunError> {
     let model = config::load_model(&spec.model)?;
     let batch = batch(spec)?;
     let p = Precision {
-        weights: spec.weights.unwrap_or(model.dtype),
-        activations: spec.activations.unwrap_or(model.dtype),
+        weights: spec
+            .weights
+            .unwrap_or(model.quantized.unwrap_or(model.dtype)),
+        activations: spec
+            .activations
+            .unwrap_or(model.quantized.unwrap_or(model.dtype)),
         kv: spec.kv.unwrap_or(model.dtype),
     };
     let cap = sys.xpu.memory.capacity.value();
@@ -304,6 +308,7 @@ pub fn run(spec: &RunSpec) -> Result<RunReport, RunError> {
         tp_reason: r.tp_reason.clone(),
         precision: p,
         policy: spec.policy.name().into(),
+        model_notes: model.notes.clone(),
     };
     let static_w = sys.xpu.energy.static_power.value();
     Ok(RunReport::new(

@@ -39,7 +39,6 @@ const QWEN_TYPES: &[&str] = &["qwen2", "qwen3", "qwen2_moe", "qwen3_moe"];
 const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
     ("attention_chunk_size", "chunked local attention (Llama-4)"),
     ("text_config", "a nested text model (Llama-4)"),
-    ("quantization_config", "quantized weights"),
 ];
 
 /// The fields a dyad model TOML may set: the HuggingFace names dyad reads, plus `name` and
@@ -83,6 +82,7 @@ const TOML_FIELDS: &[&str] = &[
     "v_head_dim",
     "layer_types",
     "sliding_window_pattern",
+    "num_nextn_predict_layers",
     "final_logit_softcapping",
     "attn_logit_softcapping",
 ];
@@ -300,6 +300,8 @@ fn resolve(doc: &Doc) -> Result<ModelSpec, ConfigError> {
         ffn_gated: gated,
         dtype,
         tie_embeddings: tie,
+        quantized: quantized(doc)?,
+        notes: mtp_note(doc)?.into_iter().collect(),
         logit_softcap: softcap,
     };
     spec.validate()
@@ -487,6 +489,33 @@ fn attention_types(
         ));
     }
     Ok((model_type == "gemma2").then(|| (0..layers).map(|l| l % 2 == 0).collect()))
+}
+
+/// The weights' element type under a `quantization_config`: fp8 (`quant_method = "fp8"`,
+/// e4m3, as DeepSeek-V3 ships); any other method is not modeled yet.
+fn quantized(doc: &Doc) -> Result<Option<Dtype>, ConfigError> {
+    let Some(q) = doc.obj.get("quantization_config").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let method = q.get("quant_method").and_then(Value::as_str);
+    match method {
+        Some("fp8") => Ok(Some(Dtype::Fp8)),
+        _ => Err(doc.err(
+            "quantization_config",
+            format!(
+                "not yet supported: quantization_config with quant_method {} (fp8 is modeled)",
+                method.map_or_else(|| "missing".to_string(), |m| format!("\"{m}\""))
+            ),
+        )),
+    }
+}
+
+/// DeepSeek-V3's multi-token-prediction layers (`num_nextn_predict_layers`) are not decoder
+/// layers of plain decoding: they are left out, and the report says so.
+fn mtp_note(doc: &Doc) -> Result<Option<String>, ConfigError> {
+    Ok(doc.opt_uint("num_nextn_predict_layers")?.map(|n| {
+        format!("{n} multi-token-prediction layer(s) (num_nextn_predict_layers) left out: plain decoding runs without them")
+    }))
 }
 
 /// Latent attention, where `kv_lora_rank` is set: its four sizes are then required, and

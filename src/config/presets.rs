@@ -90,6 +90,10 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../workloads/models/gemma-2-9b.json"),
     ),
     (
+        "workloads/models/deepseek-v3.json",
+        include_str!("../../workloads/models/deepseek-v3.json"),
+    ),
+    (
         "workloads/models/deepseek-v2-lite.json",
         include_str!("../../workloads/models/deepseek-v2-lite.json"),
     ),

@@ -316,6 +316,8 @@ mod tests {
             dtype: Dtype::Bf16,
             tie_embeddings: false,
             logit_softcap: false,
+            quantized: None,
+            notes: Vec::new(),
         }
     }
 

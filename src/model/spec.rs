@@ -162,6 +162,12 @@ pub struct ModelSpec {
     pub ffn_gated: bool,
     /// Element type of the released weights (`torch_dtype`).
     pub dtype: Dtype,
+    /// The element type a `quantization_config` stores the weights in, and the GEMMs compute in
+    /// (DeepSeek-V3's fp8 with 128 × 128 block scales, whose 4 bytes per 16,384 weights, 0.02%,
+    /// are not charged); `None`: `dtype`.
+    pub quantized: Option<Dtype>,
+    /// What the import left out or assumed, for the report (DeepSeek-V3's MTP layer).
+    pub notes: Vec<String>,
     /// Whether the LM head shares the embedding's weights.
     pub tie_embeddings: bool,
     /// Logits soft-capped, `c · tanh(x / c)` (Gemma-2's `final_logit_softcapping`), an op of
@@ -541,6 +547,8 @@ pub(crate) mod tests {
             dtype: Dtype::Bf16,
             tie_embeddings: false,
             logit_softcap: false,
+            quantized: None,
+            notes: Vec::new(),
         }
     }
 

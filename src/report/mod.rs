@@ -128,6 +128,9 @@ pub struct RunInputs {
     pub precision: crate::model::Precision,
     /// The mapping policy's name.
     pub policy: String,
+    /// What the model's import left out or assumed (absent when nothing).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub model_notes: Vec<String>,
 }
 
 /// Whether the model and its KV cache fit in one device's memory.

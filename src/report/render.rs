@@ -128,6 +128,9 @@ fn header(r: &RunReport) -> String {
     if let Some(why) = &i.tp_reason {
         let _ = write!(s, "\nparallelism chosen by dyad: {why}");
     }
+    for n in &i.model_notes {
+        let _ = write!(s, "\nmodel: {n}");
+    }
     s
 }
 

@@ -61,6 +61,8 @@ fn tiny_model() -> ModelSpec {
         dtype: Dtype::Bf16,
         tie_embeddings: false,
         logit_softcap: false,
+        quantized: None,
+        notes: Vec::new(),
     }
 }
 
@@ -210,6 +212,7 @@ proptest! {
             plans: LayerPlan::periodic(1, 64, moe.then_some(1), None), vocab: 64,
             moe: moe.then_some(Moe { experts, top_k: 2, intermediate: 64, shared: None }),
             ffn_gated: true, dtype: d, tie_embeddings: false, logit_softcap: false,
+            quantized: None, notes: Vec::new(),
         };
         let batch = Batch {
             decode_kv: decode,
