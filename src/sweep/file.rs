@@ -321,14 +321,27 @@ fn axis_values(
     }
 }
 
-/// Whether the axes are zipped (`combine = "zip"`, all of one length) rather than crossed.
+/// The most points of a crossed grid (`combine = "product"`), each a serving run.
+pub const MAX_POINTS: usize = 1_000_000;
+
+/// Whether the axes are zipped (`combine = "zip"`, all of one length) rather than crossed
+/// (at most [`MAX_POINTS`] points, the product checked axis by axis).
 fn read_combine(
     src: &SweepText,
     combine: Option<&Spanned<String>>,
-    axes: &[Axis],
+    (axes, raw): (&[Axis], &[RawAxis]),
 ) -> Result<bool, ConfigError> {
     match combine.map(|c| (c.get_ref().as_str(), c.span())) {
-        None | Some(("product", _)) => Ok(false),
+        None | Some(("product", _)) => {
+            let mut n: usize = 1;
+            for (a, r) in axes.iter().zip(raw) {
+                n = n.checked_mul(a.values.len()).filter(|&n| n <= MAX_POINTS).ok_or_else(|| {
+                    let why = format!("`{}`: with the axes above, the grid passes {MAX_POINTS} points, the most a sweep runs", a.key);
+                    src.at(r.values.span(), why).with_help("sweep fewer values, or pair the axes with combine = \"zip\"")
+                })?;
+            }
+            Ok(false)
+        }
         Some(("zip", span)) => {
             let n = axes[0].values.len();
             match axes.iter().find(|x| x.values.len() != n) {
@@ -418,7 +431,7 @@ impl Sweep {
             ));
         }
         let axes = read_axes(&src, &raw.axis, &base)?;
-        let zip = read_combine(&src, raw.combine.as_ref(), &axes)?;
+        let zip = read_combine(&src, raw.combine.as_ref(), (&axes, &raw.axis))?;
         let metrics = metric_names();
         let objectives = read_objectives(&src, &raw.objectives, &axes, &metrics)?;
         let constraints = read_constraints(&src, &raw.constraints, &axes, &metrics)?;
