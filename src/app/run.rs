@@ -134,6 +134,26 @@ pub enum RunError {
         /// The flag, without its dashes.
         flag: &'static str,
     },
+    /// A batch or length over its limit ([`MAX_BATCH`], [`MAX_LEN`]).
+    #[error("--{flag} {value} is more than dyad runs (at most {max})")]
+    TooLarge {
+        /// The flag, without its dashes.
+        flag: &'static str,
+        /// The value given.
+        value: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// More tokens in the batch's prompts or KV caches than [`MAX_TOKENS`].
+    #[error("--batch × --{len_flag} is {tokens} tokens, more than dyad runs (at most {max})")]
+    TooManyTokens {
+        /// `prompt-len` or `kv-len`.
+        len_flag: &'static str,
+        /// The product.
+        tokens: u64,
+        /// The limit.
+        max: u64,
+    },
     /// More tensor-parallel devices than the arch has.
     #[error("--tp {tp} exceeds the {devices} devices of {arch}")]
     TpExceedsDevices {
@@ -245,9 +265,34 @@ pub fn resolve(spec: &RunSpec) -> Result<Resolved, RunError> {
     })
 }
 
-/// The batch of `spec`; zero sizes are errors, never clamped.
+/// The most sequences in a batch (`--batch`): one iteration holds a KV length per sequence.
+pub const MAX_BATCH: u64 = 1 << 20;
+/// The longest prompt or KV cache of one sequence (`--prompt-len`, `--kv-len`), in tokens.
+pub const MAX_LEN: u64 = 1 << 24;
+/// The most tokens of a batch's prompts or KV caches together (`--batch` × the length), so
+/// that byte counts (tokens × bytes per token) stay far inside a `u64`.
+pub const MAX_TOKENS: u64 = 1 << 32;
+
+/// The batch of `spec`; zero sizes are errors, never clamped, and so are sizes over their
+/// limits (checked before anything is allocated or multiplied).
 fn batch(spec: &RunSpec) -> Result<Batch, RunError> {
     let zero = |flag| Err(RunError::Zero { flag });
+    let over = |flag, value, max| Err(RunError::TooLarge { flag, value, max });
+    let (len_flag, len) = match spec.phase {
+        Phase::Decode => ("kv-len", spec.kv_len),
+        Phase::Prefill => ("prompt-len", spec.prompt_len),
+    };
+    if spec.batch > MAX_BATCH {
+        return over("batch", spec.batch, MAX_BATCH);
+    } else if len > MAX_LEN {
+        return over(len_flag, len, MAX_LEN);
+    } else if spec.batch * len > MAX_TOKENS {
+        return Err(RunError::TooManyTokens {
+            len_flag,
+            tokens: spec.batch * len,
+            max: MAX_TOKENS,
+        });
+    }
     match spec.phase {
         _ if spec.batch == 0 => zero("batch"),
         Phase::Decode if spec.kv_len == 0 => zero("kv-len"),

@@ -7,6 +7,8 @@ use crate::sweep::{self as sw, RunOptions, Sweep};
 
 use super::AppError;
 
+pub use crate::sweep::MAX_JOBS;
+
 /// What `dyad sweep` runs.
 pub struct SweepSpec {
     /// The sweep file.
@@ -19,7 +21,7 @@ pub struct SweepSpec {
     pub shard: Option<(usize, usize)>,
     /// Draw a progress bar.
     pub progress: bool,
-    /// Worker threads (default: one per core).
+    /// Worker threads (default: one per core; at most [`MAX_JOBS`]).
     pub jobs: Option<usize>,
     /// Write the Slurm scripts of an array of this many shards, and run nothing.
     pub emit_slurm: Option<usize>,

@@ -8,7 +8,7 @@ use crate::app::run::RunError;
 use crate::config;
 use crate::hw::{PimKind, System, Timing, Unit as HwUnit};
 use crate::kernels::moe::route;
-use crate::kernels::{Count, OpCheck, Rng, check_op, exec::Context};
+use crate::kernels::{Count, OpCheck, Rng, check_op, elems, exec::Context};
 use crate::map::plan::{Unit, plan_iteration};
 use crate::map::{Policy, place_by_layer};
 use crate::model::{
@@ -182,8 +182,8 @@ fn routing(m: &ModelSpec, tokens: u64, seed: u64) -> Routing {
     let (h, e) = (m.hidden as usize, moe.experts as usize);
     let per_layer = (0..m.layers())
         .map(|_| {
-            let x = rng.vec(tokens as usize * h, 1.0);
-            let w = rng.vec(h * e, 1.0 / (h as f32).sqrt());
+            let x = rng.vec(elems(&[tokens as usize, h]), 1.0);
+            let w = rng.vec(elems(&[h, e]), 1.0 / (h as f32).sqrt());
             let mut c = Count::default();
             let logits = crate::kernels::gemm::sgemm(tokens as usize, h, e, &x, &w, &mut c.flops);
             route(&logits, e, moe.top_k as usize, &mut c).counts()
@@ -252,6 +252,19 @@ pub enum ValidateError {
     /// A batch too small to hold the checks' sequences.
     #[error("--batch and --kv-len must be at least 1, --prompt-len at least 2")]
     SmallBatch,
+    /// A flag over the limit the reference kernels run to ([`MAX_BATCH`], [`MAX_KV_LEN`],
+    /// [`MAX_PROMPT_LEN`], [`MAX_LAYERS`]).
+    #[error(
+        "{flag} {value} is more than `dyad validate` runs on its reference kernels (at most {max})"
+    )]
+    TooLarge {
+        /// The flag.
+        flag: &'static str,
+        /// The value given.
+        value: u64,
+        /// The limit.
+        max: u64,
+    },
     /// A parallel layout the model cannot be split or placed by.
     #[error("{flag} {degree}: {source}")]
     Layout {
@@ -264,8 +277,33 @@ pub enum ValidateError {
     },
 }
 
+/// The most decode sequences `dyad validate` checks (`--batch`).
+pub const MAX_BATCH: u64 = 1024;
+/// The longest first KV cache it checks (`--kv-len`), in tokens.
+pub const MAX_KV_LEN: u64 = 65_536;
+/// The longest prompt it checks (`--prompt-len`), in tokens: causal attention over a prompt
+/// takes time as its square (4,096 tokens: about 12 s at the default scale).
+pub const MAX_PROMPT_LEN: u64 = 16_384;
+/// The most decoder layers it checks (`--layers`).
+pub const MAX_LAYERS: u32 = 1024;
+
+/// The first of `spec`'s sizes over its limit, checked before any size is computed from them.
+fn check_limits(spec: &ValidateSpec) -> Result<(), ValidateError> {
+    let limits = [
+        ("--batch", spec.batch, MAX_BATCH),
+        ("--kv-len", spec.kv_len, MAX_KV_LEN),
+        ("--prompt-len", spec.prompt_len, MAX_PROMPT_LEN),
+        ("--layers", u64::from(spec.layers), u64::from(MAX_LAYERS)),
+    ];
+    match limits.into_iter().find(|&(_, value, max)| value > max) {
+        Some((flag, value, max)) => Err(ValidateError::TooLarge { flag, value, max }),
+        None => Ok(()),
+    }
+}
+
 /// Runs the checks.
 pub fn validate(spec: &ValidateSpec) -> Result<Validation, ValidateError> {
+    check_limits(spec)?;
     let full = config::load_model(&spec.model)?;
     let sys = config::load_arch(&spec.arch)?;
     let m = scaled(&full, spec.scale, spec.layers)?;

@@ -49,13 +49,14 @@ pub(super) struct ModelArgs {
     /// HuggingFace config.json, a dyad model TOML, or a built-in name (see `dyad list`).
     #[arg(long, default_value = "workloads/models/mixtral-8x7b.json")]
     pub(super) model: PathBuf,
-    /// Sequences in the batch.
+    /// Sequences in the batch (at most 1048576, and at most 4294967296 tokens of prompts or
+    /// KV caches in all).
     #[arg(long, default_value_t = 64)]
     pub(super) batch: u64,
-    /// Prompt length of each sequence (prefill).
+    /// Prompt length of each sequence (prefill; at most 16777216).
     #[arg(long, default_value_t = 1024)]
     pub(super) prompt_len: u64,
-    /// Tokens in each sequence's KV cache (decode).
+    /// Tokens in each sequence's KV cache (decode; at most 16777216).
     #[arg(long, default_value_t = 1024)]
     pub(super) kv_len: u64,
     /// Prefill (whole prompts) or decode (one token per sequence against a KV cache).
@@ -262,20 +263,21 @@ pub(super) struct ValidateArgs {
     /// experts and top-k stay as the model has them.
     #[arg(long, default_value_t = 16)]
     pub(super) scale: u64,
-    /// Decoder layers of the scaled model.
+    /// Decoder layers of the scaled model (at most 1024).
     #[arg(long, default_value_t = 1)]
     pub(super) layers: u32,
     /// Element type of weights, activations and KV cache (default: the model's).
     #[arg(long, value_parser = PossibleValuesParser::new(["bf16", "fp16", "fp32"]).try_map(|s| s.parse::<Dtype>()))]
     pub(super) dtype: Option<Dtype>,
-    /// Decode sequences (KV lengths kv-len, kv-len+3, ...); two prefill chunks are added.
+    /// Decode sequences (KV lengths kv-len, kv-len+3, ...; at most 1024); two prefill chunks
+    /// are added.
     #[arg(long, default_value_t = 4)]
     pub(super) batch: u64,
-    /// KV length of the first decode sequence.
+    /// KV length of the first decode sequence (at most 65536).
     #[arg(long, default_value_t = 24)]
     pub(super) kv_len: u64,
-    /// Prompt length of the whole-prompt prefill chunk (the other chunk is half a prompt after a
-    /// cached half).
+    /// Prompt length of the whole-prompt prefill chunk (at most 16384; the other chunk is half a
+    /// prompt after a cached half).
     #[arg(long, default_value_t = 12)]
     pub(super) prompt_len: u64,
     /// Seed of the random inputs.

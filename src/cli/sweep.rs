@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use clap::builder::RangedU64ValueParser;
 
+use dyad::app::sweep::MAX_JOBS;
 use dyad::app::{self, AppError};
 
 use super::{stdout, write_out};
@@ -25,8 +27,9 @@ pub(super) struct SweepArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
-    /// Worker threads (default: one per core).
-    #[arg(long, short)]
+    /// Worker threads (default: one per core), 1 to 1024; no more start than there are points
+    /// to run.
+    #[arg(long, short, value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_JOBS as u64))]
     jobs: Option<usize>,
     /// Write a Slurm array job of N shards (OUT/sweep.slurm), a merge job (OUT/merge.slurm)
     /// and OUT/submit.sh, which submits both; run nothing.

@@ -6,7 +6,8 @@
 //! checked). Every error names the file, line and column and the key path.
 //!
 //! Each loader (`arch`, `model`, `serving`, `tech`) knows only [`source`](Source) (reading,
-//! parsing, locations) and `error`, never another loader. The entry points below wire them:
+//! parsing, locations) and `error`, never another loader (`routing` is part of `serving`: its
+//! `[routing]` table and routing traces). The entry points below wire them:
 //! a scenario's arch and model are loaded here and passed in, and an arch's `[pim.tech]` choice
 //! is read by `arch`, its logic die by `tech`, and resolved by the tech model
 //! ([`crate::tech::pim::resolve`]) against a library the caller gives, or the shipped one.
@@ -16,6 +17,7 @@ mod choice;
 mod error;
 mod model;
 pub mod presets;
+mod routing;
 mod serving;
 mod source;
 mod tech;

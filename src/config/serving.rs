@@ -7,6 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::error::ConfigError;
+use super::routing::{Experts, RawRouting, routing};
 use super::source::Source;
 use crate::hw::{System, Timing};
 use crate::map::Policy;
@@ -85,15 +86,6 @@ struct RawBatching {
     max_tokens: Spanned<u64>,
     kv_block: Spanned<u64>,
     memory_utilization: Spanned<f64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRouting {
-    mode: Spanned<String>,
-    s: Option<Spanned<f64>>,
-    /// CSV with columns layer, expert, probability.
-    file: Option<Spanned<String>>,
 }
 
 /// Values given on the command line that replace the scenario's (`dyad run --serving S --tp 2`).
@@ -329,8 +321,11 @@ fn resolve(
         Some(rt) => routing(
             src,
             rt,
-            model.moe.map_or(0, |m| m.experts),
-            model.moe.map_or(0, |m| m.top_k),
+            Experts {
+                experts: model.moe.map_or(0, |m| m.experts),
+                top_k: model.moe.map_or(0, |m| m.top_k),
+                layers: model.layers(),
+            },
         )?,
     };
     let timing = match o.timing {
@@ -532,65 +527,4 @@ fn policy(
         return Err(src.err(p, needs(policy)));
     }
     Ok(policy)
-}
-
-fn routing(
-    src: &Source,
-    rt: &RawRouting,
-    experts: u64,
-    top_k: u64,
-) -> Result<RoutingSpec, ConfigError> {
-    Ok(match rt.mode.get_ref().as_str() {
-        "uniform" => RoutingSpec::Uniform,
-        "zipf" => {
-            let s = rt
-                .s
-                .as_ref()
-                .ok_or_else(|| src.err(&rt.mode, "zipf routing needs `s` (the skew exponent)"))?;
-            if !(*s.get_ref() >= 0.0 && s.get_ref().is_finite()) {
-                return Err(src.err(s, "`routing.s` must be zero or positive"));
-            }
-            RoutingSpec::Zipf { s: *s.get_ref() }
-        }
-        "trace" => {
-            let f = rt
-                .file
-                .as_ref()
-                .ok_or_else(|| src.err(&rt.mode, "trace routing needs `file`"))?;
-            let p = src.relative(f.get_ref());
-            let mut probs: Vec<Vec<f64>> = Vec::new();
-            for (i, row) in csv_rows(&p)?.iter().enumerate() {
-                let (l, e, w): (usize, usize, f64) = (
-                    field(&p, i + 2, row, "layer")?,
-                    field(&p, i + 2, row, "expert")?,
-                    field(&p, i + 2, row, "probability")?,
-                );
-                if e as u64 >= experts || !(w >= 0.0 && w.is_finite()) {
-                    return Err(ConfigError::file(
-                        &p,
-                        format!("line {}: expert {e} or probability {w} out of range", i + 2),
-                    ));
-                }
-                if probs.len() <= l {
-                    probs.resize(l + 1, vec![0.0; experts as usize]);
-                }
-                probs[l][e] = w;
-            }
-            // Each token picks top-k distinct experts: every layer needs that many possible ones.
-            let possible = |p: &Vec<f64>| p.iter().filter(|&&w| w > 0.0).count() as u64;
-            if probs.is_empty() || probs.iter().any(|p| possible(p) < top_k) {
-                return Err(src.err(
-                    f,
-                    format!("every layer of the routing trace needs at least {top_k} experts (top-k) with a positive probability"),
-                ));
-            }
-            RoutingSpec::Trace { probs }
-        }
-        other => {
-            return Err(src.err(
-                &rt.mode,
-                format!("unknown routing mode \"{other}\" (valid: uniform, zipf, trace)"),
-            ));
-        }
-    })
 }

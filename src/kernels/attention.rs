@@ -9,7 +9,7 @@
 
 use std::ops::Range;
 
-use super::{Count, Elem, load, store};
+use super::{Count, Elem, elems, load, store};
 
 /// Head layout: `heads` query heads share `kv_heads` key/value heads in equal groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,8 +112,8 @@ pub fn attend_masked<E: Elem>(
     let nh = hs.len();
     let scale = 1.0 / (d as f32).sqrt();
     let total_q: usize = x.seqs.iter().map(|s| s.q_len).sum();
-    let mut out = vec![0f32; total_q * nh * d];
-    let mut lse = vec![f32::NEG_INFINITY; total_q * nh];
+    let mut out = vec![0f32; elems(&[total_q, nh, d])];
+    let mut lse = vec![f32::NEG_INFINITY; elems(&[total_q, nh])];
     let mut row0 = 0;
     for (si, s) in x.seqs.iter().enumerate() {
         let len = s.ctx + s.q_len;
@@ -137,7 +137,7 @@ pub fn attend_masked<E: Elem>(
         }
         row0 += s.q_len;
     }
-    c.aux_flops += (total_q * nh * d) as u64; // the 1/sqrt(d) scale of each query
+    c.aux_flops += elems(&[total_q, nh, d]) as u64; // the 1/sqrt(d) scale of each query
     let out = store(&out, &mut c.act_out);
     AttnOut { out, lse }
 }
@@ -156,8 +156,8 @@ fn gather_kv<E: Elem>(
     let (kv_heads, d) = (x.shape.kv_heads, x.shape.head_dim);
     let s = x.seqs[si];
     let len = s.ctx + s.q_len;
-    let mut kc = vec![vec![0f32; len * d]; kvs.len()];
-    let mut vc = vec![vec![0f32; len * d]; kvs.len()];
+    let mut kc = vec![vec![0f32; elems(&[len, d])]; kvs.len()];
+    let mut vc = vec![vec![0f32; elems(&[len, d])]; kvs.len()];
     for (gi, g) in kvs.clone().enumerate() {
         for p in keys.clone() {
             let (k, v) = if p < s.ctx {
@@ -216,7 +216,7 @@ fn attend_row(
 /// lse = log Σₚ e^(lseₚ). Rows no part saw stay zero.
 pub fn merge<E: Elem>(parts: &[AttnOut<E>], d: usize) -> Vec<f32> {
     let rows = parts.first().map_or(0, |p| p.lse.len());
-    let mut out = vec![0f32; rows * d];
+    let mut out = vec![0f32; elems(&[rows, d])];
     for r in 0..rows {
         let m = parts.iter().fold(f32::NEG_INFINITY, |a, p| a.max(p.lse[r]));
         if m == f32::NEG_INFINITY {

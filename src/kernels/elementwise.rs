@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use super::{Count, Elem, load, store};
+use super::{Count, Elem, elems, load, store};
 
 /// RMSNorm's ε (Llama and Mixtral configs: `rms_norm_eps` = 1e-5).
 pub const RMS_EPS: f32 = 1e-5;
@@ -11,7 +11,7 @@ pub const RMS_EPS: f32 = 1e-5;
 /// Gathers rows `ids` of an embedding table [vocab, h]. The model charges a gather as a streaming
 /// op (rows in as activations in, rows out), so that is how it is counted.
 pub fn embedding<E: Elem>(table: &[E], h: usize, ids: &[usize], c: &mut Count) -> Vec<E> {
-    let mut out = Vec::with_capacity(ids.len() * h);
+    let mut out = Vec::with_capacity(elems(&[ids.len(), h]));
     for &i in ids {
         out.extend(load(&table[i * h..(i + 1) * h], &mut c.act_in));
     }
@@ -58,7 +58,7 @@ pub fn rope<E: Elem>(
     c: &mut Count,
 ) -> Vec<E> {
     let half = d / 2;
-    let mut out = Vec::with_capacity(pos.len() * heads.len() * d);
+    let mut out = Vec::with_capacity(elems(&[pos.len(), heads.len(), d]));
     for (t, &p) in pos.iter().enumerate() {
         for h in heads.clone() {
             let at = (t * n_heads + h) * d;
@@ -87,8 +87,8 @@ pub fn head_rmsnorm<E: Elem>(
     gain: &[f32],
     c: &mut Count,
 ) -> Vec<E> {
-    let tokens = x.len() / (n_heads * d).max(1);
-    let mut out = Vec::with_capacity(tokens * heads.len() * d);
+    let tokens = x.len() / elems(&[n_heads, d]).max(1);
+    let mut out = Vec::with_capacity(elems(&[tokens, heads.len(), d]));
     for t in 0..tokens {
         for h in heads.clone() {
             let at = (t * n_heads + h) * d;

@@ -9,7 +9,7 @@ use half::{bf16, f16};
 use super::attention::{AttnInput, AttnOut, AttnPart, Heads, Seq, attend, merge};
 use super::gemm::{expand, gemm, gemm_columns, gemm_inner};
 use super::moe::{Expert, expert_ffn};
-use super::{Count, Elem, Rng, normalized_error, to_elems, to_f32s, tolerance};
+use super::{Count, Elem, Rng, elems, normalized_error, to_elems, to_f32s, tolerance};
 use crate::map::plan::{Axis, OpPlan, PartitionPlan};
 use crate::model::{Batch, ModelSpec, OpKind};
 use crate::work::Dtype;
@@ -161,13 +161,14 @@ pub enum Unsupported {
 
 type Outcome = Result<(f64, Vec<Count>), Unsupported>;
 
-/// Random stored values, uniform in [-scale, scale).
-fn rand<E: Elem>(rng: &mut Rng, n: u64, scale: f32) -> Vec<E> {
-    to_elems(&rng.vec(n as usize, scale))
+/// Random stored values of a buffer of `dims` (sized by [`elems`]), uniform in [-scale, scale).
+fn rand<E: Elem>(rng: &mut Rng, dims: &[u64], scale: f32) -> Vec<E> {
+    to_elems(&rng.vec(elems(dims), scale))
 }
 
+/// A size of the model or batch as a `usize`, checked (as [`elems`] checks products).
 fn usize_of(x: u64) -> usize {
-    x as usize
+    elems(&[x])
 }
 
 /// Executes the op of `p` whole and by its plan; one kernel (or family of kernels) per op kind.
@@ -211,8 +212,8 @@ fn run<E: Elem>(p: &OpPlan, cx: Context, rng: &mut Rng) -> Outcome {
 /// One GEMM `[m,k]·[k,n]`, whole or split by columns or by the inner index.
 fn run_gemm<E: Elem>(plan: &PartitionPlan, (m, n, k): (u64, u64, u64), rng: &mut Rng) -> Outcome {
     let (a, b) = (
-        rand::<E>(rng, m * k, 1.0),
-        rand::<E>(rng, k * n, 1.0 / (k as f32).sqrt()),
+        rand::<E>(rng, &[m, k], 1.0),
+        rand::<E>(rng, &[k, n], 1.0 / (k as f32).sqrt()),
     );
     let mnk = (usize_of(m), usize_of(k), usize_of(n));
     let reference = to_f32s(&gemm(mnk.0, mnk.1, mnk.2, &a, &b, &mut Count::default()));
@@ -235,11 +236,11 @@ fn run_expert<E: Elem>(
     rng: &mut Rng,
 ) -> Outcome {
     let (h, i) = (usize_of(hidden), usize_of(inner));
-    let x = rand::<E>(rng, tokens * hidden, 1.0);
+    let x = rand::<E>(rng, &[tokens, hidden], 1.0);
     let w = Expert {
-        gate: rand::<E>(rng, hidden * inner, 1.0 / (h as f32).sqrt()),
-        up: rand::<E>(rng, hidden * inner, 1.0 / (h as f32).sqrt()),
-        down: rand::<E>(rng, inner * hidden, 1.0 / (i as f32).sqrt()),
+        gate: rand::<E>(rng, &[hidden, inner], 1.0 / (h as f32).sqrt()),
+        up: rand::<E>(rng, &[hidden, inner], 1.0 / (h as f32).sqrt()),
+        down: rand::<E>(rng, &[inner, hidden], 1.0 / (i as f32).sqrt()),
     };
     let rows: Vec<usize> = (0..usize_of(tokens)).collect();
     let all: Vec<usize> = (0..i).collect();
@@ -348,7 +349,7 @@ fn messages<E: Elem>(
         });
     }
     Ok((0..devices)
-        .map(|_| rand::<E>(rng, bytes / E::BYTES, 1.0))
+        .map(|_| rand::<E>(rng, &[bytes / E::BYTES], 1.0))
         .collect())
 }
 
@@ -396,16 +397,16 @@ fn attn_input<E: Elem>(shape: Heads, seqs: Vec<Seq>, rng: &mut Rng) -> AttnInput
     let (g, d) = (shape.kv_heads as u64, shape.head_dim as u64);
     let tq: u64 = seqs.iter().map(|s| s.q_len as u64).sum();
     AttnInput {
-        q: rand(rng, tq * shape.heads as u64 * d, 1.0),
-        k_new: rand(rng, tq * g * d, 1.0),
-        v_new: rand(rng, tq * g * d, 1.0),
+        q: rand(rng, &[tq, shape.heads as u64, d], 1.0),
+        k_new: rand(rng, &[tq, g, d], 1.0),
+        v_new: rand(rng, &[tq, g, d], 1.0),
         k_cache: seqs
             .iter()
-            .map(|s| rand(rng, g * s.ctx as u64 * d, 1.0))
+            .map(|s| rand(rng, &[g, s.ctx as u64, d], 1.0))
             .collect(),
         v_cache: seqs
             .iter()
-            .map(|s| rand(rng, g * s.ctx as u64 * d, 1.0))
+            .map(|s| rand(rng, &[g, s.ctx as u64, d], 1.0))
             .collect(),
         shape,
         seqs,

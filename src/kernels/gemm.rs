@@ -7,7 +7,7 @@
 
 use std::ops::Range;
 
-use super::{Count, Elem, load, store};
+use super::{Count, Elem, elems, load, store};
 
 /// Every index in `ranges`, in order.
 pub fn expand(ranges: &[Range<u64>]) -> Vec<usize> {
@@ -20,11 +20,17 @@ pub fn expand(ranges: &[Range<u64>]) -> Vec<usize> {
 /// C = A·B on f32 row-major matrices, adding 2·m·n·k to `flops` (one multiply and one add per
 /// term of each of the m·n dot products of length k).
 pub fn sgemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], flops: &mut u64) -> Vec<f32> {
-    assert!(a.len() == m * k && b.len() == k * n, "gemm operand sizes");
-    let mut c = vec![0f32; m * n];
+    // Checked sizes: a product that wrapped could match a short slice and send the `unsafe`
+    // call below past its end.
+    assert!(
+        a.len() == elems(&[m, k]) && b.len() == elems(&[k, n]),
+        "gemm operand sizes"
+    );
+    let mut c = vec![0f32; elems(&[m, n])];
     if m > 0 && n > 0 && k > 0 {
-        // SAFETY: the slices hold m·k, k·n and m·n elements (checked above), laid out row-major
-        // with the strides given, so every access is in bounds.
+        // SAFETY: the slices hold m·k, k·n and m·n elements (products checked above, without
+        // wrapping), laid out row-major with the strides given, so every access is in bounds;
+        // each stride is at most a slice's length, so it fits an isize.
         unsafe {
             matrixmultiply::sgemm(
                 m,
@@ -44,7 +50,7 @@ pub fn sgemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], flops: &mut u64
             );
         }
     }
-    *flops += 2 * (m * n * k) as u64;
+    *flops += 2 * elems(&[m, n, k]) as u64;
     c
 }
 
@@ -59,7 +65,7 @@ pub fn gemm<E: Elem>(m: usize, k: usize, n: usize, a: &[E], b: &[E], c: &mut Cou
 
 /// Gathers columns `cols` of a row-major [rows, n] matrix.
 fn gather_cols<E: Elem>(x: &[E], rows: usize, n: usize, cols: &[usize]) -> Vec<E> {
-    let mut out = Vec::with_capacity(rows * cols.len());
+    let mut out = Vec::with_capacity(elems(&[rows, cols.len()]));
     for r in 0..rows {
         out.extend(cols.iter().map(|&j| x[r * n + j]));
     }

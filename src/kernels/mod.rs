@@ -36,6 +36,18 @@ use half::{bf16, f16};
 use crate::units::Bytes;
 use crate::work::{Dtype, Streams, Work};
 
+/// The elements of a buffer of `dims` (their product), checked: a size that overflows `usize`
+/// stops here instead of wrapping into a short buffer that a kernel would then index past, or
+/// hand to `matrixmultiply`'s `unsafe` loop. Every buffer a kernel allocates is sized by this,
+/// so an index below a buffer's length cannot overflow either. The commands bound the sizes
+/// they pass (`dyad validate`'s flags, [`crate::app::validate`]), so this panic marks a bug,
+/// never bad input.
+pub fn elems<T: TryInto<usize> + Copy + std::fmt::Debug>(dims: &[T]) -> usize {
+    dims.iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d.try_into().ok()?))
+        .unwrap_or_else(|| panic!("a kernel buffer of {dims:?} elements overflows usize"))
+}
+
 /// A storage element type: values are loaded as f32, computed in f32, and rounded on store.
 pub trait Elem: Copy + Default + Send + Sync + std::fmt::Debug + 'static {
     /// The element type this storage type is in the model.

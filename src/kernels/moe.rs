@@ -4,7 +4,7 @@
 
 use super::elementwise::{silu_mul, softmax_rows};
 use super::gemm::{gemm, sgemm};
-use super::{Count, Elem, load, store};
+use super::{Count, Elem, elems, load, store};
 
 /// Each token's `top_k` (expert, weight) choices, weights summing to one.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,7 +49,7 @@ impl Routing {
 pub fn route<E: Elem>(logits: &[E], experts: usize, top_k: usize, c: &mut Count) -> Routing {
     let l = load(logits, &mut c.act_in);
     let p = softmax_rows(&l, experts, &mut c.flops);
-    let mut choice = Vec::with_capacity(p.len() / experts * top_k);
+    let mut choice = Vec::with_capacity(elems(&[p.len() / experts.max(1), top_k]));
     for row in p.chunks(experts) {
         let mut idx: Vec<usize> = (0..experts).collect();
         idx.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
@@ -118,7 +118,7 @@ pub fn expert_ffn<E: Elem>(
 /// expert e's rows in dispatch order. 2 FLOPs (a multiply and an add) per element per choice.
 pub fn combine<E: Elem>(r: &Routing, outputs: &[Vec<E>], h: usize, c: &mut Count) -> Vec<E> {
     let mut next = vec![0usize; r.experts];
-    let mut y = vec![0f32; r.tokens() * h];
+    let mut y = vec![0f32; elems(&[r.tokens(), h])];
     for (i, &(e, w)) in r.choice.iter().enumerate() {
         let t = i / r.top_k;
         let slot = next[e];
@@ -128,7 +128,7 @@ pub fn combine<E: Elem>(r: &Routing, outputs: &[Vec<E>], h: usize, c: &mut Count
             *o += w * v;
         }
     }
-    c.flops += 2 * (r.choice.len() * h) as u64;
+    c.flops += 2 * elems(&[r.choice.len(), h]) as u64;
     store(&y, &mut c.act_out)
 }
 

@@ -1,8 +1,22 @@
 //! Which experts each token goes to, per layer and iteration.
+//!
+//! **Sampling always terminates and is exact.** A token's `top_k` experts are drawn without
+//! replacement, each from the probability mass the experts not yet picked leave (draw one,
+//! remove its mass, renormalize, repeat). Each draw first tries the quick way while the experts
+//! picked so far hold less than half the mass: a draw from the whole layer by its running sums,
+//! refused if it names an expert already picked, at most [`TRIES`] times; then (or at once, when
+//! they hold half or more) it draws from the rest by one pass over the experts left. A refused
+//! draw leaves the distribution of the next one as it was, so the two ways give the same
+//! probabilities, and no weight however small or large (1e-300 beside 1, 1e30 beside 1, Zipf
+//! with s = 60) can make it loop.
 
 use rand::RngExt;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
+
+/// Tries of the quick draw (from the whole layer, refusing an expert already picked) before
+/// a draw from the experts left.
+pub const TRIES: usize = 8;
 
 /// How tokens are routed to experts.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,7 +29,7 @@ pub enum RoutingSpec {
         /// The exponent.
         s: f64,
     },
-    /// Per-layer expert probabilities from a trace (`probs[layer][expert]`, each row summing to 1);
+    /// Per-layer expert weights from a trace (`probs[layer][expert]`, normalized per layer);
     /// layers beyond the trace reuse it cyclically.
     Trace {
         /// Probabilities per layer and expert.
@@ -34,18 +48,88 @@ impl RoutingSpec {
     }
 }
 
+/// One layer's expert weights and their running sums.
+#[derive(Debug, Clone)]
+struct Layer {
+    /// Weight per expert (finite and non-negative, as the scenario loader checks).
+    w: Vec<f64>,
+    /// `cdf[e]`: the sum of the weights of experts 0..=e.
+    cdf: Vec<f64>,
+}
+
+impl Layer {
+    fn new(w: Vec<f64>) -> Layer {
+        let cdf = w
+            .iter()
+            .scan(0.0, |acc, x| {
+                *acc += x;
+                Some(*acc)
+            })
+            .collect();
+        Layer { w, cdf }
+    }
+
+    /// Draws `k` distinct experts (at most all of them) into `picked`, in the order drawn.
+    fn draw(&self, k: usize, picked: &mut Vec<usize>, rng: &mut ChaCha8Rng) {
+        picked.clear();
+        let total = self.cdf.last().copied().unwrap_or(0.0);
+        let mut taken = 0.0;
+        for _ in 0..k.min(self.w.len()) {
+            let quick = if taken < total / 2.0 {
+                self.draw_any(total, picked, rng)
+            } else {
+                None
+            };
+            let e = quick.unwrap_or_else(|| self.draw_left(picked, rng));
+            taken += self.w[e];
+            picked.push(e);
+        }
+    }
+
+    /// A draw from the whole layer, refused (up to [`TRIES`] times) while it names an expert
+    /// in `picked`; `None` when every try was refused.
+    fn draw_any(&self, total: f64, picked: &[usize], rng: &mut ChaCha8Rng) -> Option<usize> {
+        (0..TRIES).find_map(|_| {
+            let u = rng.random::<f64>() * total;
+            // The first expert whose running sum exceeds u: never one of weight zero.
+            let e = self.cdf.partition_point(|&c| c <= u);
+            (e < self.w.len() && !picked.contains(&e)).then_some(e)
+        })
+    }
+
+    /// A draw from the experts not in `picked`, in proportion to their weights, by one pass.
+    /// With no positive weight left (input the loader refuses), the first expert left.
+    fn draw_left(&self, picked: &[usize], rng: &mut ChaCha8Rng) -> usize {
+        let left = || (0..self.w.len()).filter(|e| !picked.contains(e));
+        let rest: f64 = left().map(|e| self.w[e]).sum();
+        let u = rng.random::<f64>() * rest;
+        let mut acc = 0.0;
+        let mut last = None;
+        for e in left().filter(|&e| self.w[e] > 0.0) {
+            acc += self.w[e];
+            last = Some(e);
+            if acc > u {
+                return e;
+            }
+        }
+        // Rounding can leave the sum a hair under u: the last positive expert takes it.
+        last.or_else(|| left().next())
+            .expect("draw asks for at most as many experts as the layer has")
+    }
+}
+
 /// Samples tokens per expert for each layer of one iteration.
 pub struct Router {
     spec: RoutingSpec,
-    /// Cumulative probabilities per layer (empty for `Uniform`).
-    cdf: Vec<Vec<f64>>,
+    /// Weights per layer (empty for `Uniform`).
+    layers: Vec<Layer>,
     experts: u64,
     top_k: u64,
 }
 
 impl Router {
     /// A router of `top_k` of `experts` experts over `layers` layers; Zipf rankings are
-    /// shuffled with `rng`.
+    /// shuffled with `rng`. A trace's rows are cut or padded with zeros to `experts`.
     pub fn new(
         spec: RoutingSpec,
         layers: u32,
@@ -53,7 +137,8 @@ impl Router {
         top_k: u64,
         rng: &mut ChaCha8Rng,
     ) -> Self {
-        let probs: Vec<Vec<f64>> = match &spec {
+        let n = experts as usize;
+        let weights: Vec<Vec<f64>> = match &spec {
             RoutingSpec::Uniform => Vec::new(),
             RoutingSpec::Zipf { s } => (0..layers)
                 .map(|_| {
@@ -63,24 +148,19 @@ impl Router {
                 })
                 .collect(),
             RoutingSpec::Trace { probs } => (0..layers as usize)
-                .map(|l| probs[l % probs.len()].clone())
+                .map(|l| {
+                    let mut p = match probs.len() {
+                        0 => vec![1.0; n],
+                        len => probs[l % len].clone(),
+                    };
+                    p.resize(n, 0.0);
+                    p
+                })
                 .collect(),
         };
-        let cdf = probs
-            .into_iter()
-            .map(|p| {
-                let total: f64 = p.iter().sum();
-                p.iter()
-                    .scan(0.0, |acc, x| {
-                        *acc += x / total;
-                        Some(*acc)
-                    })
-                    .collect()
-            })
-            .collect();
         Router {
             spec,
-            cdf,
+            layers: weights.into_iter().map(Layer::new).collect(),
             experts,
             top_k,
         }
@@ -91,23 +171,17 @@ impl Router {
         self.spec == RoutingSpec::Uniform
     }
 
-    /// Tokens per expert in `layer` for `tokens` tokens.
+    /// Tokens per expert in `layer` for `tokens` tokens: each token goes to `top_k` distinct
+    /// experts (all of them when there are fewer).
     pub fn counts(&self, layer: usize, tokens: u64, rng: &mut ChaCha8Rng) -> Vec<u64> {
         if self.is_uniform() {
             return crate::model::Routing::uniform_counts(tokens, self.experts, self.top_k);
         }
-        let cdf = &self.cdf[layer];
+        let l = &self.layers[layer];
         let mut counts = vec![0u64; self.experts as usize];
-        let mut picked = Vec::with_capacity(self.top_k as usize);
+        let mut picked = Vec::with_capacity(self.top_k.min(self.experts) as usize);
         for _ in 0..tokens {
-            picked.clear();
-            while (picked.len() as u64) < self.top_k {
-                let u: f64 = rng.random();
-                let e = cdf.partition_point(|&c| c < u).min(cdf.len() - 1);
-                if !picked.contains(&e) {
-                    picked.push(e);
-                }
-            }
+            l.draw(self.top_k as usize, &mut picked, rng);
             for &e in &picked {
                 counts[e] += 1;
             }
@@ -120,6 +194,48 @@ impl Router {
 mod tests {
     use super::*;
     use crate::sim::workload::rng;
+    use proptest::prelude::*;
+
+    /// `k` experts drawn `n` times from `w`, each draw's set checked to be `k` distinct experts
+    /// of positive weight; how often each expert and each set (sorted) came up.
+    fn tally(w: &[f64], k: usize, n: usize, seed: u64) -> (Vec<usize>, Vec<(Vec<usize>, usize)>) {
+        let l = Layer::new(w.to_vec());
+        let mut g = rng(seed, 3);
+        let (mut each, mut sets) = (vec![0; w.len()], Vec::<(Vec<usize>, usize)>::new());
+        let mut picked = Vec::new();
+        for _ in 0..n {
+            l.draw(k, &mut picked, &mut g);
+            let mut s = picked.clone();
+            s.sort_unstable();
+            s.dedup();
+            assert_eq!(s.len(), k, "{picked:?} from {w:?}");
+            assert!(s.iter().all(|&e| w[e] > 0.0), "{picked:?} from {w:?}");
+            s.iter().for_each(|&e| each[e] += 1);
+            match sets.iter_mut().find(|(x, _)| *x == s) {
+                Some((_, c)) => *c += 1,
+                None => sets.push((s, 1)),
+            }
+        }
+        (each, sets)
+    }
+
+    /// The exact probability that draws without replacement from `w` pick exactly the set `s`
+    /// (every order of it: the product of each pick's weight over the mass left before it).
+    fn set_probability(w: &[f64], s: &[usize]) -> f64 {
+        let total: f64 = w.iter().sum();
+        fn orders(w: &[f64], left: &[usize], rest: f64) -> f64 {
+            if left.is_empty() {
+                return 1.0;
+            }
+            left.iter()
+                .map(|&e| {
+                    let others: Vec<usize> = left.iter().copied().filter(|&x| x != e).collect();
+                    w[e] / rest * orders(w, &others, rest - w[e])
+                })
+                .sum()
+        }
+        orders(w, s, total)
+    }
 
     #[test]
     fn every_token_reaches_top_k_distinct_experts() {
@@ -143,5 +259,98 @@ mod tests {
         // Uniform random: about 2500 each; skewed: the top expert takes far more.
         assert!(max(&flat) < 2700.0, "{flat:?}");
         assert!(max(&skewed) > 5000.0, "{skewed:?}");
+    }
+
+    #[test]
+    fn weights_far_apart_still_give_top_k() {
+        // The hangs: a weight of 1e-300 beside 1, and 1e30 beside 1. A zero never comes.
+        let (each, _) = tally(&[0.0, 1.0, 1e-300], 2, 1000, 1);
+        assert_eq!(each, vec![0, 1000, 1000]);
+        let (each, _) = tally(&[1e30, 1.0, 1.0], 3, 1000, 2);
+        assert_eq!(each, vec![1000; 3]);
+        // Beside 1e30 the two others share the second place evenly: 500 ± 5σ (σ = √250).
+        let (each, _) = tally(&[1e30, 1.0, 1.0, 0.0], 2, 1000, 3);
+        assert_eq!((each[0], each[1] + each[2], each[3]), (1000, 1000, 0));
+        assert!(each[1].abs_diff(500) < 80, "{each:?}");
+    }
+
+    #[test]
+    fn zipf_with_s_60_routes_to_the_two_top_ranks() {
+        // Rank 2 has 2^-60 of rank 1's weight and rank 3 has (2/3)^60 ≈ 3e-11 of rank 2's:
+        // the top two ranks take every token.
+        let mut g = rng(7, 3);
+        let r = Router::new(RoutingSpec::Zipf { s: 60.0 }, 2, 8, 2, &mut g);
+        for (layer, w) in r.layers.iter().enumerate() {
+            let c = r.counts(layer, 1000, &mut g);
+            let top = |rank: f64| w.w.iter().position(|&x| x == rank.powf(-60.0)).unwrap();
+            assert_eq!((c[top(1.0)], c[top(2.0)]), (1000, 1000), "{c:?}");
+            assert_eq!(c.iter().sum::<u64>(), 2000);
+        }
+    }
+
+    #[test]
+    fn frequencies_match_the_exact_probabilities_of_each_set() {
+        // 200,000 draws of 2 and of 3 of 4 experts (both ways of drawing come up: expert 0
+        // alone holds more than half the mass). Each set's count is binomial, so it lies within
+        // 5 standard deviations of n·p but for odds of about 6e-7.
+        let w = [0.55, 0.25, 0.15, 0.05];
+        let n = 200_000;
+        for k in [2, 3] {
+            let (each, sets) = tally(&w, k, n, 11);
+            assert_eq!(each.iter().sum::<usize>(), k * n);
+            let mut seen = 0.0;
+            for (s, count) in &sets {
+                let p = set_probability(&w, s);
+                seen += p;
+                let sd = (n as f64 * p * (1.0 - p)).sqrt();
+                let dev = (*count as f64 - n as f64 * p).abs();
+                assert!(
+                    dev < 5.0 * sd,
+                    "k={k} {s:?}: {count} against {}",
+                    n as f64 * p
+                );
+            }
+            // Every possible set came up (their exact probabilities sum to 1).
+            assert!((seen - 1.0).abs() < 1e-12, "k={k}: {sets:?}");
+        }
+    }
+
+    /// A weight: zero, or one from 1e-300 to 1e30 (spread over the decades).
+    fn weight() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            Just(0.0),
+            (-300.0f64..30.0).prop_map(|d| 10f64.powf(d)),
+            0.0f64..1.0
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn any_weights_with_k_positive_give_k_distinct_experts(
+            w in prop::collection::vec(weight(), 1..40),
+            k in 1usize..9,
+            seed in 0u64..1000,
+        ) {
+            let positive = w.iter().filter(|&&x| x > 0.0).count();
+            prop_assume!(positive >= k);
+            tally(&w, k, 50, seed);
+        }
+
+        #[test]
+        fn zipf_of_any_skew_gives_top_k_distinct_experts(
+            s in 0.0f64..100.0,
+            experts in 2u64..130,
+            k in 1u64..9,
+            seed in 0u64..1000,
+        ) {
+            prop_assume!(k <= experts);
+            let mut g = rng(seed, 3);
+            let r = Router::new(RoutingSpec::Zipf { s }, 1, experts, k, &mut g);
+            let c = r.counts(0, 20, &mut g);
+            prop_assert_eq!(c.iter().sum::<u64>(), 20 * k);
+            prop_assert!(c.iter().all(|&n| n <= 20));
+        }
     }
 }

@@ -35,6 +35,9 @@ use super::models::{Models, check_model_key, is_model_key, read_models};
 use super::range::parse_values;
 use crate::config::{self, ConfigError};
 
+mod read;
+use read::{read_combine, read_constraints, read_objectives};
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSweep {
@@ -340,89 +343,8 @@ pub(super) fn axis_values(
     }
 }
 
-/// Whether the axes are zipped (`combine = "zip"`, all of one length) rather than crossed.
-fn read_combine(
-    src: &SweepText,
-    combine: Option<&Spanned<String>>,
-    axes: &[Axis],
-) -> Result<bool, ConfigError> {
-    match combine.map(|c| (c.get_ref().as_str(), c.span())) {
-        None | Some(("product", _)) => Ok(false),
-        Some(("zip", span)) => {
-            let n = axes[0].values.len();
-            match axes.iter().find(|x| x.values.len() != n) {
-                Some(b) => Err(src.at(
-                    span,
-                    format!(
-                        "zip needs axes of one length: `{}` has {n} values, `{}` has {}",
-                        axes[0].key,
-                        b.key,
-                        b.values.len()
-                    ),
-                )),
-                None => Ok(true),
-            }
-        }
-        Some((other, span)) => Err(src.at(
-            span,
-            format!("unknown combine \"{other}\" (valid: product, zip)"),
-        )),
-    }
-}
-
-/// The objectives, `max METRIC` or `min METRIC`, each a metric or an axis key.
-fn read_objectives(
-    src: &SweepText,
-    raw: &[Spanned<String>],
-    axes: &[Axis],
-    metrics: &[String],
-) -> Result<Vec<Objective>, ConfigError> {
-    raw.iter()
-        .map(|o| {
-            let (sense, metric) = match o.get_ref().trim().split_once(char::is_whitespace) {
-                Some(("max", m)) => (Sense::Max, m.trim()),
-                Some(("min", m)) => (Sense::Min, m.trim()),
-                _ => {
-                    return Err(src.at(
-                        o.span(),
-                        format!(
-                            "objective \"{}\": write \"max METRIC\" or \"min METRIC\"",
-                            o.get_ref()
-                        ),
-                    ));
-                }
-            };
-            if !metrics.iter().any(|m| m == metric) && !axes.iter().any(|a| a.key == metric) {
-                return Err(src
-                    .at(
-                        o.span(),
-                        format!("`{metric}` is neither a metric nor an axis key"),
-                    )
-                    .with_help(format!("metrics: {}", metrics.join(", "))));
-            }
-            Ok(Objective {
-                metric: metric.to_string(),
-                sense,
-            })
-        })
-        .collect()
-}
-
-/// The constraints, each over axis keys and metrics.
-fn read_constraints(
-    src: &SweepText,
-    raw: &[Spanned<String>],
-    axes: &[Axis],
-    metrics: &[String],
-) -> Result<Vec<Constraint>, ConfigError> {
-    let axis_keys: Vec<&str> = axes.iter().map(|a| a.key.as_str()).collect();
-    raw.iter()
-        .map(|c| {
-            Constraint::parse(c.get_ref(), &axis_keys, metrics)
-                .map_err(|m| src.at(c.span(), m.to_string()))
-        })
-        .collect()
-}
+/// The most points of a crossed grid (`combine = "product"`), each a serving run.
+pub const MAX_POINTS: usize = 1_000_000;
 
 impl Sweep {
     /// Reads a sweep file, its base scenario and arch, and checks every key, range, constraint
@@ -437,7 +359,7 @@ impl Sweep {
             ));
         }
         let (axes, models) = read_axes(&src, &raw.axis, &base)?;
-        let zip = read_combine(&src, raw.combine.as_ref(), &axes)?;
+        let zip = read_combine(&src, raw.combine.as_ref(), (&axes, &raw.axis))?;
         let metrics = metric_names();
         let objectives = read_objectives(&src, &raw.objectives, &axes, &metrics)?;
         let constraints = read_constraints(&src, &raw.constraints, &axes, &metrics)?;

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 
 pub use error::SweepError;
 pub use file::{Axis, Objective, Point, PointError, Sense, Sweep};
-pub use runner::{Record, RunOptions, RunSummary, merge, read_records, run};
+pub use runner::{MAX_JOBS, Record, RunOptions, RunSummary, merge, read_records, run};
 
 /// Numeric leaves of a JSON value by dotted path (`serving.ttft_s.p90`, `layers[3].time_s`).
 /// Array items that carry a `name` (ops) or a `layer` number are keyed by it rather than by

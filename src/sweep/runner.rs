@@ -51,9 +51,13 @@ pub struct RunOptions {
     pub progress: bool,
     /// Stop after this many new points (as a kill would; for tests).
     pub stop_after: Option<usize>,
-    /// Worker threads (rayon's default, one per core, when `None`).
+    /// Worker threads (rayon's default, one per core, when `None`); at most [`MAX_JOBS`] and
+    /// no more than the points to run are started.
     pub jobs: Option<usize>,
 }
+
+/// The most worker threads a sweep starts (`dyad sweep --jobs` refuses more).
+pub const MAX_JOBS: usize = 1024;
 
 /// What a run did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,7 +290,7 @@ fn run_todo(
     };
     match opt.jobs {
         Some(n) => rayon::ThreadPoolBuilder::new()
-            .num_threads(n.max(1))
+            .num_threads(n.clamp(1, MAX_JOBS).min(todo.len().max(1)))
             .build()
             .map_err(|error| SweepError::Threads { n, error })?
             .install(work),

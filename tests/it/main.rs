@@ -22,6 +22,7 @@ mod plans;
 mod plots;
 mod ppa_cli;
 mod references;
+mod robust;
 mod serving;
 mod sizes;
 mod sweep;

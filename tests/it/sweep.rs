@@ -5,34 +5,14 @@ use std::path::{Path, PathBuf};
 
 use dyad::sweep::{self, Record, RunOptions, Sweep};
 
-use crate::util::{ROOT, Run, dyad, dyad_in};
+use crate::util::{Run, dyad, dyad_in, small_scenario};
 
 /// A small Duplex scenario (few requests) and a sweep file over it, written into `dir`.
 fn files(dir: &Path, sweep_body: &str) -> PathBuf {
-    let scenario = format!(
-        r#"arch = "{ROOT}/arch/duplex.toml"
-model = "{ROOT}/workloads/models/mixtral-8x7b.json"
-tp = 4
-seed = 3
-policy = "duplex"
-[precision]
-weights = "bf16"
-activations = "bf16"
-kv = "bf16"
-[requests]
-count = 8
-prompt = {{ fixed = 64 }}
-output = {{ fixed = 8 }}
-[arrivals]
-closed = 4
-[batching]
-max_batch = 4
-max_tokens = 2048
-kv_block = 16
-memory_utilization = 0.9
-[routing]
-mode = "uniform"
-"#
+    let scenario = small_scenario(
+        "duplex",
+        "seed = 3\npolicy = \"duplex\"",
+        "mode = \"uniform\"",
     );
     std::fs::write(dir.join("base.toml"), scenario).unwrap();
     let p = dir.join("sweep.toml");
@@ -606,4 +586,65 @@ fn bad_model_axes_name_the_line() {
     );
     let e = load_err("[[axis]]\nkey = \"arch\"\nvalues = [\"h100\"]\n");
     assert!(e.contains("names a file"), "{e}");
+}
+
+/// Issue 18: axes whose product reaches 10^10 (and one that wraps a `u64`) are refused when the
+/// sweep file is read, at the axis that passes the cap; a grid of exactly the cap loads.
+#[test]
+fn a_grid_past_the_point_cap_is_refused_at_the_axis_that_passes_it() {
+    let axis = |key: &str, n: usize| format!("[[axis]]\nkey = \"{key}\"\nvalues = \"1..={n}\"\n");
+    let cap = sweep::file::MAX_POINTS;
+    let e = load_err(&(axis("seed", 100_000) + &axis("requests.count", 100_000)));
+    assert!(e.contains("sweep.toml:7:10:"), "{e}");
+    assert!(e.contains(&format!("passes {cap} points")), "{e}");
+    assert!(e.contains("combine = \"zip\""), "{e}");
+    // 100,000^4 = 10^20 wraps a u64 (about 1.8·10^19): refused at the second axis already
+    // (line 7: the sweep file starts with its `scenario` line).
+    let four = [
+        "seed",
+        "requests.count",
+        "batching.max_batch",
+        "arrivals.closed",
+    ]
+    .map(|k| axis(k, 100_000))
+    .concat();
+    assert!(load_err(&four).contains("sweep.toml:7:10:"));
+    // 1000 × 1000 is the cap itself.
+    let d = tempfile::tempdir().unwrap();
+    let body = axis("seed", 1000) + &axis("requests.count", 1000);
+    assert_eq!(
+        Sweep::load(&files(d.path(), &body)).unwrap().grid().len(),
+        cap
+    );
+    // Zipped, two axes of 100,000 are 100,000 points.
+    let zipped = format!(
+        "combine = \"zip\"\n{}{}",
+        axis("seed", 100_000),
+        axis("requests.count", 100_000)
+    );
+    assert!(Sweep::load(&files(d.path(), &zipped)).is_ok());
+}
+
+/// Issue 18: `-j 4294967296` started threads without end; the flag is bounded, and the library
+/// starts no more threads than points whatever it is asked for.
+#[test]
+fn jobs_are_bounded() {
+    let d = tempfile::tempdir().unwrap();
+    let f = files(d.path(), GRID);
+    let f = f.to_str().unwrap();
+    let out = d.path().join("out");
+    for j in ["4294967296", "1025", "0"] {
+        let r = dyad(&["sweep", f, "--out", out.to_str().unwrap(), "-j", j]);
+        crate::util::expect_input_error(&r, &["--jobs", "1..=1024"]);
+        assert!(!out.exists(), "-j {j} ran");
+    }
+    let help = dyad(&["sweep", "--help"]).stdout;
+    assert!(
+        help.contains(&format!("1 to {}", sweep::MAX_JOBS)),
+        "{help}"
+    );
+    let mut o = opts(d.path().join("p.jsonl"));
+    o.jobs = Some(usize::MAX);
+    let sum = sweep::run(&Sweep::load(&PathBuf::from(f)).unwrap(), &o).unwrap();
+    assert_eq!((sum.ran, sum.failed), (12, 0));
 }

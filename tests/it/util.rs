@@ -71,6 +71,36 @@ pub(crate) fn dyad_with(files: &[(&str, &str)], args: &[&str]) -> Run {
     dyad_in(dir.path(), args, None)
 }
 
+/// A small Mixtral-8x7B serving scenario on 4 devices of the preset `arch` (TP 4; 8 requests of
+/// 64 + 8 tokens, 4 in flight), with the lines `extra` (a `seed`, a `policy`) and `routing` as
+/// the body of its `[routing]` table; its paths are absolute, so it runs from any folder.
+pub(crate) fn small_scenario(arch: &str, extra: &str, routing: &str) -> String {
+    format!(
+        r#"arch = "{ROOT}/arch/{arch}.toml"
+model = "{ROOT}/workloads/models/mixtral-8x7b.json"
+tp = 4
+{extra}
+[precision]
+weights = "bf16"
+activations = "bf16"
+kv = "bf16"
+[requests]
+count = 8
+prompt = {{ fixed = 64 }}
+output = {{ fixed = 8 }}
+[arrivals]
+closed = 4
+[batching]
+max_batch = 4
+max_tokens = 2048
+kv_block = 16
+memory_utilization = 0.9
+[routing]
+{routing}
+"#
+    )
+}
+
 /// Checks that `r` ended with status 2 (bad input), without a panic, and that its standard error
 /// contains every one of `needles`.
 #[track_caller]

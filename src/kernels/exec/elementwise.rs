@@ -9,7 +9,7 @@ use crate::kernels::attention::Heads;
 use crate::kernels::elementwise::{add_rmsnorm, embedding, head_rmsnorm, rope, softcap, swiglu};
 use crate::kernels::gemm::expand;
 use crate::kernels::moe::{combine, route};
-use crate::kernels::{Count, Elem, Rng, normalized_error, to_elems, to_f32s};
+use crate::kernels::{Count, Elem, Rng, elems, normalized_error, to_elems, to_f32s};
 use crate::map::plan::{Axis, OpPlan, PartitionPlan};
 use crate::model::{Batch, ModelSpec, OpKind};
 
@@ -43,7 +43,7 @@ pub(super) fn run<E: Elem>(p: &OpPlan, cx: Context, elements: u64, rng: &mut Rng
         "post_attn_norm" | "post_ffn_norm" => {
             // A plain RMSNorm over the model width (the residual add follows in the next norm).
             let h = usize_of(m.hidden);
-            let x = rand::<E>(rng, elements, 1.0);
+            let x = rand::<E>(rng, &[elements], 1.0);
             let gain = rng.vec(h, 1.0);
             let norm = |c: &mut Count| head_rmsnorm(&x, (1, h), 0..1, &gain, c);
             let reference = to_f32s(&norm(&mut Count::default()));
@@ -53,7 +53,7 @@ pub(super) fn run<E: Elem>(p: &OpPlan, cx: Context, elements: u64, rng: &mut Rng
             // Gemma-2's final_logit_softcapping is 30; any cap exercises the same arithmetic.
             // Under TP each device caps its columns of the logits, as it computed them.
             let vocab = usize_of(m.vocab);
-            let x = rand::<E>(rng, elements, 40.0);
+            let x = rand::<E>(rng, &[elements], 40.0);
             let reference = to_f32s(&softcap(&x, 30.0, &mut Count::default()));
             combine_parts(plan, vocab, &reference, |share, c| match plan.axis {
                 Axis::Columns => {
@@ -68,7 +68,7 @@ pub(super) fn run<E: Elem>(p: &OpPlan, cx: Context, elements: u64, rng: &mut Rng
             })
         }
         "act" => run_act::<E>(plan, m.ffn_inner(p.op.layer.unwrap_or(0)), elements, rng),
-        "topk" => run_topk::<E>(plan, m, elements * reads, rng),
+        "topk" => run_topk::<E>(plan, m, [elements, reads], rng),
         "moe_combine" => run_moe_combine::<E>(plan, m, elements, rng),
         other => Err(Unsupported::ElementwiseName(other.to_string())),
     }
@@ -93,7 +93,7 @@ fn run_embedding<E: Elem>(
 ) -> Outcome {
     let h = usize_of(m.hidden);
     let vocab = 64;
-    let table = rand::<E>(rng, vocab * m.hidden, 1.0);
+    let table = rand::<E>(rng, &[vocab, m.hidden], 1.0);
     let t = usize_of(elements) / h;
     let ids: Vec<usize> = (0..t).map(|_| (rng.next_u64() % vocab) as usize).collect();
     let reference: Vec<f32> = ids
@@ -112,7 +112,10 @@ fn run_norm<E: Elem>(
     rng: &mut Rng,
 ) -> Outcome {
     let h = usize_of(m.hidden);
-    let (x, r) = (rand::<E>(rng, elements, 1.0), rand::<E>(rng, elements, 1.0));
+    let (x, r) = (
+        rand::<E>(rng, &[elements], 1.0),
+        rand::<E>(rng, &[elements], 1.0),
+    );
     let gain = rng.vec(h, 1.0);
     let keep = writes == 2;
     let norm = |c: &mut Count| {
@@ -146,8 +149,8 @@ fn run_per_head<E: Elem>(
         head_dim: d,
     };
     let tokens = usize_of(t);
-    let q = rand::<E>(rng, t * m.heads * m.head_dim, 1.0);
-    let k = rand::<E>(rng, t * m.kv_heads * m.head_dim, 1.0);
+    let q = rand::<E>(rng, &[t, m.heads, m.head_dim], 1.0);
+    let k = rand::<E>(rng, &[t, m.kv_heads, m.head_dim], 1.0);
     let both = |hs: Range<usize>, c: &mut Count| {
         let mut v = to_f32s(&kernel(&q, (big_h, d), hs.clone(), c));
         let ks = shape.kv_range(&hs);
@@ -170,7 +173,7 @@ fn run_per_head<E: Elem>(
                     .flat_map(move |hh| (0..d).map(move |j| off + (ti * n + hh) * d + j))
             })
         };
-        let qn = tokens * big_h * d;
+        let qn = elems(&[tokens, big_h, d]);
         let want: Vec<f32> = sub(big_h, hs.clone(), 0)
             .chain(sub(g, shape.kv_range(&hs), qn))
             .map(|i| reference[i])
@@ -185,7 +188,10 @@ fn run_per_head<E: Elem>(
 /// `inner` is the FFN's inner size.
 fn run_act<E: Elem>(plan: &PartitionPlan, inner: u64, elements: u64, rng: &mut Rng) -> Outcome {
     let inner = usize_of(inner);
-    let (g, u) = (rand::<E>(rng, elements, 2.0), rand::<E>(rng, elements, 1.0));
+    let (g, u) = (
+        rand::<E>(rng, &[elements], 2.0),
+        rand::<E>(rng, &[elements], 1.0),
+    );
     let all: Vec<usize> = (0..inner).collect();
     let reference = to_f32s(&swiglu(&g, &u, inner, &all, &mut Count::default()));
     combine_parts(plan, inner, &reference, |share, c| match plan.axis {
@@ -194,17 +200,22 @@ fn run_act<E: Elem>(plan: &PartitionPlan, inner: u64, elements: u64, rng: &mut R
     })
 }
 
-/// The MoE router on `logits` random router logits: its top-k choice as dense weights per
-/// token and expert.
-fn run_topk<E: Elem>(plan: &PartitionPlan, m: &ModelSpec, logits: u64, rng: &mut Rng) -> Outcome {
+/// The MoE router on random router logits (`logits`: the op's elements × reads of them): its
+/// top-k choice as dense weights per token and expert.
+fn run_topk<E: Elem>(
+    plan: &PartitionPlan,
+    m: &ModelSpec,
+    logits: [u64; 2],
+    rng: &mut Rng,
+) -> Outcome {
     let (ne, k) = match m.moe {
         Some(x) => (usize_of(x.experts), usize_of(x.top_k)),
         None => return Err(Unsupported::DenseModel("topk")),
     };
-    let logits = rand::<E>(rng, logits, 2.0);
+    let logits = rand::<E>(rng, &logits, 2.0);
     let dense = |c: &mut Count| {
         let r = route(&logits, ne, k, c);
-        let mut w = vec![0f32; r.tokens() * ne];
+        let mut w = vec![0f32; elems(&[r.tokens(), ne])];
         for (i, &(e, x)) in r.choice.iter().enumerate() {
             w[i / k * ne + e] = x;
         }
@@ -227,12 +238,12 @@ fn run_moe_combine<E: Elem>(
     };
     let (ne, k) = (usize_of(moe.experts), usize_of(moe.top_k));
     let t = usize_of(elements) / h;
-    let logits: Vec<f32> = rng.vec(t * ne, 2.0);
+    let logits: Vec<f32> = rng.vec(elems(&[t, ne]), 2.0);
     let r = route(&logits, ne, k, &mut Count::default());
     let outs: Vec<Vec<E>> = r
         .counts()
         .iter()
-        .map(|&n| rand::<E>(rng, n * m.hidden, 1.0))
+        .map(|&n| rand::<E>(rng, &[n, m.hidden], 1.0))
         .collect();
     let reference = to_f32s(&combine(&r, &outs, h, &mut Count::default()));
     combine_parts(plan, h, &reference, |_, c| combine(&r, &outs, h, c))
