@@ -220,7 +220,9 @@ pub struct PlacedOp<'g> {
 /// as one grouped kernel (as vLLM's fused MoE and DeepGEMM's grouped GEMM do), so the first pays
 /// the launch overhead and the others none. Each expert keeps the efficiency of its own size,
 /// and placement is decided before (on each expert's own time, its launch included).
-pub fn fuse_expert_launches(ops: &[&Op], units: &[Unit], costs: &mut [OpCost]) {
+/// `inside(i)` is called for each op `i` that runs inside an earlier op's launch.
+pub fn fuse_expert_launches(ops: &[&Op], units: &[Unit], mut inside: impl FnMut(usize)) {
+    // A layer's experts run on at most both units of each device: a few groups, searched.
     let mut launched: Vec<(Option<u32>, u32, Unit)> = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         if !matches!(op.kind, OpKind::ExpertFfn { .. }) || op.name == "shared_expert" {
@@ -228,7 +230,7 @@ pub fn fuse_expert_launches(ops: &[&Op], units: &[Unit], costs: &mut [OpCost]) {
         }
         let group = (op.layer, op.device, units[i]);
         if launched.contains(&group) {
-            costs[i] = costs[i].without_overhead();
+            inside(i);
         } else {
             launched.push(group);
         }
@@ -256,7 +258,7 @@ pub fn cost_iteration<'g>(
             Unit::Xpu => Ok(c.xpu),
         })
         .collect::<Result<Vec<OpCost>, _>>()?;
-    fuse_expert_launches(&ops, &units, &mut costs);
+    fuse_expert_launches(&ops, &units, |i| costs[i] = costs[i].without_overhead());
     ops.iter()
         .zip(costs)
         .zip(units)

@@ -338,10 +338,7 @@ impl ModelSpec {
 
     /// Checks that a tensor-parallel degree splits heads and FFN evenly.
     pub fn check_tp(&self, tp: u64) -> Result<(), ModelError> {
-        let ffn = self
-            .ffn_inners()
-            .into_iter()
-            .map(|i| ("the FFN inner size", i));
+        let ffn = (0..self.layers()).map(|l| ("the FFN inner size", self.ffn_inner(l)));
         for (what, value) in [
             ("num_attention_heads", self.heads),
             ("vocab_size", self.vocab),

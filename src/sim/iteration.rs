@@ -206,19 +206,15 @@ impl<'a> Coster<'a> {
                 Unit::Pim => priced[t].1.ok_or(CostError::NoPim),
             })
             .collect::<Result<Vec<Priced>, _>>()?;
-        let mut costs: Vec<OpCost> = chosen.iter().map(|x| x.cost).collect();
-        fuse_expert_launches(&ops, &units, &mut costs);
-        for (x, c) in chosen.iter_mut().zip(costs) {
-            x.cost = c;
-        }
+        fuse_expert_launches(&ops, &units, |t| {
+            chosen[t].cost = chosen[t].cost.without_overhead();
+        });
         let mut index = vec![usize::MAX; g.graph.node_count()];
         let mut tasks = Vec::with_capacity(nodes.len());
-        let mut bounds = Vec::with_capacity(nodes.len());
         for (t, &i) in nodes.iter().enumerate() {
             index[i.index()] = t;
             let (op, unit, x) = (ops[t], units[t], chosen[t]);
             self.account(op, unit, &x, out);
-            bounds.push(x.cost.bound);
             let deps = g
                 .graph
                 .neighbors_directed(i, petgraph::Direction::Incoming)
@@ -234,6 +230,7 @@ impl<'a> Coster<'a> {
             *b += x;
         }
         if spans {
+            let bounds: Vec<Bound> = chosen.iter().map(|x| x.cost.bound).collect();
             record_spans(&ops, &units, &bounds, &o, layer, at, out);
         }
         Ok(o.makespan)
