@@ -157,6 +157,19 @@ impl Doc<'_> {
         }
     }
 
+    /// A non-negative integer (zero allowed), when present.
+    fn opt_count(&self, key: &str) -> Result<Option<u64>, ConfigError> {
+        match self.obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+                self.err(
+                    key,
+                    format!("`{key}` must be a non-negative integer, found {v}"),
+                )
+            }),
+        }
+    }
+
     /// A real number, when present.
     fn opt_real(&self, key: &str) -> Result<Option<f64>, ConfigError> {
         match self.obj.get(key) {
@@ -420,7 +433,7 @@ fn plans(
     let dense_only = doc.uint_list("mlp_only_layers")?;
     let qk_norm = QK_NORM_TYPES.contains(&model_type);
     let mla = mla(doc)?;
-    let first_dense = doc.opt_uint("first_k_dense_replace")?;
+    let first_dense = doc.opt_count("first_k_dense_replace")?;
     let freq = doc.opt_uint("moe_layer_freq")?.unwrap_or(1);
     Ok((0..layers)
         .map(|l| {

@@ -1,8 +1,8 @@
 //! The cost of one serving iteration: its ops, priced through a cache, run on the engine.
 //!
 //! A decoder layer's output feeds the next layer, so layers are barriers: an iteration's time is
-//! the embedding, then each layer's engine run, then the head. Under balanced routing every layer
-//! is alike and one run stands for all.
+//! the embedding, then each layer's engine run, then the head. Under balanced routing layers with
+//! equal plans are alike, and one run of each distinct plan stands for all its layers.
 
 use std::collections::HashMap;
 
