@@ -301,7 +301,7 @@ mod tests {
         ModelSpec {
             name: "tiny".into(),
             hidden: 64,
-            plans: LayerPlan::periodic(1, 96, Some(1), None),
+            plans: LayerPlan::periodic(1, 96, Some(1)),
             heads: 8,
             kv_heads: 2,
             head_dim: 8,

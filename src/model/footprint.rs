@@ -72,7 +72,7 @@ impl Footprint {
         max_batch: u64,
     ) -> Bytes {
         let tp = self.tp;
-        let inner = m.ffn_inners().into_iter().max().unwrap_or(0) / tp;
+        let inner = (0..m.layers()).map(|l| m.ffn_inner(l)).max().unwrap_or(0) / tp;
         let qkv = (m.heads_per_device(tp) + 2 * m.kv_heads_per_device(tp)) * m.head_dim;
         let per_token = (4 * m.hidden + qkv + 3 * inner) as f64 * p.activations.bytes();
         Bytes(max_tokens as f64 * per_token + (max_batch * m.vocab / tp) as f64 * 4.0)

@@ -112,19 +112,13 @@ pub struct LayerPlan {
 }
 
 impl LayerPlan {
-    /// `layers` plans in a repeating pattern: full attention (or a sliding `window` in every
-    /// layer), and with experts every `moe_period`-th layer MoE (1: all; 2: every other, as
-    /// GLaM), the others dense of inner size `intermediate`.
-    pub fn periodic(
-        layers: u32,
-        intermediate: u64,
-        moe_period: Option<u32>,
-        window: Option<u64>,
-    ) -> Vec<LayerPlan> {
-        let attention = window.map_or(Attention::Full, |tokens| Attention::Window { tokens });
+    /// `layers` plans of full attention in a repeating pattern: with experts every
+    /// `moe_period`-th layer MoE (1: all; 2: every other, as GLaM), the others dense of inner
+    /// size `intermediate`.
+    pub fn periodic(layers: u32, intermediate: u64, moe_period: Option<u32>) -> Vec<LayerPlan> {
         (0..layers)
             .map(|l| LayerPlan {
-                attention,
+                attention: Attention::Full,
                 mla: None,
                 qk_norm: false,
                 post_norms: false,
@@ -324,18 +318,6 @@ impl ModelSpec {
         }
     }
 
-    /// The FFN inner sizes of the model's layers and experts, each once, in first-use order.
-    pub fn ffn_inners(&self) -> Vec<u64> {
-        let mut v = Vec::new();
-        for l in 0..self.layers() {
-            let i = self.ffn_inner(l);
-            if !v.contains(&i) {
-                v.push(i);
-            }
-        }
-        v
-    }
-
     /// Checks that a tensor-parallel degree splits heads and FFN evenly.
     pub fn check_tp(&self, tp: u64) -> Result<(), ModelError> {
         let ffn = (0..self.layers()).map(|l| ("the FFN inner size", self.ffn_inner(l)));
@@ -529,7 +511,7 @@ pub(crate) mod tests {
         ModelSpec {
             name: "Mixtral-8x7B".into(),
             hidden: 4096,
-            plans: LayerPlan::periodic(32, 14336, Some(1), None),
+            plans: LayerPlan::periodic(32, 14336, Some(1)),
             heads: 32,
             kv_heads: 8,
             head_dim: 128,
@@ -572,7 +554,7 @@ pub(crate) mod tests {
             heads: 12,
             kv_heads: 3,
             hidden: 1536,
-            plans: LayerPlan::periodic(32, 3072, None, None),
+            plans: LayerPlan::periodic(32, 3072, None),
             vocab: 1536,
             moe: None,
             ..mixtral()

@@ -51,7 +51,7 @@ fn tiny_model() -> ModelSpec {
     ModelSpec {
         name: "t".into(),
         hidden: 16,
-        plans: LayerPlan::periodic(1, 32, None, None),
+        plans: LayerPlan::periodic(1, 32, None),
         heads: 4,
         kv_heads: 2,
         head_dim: 4,
@@ -209,7 +209,7 @@ proptest! {
         let heads = kv_heads * group * 4;
         let m = ModelSpec {
             name: "r".into(), hidden: 64, heads, kv_heads, head_dim: 4,
-            plans: LayerPlan::periodic(1, 64, moe.then_some(1), None), vocab: 64,
+            plans: LayerPlan::periodic(1, 64, moe.then_some(1)), vocab: 64,
             moe: moe.then_some(Moe { experts, top_k: 2, intermediate: 64, shared: None }),
             ffn_gated: true, dtype: d, tie_embeddings: false, logit_softcap: false,
             quantized: None, notes: Vec::new(),
