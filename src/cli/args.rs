@@ -30,14 +30,19 @@ fn named<T: Copy + Send + Sync + 'static>(
 #[derive(Clone, Copy)]
 pub(super) struct TraceLimit(Option<u64>);
 
+/// A `--trace-limit` value that is neither a count nor `all`.
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is neither a number of slices nor `all`")]
+pub(super) struct NotALimit(String);
+
 /// A trace's op-slice limit: a count, or `all` for none.
-fn parse_limit(s: &str) -> Result<TraceLimit, String> {
+fn parse_limit(s: &str) -> Result<TraceLimit, NotALimit> {
     match s {
         "all" => Ok(TraceLimit(None)),
         n => n
             .parse()
             .map(|n| TraceLimit(Some(n)))
-            .map_err(|_| format!("`{n}` is neither a number of slices nor `all`")),
+            .map_err(|_| NotALimit(n.to_string())),
     }
 }
 

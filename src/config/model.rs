@@ -220,29 +220,45 @@ pub fn load_model_text(path: &Path, text: Arc<str>) -> Result<ModelSpec, ConfigE
     model_from(&path, &Source::new(&path, text))
 }
 
-fn model_from(path: &Path, src: &Source) -> Result<ModelSpec, ConfigError> {
+/// The fields of the model file at `path` (a built-in name too) as a JSON object, a TOML model
+/// converted: what a sweep's `model.KEY` axis edits.
+pub fn model_fields(path: &Path) -> Result<Map<String, Value>, ConfigError> {
+    let path = presets::resolve_model(path);
+    fields_of(&path, &*Source::read(&path)?)
+}
+
+/// Whether the model file at `path` is a dyad TOML model (else a config.json).
+pub(crate) fn is_toml(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "toml")
+}
+
+/// The fields of `src`, the model file at `path`, as a JSON object.
+fn fields_of(path: &Path, src: &Source) -> Result<Map<String, Value>, ConfigError> {
     let text = src.text();
-    let is_toml = path.extension().is_some_and(|e| e == "toml");
-    let obj = if is_toml {
+    if is_toml(path) {
         let table: toml::Table = src.parse()?;
         match serde_json::to_value(table) {
-            Ok(Value::Object(m)) => m,
-            _ => return Err(ConfigError::file(path, "expected a table of model fields")),
+            Ok(Value::Object(m)) => Ok(m),
+            _ => Err(ConfigError::file(path, "expected a table of model fields")),
         }
     } else {
         match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(m)) => m,
-            Ok(_) => return Err(ConfigError::file(path, "expected a JSON object")),
+            Ok(Value::Object(m)) => Ok(m),
+            Ok(_) => Err(ConfigError::file(path, "expected a JSON object")),
             Err(e) => {
                 let at = offset_of(text, e.line(), e.column());
-                return Err(src.at(at..at, format!("invalid JSON: {e}")));
+                Err(src.at(at..at, format!("invalid JSON: {e}")))
             }
         }
-    };
+    }
+}
+
+fn model_from(path: &Path, src: &Source) -> Result<ModelSpec, ConfigError> {
+    let is_toml = is_toml(path);
     let doc = Doc {
         src,
         path,
-        obj,
+        obj: fields_of(path, src)?,
         json: !is_toml,
     };
     if is_toml {

@@ -80,7 +80,9 @@ impl Layer {
             } else {
                 None
             };
-            let e = quick.unwrap_or_else(|| self.draw_left(picked, rng));
+            let Some(e) = quick.or_else(|| self.draw_left(picked, rng)) else {
+                break;
+            };
             taken += self.w[e];
             picked.push(e);
         }
@@ -98,8 +100,9 @@ impl Layer {
     }
 
     /// A draw from the experts not in `picked`, in proportion to their weights, by one pass.
-    /// With no positive weight left (input the loader refuses), the first expert left.
-    fn draw_left(&self, picked: &[usize], rng: &mut ChaCha8Rng) -> usize {
+    /// With no positive weight left (input the loader refuses), the first expert left; `None`
+    /// when every expert is picked.
+    fn draw_left(&self, picked: &[usize], rng: &mut ChaCha8Rng) -> Option<usize> {
         let left = || (0..self.w.len()).filter(|e| !picked.contains(e));
         let rest: f64 = left().map(|e| self.w[e]).sum();
         let u = rng.random::<f64>() * rest;
@@ -109,12 +112,11 @@ impl Layer {
             acc += self.w[e];
             last = Some(e);
             if acc > u {
-                return e;
+                return Some(e);
             }
         }
         // Rounding can leave the sum a hair under u: the last positive expert takes it.
         last.or_else(|| left().next())
-            .expect("draw asks for at most as many experts as the layer has")
     }
 }
 

@@ -43,25 +43,6 @@ pub(crate) fn resolve(sweep_dir: &Path, value: &str) -> Option<PathBuf> {
         .then(|| config::presets::resolve_model(Path::new(value)))
 }
 
-/// The model file's fields as a JSON object (a TOML model converted).
-pub(crate) fn fields(path: &Path) -> Result<serde_json::Map<String, serde_json::Value>, String> {
-    let text = config::source_text(path).map_err(|e| e.message().to_string())?;
-    let v: serde_json::Value = if is_toml(path) {
-        let t: toml::Table = toml::from_str(&text).map_err(|e| e.message().to_string())?;
-        serde_json::to_value(t).map_err(|e| e.to_string())?
-    } else {
-        serde_json::from_str(&text).map_err(|e| e.to_string())?
-    };
-    match v {
-        serde_json::Value::Object(m) => Ok(m),
-        _ => Err("not an object of model fields".into()),
-    }
-}
-
-fn is_toml(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e == "toml")
-}
-
 /// The value at dotted `parts` of a JSON object.
 pub(crate) fn lookup<'a>(
     m: &'a serde_json::Map<String, serde_json::Value>,
@@ -144,13 +125,13 @@ impl Models {
 
 /// The model at `path` with each `(key, value)` of `edits` set, read by the loader.
 fn edited(path: &Path, edits: &[(&str, &toml::Value)]) -> Result<ModelSpec, ConfigError> {
-    let mut m = fields(path).map_err(|e| ConfigError::file(path, e))?;
+    let mut m = config::model_fields(path)?;
     for (k, v) in edits {
         let parts: Vec<&str> = k.split('.').collect();
         let v = serde_json::to_value(v).map_err(|e| ConfigError::file(path, e.to_string()))?;
         set(&mut m, &parts, v);
     }
-    let text: String = if is_toml(path) {
+    let text: String = if config::is_toml(path) {
         let t: toml::Table = serde_json::from_value(serde_json::Value::Object(m))
             .map_err(|e| ConfigError::file(path, e.to_string()))?;
         toml::to_string(&t).map_err(|e| ConfigError::file(path, e.to_string()))?
@@ -226,8 +207,10 @@ pub(super) fn check_model_key(
         models.axis.values().collect()
     };
     for f in files {
-        let fields = fields(f)
-            .map_err(|e| src.at(spanned.span(), format!("`{key}`: {}: {e}", f.display())))?;
+        let fields = config::model_fields(f).map_err(|e| {
+            let why = format!("`{key}`: {}: {}", f.display(), e.message());
+            src.at(spanned.span(), why)
+        })?;
         let keys = || {
             let valid = leaves(&fields, "model");
             format!(

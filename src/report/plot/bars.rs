@@ -3,11 +3,13 @@
 
 use std::path::Path;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::palette::look;
 use super::{
-    PlotError, Series, Swatch, canvas, category_label, draw, series_entries, side_legend, write,
+    Area, PlotError, Series, Swatch, canvas, category_label, draw, series_entries, side_legend,
+    write,
 };
 
 /// Bars over categories: grouped ([`grouped_bars`]: in each category's group, one bar per series
@@ -28,6 +30,36 @@ pub struct Categorical<'a> {
     pub legend: &'a str,
 }
 
+/// The axes of a chart over `c`'s categories, from 0 to `y_max`: one tick per category (at most
+/// 40), labelled with its name.
+fn category_axes<'a, 'b>(
+    plot: &'a Area<'b>,
+    c: &Categorical<'_>,
+    y_max: f64,
+    path: &Path,
+) -> Result<Chart<'a, 'b>, PlotError> {
+    let n = c.categories.len().max(1);
+    let mut chart = ChartBuilder::on(plot)
+        .margin(12)
+        .x_label_area_size(48)
+        .y_label_area_size(70)
+        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..y_max)
+        .map_err(draw(path))?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n.min(40))
+        .x_label_formatter(&|x| category_label(c.categories, *x))
+        .x_desc(c.x_desc)
+        .y_desc(c.y_desc)
+        .draw()
+        .map_err(draw(path))?;
+    Ok(chart)
+}
+
+/// A chart of `f64` on both axes, on an SVG area.
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
 /// The largest finite value of `series`, or 1 with none.
 fn top(values: impl Iterator<Item = f64>) -> f64 {
     let m = values.filter(|v| v.is_finite()).fold(0.0f64, f64::max);
@@ -38,28 +70,12 @@ fn top(values: impl Iterator<Item = f64>) -> f64 {
 /// groups and are listed in the legend as not run.
 pub fn grouped_bars(path: &Path, g: &Categorical<'_>) -> Result<(), PlotError> {
     let (root, plot, side) = canvas(path, (1100, 560), g.title)?;
-    let n = g.categories.len().max(1);
     let shown: Vec<&Series> = g.series.iter().filter(|s| !s.is_absent()).collect();
     let y_max = top(shown
         .iter()
         .flat_map(|s| s.values.iter().flatten().copied()))
         * 1.08;
-    let mut chart = ChartBuilder::on(&plot)
-        .margin(12)
-        .x_label_area_size(48)
-        .y_label_area_size(70)
-        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..y_max)
-        .map_err(draw(path))?;
-    let cats = g.categories.to_vec();
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(n)
-        .x_label_formatter(&|x| category_label(&cats, *x))
-        .x_desc(g.x_desc)
-        .y_desc(g.y_desc)
-        .draw()
-        .map_err(draw(path))?;
+    let mut chart = category_axes(&plot, g, y_max, path)?;
     let width = 0.8 / shown.len().max(1) as f64;
     for (k, s) in shown.iter().enumerate() {
         let c = look(&s.key).color;
@@ -84,22 +100,7 @@ pub fn stacked_bars(path: &Path, s: &Categorical<'_>) -> Result<(), PlotError> {
             .sum()
     };
     let y_max = top((0..n).map(total)) * 1.12;
-    let mut chart = ChartBuilder::on(&plot)
-        .margin(12)
-        .x_label_area_size(48)
-        .y_label_area_size(70)
-        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..y_max)
-        .map_err(draw(path))?;
-    let cats = s.categories.to_vec();
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(n.min(40))
-        .x_label_formatter(&|x| category_label(&cats, *x))
-        .x_desc(s.x_desc)
-        .y_desc(s.y_desc)
-        .draw()
-        .map_err(draw(path))?;
+    let mut chart = category_axes(&plot, s, y_max, path)?;
     let half = if n < 4 { 0.22 } else { 0.38 };
     let mut base = vec![0.0; n];
     for x in s.series.iter().filter(|x| !x.is_absent()) {
