@@ -27,17 +27,22 @@ pub enum Dtype {
     Int8,
     /// 4-bit integer, two per byte.
     Int4,
+    /// MXFP4 (OCP microscaling): 4-bit e2m1 elements in blocks of 32 sharing one 8-bit e8m0
+    /// scale, (32 · 4 + 8) / 32 = 4.25 bits per element (gpt-oss's experts). A storage type:
+    /// GEMMs on it compute in the activations' type.
+    Mxfp4,
 }
 
 impl Dtype {
     /// Every element type, in the order they are listed to users.
-    pub const ALL: [Dtype; 6] = [
+    pub const ALL: [Dtype; 7] = [
         Dtype::Fp32,
         Dtype::Bf16,
         Dtype::Fp16,
         Dtype::Fp8,
         Dtype::Int8,
         Dtype::Int4,
+        Dtype::Mxfp4,
     ];
 
     /// Storage size of one element in bytes (int4 packs two per byte).
@@ -47,6 +52,7 @@ impl Dtype {
             Dtype::Bf16 | Dtype::Fp16 => 2.0,
             Dtype::Fp8 | Dtype::Int8 => 1.0,
             Dtype::Int4 => 0.5,
+            Dtype::Mxfp4 => 4.25 / 8.0,
         }
     }
 
@@ -59,6 +65,7 @@ impl Dtype {
             Dtype::Fp8 => "fp8",
             Dtype::Int8 => "int8",
             Dtype::Int4 => "int4",
+            Dtype::Mxfp4 => "mxfp4",
         }
     }
 }
@@ -71,7 +78,7 @@ impl fmt::Display for Dtype {
 
 /// An element type name dyad does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown element type \"{0}\" (valid: fp32, bf16, fp16, fp8, int8, int4)")]
+#[error("unknown element type \"{0}\" (valid: fp32, bf16, fp16, fp8, int8, int4, mxfp4)")]
 pub struct UnknownDtype(pub String);
 
 impl FromStr for Dtype {
@@ -86,6 +93,7 @@ impl FromStr for Dtype {
             "fp8" | "float8_e4m3fn" | "e4m3" => Dtype::Fp8,
             "int8" => Dtype::Int8,
             "int4" => Dtype::Int4,
+            "mxfp4" => Dtype::Mxfp4,
             _ => return Err(UnknownDtype(s.to_string())),
         })
     }

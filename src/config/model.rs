@@ -1,6 +1,8 @@
 //! Model configs: a HuggingFace `config.json`, or a TOML file with the same field names.
 
-use std::ops::Range;
+mod doc;
+mod layers;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -9,8 +11,9 @@ use serde_json::{Map, Value};
 use super::error::ConfigError;
 use super::presets;
 use super::source::Source;
-use crate::model::{Attention, Ffn, LayerPlan, Mla, ModelSpec, Moe, SharedExpert};
+use crate::model::ModelSpec;
 use crate::work::Dtype;
+use doc::Doc;
 
 /// `model_type` values whose layers dyad builds.
 const SUPPORTED_TYPES: &[&str] = &[
@@ -26,19 +29,33 @@ const SUPPORTED_TYPES: &[&str] = &[
     "deepseek_v2",
     "deepseek_v3",
     "gemma2",
+    "phimoe",
+    "gpt_oss",
+    "llama4",
+    "llama4_text",
 ];
 
-/// Families whose attention normalizes each query and key head (RMSNorm) before RoPE.
-const QK_NORM_TYPES: &[&str] = &["qwen3", "qwen3_moe", "olmoe"];
-
-/// Families whose `sliding_window` is off unless `use_sliding_window` is true, and then applies
-/// from layer `max_window_layers` on (HuggingFace's Qwen2 config).
-const QWEN_TYPES: &[&str] = &["qwen2", "qwen3", "qwen2_moe", "qwen3_moe"];
-
-/// Fields that mark a family dyad does not build yet, checked before `model_type`.
-const UNSUPPORTED_FIELDS: &[(&str, &str)] = &[
-    ("attention_chunk_size", "chunked local attention (Llama-4)"),
-    ("text_config", "a nested text model (Llama-4)"),
+/// Fields that change cost in a way dyad does not model, checked before anything else and
+/// named all at once.
+const UNMODELED_FIELDS: &[(&str, &str)] = &[
+    (
+        "index_topk",
+        "sparse attention over a lightning indexer's top keys (DeepSeek-V3.2)",
+    ),
+    (
+        "linear_num_value_heads",
+        "linear (gated DeltaNet) attention layers",
+    ),
+    (
+        "full_attention_interval",
+        "hybrid linear/full attention layers",
+    ),
+    (
+        "hybrid_override_pattern",
+        "Mamba layers among attention layers",
+    ),
+    ("attn_type_list", "lightning attention layers"),
+    ("kv_sharing_layer_map", "KV caches shared across layers"),
 ];
 
 /// The fields a dyad model TOML may set: the HuggingFace names dyad reads, plus `name` and
@@ -85,126 +102,17 @@ const TOML_FIELDS: &[&str] = &[
     "num_nextn_predict_layers",
     "final_logit_softcapping",
     "attn_logit_softcapping",
+    "norm_topk_prob",
+    "n_group",
+    "topk_group",
+    "attention_chunk_size",
+    "no_rope_layers",
+    "no_rope_layer_interval",
+    "interleave_moe_layer_step",
+    "intermediate_size_mlp",
+    "use_qk_norm",
+    "experts_per_token",
 ];
-
-/// A model file's fields, with its source to find where a key is written.
-struct Doc<'a> {
-    src: &'a Source,
-    path: &'a Path,
-    obj: Map<String, Value>,
-    json: bool,
-}
-
-impl Doc<'_> {
-    /// Byte range of `key` where it is written in the file (first occurrence).
-    fn span_of(&self, key: &str) -> Range<usize> {
-        let needle = if self.json {
-            format!("\"{key}\"")
-        } else {
-            key.to_string()
-        };
-        let t = &**self.src.text();
-        let mut from = 0;
-        while let Some(i) = t[from..].find(&needle) {
-            let at = from + i;
-            let rest = t[at + needle.len()..].trim_start();
-            let before_ok =
-                at == 0 || !t[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_');
-            if before_ok && (rest.starts_with(':') || rest.starts_with('=')) {
-                return at..at + needle.len();
-            }
-            from = at + needle.len();
-        }
-        0..0
-    }
-
-    fn err(&self, key: &str, msg: impl Into<String>) -> ConfigError {
-        let span = self.span_of(key);
-        if span.is_empty() {
-            self.src.whole(msg)
-        } else {
-            self.src.at(span, msg)
-        }
-    }
-
-    fn opt_uint(&self, key: &str) -> Result<Option<u64>, ConfigError> {
-        match self.obj.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => match v.as_u64() {
-                Some(n) if n > 0 => Ok(Some(n)),
-                _ => Err(self.err(
-                    key,
-                    format!("`{key}` must be a positive integer, found {v}"),
-                )),
-            },
-        }
-    }
-
-    fn uint(&self, key: &str) -> Result<u64, ConfigError> {
-        self.opt_uint(key)?.ok_or_else(|| {
-            ConfigError::file(self.path, format!("missing field `{key}`")).with_help(
-                "dense Llama-style and Mixtral-style configs set it; see workloads/models/",
-            )
-        })
-    }
-
-    /// A boolean field, `default` when absent.
-    fn flag(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
-        match self.obj.get(key) {
-            None | Some(Value::Null) => Ok(default),
-            Some(Value::Bool(b)) => Ok(*b),
-            Some(v) => Err(self.err(key, format!("`{key}` must be true or false, found {v}"))),
-        }
-    }
-
-    /// A non-negative integer (zero allowed), when present.
-    fn opt_count(&self, key: &str) -> Result<Option<u64>, ConfigError> {
-        match self.obj.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => v.as_u64().map(Some).ok_or_else(|| {
-                self.err(
-                    key,
-                    format!("`{key}` must be a non-negative integer, found {v}"),
-                )
-            }),
-        }
-    }
-
-    /// A real number, when present.
-    fn opt_real(&self, key: &str) -> Result<Option<f64>, ConfigError> {
-        match self.obj.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => match v.as_f64() {
-                Some(x) if x.is_finite() && x > 0.0 => Ok(Some(x)),
-                _ => Err(self.err(key, format!("`{key}` must be a positive number, found {v}"))),
-            },
-        }
-    }
-
-    /// A list of non-negative integers, empty when absent.
-    fn uint_list(&self, key: &str) -> Result<Vec<u64>, ConfigError> {
-        match self.obj.get(key) {
-            None | Some(Value::Null) => Ok(Vec::new()),
-            Some(Value::Array(a)) => a
-                .iter()
-                .map(|v| {
-                    v.as_u64().ok_or_else(|| {
-                        self.err(key, format!("`{key}` must list layer indices, found {v}"))
-                    })
-                })
-                .collect(),
-            Some(v) => Err(self.err(key, format!("`{key}` must be a list, found {v}"))),
-        }
-    }
-
-    fn str_field(&self, key: &str) -> Result<Option<&str>, ConfigError> {
-        match self.obj.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(v) => Err(self.err(key, format!("`{key}` must be a string, found {v}"))),
-        }
-    }
-}
 
 /// Loads a model from a HuggingFace `config.json`, a dyad model TOML, or a built-in name
 /// (`mixtral-8x7b`).
@@ -271,7 +179,10 @@ fn model_from(path: &Path, src: &Source) -> Result<ModelSpec, ConfigError> {
     resolve(&doc)
 }
 
-fn resolve(doc: &Doc) -> Result<ModelSpec, ConfigError> {
+fn resolve(top: &Doc) -> Result<ModelSpec, ConfigError> {
+    unmodeled(top)?;
+    let nested = top.text_model()?;
+    let doc = nested.as_ref().unwrap_or(top);
     let model_type = model_type(doc)?;
     let hidden = doc.uint("hidden_size")?;
     let heads = doc.uint("num_attention_heads")?;
@@ -279,28 +190,41 @@ fn resolve(doc: &Doc) -> Result<ModelSpec, ConfigError> {
     let kv_heads = doc.opt_uint("num_key_value_heads")?.unwrap_or(heads);
     let head_dim = doc.opt_uint("head_dim")?.unwrap_or(hidden / heads);
     // OPT names its FFN size `ffn_dim`, uses a two-matrix ReLU FFN and ties the LM head to the
-    // embedding (HuggingFace's OPTConfig defaults); a projection between them is not built yet.
+    // embedding (HuggingFace's OPTConfig defaults). Llama-4's dense layers are
+    // `intermediate_size_mlp` wide, its experts `intermediate_size`.
     let is_opt = model_type == "opt";
-    if is_opt {
-        if let Some(p) = doc.opt_uint("word_embed_proj_dim")? {
-            if p != hidden {
-                return Err(doc.err(
-                    "word_embed_proj_dim",
-                    "not yet supported: word_embed_proj_dim (an embedding projection)",
-                ));
-            }
-        }
+    if is_opt
+        && doc
+            .opt_uint("word_embed_proj_dim")?
+            .is_some_and(|p| p != hidden)
+    {
+        return Err(doc.err(
+            "word_embed_proj_dim",
+            "not yet supported: word_embed_proj_dim (an embedding projection)",
+        ));
     }
     let intermediate = doc.uint(if is_opt {
         "ffn_dim"
     } else {
         "intermediate_size"
     })?;
+    let dense = match model_type {
+        "llama4_text" => doc.uint("intermediate_size_mlp")?,
+        _ => intermediate,
+    };
     let gated = doc.flag("ffn_gated", !is_opt)?;
-    let moe = moe(doc, model_type, intermediate)?;
-    let layers = u32::try_from(doc.uint("num_hidden_layers")?)
+    let moe = layers::moe(doc, model_type, intermediate)?;
+    let layer_count = u32::try_from(doc.uint("num_hidden_layers")?)
         .map_err(|_| doc.err("num_hidden_layers", "`num_hidden_layers` is too large"))?;
-    let plans = plans(doc, model_type, layers, intermediate, moe.is_some())?;
+    let quant = quantization(doc)?;
+    let shape = layers::Shape {
+        model_type,
+        layers: layer_count,
+        intermediate: dense,
+        has_moe: moe.is_some(),
+        expert_weights: quant.experts,
+    };
+    let plans = layers::plans(doc, &shape)?;
     let dtype = dtype(doc)?;
     // OPT and Gemma tie the LM head to the embedding unless told otherwise (HuggingFace's
     // defaults).
@@ -310,7 +234,7 @@ fn resolve(doc: &Doc) -> Result<ModelSpec, ConfigError> {
     // cap is an op of its own.
     let softcap = doc.opt_real("final_logit_softcapping")?.is_some();
     doc.opt_real("attn_logit_softcapping")?;
-    let name = match doc.str_field("name")? {
+    let name = match top.str_field("name")? {
         Some(n) => n.to_string(),
         None => doc
             .path
@@ -329,8 +253,8 @@ fn resolve(doc: &Doc) -> Result<ModelSpec, ConfigError> {
         ffn_gated: gated,
         dtype,
         tie_embeddings: tie,
-        quantized: quantized(doc)?,
-        notes: mtp_note(doc)?.into_iter().collect(),
+        quantized: quant.all,
+        notes: notes(doc, model_type)?,
         logit_softcap: softcap,
     };
     spec.validate()
@@ -338,19 +262,38 @@ fn resolve(doc: &Doc) -> Result<ModelSpec, ConfigError> {
     Ok(spec)
 }
 
-/// The `model_type`, when dyad builds it and no field marks a family it does not build yet.
-fn model_type<'a>(doc: &'a Doc) -> Result<&'a str, ConfigError> {
-    let present: Vec<&(&str, &str)> = UNSUPPORTED_FIELDS
+/// Every field of `doc` (or of its nested text model) that changes cost in a way dyad does not
+/// model, and a `quantization_config` whose method it does not model, named in one error at
+/// the first one's place.
+fn unmodeled(doc: &Doc) -> Result<(), ConfigError> {
+    let nested = doc.obj.get("text_config").and_then(Value::as_object);
+    let set = |field: &str| {
+        let set = |o: &serde_json::Map<String, Value>| o.get(field).is_some_and(|v| !v.is_null());
+        set(&doc.obj) || nested.is_some_and(set)
+    };
+    let mut found: Vec<(&str, String)> = UNMODELED_FIELDS
         .iter()
-        .filter(|(field, _)| doc.obj.get(*field).is_some_and(|v| !v.is_null()))
+        .filter(|(field, _)| set(field))
+        .map(|(field, what)| (*field, format!("{field} ({what})")))
         .collect();
-    if let Some((first, _)) = present.first() {
-        let all: Vec<String> = present
-            .iter()
-            .map(|(field, what)| format!("{field} ({what})"))
-            .collect();
-        return Err(doc.err(first, format!("not yet supported: {}", all.join("; "))));
+    if let Some(m) = quant_method(doc).filter(|m| !matches!(m.as_deref(), Some("fp8" | "mxfp4"))) {
+        let shown = m.map_or_else(|| "missing".to_string(), |m| format!("\"{m}\""));
+        found.push((
+            "quantization_config",
+            format!("quantization_config with quant_method {shown} (fp8 and mxfp4 are modeled)"),
+        ));
     }
+    match found.first() {
+        None => Ok(()),
+        Some((first, _)) => {
+            let all: Vec<&str> = found.iter().map(|(_, w)| w.as_str()).collect();
+            Err(doc.err(first, format!("not yet supported: {}", all.join("; "))))
+        }
+    }
+}
+
+/// The `model_type`, when dyad builds it.
+fn model_type<'a>(doc: &'a Doc) -> Result<&'a str, ConfigError> {
     let model_type = doc.str_field("model_type")?.ok_or_else(|| {
         ConfigError::file(doc.path, "missing field `model_type`")
             .with_help(format!("supported: {}", SUPPORTED_TYPES.join(", ")))
@@ -363,203 +306,75 @@ fn model_type<'a>(doc: &'a Doc) -> Result<&'a str, ConfigError> {
             )
             .with_help(format!("supported: {}", SUPPORTED_TYPES.join(", "))));
     }
-    Ok(model_type)
-}
-
-/// The experts, when the model has them (a Mixtral, Qwen-MoE or OLMoE config must): Mixtral's
-/// `num_local_experts` or Qwen's and OLMoE's `num_experts`, each of `moe_intermediate_size`
-/// where given (fine-grained experts) or `intermediate_size`, and Qwen2-MoE's gated shared
-/// expert of `shared_expert_intermediate_size`.
-fn moe(doc: &Doc, model_type: &str, intermediate: u64) -> Result<Option<Moe>, ConfigError> {
-    let mut experts = None;
-    for key in ["num_local_experts", "num_experts", "n_routed_experts"] {
-        experts = experts.or(doc.opt_uint(key)?);
-    }
-    let must = matches!(
-        model_type,
-        "mixtral" | "qwen2_moe" | "qwen3_moe" | "olmoe" | "deepseek_v2" | "deepseek_v3"
-    );
-    Ok(match experts {
-        None if must => {
-            let key = match model_type {
-                "mixtral" => "num_local_experts",
-                "deepseek_v2" | "deepseek_v3" => "n_routed_experts",
-                _ => "num_experts",
-            };
-            return Err(ConfigError::file(
-                doc.path,
-                format!("missing field `{key}`"),
-            ));
-        }
-        Some(experts) => {
-            let inner = doc
-                .opt_uint("moe_intermediate_size")?
-                .unwrap_or(intermediate);
-            // DeepSeek's `n_shared_experts` act as one FFN of their summed width.
-            let shared = match doc.opt_uint("shared_expert_intermediate_size")? {
-                Some(intermediate) => Some(SharedExpert {
-                    intermediate,
-                    sigmoid_gate: true,
-                }),
-                None => doc.opt_uint("n_shared_experts")?.map(|n| SharedExpert {
-                    intermediate: n * inner,
-                    sigmoid_gate: false,
-                }),
-            };
-            Some(Moe {
-                experts,
-                top_k: doc.uint("num_experts_per_tok")?,
-                intermediate: inner,
-                shared,
-            })
-        }
-        None => None,
+    // Llama-4's text model, when its `text_config` names no type of its own.
+    Ok(if model_type == "llama4" {
+        "llama4_text"
+    } else {
+        model_type
     })
 }
 
-/// Each layer's plan. Attention: `sliding_window` in every layer (Mistral, Mixtral; null when
-/// off), or for Qwen from layer `max_window_layers` on when `use_sliding_window` is true
-/// (REFERENCE.md §Model configs); QK-norm for Qwen3 and OLMoE; latent attention where
-/// `kv_lora_rank` is set (DeepSeek). FFN: with experts, layer `l` is MoE unless it is in Qwen's
-/// `mlp_only_layers`, and when `(l + 1)` is a multiple of Qwen's `decoder_sparse_step` or of
-/// dyad's `moe_layer_period` (GLaM: 2); for DeepSeek, when `l` is at least
-/// `first_k_dense_replace` and a multiple of `moe_layer_freq`. Other layers are dense of
-/// `intermediate_size`.
-fn plans(
-    doc: &Doc,
-    model_type: &str,
-    layers: u32,
-    intermediate: u64,
-    has_moe: bool,
-) -> Result<Vec<LayerPlan>, ConfigError> {
-    let qwen = QWEN_TYPES.contains(&model_type);
-    let types = attention_types(doc, model_type, layers)?;
-    let (window, from) = match doc.flag("use_sliding_window", !qwen)? {
-        true if qwen => (
-            doc.opt_uint("sliding_window")?,
-            doc.opt_uint("max_window_layers")?.unwrap_or(0),
-        ),
-        true => (doc.opt_uint("sliding_window")?, 0),
-        false => (None, 0),
-    };
-    let step = match doc.opt_uint("decoder_sparse_step")? {
-        Some(n) => n,
-        None => doc.opt_uint("moe_layer_period")?.unwrap_or(1),
-    };
-    let dense_only = doc.uint_list("mlp_only_layers")?;
-    let qk_norm = QK_NORM_TYPES.contains(&model_type);
-    let mla = mla(doc)?;
-    let first_dense = doc.opt_count("first_k_dense_replace")?;
-    let freq = doc.opt_uint("moe_layer_freq")?.unwrap_or(1);
-    Ok((0..layers)
-        .map(|l| {
-            let l64 = u64::from(l);
-            let moe = has_moe
-                && match first_dense {
-                    Some(k) => l64 >= k && l64 % freq == 0,
-                    None => (l64 + 1) % step == 0 && !dense_only.contains(&l64),
-                };
-            LayerPlan {
-                mla,
-                attention: match (window, &types) {
-                    (Some(tokens), Some(t)) if t[l as usize] => Attention::Window { tokens },
-                    (Some(tokens), None) if l64 >= from => Attention::Window { tokens },
-                    _ => Attention::Full,
-                },
-                qk_norm,
-                post_norms: model_type == "gemma2",
-                ffn: if moe {
-                    Ffn::Moe
-                } else {
-                    Ffn::Dense { intermediate }
-                },
-            }
-        })
-        .collect())
+/// What a `quantization_config` changes: the element type of every weight, or of the routed
+/// experts' only.
+struct Quantization {
+    /// Every weight's type, and the GEMMs' (fp8, e4m3, as DeepSeek-V3 ships).
+    all: Option<Dtype>,
+    /// The routed experts' weights' type (gpt-oss's `mxfp4`, whose `modules_to_not_convert`
+    /// keep attention, router, embedding and LM head in bf16).
+    experts: Option<Dtype>,
 }
 
-/// Which layers slide, when the config says layer by layer: `layer_types` (`"sliding_attention"`
-/// or `"full_attention"` per layer: gpt-oss, newer transformers), `sliding_window_pattern` N
-/// (every N-th layer full, the others sliding: Gemma-3), or Gemma-2's alternation (even layers
-/// sliding). `None`: the window, if any, applies to every layer.
-fn attention_types(
-    doc: &Doc,
-    model_type: &str,
-    layers: u32,
-) -> Result<Option<Vec<bool>>, ConfigError> {
-    if let Some(Value::Array(a)) = doc.obj.get("layer_types") {
-        if a.len() != layers as usize {
-            return Err(doc.err(
-                "layer_types",
-                format!(
-                    "`layer_types` lists {} layers; the model has {layers}",
-                    a.len()
-                ),
-            ));
-        }
-        return a
-            .iter()
-            .map(|v| match v.as_str() {
-                Some("sliding_attention") => Ok(true),
-                Some("full_attention") => Ok(false),
-                _ => Err(doc.err(
-                    "layer_types",
-                    format!(
-                        "`layer_types` entries must be \"sliding_attention\" or \"full_attention\", found {v}"
-                    ),
-                )),
-            })
-            .collect::<Result<Vec<bool>, _>>()
-            .map(Some);
+/// The `quant_method` of a `quantization_config`, when there is one (`Some(None)`: it names
+/// no method).
+fn quant_method(doc: &Doc) -> Option<Option<String>> {
+    let q = doc
+        .obj
+        .get("quantization_config")
+        .filter(|v| !v.is_null())?;
+    Some(
+        q.get("quant_method")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    )
+}
+
+/// The element types a `quantization_config` sets (methods other than fp8 and mxfp4 were
+/// refused by [`unmodeled`]).
+fn quantization(doc: &Doc) -> Result<Quantization, ConfigError> {
+    let method = quant_method(doc);
+    Ok(match method.as_ref().and_then(|m| m.as_deref()) {
+        Some("fp8") => Quantization {
+            all: Some(Dtype::Fp8),
+            experts: None,
+        },
+        Some("mxfp4") => Quantization {
+            all: None,
+            experts: Some(Dtype::Mxfp4),
+        },
+        _ => Quantization {
+            all: None,
+            experts: None,
+        },
+    })
+}
+
+/// What the import leaves out, for the report: DeepSeek-V3's multi-token-prediction layers
+/// (`num_nextn_predict_layers`, not decoder layers of plain decoding), and the costs it does
+/// not charge: gpt-oss's attention sinks (inside the attention kernel) and biases, and the
+/// restriction of group-limited routing to the top groups (uniform routing spreads tokens over
+/// all experts alike).
+fn notes(doc: &Doc, model_type: &str) -> Result<Vec<String>, ConfigError> {
+    let mut notes = Vec::new();
+    if let Some(n) = doc.opt_uint("num_nextn_predict_layers")? {
+        notes.push(format!("{n} multi-token-prediction layer(s) (num_nextn_predict_layers) left out: plain decoding runs without them"));
     }
-    if let Some(n) = doc.opt_uint("sliding_window_pattern")? {
-        return Ok(Some(
-            (0..u64::from(layers)).map(|l| (l + 1) % n != 0).collect(),
-        ));
+    if model_type == "gpt_oss" {
+        notes.push("attention sinks: one learned logit per head in each softmax, counted as parameters; their exp and add per (query, head) row run inside the attention kernel and are not charged, as the softmax is not; the projections' and experts' biases are not counted".to_string());
     }
-    Ok((model_type == "gemma2").then(|| (0..layers).map(|l| l % 2 == 0).collect()))
-}
-
-/// The weights' element type under a `quantization_config`: fp8 (`quant_method = "fp8"`,
-/// e4m3, as DeepSeek-V3 ships); any other method is not modeled yet.
-fn quantized(doc: &Doc) -> Result<Option<Dtype>, ConfigError> {
-    let Some(q) = doc.obj.get("quantization_config").filter(|v| !v.is_null()) else {
-        return Ok(None);
-    };
-    let method = q.get("quant_method").and_then(Value::as_str);
-    match method {
-        Some("fp8") => Ok(Some(Dtype::Fp8)),
-        _ => Err(doc.err(
-            "quantization_config",
-            format!(
-                "not yet supported: quantization_config with quant_method {} (fp8 is modeled)",
-                method.map_or_else(|| "missing".to_string(), |m| format!("\"{m}\""))
-            ),
-        )),
+    if let Some(g) = doc.opt_uint("n_group")?.filter(|&g| g > 1) {
+        notes.push(format!("group-limited routing ({g} groups): the gate's group scoring is charged; the restriction to the top groups changes which experts a token reaches, not how many, and is not in the routing"));
     }
-}
-
-/// DeepSeek-V3's multi-token-prediction layers (`num_nextn_predict_layers`) are not decoder
-/// layers of plain decoding: they are left out, and the report says so.
-fn mtp_note(doc: &Doc) -> Result<Option<String>, ConfigError> {
-    Ok(doc.opt_uint("num_nextn_predict_layers")?.map(|n| {
-        format!("{n} multi-token-prediction layer(s) (num_nextn_predict_layers) left out: plain decoding runs without them")
-    }))
-}
-
-/// Latent attention, where `kv_lora_rank` is set: its four sizes are then required, and
-/// `q_lora_rank` is optional (null in DeepSeek-V2-Lite: a full query projection).
-fn mla(doc: &Doc) -> Result<Option<Mla>, ConfigError> {
-    let Some(latent) = doc.opt_uint("kv_lora_rank")? else {
-        return Ok(None);
-    };
-    Ok(Some(Mla {
-        q_lora: doc.opt_uint("q_lora_rank")?,
-        latent,
-        nope: doc.uint("qk_nope_head_dim")?,
-        rope: doc.uint("qk_rope_head_dim")?,
-        v: doc.uint("v_head_dim")?,
-    }))
+    Ok(notes)
 }
 
 /// The weights' element type, from `dtype` or (older configs) `torch_dtype`.

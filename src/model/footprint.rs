@@ -28,12 +28,12 @@ pub struct Footprint {
 impl Footprint {
     /// Sizes `m` at precision `p` split as `par`.
     pub fn new(m: &ModelSpec, par: Parallelism, p: Precision) -> Self {
+        // Routed experts at their layers' element type (gpt-oss's MXFP4), the rest at `p`'s.
+        let (dense, experts) = m.weight_bytes(p.weights);
         let weights = if par.ep > 1 {
-            let expert_params = m.expert_params();
-            let dense = (m.params() - expert_params) as f64;
-            (dense + expert_params as f64 / par.ep as f64) * p.weights.bytes()
+            dense + experts / par.ep as f64
         } else {
-            m.params() as f64 * p.weights.bytes() / par.tp as f64
+            (dense + experts) / par.tp as f64
         };
         Footprint {
             weights: Bytes(weights),
@@ -62,8 +62,8 @@ impl Footprint {
 
     /// Activation memory one device reserves for an iteration of at most `max_tokens` tokens
     /// and `max_batch` sequences: the widest per-token tensors of a layer (residual and norms,
-    /// QKV, the FFN's gate, up and product) and the fp32 logits of the sequences that produce a
-    /// token.
+    /// the attention's projections, the FFN's gate, up and product) and the fp32 logits of the
+    /// sequences that produce a token.
     pub fn activations(
         &self,
         m: &ModelSpec,
@@ -73,8 +73,11 @@ impl Footprint {
     ) -> Bytes {
         let tp = self.tp;
         let inner = (0..m.layers()).map(|l| m.ffn_inner(l)).max().unwrap_or(0) / tp;
-        let qkv = (m.heads_per_device(tp) + 2 * m.kv_heads_per_device(tp)) * m.head_dim;
-        let per_token = (4 * m.hidden + qkv + 3 * inner) as f64 * p.activations.bytes();
+        let attn = (0..m.layers())
+            .map(|l| attention_width(m, l, tp))
+            .max()
+            .unwrap_or(0);
+        let per_token = (4 * m.hidden + attn + 3 * inner) as f64 * p.activations.bytes();
         Bytes(max_tokens as f64 * per_token + (max_batch * m.vocab / tp) as f64 * 4.0)
     }
 
@@ -84,6 +87,18 @@ impl Footprint {
         let room = usable.0 - self.weights.0 - activations.0;
         let per_block = self.kv(1).0 * block as f64;
         (room > per_block).then(|| (room / per_block) as u64)
+    }
+}
+
+/// Elements per token of layer `l`'s attention projections on one device: Q, K and V of its
+/// heads; under latent attention the query (`nope + rope` per head), the latent and RoPE key,
+/// and the wider of the expanded keys and values (`nope + v` per head, prefill) and the
+/// absorbed query (`latent` per head, decode).
+fn attention_width(m: &ModelSpec, l: u32, tp: u64) -> u64 {
+    let hq = m.heads_per_device(tp);
+    match m.plans[l as usize].mla {
+        None => (hq + 2 * m.kv_heads_per_device(tp)) * m.head_dim,
+        Some(a) => hq * (a.nope + a.rope) + a.cache_elems() + hq * (a.nope + a.v).max(a.latent),
     }
 }
 

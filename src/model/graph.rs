@@ -4,7 +4,8 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 
 use super::op::{Op, OpKind, Precision};
-use super::spec::{Attention, Ffn, Mla, ModelError, ModelSpec, Moe};
+use super::plan::{Attention, Ffn, Mla};
+use super::spec::{ModelError, ModelSpec, Moe};
 
 /// A prefill chunk: `q_len` new prompt tokens after `ctx` tokens already in the KV cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -461,10 +462,9 @@ fn moe_ffn(
     let (t, ep, h) = (it.t, it.ep, it.m.hidden);
     let layer = Some(l);
     let router = b.add(&[last], "router", layer, gemm(t, moe.experts, h));
-    // Per token: softmax over the experts' logits (4 FLOPs each), top-k, and the
-    // chosen weights renormalised (an add and a multiply each).
-    let (e, k) = (moe.experts, moe.top_k);
-    let mut topk = b.elementwise(&[router], "topk", layer, (t, e, 0, 4 * e + 2 * k));
+    let plan = it.m.plans[l as usize];
+    let gate = gate_flops(moe, plan.router);
+    let mut topk = b.elementwise(&[router], "topk", layer, (t, moe.experts, 0, gate));
     let a2a = OpKind::AllToAll {
         bytes: (t as f64 * moe.top_k as f64 * h as f64 * it.p.activations.bytes()).ceil() as u64,
         devices: ep,
@@ -479,6 +479,13 @@ fn moe_ffn(
         })?,
     };
     let mut experts = expert_ops(b, it, layer, &moe, &counts, topk);
+    if let Some(d) = plan.expert_weights {
+        // The routed experts' weights in their own type (gpt-oss's MXFP4); the rest of the
+        // layer, the shared expert included, in the run's.
+        for &n in &experts {
+            b.g[n].precision.weights = d;
+        }
+    }
     if ep > 1 {
         experts = vec![b.add(&experts, "moe_combine_a2a", layer, a2a)];
     }
@@ -510,6 +517,21 @@ fn moe_ffn(
     }
     // The routed and shared outputs added.
     Ok(b.elementwise(&[combined, out], "shared_add", layer, (t * h, 2, 1, 1)))
+}
+
+/// FLOPs per token of the gate after the router's GEMM: a score per expert (softmax or sigmoid,
+/// 4 FLOPs each), the top-k, and the chosen weights renormalised (an add and a multiply each)
+/// when the router renormalises. Group-limited routing adds, per token, each group's two best
+/// scores found and summed (2 comparisons per expert and an add per group), the best groups
+/// chosen (`top_groups` comparisons per group) and the other groups' experts masked (1 per
+/// expert); the top-k is then taken among the kept groups' experts.
+fn gate_flops(moe: Moe, router: super::plan::Router) -> u64 {
+    let (e, k) = (moe.experts, moe.top_k);
+    let norm = if router.norm_topk { 2 * k } else { 0 };
+    let groups = router
+        .groups
+        .map_or(0, |g| 3 * e + g.groups * (g.top_groups + 1));
+    4 * e + norm + groups
 }
 
 /// One op per expert with tokens (`counts[e]` of them), after `topk`, on device `e mod ep`.

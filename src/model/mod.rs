@@ -7,6 +7,7 @@
 mod footprint;
 mod graph;
 mod op;
+mod plan;
 mod spec;
 
 pub use footprint::Footprint;
@@ -15,4 +16,5 @@ pub use graph::{
     build_iteration_with,
 };
 pub use op::{Op, OpKind, Precision, causal_pairs};
-pub use spec::{Attention, Ffn, LayerPlan, Mla, ModelError, ModelSpec, Moe, SharedExpert};
+pub use plan::{Attention, Ffn, GroupLimit, LayerPlan, Mla, Router};
+pub use spec::{ModelError, ModelSpec, Moe, SharedExpert};

@@ -3,133 +3,8 @@
 use serde::Serialize;
 use thiserror::Error;
 
+use super::plan::{Attention, Ffn, GroupLimit, LayerPlan};
 use crate::work::Dtype;
-
-/// How a layer's attention sees its context.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Attention {
-    /// Every query attends every earlier token; the layer's KV cache holds the whole context.
-    Full,
-    /// Sliding window (Mistral's `sliding_window`): a query attends the last `tokens` tokens,
-    /// itself included, and the layer needs KV for those only.
-    Window {
-        /// Tokens in the window.
-        tokens: u64,
-    },
-}
-
-impl Attention {
-    /// Keys a query at context length `len` (itself included) attends, and the tokens of a
-    /// `len`-token sequence the layer's KV cache must hold.
-    pub fn keys(self, len: u64) -> u64 {
-        match self {
-            Attention::Full => len,
-            Attention::Window { tokens } => len.min(tokens),
-        }
-    }
-
-    /// (query, key) pairs a chunk of `q` new tokens after `ctx` cached ones attends: the i-th
-    /// new token (1-based) sees `keys(ctx + i)` keys.
-    pub fn pairs(self, q: u64, ctx: u64) -> u64 {
-        let Attention::Window { tokens: w } = self else {
-            return crate::model::causal_pairs(q, ctx);
-        };
-        // Σ min(j, w) for j = ctx + 1 ..= ctx + q: the part below the window, then w per token.
-        let (a, b) = (ctx + 1, ctx + q);
-        let below = b.min(w).saturating_sub(a - 1);
-        let under = if below > 0 {
-            let top = a + below - 1;
-            (a + top) * below / 2
-        } else {
-            0
-        };
-        under + (q - below) * w
-    }
-
-    /// Keys the chunk reads, over all its queries: the context and the new tokens, or in a
-    /// window the last `w - 1` context tokens and the new ones.
-    pub fn keys_read(self, q: u64, ctx: u64) -> u64 {
-        match self {
-            Attention::Full => ctx + q,
-            Attention::Window { tokens: w } => (ctx + q).min(q + w - 1),
-        }
-    }
-}
-
-/// A layer's FFN.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Ffn {
-    /// One FFN of inner size `intermediate` for every token.
-    Dense {
-        /// The FFN's inner size.
-        intermediate: u64,
-    },
-    /// The model's experts ([`ModelSpec::moe`]), `top_k` per token.
-    Moe,
-}
-
-/// Multi-head latent attention (DeepSeek-V2/V3): keys and values come from one latent per token
-/// of `latent` elements (`kv_lora_rank`) plus a decoupled RoPE key of `rope` elements shared by
-/// the heads, so the cache holds `latent + rope` elements per token and layer, the same on every
-/// tensor-parallel rank (there are no KV heads to split). Each head's query and key have `nope`
-/// (`qk_nope_head_dim`) plus `rope` elements, its value `v` (`v_head_dim`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub struct Mla {
-    /// Rank of the query's low-rank projection (`q_lora_rank`; `None`: a full query projection).
-    pub q_lora: Option<u64>,
-    /// Latent elements per token (`kv_lora_rank`).
-    pub latent: u64,
-    /// Query and key elements per head without RoPE (`qk_nope_head_dim`).
-    pub nope: u64,
-    /// RoPE elements of the query per head and of the shared key (`qk_rope_head_dim`).
-    pub rope: u64,
-    /// Value elements per head (`v_head_dim`).
-    pub v: u64,
-}
-
-impl Mla {
-    /// Cached elements per token and layer: the latent and the RoPE key.
-    pub fn cache_elems(&self) -> u64 {
-        self.latent + self.rope
-    }
-}
-
-/// What one decoder layer is: its attention and its FFN. Layers with equal plans cost alike.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub struct LayerPlan {
-    /// How its attention sees the context.
-    pub attention: Attention,
-    /// Latent attention in place of the model's query/KV heads (`None`: MHA, GQA or MQA).
-    pub mla: Option<Mla>,
-    /// RMSNorm over each query and key head before RoPE (Qwen3, OLMoE), an op of its own.
-    pub qk_norm: bool,
-    /// RMSNorms on the attention's and the FFN's outputs too (Gemma-2's sandwich norms).
-    pub post_norms: bool,
-    /// Its FFN.
-    pub ffn: Ffn,
-}
-
-impl LayerPlan {
-    /// `layers` plans of full attention in a repeating pattern: with experts every
-    /// `moe_period`-th layer MoE (1: all; 2: every other, as GLaM), the others dense of inner
-    /// size `intermediate`.
-    pub fn periodic(layers: u32, intermediate: u64, moe_period: Option<u32>) -> Vec<LayerPlan> {
-        (0..layers)
-            .map(|l| LayerPlan {
-                attention: Attention::Full,
-                mla: None,
-                qk_norm: false,
-                post_norms: false,
-                ffn: match moe_period {
-                    Some(p) if l % p.max(1) == p.max(1) - 1 => Ffn::Moe,
-                    _ => Ffn::Dense { intermediate },
-                },
-            })
-            .collect()
-    }
-}
 
 /// A decoder-only transformer: a sequence of per-layer plans (attention kind, FFN kind) over
 /// one width, head layout and vocabulary; a uniform model is the case of equal plans.
@@ -247,6 +122,30 @@ pub enum ModelError {
     },
 }
 
+/// Group-limited routing splits the experts evenly and its kept groups hold top-k experts.
+fn check_groups(g: GroupLimit, m: Moe) -> Result<(), ModelError> {
+    if g.groups == 0 || g.top_groups == 0 {
+        return Err(ModelError::Zero {
+            field: "n_group and topk_group",
+        });
+    }
+    if m.experts % g.groups != 0 {
+        return Err(ModelError::NotDivisible {
+            what: "the routed experts",
+            value: m.experts,
+            by: "n_group",
+        });
+    }
+    let reachable = g.top_groups.min(g.groups) * (m.experts / g.groups);
+    if m.top_k > reachable {
+        return Err(ModelError::TopK {
+            top_k: m.top_k,
+            experts: reachable,
+        });
+    }
+    Ok(())
+}
+
 impl ModelSpec {
     /// Checks the invariants the op formulas rely on.
     pub fn validate(&self) -> Result<(), ModelError> {
@@ -296,10 +195,21 @@ impl ModelSpec {
                 }
                 _ => {}
             }
-            if p.attention == (Attention::Window { tokens: 0 }) {
-                return Err(ModelError::Zero {
-                    field: "sliding_window",
-                });
+            match p.attention {
+                Attention::Window { tokens: 0 } => {
+                    return Err(ModelError::Zero {
+                        field: "sliding_window",
+                    });
+                }
+                Attention::Chunk { tokens: 0 } => {
+                    return Err(ModelError::Zero {
+                        field: "attention_chunk_size",
+                    });
+                }
+                _ => {}
+            }
+            if let (Some(g), Some(m)) = (p.router.groups, self.moe) {
+                check_groups(g, m)?;
             }
         }
         Ok(())
@@ -416,7 +326,31 @@ impl ModelSpec {
         } else {
             0
         };
-        attn + ffn + 2 * h + qk_norm + post
+        let sinks = if self.plans[l as usize].sinks {
+            self.heads
+        } else {
+            0
+        };
+        attn + ffn + 2 * h + qk_norm + post + sinks
+    }
+
+    /// Weight bytes of the whole model: everything but the routed experts at `weights` bytes
+    /// per element, and the routed experts of each layer at their plan's type
+    /// ([`LayerPlan::expert_weights`]) or else `weights`. Returned as (all but the routed
+    /// experts, the routed experts).
+    pub fn weight_bytes(&self, weights: Dtype) -> (f64, f64) {
+        let Some(m) = self.moe else {
+            return (self.params() as f64 * weights.bytes(), 0.0);
+        };
+        let per_layer = (m.experts * self.ffn_matrices() * self.hidden * m.intermediate) as f64;
+        let experts: f64 = self
+            .plans
+            .iter()
+            .filter(|p| p.ffn == Ffn::Moe)
+            .map(|p| per_layer * p.expert_weights.unwrap_or(weights).bytes())
+            .sum();
+        let rest = (self.params() - self.expert_params()) as f64 * weights.bytes();
+        (rest, experts)
     }
 
     /// Parameters of all routed experts of all layers (the ones expert parallelism spreads).

@@ -113,6 +113,8 @@ impl RawPeak {
             Dtype::Fp8 => self.fp8.as_ref(),
             Dtype::Int8 => self.int8.as_ref(),
             Dtype::Int4 => self.int4.as_ref(),
+            // A storage type, not an arithmetic one: no arch states a peak for it.
+            Dtype::Mxfp4 => None,
         }
     }
 }
