@@ -225,7 +225,7 @@ fn resolve(top: &Doc) -> Result<ModelSpec, ConfigError> {
         expert_weights: quant.experts,
     };
     let plans = layers::plans(doc, &shape)?;
-    let dtype = dtype(doc)?;
+    let dtype = dtype(doc, model_type)?;
     // OPT and Gemma tie the LM head to the embedding unless told otherwise (HuggingFace's
     // defaults).
     let tie = doc.flag("tie_word_embeddings", is_opt || model_type == "gemma2")?;
@@ -378,7 +378,9 @@ fn notes(doc: &Doc, model_type: &str) -> Result<Vec<String>, ConfigError> {
 }
 
 /// The weights' element type, from `dtype` or (older configs) `torch_dtype`.
-fn dtype(doc: &Doc) -> Result<Dtype, ConfigError> {
+/// gpt-oss's config.json names none: its tensors outside the MXFP4 experts are bf16
+/// (`original/dtypes.json` of the release), and that is its type.
+fn dtype(doc: &Doc, model_type: &str) -> Result<Dtype, ConfigError> {
     let key = if doc.obj.contains_key("dtype") {
         "dtype"
     } else {
@@ -386,6 +388,7 @@ fn dtype(doc: &Doc) -> Result<Dtype, ConfigError> {
     };
     match doc.str_field(key)? {
         Some(s) => s.parse::<Dtype>().map_err(|e| doc.err(key, e.to_string())),
+        None if model_type == "gpt_oss" => Ok(Dtype::Bf16),
         None => Err(ConfigError::file(doc.path, "missing field `torch_dtype`")
             .with_help("the weights' element type, e.g. \"bfloat16\"")),
     }

@@ -102,6 +102,50 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../workloads/models/qwen3-30b-a3b.json"),
     ),
     (
+        "workloads/models/mixtral-8x22b.json",
+        include_str!("../../workloads/models/mixtral-8x22b.json"),
+    ),
+    (
+        "workloads/models/llama-3.1-8b.json",
+        include_str!("../../workloads/models/llama-3.1-8b.json"),
+    ),
+    (
+        "workloads/models/llama-3.1-70b.json",
+        include_str!("../../workloads/models/llama-3.1-70b.json"),
+    ),
+    (
+        "workloads/models/qwen2-7b.json",
+        include_str!("../../workloads/models/qwen2-7b.json"),
+    ),
+    (
+        "workloads/models/qwen2-57b-a14b.json",
+        include_str!("../../workloads/models/qwen2-57b-a14b.json"),
+    ),
+    (
+        "workloads/models/qwen1.5-moe-a2.7b.json",
+        include_str!("../../workloads/models/qwen1.5-moe-a2.7b.json"),
+    ),
+    (
+        "workloads/models/olmoe-1b-7b.json",
+        include_str!("../../workloads/models/olmoe-1b-7b.json"),
+    ),
+    (
+        "workloads/models/phi-3.5-moe.json",
+        include_str!("../../workloads/models/phi-3.5-moe.json"),
+    ),
+    (
+        "workloads/models/gpt-oss-20b.json",
+        include_str!("../../workloads/models/gpt-oss-20b.json"),
+    ),
+    (
+        "workloads/models/gpt-oss-120b.json",
+        include_str!("../../workloads/models/gpt-oss-120b.json"),
+    ),
+    (
+        "workloads/models/llama-4-scout-17b-16e.json",
+        include_str!("../../workloads/models/llama-4-scout-17b-16e.json"),
+    ),
+    (
         "workloads/models/opt-66b.json",
         include_str!("../../workloads/models/opt-66b.json"),
     ),

@@ -1,5 +1,6 @@
 //! Per-layer plans: a sliding window bounds what a layer attends and holds (Mistral-7B-v0.1),
-//! counted by hand; a window off is full attention; identical layers cost alike.
+//! counted by hand; a window off is full attention; identical layers cost alike. `families`:
+//! the shipped configs of today's families.
 
 use proptest::prelude::*;
 
@@ -14,6 +15,8 @@ use dyad::sim::iteration::Coster;
 use dyad::work::Dtype;
 
 use crate::util::dyad_with;
+
+mod families;
 
 fn mistral() -> ModelSpec {
     load_model("mistral-7b-v0.1".as_ref()).unwrap()
@@ -120,29 +123,34 @@ proptest! {
     }
 }
 
-#[test]
-fn prefill_in_a_window_attends_the_band() {
-    let m = mistral();
+/// (query, key) pairs attended and keys read by layer 0's prefill attention of one chunk of
+/// `q_len` new tokens after `ctx` cached ones.
+fn prefill_attention(m: &ModelSpec, q_len: u64, ctx: u64) -> (u64, u64) {
     let b = Batch {
         decode_kv: Vec::new(),
         prefill: vec![PrefillChunk {
-            q_len: 2048,
-            ctx: 6000,
+            q_len,
+            ctx,
             last: true,
         }],
     };
-    let g = build_iteration(&m, &b, 1, bf16(), &Routing::Uniform).unwrap();
-    let (attended, kv) = g
-        .ops()
+    let g = build_iteration(m, &b, 1, bf16(), &Routing::Uniform).unwrap();
+    g.ops()
         .find_map(|o| match o.kind {
             OpKind::AttnPrefill {
                 attended,
                 kv_tokens,
                 ..
-            } => Some((attended, kv_tokens)),
+            } if o.layer == Some(0) => Some((attended, kv_tokens)),
             _ => None,
         })
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn prefill_in_a_window_attends_the_band() {
+    let m = mistral();
+    let (attended, kv) = prefill_attention(&m, 2048, 6000);
     // Every query is past the window: 2048 queries × 4096 keys; keys read 4095 + 2048.
     assert_eq!(attended, 2048 * 4096);
     assert_eq!(kv, 4095 + 2048);
@@ -275,21 +283,6 @@ fn qwen_layer_patterns_place_dense_and_moe_layers() {
     assert_eq!(moe, [3, 5, 7]);
     assert_eq!(m.ffn_inner(0), 6144);
     assert_eq!(m.ffn_inner(3), 768);
-}
-
-#[test]
-fn every_unmodeled_field_is_named_at_once() {
-    let e = qwen3_edited(|t| {
-        t.replace(
-            "\"head_dim\": 128,",
-            "\"head_dim\": 128, \"attention_chunk_size\": 8192, \"quantization_config\": {},",
-        )
-    })
-    .unwrap_err();
-    assert!(
-        e.contains("attention_chunk_size") && e.contains("quantization_config"),
-        "{e}"
-    );
 }
 
 fn deepseek_lite() -> ModelSpec {
