@@ -234,15 +234,8 @@ fn resolve(top: &Doc) -> Result<ModelSpec, ConfigError> {
     // cap is an op of its own.
     let softcap = doc.opt_real("final_logit_softcapping")?.is_some();
     doc.opt_real("attn_logit_softcapping")?;
-    let name = match top.str_field("name")? {
-        Some(n) => n.to_string(),
-        None => doc
-            .path
-            .file_stem()
-            .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
-    };
     let spec = ModelSpec {
-        name,
+        name: name(top)?,
         hidden,
         plans,
         heads,
@@ -260,6 +253,17 @@ fn resolve(top: &Doc) -> Result<ModelSpec, ConfigError> {
     spec.validate()
         .map_err(|e| ConfigError::file(doc.path, e.to_string()))?;
     Ok(spec)
+}
+
+/// The model's name: a TOML's `name`, else the file's stem.
+fn name(doc: &Doc) -> Result<String, ConfigError> {
+    Ok(match doc.str_field("name")? {
+        Some(n) => n.to_string(),
+        None => doc
+            .path
+            .file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
+    })
 }
 
 /// Every field of `doc` (or of its nested text model) that changes cost in a way dyad does not

@@ -187,14 +187,16 @@ fn extends_overrides_and_reports_errors_in_the_right_file() {
 
 #[test]
 fn unsupported_model_family_is_named() {
-    let llama4 = r#"{"model_type": "llama4", "hidden_size": 5120, "attention_chunk_size": 8192}"#;
-    let r = dyad_with(
-        &[("config.json", llama4)],
-        &["run", "--model", "config.json"],
-    );
+    // Qwen3-Next's linear-attention layers: both of its fields are named.
+    let next = r#"{"model_type": "qwen3_next", "linear_num_value_heads": 32, "full_attention_interval": 4}"#;
+    let r = dyad_with(&[("config.json", next)], &["run", "--model", "config.json"]);
     expect_input_error(
         &r,
-        &["config.json:1:", "not yet supported: attention_chunk_size"],
+        &[
+            "config.json:1:",
+            "not yet supported: linear_num_value_heads",
+            "full_attention_interval",
+        ],
     );
     let gpt2 = "{\n  \"model_type\": \"gpt2\"\n}";
     let r = dyad_with(&[("config.json", gpt2)], &["run", "--model", "config.json"]);
