@@ -364,7 +364,8 @@ fn quantization(doc: &Doc) -> Result<Quantization, ConfigError> {
 
 /// What the import leaves out, for the report: DeepSeek-V3's multi-token-prediction layers
 /// (`num_nextn_predict_layers`, not decoder layers of plain decoding), and the costs it does
-/// not charge: gpt-oss's attention sinks (inside the attention kernel) and biases, and the
+/// not charge: gpt-oss's attention sinks (inside the attention kernel) and biases, Llama-4's
+/// vision encoder and query temperature scaling, and the
 /// restriction of group-limited routing to the top groups (uniform routing spreads tokens over
 /// all experts alike).
 fn notes(doc: &Doc, model_type: &str) -> Result<Vec<String>, ConfigError> {
@@ -374,6 +375,9 @@ fn notes(doc: &Doc, model_type: &str) -> Result<Vec<String>, ConfigError> {
     }
     if model_type == "gpt_oss" {
         notes.push("attention sinks: one learned logit per head in each softmax, counted as parameters; their exp and add per (query, head) row run inside the attention kernel and are not charged, as the softmax is not; the projections' and experts' biases are not counted".to_string());
+    }
+    if model_type == "llama4_text" {
+        notes.push("the vision encoder (vision_config) is not built: text decoding only; the query temperature scaling of the full-attention layers (attn_temperature_tuning, one multiply per query element) is not charged".to_string());
     }
     if let Some(g) = doc.opt_uint("n_group")?.filter(|&g| g > 1) {
         notes.push(format!("group-limited routing ({g} groups): the gate's group scoring is charged; the restriction to the top groups changes which experts a token reaches, not how many, and is not in the routing"));
