@@ -160,6 +160,21 @@ pub struct Work {
     pub bytes: Streams,
     /// For collectives: the message size and the number of participants.
     pub collective: Option<CollectiveWork>,
+    /// For GEMMs: the shape of the products, which sets how output tiles fill the device.
+    pub gemm: Option<GemmShape>,
+}
+
+/// The shape of `batch` independent products `C[m,n] = A[m,k] · B[k,n]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct GemmShape {
+    /// Rows of A and C (tokens).
+    pub m: u64,
+    /// Columns of B and C (output features).
+    pub n: u64,
+    /// The reduction length.
+    pub k: u64,
+    /// Independent products.
+    pub batch: u64,
 }
 
 /// A collective's message: `message` bytes per participant, over `participants` devices.

@@ -28,6 +28,7 @@ use crate::units::{
 use crate::work::Dtype;
 
 mod raw;
+mod tiling;
 use raw::{Points, RawArch, RawLink, class_of, energy, link, mem, pim, ptech, xpu, xtech};
 
 /// An arch file and the files it extends, read and parsed, top file first; nothing checked yet.
@@ -377,6 +378,7 @@ impl ArchChain {
             host_overhead: self.quantity("xpu.host_overhead", false, |r| {
                 xpu(r)?.host_overhead.as_ref()
             })?,
+            tiling: self.tiling()?,
         })
     }
 

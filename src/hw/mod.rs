@@ -9,6 +9,7 @@ mod memory;
 mod pim;
 mod roofline;
 mod system;
+mod tiles;
 mod xpu;
 
 pub use curve::{Curve, CurveError};
@@ -17,4 +18,5 @@ pub use memory::Memory;
 pub use pim::{Origin, Pim, PimKind, PimOrigin};
 pub use roofline::{Bound, OpCost, Roofline};
 pub use system::{CostError, EnergyParts, System, Timing, Unit};
+pub use tiles::{Tiling, Waves};
 pub use xpu::{ClassEfficiency, Energy, Xpu};

@@ -33,7 +33,14 @@ impl Roofline<'_> {
     /// compute and memory times plus the overhead, bound by the side that sets the time (the
     /// overhead when it exceeds both).
     pub fn cost(&self, flops: Flops, bytes: Bytes) -> OpCost {
-        let compute = flops / (self.peak * self.compute.at(flops.value()));
+        self.cost_scaled(flops, bytes, 1.0)
+    }
+
+    /// [`Self::cost`] with the compute time multiplied by `waves` (≥ 1): how much longer the
+    /// op's tiles take in waves over the device's SMs than its FLOPs at peak
+    /// ([`super::Tiling::scale`]); the efficiency curve covers what waves do not explain.
+    pub fn cost_scaled(&self, flops: Flops, bytes: Bytes, waves: f64) -> OpCost {
+        let compute = flops / (self.peak * self.compute.at(flops.value())) * waves;
         let memory = bytes / (self.bandwidth * self.memory.at(bytes.value()));
         let mut bound = if compute >= memory {
             Bound::Compute

@@ -160,7 +160,7 @@ impl System {
         let host = self.host(timing);
         let mut c = match w.class {
             OpClass::Collective => collective(&self.node, self.cluster.as_ref(), w)?,
-            class => self.xpu.roofline(class, w)?.cost(w.flops, w.bytes.total()),
+            class => self.xpu.cost(class, w)?,
         };
         c.overhead += host;
         c.time += host;

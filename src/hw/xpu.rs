@@ -7,8 +7,9 @@ use serde::Serialize;
 
 use super::curve::Curve;
 use super::memory::Memory;
-use super::roofline::Roofline;
+use super::roofline::{OpCost, Roofline};
 use super::system::CostError;
+use super::tiles::Tiling;
 use crate::units::{Bytes, FlopsPerSecond, JoulesPerBit, JoulesPerFlop, Seconds, Watts};
 use crate::work::{Dtype, OpClass, Work};
 
@@ -54,6 +55,8 @@ pub struct Xpu {
     /// Host-side dispatch time per op when ops are launched one by one (eager mode, no CUDA
     /// graphs); added only under [`super::Timing::Host`].
     pub host_overhead: Seconds,
+    /// SMs and GEMM tile shapes, for tiles and waves; `None` prices GEMMs by the curves alone.
+    pub tiling: Option<Tiling>,
 }
 
 impl Xpu {
@@ -100,6 +103,20 @@ impl Xpu {
             overhead: e.overhead,
         })
     }
+
+    /// The kernel time of `w` (of `class`) on this xPU: its roofline, with a GEMM's compute
+    /// time taken over the waves of tiles its library would run, each SM at its share of the
+    /// peak times the size curve's efficiency and the operand feed at full bandwidth.
+    pub fn cost(&self, class: OpClass, w: &Work) -> Result<OpCost, CostError> {
+        let roof = self.roofline(class, w)?;
+        // The curve scales the arithmetic (the rate each SM reaches), not the operand feed.
+        let rate = roof.peak * roof.compute.at(w.flops.value());
+        let waves = match (&self.tiling, &w.gemm, class) {
+            (Some(t), Some(g), OpClass::Gemm) => t.scale(g, w.compute, rate),
+            _ => 1.0,
+        };
+        Ok(roof.cost_scaled(w.flops, w.bytes.total(), waves))
+    }
 }
 
 #[cfg(test)]
@@ -130,6 +147,7 @@ mod tests {
                 static_power: Watts(100.0),
             },
             host_overhead: Seconds(0.0),
+            tiling: None,
         }
     }
 
@@ -143,6 +161,7 @@ mod tests {
                 ..Streams::default()
             },
             collective: None,
+            gemm: None,
         }
     }
 

@@ -5,6 +5,7 @@
 //! cost is `hw`'s business.
 
 mod footprint;
+mod gemm_shape;
 mod graph;
 mod op;
 mod plan;

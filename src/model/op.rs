@@ -340,6 +340,7 @@ impl Op {
             flops: Flops(part.flops),
             bytes: part.bytes,
             collective: part.collective,
+            gemm: self.gemm_shape(),
         }
     }
 }

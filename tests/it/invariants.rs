@@ -82,6 +82,7 @@ fn an_all_reduce_across_nodes_costs_more_than_within_one() {
             message: dyad::units::Bytes(64e6),
             participants: p,
         }),
+        gemm: None,
     };
     let t8 = sys.cost(&ar(8), Timing::Kernel).unwrap().time.value();
     let t16 = sys.cost(&ar(16), Timing::Kernel).unwrap().time.value();

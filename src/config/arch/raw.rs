@@ -12,6 +12,9 @@ use crate::work::Dtype;
 
 pub(super) type Points = Vec<(f64, f64)>;
 
+/// Tile shapes `[rows, columns]` by element type name, as written.
+pub(super) type TileTable = std::collections::BTreeMap<String, Spanned<Vec<(i64, i64)>>>;
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawArch {
@@ -71,6 +74,16 @@ pub(super) struct RawXpu {
     pub(super) efficiency: Option<RawEfficiency>,
     pub(super) tech: Option<RawXpuTech>,
     pub(super) energy: Option<RawEnergy>,
+    pub(super) tiling: Option<RawTiling>,
+}
+
+/// `[xpu.tiling]`: SMs, the operand feed, and the GEMM library's tile shapes per element type.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTiling {
+    pub(super) sms: Option<Spanned<i64>>,
+    pub(super) operand_bandwidth: Option<Spanned<BytesPerSecond>>,
+    pub(super) tiles: Option<TileTable>,
 }
 
 /// `[xpu.tech]`: the die the xPU is built as, and the technology overrides the arch makes.
@@ -199,6 +212,10 @@ pub(super) fn class_of<'a>(r: &'a RawArch, name: &str) -> Option<&'a RawClass> {
         "attention" => e.attention.as_ref(),
         _ => e.elementwise.as_ref(),
     }
+}
+
+pub(super) fn tiling(r: &RawArch) -> Option<&RawTiling> {
+    xpu(r)?.tiling.as_ref()
 }
 
 pub(super) fn xtech(r: &RawArch) -> Option<&RawXpuTech> {

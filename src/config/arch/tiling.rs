@@ -1,0 +1,55 @@
+//! `[xpu.tiling]`: SMs, the operand feed, and the GEMM library's tile shapes per element type.
+
+use super::ArchChain;
+use super::raw::tiling;
+use crate::config::error::ConfigError;
+use crate::hw::Tiling;
+use crate::work::{Dtype, UnknownDtype};
+
+impl ArchChain {
+    /// `[xpu.tiling]`, if any file of the chain has one: then its SM count, operand bandwidth
+    /// and tiles (the first file that sets each key gives it).
+    pub(super) fn tiling(&self) -> Result<Option<Tiling>, ConfigError> {
+        if !self.layers.iter().any(|l| tiling(&l.raw).is_some()) {
+            return Ok(None);
+        }
+        let sms = self.count("xpu.tiling.sms", |r| tiling(r)?.sms.as_ref())?;
+        let operand_bandwidth = self.quantity("xpu.tiling.operand_bandwidth", true, |r| {
+            tiling(r)?.operand_bandwidth.as_ref()
+        })?;
+        let layer = self
+            .layers
+            .iter()
+            .find(|l| tiling(&l.raw).is_some_and(|t| t.tiles.is_some()));
+        let mut tiles = std::collections::BTreeMap::new();
+        if let Some(l) = layer {
+            let map = tiling(&l.raw).and_then(|t| t.tiles.as_ref());
+            for (name, shapes) in map.into_iter().flatten() {
+                let at = l.src.locate_ref(shapes);
+                let dtype: Dtype = name
+                    .parse()
+                    .map_err(|e: UnknownDtype| at.err(format!("`xpu.tiling.tiles.{name}`: {e}")))?;
+                let mut v = Vec::new();
+                for &(a, b) in shapes.get_ref() {
+                    match (u64::try_from(a), u64::try_from(b)) {
+                        (Ok(a), Ok(b)) if a > 0 && b > 0 => v.push((a, b)),
+                        _ => {
+                            return Err(at.err(format!(
+                                "`xpu.tiling.tiles.{name}`: tile sides must be positive integers, found [{a}, {b}]"
+                            )));
+                        }
+                    }
+                }
+                if v.is_empty() {
+                    return Err(at.err(format!("`xpu.tiling.tiles.{name}`: no tile shapes")));
+                }
+                tiles.insert(dtype, v);
+            }
+        }
+        Ok(Some(Tiling {
+            sms,
+            operand_bandwidth,
+            tiles,
+        }))
+    }
+}
