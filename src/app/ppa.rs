@@ -344,5 +344,6 @@ pub fn ppa(spec: &PpaSpec) -> Result<String, super::AppError> {
     if !archs.is_empty() {
         out += &render(&archs);
     }
+    crate::report::guard::check_text("ppa", &out)?;
     Ok(out)
 }

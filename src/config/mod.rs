@@ -14,6 +14,7 @@
 
 mod arch;
 mod choice;
+mod csv;
 mod error;
 mod model;
 pub mod presets;
@@ -30,11 +31,12 @@ use std::sync::Arc;
 
 pub use arch::{ArchChain, ArchTech, PimTechSpec};
 pub use choice::{TechChoice, TechOverride, check_choice};
+pub(crate) use csv::rows as csv_rows;
 pub use error::ConfigError;
 pub(crate) use model::is_toml;
 pub use model::{load_model, load_model_text, model_fields};
-pub(crate) use serving::csv_rows;
 pub use serving::{ScenarioFile, ScenarioOverrides};
+pub(crate) use source::text;
 pub use source::{Located, Source};
 pub use tech::{DieFile, TECH_DIR, load_die, load_tech_library};
 
