@@ -18,6 +18,10 @@ const TREE: [&str; 5] = [
 const SCENARIO: &str = "tests/fuzz/scenario.toml";
 const TRACE_SCENARIO: &str = "tests/fuzz/trace-scenario.toml";
 
+/// The work limit of the fuzzed serving runs: their lower bound on iterations, so that a run
+/// the time limit stops is a hang and not a long run.
+const WORK_LIMIT: &str = "--work-limit=20000";
+
 /// One input file and the command line that reads it (`{F}` stands for the file).
 struct Target {
     kind: &'static str,
@@ -244,7 +248,7 @@ fn targets(tree: &[(PathBuf, Vec<u8>)]) -> Vec<Target> {
             &["run", "--serving", "{F}"],
         ));
     }
-    let trace_run = ["run", "--serving", TRACE_SCENARIO];
+    let trace_run = ["run", "--serving", TRACE_SCENARIO, WORK_LIMIT];
     for (kind, file) in [
         ("request trace", "tests/fuzz/requests.csv"),
         ("routing trace", "tests/fuzz/routing.csv"),
@@ -280,7 +284,7 @@ fn flag_targets() -> Vec<FlagTarget> {
         args: args.to_vec(),
         flag,
     };
-    let serve = ["run", "--serving", SCENARIO];
+    let serve = ["run", "--serving", SCENARIO, WORK_LIMIT];
     let validate = [
         "validate",
         "--model",

@@ -167,6 +167,12 @@ fn write(p: &Path, bytes: &[u8]) -> Result<(), String> {
 /// another file (the scenario line that names a trace), or names the flag that lifts the limit
 /// it reports (`--allow-oversize`).
 fn located(stderr: &str, subject: &str) -> bool {
+    // miette wraps messages in a box: join its lines back into one text.
+    let stderr = &stderr
+        .replace(['│', '×', '╰', '─', '▶', '╭', '·', '┬'], " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     let names_flag = stderr.match_indices(" --").any(|(i, _)| {
         stderr[i + 3..]
             .chars()
@@ -230,6 +236,10 @@ mod tests {
         assert!(!located("a.toml: head_dim must be positive", "a.toml"));
         assert!(located("a.toml: missing key `x.y`", "a.toml"));
         assert!(located("--batch: too large", "--batch"));
+        assert!(located(
+            "× a.csv: record 165 (line\n  │ 167, field 2)",
+            "a.csv"
+        ));
     }
 
     #[test]

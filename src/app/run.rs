@@ -567,7 +567,7 @@ fn no_kv_room(s: &Scenario, o: &ScenarioOverrides) -> RunError {
     RunError::ServingDoesNotFit {
         scenario: s.name.clone(),
         breakdown: format!(
-            "{} does not fit one {} device at TP {}, EP {}: weights {} + activation reserve {} leave no room for a KV cache in the usable {} ({} of {}){flags}",
+            "{} does not fit one {} device at TP {}, EP {}: weights {} + activation reserve {} leave no room for a KV cache in the usable {} (`batching.memory_utilization` = {} of {}){flags}",
             s.model.name,
             s.sys.name,
             s.tp,

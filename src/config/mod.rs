@@ -125,8 +125,14 @@ pub fn load_scenario_overridden(
     o: &ScenarioOverrides,
 ) -> Result<Scenario, ConfigError> {
     let file = ScenarioFile::parse(Source::new(path, source_text(path)?))?;
-    let sys = load_arch(&o.arch.clone().unwrap_or_else(|| file.arch_path()))?;
-    let model = load_model(&o.model.clone().unwrap_or_else(|| file.model_path()))?;
+    let sys = match &o.arch {
+        Some(a) => load_arch(a)?,
+        None => load_arch(&file.arch_path()).map_err(|e| file.named_file_error("arch", e))?,
+    };
+    let model = match &o.model {
+        Some(m) => load_model(m)?,
+        None => load_model(&file.model_path()).map_err(|e| file.named_file_error("model", e))?,
+    };
     file.resolve_with(sys, model, o)
 }
 
@@ -154,10 +160,11 @@ pub fn load_scenario_with_model(
     model: Option<ModelSpec>,
 ) -> Result<Scenario, ConfigError> {
     let file = ScenarioFile::parse(Source::new(path, text))?;
-    let sys = load_arch_with(&file.arch_path(), arch_text)?;
+    let sys = load_arch_with(&file.arch_path(), arch_text)
+        .map_err(|e| file.named_file_error("arch", e))?;
     let model = match model {
         Some(m) => m,
-        None => load_model(&file.model_path())?,
+        None => load_model(&file.model_path()).map_err(|e| file.named_file_error("model", e))?,
     };
     file.resolve(sys, model)
 }

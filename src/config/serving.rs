@@ -174,6 +174,23 @@ impl ScenarioFile {
         self.src.relative(self.raw.model.get_ref())
     }
 
+    /// `e`, an error loading the file the scenario's `key` (`arch` or `model`) names, placed at
+    /// that line of the scenario when the file itself could not be read (a wrong path), as is.
+    pub fn named_file_error(&self, key: &str, e: ConfigError) -> ConfigError {
+        let v = if key == "arch" {
+            &self.raw.arch
+        } else {
+            &self.raw.model
+        };
+        if e.line_col().is_some() || e.path() != self.src.relative(v.get_ref()) {
+            return e;
+        }
+        self.src.err(
+            v,
+            format!("`{key}`: {}: {}", e.path().display(), e.message()),
+        )
+    }
+
     /// The checked scenario, with `sys` and `model` loaded from [`Self::arch_path`] and
     /// [`Self::model_path`].
     pub fn resolve(self, sys: System, model: ModelSpec) -> Result<Scenario, ConfigError> {
