@@ -114,6 +114,20 @@ pub enum AppError {
         /// What failed, in words (`of 477 checks failed`).
         what: String,
     },
+    /// Predicted work past its limit: refused before it runs.
+    #[error("{what}, more than the limit of {limit}; {flag} N (or all) lifts it")]
+    WorkLimit {
+        /// What the run would do, with the prediction.
+        what: String,
+        /// The limit.
+        limit: u64,
+        /// The flag that sets it.
+        flag: &'static str,
+    },
+    /// A report figure outside its domain (a bug): nothing was written.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Guard(#[from] crate::report::guard::Violation),
     /// A report that does not serialize (a bug: reports are plain data).
     #[error("JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -132,6 +146,7 @@ impl AppError {
             | AppError::Accuracy(_)
             | AppError::Validate(_)
             | AppError::MissingShards { .. }
+            | AppError::WorkLimit { .. }
             | AppError::Usage(_) => Status::BadInput,
             AppError::Run(e) => e.status(),
             AppError::RunPlot(e) => e.status(),
@@ -142,7 +157,7 @@ impl AppError {
             AppError::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe => Status::Ok,
             AppError::Io { .. } => Status::BadInput,
             AppError::ChecksFailed { .. } => Status::CheckFailed,
-            AppError::Internal(_) | AppError::Json(_) => Status::Internal,
+            AppError::Internal(_) | AppError::Json(_) | AppError::Guard(_) => Status::Internal,
         }
     }
 

@@ -67,7 +67,7 @@ pub fn arch_ppa(arch: &Path, lib: &Library) -> Result<ArchPpa, ConfigError> {
         spec.clock = Some(c);
     }
     let t = technology(lib, &tech)?;
-    let die = tech::die(&t, &spec);
+    let die = buildable(&at.die, tech::die(&t, &spec))?;
     let power = at.power.unwrap_or(die.power);
     let peak = system.xpu.peak.get(&Dtype::Bf16).map(|p| p.value());
     Ok(ArchPpa {
@@ -86,8 +86,30 @@ pub fn arch_ppa(arch: &Path, lib: &Library) -> Result<ArchPpa, ConfigError> {
 pub fn die_ppa(path: &Path, lib: &Library) -> Result<(DieFile, DieReport), ConfigError> {
     let f = load_die(path, lib)?;
     let t = technology(lib, &f.tech)?;
-    let r = tech::die(&t, &f.spec);
+    let r = buildable(path, tech::die(&t, &f.spec))?;
     Ok((f, r))
+}
+
+/// `r`, if its die can be built: a finite area and power, and a good die on a wafer. Inputs each
+/// within their bounds can still multiply past these (a block count times its transistors over
+/// a density); the error names the keys that set them.
+fn buildable(path: &Path, r: DieReport) -> Result<DieReport, ConfigError> {
+    let (area, power) = (r.area.value() * 1e6, r.power.value());
+    if !(area.is_finite() && power.is_finite() && r.cost_per_good_die_usd.is_finite()) {
+        return Err(ConfigError::file(
+            path,
+            format!(
+                "the die cannot be built: {area:.3e} mm², {power:.3e} W, {:.3e} dies per 300 mm \
+                 wafer at a yield of {:.3e}",
+                r.dies_per_wafer, r.yield_fraction
+            ),
+        )
+        .with_help(
+            "check the blocks' `count` and `transistors`, and the node's \
+             `logic_density_mtr_per_mm2` and `defect_density_per_mm2`",
+        ));
+    }
+    Ok(r)
 }
 
 /// Renders `dyad ppa` for several arches: the per-block table, then one line per arch.
@@ -344,5 +366,6 @@ pub fn ppa(spec: &PpaSpec) -> Result<String, super::AppError> {
     if !archs.is_empty() {
         out += &render(&archs);
     }
+    crate::report::guard::check_text("ppa", &out)?;
     Ok(out)
 }

@@ -125,6 +125,16 @@ pub enum RunError {
     /// The model cannot be built at this batch and parallelism.
     #[error("model: {0}")]
     Model(#[from] ModelError),
+    /// `--tp` does not split the model.
+    #[error("--tp {tp}: {why} of {model}")]
+    Tp {
+        /// The degree asked for.
+        tp: u64,
+        /// The model file or preset.
+        model: String,
+        /// What does not split.
+        why: ModelError,
+    },
     /// The arch cannot price an op of the model.
     #[error("cost: {0}")]
     Cost(#[from] CostError),
@@ -189,6 +199,10 @@ pub enum RunError {
         /// The smallest parallelism that fits, in words.
         advice: String,
     },
+    /// A report figure outside its domain (a bug): nothing was written.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Guard(#[from] crate::report::guard::Violation),
     /// A serving run of a built-in scenario.
     #[error("{scenario}: {source}")]
     Serving {
@@ -205,6 +219,7 @@ impl RunError {
         match self {
             RunError::Cost(c) => super::cost_status(c),
             RunError::Serving { source, .. } => super::serving_status(source),
+            RunError::Guard(_) => Status::Internal,
             _ => Status::BadInput,
         }
     }
@@ -255,6 +270,11 @@ pub fn resolve(spec: &RunSpec) -> Result<Resolved, RunError> {
             arch: sys.name.clone(),
         });
     }
+    model.check_tp(tp).map_err(|why| RunError::Tp {
+        tp,
+        model: spec.model.display().to_string(),
+        why,
+    })?;
     Ok(Resolved {
         sys,
         model,
@@ -356,9 +376,9 @@ pub fn run(spec: &RunSpec) -> Result<RunReport, RunError> {
         model_notes: model.notes.clone(),
     };
     let static_w = sys.xpu.energy.static_power.value();
-    Ok(RunReport::new(
-        inputs, mem, &placed, static_w, g.tokens, g.produced,
-    ))
+    let report = RunReport::new(inputs, mem, &placed, static_w, g.tokens, g.produced);
+    crate::report::guard::check("run", &report)?;
+    Ok(report)
 }
 
 /// One system of the built-in comparison.
@@ -391,10 +411,12 @@ pub fn duplex_comparison() -> Result<Vec<SystemResult>, RunError> {
             scenario: s.name.clone(),
             source,
         })?;
+        let rep = ServingReport::new(&s, &r);
+        crate::report::guard::check("serving", &rep)?;
         out.push(SystemResult {
             system: arch.into(),
             policy: policy.name().into(),
-            serving: ServingReport::new(&s, &r).serving,
+            serving: rep.serving,
         });
     }
     Ok(out)
@@ -448,6 +470,9 @@ pub struct ServeSpec {
     pub trace: Option<PathBuf>,
     /// Most op slices in the trace (`None`: all).
     pub trace_limit: Option<u64>,
+    /// Most iterations the run may be predicted to take (`None`: no limit); see
+    /// [`crate::sim::serving::least_iterations`].
+    pub work_limit: Option<u64>,
     /// JSON or a table; CSV and Markdown are for single iterations (an error here).
     pub format: crate::report::Format,
 }
@@ -479,6 +504,19 @@ pub fn serve(spec: &ServeSpec) -> Result<Served, super::AppError> {
         }
     }
     let sc = config::load_scenario_overridden(&spec.scenario, &spec.overrides)?;
+    let least = crate::sim::serving::least_iterations(&sc);
+    if let Some(limit) = spec.work_limit
+        && least > limit as f64
+    {
+        return Err(AppError::WorkLimit {
+            what: format!(
+                "{}: the run takes at least {least:.3e} iterations",
+                spec.scenario.display()
+            ),
+            limit,
+            flag: "--work-limit",
+        });
+    }
     let mut writer = match &spec.trace {
         Some(t) => {
             let cannot = |e| AppError::cannot_write(t, e);
@@ -509,6 +547,7 @@ pub fn serve(spec: &ServeSpec) -> Result<Served, super::AppError> {
         .iter()
         .map(|k| k.to_string())
         .collect();
+    report::guard::check("serving", &rep)?;
     let text = match spec.format {
         Format::Json => serde_json::to_string_pretty(&rep)? + "\n",
         _ => rep.table(),
@@ -528,7 +567,7 @@ fn no_kv_room(s: &Scenario, o: &ScenarioOverrides) -> RunError {
     RunError::ServingDoesNotFit {
         scenario: s.name.clone(),
         breakdown: format!(
-            "{} does not fit one {} device at TP {}, EP {}: weights {} + activation reserve {} leave no room for a KV cache in the usable {} ({} of {}){flags}",
+            "{} does not fit one {} device at TP {}, EP {}: weights {} + activation reserve {} leave no room for a KV cache in the usable {} (`batching.memory_utilization` = {} of {}){flags}",
             s.model.name,
             s.sys.name,
             s.tp,

@@ -26,16 +26,16 @@ fn named<T: Copy + Send + Sync + 'static>(
     .try_map(move |s| parse_name("value", table, &s))
 }
 
-/// A trace's op-slice limit (`None`: all slices).
+/// A limit (`--trace-limit`, `--work-limit`): a count, or `None` for no limit.
 #[derive(Clone, Copy)]
 pub(super) struct TraceLimit(Option<u64>);
 
-/// A `--trace-limit` value that is neither a count nor `all`.
+/// A limit that is neither a count nor `all`.
 #[derive(Debug, thiserror::Error)]
-#[error("`{0}` is neither a number of slices nor `all`")]
+#[error("`{0}` is neither a count nor `all`")]
 pub(super) struct NotALimit(String);
 
-/// A trace's op-slice limit: a count, or `all` for none.
+/// A limit: a count, or `all` for none.
 fn parse_limit(s: &str) -> Result<TraceLimit, NotALimit> {
     match s {
         "all" => Ok(TraceLimit(None)),
@@ -140,6 +140,11 @@ pub(super) struct RunArgs {
     /// slice and counters but not their ops, and a warning says where the ops stop.
     #[arg(long, requires = "trace", value_name = "N|all", default_value = "1000000", value_parser = parse_limit)]
     pub(super) trace_limit: TraceLimit,
+    /// Refuse a serving run predicted to take more than this many iterations (a number, or
+    /// `all` for no limit); the prediction is a lower bound from the requests' token counts,
+    /// the batch and the token budget.
+    #[arg(long, requires = "serving", value_name = "N|all", default_value = "10000000", value_parser = parse_limit)]
+    pub(super) work_limit: TraceLimit,
     /// Output format.
     #[arg(long, default_value = "table", value_parser = named(&Format::TABLE))]
     pub(super) format: Format,
@@ -355,6 +360,7 @@ impl RunArgs {
             },
             trace: self.trace.clone(),
             trace_limit: self.trace_limit.0,
+            work_limit: self.work_limit.0,
             format: self.format,
         }
     }

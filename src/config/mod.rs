@@ -14,6 +14,7 @@
 
 mod arch;
 mod choice;
+mod csv;
 mod error;
 mod model;
 pub mod presets;
@@ -30,11 +31,12 @@ use std::sync::Arc;
 
 pub use arch::{ArchChain, ArchTech, PimTechSpec};
 pub use choice::{TechChoice, TechOverride, check_choice};
+pub(crate) use csv::rows as csv_rows;
 pub use error::ConfigError;
 pub(crate) use model::is_toml;
 pub use model::{load_model, load_model_text, model_fields};
-pub(crate) use serving::csv_rows;
 pub use serving::{ScenarioFile, ScenarioOverrides};
+pub(crate) use source::text;
 pub use source::{Located, Source};
 pub use tech::{DieFile, TECH_DIR, load_die, load_tech_library};
 
@@ -123,8 +125,14 @@ pub fn load_scenario_overridden(
     o: &ScenarioOverrides,
 ) -> Result<Scenario, ConfigError> {
     let file = ScenarioFile::parse(Source::new(path, source_text(path)?))?;
-    let sys = load_arch(&o.arch.clone().unwrap_or_else(|| file.arch_path()))?;
-    let model = load_model(&o.model.clone().unwrap_or_else(|| file.model_path()))?;
+    let sys = match &o.arch {
+        Some(a) => load_arch(a)?,
+        None => load_arch(&file.arch_path()).map_err(|e| file.named_file_error("arch", e))?,
+    };
+    let model = match &o.model {
+        Some(m) => load_model(m)?,
+        None => load_model(&file.model_path()).map_err(|e| file.named_file_error("model", e))?,
+    };
     file.resolve_with(sys, model, o)
 }
 
@@ -152,10 +160,11 @@ pub fn load_scenario_with_model(
     model: Option<ModelSpec>,
 ) -> Result<Scenario, ConfigError> {
     let file = ScenarioFile::parse(Source::new(path, text))?;
-    let sys = load_arch_with(&file.arch_path(), arch_text)?;
+    let sys = load_arch_with(&file.arch_path(), arch_text)
+        .map_err(|e| file.named_file_error("arch", e))?;
     let model = match model {
         Some(m) => m,
-        None => load_model(&file.model_path())?,
+        None => load_model(&file.model_path()).map_err(|e| file.named_file_error("model", e))?,
     };
     file.resolve(sys, model)
 }

@@ -1,6 +1,6 @@
 //! Serving scenario TOML: model, arch, parallelism, request mix, arrivals, batching, routing.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -174,6 +174,23 @@ impl ScenarioFile {
         self.src.relative(self.raw.model.get_ref())
     }
 
+    /// `e`, an error loading the file the scenario's `key` (`arch` or `model`) names, placed at
+    /// that line of the scenario when the file itself could not be read (a wrong path), as is.
+    pub fn named_file_error(&self, key: &str, e: ConfigError) -> ConfigError {
+        let v = if key == "arch" {
+            &self.raw.arch
+        } else {
+            &self.raw.model
+        };
+        if e.line_col().is_some() || e.path() != self.src.relative(v.get_ref()) {
+            return e;
+        }
+        self.src.err(
+            v,
+            format!("`{key}`: {}: {}", e.path().display(), e.message()),
+        )
+    }
+
     /// The checked scenario, with `sys` and `model` loaded from [`Self::arch_path`] and
     /// [`Self::model_path`].
     pub fn resolve(self, sys: System, model: ModelSpec) -> Result<Scenario, ConfigError> {
@@ -192,9 +209,23 @@ impl ScenarioFile {
     }
 }
 
+/// Most requests a scenario may have: their records take ~100 B each, so 10^7 stay within
+/// about a gigabyte.
+const MAX_REQUESTS: u64 = 10_000_000;
+/// Longest prompt or output, tokens (as `dyad run`'s `--prompt-len` and `--kv-len`).
+pub(super) const MAX_LEN: u64 = 1 << 24;
+/// Largest batch, token budget and KV block.
+const MAX_BATCHING: u64 = 1 << 32;
+
 fn positive(src: &Source, v: &Spanned<u64>, key: &str) -> Result<u64, ConfigError> {
+    bounded(src, v, key, MAX_BATCHING)
+}
+
+/// A count in `1..=max`.
+fn bounded(src: &Source, v: &Spanned<u64>, key: &str, max: u64) -> Result<u64, ConfigError> {
     match *v.get_ref() {
         0 => Err(src.err(v, format!("`{key}` must be at least 1"))),
+        n if n > max => Err(src.err(v, format!("`{key}` = {n} is more than {max}"))),
         n => Ok(n),
     }
 }
@@ -206,6 +237,16 @@ fn dtype(src: &Source, v: &Spanned<String>) -> Result<Dtype, ConfigError> {
 }
 
 fn dist(src: &Source, d: &Spanned<RawDist>, key: &str) -> Result<LengthDist, ConfigError> {
+    let most = match *d.get_ref() {
+        RawDist::Fixed(n) => n,
+        RawDist::Uniform([_, max]) | RawDist::Normal { max, .. } => max,
+    };
+    if most > MAX_LEN {
+        return Err(src.err(
+            d,
+            format!("`{key}`: {most} tokens is longer than the limit of {MAX_LEN}"),
+        ));
+    }
     Ok(match *d.get_ref() {
         RawDist::Fixed(0) => {
             return Err(src.err(d, format!("`{key}`: a length must be at least 1")));
@@ -237,46 +278,6 @@ fn dist(src: &Source, d: &Spanned<RawDist>, key: &str) -> Result<LengthDist, Con
     })
 }
 
-/// Rows of a headed CSV file (lines starting with `#` are comments), as maps from column name
-/// to value; errors name the file.
-pub(crate) fn csv_rows(
-    path: &Path,
-) -> Result<Vec<std::collections::HashMap<String, String>>, ConfigError> {
-    let fail = |e: csv::Error| ConfigError::file(path, format!("cannot read: {e}"));
-    let mut rd = csv::ReaderBuilder::new()
-        .comment(Some(b'#'))
-        .from_path(path)
-        .map_err(fail)?;
-    let headers = rd.headers().map_err(fail)?.clone();
-    rd.records()
-        .map(|r| {
-            let r = r.map_err(fail)?;
-            Ok(headers
-                .iter()
-                .map(String::from)
-                .zip(r.iter().map(String::from))
-                .collect())
-        })
-        .collect()
-}
-
-fn field<T: std::str::FromStr>(
-    path: &Path,
-    line: usize,
-    row: &std::collections::HashMap<String, String>,
-    col: &str,
-) -> Result<T, ConfigError> {
-    let v = row
-        .get(col)
-        .ok_or_else(|| ConfigError::file(path, format!("no column `{col}`")))?;
-    v.trim().parse().map_err(|_| {
-        ConfigError::file(
-            path,
-            format!("line {line}: column `{col}`: cannot read \"{v}\""),
-        )
-    })
-}
-
 fn resolve(
     src: &Source,
     raw: RawScenario,
@@ -293,10 +294,7 @@ fn resolve(
             .map_or_else(|| dtype(src, &rp.activations), Ok)?,
         kv: o.kv.map_or_else(|| dtype(src, &rp.kv), Ok)?,
     };
-    let r = &raw.requests;
-    let count = positive(src, &r.count, "requests.count")?;
-    let lengths = lengths(src, r)?;
-    let arrivals = arrivals(src, &raw.arrivals, &lengths)?;
+    let (count, lengths, arrivals) = requests(src, &raw.requests, &raw.arrivals)?;
     let b = &raw.batching;
     let util = *b.memory_utilization.get_ref();
     if !(util > 0.0 && util <= 1.0) {
@@ -413,28 +411,42 @@ fn parallelism(
 }
 
 /// Prompt and output lengths: drawn from two distributions, or read from a request trace.
+/// The requests: how many, their lengths and their arrivals. Arrival times from a trace allow no
+/// more requests than it has rows.
+fn requests(
+    src: &Source,
+    r: &RawRequests,
+    a: &RawArrivals,
+) -> Result<(u64, Lengths, Arrivals), ConfigError> {
+    let count = bounded(src, &r.count, "requests.count", MAX_REQUESTS)?;
+    let lengths = lengths(src, r)?;
+    let arrivals = arrivals(src, a, &lengths)?;
+    if let (Arrivals::Trace, Lengths::Trace(rows)) = (&arrivals, &lengths)
+        && count > rows.len() as u64
+    {
+        return Err(src.err(
+            &r.count,
+            format!(
+                "`requests.count` = {count} is more than the trace's {} rows, whose arrival \
+                 times the run takes",
+                rows.len()
+            ),
+        ));
+    }
+    Ok((count, lengths, arrivals))
+}
+
 fn lengths(src: &Source, r: &RawRequests) -> Result<Lengths, ConfigError> {
     Ok(match (&r.trace, &r.prompt, &r.output) {
         (Some(file), None, None) => {
             let p = src.relative(file.get_ref());
-            let rows = csv_rows(&p)?;
+            let rows = super::csv::lines(&p)?;
             if rows.is_empty() {
                 return Err(src.err(file, "the request trace has no rows"));
             }
             let parsed: Result<Vec<_>, ConfigError> = rows
                 .iter()
-                .enumerate()
-                .map(|(i, row)| {
-                    let arrival = match row.get("arrival_s") {
-                        Some(_) => Some(field::<f64>(&p, i + 2, row, "arrival_s")?),
-                        None => None,
-                    };
-                    Ok((
-                        field(&p, i + 2, row, "prompt_len")?,
-                        field(&p, i + 2, row, "output_len")?,
-                        arrival,
-                    ))
-                })
+                .map(|(line, row)| super::csv::trace_row(&p, *line, row))
                 .collect();
             Lengths::Trace(parsed?)
         }
@@ -455,7 +467,7 @@ fn lengths(src: &Source, r: &RawRequests) -> Result<Lengths, ConfigError> {
 fn arrivals(src: &Source, a: &RawArrivals, lengths: &Lengths) -> Result<Arrivals, ConfigError> {
     Ok(match (&a.closed, &a.poisson, &a.trace) {
         (Some(c), None, None) => Arrivals::Closed {
-            concurrency: positive(src, c, "arrivals.closed")?,
+            concurrency: bounded(src, c, "arrivals.closed", MAX_REQUESTS)?,
         },
         (None, Some(rate), None) if *rate.get_ref() > 0.0 && rate.get_ref().is_finite() => {
             Arrivals::Poisson {

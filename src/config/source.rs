@@ -22,11 +22,26 @@ pub struct Source {
     text: Arc<str>,
 }
 
+/// The file's bytes as text, or an error at the first byte that is not UTF-8 (its line, column
+/// and offset).
+pub(crate) fn text(path: &Path, bytes: Vec<u8>) -> Result<String, ConfigError> {
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let good = &e.as_bytes()[..at];
+        let line = 1 + good.iter().filter(|&&b| b == b'\n').count();
+        let col = 1 + good.iter().rev().take_while(|&&b| b != b'\n').count();
+        ConfigError::file(
+            path,
+            format!("not UTF-8 text: line {line}, column {col} (byte {at}) is not a character"),
+        )
+    })
+}
+
 impl Source {
     /// Reads `path` from disk, or from the built-in presets when no such file exists.
     pub fn read(path: &Path) -> Result<Arc<Source>, ConfigError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => Arc::from(t),
+        let text = match std::fs::read(path) {
+            Ok(bytes) => Arc::from(text(path, bytes)?),
             Err(e) => presets::file(path)
                 .map(Arc::from)
                 .ok_or_else(|| ConfigError::file(path, format!("cannot read the file: {e}")))?,

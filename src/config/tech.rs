@@ -216,8 +216,12 @@ fn load_model_params(path: &Path) -> Result<ModelParams, ConfigError> {
 /// A number that must be positive (and at most `max`, when given).
 fn num(src: &Source, s: &Spanned<f64>, key: &str, max: Option<f64>) -> Result<f64, ConfigError> {
     let v = *s.get_ref();
-    if !(v > 0.0 && v.is_finite()) {
-        return Err(src.err(s, format!("`{key}` must be positive, found {v}")));
+    // Normal: positive, finite and not subnormal (5e-324 transistors gave NaN watts).
+    if !(v > 0.0 && v.is_normal()) {
+        return Err(src.err(
+            s,
+            format!("`{key}` must be a positive normal number, found {v}"),
+        ));
     }
     match max {
         Some(m) if v > m => Err(src.err(s, format!("`{key}` must be at most {m}, found {v}"))),

@@ -30,6 +30,14 @@ pub enum LengthDist {
 }
 
 impl LengthDist {
+    /// The least a draw can be: a lower bound on the mean that needs no integration.
+    pub fn least(&self) -> u64 {
+        match *self {
+            LengthDist::Fixed(n) => n,
+            LengthDist::Uniform { min, .. } | LengthDist::Normal { min, .. } => min,
+        }
+    }
+
     fn sample(&self, rng: &mut ChaCha8Rng) -> u64 {
         match *self {
             LengthDist::Fixed(n) => n,
@@ -95,6 +103,29 @@ pub fn rng(seed: u64, stream: u64) -> ChaCha8Rng {
     let mut r = ChaCha8Rng::seed_from_u64(seed);
     r.set_stream(stream);
     r
+}
+
+impl Lengths {
+    /// The fewest prompt and output tokens `count` requests can have in all (a trace's rows are
+    /// reused in order when `count` exceeds them).
+    pub fn least_tokens(&self, count: u64) -> (f64, f64) {
+        match self {
+            Lengths::Drawn { prompt, output } => (
+                count as f64 * prompt.least() as f64,
+                count as f64 * output.least() as f64,
+            ),
+            Lengths::Trace(rows) => {
+                let n = rows.len().max(1) as u64;
+                let sum = |rows: &[(u64, u64, Option<f64>)]| {
+                    rows.iter()
+                        .fold((0.0, 0.0), |(p, o), r| (p + r.0 as f64, o + r.1 as f64))
+                };
+                let (all, part) = (sum(rows), sum(&rows[..(count % n) as usize]));
+                let cycles = (count / n) as f64;
+                (cycles * all.0 + part.0, cycles * all.1 + part.1)
+            }
+        }
+    }
 }
 
 /// Generates `count` requests.

@@ -34,10 +34,15 @@ pub fn load(arg: &str) -> Result<Flat, SweepError> {
         None => (arg, None),
     };
     let path = Path::new(file);
-    let text = std::fs::read_to_string(path).map_err(|error| SweepError::Read {
+    let bytes = std::fs::read(path).map_err(|error| SweepError::Read {
         path: path.to_path_buf(),
         error,
     })?;
+    let not_a_report = |why: String| SweepError::NotAReport {
+        file: file.to_string(),
+        why,
+    };
+    let text = crate::config::text(path, bytes).map_err(|e| not_a_report(e.message().into()))?;
     let v: serde_json::Value = if file.ends_with(".jsonl") || point.is_some() {
         sweep_point(arg, file, point)?
     } else {
@@ -50,6 +55,19 @@ pub fn load(arg: &str) -> Result<Flat, SweepError> {
         return Err(SweepError::NotAnObject {
             file: file.to_string(),
         });
+    }
+    if point.is_none() && !file.ends_with(".jsonl") {
+        let version = v.get("schema_version").and_then(serde_json::Value::as_u64);
+        if version != Some(u64::from(crate::report::SCHEMA_VERSION)) {
+            return Err(not_a_report(format!(
+                "`schema_version` is {}, not {} (run and serving reports from this dyad have it)",
+                v.get("schema_version")
+                    .map_or("missing".into(), |x| x.to_string()),
+                crate::report::SCHEMA_VERSION
+            )));
+        }
+        crate::report::guard::check("compared", &v)
+            .map_err(|e| not_a_report(format!("`{}` = {} {}", e.figure, e.value, e.rule)))?;
     }
     // A serving report's metrics and a sweep point's line up under the same names.
     let mut values = flatten_with_nulls(&v);

@@ -169,6 +169,14 @@ pub enum SweepError {
         /// What the JSON reader found.
         error: serde_json::Error,
     },
+    /// A `dyad compare` input that is not a report dyad writes.
+    #[error("{file}: not a dyad report: {why}")]
+    NotAReport {
+        /// The file.
+        file: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// A report to compare whose JSON is not an object.
     #[error("{file}: expected a JSON object")]
     NotAnObject {

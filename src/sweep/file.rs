@@ -215,9 +215,9 @@ pub(super) struct SweepText<'a> {
 impl<'a> SweepText<'a> {
     /// Reads and parses the sweep file.
     fn read(path: &'a Path) -> Result<(SweepText<'a>, RawSweep), ConfigError> {
-        let text: Arc<str> = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::file(path, format!("cannot read the file: {e}")))?
-            .into();
+        let bytes = std::fs::read(path)
+            .map_err(|e| ConfigError::file(path, format!("cannot read the file: {e}")))?;
+        let text: Arc<str> = crate::config::text(path, bytes)?.into();
         let raw: RawSweep = toml::from_str(&text).map_err(|e| match e.span() {
             Some(s) => ConfigError::at(path, &text, s, e.message().trim()),
             None => ConfigError::file(path, e.message().trim()),

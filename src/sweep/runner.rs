@@ -106,6 +106,8 @@ enum PointFailure {
     Serving { index: usize, error: ServingError },
     #[error("{0}")]
     Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Guard(#[from] crate::report::guard::Violation),
 }
 
 /// Runs one point: its scenario, simulated, summarised.
@@ -126,6 +128,7 @@ fn point_metrics(sweep: &Sweep, p: &Point) -> Result<BTreeMap<String, f64>, Poin
         error,
     })?;
     let rep = ServingReport::new(&sc, &res);
+    crate::report::guard::check("serving", &rep)?;
     Ok(flatten(&serde_json::to_value(&rep.serving)?))
 }
 

@@ -161,6 +161,19 @@ pub struct IterationRecord<'a> {
     pub power: f64,
 }
 
+/// The fewest iterations `s` can take: an iteration decodes at most one token for each
+/// sequence of its batch (at most `max_batch`, or the closed loop's concurrency if smaller) and
+/// takes at most `max_tokens` tokens, prompt and output together. A lower bound, so a run
+/// refused on it would have run at least that long.
+pub fn least_iterations(s: &Scenario) -> f64 {
+    let (prompt, output) = s.lengths.least_tokens(s.count);
+    let batch = match s.arrivals {
+        Arrivals::Closed { concurrency } => concurrency.min(s.max_batch),
+        _ => s.max_batch,
+    };
+    (output / batch.max(1) as f64).max((prompt + output) / s.max_tokens.max(1) as f64)
+}
+
 /// Runs `s` to completion, showing each iteration and finished request to `observer` (op
 /// spans are recorded only with one).
 pub fn simulate<'a>(
