@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::error::ConfigError;
 use super::presets;
 use super::source::Source;
-use crate::model::{Attention, Ffn, LayerPlan, Mla, ModelSpec, Moe, SharedExpert};
+use crate::model::{Activation, Attention, Ffn, LayerPlan, Mla, ModelSpec, Moe, SharedExpert};
 use crate::work::Dtype;
 
 /// `model_type` values whose layers dyad builds.
@@ -61,6 +61,8 @@ const TOML_FIELDS: &[&str] = &[
     "tie_word_embeddings",
     "ffn_dim",
     "activation_function",
+    "hidden_act",
+    "hidden_activation",
     "ffn_gated",
     "moe_layer_period",
     "sliding_window",
@@ -206,6 +208,29 @@ impl Doc<'_> {
     }
 }
 
+/// The FFN's activation: Gemma-2's `hidden_activation`, else `hidden_act`, else OPT's
+/// `activation_function`; absent, HuggingFace's defaults (ReLU for OPT, SiLU otherwise).
+fn activation(doc: &Doc, is_opt: bool) -> Result<Activation, ConfigError> {
+    for key in ["hidden_activation", "hidden_act", "activation_function"] {
+        if let Some(name) = doc.str_field(key)? {
+            return Activation::from_name(name).ok_or_else(|| {
+                doc.err(
+                    key,
+                    format!(
+                        "not yet supported: `{key}` = \"{name}\" (dyad models silu, \
+                         gelu_pytorch_tanh, gelu and relu)"
+                    ),
+                )
+            });
+        }
+    }
+    Ok(if is_opt {
+        Activation::Relu
+    } else {
+        Activation::Silu
+    })
+}
+
 /// Loads a model from a HuggingFace `config.json`, a dyad model TOML, or a built-in name
 /// (`mixtral-8x7b`).
 pub fn load_model(path: &Path) -> Result<ModelSpec, ConfigError> {
@@ -297,6 +322,7 @@ fn resolve(doc: &Doc) -> Result<ModelSpec, ConfigError> {
         "intermediate_size"
     })?;
     let gated = doc.flag("ffn_gated", !is_opt)?;
+    let act = activation(doc, is_opt)?;
     let moe = moe(doc, model_type, intermediate)?;
     let layers = u32::try_from(doc.uint("num_hidden_layers")?)
         .map_err(|_| doc.err("num_hidden_layers", "`num_hidden_layers` is too large"))?;
@@ -327,6 +353,7 @@ fn resolve(doc: &Doc) -> Result<ModelSpec, ConfigError> {
         vocab: doc.uint("vocab_size")?,
         moe,
         ffn_gated: gated,
+        act,
         dtype,
         tie_embeddings: tie,
         quantized: quantized(doc)?,

@@ -8,10 +8,10 @@ use half::{bf16, f16};
 
 use super::attention::{AttnInput, AttnOut, AttnPart, Heads, Seq, attend, merge};
 use super::gemm::{expand, gemm, gemm_columns, gemm_inner};
-use super::moe::{Expert, expert_ffn};
+use super::moe::{Expert, expert_ffn_act};
 use super::{Count, Elem, Rng, elems, normalized_error, to_elems, to_f32s, tolerance};
 use crate::map::plan::{Axis, OpPlan, PartitionPlan};
-use crate::model::{Batch, ModelSpec, OpKind};
+use crate::model::{Activation, Batch, ModelSpec, OpKind};
 use crate::work::Dtype;
 
 mod elementwise;
@@ -125,9 +125,6 @@ pub enum Unsupported {
     /// The activations are in a type no reference kernel computes in.
     #[error("no reference kernel computes in {0}")]
     Dtype(Dtype),
-    /// A two-matrix (ReLU/GELU) expert.
-    #[error("no reference kernel for two-matrix (non-gated) experts yet")]
-    NonGatedExpert,
     /// Latent attention (DeepSeek MLA).
     #[error("no reference kernel for latent attention (MLA) yet")]
     Mla,
@@ -176,13 +173,14 @@ fn run<E: Elem>(p: &OpPlan, cx: Context, rng: &mut Rng) -> Outcome {
     let plan = &p.plan;
     match p.op.kind {
         OpKind::Gemm { m, n, k, batch: 1 } => run_gemm::<E>(plan, (m, n, k), rng),
-        OpKind::ExpertFfn { gated: false, .. } => Err(Unsupported::NonGatedExpert),
         OpKind::ExpertFfn {
             tokens,
             hidden,
             inner,
+            gated,
+            act,
             ..
-        } => run_expert::<E>(plan, tokens, (hidden, inner), rng),
+        } => run_expert::<E>(plan, tokens, (hidden, inner, gated, act), rng),
         OpKind::AttnDecode {
             heads,
             kv_heads,
@@ -227,24 +225,27 @@ fn run_gemm<E: Elem>(plan: &PartitionPlan, (m, n, k): (u64, u64, u64), rng: &mut
     combine_parts(plan, usize_of(n), &reference, part)
 }
 
-/// One SwiGLU expert on `tokens` tokens, `(hidden, inner)` wide, whole or split by its inner
-/// columns.
+/// One expert on `tokens` tokens, `(hidden, inner)` wide, gated or not, with activation `act`,
+/// whole or split by its inner columns.
 fn run_expert<E: Elem>(
     plan: &PartitionPlan,
     tokens: u64,
-    (hidden, inner): (u64, u64),
+    (hidden, inner, gated, act): (u64, u64, bool, Activation),
     rng: &mut Rng,
 ) -> Outcome {
     let (h, i) = (usize_of(hidden), usize_of(inner));
     let x = rand::<E>(rng, &[tokens, hidden], 1.0);
     let w = Expert {
-        gate: rand::<E>(rng, &[hidden, inner], 1.0 / (h as f32).sqrt()),
+        gate: match gated {
+            true => rand::<E>(rng, &[hidden, inner], 1.0 / (h as f32).sqrt()),
+            false => Vec::new(),
+        },
         up: rand::<E>(rng, &[hidden, inner], 1.0 / (h as f32).sqrt()),
         down: rand::<E>(rng, &[inner, hidden], 1.0 / (i as f32).sqrt()),
     };
     let rows: Vec<usize> = (0..usize_of(tokens)).collect();
     let all: Vec<usize> = (0..i).collect();
-    let run = |cols: &[usize], c: &mut Count| expert_ffn(&x, &rows, &w, (h, i), cols, c);
+    let run = |cols: &[usize], c: &mut Count| expert_ffn_act(&x, &rows, &w, (h, i, act), cols, c);
     let reference = to_f32s(&run(&all, &mut Count::default()));
     combine_parts(plan, h, &reference, |share, c| match plan.axis {
         Axis::Inner => run(&expand(share), c),

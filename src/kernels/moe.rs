@@ -2,9 +2,10 @@
 //! experts, the SwiGLU expert FFN, and the weighted combine; and a whole MoE layer run with its
 //! experts split between units.
 
-use super::elementwise::{silu_mul, softmax_rows};
+use super::elementwise::{act_mul, softmax_rows};
 use super::gemm::{gemm, sgemm};
 use super::{Count, Elem, elems, load, store};
+use crate::model::Activation;
 
 /// Each token's `top_k` (expert, weight) choices, weights summing to one.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,7 +66,8 @@ pub fn route<E: Elem>(logits: &[E], experts: usize, top_k: usize, c: &mut Count)
     }
 }
 
-/// One SwiGLU expert's weights: gate and up [hidden, inner], down [inner, hidden].
+/// One expert's weights: gate and up [hidden, inner], down [inner, hidden]; a two-matrix
+/// (ungated) expert has an empty `gate`.
 #[derive(Debug, Clone)]
 pub struct Expert<E> {
     /// Gate projection [hidden, inner].
@@ -88,6 +90,20 @@ pub fn expert_ffn<E: Elem>(
     cols: &[usize],
     c: &mut Count,
 ) -> Vec<E> {
+    expert_ffn_act(x, rows, w, (h, inner, Activation::Silu), cols, c)
+}
+
+/// [`expert_ffn`] with activation `a`: act(x·gate)·(x·up) when `w.gate` is not empty, else the
+/// two-matrix act(x·up); FLOPs 2·n·h per inner column for each matrix, and
+/// [`Activation::ffn_flops`] per intermediate element.
+pub fn expert_ffn_act<E: Elem>(
+    x: &[E],
+    rows: &[usize],
+    w: &Expert<E>,
+    (h, inner, a): (usize, usize, Activation),
+    cols: &[usize],
+    c: &mut Count,
+) -> Vec<E> {
     let n = rows.len();
     let xs: Vec<E> = rows
         .iter()
@@ -99,7 +115,8 @@ pub fn expert_ffn<E: Elem>(
             .flat_map(|r| cols.iter().map(move |&j| m[r * inner + j]))
             .collect()
     };
-    let g = load(&pick(&w.gate), &mut c.weights);
+    let gated = !w.gate.is_empty();
+    let g = gated.then(|| load(&pick(&w.gate), &mut c.weights));
     let u = load(&pick(&w.up), &mut c.weights);
     let d: Vec<E> = cols
         .iter()
@@ -107,9 +124,14 @@ pub fn expert_ffn<E: Elem>(
         .collect();
     let d = load(&d, &mut c.weights);
     let ni = cols.len();
-    let gx = sgemm(n, h, ni, &xs, &g, &mut c.flops);
     let ux = sgemm(n, h, ni, &xs, &u, &mut c.flops);
-    let act = silu_mul(&gx, &ux, &mut c.flops);
+    let act = match g {
+        Some(g) => {
+            let gx = sgemm(n, h, ni, &xs, &g, &mut c.flops);
+            act_mul(a, &gx, Some(&ux), &mut c.flops)
+        }
+        None => act_mul(a, &ux, None, &mut c.flops),
+    };
     let y = sgemm(n, ni, h, &act, &d, &mut c.flops);
     store(&y, &mut c.act_out)
 }

@@ -264,7 +264,7 @@ fn tensor_parallel(m: &ModelSpec, full: &IterationGraph, dev: &IterationGraph) -
                     Axis::Columns,
                     Box::new(|i| vec![slot(0, fi, i), slot(ffn, fi, i)]),
                 ),
-                "act" => (Axis::Columns, Box::new(|i| vec![slot(0, fi, i)])),
+                "act" | "up_proj" => (Axis::Columns, Box::new(|i| vec![slot(0, fi, i)])),
                 "lm_head" | "logit_softcap" => {
                     (Axis::Columns, Box::new(|i| vec![slot(0, m.vocab / tp, i)]))
                 }
@@ -313,6 +313,7 @@ mod tests {
                 shared: None,
             }),
             ffn_gated: true,
+            act: crate::model::Activation::Silu,
             dtype: Dtype::Bf16,
             tie_embeddings: false,
             logit_softcap: false,

@@ -15,4 +15,6 @@ pub use graph::{
     build_iteration_with,
 };
 pub use op::{Op, OpKind, Precision, causal_pairs};
-pub use spec::{Attention, Ffn, LayerPlan, Mla, ModelError, ModelSpec, Moe, SharedExpert};
+pub use spec::{
+    Activation, Attention, Ffn, LayerPlan, Mla, ModelError, ModelSpec, Moe, SharedExpert,
+};

@@ -57,6 +57,51 @@ impl Attention {
     }
 }
 
+/// The FFN's activation function (`hidden_act`, `hidden_activation` or OPT's
+/// `activation_function`), which fixes the FLOPs its `act` op (and each expert) is charged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// silu(x) = x / (1 + e^−x) (Llama, Mistral, Qwen, DeepSeek): 4 FLOPs (negate, exp, add
+    /// one, divide).
+    #[default]
+    Silu,
+    /// GELU in its tanh form, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (Gemma-2's
+    /// `gelu_pytorch_tanh`, GLaM): 9 FLOPs (x³ in two products, the scale 0.044715, the add,
+    /// the scale √(2/π), tanh, the add of one, the product with x, the half).
+    GeluTanh,
+    /// ReLU, max(0, x) (OPT): 1 FLOP, as FLOP counts of ReLU networks count it.
+    Relu,
+}
+
+impl Activation {
+    /// The activation named `name` in a config (`silu`/`swish`, `gelu_pytorch_tanh`/
+    /// `gelu_new`/`gelu`, `relu`); `None` for a name dyad does not model.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "silu" | "swish" => Some(Activation::Silu),
+            "gelu_pytorch_tanh" | "gelu_new" | "gelu" | "gelu_fast" => Some(Activation::GeluTanh),
+            "relu" => Some(Activation::Relu),
+            _ => None,
+        }
+    }
+
+    /// FLOPs per element of the activation alone.
+    pub fn flops(self) -> u64 {
+        match self {
+            Activation::Silu => 4,
+            Activation::GeluTanh => 9,
+            Activation::Relu => 1,
+        }
+    }
+
+    /// FLOPs per inner element of an FFN's activation: the activation, and in a gated FFN the
+    /// product with the up projection (SwiGLU: 5; GeGLU: 10).
+    pub fn ffn_flops(self, gated: bool) -> u64 {
+        self.flops() + u64::from(gated)
+    }
+}
+
 /// A layer's FFN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -154,6 +199,8 @@ pub struct ModelSpec {
     pub moe: Option<Moe>,
     /// Gated FFNs (SwiGLU: gate, up and down matrices) rather than two-matrix ones (ReLU/GELU).
     pub ffn_gated: bool,
+    /// The FFN's (and every expert's) activation function.
+    pub act: Activation,
     /// Element type of the released weights (`torch_dtype`).
     pub dtype: Dtype,
     /// The element type a `quantization_config` stores the weights in, and the GEMMs compute in
@@ -523,6 +570,7 @@ pub(crate) mod tests {
                 shared: None,
             }),
             ffn_gated: true,
+            act: Activation::Silu,
             dtype: Dtype::Bf16,
             tie_embeddings: false,
             logit_softcap: false,

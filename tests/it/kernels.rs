@@ -9,12 +9,16 @@ use dyad::kernels::moe::{Expert, MoeLayer, moe_layer};
 use dyad::kernels::{Rng, check_op, normalized_error, to_elems, to_f32s, tolerance};
 use dyad::map::plan::{Axis, OpPlan, Part, PartitionPlan, Unit, plan_iteration};
 use dyad::model::{
-    Batch, LayerPlan, ModelSpec, Moe, Op, OpKind, Parallelism, Precision, PrefillChunk, Routing,
+    Activation, Batch, LayerPlan, ModelSpec, Moe, Op, OpKind, Parallelism, Precision, PrefillChunk, Routing,
     causal_pairs,
 };
 use dyad::work::Dtype;
 use half::bf16;
 use proptest::prelude::*;
+
+fn activation() -> impl Strategy<Value = Activation> {
+    prop::sample::select(vec![Activation::Silu, Activation::GeluTanh, Activation::Relu])
+}
 
 fn dtype() -> impl Strategy<Value = Dtype> {
     prop::sample::select(vec![Dtype::Fp32, Dtype::Bf16, Dtype::Fp16])
@@ -58,6 +62,7 @@ fn tiny_model() -> ModelSpec {
         vocab: 64,
         moe: None,
         ffn_gated: true,
+        act: Activation::Silu,
         dtype: Dtype::Bf16,
         tie_embeddings: false,
         logit_softcap: false,
@@ -96,10 +101,10 @@ proptest! {
 
     #[test]
     fn expert_inner_split_equals_the_whole(
-        tokens in 1u64..12, inner in 1u64..40, d in dtype(),
-        points in prop::collection::vec(0u64..40, 0..4),
+        tokens in 1u64..12, inner in 1u64..40, d in dtype(), gated in any::<bool>(),
+        act in activation(), points in prop::collection::vec(0u64..40, 0..4),
     ) {
-        let kind = OpKind::ExpertFfn { expert: 0, tokens, hidden: 16, inner, gated: true };
+        let kind = OpKind::ExpertFfn { expert: 0, tokens, hidden: 16, inner, gated, act };
         let op = Op::new("expert_0", Some(0), kind, Precision::uniform(d));
         check_split(&split_plan(&op, Axis::Inner, cuts(inner, points)), &Batch::default())?;
     }
@@ -204,14 +209,14 @@ proptest! {
         kv_heads in prop::sample::select(vec![1u64, 2, 4]), group in 1u64..4,
         moe in any::<bool>(), experts in 2u64..6, tp in prop::sample::select(vec![1u64, 2, 4]),
         decode in prop::collection::vec(1u64..20, 0..3), q in 1u64..6, ctx in 0u64..6,
-        d in dtype(),
+        d in dtype(), gated in any::<bool>(), act in activation(),
     ) {
         let heads = kv_heads * group * 4;
         let m = ModelSpec {
             name: "r".into(), hidden: 64, heads, kv_heads, head_dim: 4,
             plans: LayerPlan::periodic(1, 64, moe.then_some(1)), vocab: 64,
             moe: moe.then_some(Moe { experts, top_k: 2, intermediate: 64, shared: None }),
-            ffn_gated: true, dtype: d, tie_embeddings: false, logit_softcap: false,
+            ffn_gated: gated, act, dtype: d, tie_embeddings: false, logit_softcap: false,
             quantized: None, notes: Vec::new(),
         };
         let batch = Batch {

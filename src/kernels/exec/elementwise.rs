@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use super::{Context, Outcome, Unsupported, combine_parts, rand, usize_of};
 use crate::kernels::attention::Heads;
-use crate::kernels::elementwise::{add_rmsnorm, embedding, head_rmsnorm, rope, softcap, swiglu};
+use crate::kernels::elementwise::{add_rmsnorm, embedding, ffn_act, head_rmsnorm, rope, softcap};
 use crate::kernels::gemm::expand;
 use crate::kernels::moe::{combine, route};
 use crate::kernels::{Count, Elem, Rng, elems, normalized_error, to_elems, to_f32s};
@@ -67,7 +67,7 @@ pub(super) fn run<E: Elem>(p: &OpPlan, cx: Context, elements: u64, rng: &mut Rng
                 _ => softcap(&x, 30.0, c),
             })
         }
-        "act" => run_act::<E>(plan, m.ffn_inner(p.op.layer.unwrap_or(0)), elements, rng),
+        "act" => run_act::<E>(plan, m, m.ffn_inner(p.op.layer.unwrap_or(0)), elements, rng),
         "topk" => run_topk::<E>(plan, m, [elements, reads], rng),
         "moe_combine" => run_moe_combine::<E>(plan, m, elements, rng),
         other => Err(Unsupported::ElementwiseName(other.to_string())),
@@ -184,19 +184,24 @@ fn run_per_head<E: Elem>(
     Ok((err, counts))
 }
 
-/// The SwiGLU activation silu(gate)·up, whole or split by columns of the FFN width.
-/// `inner` is the FFN's inner size.
-fn run_act<E: Elem>(plan: &PartitionPlan, inner: u64, elements: u64, rng: &mut Rng) -> Outcome {
+/// The model's FFN activation (act(gate)·up when gated: SwiGLU, GeGLU; act(x) otherwise),
+/// whole or split by columns of the FFN width. `inner` is the FFN's inner size.
+fn run_act<E: Elem>(
+    plan: &PartitionPlan,
+    m: &ModelSpec,
+    inner: u64,
+    elements: u64,
+    rng: &mut Rng,
+) -> Outcome {
     let inner = usize_of(inner);
-    let (g, u) = (
-        rand::<E>(rng, &[elements], 2.0),
-        rand::<E>(rng, &[elements], 1.0),
-    );
+    let g = rand::<E>(rng, &[elements], 2.0);
+    let u = m.ffn_gated.then(|| rand::<E>(rng, &[elements], 1.0));
+    let act = |cols: &[usize], c: &mut Count| ffn_act(m.act, &g, u.as_deref(), inner, cols, c);
     let all: Vec<usize> = (0..inner).collect();
-    let reference = to_f32s(&swiglu(&g, &u, inner, &all, &mut Count::default()));
+    let reference = to_f32s(&act(&all, &mut Count::default()));
     combine_parts(plan, inner, &reference, |share, c| match plan.axis {
-        Axis::Columns => swiglu(&g, &u, inner, &expand(share), c),
-        _ => swiglu(&g, &u, inner, &all, c),
+        Axis::Columns => act(&expand(share), c),
+        _ => act(&all, c),
     })
 }
 
