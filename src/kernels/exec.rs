@@ -6,12 +6,14 @@ use std::ops::Range;
 
 use half::{bf16, f16};
 
-use super::attention::{AttnInput, AttnOut, AttnPart, Heads, Seq, attend, merge};
+use super::attention::{
+    AttnInput, AttnOut, AttnPart, Heads, Seq, attend, attend_under, attend_window, merge,
+};
 use super::gemm::{expand, gemm, gemm_columns, gemm_inner};
 use super::moe::{Expert, expert_ffn_act};
 use super::{Count, Elem, Rng, elems, normalized_error, to_elems, to_f32s, tolerance};
 use crate::map::plan::{Axis, OpPlan, PartitionPlan};
-use crate::model::{Activation, Batch, ModelSpec, OpKind};
+use crate::model::{Activation, Attention, Batch, ModelSpec, OpKind};
 use crate::work::Dtype;
 
 mod elementwise;
@@ -188,7 +190,8 @@ fn run<E: Elem>(p: &OpPlan, cx: Context, rng: &mut Rng) -> Outcome {
             ..
         } => {
             let shape = heads_of(heads, kv_heads, head_dim);
-            run_attention::<E>(plan, attn_input(shape, decode_seqs(cx.batch), rng))
+            let x = attn_input(shape, decode_seqs(cx.batch), rng);
+            run_attention::<E>(plan, x, window_of(p, cx))
         }
         OpKind::AttnPrefill {
             heads,
@@ -197,7 +200,8 @@ fn run<E: Elem>(p: &OpPlan, cx: Context, rng: &mut Rng) -> Outcome {
             ..
         } => {
             let shape = heads_of(heads, kv_heads, head_dim);
-            run_attention::<E>(plan, attn_input(shape, prefill_seqs(cx.batch), rng))
+            let x = attn_input(shape, prefill_seqs(cx.batch), rng);
+            run_attention::<E>(plan, x, window_of(p, cx))
         }
         OpKind::AttnMla { .. } => Err(Unsupported::Mla),
         OpKind::Elementwise { elements, .. } => elementwise::run::<E>(p, cx, elements, rng),
@@ -414,14 +418,36 @@ fn attn_input<E: Elem>(shape: Heads, seqs: Vec<Seq>, rng: &mut Rng) -> AttnInput
     }
 }
 
-/// Executes attention under a heads or key-range plan (or whole / replicated).
-pub fn run_attention<E: Elem>(plan: &PartitionPlan, x: AttnInput<E>) -> Outcome {
+/// The sliding window of the op's layer, if it has one.
+fn window_of(p: &OpPlan, cx: Context) -> Option<usize> {
+    let plan = cx.model.plans.get(p.op.layer? as usize)?;
+    match plan.attention {
+        Attention::Window { tokens } => Some(usize_of(tokens)),
+        Attention::Full => None,
+    }
+}
+
+/// Executes attention under a heads or key-range plan (or whole / replicated). Under a sliding
+/// `window` each part reads only the keys in its queries' windows, and the reference is full
+/// attention over the whole cache under the band mask.
+pub fn run_attention<E: Elem>(
+    plan: &PartitionPlan,
+    x: AttnInput<E>,
+    window: Option<usize>,
+) -> Outcome {
     let (h, d) = (x.shape.heads, x.shape.head_dim);
     let whole = AttnPart {
         heads: 0..h,
         keys: None,
     };
-    let reference = to_f32s(&attend(&x, &whole, &mut Count::default()).out);
+    let reference = match window {
+        Some(w) => {
+            let band = move |q: usize, k: usize| k <= q && q - k < w;
+            attend_under(&x, &whole, &band, &mut Count::default())
+        }
+        None => attend(&x, &whole, &mut Count::default()),
+    };
+    let reference = to_f32s(&reference.out);
     let rows = reference.len() / (h * d).max(1);
     let mut counts = Vec::new();
     let mut outs: Vec<AttnOut<E>> = Vec::new();
@@ -443,7 +469,7 @@ pub fn run_attention<E: Elem>(plan: &PartitionPlan, x: AttnInput<E>) -> Outcome 
             }
             _ => whole.clone(),
         };
-        let o = attend(&x, &part, &mut c);
+        let o = attend_window(&x, &part, window, &mut c);
         if plan.axis == Axis::Heads {
             let hs = part.heads.clone();
             let want: Vec<f32> = (0..rows)

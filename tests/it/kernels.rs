@@ -9,15 +9,19 @@ use dyad::kernels::moe::{Expert, MoeLayer, moe_layer};
 use dyad::kernels::{Rng, check_op, normalized_error, to_elems, to_f32s, tolerance};
 use dyad::map::plan::{Axis, OpPlan, Part, PartitionPlan, Unit, plan_iteration};
 use dyad::model::{
-    Activation, Batch, LayerPlan, ModelSpec, Moe, Op, OpKind, Parallelism, Precision, PrefillChunk, Routing,
-    causal_pairs,
+    Activation, Batch, LayerPlan, ModelSpec, Moe, Op, OpKind, Parallelism, Precision, PrefillChunk,
+    Routing, causal_pairs,
 };
 use dyad::work::Dtype;
 use half::bf16;
 use proptest::prelude::*;
 
 fn activation() -> impl Strategy<Value = Activation> {
-    prop::sample::select(vec![Activation::Silu, Activation::GeluTanh, Activation::Relu])
+    prop::sample::select(vec![
+        Activation::Silu,
+        Activation::GeluTanh,
+        Activation::Relu,
+    ])
 }
 
 fn dtype() -> impl Strategy<Value = Dtype> {
