@@ -147,6 +147,31 @@ pub fn ffn_act<E: Elem>(
     store(&y, &mut c.act_out)
 }
 
+/// a + b element by element (the routed and shared experts' outputs): 1 FLOP each.
+pub fn add<E: Elem>(a: &[E], b: &[E], c: &mut Count) -> Vec<E> {
+    let (a, b) = (load(a, &mut c.act_in), load(b, &mut c.act_in));
+    c.flops += a.len() as u64;
+    let y: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
+    store(&y, &mut c.act_out)
+}
+
+/// Each row of width `h` of x scaled by the sigmoid of its token's gate logit (Qwen2-MoE's
+/// shared-expert gate): 1 FLOP per element; the sigmoid is per-row scalar work and the logits
+/// (one per token) are routing-sized metadata, neither counted (see the module notes).
+pub fn sigmoid_scale<E: Elem>(x: &[E], gate: &[f32], h: usize, c: &mut Count) -> Vec<E> {
+    let x = load(x, &mut c.act_in);
+    c.flops += x.len() as u64;
+    let y: Vec<f32> = x
+        .chunks(h.max(1))
+        .zip(gate)
+        .flat_map(|(row, &g)| {
+            let s = 1.0 / (1.0 + (-g).exp());
+            row.iter().map(move |v| v * s)
+        })
+        .collect();
+    store(&y, &mut c.act_out)
+}
+
 /// The activation of one element (see [`Activation`] for each formula).
 pub fn activation(a: Activation, x: f32) -> f32 {
     match a {

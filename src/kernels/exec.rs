@@ -10,6 +10,7 @@ use super::attention::{
     AttnInput, AttnOut, AttnPart, Heads, Seq, attend, attend_under, attend_window, merge,
 };
 use super::gemm::{expand, gemm, gemm_columns, gemm_inner};
+use super::mla::MlaShape;
 use super::moe::{Expert, expert_ffn_act};
 use super::{Count, Elem, Rng, elems, normalized_error, to_elems, to_f32s, tolerance};
 use crate::map::plan::{Axis, OpPlan, PartitionPlan};
@@ -17,6 +18,7 @@ use crate::model::{Activation, Attention, Batch, ModelSpec, OpKind};
 use crate::work::Dtype;
 
 mod elementwise;
+mod mla;
 
 /// One part's counted work against what the model charges it.
 #[derive(Debug, Clone)]
@@ -127,12 +129,6 @@ pub enum Unsupported {
     /// The activations are in a type no reference kernel computes in.
     #[error("no reference kernel computes in {0}")]
     Dtype(Dtype),
-    /// Latent attention (DeepSeek MLA).
-    #[error("no reference kernel for latent attention (MLA) yet")]
-    Mla,
-    /// A GEMM of more than one independent product.
-    #[error("batched GEMM (batch {0}) has no kernel")]
-    BatchedGemm(u64),
     /// A collective whose plan has not one part per device.
     #[error("{devices} devices but {parts} parts")]
     DevicesParts {
@@ -203,11 +199,28 @@ fn run<E: Elem>(p: &OpPlan, cx: Context, rng: &mut Rng) -> Outcome {
             let x = attn_input(shape, prefill_seqs(cx.batch), rng);
             run_attention::<E>(plan, x, window_of(p, cx))
         }
-        OpKind::AttnMla { .. } => Err(Unsupported::Mla),
+        OpKind::AttnMla {
+            absorbed,
+            heads,
+            latent,
+            nope,
+            rope,
+            v,
+            ..
+        } => {
+            let shape = MlaShape {
+                heads: usize_of(heads),
+                latent: usize_of(latent),
+                nope: usize_of(nope),
+                rope: usize_of(rope),
+                v: usize_of(v),
+            };
+            mla::run_mla::<E>(p, cx, absorbed, shape, rng)
+        }
         OpKind::Elementwise { elements, .. } => elementwise::run::<E>(p, cx, elements, rng),
         OpKind::AllReduce { bytes, devices } => run_all_reduce::<E>(plan, bytes, devices, rng),
         OpKind::AllToAll { bytes, devices } => run_all_to_all::<E>(plan, bytes, devices, rng),
-        OpKind::Gemm { batch, .. } => Err(Unsupported::BatchedGemm(batch)),
+        OpKind::Gemm { m, n, k, batch } => mla::run_batched_gemm::<E>(p, (m, n, k, batch), rng),
     }
 }
 

@@ -226,9 +226,12 @@ fn tensor_parallel(m: &ModelSpec, full: &IterationGraph, dev: &IterationGraph) -
     let kv = |i: u64| (i * hq) / group..((i + 1) * hq - 1) / group + 1;
     dev.ops()
         .map(|o| {
-            // The FFN inner size of the op's layer (the head has none).
+            // The FFN inner size of the op's layer (the head has none), and its latent attention.
             let ffn = o.layer.map_or(0, |l| m.ffn_inner(l));
             let fi = ffn / tp;
+            let mla = o.layer.and_then(|l| m.plans[l as usize].mla);
+            // Query and output columns per head: MLA's nope + rope and v, else head_dim.
+            let (q_cols, o_cols) = mla.map_or((d, d), |a| (a.nope + a.rope, a.v));
             let op = whole
                 .get(&(o.layer, o.name.as_str()))
                 .map_or_else(|| o.clone(), |w| (*w).clone());
@@ -256,10 +259,20 @@ fn tensor_parallel(m: &ModelSpec, full: &IterationGraph, dev: &IterationGraph) -
                         ]
                     }),
                 ),
-                "rope" | "qk_norm" | "attn_prefill" | "attn_decode" => {
+                "rope" | "qk_norm" | "attn_prefill" | "attn_decode" | "q_absorb" | "v_up" => {
                     (Axis::Heads, Box::new(|i| vec![slot(0, hq, i)]))
                 }
-                "o_proj" => (Axis::Inner, Box::new(|i| vec![slot(0, hq * d, i)])),
+                "o_proj" => (Axis::Inner, Box::new(|i| vec![slot(0, hq * o_cols, i)])),
+                "q_proj" | "q_b_proj" => {
+                    (Axis::Columns, Box::new(|i| vec![slot(0, hq * q_cols, i)]))
+                }
+                "kv_b_proj" => (
+                    Axis::Columns,
+                    Box::new(|i| {
+                        let w = mla.map_or(0, |a| a.nope + a.v);
+                        vec![slot(0, hq * w, i)]
+                    }),
+                ),
                 "gate_up_proj" => (
                     Axis::Columns,
                     Box::new(|i| vec![slot(0, fi, i), slot(ffn, fi, i)]),
@@ -271,6 +284,13 @@ fn tensor_parallel(m: &ModelSpec, full: &IterationGraph, dev: &IterationGraph) -
                 n if n == "down_proj" || n.starts_with("expert_") => {
                     (Axis::Inner, Box::new(|i| vec![slot(0, fi, i)]))
                 }
+                "shared_expert" => (
+                    Axis::Inner,
+                    Box::new(|i| {
+                        let si = m.moe.and_then(|x| x.shared).map_or(0, |s| s.intermediate);
+                        vec![slot(0, si / tp, i)]
+                    }),
+                ),
                 _ if matches!(o.kind, OpKind::AllReduce { .. }) => {
                     (Axis::Collective, Box::new(|_| Vec::new()))
                 }

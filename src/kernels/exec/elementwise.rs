@@ -6,7 +6,9 @@ use std::ops::Range;
 
 use super::{Context, Outcome, Unsupported, combine_parts, rand, usize_of};
 use crate::kernels::attention::Heads;
-use crate::kernels::elementwise::{add_rmsnorm, embedding, ffn_act, head_rmsnorm, rope, softcap};
+use crate::kernels::elementwise::{
+    add, add_rmsnorm, embedding, ffn_act, head_rmsnorm, rope, sigmoid_scale, softcap,
+};
 use crate::kernels::gemm::expand;
 use crate::kernels::moe::{combine, route};
 use crate::kernels::{Count, Elem, Rng, elems, normalized_error, to_elems, to_f32s};
@@ -29,16 +31,29 @@ pub(super) fn run<E: Elem>(p: &OpPlan, cx: Context, elements: u64, rng: &mut Rng
         "rope" => {
             let pos = positions(cx.batch);
             let t = pos.len() as u64;
-            run_per_head::<E>(plan, m, t, rng, |x, shape, hs, c| {
+            let shape = rope_heads(m, p.op.layer);
+            run_per_head::<E>(plan, shape, t, rng, |x, shape, hs, c| {
                 rope(x, shape, hs, &pos, ROPE_BASE, c)
             })
         }
         "qk_norm" => {
             let t = positions(cx.batch).len() as u64;
             let gain = rng.vec(usize_of(m.head_dim), 1.0);
-            run_per_head::<E>(plan, m, t, rng, |x, shape, hs, c| {
+            let shape = rope_heads(m, None);
+            run_per_head::<E>(plan, shape, t, rng, |x, shape, hs, c| {
                 head_rmsnorm(x, shape, hs, &gain, c)
             })
+        }
+        "q_a_norm" | "kv_a_norm" => {
+            // MLA's RMSNorm of the query's low-rank projection and of the latent, each token's
+            // vector whole (its width: the op's elements per token).
+            let t = positions(cx.batch).len() as u64;
+            let width = usize_of(elements / t.max(1));
+            let x = rand::<E>(rng, &[elements], 1.0);
+            let gain = rng.vec(width, 1.0);
+            let norm = |c: &mut Count| head_rmsnorm(&x, (1, width), 0..1, &gain, c);
+            let reference = to_f32s(&norm(&mut Count::default()));
+            combine_parts(plan, width, &reference, |_, c| norm(c))
         }
         "post_attn_norm" | "post_ffn_norm" => {
             // A plain RMSNorm over the model width (the residual add follows in the next norm).
@@ -66,6 +81,24 @@ pub(super) fn run<E: Elem>(p: &OpPlan, cx: Context, elements: u64, rng: &mut Rng
                 }
                 _ => softcap(&x, 30.0, c),
             })
+        }
+        "shared_add" => {
+            // The routed and shared experts' outputs, added.
+            let h = usize_of(m.hidden);
+            let (a, b) = (
+                rand::<E>(rng, &[elements], 1.0),
+                rand::<E>(rng, &[elements], 1.0),
+            );
+            let reference = to_f32s(&add(&a, &b, &mut Count::default()));
+            combine_parts(plan, h, &reference, |_, c| add(&a, &b, c))
+        }
+        "shared_scale" => {
+            // Qwen2-MoE's gate: each token's shared-expert output times sigmoid(x · w_gate).
+            let h = usize_of(m.hidden);
+            let x = rand::<E>(rng, &[elements], 1.0);
+            let gate = rng.vec(usize_of(elements) / h.max(1), 4.0);
+            let reference = to_f32s(&sigmoid_scale(&x, &gate, h, &mut Count::default()));
+            combine_parts(plan, h, &reference, |_, c| sigmoid_scale(&x, &gate, h, c))
         }
         "act" => run_act::<E>(plan, m, m.ffn_inner(p.op.layer.unwrap_or(0)), elements, rng),
         "topk" => run_topk::<E>(plan, m, [elements, reads], rng),
@@ -128,29 +161,31 @@ fn run_norm<E: Elem>(
     combine_parts(plan, h, &reference, |_, c| to_elems::<E>(&norm(c)))
 }
 
+/// The heads a per-head op of layer `layer` turns: the model's query and KV heads, or in a
+/// latent-attention layer the RoPE parts of the query heads and the one shared RoPE key.
+fn rope_heads(m: &ModelSpec, layer: Option<u32>) -> Heads {
+    let mla = layer.and_then(|l| m.plans.get(l as usize)?.mla);
+    Heads {
+        heads: usize_of(m.heads),
+        kv_heads: mla.map_or(usize_of(m.kv_heads), |_| 1),
+        head_dim: usize_of(mla.map_or(m.head_dim, |a| a.rope)),
+    }
+}
+
 /// A per-head op (RoPE, QK-norm) on the queries and keys of `t` tokens, whole or split by query
 /// heads (a part treats the KV heads its query heads read). `kernel(x, (heads, d), range, c)`
 /// runs the op on the heads `range` of x.
 fn run_per_head<E: Elem>(
     plan: &PartitionPlan,
-    m: &ModelSpec,
+    shape: Heads,
     t: u64,
     rng: &mut Rng,
     kernel: impl Fn(&[E], (usize, usize), Range<usize>, &mut Count) -> Vec<E>,
 ) -> Outcome {
-    let (big_h, g, d) = (
-        usize_of(m.heads),
-        usize_of(m.kv_heads),
-        usize_of(m.head_dim),
-    );
-    let shape = Heads {
-        heads: big_h,
-        kv_heads: g,
-        head_dim: d,
-    };
+    let (big_h, g, d) = (shape.heads, shape.kv_heads, shape.head_dim);
     let tokens = usize_of(t);
-    let q = rand::<E>(rng, &[t, m.heads, m.head_dim], 1.0);
-    let k = rand::<E>(rng, &[t, m.kv_heads, m.head_dim], 1.0);
+    let q = rand::<E>(rng, &[t, big_h as u64, d as u64], 1.0);
+    let k = rand::<E>(rng, &[t, g as u64, d as u64], 1.0);
     let both = |hs: Range<usize>, c: &mut Count| {
         let mut v = to_f32s(&kernel(&q, (big_h, d), hs.clone(), c));
         let ks = shape.kv_range(&hs);
