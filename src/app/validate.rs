@@ -433,8 +433,8 @@ pub fn validate(spec: &ValidateSpec) -> Result<Validation, ValidateError> {
     })
 }
 
-/// Text table: one line per op, then a summary line per policy and TP degree.
-pub fn render(v: &Validation) -> String {
+/// The first line: the scaled model, its layers and their attention, and the element type.
+fn header(v: &Validation) -> String {
     let m = &v.model;
     let windows: Vec<String> = m
         .plans
@@ -444,7 +444,7 @@ pub fn render(v: &Validation) -> String {
             Attention::Full => "full".to_string(),
         })
         .collect();
-    let mut s = format!(
+    format!(
         "model {} ({} layers: {}; hidden {}, heads {}/{}, head_dim {}, {}), {}\n",
         m.name,
         m.layers(),
@@ -458,7 +458,12 @@ pub fn render(v: &Validation) -> String {
             x.experts, x.top_k, x.intermediate
         )),
         v.dtype
-    );
+    )
+}
+
+/// Text table: one line per op, then a summary line per policy and TP degree.
+pub fn render(v: &Validation) -> String {
+    let mut s = header(v);
     let _ = writeln!(
         s,
         "{:<8} {:>4} {:>5} {:<16} {:<26} {:>9} {:>9} {:>12} {:>12}  result",

@@ -61,8 +61,6 @@ const TOML_FIELDS: &[&str] = &[
     "tie_word_embeddings",
     "ffn_dim",
     "activation_function",
-    "hidden_act",
-    "hidden_activation",
     "ffn_gated",
     "moe_layer_period",
     "sliding_window",
@@ -208,27 +206,15 @@ impl Doc<'_> {
     }
 }
 
-/// The FFN's activation: Gemma-2's `hidden_activation`, else `hidden_act`, else OPT's
-/// `activation_function`; absent, HuggingFace's defaults (ReLU for OPT, SiLU otherwise).
+/// The FFN's activation (the first of `keys` set; absent, [`Activation::default_for`]).
 fn activation(doc: &Doc, is_opt: bool) -> Result<Activation, ConfigError> {
-    for key in ["hidden_activation", "hidden_act", "activation_function"] {
-        if let Some(name) = doc.str_field(key)? {
-            return Activation::from_name(name).ok_or_else(|| {
-                doc.err(
-                    key,
-                    format!(
-                        "not yet supported: `{key}` = \"{name}\" (dyad models silu, \
-                         gelu_pytorch_tanh, gelu and relu)"
-                    ),
-                )
-            });
-        }
-    }
-    Ok(if is_opt {
-        Activation::Relu
-    } else {
-        Activation::Silu
-    })
+    let keys = ["hidden_activation", "hidden_act", "activation_function"];
+    let Some(key) = keys.into_iter().find(|k| doc.obj.contains_key(*k)) else {
+        return Ok(Activation::default_for(is_opt));
+    };
+    let name = doc.str_field(key)?.unwrap_or_default();
+    let msg = format!("not yet supported: `{key}` = \"{name}\" (dyad models silu, gelu and relu)");
+    Activation::from_name(name).ok_or_else(|| doc.err(key, msg))
 }
 
 /// Loads a model from a HuggingFace `config.json`, a dyad model TOML, or a built-in name

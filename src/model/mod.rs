@@ -4,17 +4,17 @@
 //! carrying FLOPs and DRAM bytes per stream ([`crate::work::Work`]); what those
 //! cost is `hw`'s business.
 
+mod activation;
 mod footprint;
 mod graph;
 mod op;
 mod spec;
 
+pub use activation::Activation;
 pub use footprint::Footprint;
 pub use graph::{
     Batch, IterationGraph, Parallelism, PrefillChunk, Routing, build_iteration,
     build_iteration_with,
 };
 pub use op::{Op, OpKind, Precision, causal_pairs};
-pub use spec::{
-    Activation, Attention, Ffn, LayerPlan, Mla, ModelError, ModelSpec, Moe, SharedExpert,
-};
+pub use spec::{Attention, Ffn, LayerPlan, Mla, ModelError, ModelSpec, Moe, SharedExpert};

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::spec::Activation;
+use super::activation::Activation;
 use crate::units::{Bytes, Flops};
 use crate::work::{CollectiveKind, CollectiveWork, Dtype, OpClass, Streams, Work};
 

@@ -82,29 +82,31 @@ pub(super) fn run<E: Elem>(p: &OpPlan, cx: Context, elements: u64, rng: &mut Rng
                 _ => softcap(&x, 30.0, c),
             })
         }
-        "shared_add" => {
-            // The routed and shared experts' outputs, added.
-            let h = usize_of(m.hidden);
-            let (a, b) = (
-                rand::<E>(rng, &[elements], 1.0),
-                rand::<E>(rng, &[elements], 1.0),
-            );
-            let reference = to_f32s(&add(&a, &b, &mut Count::default()));
-            combine_parts(plan, h, &reference, |_, c| add(&a, &b, c))
-        }
-        "shared_scale" => {
-            // Qwen2-MoE's gate: each token's shared-expert output times sigmoid(x · w_gate).
-            let h = usize_of(m.hidden);
-            let x = rand::<E>(rng, &[elements], 1.0);
-            let gate = rng.vec(usize_of(elements) / h.max(1), 4.0);
-            let reference = to_f32s(&sigmoid_scale(&x, &gate, h, &mut Count::default()));
-            combine_parts(plan, h, &reference, |_, c| sigmoid_scale(&x, &gate, h, c))
-        }
+        "shared_add" | "shared_scale" => run_shared::<E>(p, m, elements, rng),
         "act" => run_act::<E>(plan, m, m.ffn_inner(p.op.layer.unwrap_or(0)), elements, rng),
         "topk" => run_topk::<E>(plan, m, [elements, reads], rng),
         "moe_combine" => run_moe_combine::<E>(plan, m, elements, rng),
         other => Err(Unsupported::ElementwiseName(other.to_string())),
     }
+}
+
+/// The shared expert's add to the routed output, and Qwen2-MoE's sigmoid gate on it.
+fn run_shared<E: Elem>(p: &OpPlan, m: &ModelSpec, elements: u64, rng: &mut Rng) -> Outcome {
+    let (plan, h) = (&p.plan, usize_of(m.hidden));
+    if p.op.name == "shared_add" {
+        // The routed and shared experts' outputs, added.
+        let (a, b) = (
+            rand::<E>(rng, &[elements], 1.0),
+            rand::<E>(rng, &[elements], 1.0),
+        );
+        let reference = to_f32s(&add(&a, &b, &mut Count::default()));
+        return combine_parts(plan, h, &reference, |_, c| add(&a, &b, c));
+    }
+    // Each token's shared-expert output times sigmoid(x · w_gate).
+    let x = rand::<E>(rng, &[elements], 1.0);
+    let gate = rng.vec(usize_of(elements) / h.max(1), 4.0);
+    let reference = to_f32s(&sigmoid_scale(&x, &gate, h, &mut Count::default()));
+    combine_parts(plan, h, &reference, |_, c| sigmoid_scale(&x, &gate, h, c))
 }
 
 /// Token positions of a batch: prefill tokens (chunk after chunk), then decode tokens.
