@@ -12,8 +12,8 @@ use crate::kernels::{Count, OpCheck, Rng, check_op, elems, exec::Context};
 use crate::map::plan::{Unit, plan_iteration};
 use crate::map::{Policy, place_by_layer};
 use crate::model::{
-    Batch, Ffn, LayerPlan, ModelSpec, Moe, Parallelism, Precision, PrefillChunk, Routing,
-    build_iteration_with,
+    Attention, Batch, Ffn, LayerPlan, Mla, ModelSpec, Moe, Parallelism, Precision, PrefillChunk,
+    Routing, SharedExpert, build_iteration_with,
 };
 use crate::work::Dtype;
 
@@ -30,9 +30,12 @@ pub struct ValidateSpec {
     pub tp: Vec<u64>,
     /// Expert-parallel degrees (MoE models only; each with tp = 1).
     pub ep: Vec<u64>,
-    /// Hidden size, head size, FFN inner size and vocabulary are divided by this.
-    pub scale: u64,
-    /// Decoder layers of the scaled model.
+    /// Hidden size, head size, FFN inner size and vocabulary are divided by this; `None`:
+    /// [`DEFAULT_SCALE`], or the largest scale below it that the model's shapes take
+    /// ([`default_scale`]).
+    pub scale: Option<u64>,
+    /// Decoder layers of the scaled model, at least (more when the model's first layers of each
+    /// distinct plan reach further: see [`first_layers`]).
     pub layers: u32,
     /// Element type of every stream; `None` takes the model's.
     pub dtype: Option<Dtype>,
@@ -54,7 +57,7 @@ impl Default for ValidateSpec {
             policies: Policy::ALL.to_vec(),
             tp: vec![1, 2, 4, 8],
             ep: vec![2, 4, 8],
-            scale: 16,
+            scale: None,
             layers: 1,
             dtype: None,
             batch: 4,
@@ -100,11 +103,41 @@ impl Validation {
     }
 }
 
-/// The model with the same head grouping, expert count and top-k, and hidden size, head size,
-/// FFN inner size and vocabulary divided by `scale` (the last two rounded up to a multiple of 64
-/// so that any TP degree up to 64 splits them).
+/// The scale `dyad validate` divides a model's sizes by unless told otherwise.
+pub const DEFAULT_SCALE: u64 = 16;
+
+/// Whether `scale` divides every head size of `m` leaving an even RoPE size (RoPE turns pairs):
+/// `head_dim` of a model with query and KV heads; each latent-attention size (`q_lora_rank`,
+/// `kv_lora_rank`, `qk_nope_head_dim`, `qk_rope_head_dim`, `v_head_dim`) of an MLA layer.
+fn scale_fits(m: &ModelSpec, scale: u64) -> bool {
+    let even = |d: u64| scale > 0 && d % scale == 0 && (d / scale) % 2 == 0;
+    let divides = |d: u64| scale > 0 && d % scale == 0;
+    m.plans.iter().all(|p| match p.mla {
+        None => even(m.head_dim),
+        Some(a) => {
+            even(a.rope)
+                && [a.latent, a.nope, a.v, a.q_lora.unwrap_or(0)]
+                    .into_iter()
+                    .all(divides)
+        }
+    })
+}
+
+/// [`DEFAULT_SCALE`], or the largest scale below it that `m`'s head sizes take (DeepSeek-V3's
+/// 56-wide heads take 4 but not 16); 1 when none does.
+pub fn default_scale(m: &ModelSpec) -> u64 {
+    (1..=DEFAULT_SCALE)
+        .rev()
+        .find(|&s| scale_fits(m, s))
+        .unwrap_or(1)
+}
+
+/// The model with the same head grouping, expert count and top-k, and hidden size, head sizes,
+/// FFN inner sizes and vocabulary divided by `scale` (inner sizes and vocabulary rounded up to
+/// a multiple of 64, as serving engines pad a vocabulary, so that any TP degree up to 64 splits
+/// them); its layers are [`first_layers`]`(m, layers)`.
 pub fn scaled(m: &ModelSpec, scale: u64, layers: u32) -> Result<ModelSpec, ValidateError> {
-    if scale == 0 || m.head_dim % scale != 0 || (m.head_dim / scale) % 2 != 0 {
+    if !scale_fits(m, scale) {
         return Err(ValidateError::Scale {
             scale,
             head_dim: m.head_dim,
@@ -123,6 +156,13 @@ pub fn scaled(m: &ModelSpec, scale: u64, layers: u32) -> Result<ModelSpec, Valid
                 },
                 Ffn::Moe => Ffn::Moe,
             },
+            mla: p.mla.map(|a| Mla {
+                q_lora: a.q_lora.map(|r| r / scale),
+                latent: a.latent / scale,
+                nope: a.nope / scale,
+                rope: a.rope / scale,
+                v: a.v / scale,
+            }),
             ..p
         })
         .collect();
@@ -130,23 +170,50 @@ pub fn scaled(m: &ModelSpec, scale: u64, layers: u32) -> Result<ModelSpec, Valid
         name: format!("{} /{scale}", m.name),
         hidden: m.hidden / scale,
         plans,
-        head_dim: m.head_dim / scale,
+        head_dim: (m.head_dim / scale).max(1),
         vocab: up64(m.vocab),
         moe: m.moe.map(|x| Moe {
             intermediate: up64(x.intermediate),
+            shared: x.shared.map(|s| SharedExpert {
+                intermediate: up64(s.intermediate),
+                ..s
+            }),
             ..x
         }),
         ..m.clone()
     })
 }
 
-/// The plans of `m`'s first `layers` layers (repeating its pattern past its last layer).
-fn first_layers(m: &ModelSpec, layers: u32) -> Vec<LayerPlan> {
+/// Sliding windows of `m` narrowed to at most `tokens` (a window wider than the checked
+/// sequences would never drop a key): the window the scaled model is checked with.
+fn narrow_windows(m: &mut ModelSpec, tokens: u64) {
+    for p in &mut m.plans {
+        if let Attention::Window { tokens: w } = p.attention {
+            p.attention = Attention::Window {
+                tokens: w.min(tokens.max(1)),
+            };
+        }
+    }
+}
+
+/// The plans of `m`'s first `layers` layers (repeating its pattern past its last layer), and
+/// further up to the first layer of each distinct plan, so that every kind of layer the model
+/// has is checked (DeepSeek's first MoE layer after its dense ones, Gemma-2's global layer
+/// after a local one, GLaM's MoE layer after a dense one).
+pub fn first_layers(m: &ModelSpec, layers: u32) -> Vec<LayerPlan> {
+    let mut seen: Vec<&LayerPlan> = Vec::new();
+    let mut reach = 0;
+    for (i, p) in m.plans.iter().enumerate() {
+        if !seen.contains(&p) {
+            seen.push(p);
+            reach = i + 1;
+        }
+    }
     m.plans
         .iter()
         .copied()
         .cycle()
-        .take(layers as usize)
+        .take((layers as usize).max(reach))
         .collect()
 }
 
@@ -209,8 +276,11 @@ fn placements(
     if policy == Policy::AllXpu {
         return Ok(Vec::new());
     }
+    // The vocabulary padded to a multiple of 64, as vLLM pads it, so that every TP degree
+    // splits the LM head.
     let real = ModelSpec {
         plans: first_layers(full, m.layers()),
+        vocab: full.vocab.div_ceil(64) * 64,
         ..full.clone()
     };
     let g = build_iteration_with(&real, b, par, p, route)?;
@@ -238,7 +308,7 @@ pub enum ValidateError {
     Config(#[from] crate::config::ConfigError),
     /// A scale the head size cannot take.
     #[error(
-        "--scale {scale} must divide head_dim ({head_dim}) leaving an even head size (RoPE turns pairs)"
+        "--scale {scale} must divide head_dim ({head_dim}) leaving an even head size (RoPE turns pairs); in latent-attention (MLA) layers, every rank and head size instead"
     )]
     Scale {
         /// The scale asked for.
@@ -306,10 +376,13 @@ pub fn validate(spec: &ValidateSpec) -> Result<Validation, ValidateError> {
     check_limits(spec)?;
     let full = config::load_model(&spec.model)?;
     let sys = config::load_arch(&spec.arch)?;
-    let m = scaled(&full, spec.scale, spec.layers)?;
+    let scale = spec.scale.unwrap_or_else(|| default_scale(&full));
+    let mut m = scaled(&full, scale, spec.layers)?;
     if spec.batch == 0 || spec.kv_len == 0 || spec.prompt_len < 2 {
         return Err(ValidateError::SmallBatch);
     }
+    // Half the prompt: both prefill chunks and every decode sequence reach past the window.
+    narrow_windows(&mut m, spec.prompt_len / 2);
     let dtype = spec.dtype.unwrap_or(m.dtype);
     let p = Precision::uniform(dtype);
     let b = batch(spec);
@@ -360,12 +433,23 @@ pub fn validate(spec: &ValidateSpec) -> Result<Validation, ValidateError> {
     })
 }
 
-/// Text table: one line per op, then a summary line per policy and TP degree.
-pub fn render(v: &Validation) -> String {
+/// The first line: the scaled model, its layers and their attention, and the element type.
+fn header(v: &Validation) -> String {
     let m = &v.model;
-    let mut s = format!(
-        "model {} (hidden {}, heads {}/{}, head_dim {}, {}), {}\n",
+    let windows: Vec<String> = m
+        .plans
+        .iter()
+        .map(|p| match p.attention {
+            Attention::Window { tokens } => format!("window {tokens}"),
+            Attention::Chunk { tokens } => format!("chunk {tokens}"),
+            Attention::Full => "full".to_string(),
+        })
+        .collect();
+    format!(
+        "model {} ({} layers: {}; hidden {}, heads {}/{}, head_dim {}, {}), {}\n",
         m.name,
+        m.layers(),
+        windows.join(", "),
         m.hidden,
         m.heads,
         m.kv_heads,
@@ -375,7 +459,12 @@ pub fn render(v: &Validation) -> String {
             x.experts, x.top_k, x.intermediate
         )),
         v.dtype
-    );
+    )
+}
+
+/// Text table: one line per op, then a summary line per policy and TP degree.
+pub fn render(v: &Validation) -> String {
+    let mut s = header(v);
     let _ = writeln!(
         s,
         "{:<8} {:>4} {:>5} {:<16} {:<26} {:>9} {:>9} {:>12} {:>12}  result",

@@ -270,9 +270,10 @@ pub(super) struct ValidateArgs {
     #[arg(long, value_delimiter = ',', default_value = "2,4,8")]
     pub(super) ep: Vec<u64>,
     /// Divide hidden size, head size, FFN inner size and vocabulary by this; heads, KV heads,
-    /// experts and top-k stay as the model has them.
-    #[arg(long, default_value_t = 16)]
-    pub(super) scale: u64,
+    /// experts and top-k stay as the model has them (default: 16, or the largest scale below
+    /// it that the model's head sizes take).
+    #[arg(long)]
+    pub(super) scale: Option<u64>,
     /// Decoder layers of the scaled model (at most 1024).
     #[arg(long, default_value_t = 1)]
     pub(super) layers: u32,

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use super::error::ConfigError;
 use super::presets;
 use super::source::Source;
-use crate::model::ModelSpec;
+use crate::model::{Activation, ModelSpec};
 use crate::work::Dtype;
 use doc::Doc;
 
@@ -114,6 +114,17 @@ const TOML_FIELDS: &[&str] = &[
     "experts_per_token",
 ];
 
+/// The FFN's activation (the first of `keys` set; absent, [`Activation::default_for`]).
+fn activation(doc: &Doc, is_opt: bool) -> Result<Activation, ConfigError> {
+    let keys = ["hidden_activation", "hidden_act", "activation_function"];
+    let Some(key) = keys.into_iter().find(|k| doc.obj.contains_key(*k)) else {
+        return Ok(Activation::default_for(is_opt));
+    };
+    let name = doc.str_field(key)?.unwrap_or_default();
+    let msg = format!("not yet supported: `{key}` = \"{name}\" (dyad models silu, gelu and relu)");
+    Activation::from_name(name).ok_or_else(|| doc.err(key, msg))
+}
+
 /// Loads a model from a HuggingFace `config.json`, a dyad model TOML, or a built-in name
 /// (`mixtral-8x7b`).
 pub fn load_model(path: &Path) -> Result<ModelSpec, ConfigError> {
@@ -213,6 +224,7 @@ fn resolve(top: &Doc) -> Result<ModelSpec, ConfigError> {
         _ => intermediate,
     };
     let gated = doc.flag("ffn_gated", !is_opt)?;
+    let act = activation(doc, is_opt)?;
     let moe = layers::moe(doc, model_type, intermediate)?;
     let layer_count = u32::try_from(doc.uint("num_hidden_layers")?)
         .map_err(|_| doc.err("num_hidden_layers", "`num_hidden_layers` is too large"))?;
@@ -244,6 +256,7 @@ fn resolve(top: &Doc) -> Result<ModelSpec, ConfigError> {
         vocab: doc.uint("vocab_size")?,
         moe,
         ffn_gated: gated,
+        act,
         dtype,
         tie_embeddings: tie,
         quantized: quant.all,

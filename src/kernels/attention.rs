@@ -97,11 +97,64 @@ pub fn attend<E: Elem>(x: &AttnInput<E>, part: &AttnPart, c: &mut Count) -> Attn
     attend_masked(x, part, causal, c)
 }
 
+/// Sliding-window attention (Mistral's `sliding_window`, Gemma-2's local layers): a query at
+/// position p sees the `w` keys p − w + 1 ..= p, and each sequence's cache is read from the
+/// first key its first new query sees (`ctx − w + 1`), so a chunk of q new tokens reads
+/// min(ctx + q, q + w − 1) keys ([`crate::model::Attention::keys_read`]). `None`: [`attend`].
+pub fn attend_window<E: Elem>(
+    x: &AttnInput<E>,
+    part: &AttnPart,
+    window: Option<usize>,
+    c: &mut Count,
+) -> AttnOut<E> {
+    let Some(w) = window else {
+        return attend(x, part, c);
+    };
+    let band = move |q: usize, k: usize| k <= q && q - k < w;
+    attend_with(x, part, &band, &|s: Seq| (s.ctx + 1).saturating_sub(w), c)
+}
+
+/// Llama-4's chunked local attention: a query at position p sees the keys of its own chunk of
+/// `c` positions up to itself, and each sequence's cache is read from the start of the chunk
+/// its first new query is in, so a chunk of q new tokens after ctx reads ctx mod c + q keys
+/// ([`crate::model::Attention::keys_read`]).
+pub fn attend_chunked<E: Elem>(
+    x: &AttnInput<E>,
+    part: &AttnPart,
+    chunk: usize,
+    c: &mut Count,
+) -> AttnOut<E> {
+    let c_ = chunk.max(1);
+    let same = move |q: usize, k: usize| k <= q && k / c_ == q / c_;
+    attend_with(x, part, &same, &|s: Seq| s.ctx - s.ctx % c_, c)
+}
+
 /// Attention with any mask (tests use this to show that a wrong mask is caught).
 pub fn attend_masked<E: Elem>(
     x: &AttnInput<E>,
     part: &AttnPart,
     mask: Mask,
+    c: &mut Count,
+) -> AttnOut<E> {
+    attend_under(x, part, &mask, c)
+}
+
+/// Attention under any mask, a closure (a band of any width), reading every cached key.
+pub fn attend_under<E: Elem>(
+    x: &AttnInput<E>,
+    part: &AttnPart,
+    mask: &dyn Fn(usize, usize) -> bool,
+    c: &mut Count,
+) -> AttnOut<E> {
+    attend_with(x, part, mask, &|_| 0, c)
+}
+
+/// Attention under `mask`, reading each sequence's cache from key `first(seq)` on.
+fn attend_with<E: Elem>(
+    x: &AttnInput<E>,
+    part: &AttnPart,
+    mask: &dyn Fn(usize, usize) -> bool,
+    first: &dyn Fn(Seq) -> usize,
     c: &mut Count,
 ) -> AttnOut<E> {
     let Heads {
@@ -118,7 +171,7 @@ pub fn attend_masked<E: Elem>(
     for (si, s) in x.seqs.iter().enumerate() {
         let len = s.ctx + s.q_len;
         let keys = part.keys.clone().unwrap_or(0..len);
-        let keys = keys.start.min(len)..keys.end.min(len);
+        let keys = keys.start.max(first(*s)).min(len)..keys.end.min(len);
         let (kc, vc) = gather_kv(x, si, row0, &kvs, &keys, c);
         for i in 0..s.q_len {
             let qpos = s.ctx + i;

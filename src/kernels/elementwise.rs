@@ -1,9 +1,10 @@
-//! Streaming kernels: embedding gather, residual add + RMSNorm, RoPE, the SwiGLU activation and a
-//! numerically stable softmax.
+//! Streaming kernels: embedding gather, residual add + RMSNorm, RoPE, the FFN activations
+//! (SwiGLU, GeGLU, and the ungated GELU and ReLU) and a numerically stable softmax.
 
 use std::ops::Range;
 
 use super::{Count, Elem, elems, load, store};
+use crate::model::Activation;
 
 /// RMSNorm's ε (Llama and Mixtral configs: `rms_norm_eps` = 1e-5).
 pub const RMS_EPS: f32 = 1e-5;
@@ -120,6 +121,20 @@ pub fn swiglu<E: Elem>(
     cols: &[usize],
     c: &mut Count,
 ) -> Vec<E> {
+    ffn_act(Activation::Silu, gate, Some(up), inner, cols, c)
+}
+
+/// An FFN's activation on columns `cols` of [tokens, inner] tensors: act(gate) · up in a gated
+/// FFN (`up` given: SwiGLU, GeGLU), act(x) in a two-matrix one. FLOPs per element:
+/// [`Activation::ffn_flops`].
+pub fn ffn_act<E: Elem>(
+    a: Activation,
+    gate: &[E],
+    up: Option<&[E]>,
+    inner: usize,
+    cols: &[usize],
+    c: &mut Count,
+) -> Vec<E> {
     let rows = gate.len() / inner.max(1);
     let pick = |x: &[E]| -> Vec<E> {
         (0..rows)
@@ -127,18 +142,64 @@ pub fn swiglu<E: Elem>(
             .collect()
     };
     let g = load(&pick(gate), &mut c.act_in);
-    let u = load(&pick(up), &mut c.act_in);
-    let y = silu_mul(&g, &u, &mut c.flops);
+    let u = up.map(|u| load(&pick(u), &mut c.act_in));
+    let y = act_mul(a, &g, u.as_deref(), &mut c.flops);
     store(&y, &mut c.act_out)
+}
+
+/// a + b element by element (the routed and shared experts' outputs): 1 FLOP each.
+pub fn add<E: Elem>(a: &[E], b: &[E], c: &mut Count) -> Vec<E> {
+    let (a, b) = (load(a, &mut c.act_in), load(b, &mut c.act_in));
+    c.flops += a.len() as u64;
+    let y: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
+    store(&y, &mut c.act_out)
+}
+
+/// Each row of width `h` of x scaled by the sigmoid of its token's gate logit (Qwen2-MoE's
+/// shared-expert gate): 1 FLOP per element; the sigmoid is per-row scalar work and the logits
+/// (one per token) are routing-sized metadata, neither counted (see the module notes).
+pub fn sigmoid_scale<E: Elem>(x: &[E], gate: &[f32], h: usize, c: &mut Count) -> Vec<E> {
+    let x = load(x, &mut c.act_in);
+    c.flops += x.len() as u64;
+    let y: Vec<f32> = x
+        .chunks(h.max(1))
+        .zip(gate)
+        .flat_map(|(row, &g)| {
+            let s = 1.0 / (1.0 + (-g).exp());
+            row.iter().map(move |v| v * s)
+        })
+        .collect();
+    store(&y, &mut c.act_out)
+}
+
+/// The activation of one element (see [`Activation`] for each formula).
+pub fn activation(a: Activation, x: f32) -> f32 {
+    match a {
+        Activation::Silu => x / (1.0 + (-x).exp()),
+        Activation::GeluTanh => {
+            let k = (2.0 / std::f32::consts::PI).sqrt();
+            0.5 * x * (1.0 + (k * (x + 0.044715 * x * x * x)).tanh())
+        }
+        Activation::Relu => x.max(0.0),
+    }
+}
+
+/// act(g) · u element by element, or act(g) without `u`: [`Activation::ffn_flops`] each.
+pub fn act_mul(a: Activation, g: &[f32], u: Option<&[f32]>, flops: &mut u64) -> Vec<f32> {
+    *flops += a.ffn_flops(u.is_some()) * g.len() as u64;
+    match u {
+        Some(u) => g
+            .iter()
+            .zip(u)
+            .map(|(&g, u)| activation(a, g) * u)
+            .collect(),
+        None => g.iter().map(|&g| activation(a, g)).collect(),
+    }
 }
 
 /// silu(g)·u element by element: 5 FLOPs each (negate, exp, add one, divide, multiply).
 pub fn silu_mul(g: &[f32], u: &[f32], flops: &mut u64) -> Vec<f32> {
-    *flops += 5 * g.len() as u64;
-    g.iter()
-        .zip(u)
-        .map(|(g, u)| g / (1.0 + (-g).exp()) * u)
-        .collect()
+    act_mul(Activation::Silu, g, Some(u), flops)
 }
 
 /// Softmax of each row of width `n`, stable (the row's max is subtracted first). 4 FLOPs per
@@ -188,6 +249,23 @@ mod tests {
         let y0 = rope::<f32>(&[0.3, -0.4], (1, 2), 0..1, &[0], 10000.0, &mut c);
         assert_eq!(y0, vec![0.3, -0.4]);
         assert_eq!(c.flops, 12);
+    }
+
+    #[test]
+    fn gelu_and_relu_by_hand_and_their_flops() {
+        // GELU(0) = 0; GELU(1) (tanh form) = 0.5·(1 + tanh(√(2/π)·1.044715)) = 0.841192;
+        // GELU(−1) = 1 − 0.841192 − 1 = −0.158808 (x·Φ(x) is odd-symmetric around x).
+        let mut f = 0;
+        let y = act_mul(Activation::GeluTanh, &[0.0, 1.0, -1.0], None, &mut f);
+        assert_eq!(y[0], 0.0);
+        assert!(
+            (y[1] - 0.841_192).abs() < 1e-5 && (y[2] + 0.158_808).abs() < 1e-5,
+            "{y:?}"
+        );
+        assert_eq!(f, 27);
+        let y = act_mul(Activation::Relu, &[-2.0, 3.0], Some(&[5.0, 2.0]), &mut f);
+        assert_eq!(y, vec![0.0, 6.0]);
+        assert_eq!(f, 27 + 4);
     }
 
     #[test]

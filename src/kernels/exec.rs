@@ -6,15 +6,20 @@ use std::ops::Range;
 
 use half::{bf16, f16};
 
-use super::attention::{AttnInput, AttnOut, AttnPart, Heads, Seq, attend, merge};
+use super::attention::{
+    AttnInput, AttnOut, AttnPart, Heads, Seq, attend, attend_chunked, attend_under, attend_window,
+    merge,
+};
 use super::gemm::{expand, gemm, gemm_columns, gemm_inner};
-use super::moe::{Expert, expert_ffn};
+use super::mla::MlaShape;
+use super::moe::{Expert, expert_ffn_act};
 use super::{Count, Elem, Rng, elems, normalized_error, to_elems, to_f32s, tolerance};
 use crate::map::plan::{Axis, OpPlan, PartitionPlan};
-use crate::model::{Batch, ModelSpec, OpKind};
+use crate::model::{Activation, Attention, Batch, ModelSpec, OpKind};
 use crate::work::Dtype;
 
 mod elementwise;
+mod mla;
 
 /// One part's counted work against what the model charges it.
 #[derive(Debug, Clone)]
@@ -125,15 +130,6 @@ pub enum Unsupported {
     /// The activations are in a type no reference kernel computes in.
     #[error("no reference kernel computes in {0}")]
     Dtype(Dtype),
-    /// A two-matrix (ReLU/GELU) expert.
-    #[error("no reference kernel for two-matrix (non-gated) experts yet")]
-    NonGatedExpert,
-    /// Latent attention (DeepSeek MLA).
-    #[error("no reference kernel for latent attention (MLA) yet")]
-    Mla,
-    /// A GEMM of more than one independent product.
-    #[error("batched GEMM (batch {0}) has no kernel")]
-    BatchedGemm(u64),
     /// A collective whose plan has not one part per device.
     #[error("{devices} devices but {parts} parts")]
     DevicesParts {
@@ -176,13 +172,14 @@ fn run<E: Elem>(p: &OpPlan, cx: Context, rng: &mut Rng) -> Outcome {
     let plan = &p.plan;
     match p.op.kind {
         OpKind::Gemm { m, n, k, batch: 1 } => run_gemm::<E>(plan, (m, n, k), rng),
-        OpKind::ExpertFfn { gated: false, .. } => Err(Unsupported::NonGatedExpert),
         OpKind::ExpertFfn {
             tokens,
             hidden,
             inner,
+            gated,
+            act,
             ..
-        } => run_expert::<E>(plan, tokens, (hidden, inner), rng),
+        } => run_expert::<E>(plan, tokens, (hidden, inner, gated, act), rng),
         OpKind::AttnDecode {
             heads,
             kv_heads,
@@ -190,7 +187,8 @@ fn run<E: Elem>(p: &OpPlan, cx: Context, rng: &mut Rng) -> Outcome {
             ..
         } => {
             let shape = heads_of(heads, kv_heads, head_dim);
-            run_attention::<E>(plan, attn_input(shape, decode_seqs(cx.batch), rng))
+            let x = attn_input(shape, decode_seqs(cx.batch), rng);
+            run_attention::<E>(plan, x, attention_of(p, cx))
         }
         OpKind::AttnPrefill {
             heads,
@@ -199,13 +197,31 @@ fn run<E: Elem>(p: &OpPlan, cx: Context, rng: &mut Rng) -> Outcome {
             ..
         } => {
             let shape = heads_of(heads, kv_heads, head_dim);
-            run_attention::<E>(plan, attn_input(shape, prefill_seqs(cx.batch), rng))
+            let x = attn_input(shape, prefill_seqs(cx.batch), rng);
+            run_attention::<E>(plan, x, attention_of(p, cx))
         }
-        OpKind::AttnMla { .. } => Err(Unsupported::Mla),
+        OpKind::AttnMla {
+            absorbed,
+            heads,
+            latent,
+            nope,
+            rope,
+            v,
+            ..
+        } => {
+            let shape = MlaShape {
+                heads: usize_of(heads),
+                latent: usize_of(latent),
+                nope: usize_of(nope),
+                rope: usize_of(rope),
+                v: usize_of(v),
+            };
+            mla::run_mla::<E>(p, cx, absorbed, shape, rng)
+        }
         OpKind::Elementwise { elements, .. } => elementwise::run::<E>(p, cx, elements, rng),
         OpKind::AllReduce { bytes, devices } => run_all_reduce::<E>(plan, bytes, devices, rng),
         OpKind::AllToAll { bytes, devices } => run_all_to_all::<E>(plan, bytes, devices, rng),
-        OpKind::Gemm { batch, .. } => Err(Unsupported::BatchedGemm(batch)),
+        OpKind::Gemm { m, n, k, batch } => mla::run_batched_gemm::<E>(p, (m, n, k, batch), rng),
     }
 }
 
@@ -227,24 +243,27 @@ fn run_gemm<E: Elem>(plan: &PartitionPlan, (m, n, k): (u64, u64, u64), rng: &mut
     combine_parts(plan, usize_of(n), &reference, part)
 }
 
-/// One SwiGLU expert on `tokens` tokens, `(hidden, inner)` wide, whole or split by its inner
-/// columns.
+/// One expert on `tokens` tokens, `(hidden, inner)` wide, gated or not, with activation `act`,
+/// whole or split by its inner columns.
 fn run_expert<E: Elem>(
     plan: &PartitionPlan,
     tokens: u64,
-    (hidden, inner): (u64, u64),
+    (hidden, inner, gated, act): (u64, u64, bool, Activation),
     rng: &mut Rng,
 ) -> Outcome {
     let (h, i) = (usize_of(hidden), usize_of(inner));
     let x = rand::<E>(rng, &[tokens, hidden], 1.0);
     let w = Expert {
-        gate: rand::<E>(rng, &[hidden, inner], 1.0 / (h as f32).sqrt()),
+        gate: match gated {
+            true => rand::<E>(rng, &[hidden, inner], 1.0 / (h as f32).sqrt()),
+            false => Vec::new(),
+        },
         up: rand::<E>(rng, &[hidden, inner], 1.0 / (h as f32).sqrt()),
         down: rand::<E>(rng, &[inner, hidden], 1.0 / (i as f32).sqrt()),
     };
     let rows: Vec<usize> = (0..usize_of(tokens)).collect();
     let all: Vec<usize> = (0..i).collect();
-    let run = |cols: &[usize], c: &mut Count| expert_ffn(&x, &rows, &w, (h, i), cols, c);
+    let run = |cols: &[usize], c: &mut Count| expert_ffn_act(&x, &rows, &w, (h, i, act), cols, c);
     let reference = to_f32s(&run(&all, &mut Count::default()));
     combine_parts(plan, h, &reference, |share, c| match plan.axis {
         Axis::Inner => run(&expand(share), c),
@@ -413,14 +432,44 @@ fn attn_input<E: Elem>(shape: Heads, seqs: Vec<Seq>, rng: &mut Rng) -> AttnInput
     }
 }
 
-/// Executes attention under a heads or key-range plan (or whole / replicated).
-pub fn run_attention<E: Elem>(plan: &PartitionPlan, x: AttnInput<E>) -> Outcome {
+/// The attention span of the op's layer (full outside the layers).
+fn attention_of(p: &OpPlan, cx: Context) -> Attention {
+    p.op.layer
+        .and_then(|l| cx.model.plans.get(l as usize))
+        .map_or(Attention::Full, |plan| plan.attention)
+}
+
+/// The sliding window of the op's layer, if it has one.
+fn window_of(p: &OpPlan, cx: Context) -> Option<usize> {
+    match attention_of(p, cx) {
+        Attention::Window { tokens } => Some(usize_of(tokens)),
+        Attention::Full | Attention::Chunk { .. } => None,
+    }
+}
+
+/// Executes attention under a heads or key-range plan (or whole / replicated). Under a sliding
+/// window or chunked `span` each part reads only the keys its queries see, and the reference is
+/// full attention over the whole cache under the band or chunk mask.
+pub fn run_attention<E: Elem>(plan: &PartitionPlan, x: AttnInput<E>, span: Attention) -> Outcome {
     let (h, d) = (x.shape.heads, x.shape.head_dim);
     let whole = AttnPart {
         heads: 0..h,
         keys: None,
     };
-    let reference = to_f32s(&attend(&x, &whole, &mut Count::default()).out);
+    let reference = match span {
+        Attention::Window { tokens } => {
+            let w = usize_of(tokens);
+            let band = move |q: usize, k: usize| k <= q && q - k < w;
+            attend_under(&x, &whole, &band, &mut Count::default())
+        }
+        Attention::Chunk { tokens } => {
+            let c = usize_of(tokens).max(1);
+            let same = move |q: usize, k: usize| k <= q && k / c == q / c;
+            attend_under(&x, &whole, &same, &mut Count::default())
+        }
+        Attention::Full => attend(&x, &whole, &mut Count::default()),
+    };
+    let reference = to_f32s(&reference.out);
     let rows = reference.len() / (h * d).max(1);
     let mut counts = Vec::new();
     let mut outs: Vec<AttnOut<E>> = Vec::new();
@@ -442,7 +491,13 @@ pub fn run_attention<E: Elem>(plan: &PartitionPlan, x: AttnInput<E>) -> Outcome 
             }
             _ => whole.clone(),
         };
-        let o = attend(&x, &part, &mut c);
+        let o = match span {
+            Attention::Chunk { tokens } => attend_chunked(&x, &part, usize_of(tokens), &mut c),
+            Attention::Window { tokens } => {
+                attend_window(&x, &part, Some(usize_of(tokens)), &mut c)
+            }
+            Attention::Full => attend(&x, &part, &mut c),
+        };
         if plan.axis == Axis::Heads {
             let hs = part.heads.clone();
             let want: Vec<f32> = (0..rows)

@@ -25,6 +25,7 @@ pub mod attention;
 pub mod elementwise;
 pub mod exec;
 pub mod gemm;
+pub mod mla;
 pub mod moe;
 mod rng;
 

@@ -2,9 +2,10 @@
 //! experts, the SwiGLU expert FFN, and the weighted combine; and a whole MoE layer run with its
 //! experts split between units.
 
-use super::elementwise::{silu_mul, softmax_rows};
+use super::elementwise::{act_mul, softmax_rows};
 use super::gemm::{gemm, sgemm};
 use super::{Count, Elem, elems, load, store};
+use crate::model::Activation;
 
 /// Each token's `top_k` (expert, weight) choices, weights summing to one.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,7 +66,8 @@ pub fn route<E: Elem>(logits: &[E], experts: usize, top_k: usize, c: &mut Count)
     }
 }
 
-/// One SwiGLU expert's weights: gate and up [hidden, inner], down [inner, hidden].
+/// One expert's weights: gate and up [hidden, inner], down [inner, hidden]; a two-matrix
+/// (ungated) expert has an empty `gate`.
 #[derive(Debug, Clone)]
 pub struct Expert<E> {
     /// Gate projection [hidden, inner].
@@ -88,6 +90,20 @@ pub fn expert_ffn<E: Elem>(
     cols: &[usize],
     c: &mut Count,
 ) -> Vec<E> {
+    expert_ffn_act(x, rows, w, (h, inner, Activation::Silu), cols, c)
+}
+
+/// [`expert_ffn`] with activation `a`: act(x·gate)·(x·up) when `w.gate` is not empty, else the
+/// two-matrix act(x·up); FLOPs 2·n·h per inner column for each matrix, and
+/// [`Activation::ffn_flops`] per intermediate element.
+pub fn expert_ffn_act<E: Elem>(
+    x: &[E],
+    rows: &[usize],
+    w: &Expert<E>,
+    (h, inner, a): (usize, usize, Activation),
+    cols: &[usize],
+    c: &mut Count,
+) -> Vec<E> {
     let n = rows.len();
     let xs: Vec<E> = rows
         .iter()
@@ -99,7 +115,8 @@ pub fn expert_ffn<E: Elem>(
             .flat_map(|r| cols.iter().map(move |&j| m[r * inner + j]))
             .collect()
     };
-    let g = load(&pick(&w.gate), &mut c.weights);
+    let gated = !w.gate.is_empty();
+    let g = gated.then(|| load(&pick(&w.gate), &mut c.weights));
     let u = load(&pick(&w.up), &mut c.weights);
     let d: Vec<E> = cols
         .iter()
@@ -107,11 +124,67 @@ pub fn expert_ffn<E: Elem>(
         .collect();
     let d = load(&d, &mut c.weights);
     let ni = cols.len();
-    let gx = sgemm(n, h, ni, &xs, &g, &mut c.flops);
     let ux = sgemm(n, h, ni, &xs, &u, &mut c.flops);
-    let act = silu_mul(&gx, &ux, &mut c.flops);
+    let act = match g {
+        Some(g) => {
+            let gx = sgemm(n, h, ni, &xs, &g, &mut c.flops);
+            act_mul(a, &gx, Some(&ux), &mut c.flops)
+        }
+        None => act_mul(a, &ux, None, &mut c.flops),
+    };
     let y = sgemm(n, ni, h, &act, &d, &mut c.flops);
     store(&y, &mut c.act_out)
+}
+
+/// A fused-MoE launch (vLLM's fused MoE, DeepGEMM's grouped GEMM): the experts `group` of a
+/// layer in one kernel. The tokens routed to them are gathered, sorted by expert, into one
+/// [Σ nₑ, h] block read once; each expert's matrices are read once and multiply its segment of
+/// the block; the outputs leave as one block. Returns each expert's rows (in dispatch order,
+/// as [`expert_ffn`] gives them), indexed like `group`. The work is the sum of the experts' own:
+/// fusing saves launches, not FLOPs or bytes.
+pub fn grouped_experts<E: Elem>(
+    x: &[E],
+    routing: &Routing,
+    experts: &[Expert<E>],
+    group: &[usize],
+    (h, inner, a): (usize, usize, Activation),
+    c: &mut Count,
+) -> Vec<Vec<E>> {
+    let rows: Vec<Vec<usize>> = group.iter().map(|&e| routing.tokens_of(e)).collect();
+    let block: Vec<E> = rows
+        .iter()
+        .flatten()
+        .flat_map(|&r| x[r * h..(r + 1) * h].iter().copied())
+        .collect();
+    let block = load(&block, &mut c.act_in);
+    let mut out = Vec::with_capacity(group.len());
+    let mut at = 0;
+    for (&e, r) in group.iter().zip(&rows) {
+        let seg = &block[at * h..(at + r.len()) * h];
+        at += r.len();
+        let w = &experts[e];
+        let u = load(&w.up, &mut c.weights);
+        let ux = sgemm(r.len(), h, inner, seg, &u, &mut c.flops);
+        let act = if w.gate.is_empty() {
+            act_mul(a, &ux, None, &mut c.flops)
+        } else {
+            let g = load(&w.gate, &mut c.weights);
+            let gx = sgemm(r.len(), h, inner, seg, &g, &mut c.flops);
+            act_mul(a, &gx, Some(&ux), &mut c.flops)
+        };
+        let d = load(&w.down, &mut c.weights);
+        out.push(sgemm(r.len(), inner, h, &act, &d, &mut c.flops));
+    }
+    let flat: Vec<f32> = out.iter().flatten().copied().collect();
+    let stored = store(&flat, &mut c.act_out);
+    let mut at = 0;
+    out.iter()
+        .map(|o| {
+            let v = stored[at..at + o.len()].to_vec();
+            at += o.len();
+            v
+        })
+        .collect()
 }
 
 /// Combine: each token's output is the weighted sum of its experts' outputs. `outputs[e]` holds

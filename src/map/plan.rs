@@ -220,15 +220,8 @@ fn tensor_parallel(m: &ModelSpec, full: &IterationGraph, dev: &IterationGraph) -
         .ops()
         .map(|o| ((o.layer, o.name.as_str()), o))
         .collect();
-    let (d, big_h, big_g) = (m.head_dim, m.heads, m.kv_heads);
-    let hq = m.heads_per_device(tp);
-    let group = big_h / big_g;
-    let kv = |i: u64| (i * hq) / group..((i + 1) * hq - 1) / group + 1;
     dev.ops()
         .map(|o| {
-            // The FFN inner size of the op's layer (the head has none).
-            let ffn = o.layer.map_or(0, |l| m.ffn_inner(l));
-            let fi = ffn / tp;
             let op = whole
                 .get(&(o.layer, o.name.as_str()))
                 .map_or_else(|| o.clone(), |w| (*w).clone());
@@ -243,39 +236,7 @@ fn tensor_parallel(m: &ModelSpec, full: &IterationGraph, dev: &IterationGraph) -
                 };
                 return OpPlan { plan, op };
             }
-            let name = o.name.as_str();
-            let (axis, share): (Axis, ShareOf) = match name {
-                "qkv_proj" => (
-                    Axis::Columns,
-                    Box::new(|i| {
-                        let g = kv(i);
-                        vec![
-                            slot(0, hq * d, i),
-                            big_h * d + g.start * d..big_h * d + g.end * d,
-                            (big_h + big_g) * d + g.start * d..(big_h + big_g) * d + g.end * d,
-                        ]
-                    }),
-                ),
-                "rope" | "qk_norm" | "attn_prefill" | "attn_decode" => {
-                    (Axis::Heads, Box::new(|i| vec![slot(0, hq, i)]))
-                }
-                "o_proj" => (Axis::Inner, Box::new(|i| vec![slot(0, hq * d, i)])),
-                "gate_up_proj" => (
-                    Axis::Columns,
-                    Box::new(|i| vec![slot(0, fi, i), slot(ffn, fi, i)]),
-                ),
-                "act" => (Axis::Columns, Box::new(|i| vec![slot(0, fi, i)])),
-                "lm_head" | "logit_softcap" => {
-                    (Axis::Columns, Box::new(|i| vec![slot(0, m.vocab / tp, i)]))
-                }
-                n if n == "down_proj" || n.starts_with("expert_") => {
-                    (Axis::Inner, Box::new(|i| vec![slot(0, fi, i)]))
-                }
-                _ if matches!(o.kind, OpKind::AllReduce { .. }) => {
-                    (Axis::Collective, Box::new(|_| Vec::new()))
-                }
-                _ => (Axis::Replicated, Box::new(|_| Vec::new())),
-            };
+            let (axis, share) = split_of(m, o, tp);
             let parts = (0..tp)
                 .map(|i| Part {
                     unit: Unit::Xpu(i as u32),
@@ -289,6 +250,70 @@ fn tensor_parallel(m: &ModelSpec, full: &IterationGraph, dev: &IterationGraph) -
             }
         })
         .collect()
+}
+
+/// The axis a `tp`-way group splits `o` along (Megatron-style), and each device's share.
+fn split_of<'a>(m: &'a ModelSpec, o: &Op, tp: u64) -> (Axis, ShareOf<'a>) {
+    let (d, big_h, big_g) = (m.head_dim, m.heads, m.kv_heads);
+    let hq = m.heads_per_device(tp);
+    let group = big_h / big_g;
+    let kv = move |i: u64| (i * hq) / group..((i + 1) * hq - 1) / group + 1;
+    // The FFN inner size of the op's layer (the head has none), and its latent attention.
+    let ffn = o.layer.map_or(0, |l| m.ffn_inner(l));
+    let fi = ffn / tp;
+    let mla = o.layer.and_then(|l| m.plans[l as usize].mla);
+    // Query and output columns per head: MLA's nope + rope and v, else head_dim.
+    let (q_cols, o_cols) = mla.map_or((d, d), |a| (a.nope + a.rope, a.v));
+    let kv_b = mla.map_or(0, |a| a.nope + a.v);
+    let shared = m.moe.and_then(|x| x.shared).map_or(0, |s| s.intermediate);
+    match o.name.as_str() {
+        "qkv_proj" => (
+            Axis::Columns,
+            Box::new(move |i| {
+                let g = kv(i);
+                vec![
+                    slot(0, hq * d, i),
+                    big_h * d + g.start * d..big_h * d + g.end * d,
+                    (big_h + big_g) * d + g.start * d..(big_h + big_g) * d + g.end * d,
+                ]
+            }),
+        ),
+        "rope" | "qk_norm" | "attn_prefill" | "attn_decode" | "q_absorb" | "v_up" => {
+            (Axis::Heads, Box::new(move |i| vec![slot(0, hq, i)]))
+        }
+        "o_proj" => (
+            Axis::Inner,
+            Box::new(move |i| vec![slot(0, hq * o_cols, i)]),
+        ),
+        "q_proj" | "q_b_proj" => (
+            Axis::Columns,
+            Box::new(move |i| vec![slot(0, hq * q_cols, i)]),
+        ),
+        "kv_b_proj" => (
+            Axis::Columns,
+            Box::new(move |i| vec![slot(0, hq * kv_b, i)]),
+        ),
+        "gate_up_proj" => (
+            Axis::Columns,
+            Box::new(move |i| vec![slot(0, fi, i), slot(ffn, fi, i)]),
+        ),
+        "act" | "up_proj" => (Axis::Columns, Box::new(move |i| vec![slot(0, fi, i)])),
+        "lm_head" | "logit_softcap" => (
+            Axis::Columns,
+            Box::new(move |i| vec![slot(0, m.vocab / tp, i)]),
+        ),
+        n if n == "down_proj" || n.starts_with("expert_") => {
+            (Axis::Inner, Box::new(move |i| vec![slot(0, fi, i)]))
+        }
+        "shared_expert" => (
+            Axis::Inner,
+            Box::new(move |i| vec![slot(0, shared / tp, i)]),
+        ),
+        _ if matches!(o.kind, OpKind::AllReduce { .. }) => {
+            (Axis::Collective, Box::new(|_| Vec::new()))
+        }
+        _ => (Axis::Replicated, Box::new(|_| Vec::new())),
+    }
 }
 
 #[cfg(test)]
@@ -313,6 +338,7 @@ mod tests {
                 shared: None,
             }),
             ffn_gated: true,
+            act: crate::model::Activation::Silu,
             dtype: Dtype::Bf16,
             tie_embeddings: false,
             logit_softcap: false,

@@ -440,12 +440,13 @@ fn dense_ffn(
     let (m, t) = (it.m, it.t);
     let h = m.hidden;
     let i = inner / it.tp;
+    let fpe = m.act.ffn_flops(m.ffn_gated);
     let act = if m.ffn_gated {
         let up = b.add(&[last], "gate_up_proj", layer, gemm(t, 2 * i, h));
-        b.elementwise(&[up], "act", layer, (t * i, 2, 1, 5))
+        b.elementwise(&[up], "act", layer, (t * i, 2, 1, fpe))
     } else {
         let up = b.add(&[last], "up_proj", layer, gemm(t, i, h));
-        b.elementwise(&[up], "act", layer, (t * i, 1, 1, 1))
+        b.elementwise(&[up], "act", layer, (t * i, 1, 1, fpe))
     };
     b.add(&[act], "down_proj", layer, gemm(t, h, i))
 }
@@ -507,6 +508,7 @@ fn moe_ffn(
         hidden: h,
         inner: shared.intermediate / it.tp,
         gated: it.m.ffn_gated,
+        act: it.m.act,
     };
     let mut out = b.add(&[last], "shared_expert", layer, kind);
     if shared.sigmoid_gate {
@@ -551,6 +553,7 @@ fn expert_ops(
             hidden: it.m.hidden,
             inner: moe.intermediate / it.tp,
             gated: it.m.ffn_gated,
+            act: it.m.act,
         };
         let n = b.add(&[topk], &format!("expert_{e}"), layer, kind);
         b.g[n].device = (e as u64 % it.ep) as u32;

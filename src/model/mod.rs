@@ -4,6 +4,7 @@
 //! carrying FLOPs and DRAM bytes per stream ([`crate::work::Work`]); what those
 //! cost is `hw`'s business.
 
+mod activation;
 mod footprint;
 mod gemm_shape;
 mod graph;
@@ -11,6 +12,7 @@ mod op;
 mod plan;
 mod spec;
 
+pub use activation::Activation;
 pub use footprint::Footprint;
 pub use graph::{
     Batch, IterationGraph, Parallelism, PrefillChunk, Routing, build_iteration,

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::activation::Activation;
 use crate::units::{Bytes, Flops};
 use crate::work::{CollectiveKind, CollectiveWork, Dtype, OpClass, Streams, Work};
 
@@ -53,10 +54,11 @@ pub enum OpKind {
         /// Independent products.
         batch: u64,
     },
-    /// One SwiGLU expert (gate and up `hidden → inner`, down `inner → hidden`) on `tokens` tokens,
-    /// fused: activations enter and leave once, the intermediate stays on chip. FLOPs: the three
-    /// GEMMs and the 5 FLOPs per intermediate element of silu(gate)·up, as the dense FFN's `act`
-    /// op charges them.
+    /// One expert FFN on `tokens` tokens, gated (gate and up `hidden → inner`, down
+    /// `inner → hidden`) or two-matrix (up and down), fused: activations enter and leave once,
+    /// the intermediate stays on chip. FLOPs: the GEMMs and the activation's FLOPs per
+    /// intermediate element ([`Activation::ffn_flops`]: 5 for silu(gate)·up), as the dense FFN's
+    /// `act` op charges them.
     ExpertFfn {
         /// The expert's index in its layer.
         expert: u64,
@@ -66,8 +68,10 @@ pub enum OpKind {
         hidden: u64,
         /// The expert's FFN width.
         inner: u64,
-        /// SwiGLU (gate, up, down) rather than two matrices with ReLU/GELU.
+        /// Gated (gate, up, down) rather than two matrices.
         gated: bool,
+        /// The activation function.
+        act: Activation,
     },
     /// Decode attention: `seqs` sequences of one query token each, attending `kv_tokens` cached
     /// keys in total (the sum of their KV lengths).
@@ -283,8 +287,9 @@ impl Op {
                 hidden,
                 inner,
                 gated,
+                act,
                 ..
-            } => expert_ffn_work(tokens, hidden, inner, gated, p),
+            } => expert_ffn_work(tokens, hidden, (inner, gated, act), p),
             OpKind::AttnDecode {
                 seqs,
                 kv_tokens,
@@ -372,12 +377,17 @@ fn gemm_work(m: u64, n: u64, k: u64, batch: u64, p: &Precision) -> KindWork {
 }
 
 /// A fused expert FFN: its matrices read once, activations in and out once.
-fn expert_ffn_work(tokens: u64, hidden: u64, inner: u64, gated: bool, p: &Precision) -> KindWork {
+fn expert_ffn_work(
+    tokens: u64,
+    hidden: u64,
+    (inner, gated, act): (u64, bool, Activation),
+    p: &Precision,
+) -> KindWork {
     let (ew, ea) = (p.weights.bytes(), p.activations.bytes());
     let (t, h, i) = (tokens as f64, hidden as f64, inner as f64);
-    // Matrices, and FLOPs per inner element of the activation: silu(gate)·up is 5;
-    // ReLU is 1 (GELU's few more are negligible beside 4·h per element).
-    let (mats, act) = if gated { (3.0, 5.0) } else { (2.0, 1.0) };
+    // Matrices, and FLOPs per inner element of the activation (silu(gate)·up: 5; ReLU: 1).
+    let mats = if gated { 3.0 } else { 2.0 };
+    let act = act.ffn_flops(gated) as f64;
     let s = Streams {
         weights: Bytes(mats * h * i * ew),
         act_in: Bytes(t * h * ea),

@@ -3,6 +3,7 @@
 use serde::Serialize;
 use thiserror::Error;
 
+use super::activation::Activation;
 use super::plan::{Attention, Ffn, GroupLimit, LayerPlan};
 use crate::work::Dtype;
 
@@ -29,6 +30,8 @@ pub struct ModelSpec {
     pub moe: Option<Moe>,
     /// Gated FFNs (SwiGLU: gate, up and down matrices) rather than two-matrix ones (ReLU/GELU).
     pub ffn_gated: bool,
+    /// The FFN's (and every expert's) activation function.
+    pub act: Activation,
     /// Element type of the released weights (`torch_dtype`).
     pub dtype: Dtype,
     /// The element type a `quantization_config` stores the weights in, and the GEMMs compute in
@@ -457,6 +460,7 @@ pub(crate) mod tests {
                 shared: None,
             }),
             ffn_gated: true,
+            act: Activation::Silu,
             dtype: Dtype::Bf16,
             tie_embeddings: false,
             logit_softcap: false,

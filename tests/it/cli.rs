@@ -561,6 +561,14 @@ fn validate_passes_under_every_policy_and_layout_by_default() {
             "qwen3-30b-a3b",
             &["tp1", "tp2", "tp4", "tp8", "ep2", "ep4", "ep8"][..],
         ),
+        // Latent attention (expanded prefill, absorbed decode), shared experts, a dense first
+        // layer.
+        (
+            "deepseek-v2-lite",
+            &["tp1", "tp2", "tp4", "tp8", "ep2", "ep4", "ep8"][..],
+        ),
+        // A sliding window in every layer.
+        ("mistral-7b-v0.1", &["tp1", "tp2", "tp4", "tp8"][..]),
     ] {
         let r = dyad(&["validate", "--model", model]);
         assert_eq!(r.status, 0, "{model}:\n{}\n{}", r.stdout, r.stderr);
@@ -575,6 +583,98 @@ fn validate_passes_under_every_policy_and_layout_by_default() {
             }
         }
     }
+}
+
+#[test]
+fn validate_exercises_the_window_and_every_layer_kind() {
+    // Mistral's window narrowed to half the 12-token prompt: the 4 decode sequences (KV 24, 27,
+    // 30, 33) attend 6 keys each, 4·heads·d FLOPs per key: 4 · 32 · 8 · 24 at the 16th scale.
+    let r = dyad(&[
+        "validate",
+        "--model",
+        "mistral-7b-v0.1",
+        "--tp",
+        "1",
+        "--ep",
+        "1",
+    ]);
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("1 layers: window 6;"), "{}", r.stdout);
+    let rows = validate_rows(&r.stdout, "all-xpu");
+    let decode = rows.iter().find(|x| x.1 == "attn_decode").unwrap();
+    assert_eq!((decode.3, decode.4), (24576.0, 24576.0));
+    // Gemma-2 alternates local and global layers, DeepSeek-V2-Lite has a dense layer before
+    // its MoE layers: both are checked, with --layers 1.
+    let r = dyad(&[
+        "validate",
+        "--model",
+        "gemma-2-9b",
+        "--tp",
+        "1",
+        "--ep",
+        "1",
+    ]);
+    assert!(
+        r.stdout.contains("2 layers: window 6, full;"),
+        "{}",
+        r.stdout
+    );
+    let r = dyad(&[
+        "validate",
+        "--model",
+        "deepseek-v2-lite",
+        "--tp",
+        "2",
+        "--ep",
+        "1",
+    ]);
+    let rows = validate_rows(&r.stdout, "all-xpu");
+    for op in ["kv_b_proj", "q_absorb", "v_up", "shared_expert", "expert_0"] {
+        assert!(rows.iter().any(|x| x.1 == op && x.5 == "pass"), "{op}");
+    }
+}
+
+/// `dyad validate` exits 0 on every model shipped in `workloads/models/` (those the tests above
+/// check layout by layout excepted), run side by side, at the smallest and largest degrees
+/// (TP 1 and 8, EP 8) to keep the test short: a plan that replicates what it charges split
+/// fails at every degree above 1.
+#[test]
+fn validate_exits_0_on_every_shipped_model() {
+    let covered = [
+        "mixtral-8x7b",
+        "llama-3-8b",
+        "gemma-2-9b",
+        "qwen3-30b-a3b",
+        "deepseek-v2-lite",
+        "mistral-7b-v0.1",
+    ];
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/workloads/models");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !covered.iter().any(|c| p.file_stem().unwrap() == *c))
+        .collect();
+    files.sort();
+    // OPT-66B and GLaM (ungated FFNs), DeepSeek-V3 (MLA at the 16th scale) among them.
+    assert!(files.len() >= 7, "{files:?}");
+    std::thread::scope(|s| {
+        let runs: Vec<_> = files
+            .iter()
+            .map(|f| {
+                let args = ["--tp", "1,8", "--ep", "8"];
+                s.spawn(move || {
+                    (
+                        f,
+                        dyad(&[&["validate", "--model", f.to_str().unwrap()][..], &args].concat()),
+                    )
+                })
+            })
+            .collect();
+        for run in runs {
+            let (f, r) = run.join().unwrap();
+            assert_eq!(r.status, 0, "{}:\n{}", f.display(), r.stderr);
+        }
+    });
 }
 
 #[test]

@@ -6,7 +6,9 @@ use std::ops::Range;
 
 use super::{Context, Outcome, Unsupported, combine_parts, rand, usize_of};
 use crate::kernels::attention::Heads;
-use crate::kernels::elementwise::{add_rmsnorm, embedding, head_rmsnorm, rope, softcap, swiglu};
+use crate::kernels::elementwise::{
+    add, add_rmsnorm, embedding, ffn_act, head_rmsnorm, rope, sigmoid_scale, softcap,
+};
 use crate::kernels::gemm::expand;
 use crate::kernels::moe::{combine, route};
 use crate::kernels::{Count, Elem, Rng, elems, normalized_error, to_elems, to_f32s};
@@ -29,16 +31,29 @@ pub(super) fn run<E: Elem>(p: &OpPlan, cx: Context, elements: u64, rng: &mut Rng
         "rope" => {
             let pos = positions(cx.batch);
             let t = pos.len() as u64;
-            run_per_head::<E>(plan, m, t, rng, |x, shape, hs, c| {
+            let shape = rope_heads(m, p.op.layer);
+            run_per_head::<E>(plan, shape, t, rng, |x, shape, hs, c| {
                 rope(x, shape, hs, &pos, ROPE_BASE, c)
             })
         }
         "qk_norm" => {
             let t = positions(cx.batch).len() as u64;
             let gain = rng.vec(usize_of(m.head_dim), 1.0);
-            run_per_head::<E>(plan, m, t, rng, |x, shape, hs, c| {
+            let shape = rope_heads(m, None);
+            run_per_head::<E>(plan, shape, t, rng, |x, shape, hs, c| {
                 head_rmsnorm(x, shape, hs, &gain, c)
             })
+        }
+        "q_a_norm" | "kv_a_norm" => {
+            // MLA's RMSNorm of the query's low-rank projection and of the latent, each token's
+            // vector whole (its width: the op's elements per token).
+            let t = positions(cx.batch).len() as u64;
+            let width = usize_of(elements / t.max(1));
+            let x = rand::<E>(rng, &[elements], 1.0);
+            let gain = rng.vec(width, 1.0);
+            let norm = |c: &mut Count| head_rmsnorm(&x, (1, width), 0..1, &gain, c);
+            let reference = to_f32s(&norm(&mut Count::default()));
+            combine_parts(plan, width, &reference, |_, c| norm(c))
         }
         "post_attn_norm" | "post_ffn_norm" => {
             // A plain RMSNorm over the model width (the residual add follows in the next norm).
@@ -67,11 +82,31 @@ pub(super) fn run<E: Elem>(p: &OpPlan, cx: Context, elements: u64, rng: &mut Rng
                 _ => softcap(&x, 30.0, c),
             })
         }
-        "act" => run_act::<E>(plan, m.ffn_inner(p.op.layer.unwrap_or(0)), elements, rng),
+        "shared_add" | "shared_scale" => run_shared::<E>(p, m, elements, rng),
+        "act" => run_act::<E>(plan, m, m.ffn_inner(p.op.layer.unwrap_or(0)), elements, rng),
         "topk" => run_topk::<E>(plan, m, [elements, reads], rng),
         "moe_combine" => run_moe_combine::<E>(plan, m, elements, rng),
         other => Err(Unsupported::ElementwiseName(other.to_string())),
     }
+}
+
+/// The shared expert's add to the routed output, and Qwen2-MoE's sigmoid gate on it.
+fn run_shared<E: Elem>(p: &OpPlan, m: &ModelSpec, elements: u64, rng: &mut Rng) -> Outcome {
+    let (plan, h) = (&p.plan, usize_of(m.hidden));
+    if p.op.name == "shared_add" {
+        // The routed and shared experts' outputs, added.
+        let (a, b) = (
+            rand::<E>(rng, &[elements], 1.0),
+            rand::<E>(rng, &[elements], 1.0),
+        );
+        let reference = to_f32s(&add(&a, &b, &mut Count::default()));
+        return combine_parts(plan, h, &reference, |_, c| add(&a, &b, c));
+    }
+    // Each token's shared-expert output times sigmoid(x · w_gate).
+    let x = rand::<E>(rng, &[elements], 1.0);
+    let gate = rng.vec(usize_of(elements) / h.max(1), 4.0);
+    let reference = to_f32s(&sigmoid_scale(&x, &gate, h, &mut Count::default()));
+    combine_parts(plan, h, &reference, |_, c| sigmoid_scale(&x, &gate, h, c))
 }
 
 /// Token positions of a batch: prefill tokens (chunk after chunk), then decode tokens.
@@ -128,29 +163,31 @@ fn run_norm<E: Elem>(
     combine_parts(plan, h, &reference, |_, c| to_elems::<E>(&norm(c)))
 }
 
+/// The heads a per-head op of layer `layer` turns: the model's query and KV heads, or in a
+/// latent-attention layer the RoPE parts of the query heads and the one shared RoPE key.
+fn rope_heads(m: &ModelSpec, layer: Option<u32>) -> Heads {
+    let mla = layer.and_then(|l| m.plans.get(l as usize)?.mla);
+    Heads {
+        heads: usize_of(m.heads),
+        kv_heads: mla.map_or(usize_of(m.kv_heads), |_| 1),
+        head_dim: usize_of(mla.map_or(m.head_dim, |a| a.rope)),
+    }
+}
+
 /// A per-head op (RoPE, QK-norm) on the queries and keys of `t` tokens, whole or split by query
 /// heads (a part treats the KV heads its query heads read). `kernel(x, (heads, d), range, c)`
 /// runs the op on the heads `range` of x.
 fn run_per_head<E: Elem>(
     plan: &PartitionPlan,
-    m: &ModelSpec,
+    shape: Heads,
     t: u64,
     rng: &mut Rng,
     kernel: impl Fn(&[E], (usize, usize), Range<usize>, &mut Count) -> Vec<E>,
 ) -> Outcome {
-    let (big_h, g, d) = (
-        usize_of(m.heads),
-        usize_of(m.kv_heads),
-        usize_of(m.head_dim),
-    );
-    let shape = Heads {
-        heads: big_h,
-        kv_heads: g,
-        head_dim: d,
-    };
+    let (big_h, g, d) = (shape.heads, shape.kv_heads, shape.head_dim);
     let tokens = usize_of(t);
-    let q = rand::<E>(rng, &[t, m.heads, m.head_dim], 1.0);
-    let k = rand::<E>(rng, &[t, m.kv_heads, m.head_dim], 1.0);
+    let q = rand::<E>(rng, &[t, big_h as u64, d as u64], 1.0);
+    let k = rand::<E>(rng, &[t, g as u64, d as u64], 1.0);
     let both = |hs: Range<usize>, c: &mut Count| {
         let mut v = to_f32s(&kernel(&q, (big_h, d), hs.clone(), c));
         let ks = shape.kv_range(&hs);
@@ -184,19 +221,24 @@ fn run_per_head<E: Elem>(
     Ok((err, counts))
 }
 
-/// The SwiGLU activation silu(gate)·up, whole or split by columns of the FFN width.
-/// `inner` is the FFN's inner size.
-fn run_act<E: Elem>(plan: &PartitionPlan, inner: u64, elements: u64, rng: &mut Rng) -> Outcome {
+/// The model's FFN activation (act(gate)·up when gated: SwiGLU, GeGLU; act(x) otherwise),
+/// whole or split by columns of the FFN width. `inner` is the FFN's inner size.
+fn run_act<E: Elem>(
+    plan: &PartitionPlan,
+    m: &ModelSpec,
+    inner: u64,
+    elements: u64,
+    rng: &mut Rng,
+) -> Outcome {
     let inner = usize_of(inner);
-    let (g, u) = (
-        rand::<E>(rng, &[elements], 2.0),
-        rand::<E>(rng, &[elements], 1.0),
-    );
+    let g = rand::<E>(rng, &[elements], 2.0);
+    let u = m.ffn_gated.then(|| rand::<E>(rng, &[elements], 1.0));
+    let act = |cols: &[usize], c: &mut Count| ffn_act(m.act, &g, u.as_deref(), inner, cols, c);
     let all: Vec<usize> = (0..inner).collect();
-    let reference = to_f32s(&swiglu(&g, &u, inner, &all, &mut Count::default()));
+    let reference = to_f32s(&act(&all, &mut Count::default()));
     combine_parts(plan, inner, &reference, |share, c| match plan.axis {
-        Axis::Columns => swiglu(&g, &u, inner, &expand(share), c),
-        _ => swiglu(&g, &u, inner, &all, c),
+        Axis::Columns => act(&expand(share), c),
+        _ => act(&all, c),
     })
 }
 
