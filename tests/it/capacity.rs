@@ -1,0 +1,120 @@
+//! The capacity search against a closed form (M/D/1) and its monotonicity invariants.
+
+use dyad::sim::serving::{Scenario, simulate};
+use dyad::sim::workload::Arrivals;
+use dyad::sweep::capacity::{SearchOptions, Slo, search};
+
+use crate::serving::scenario;
+
+/// P(W <= t) of the M/D/1 queue's waiting time (first come, first served) at arrival rate `l`
+/// and service time `d` (Erlang's formula; e.g. Kleinrock, Queueing Systems vol. 1, or
+/// Iversen, Teletraffic Engineering §10.4.2):
+/// (1 − ρ) Σ_{k=0}^{⌊t/d⌋} (l(kd − t))^k / k! · e^{−l(kd − t)}, with ρ = l·d.
+fn md1_wait_cdf(l: f64, d: f64, t: f64) -> f64 {
+    let rho = l * d;
+    let mut sum = 0.0;
+    let mut fact = 1.0;
+    for k in 0..=((t / d).floor() as i32) {
+        if k > 0 {
+            fact *= f64::from(k);
+        }
+        let x = l * (f64::from(k) * d - t);
+        sum += x.powi(k) / fact * (-x).exp();
+    }
+    (1.0 - rho) * sum
+}
+
+/// The rate at which the M/D/1 waiting time's 99th percentile equals `w` (bisection on ρ).
+fn md1_rate_for_p99_wait(d: f64, w: f64) -> f64 {
+    let (mut lo, mut hi) = (1e-6 / d, (1.0 - 1e-9) / d);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if md1_wait_cdf(mid, d, w) >= 0.99 {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// One request at a time (max_batch 1), each a fixed 512-token prompt and one output token: a
+/// deterministic service of one prefill iteration, D. Under Poisson arrivals TTFT = W + D with
+/// W the M/D/1 wait, so the capacity under a TTFT p99 limit of 7 D is the rate at which W's 99th
+/// percentile is 6 D (ρ ≈ 0.7). 20,000 requests; the search's answer (one seed, to 0.5%) must
+/// be within 5% of the closed form: the sampling error of a 99th percentile from 20,000
+/// correlated waits.
+#[test]
+fn an_md1_server_has_the_capacity_of_its_closed_form() {
+    let lone = scenario("llama-3-8b", 1, 512, 1, Arrivals::Closed { concurrency: 1 }, 1, 1);
+    let d = simulate(&lone, None).unwrap().ttft[0];
+    let mut s = scenario("llama-3-8b", 1, 512, 1, Arrivals::Poisson { rate: 1.0 }, 20_000, 1);
+    s.seed = 11;
+    let want = md1_rate_for_p99_wait(d, 6.0 * d);
+    assert!((want * d - 0.7).abs() < 0.05, "rho* = {}", want * d);
+    let slo = Slo {
+        ttft_p99: Some(7.0 * d),
+        tpot_p99: None,
+    };
+    let opt = SearchOptions {
+        seeds: 1,
+        start: 0.25 / d,
+        rel_tol: 0.005,
+        ..SearchOptions::default()
+    };
+    let c = search(&s, &slo, &opt).unwrap();
+    let got = c.rate.unwrap();
+    eprintln!("M/D/1: search {got:.3}/s, closed form {want:.3}/s, D = {d:.5} s");
+    assert!(
+        (got / want - 1.0).abs() < 0.05,
+        "search {got:.3}/s, M/D/1 {want:.3}/s (D = {d:.5} s)"
+    );
+    // Above 1/D no finite run of this length keeps the wait bounded: the failing end is below it.
+    assert!(c.failed_at.unwrap() < 1.0 / d);
+    // The closed form itself: P(W = 0) = 1 − ρ, and the CDF rises to 1.
+    assert!((md1_wait_cdf(0.5 / d, d, 0.0) - 0.5).abs() < 1e-12);
+    assert!((md1_wait_cdf(0.5 / d, d, 40.0 * d) - 1.0).abs() < 1e-6);
+}
+
+/// A small open loop: Llama-3-8B on one H100, (512, 64) requests, batch up to 32.
+fn small() -> Scenario {
+    scenario("llama-3-8b", 1, 512, 64, Arrivals::Poisson { rate: 1.0 }, 400, 32)
+}
+
+fn capacity(s: &Scenario, ttft: f64, tpot: f64) -> f64 {
+    let slo = Slo {
+        ttft_p99: Some(ttft),
+        tpot_p99: Some(tpot),
+    };
+    let opt = SearchOptions {
+        seeds: 2,
+        start: 4.0,
+        rel_tol: 0.02,
+        ..SearchOptions::default()
+    };
+    search(s, &slo, &opt).unwrap().rate.unwrap()
+}
+
+#[test]
+fn a_looser_slo_never_gives_a_lower_capacity() {
+    let s = small();
+    let c: Vec<f64> = [(0.1, 0.015), (0.2, 0.02), (0.5, 0.05), (2.0, 0.2)]
+        .iter()
+        .map(|&(t, p)| capacity(&s, t, p))
+        .collect();
+    assert!(c.windows(2).all(|w| w[1] >= w[0]), "{c:?}");
+    assert!(c[3] > c[0], "the limits bind somewhere: {c:?}");
+}
+
+#[test]
+fn more_bandwidth_or_more_devices_never_give_a_lower_capacity() {
+    let s = small();
+    let base = capacity(&s, 0.2, 0.02);
+    let mut fast = s.clone();
+    fast.sys.xpu.memory.bandwidth = fast.sys.xpu.memory.bandwidth * 2.0;
+    let mut wide = s.clone();
+    wide.tp = 2;
+    let (f, w) = (capacity(&fast, 0.2, 0.02), capacity(&wide, 0.2, 0.02));
+    assert!(f >= base, "2x bandwidth {f} < {base}");
+    assert!(w >= base, "TP 2 {w} < TP 1 {base}");
+}
