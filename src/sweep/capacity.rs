@@ -1,8 +1,8 @@
 //! Capacity under latency limits: the highest arrival rate at which a serving scenario meets its
 //! service-level objectives (SLOs), found by bracketing and bisection over seeded runs.
 //!
-//! The rule, as MLPerf's Server scenario states it (`REFERENCE.md §MLPerf Server latency
-//! limits`): a run meets the SLO when the 99th percentile (nearest rank) of its requests' time to
+//! The rule, as MLPerf's Server scenario states it
+//! (`REFERENCE.md §MLPerf Server latency limits`): a run meets the SLO when the 99th percentile (nearest rank) of its requests' time to
 //! first token is at most the TTFT limit and that of their time per output token is at most the
 //! TPOT limit. A rate *passes* when every seed's run meets it. The search starts at one rate,
 //! doubles it until a rate fails (or halves it until one passes), then bisects the bracket
