@@ -46,9 +46,25 @@ fn md1_rate_for_p99_wait(d: f64, w: f64) -> f64 {
 /// correlated waits.
 #[test]
 fn an_md1_server_has_the_capacity_of_its_closed_form() {
-    let lone = scenario("llama-3-8b", 1, 512, 1, Arrivals::Closed { concurrency: 1 }, 1, 1);
+    let lone = scenario(
+        "llama-3-8b",
+        1,
+        512,
+        1,
+        Arrivals::Closed { concurrency: 1 },
+        1,
+        1,
+    );
     let d = simulate(&lone, None).unwrap().ttft[0];
-    let mut s = scenario("llama-3-8b", 1, 512, 1, Arrivals::Poisson { rate: 1.0 }, 20_000, 1);
+    let mut s = scenario(
+        "llama-3-8b",
+        1,
+        512,
+        1,
+        Arrivals::Poisson { rate: 1.0 },
+        20_000,
+        1,
+    );
     s.seed = 11;
     let want = md1_rate_for_p99_wait(d, 6.0 * d);
     assert!((want * d - 0.7).abs() < 0.05, "rho* = {}", want * d);
@@ -78,7 +94,15 @@ fn an_md1_server_has_the_capacity_of_its_closed_form() {
 
 /// A small open loop: Llama-3-8B on one H100, (512, 64) requests, batch up to 32.
 fn small() -> Scenario {
-    scenario("llama-3-8b", 1, 512, 64, Arrivals::Poisson { rate: 1.0 }, 400, 32)
+    scenario(
+        "llama-3-8b",
+        1,
+        512,
+        64,
+        Arrivals::Poisson { rate: 1.0 },
+        400,
+        32,
+    )
 }
 
 fn capacity(s: &Scenario, ttft: f64, tpot: f64) -> f64 {
