@@ -5,6 +5,7 @@ use dyad::sim::workload::Arrivals;
 use dyad::sweep::capacity::{SearchOptions, Slo, search};
 
 use crate::serving::scenario;
+use crate::util::{dyad, dyad_with, expect_input_error, small_scenario};
 
 /// P(W <= t) of the M/D/1 queue's waiting time (first come, first served) at arrival rate `l`
 /// and service time `d` (Erlang's formula; e.g. Kleinrock, Queueing Systems vol. 1, or
@@ -141,4 +142,53 @@ fn more_bandwidth_or_more_devices_never_give_a_lower_capacity() {
     let (f, w) = (capacity(&fast, 0.2, 0.02), capacity(&wide, 0.2, 0.02));
     assert!(f >= base, "2x bandwidth {f} < {base}");
     assert!(w >= base, "TP 2 {w} < TP 1 {base}");
+}
+
+/// The command on a small scenario: it writes the CSV (one row per rate and seed) and the SVG,
+/// and its summary names the capacity and the die-model cost of a Duplex device (xPU die plus
+/// five logic dies).
+#[test]
+fn the_command_writes_its_curve_and_prices_a_duplex_device_from_the_die_model() {
+    let s = small_scenario("duplex", "policy = \"duplex\"", "mode = \"uniform\"");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("out");
+    let args = [
+        "capacity",
+        "s.toml",
+        "--ttft-p99",
+        "0.5",
+        "--seeds",
+        "2",
+        "--tolerance",
+        "0.1",
+    ];
+    let out = ["--out", dir.to_str().unwrap()];
+    let r = dyad_with(&[("s.toml", &s)], &[&args[..], &out[..]].concat());
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("capacity: "), "{}", r.stdout);
+    assert!(r.stdout.contains("5 Logic-PIM logic dies"), "{}", r.stdout);
+    let csv = std::fs::read_to_string(dir.join("capacity.csv")).unwrap();
+    let rates = r
+        .stdout
+        .lines()
+        .filter(|l| l.ends_with("yes") || l.ends_with("no"))
+        .count();
+    assert_eq!(csv.lines().count(), 1 + 2 * rates, "{csv}");
+    assert!(
+        std::fs::read_to_string(dir.join("curve.svg"))
+            .unwrap()
+            .contains("<svg")
+    );
+}
+
+#[test]
+fn bad_limits_and_a_missing_scenario_are_input_errors() {
+    let r = dyad(&[
+        "capacity",
+        "workloads/serving/open-poisson.toml",
+        "--ttft-p99=-1",
+    ]);
+    expect_input_error(&r, &["--ttft-p99", "positive"]);
+    let r = dyad(&["capacity", "nonexistent.toml", "--ttft-p99", "2"]);
+    expect_input_error(&r, &["nonexistent.toml"]);
 }
