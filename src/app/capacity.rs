@@ -10,7 +10,6 @@ use crate::config::{self, ScenarioOverrides};
 use crate::hw::PimKind;
 use crate::report::plot::{RateCurves, RatePanel, rate_curves};
 use crate::sim::serving::Scenario;
-use crate::sim::workload::{Arrivals, Lengths};
 use crate::sweep::capacity::{self as cap, Capacity, SearchOptions, Slo};
 
 /// The logic die each stack of a Logic-PIM arch without a `[pim.tech]` die is priced as: the
@@ -63,7 +62,7 @@ pub struct CapacityOutcome {
 pub fn capacity(spec: &CapacitySpec) -> Result<CapacityOutcome, AppError> {
     let base = config::load_scenario_overridden(&spec.scenario, &spec.overrides)?;
     let opt = SearchOptions {
-        start: spec.start.unwrap_or_else(|| own_rate(&base)),
+        start: spec.start.unwrap_or_else(|| cap::scenario_rate(&base)),
         ..spec.search
     };
     let found = cap::search(&base, &spec.slo, &opt).map_err(|source| AppError::Capacity {
@@ -86,17 +85,6 @@ pub fn capacity(spec: &CapacitySpec) -> Result<CapacityOutcome, AppError> {
         cost,
         text,
     })
-}
-
-/// The rate the scenario states: its Poisson rate, a trace's own rate, else 1 request/s.
-fn own_rate(s: &Scenario) -> f64 {
-    match (&s.arrivals, &s.lengths) {
-        (Arrivals::Poisson { rate }, _) => *rate,
-        (Arrivals::Trace, Lengths::Trace(rows)) => {
-            cap::trace_rate(&rows[..rows.len().min(s.count as usize)]).unwrap_or(1.0)
-        }
-        _ => 1.0,
-    }
 }
 
 /// The price given, or the die model's cost of the xPU die plus, for Logic-PIM, one logic die

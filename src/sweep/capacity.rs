@@ -159,6 +159,47 @@ pub fn at_rate(base: &Scenario, rate: f64, seed: u64) -> Result<Scenario, Capaci
     Ok(s)
 }
 
+/// The rate a scenario states: its Poisson rate, a trace's own rate, else 1 request/s.
+pub fn scenario_rate(s: &Scenario) -> f64 {
+    match (&s.arrivals, &s.lengths) {
+        (Arrivals::Poisson { rate }, _) => *rate,
+        (Arrivals::Trace, Lengths::Trace(rows)) => {
+            trace_rate(&rows[..rows.len().min(s.count as usize)]).unwrap_or(1.0)
+        }
+        _ => 1.0,
+    }
+}
+
+/// The metrics a sweep point gains from a `[capacity]` table: the capacity (0 when no rate
+/// passed) and the capacity per device.
+pub const METRICS: [&str; 2] = ["capacity_rps", "capacity_rps_per_device"];
+
+/// A sweep's `[capacity]` table: the limits and the search, run on every point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PointCapacity {
+    /// The limits.
+    pub slo: Slo,
+    /// Seeds and tolerance; the start is [`Self::start`] or the point's own rate.
+    pub search: SearchOptions,
+    /// The first rate tried, when given.
+    pub start: Option<f64>,
+}
+
+impl PointCapacity {
+    /// The point's capacity and capacity per device, by the names of [`METRICS`].
+    pub fn metrics(&self, s: &Scenario) -> Result<[(String, f64); 2], CapacityError> {
+        let opt = SearchOptions {
+            start: self.start.unwrap_or_else(|| scenario_rate(s)),
+            ..self.search
+        };
+        let rate = search(s, &self.slo, &opt)?.rate.unwrap_or(0.0);
+        Ok([
+            (METRICS[0].into(), rate),
+            (METRICS[1].into(), rate / (s.tp * s.ep) as f64),
+        ])
+    }
+}
+
 /// A trace's own rate: (arrivals − 1) ÷ (last − first arrival), requests/s.
 pub fn trace_rate(rows: &[(u64, u64, Option<f64>)]) -> Option<f64> {
     let ts: Vec<f64> = rows.iter().filter_map(|r| r.2).collect();

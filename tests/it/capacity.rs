@@ -192,3 +192,75 @@ fn bad_limits_and_a_missing_scenario_are_input_errors() {
     let r = dyad(&["capacity", "nonexistent.toml", "--ttft-p99", "2"]);
     expect_input_error(&r, &["nonexistent.toml"]);
 }
+
+/// A sweep with a `[capacity]` table runs the search on every point: a point with twice the
+/// memory bandwidth never has a lower capacity, and the capacity can be an objective.
+#[test]
+fn a_sweep_finds_the_capacity_of_every_point() {
+    let scenario = format!(
+        r#"arch = "{root}/arch/h100.toml"
+model = "{root}/workloads/models/llama-3-8b.json"
+tp = 1
+seed = 3
+[precision]
+weights = "bf16"
+activations = "bf16"
+kv = "bf16"
+[requests]
+count = 300
+prompt = {{ fixed = 512 }}
+output = {{ fixed = 64 }}
+[arrivals]
+poisson = 4.0
+[batching]
+max_batch = 32
+max_tokens = 8192
+kv_block = 16
+memory_utilization = 0.9
+"#,
+        root = crate::util::root("").display()
+    );
+    let sweep = r#"scenario = "s.toml"
+objectives = ["max capacity_rps", "min tbt_s.p50"]
+[capacity]
+ttft_p99 = 0.2
+tpot_p99 = 0.02
+seeds = 2
+tolerance = 0.05
+[[axis]]
+key = "arch.xpu.memory.bandwidth"
+values = ["3.35 TB/s", "6.7 TB/s"]
+"#;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let r = dyad_with(
+        &[("s.toml", &scenario), ("sweep.toml", sweep)],
+        &[
+            "sweep",
+            "sweep.toml",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let csv = std::fs::read_to_string(out.join("points.csv")).unwrap();
+    let head: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = head
+        .iter()
+        .position(|h| *h == "capacity_rps")
+        .expect("a capacity column");
+    let caps: Vec<f64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(col).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(caps.len(), 2);
+    assert!(caps[0] > 0.0 && caps[1] >= caps[0], "{caps:?}");
+    let bad = sweep.replace("seeds = 2", "seeds = 0");
+    let r = dyad_with(
+        &[("s.toml", &scenario), ("sweep.toml", &bad)],
+        &["sweep", "sweep.toml"],
+    );
+    expect_input_error(&r, &["[capacity]", "seeds"]);
+}
