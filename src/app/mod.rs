@@ -4,6 +4,7 @@
 //! status; nothing else.
 
 pub mod accuracy;
+pub mod capacity;
 pub mod cost;
 pub mod fit;
 pub mod graph;
@@ -61,6 +62,17 @@ pub enum AppError {
         /// Why it could not run.
         source: ServingError,
     },
+    /// `dyad capacity`: the search on the scenario at `path`.
+    #[error("{}: {source}", path.display())]
+    Capacity {
+        /// The scenario file.
+        path: PathBuf,
+        /// Why the search could not run.
+        source: crate::sweep::capacity::CapacityError,
+    },
+    /// A plot (the error names its file).
+    #[error(transparent)]
+    Plot(#[from] crate::report::plot::PlotError),
     /// `dyad cost`: a row of the input or the CSV itself.
     #[error("{input}: {source}")]
     Cost {
@@ -153,6 +165,14 @@ impl AppError {
             AppError::Sweep(SweepError::Json(_) | SweepError::CsvText(_)) => Status::Internal,
             AppError::Sweep(_) => Status::BadInput,
             AppError::Serving { source, .. } => serving_status(source),
+            AppError::Capacity { source, .. } => match source {
+                crate::sweep::capacity::CapacityError::Serving { source, .. } => {
+                    serving_status(source)
+                }
+                _ => Status::BadInput,
+            },
+            AppError::Plot(crate::report::plot::PlotError::Write { .. }) => Status::BadInput,
+            AppError::Plot(crate::report::plot::PlotError::Draw { .. }) => Status::Internal,
             AppError::Reproduce(e) => e.status(),
             AppError::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe => Status::Ok,
             AppError::Io { .. } => Status::BadInput,

@@ -15,7 +15,7 @@ use dyad::work::Dtype;
 
 /// A parser for a closed set of names: the possible values and their help come from the
 /// library's table (`Phase::TABLE`), so the flag lists exactly what the library accepts.
-fn named<T: Copy + Send + Sync + 'static>(
+pub(super) fn named<T: Copy + Send + Sync + 'static>(
     table: &'static [(T, &'static str, &'static str)],
 ) -> impl TypedValueParser<Value = T> {
     PossibleValuesParser::new(

@@ -15,6 +15,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use dyad::app::{self, AppError, Status};
 
 mod args;
+mod capacity;
 mod sweep;
 
 /// A simulator and cost model for LLM inference hardware.
@@ -54,6 +55,10 @@ enum Cmd {
     /// writes points.jsonl, points.csv, pareto.md and pareto.svg. Exits with status 1 if a
     /// point failed (the others still run and are written).
     Sweep(sweep::SweepArgs),
+    /// The highest arrival rate at which a serving scenario meets latency limits (p99 TTFT and
+    /// TPOT), by bisection over seeded runs; per device and per dollar; with --out, the curve of
+    /// rate against the percentiles as capacity.csv and curve.svg.
+    Capacity(capacity::CapacityArgs),
     /// Join the JSONL files of a sharded sweep and write its outputs.
     Merge(sweep::MergeArgs),
     /// Set reports side by side: run or serving reports (JSON) and sweep points (FILE.jsonl#N),
@@ -106,6 +111,7 @@ fn dispatch(cli: Cli) -> Result<(), AppError> {
         }
         Some(Cmd::Sweep(a)) => sweep::sweep(&a),
         Some(Cmd::Merge(a)) => sweep::merge(&a),
+        Some(Cmd::Capacity(a)) => capacity::capacity(&a),
         Some(Cmd::Compare(a)) => sweep::compare(&a),
         Some(Cmd::InternalError) => stdout(&app::internal_error()?),
     }

@@ -48,6 +48,18 @@ struct RawSweep {
     #[serde(default)]
     constraints: Vec<Spanned<String>>,
     axis: Vec<RawAxis>,
+    capacity: Option<RawCapacity>,
+}
+
+/// `[capacity]`: the highest rate each point sustains under these limits (`sweep::capacity`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCapacity {
+    ttft_p99: Option<f64>,
+    tpot_p99: Option<f64>,
+    seeds: Option<u64>,
+    start: Option<f64>,
+    tolerance: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,6 +130,8 @@ pub struct Sweep {
     pub base_seed: u64,
     /// The model files the `model` and `model.KEY` axes edit.
     models: Models,
+    /// The capacity search each point runs (`[capacity]`), adding its metrics.
+    pub capacity: Option<super::capacity::PointCapacity>,
 }
 
 /// Every metric a point reports, by its flattened name (`ttft_s.p90`).
@@ -343,6 +357,36 @@ pub(super) fn axis_values(
     }
 }
 
+/// The `[capacity]` table, checked: limits, seeds and start positive, tolerance in (0, 1).
+fn read_capacity(
+    path: &Path,
+    raw: Option<&RawCapacity>,
+) -> Result<Option<super::capacity::PointCapacity>, ConfigError> {
+    let Some(r) = raw else { return Ok(None) };
+    let pos = |v: Option<f64>| v.is_none_or(|v| v.is_finite() && v > 0.0);
+    let tol = r.tolerance.unwrap_or(0.02);
+    let seeds = r.seeds.unwrap_or(3);
+    if !(pos(r.ttft_p99) && pos(r.tpot_p99) && pos(r.start) && seeds >= 1 && tol > 0.0 && tol < 1.0)
+    {
+        return Err(ConfigError::file(
+            path,
+            "[capacity]: ttft_p99, tpot_p99 and start must be positive, seeds at least 1, tolerance in (0, 1)",
+        ));
+    }
+    Ok(Some(super::capacity::PointCapacity {
+        slo: super::capacity::Slo {
+            ttft_p99: r.ttft_p99,
+            tpot_p99: r.tpot_p99,
+        },
+        search: super::capacity::SearchOptions {
+            seeds,
+            rel_tol: tol,
+            ..super::capacity::SearchOptions::default()
+        },
+        start: r.start,
+    }))
+}
+
 /// The most points of a crossed grid (`combine = "product"`), each a serving run.
 pub const MAX_POINTS: usize = 1_000_000;
 
@@ -360,7 +404,11 @@ impl Sweep {
         }
         let (axes, models) = read_axes(&src, &raw.axis, &base)?;
         let zip = read_combine(&src, raw.combine.as_ref(), (&axes, &raw.axis))?;
-        let metrics = metric_names();
+        let capacity = read_capacity(path, raw.capacity.as_ref())?;
+        let mut metrics = metric_names();
+        if capacity.is_some() {
+            metrics.extend(super::capacity::METRICS.map(String::from));
+        }
         let objectives = read_objectives(&src, &raw.objectives, &axes, &metrics)?;
         let constraints = read_constraints(&src, &raw.constraints, &axes, &metrics)?;
         let base_seed = base
@@ -383,7 +431,17 @@ impl Sweep {
             constraints,
             base_seed,
             models,
+            capacity,
         })
+    }
+
+    /// Every metric its points report: the serving metrics, and with `[capacity]` its two.
+    pub fn metric_names(&self) -> Vec<String> {
+        let mut m = metric_names();
+        if self.capacity.is_some() {
+            m.extend(super::capacity::METRICS.map(String::from));
+        }
+        m
     }
 
     /// Every point of the grid, in order, before constraints (each id is its grid index).

@@ -5,11 +5,13 @@
 //! value reaches the loaders), `models` (axes over the model and its keys), `error` (what stops
 //! a sweep), `runner` (parallel runs, JSONL, resume, shards, merge), `slurm` (the array job
 //! scripts), `status` (points done in a run in progress), `output` (CSV, Pareto front, plots),
-//! `iteration` (one point's roofline and layers), `compare`.
+//! `iteration` (one point's roofline and layers), `capacity` (the highest rate under latency
+//! limits, per scenario or per point), `compare`.
 //!
 //! *Reads the sweep file and the JSON files it compares, and writes its outputs; every model
 //! input still goes through `config`.*
 
+pub mod capacity;
 pub mod compare;
 pub mod constraint;
 mod error;

@@ -91,7 +91,7 @@ pub fn csv(sweep: &Sweep, records: &[Record]) -> Result<String, SweepError> {
         .into_iter()
         .map(|i| records[i].index)
         .collect();
-    let metrics = super::file::metric_names();
+    let metrics = sweep.metric_names();
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut head = vec!["index".to_string(), "grid".to_string(), "seed".to_string()];
     head.extend(sweep.axes.iter().map(|a| a.key.clone()));
@@ -273,7 +273,7 @@ fn what_ran(sweep: &Sweep) -> String {
 }
 
 /// (quantity, unit, scale from the stored SI value) of each metric family, by key prefix.
-const METRIC_AXES: [(&str, &str, &str, f64); 22] = [
+const METRIC_AXES: [(&str, &str, &str, f64); 24] = [
     ("output_tokens_per_s", "output throughput", "tokens/s", 1.0),
     (
         "total_tokens_per_s",
@@ -316,6 +316,18 @@ const METRIC_AXES: [(&str, &str, &str, f64); 22] = [
         1.0,
     ),
     ("cost_cache_misses", "ops priced afresh", "ops", 1.0),
+    (
+        "capacity_rps",
+        "capacity under the [capacity] limits",
+        "requests/s",
+        1.0,
+    ),
+    (
+        "capacity_rps_per_device",
+        "capacity per device",
+        "requests/s",
+        1.0,
+    ),
 ];
 /// An axis label with its quantity and unit for a metric or axis key, and the factor its stored
 /// values are multiplied by for that unit (`tbt_s.p50` → "time between tokens, p50 (ms)", 1000).

@@ -104,6 +104,11 @@ enum PointFailure {
     Scenario(#[from] PointError),
     #[error("point {index}: {error}")]
     Serving { index: usize, error: ServingError },
+    #[error("point {index}: capacity: {error}")]
+    Capacity {
+        index: usize,
+        error: super::capacity::CapacityError,
+    },
     #[error("{0}")]
     Json(#[from] serde_json::Error),
     #[error(transparent)]
@@ -129,7 +134,15 @@ fn point_metrics(sweep: &Sweep, p: &Point) -> Result<BTreeMap<String, f64>, Poin
     })?;
     let rep = ServingReport::new(&sc, &res);
     crate::report::guard::check("serving", &rep)?;
-    Ok(flatten(&serde_json::to_value(&rep.serving)?))
+    let mut m = flatten(&serde_json::to_value(&rep.serving)?);
+    if let Some(c) = &sweep.capacity {
+        let found = c.metrics(&sc).map_err(|error| PointFailure::Capacity {
+            index: p.index,
+            error,
+        })?;
+        m.extend(found);
+    }
+    Ok(m)
 }
 
 /// Reads a JSONL file of records. A last line cut short (a kill during the write) is dropped;

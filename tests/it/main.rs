@@ -6,6 +6,7 @@
 mod util;
 
 mod accuracy;
+mod capacity;
 mod cli;
 mod compare;
 mod config;

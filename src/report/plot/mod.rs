@@ -8,11 +8,13 @@
 //! never over the data.
 
 mod bars;
+mod curves;
 pub mod iteration;
 pub mod palette;
 mod points;
 
 pub use bars::{Bar, Bars, Categorical, grouped_bars, horizontal_bars, stacked_bars};
+pub use curves::{RateCurves, RatePanel, rate_curves};
 pub use points::{Mark, Roof, Roofline, Scatter, roofline, scatter};
 
 use std::io;

@@ -31,7 +31,7 @@ pub struct Look {
 
 /// (key, what the key names, colour, marker): the palette, one row per key. Keys are the names
 /// reports use (`xpu`, `gemm`) and the Duplex study's system labels.
-pub const PALETTE: [(&str, &str, RGBColor, Marker); 16] = [
+pub const PALETTE: [(&str, &str, RGBColor, Marker); 20] = [
     ("xpu", "unit", RGBColor(31, 119, 180), Marker::Circle),
     ("pim", "unit", RGBColor(255, 127, 14), Marker::Circle),
     ("gemm", "op class", RGBColor(44, 160, 44), Marker::Circle),
@@ -86,6 +86,25 @@ pub const PALETTE: [(&str, &str, RGBColor, Marker); 16] = [
         "layer group",
         RGBColor(127, 127, 127),
         Marker::Circle,
+    ),
+    (
+        "worst seed",
+        "capacity",
+        RGBColor(0, 0, 139),
+        Marker::Circle,
+    ),
+    (
+        "each seed",
+        "capacity",
+        RGBColor(170, 170, 220),
+        Marker::Circle,
+    ),
+    ("SLO limit", "capacity", RGBColor(200, 0, 0), Marker::Cross),
+    (
+        "capacity",
+        "capacity",
+        RGBColor(0, 150, 80),
+        Marker::Diamond,
     ),
     (
         "absent",

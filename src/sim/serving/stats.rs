@@ -134,6 +134,9 @@ pub struct ServingResult {
     pub tbt: Vec<f64>,
     /// End-to-end latency of each completed request, s, in completion order.
     pub e2e: Vec<f64>,
+    /// Time per output token of each completed request with more than one output token, s, in
+    /// completion order: (last token − first token) ÷ (output tokens − 1), MLPerf's TPOT.
+    pub tpot: Vec<f64>,
     /// Energy of all devices of the replica (dynamic plus static), J.
     pub energy: f64,
     /// Dynamic energy by component, J.

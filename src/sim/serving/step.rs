@@ -150,6 +150,9 @@ impl Bench<'_> {
         out.requests_completed += 1;
         out.prompt_tokens += q.prompt;
         out.e2e.push(t - clock.arrival);
+        if let (Some(first), true) = (clock.first_token, q.output > 1) {
+            out.tpot.push((t - first) / (q.output - 1) as f64);
+        }
         if let Some(o) = self.observer.as_deref_mut() {
             o.request(&RequestLife {
                 id: r,
