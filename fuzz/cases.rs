@@ -21,6 +21,8 @@ const TRACE_SCENARIO: &str = "tests/fuzz/trace-scenario.toml";
 /// The work limit of the fuzzed serving runs: their lower bound on iterations, so that a run
 /// the time limit stops is a hang and not a long run.
 const WORK_LIMIT: &str = "--work-limit=20000";
+/// The work limit of the fuzzed `dyad validate` runs (FLOP-equivalents): a few seconds.
+const VALIDATE_LIMIT: &str = "--work-limit=1e10";
 
 /// One input file and the command line that reads it (`{F}` stands for the file).
 struct Target {
@@ -237,7 +239,16 @@ fn targets(tree: &[(PathBuf, Vec<u8>)]) -> Vec<Target> {
         ];
         targets.push(Target::new("model", &p, &run));
         let validate = [
-            "validate", "--model", "{F}", "--layers", "2", "--tp", "1", "--ep", "1",
+            "validate",
+            "--model",
+            "{F}",
+            "--layers",
+            "2",
+            "--tp",
+            "1",
+            "--ep",
+            "1",
+            VALIDATE_LIMIT,
         ];
         targets.push(Target::new("model", &p, &validate));
     }
@@ -291,6 +302,7 @@ fn flag_targets() -> Vec<FlagTarget> {
         "workloads/models/llama-3-8b.json",
         "--ep",
         "1",
+        VALIDATE_LIMIT,
     ];
     let sweep = ["sweep", "tests/fuzz/sweep.toml", "--out", "sweep-out", "-q"];
     let mut v = Vec::new();

@@ -72,13 +72,18 @@ pub fn capacity(spec: &CapacitySpec) -> Result<CapacityOutcome, AppError> {
     let devices = base.tp * base.ep;
     let cost = device_cost(spec, &base);
     let title = title(&base, devices);
+    let (table, text) = (
+        csv(&found),
+        summary(&title, &found, devices, &cost, &spec.slo, &opt),
+    );
+    crate::report::guard::check_text("capacity", &table)?;
+    crate::report::guard::check_text("capacity", &text)?;
     if let Some(dir) = &spec.out {
         std::fs::create_dir_all(dir).map_err(|e| AppError::io(dir, e))?;
         let p = dir.join("capacity.csv");
-        std::fs::write(&p, csv(&found)).map_err(|e| AppError::cannot_write(&p, e))?;
+        std::fs::write(&p, &table).map_err(|e| AppError::cannot_write(&p, e))?;
         plot(&dir.join("curve.svg"), &title, &found, &spec.slo, opt.seeds)?;
     }
-    let text = summary(&title, &found, devices, &cost, &spec.slo, &opt);
     Ok(CapacityOutcome {
         capacity: found,
         devices,

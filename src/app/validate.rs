@@ -47,6 +47,8 @@ pub struct ValidateSpec {
     pub prompt_len: u64,
     /// Seed of the random inputs.
     pub seed: u64,
+    /// Most predicted work (see [`predicted_work`]); `None`: no limit.
+    pub work_limit: Option<f64>,
 }
 
 impl Default for ValidateSpec {
@@ -64,6 +66,7 @@ impl Default for ValidateSpec {
             kv_len: 24,
             prompt_len: 12,
             seed: 1,
+            work_limit: Some(DEFAULT_WORK_LIMIT),
         }
     }
 }
@@ -335,6 +338,22 @@ pub enum ValidateError {
         /// The limit.
         max: u64,
     },
+    /// The checks would take more work than the limit.
+    #[error(
+        "the checks would take about {predicted:.2e} FLOP-equivalents ({runs} op runs of the \
+         scaled model, {flops:.2e} FLOPs), more than the limit of {limit:.2e}; a larger --scale, \
+         fewer --layers, or --work-limit N (or all) lifts it"
+    )]
+    WorkLimit {
+        /// The prediction.
+        predicted: f64,
+        /// Op runs over every policy and layout.
+        runs: u64,
+        /// Reference-kernel FLOPs over every policy and layout.
+        flops: f64,
+        /// The limit.
+        limit: f64,
+    },
     /// A parallel layout the model cannot be split or placed by.
     #[error("{flag} {degree}: {source}")]
     Layout {
@@ -371,6 +390,40 @@ fn check_limits(spec: &ValidateSpec) -> Result<(), ValidateError> {
     }
 }
 
+/// Default of [`ValidateSpec::work_limit`]: one to two minutes of reference kernels on one
+/// core (measured on this project's 2-core machine: the kernels run 2–10 GFLOP/s, attention at
+/// the low end and GEMMs at the high; Llama-3-8B at scale 2, 9e10, takes 51 s).
+pub const DEFAULT_WORK_LIMIT: f64 = 2e11;
+
+/// FLOP-equivalents of one op run beyond its FLOPs: its inputs drawn, its parts split, merged
+/// and compared (measured: Llama-3-8B at scale 16 and 64 layers runs about 2,000 op runs a
+/// second, at about 2 GFLOP/s).
+const OP_RUN_FLOPS: f64 = 1e6;
+
+/// The work the checks take, predicted from the unsplit iteration: over `runs` policy and layout
+/// pairs, each op run twice (the reference and its parts), its FLOPs plus [`OP_RUN_FLOPS`].
+/// Returns the prediction, the op runs and the FLOPs.
+fn predicted_work(
+    m: &ModelSpec,
+    b: &Batch,
+    p: Precision,
+    runs: u64,
+    seed: u64,
+) -> Result<(f64, u64, f64), ValidateError> {
+    let route = routing(m, b.tokens(), seed);
+    let g =
+        crate::model::build_iteration(m, b, 1, p, &route).map_err(|e| ValidateError::Layout {
+            flag: "--tp",
+            degree: 1,
+            source: e.into(),
+        })?;
+    let (ops, flops) = g.ops().fold((0u64, 0.0), |(n, f), op| {
+        (n + 1, f + op.work().flops.value())
+    });
+    let (ops, flops) = (2 * runs * ops, 2.0 * runs as f64 * flops);
+    Ok((flops + ops as f64 * OP_RUN_FLOPS, ops, flops))
+}
+
 /// Runs the checks.
 pub fn validate(spec: &ValidateSpec) -> Result<Validation, ValidateError> {
     check_limits(spec)?;
@@ -394,6 +447,18 @@ pub fn validate(spec: &ValidateSpec) -> Result<Validation, ValidateError> {
     if m.moe.is_some() {
         let ep = spec.ep.iter().filter(|&&ep| ep > 1);
         layouts.extend(ep.map(|&ep| (format!("ep{ep}"), Parallelism { tp: 1, ep })));
+    }
+    let runs = (spec.policies.len() * layouts.len()) as u64;
+    let (predicted, ops, flops) = predicted_work(&m, &b, p, runs, spec.seed)?;
+    if let Some(limit) = spec.work_limit
+        && predicted > limit
+    {
+        return Err(ValidateError::WorkLimit {
+            predicted,
+            runs: ops,
+            flops,
+            limit,
+        });
     }
     let mut rows = Vec::new();
     for &policy in &spec.policies {

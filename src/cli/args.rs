@@ -294,6 +294,26 @@ pub(super) struct ValidateArgs {
     /// Seed of the random inputs.
     #[arg(long, default_value_t = 1)]
     pub(super) seed: u64,
+    /// Refuse checks predicted to take more than this many FLOP-equivalents (each op run counts
+    /// its FLOPs plus 1e6 for its set-up; the default is one to two minutes): a number, or `all`
+    /// for no limit.
+    #[arg(long, value_name = "N|all", default_value = "2e11", value_parser = parse_work)]
+    pub(super) work_limit: WorkLimit,
+}
+
+/// `--work-limit` of `dyad validate`: FLOP-equivalents, or `None` for no limit.
+#[derive(Clone, Copy)]
+pub(super) struct WorkLimit(Option<f64>);
+
+/// A work limit: a positive number, or `all`.
+fn parse_work(s: &str) -> Result<WorkLimit, NotALimit> {
+    match s {
+        "all" => Ok(WorkLimit(None)),
+        n => match n.parse::<f64>() {
+            Ok(x) if x > 0.0 && x.is_finite() => Ok(WorkLimit(Some(x))),
+            _ => Err(NotALimit(n.to_string())),
+        },
+    }
 }
 
 #[derive(Args)]
@@ -405,6 +425,7 @@ impl ValidateArgs {
             kv_len: self.kv_len,
             prompt_len: self.prompt_len,
             seed: self.seed,
+            work_limit: self.work_limit.0,
         }
     }
 }

@@ -301,7 +301,8 @@ impl ArchChain {
         })
     }
 
-    /// A quantity that must be > 0 (`strict`) or >= 0.
+    /// A quantity that must be > 0 (`strict`) or >= 0, finite, and not subnormal (a bandwidth
+    /// of 1e-320 B/s would make op times infinite).
     fn quantity<'a, T: Si + Copy + std::fmt::Display + 'a>(
         &'a self,
         key: &str,
@@ -309,16 +310,17 @@ impl ArchChain {
         f: impl Fn(&'a RawArch) -> Option<&'a Spanned<T>>,
     ) -> Result<T, ConfigError> {
         let v = self.req(key, f)?;
+        let x = v.value.si();
         let ok = if strict {
-            v.value.si() > 0.0
+            x > 0.0 && x.is_normal()
         } else {
-            v.value.si() >= 0.0
+            x == 0.0 || x > 0.0 && x.is_normal()
         };
         if !ok {
             let want = if strict {
-                "positive"
+                "a positive normal number"
             } else {
-                "zero or positive"
+                "zero or a positive normal number"
             };
             return Err(v.err(format!("`{key}` must be {want}, found {}", v.value)));
         }

@@ -114,6 +114,9 @@ const TOML_FIELDS: &[&str] = &[
     "experts_per_token",
 ];
 
+/// Most layers a model may have: 8× Llama-3.1-405B's 126.
+const MAX_LAYERS: u64 = 1024;
+
 /// The FFN's activation (the first of `keys` set; absent, [`Activation::default_for`]).
 fn activation(doc: &Doc, is_opt: bool) -> Result<Activation, ConfigError> {
     let keys = ["hidden_activation", "hidden_act", "activation_function"];
@@ -226,8 +229,13 @@ fn resolve(top: &Doc) -> Result<ModelSpec, ConfigError> {
     let gated = doc.flag("ffn_gated", !is_opt)?;
     let act = activation(doc, is_opt)?;
     let moe = layers::moe(doc, model_type, intermediate)?;
-    let layer_count = u32::try_from(doc.uint("num_hidden_layers")?)
-        .map_err(|_| doc.err("num_hidden_layers", "`num_hidden_layers` is too large"))?;
+    let layer_count = match doc.uint("num_hidden_layers")? {
+        n @ 1..=MAX_LAYERS => n as u32,
+        n => {
+            let msg = format!("`num_hidden_layers` = {n} is more than {MAX_LAYERS}");
+            return Err(doc.err("num_hidden_layers", msg));
+        }
+    };
     let quant = quantization(doc)?;
     let shape = layers::Shape {
         model_type,
@@ -263,8 +271,10 @@ fn resolve(top: &Doc) -> Result<ModelSpec, ConfigError> {
         notes: notes(doc, model_type)?,
         logit_softcap: softcap,
     };
-    spec.validate()
-        .map_err(|e| ConfigError::file(doc.path, e.to_string()))?;
+    spec.validate().map_err(|e| {
+        let key = e.keys().into_iter().find(|k| !doc.span_of(k).is_empty());
+        doc.err(key.unwrap_or(""), e.to_string())
+    })?;
     Ok(spec)
 }
 

@@ -311,7 +311,7 @@ fn resolve(
                 None => "a mixture-of-experts model".into(),
             };
             return Err(src
-                .whole(format!("{what} needs a [routing] table in the scenario"))
+                .whole(format!("{what} needs a `[routing]` table in the scenario"))
                 .with_help(
                     "mode = \"uniform\" (balanced), \"zipf\" (with s), or \"trace\" (with file)",
                 ));

@@ -309,8 +309,11 @@ fn kind_of(src: &Source, b: &RawBlock) -> Result<BlockKind, ConfigError> {
         "sram" => {
             let c = need(src, b, "capacity", &b.capacity)?;
             let reads = need(src, b, "reads_per_cycle", &b.reads_per_cycle)?;
-            if c.get_ref().value() <= 0.0 {
+            if !(c.get_ref().value() > 0.0 && c.get_ref().value().is_normal()) {
                 return Err(src.err(c, "`capacity` must be positive"));
+            }
+            if !(reads.get_ref().value() > 0.0 && reads.get_ref().value().is_normal()) {
+                return Err(src.err(reads, "`reads_per_cycle` must be positive"));
             }
             BlockKind::Sram {
                 bits: c.get_ref().value() * 8.0,
@@ -320,8 +323,12 @@ fn kind_of(src: &Source, b: &RawBlock) -> Result<BlockKind, ConfigError> {
         _ => {
             let a = need(src, b, "area", &b.area)?;
             let power = need(src, b, "power", &b.power)?;
-            if a.get_ref().value() <= 0.0 {
+            if !(a.get_ref().value() > 0.0 && a.get_ref().value().is_normal()) {
                 return Err(src.err(a, "`area` must be positive"));
+            }
+            let w = power.get_ref().value();
+            if !(w == 0.0 || w > 0.0 && w.is_normal()) {
+                return Err(src.err(power, "`power` must be zero or positive"));
             }
             BlockKind::Fixed {
                 area: *a.get_ref(),

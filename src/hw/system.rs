@@ -115,7 +115,7 @@ impl Timing {
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum CostError {
     /// The op computes in an element type the xPU has no peak for.
-    #[error("the arch gives no peak for {dtype} (it has: {have})")]
+    #[error("the arch gives no peak for {dtype}: no `peak_flops.{dtype}` (it has: {have})")]
     NoPeak {
         /// The op's element type.
         dtype: Dtype,

@@ -83,6 +83,16 @@ pub enum ModelError {
         /// The size, as `config.json` names it.
         field: &'static str,
     },
+    /// A size past the largest dyad builds (a typo or a corrupted file, not a model).
+    #[error("{field} ({value}) is more than {max}")]
+    TooLarge {
+        /// The size, as `config.json` names it.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+        /// The largest accepted.
+        max: u64,
+    },
     /// One size must divide another and does not.
     #[error("{what} ({value}) is not divisible by {by}")]
     NotDivisible {
@@ -125,6 +135,26 @@ pub enum ModelError {
     },
 }
 
+impl ModelError {
+    /// The config keys the error is about, most specific first (families name some apart).
+    pub fn keys(&self) -> Vec<&'static str> {
+        let field = match self {
+            ModelError::Zero { field } | ModelError::TooLarge { field, .. } => *field,
+            ModelError::NotDivisible { by, .. } => by,
+            ModelError::TopK { .. } => "num_experts_per_tok",
+            ModelError::Tp { what, .. } => what,
+            ModelError::TpKvReplication { .. } => "num_key_value_heads",
+        };
+        let first = field.split([' ', ',']).next().unwrap_or(field);
+        match first {
+            "num_local_experts" => vec![first, "num_experts", "n_routed_experts", "experts"],
+            "num_experts_per_tok" => vec![first, "experts_per_token", "top_k"],
+            "moe_intermediate_size" => vec![first, "intermediate_size"],
+            _ => vec![first],
+        }
+    }
+}
+
 /// Group-limited routing splits the experts evenly and its kept groups hold top-k experts.
 fn check_groups(g: GroupLimit, m: Moe) -> Result<(), ModelError> {
     if g.groups == 0 || g.top_groups == 0 {
@@ -150,7 +180,28 @@ fn check_groups(g: GroupLimit, m: Moe) -> Result<(), ModelError> {
 }
 
 impl ModelSpec {
-    /// Checks the invariants the op formulas rely on.
+    /// Each size with the largest dyad accepts: 16× the largest published model's (DeepSeek-V3's
+    /// 7168 hidden and 256 experts, Llama-3.1-405B's 126 layers and 128 heads, Gemma's 256k
+    /// vocabulary), so that a corrupted file cannot ask for an unbounded allocation.
+    fn sizes(&self) -> [(&'static str, u64, u64); 7] {
+        let moe = self.moe.unwrap_or(Moe {
+            experts: 1,
+            top_k: 1,
+            intermediate: 1,
+            shared: None,
+        });
+        [
+            ("hidden_size", self.hidden, 1 << 17),
+            ("num_attention_heads", self.heads, 1 << 11),
+            ("head_dim", self.head_dim, 1 << 12),
+            ("vocab_size", self.vocab, 1 << 22),
+            ("num_local_experts", moe.experts, 1 << 12),
+            ("num_experts_per_tok", moe.top_k, 1 << 12),
+            ("moe_intermediate_size", moe.intermediate, 1 << 20),
+        ]
+    }
+
+    /// Checks the invariants the op formulas rely on, and the bounds of [`Self::sizes`].
     pub fn validate(&self) -> Result<(), ModelError> {
         for (field, v) in [
             ("hidden_size", self.hidden),
@@ -162,6 +213,11 @@ impl ModelSpec {
         ] {
             if v == 0 {
                 return Err(ModelError::Zero { field });
+            }
+        }
+        for (field, value, max) in self.sizes() {
+            if value > max {
+                return Err(ModelError::TooLarge { field, value, max });
             }
         }
         if self.heads % self.kv_heads != 0 {
@@ -186,6 +242,13 @@ impl ModelSpec {
         }
         for p in &self.plans {
             match p.ffn {
+                Ffn::Dense { intermediate } if intermediate > 1 << 20 => {
+                    return Err(ModelError::TooLarge {
+                        field: "intermediate_size",
+                        value: intermediate,
+                        max: 1 << 20,
+                    });
+                }
                 Ffn::Dense { intermediate: 0 } => {
                     return Err(ModelError::Zero {
                         field: "intermediate_size",
