@@ -117,6 +117,17 @@ const TOML_FIELDS: &[&str] = &[
 /// Most layers a model may have: 8× Llama-3.1-405B's 126.
 const MAX_LAYERS: u64 = 1024;
 
+/// `num_hidden_layers`, bounded before a plan is built for each layer.
+fn layer_count(doc: &Doc) -> Result<u32, ConfigError> {
+    match doc.uint("num_hidden_layers")? {
+        n @ 1..=MAX_LAYERS => Ok(n as u32),
+        n => {
+            let msg = format!("`num_hidden_layers` = {n} is more than {MAX_LAYERS}");
+            Err(doc.err("num_hidden_layers", msg))
+        }
+    }
+}
+
 /// The FFN's activation (the first of `keys` set; absent, [`Activation::default_for`]).
 fn activation(doc: &Doc, is_opt: bool) -> Result<Activation, ConfigError> {
     let keys = ["hidden_activation", "hidden_act", "activation_function"];
@@ -229,13 +240,7 @@ fn resolve(top: &Doc) -> Result<ModelSpec, ConfigError> {
     let gated = doc.flag("ffn_gated", !is_opt)?;
     let act = activation(doc, is_opt)?;
     let moe = layers::moe(doc, model_type, intermediate)?;
-    let layer_count = match doc.uint("num_hidden_layers")? {
-        n @ 1..=MAX_LAYERS => n as u32,
-        n => {
-            let msg = format!("`num_hidden_layers` = {n} is more than {MAX_LAYERS}");
-            return Err(doc.err("num_hidden_layers", msg));
-        }
-    };
+    let layer_count = layer_count(doc)?;
     let quant = quantization(doc)?;
     let shape = layers::Shape {
         model_type,
