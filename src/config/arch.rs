@@ -552,7 +552,11 @@ impl ArchChain {
                 None => Ok(None),
             };
         };
-        Ok(Some(d.source().relative(d.value)))
+        let p = d.source().relative(d.value);
+        if !(p.is_file() || presets::file(&p).is_some()) {
+            return Err(d.err(format!("`{table}.die`: {} is not a file", p.display())));
+        }
+        Ok(Some(p))
     }
 
     /// The layout a technology table states, checked on its own.

@@ -70,7 +70,7 @@ pub(super) fn routing(
                 .as_ref()
                 .ok_or_else(|| src.err(&rt.mode, "trace routing needs `file`"))?;
             RoutingSpec::Trace {
-                probs: trace(&src.relative(f.get_ref()), m)?,
+                probs: trace(&src.named_file(f, "routing.file")?, m)?,
             }
         }
         other => {

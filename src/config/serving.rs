@@ -439,7 +439,7 @@ fn requests(
 fn lengths(src: &Source, r: &RawRequests) -> Result<Lengths, ConfigError> {
     Ok(match (&r.trace, &r.prompt, &r.output) {
         (Some(file), None, None) => {
-            let p = src.relative(file.get_ref());
+            let p = src.named_file(file, "requests.trace")?;
             let rows = super::csv::lines(&p)?;
             if rows.is_empty() {
                 return Err(src.err(file, "the request trace has no rows"));

@@ -100,6 +100,17 @@ impl Source {
         self.path.parent().unwrap_or(Path::new("")).join(name)
     }
 
+    /// The file the path `v` (the value of `key`) names, relative to this file: an error at `v`
+    /// when it is not a file (missing, or a folder) nor a built-in preset.
+    pub fn named_file(&self, v: &Spanned<String>, key: &str) -> Result<PathBuf, ConfigError> {
+        let p = self.relative(v.get_ref());
+        if p.is_file() || presets::file(&p).is_some() {
+            Ok(p)
+        } else {
+            Err(self.err(v, format!("`{key}`: {} is not a file", p.display())))
+        }
+    }
+
     /// `v` with this source and its span, for errors found after parsing.
     pub fn locate<T: Clone>(self: &Arc<Self>, v: &Spanned<T>) -> Located<T> {
         Located {

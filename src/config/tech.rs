@@ -220,7 +220,7 @@ fn num(src: &Source, s: &Spanned<f64>, key: &str, max: Option<f64>) -> Result<f6
     if !(v > 0.0 && v.is_normal()) {
         return Err(src.err(
             s,
-            format!("`{key}` must be a positive normal number, found {v}"),
+            format!("`{key}` must be a positive normal number, found {v:e}"),
         ));
     }
     match max {

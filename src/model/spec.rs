@@ -150,6 +150,8 @@ impl ModelError {
             "num_local_experts" => vec![first, "num_experts", "n_routed_experts", "experts"],
             "num_experts_per_tok" => vec![first, "experts_per_token", "top_k"],
             "moe_intermediate_size" => vec![first, "intermediate_size"],
+            // Without its own key, head_dim is hidden_size / num_attention_heads.
+            "head_dim" => vec![first, "num_attention_heads", "hidden_size"],
             _ => vec![first],
         }
     }

@@ -23,6 +23,7 @@ mod plans;
 mod plots;
 mod ppa_cli;
 mod references;
+mod reproducers;
 mod robust;
 mod serving;
 mod sizes;
