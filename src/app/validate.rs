@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use crate::app::run::RunError;
 use crate::config;
 use crate::hw::{PimKind, System, Timing, Unit as HwUnit};
-use crate::kernels::moe::route;
+use crate::kernels::moe::route_with;
 use crate::kernels::{Count, OpCheck, Rng, check_op, elems, exec::Context};
 use crate::map::plan::{Unit, plan_iteration};
 use crate::map::{Policy, place_by_layer};
@@ -238,8 +238,9 @@ pub fn batch(spec: &ValidateSpec) -> Batch {
     }
 }
 
-/// Routes the batch's tokens with the router kernel on random activations and router weights,
-/// layer by layer, so that expert ops carry the token counts a real router produced.
+/// Routes the batch's tokens with the router kernel (each layer's router: renormalised or not,
+/// group-limited or not) on random activations, router weights and balancing bias, layer by
+/// layer, so that expert ops carry the token counts a real router produced.
 fn routing(m: &ModelSpec, tokens: u64, seed: u64) -> Routing {
     // Under expert parallelism the counts cover every device's tokens.
     let Some(moe) = m.moe else {
@@ -247,13 +248,17 @@ fn routing(m: &ModelSpec, tokens: u64, seed: u64) -> Routing {
     };
     let mut rng = Rng::new(seed ^ 0x5EED);
     let (h, e) = (m.hidden as usize, moe.experts as usize);
-    let per_layer = (0..m.layers())
-        .map(|_| {
+    let per_layer = m
+        .plans
+        .iter()
+        .map(|p| {
             let x = rng.vec(elems(&[tokens as usize, h]), 1.0);
             let w = rng.vec(elems(&[h, e]), 1.0 / (h as f32).sqrt());
+            let bias = rng.vec(e, 0.1);
             let mut c = Count::default();
             let logits = crate::kernels::gemm::sgemm(tokens as usize, h, e, &x, &w, &mut c.flops);
-            route(&logits, e, moe.top_k as usize, &mut c).counts()
+            let k = moe.top_k as usize;
+            route_with(&logits, (e, k), p.router, &bias, &mut c).counts()
         })
         .collect();
     Routing::PerLayer(per_layer)

@@ -18,6 +18,6 @@ pub use graph::{
     Batch, IterationGraph, Parallelism, PrefillChunk, Routing, build_iteration,
     build_iteration_with,
 };
-pub use op::{Op, OpKind, Precision, causal_pairs};
-pub use plan::{Attention, Ffn, GroupLimit, LayerPlan, Mla, Router};
+pub use op::{Op, OpKind, Precision};
+pub use plan::{Attention, Ffn, GroupLimit, LayerPlan, Mla, Router, causal_pairs};
 pub use spec::{ModelError, ModelSpec, Moe, SharedExpert};
