@@ -12,8 +12,8 @@ use crate::kernels::{Count, OpCheck, Rng, check_op, elems, exec::Context};
 use crate::map::plan::{Unit, plan_iteration};
 use crate::map::{Policy, place_by_layer};
 use crate::model::{
-    Attention, Batch, Ffn, LayerPlan, Mla, ModelSpec, Moe, Parallelism, Precision, PrefillChunk,
-    Routing, SharedExpert, build_iteration_with,
+    Attention, Batch, Ffn, LayerPlan, Mla, ModelError, ModelSpec, Moe, Parallelism, Precision,
+    PrefillChunk, Routing, SharedExpert, build_iteration_with, check_layout,
 };
 use crate::work::Dtype;
 
@@ -26,9 +26,11 @@ pub struct ValidateSpec {
     pub arch: PathBuf,
     /// Mapping policies to check.
     pub policies: Vec<Policy>,
-    /// Tensor-parallel degrees to check.
+    /// Tensor-parallel degrees to check; those the model's heads or widths do not split over
+    /// are skipped and named ([`Validation::skipped`]).
     pub tp: Vec<u64>,
-    /// Expert-parallel degrees (MoE models only; each with tp = 1).
+    /// Expert-parallel degrees (MoE models only; each with tp = 1); those that do not divide
+    /// the experts are skipped and named.
     pub ep: Vec<u64>,
     /// Hidden size, head size, FFN inner size and vocabulary are divided by this; `None`:
     /// [`DEFAULT_SCALE`], or the largest scale below it that the model's shapes take
@@ -94,6 +96,19 @@ pub struct Validation {
     pub dtype: Dtype,
     /// One row per op, policy and layout.
     pub rows: Vec<Row>,
+    /// The layouts asked for that the model cannot be split by, each skipped.
+    pub skipped: Vec<Skipped>,
+}
+
+/// A layout `dyad validate` was asked for and skipped: the model's heads, widths or experts do
+/// not split that many ways (Qwen2-7B's 28 heads over 8 devices, Qwen1.5-MoE's 60 experts over
+/// 8).
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    /// The layout: `tp8` or `ep8`.
+    pub par: String,
+    /// Why the model cannot be laid out so.
+    pub why: ModelError,
 }
 
 impl Validation {
@@ -184,15 +199,24 @@ pub fn scaled(m: &ModelSpec, scale: u64, layers: u32) -> Result<ModelSpec, Valid
     })
 }
 
-/// Sliding windows of `m` narrowed to at most `tokens` (a window wider than the checked
-/// sequences would never drop a key): the window the scaled model is checked with.
-fn narrow_windows(m: &mut ModelSpec, tokens: u64) {
+/// Sliding windows of `m` narrowed to at most `tokens`, and Llama-4's attention chunks to at
+/// most `tokens + 1` (a window or chunk wider than the checked sequences would never drop a
+/// key): the spans the scaled model is checked with. With `tokens` half the prompt, the whole
+/// prompt spans two chunks, and the second prefill chunk (half a prompt after a cached half)
+/// starts one position before a chunk boundary: it reads the cache from its chunk's start and
+/// its queries straddle two chunks.
+fn narrow_spans(m: &mut ModelSpec, tokens: u64) {
+    let tokens = tokens.max(1);
     for p in &mut m.plans {
-        if let Attention::Window { tokens: w } = p.attention {
-            p.attention = Attention::Window {
-                tokens: w.min(tokens.max(1)),
-            };
-        }
+        p.attention = match p.attention {
+            Attention::Window { tokens: w } => Attention::Window {
+                tokens: w.min(tokens),
+            },
+            Attention::Chunk { tokens: c } => Attention::Chunk {
+                tokens: c.min(tokens + 1),
+            },
+            Attention::Full => Attention::Full,
+        };
     }
 }
 
@@ -281,14 +305,7 @@ fn placements(
     if policy == Policy::AllXpu {
         return Ok(Vec::new());
     }
-    // The vocabulary padded to a multiple of 64, as vLLM pads it, so that every TP degree
-    // splits the LM head.
-    let real = ModelSpec {
-        plans: first_layers(full, m.layers()),
-        vocab: full.vocab.div_ceil(64) * 64,
-        ..full.clone()
-    };
-    let g = build_iteration_with(&real, b, par, p, route)?;
+    let g = build_iteration_with(&real_model(full, m), b, par, p, route)?;
     let pim = match sys.pim.as_ref().map(|x| x.kind) {
         Some(PimKind::Logic) | None => Unit::LogicPim(0),
         Some(PimKind::BankGroup) => Unit::BankGroupPim(0),
@@ -302,6 +319,41 @@ fn placements(
             HwUnit::Pim => pim,
         })
         .collect())
+}
+
+/// The real model placement is decided on: `full`'s sizes with the scaled model's layers, and
+/// the vocabulary padded to a multiple of 64, as vLLM pads it, so that every TP degree splits
+/// the LM head.
+fn real_model(full: &ModelSpec, m: &ModelSpec) -> ModelSpec {
+    ModelSpec {
+        plans: first_layers(full, m.layers()),
+        vocab: full.vocab.div_ceil(64) * 64,
+        ..full.clone()
+    }
+}
+
+/// The layouts of `spec` (`tp` degrees, then `ep` degrees above 1 for an MoE model) that both
+/// the scaled model `m` and the real one ([`real_model`]) split over, and those skipped.
+fn layouts(
+    spec: &ValidateSpec,
+    full: &ModelSpec,
+    m: &ModelSpec,
+) -> (Vec<(String, Parallelism)>, Vec<Skipped>) {
+    let tp = spec
+        .tp
+        .iter()
+        .map(|&tp| (format!("tp{tp}"), Parallelism { tp, ep: 1 }));
+    let ep = spec.ep.iter().filter(|&&ep| ep > 1 && m.moe.is_some());
+    let ep = ep.map(|&ep| (format!("ep{ep}"), Parallelism { tp: 1, ep }));
+    let real = real_model(full, m);
+    let (mut run, mut skipped) = (Vec::new(), Vec::new());
+    for (par, layout) in tp.chain(ep) {
+        match check_layout(m, layout).and_then(|()| check_layout(&real, layout)) {
+            Ok(()) => run.push((par, layout)),
+            Err(why) => skipped.push(Skipped { par, why }),
+        }
+    }
+    (run, skipped)
 }
 
 /// Why `dyad validate` could not run its checks (a failed check is a row, not an error).
@@ -340,6 +392,9 @@ pub enum ValidateError {
         /// The limit.
         max: u64,
     },
+    /// No layout asked for splits the model.
+    #[error("the model cannot be split by any layout asked for: {}", skipped_list(.0))]
+    NoLayout(Vec<Skipped>),
     /// A parallel layout the model cannot be split or placed by.
     #[error("{flag} {degree}: {source}")]
     Layout {
@@ -350,6 +405,15 @@ pub enum ValidateError {
         /// Why the model cannot be laid out so.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+/// The skipped layouts in words: `tp8 (why); ep8 (why)`.
+fn skipped_list(skipped: &[Skipped]) -> String {
+    let each: Vec<String> = skipped
+        .iter()
+        .map(|x| format!("{} ({})", x.par, x.why))
+        .collect();
+    each.join("; ")
 }
 
 /// The most decode sequences `dyad validate` checks (`--batch`).
@@ -386,19 +450,15 @@ pub fn validate(spec: &ValidateSpec) -> Result<Validation, ValidateError> {
     if spec.batch == 0 || spec.kv_len == 0 || spec.prompt_len < 2 {
         return Err(ValidateError::SmallBatch);
     }
-    // Half the prompt: both prefill chunks and every decode sequence reach past the window.
-    narrow_windows(&mut m, spec.prompt_len / 2);
+    // Half the prompt: both prefill chunks and every decode sequence reach past the window
+    // or the chunk.
+    narrow_spans(&mut m, spec.prompt_len / 2);
     let dtype = spec.dtype.unwrap_or(m.dtype);
     let p = Precision::uniform(dtype);
     let b = batch(spec);
-    let mut layouts: Vec<(String, Parallelism)> = spec
-        .tp
-        .iter()
-        .map(|&tp| (format!("tp{tp}"), Parallelism { tp, ep: 1 }))
-        .collect();
-    if m.moe.is_some() {
-        let ep = spec.ep.iter().filter(|&&ep| ep > 1);
-        layouts.extend(ep.map(|&ep| (format!("ep{ep}"), Parallelism { tp: 1, ep })));
+    let (layouts, skipped) = layouts(spec, &full, &m);
+    if layouts.is_empty() {
+        return Err(ValidateError::NoLayout(skipped));
     }
     let mut rows = Vec::new();
     for &policy in &spec.policies {
@@ -435,6 +495,7 @@ pub fn validate(spec: &ValidateSpec) -> Result<Validation, ValidateError> {
         model: m,
         dtype,
         rows,
+        skipped,
     })
 }
 
@@ -467,9 +528,13 @@ fn header(v: &Validation) -> String {
     )
 }
 
-/// Text table: one line per op, then a summary line per policy and TP degree.
+/// Text table: the layouts skipped (one line each), one line per op, then a summary line per
+/// policy and layout.
 pub fn render(v: &Validation) -> String {
     let mut s = header(v);
+    for x in &v.skipped {
+        let _ = writeln!(s, "skipped {}: {}", x.par, x.why);
+    }
     let _ = writeln!(
         s,
         "{:<8} {:>4} {:>5} {:<16} {:<26} {:>9} {:>9} {:>12} {:>12}  result",

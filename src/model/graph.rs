@@ -227,21 +227,28 @@ struct Iteration<'a> {
 /// The model is valid, splits `par.tp` ways and (under expert parallelism) its experts split
 /// `par.ep` ways, and the batch has a token.
 fn check_parallelism(m: &ModelSpec, batch: &Batch, par: Parallelism) -> Result<(), ModelError> {
-    let (tp, ep) = (par.tp, par.ep);
     m.validate()?;
+    check_layout(m, par)?;
+    if batch.is_empty() {
+        return Err(ModelError::Zero {
+            field: "the batch (tokens this iteration)",
+        });
+    }
+    Ok(())
+}
+
+/// Whether `par` splits `m`: the tensor-parallel degree its heads, vocabulary and FFN widths
+/// ([`ModelSpec::check_tp`]), and under expert parallelism (with tp = 1) the experts evenly.
+pub fn check_layout(m: &ModelSpec, par: Parallelism) -> Result<(), ModelError> {
+    let (tp, ep) = (par.tp, par.ep);
     m.check_tp(tp)?;
     // Dense layers of an expert-parallel model (a one-layer template, or GLaM's dense layers)
     // are data-parallel: nothing to check for them.
     if ep > 1 && (tp != 1 || m.moe.is_some_and(|x| x.experts % ep != 0)) {
-        return Err(ModelError::Tp {
-            tp: ep,
-            what: "the experts (expert parallelism needs tp = 1)",
-            value: m.moe.map_or(0, |x| x.experts),
-        });
-    }
-    if batch.is_empty() {
-        return Err(ModelError::Zero {
-            field: "the batch (tokens this iteration)",
+        return Err(ModelError::Ep {
+            ep,
+            tp,
+            experts: m.moe.map_or(0, |x| x.experts),
         });
     }
     Ok(())
