@@ -7,17 +7,19 @@ use std::path::PathBuf;
 use crate::app::run::RunError;
 use crate::config;
 use crate::hw::{PimKind, System, Timing, Unit as HwUnit};
-use crate::kernels::moe::route;
+use crate::kernels::moe::route_with;
 use crate::kernels::{Count, OpCheck, Rng, check_op, elems, exec::Context};
 use crate::map::plan::{Unit, plan_iteration};
 use crate::map::{Policy, place_by_layer};
 use crate::model::{
-    Attention, Batch, Ffn, LayerPlan, Mla, ModelSpec, Moe, Parallelism, Precision, PrefillChunk,
-    Routing, SharedExpert, build_iteration_with,
+    Attention, Batch, Ffn, LayerPlan, Mla, ModelError, ModelSpec, Moe, Parallelism, Precision,
+    PrefillChunk, Routing, SharedExpert, build_iteration_with, check_layout,
 };
 use crate::work::Dtype;
 
+mod render;
 mod work;
+pub use render::render;
 pub use work::DEFAULT_WORK_LIMIT;
 use work::predicted_work;
 
@@ -30,9 +32,11 @@ pub struct ValidateSpec {
     pub arch: PathBuf,
     /// Mapping policies to check.
     pub policies: Vec<Policy>,
-    /// Tensor-parallel degrees to check.
+    /// Tensor-parallel degrees to check; those the model's heads or widths do not split over
+    /// are skipped and named ([`Validation::skipped`]).
     pub tp: Vec<u64>,
-    /// Expert-parallel degrees (MoE models only; each with tp = 1).
+    /// Expert-parallel degrees (MoE models only; each with tp = 1); those that do not divide
+    /// the experts are skipped and named.
     pub ep: Vec<u64>,
     /// Hidden size, head size, FFN inner size and vocabulary are divided by this; `None`:
     /// [`DEFAULT_SCALE`], or the largest scale below it that the model's shapes take
@@ -101,6 +105,19 @@ pub struct Validation {
     pub dtype: Dtype,
     /// One row per op, policy and layout.
     pub rows: Vec<Row>,
+    /// The layouts asked for that the model cannot be split by, each skipped.
+    pub skipped: Vec<Skipped>,
+}
+
+/// A layout `dyad validate` was asked for and skipped: the model's heads, widths or experts do
+/// not split that many ways (Qwen2-7B's 28 heads over 8 devices, Qwen1.5-MoE's 60 experts over
+/// 8).
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    /// The layout: `tp8` or `ep8`.
+    pub par: String,
+    /// Why the model cannot be laid out so.
+    pub why: ModelError,
 }
 
 impl Validation {
@@ -191,15 +208,24 @@ pub fn scaled(m: &ModelSpec, scale: u64, layers: u32) -> Result<ModelSpec, Valid
     })
 }
 
-/// Sliding windows of `m` narrowed to at most `tokens` (a window wider than the checked
-/// sequences would never drop a key): the window the scaled model is checked with.
-fn narrow_windows(m: &mut ModelSpec, tokens: u64) {
+/// Sliding windows of `m` narrowed to at most `tokens`, and Llama-4's attention chunks to at
+/// most `tokens + 1` (a window or chunk wider than the checked sequences would never drop a
+/// key): the spans the scaled model is checked with. With `tokens` half the prompt, the whole
+/// prompt spans two chunks, and the second prefill chunk (half a prompt after a cached half)
+/// starts one position before a chunk boundary: it reads the cache from its chunk's start and
+/// its queries straddle two chunks.
+fn narrow_spans(m: &mut ModelSpec, tokens: u64) {
+    let tokens = tokens.max(1);
     for p in &mut m.plans {
-        if let Attention::Window { tokens: w } = p.attention {
-            p.attention = Attention::Window {
-                tokens: w.min(tokens.max(1)),
-            };
-        }
+        p.attention = match p.attention {
+            Attention::Window { tokens: w } => Attention::Window {
+                tokens: w.min(tokens),
+            },
+            Attention::Chunk { tokens: c } => Attention::Chunk {
+                tokens: c.min(tokens + 1),
+            },
+            Attention::Full => Attention::Full,
+        };
     }
 }
 
@@ -245,8 +271,9 @@ pub fn batch(spec: &ValidateSpec) -> Batch {
     }
 }
 
-/// Routes the batch's tokens with the router kernel on random activations and router weights,
-/// layer by layer, so that expert ops carry the token counts a real router produced.
+/// Routes the batch's tokens with the router kernel (each layer's router: renormalised or not,
+/// group-limited or not) on random activations, router weights and balancing bias, layer by
+/// layer, so that expert ops carry the token counts a real router produced.
 fn routing(m: &ModelSpec, tokens: u64, seed: u64) -> Routing {
     // Under expert parallelism the counts cover every device's tokens.
     let Some(moe) = m.moe else {
@@ -254,13 +281,17 @@ fn routing(m: &ModelSpec, tokens: u64, seed: u64) -> Routing {
     };
     let mut rng = Rng::new(seed ^ 0x5EED);
     let (h, e) = (m.hidden as usize, moe.experts as usize);
-    let per_layer = (0..m.layers())
-        .map(|_| {
+    let per_layer = m
+        .plans
+        .iter()
+        .map(|p| {
             let x = rng.vec(elems(&[tokens as usize, h]), 1.0);
             let w = rng.vec(elems(&[h, e]), 1.0 / (h as f32).sqrt());
+            let bias = rng.vec(e, 0.1);
             let mut c = Count::default();
             let logits = crate::kernels::gemm::sgemm(tokens as usize, h, e, &x, &w, &mut c.flops);
-            route(&logits, e, moe.top_k as usize, &mut c).counts()
+            let k = moe.top_k as usize;
+            route_with(&logits, (e, k), p.router, &bias, &mut c).counts()
         })
         .collect();
     Routing::PerLayer(per_layer)
@@ -283,14 +314,7 @@ fn placements(
     if policy == Policy::AllXpu {
         return Ok(Vec::new());
     }
-    // The vocabulary padded to a multiple of 64, as vLLM pads it, so that every TP degree
-    // splits the LM head.
-    let real = ModelSpec {
-        plans: first_layers(full, m.layers()),
-        vocab: full.vocab.div_ceil(64) * 64,
-        ..full.clone()
-    };
-    let g = build_iteration_with(&real, b, par, p, route)?;
+    let g = build_iteration_with(&real_model(full, m), b, par, p, route)?;
     let pim = match sys.pim.as_ref().map(|x| x.kind) {
         Some(PimKind::Logic) | None => Unit::LogicPim(0),
         Some(PimKind::BankGroup) => Unit::BankGroupPim(0),
@@ -304,6 +328,41 @@ fn placements(
             HwUnit::Pim => pim,
         })
         .collect())
+}
+
+/// The real model placement is decided on: `full`'s sizes with the scaled model's layers, and
+/// the vocabulary padded to a multiple of 64, as vLLM pads it, so that every TP degree splits
+/// the LM head.
+fn real_model(full: &ModelSpec, m: &ModelSpec) -> ModelSpec {
+    ModelSpec {
+        plans: first_layers(full, m.layers()),
+        vocab: full.vocab.div_ceil(64) * 64,
+        ..full.clone()
+    }
+}
+
+/// The layouts of `spec` (`tp` degrees, then `ep` degrees above 1 for an MoE model) that both
+/// the scaled model `m` and the real one ([`real_model`]) split over, and those skipped.
+fn layouts(
+    spec: &ValidateSpec,
+    full: &ModelSpec,
+    m: &ModelSpec,
+) -> (Vec<(String, Parallelism)>, Vec<Skipped>) {
+    let tp = spec
+        .tp
+        .iter()
+        .map(|&tp| (format!("tp{tp}"), Parallelism { tp, ep: 1 }));
+    let ep = spec.ep.iter().filter(|&&ep| ep > 1 && m.moe.is_some());
+    let ep = ep.map(|&ep| (format!("ep{ep}"), Parallelism { tp: 1, ep }));
+    let real = real_model(full, m);
+    let (mut run, mut skipped) = (Vec::new(), Vec::new());
+    for (par, layout) in tp.chain(ep) {
+        match check_layout(m, layout).and_then(|()| check_layout(&real, layout)) {
+            Ok(()) => run.push((par, layout)),
+            Err(why) => skipped.push(Skipped { par, why }),
+        }
+    }
+    (run, skipped)
 }
 
 /// Why `dyad validate` could not run its checks (a failed check is a row, not an error).
@@ -358,6 +417,9 @@ pub enum ValidateError {
         /// The limit.
         limit: f64,
     },
+    /// No layout asked for splits the model.
+    #[error("the model cannot be split by any layout asked for: {}", skipped_list(.0))]
+    NoLayout(Vec<Skipped>),
     /// A parallel layout the model cannot be split or placed by.
     #[error("{flag} {degree}: {source}")]
     Layout {
@@ -368,6 +430,15 @@ pub enum ValidateError {
         /// Why the model cannot be laid out so.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+/// The skipped layouts in words: `tp8 (why); ep8 (why)`.
+fn skipped_list(skipped: &[Skipped]) -> String {
+    let each: Vec<String> = skipped
+        .iter()
+        .map(|x| format!("{} ({})", x.par, x.why))
+        .collect();
+    each.join("; ")
 }
 
 /// The most decode sequences `dyad validate` checks (`--batch`).
@@ -404,19 +475,15 @@ pub fn validate(spec: &ValidateSpec) -> Result<Validation, ValidateError> {
     if spec.batch == 0 || spec.kv_len == 0 || spec.prompt_len < 2 {
         return Err(ValidateError::SmallBatch);
     }
-    // Half the prompt: both prefill chunks and every decode sequence reach past the window.
-    narrow_windows(&mut m, spec.prompt_len / 2);
+    // Half the prompt: both prefill chunks and every decode sequence reach past the window
+    // or the chunk.
+    narrow_spans(&mut m, spec.prompt_len / 2);
     let dtype = spec.dtype.unwrap_or(m.dtype);
     let p = Precision::uniform(dtype);
     let b = batch(spec);
-    let mut layouts: Vec<(String, Parallelism)> = spec
-        .tp
-        .iter()
-        .map(|&tp| (format!("tp{tp}"), Parallelism { tp, ep: 1 }))
-        .collect();
-    if m.moe.is_some() {
-        let ep = spec.ep.iter().filter(|&&ep| ep > 1);
-        layouts.extend(ep.map(|&ep| (format!("ep{ep}"), Parallelism { tp: 1, ep })));
+    let (layouts, skipped) = layouts(spec, &full, &m);
+    if layouts.is_empty() {
+        return Err(ValidateError::NoLayout(skipped));
     }
     let runs = (spec.policies.len() * layouts.len()) as u64;
     let (predicted, ops, flops) = predicted_work(&m, &b, p, runs, spec.seed)?;
@@ -465,115 +532,9 @@ pub fn validate(spec: &ValidateSpec) -> Result<Validation, ValidateError> {
         model: m,
         dtype,
         rows,
+        skipped,
     })
 }
 
-/// The first line: the scaled model, its layers and their attention, and the element type.
-fn header(v: &Validation) -> String {
-    let m = &v.model;
-    let windows: Vec<String> = m
-        .plans
-        .iter()
-        .map(|p| match p.attention {
-            Attention::Window { tokens } => format!("window {tokens}"),
-            Attention::Chunk { tokens } => format!("chunk {tokens}"),
-            Attention::Full => "full".to_string(),
-        })
-        .collect();
-    format!(
-        "model {} ({} layers: {}; hidden {}, heads {}/{}, head_dim {}, {}), {}\n",
-        m.name,
-        m.layers(),
-        windows.join(", "),
-        m.hidden,
-        m.heads,
-        m.kv_heads,
-        m.head_dim,
-        m.moe.map_or("dense".to_string(), |x| format!(
-            "{} experts top-{}, inner {}",
-            x.experts, x.top_k, x.intermediate
-        )),
-        v.dtype
-    )
-}
-
-/// Text table: one line per op, then a summary line per policy and TP degree.
-pub fn render(v: &Validation) -> String {
-    let mut s = header(v);
-    let _ = writeln!(
-        s,
-        "{:<8} {:>4} {:>5} {:<16} {:<26} {:>9} {:>9} {:>12} {:>12}  result",
-        "policy", "par", "layer", "op", "plan", "max err", "tol", "FLOPs charged", "FLOPs counted"
-    );
-    for r in &v.rows {
-        let c = &r.check;
-        let verdict = match (&c.unsupported, c.passed()) {
-            (Some(why), _) => format!("FAIL ({why})"),
-            (None, true) => "pass".to_string(),
-            (None, false) => {
-                let mut why: Vec<String> = Vec::new();
-                if c.error > c.tolerance {
-                    why.push("error over tolerance".into());
-                }
-                for p in c.parts.iter().filter(|p| !p.mismatches.is_empty()) {
-                    why.push(format!("{}: {}", p.unit, p.mismatches.join("; ")));
-                }
-                format!("FAIL ({})", why.join(" | "))
-            }
-        };
-        let _ = writeln!(
-            s,
-            "{:<8} {:>4} {:>5} {:<16} {:<26} {:>9.2e} {:>9.1e} {:>12} {:>12}  {verdict}",
-            r.policy,
-            r.par,
-            r.layer.map_or("-".to_string(), |l| l.to_string()),
-            r.op,
-            r.plan,
-            c.error,
-            c.tolerance,
-            c.charged_flops(),
-            c.counted_flops(),
-        );
-    }
-    let mut groups: Vec<(&str, &str)> = v.rows.iter().map(|r| (r.policy, &*r.par)).collect();
-    groups.dedup();
-    for (policy, par) in groups {
-        let rs: Vec<&Row> = v
-            .rows
-            .iter()
-            .filter(|r| r.policy == policy && r.par == par)
-            .collect();
-        let failed = rs.iter().filter(|r| !r.check.passed()).count();
-        let worst = rs
-            .iter()
-            .map(|r| r.check.error / r.check.tolerance)
-            .fold(0.0, f64::max);
-        let _ = writeln!(
-            s,
-            "{policy} {par}: {} ops, {} passed, {failed} failed; worst error {:.3} of tolerance",
-            rs.len(),
-            rs.len() - failed,
-            worst
-        );
-    }
-    s
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scaling_keeps_grouping_and_experts() {
-        let m = config::load_model("mixtral-8x7b".as_ref()).unwrap();
-        let s = scaled(&m, 16, 1).unwrap();
-        assert_eq!((s.heads, s.kv_heads, s.head_dim, s.hidden), (32, 8, 8, 256));
-        assert_eq!(
-            s.moe.map(|x| (x.experts, x.top_k, x.intermediate)),
-            Some((8, 2, 896))
-        );
-        assert_eq!(s.vocab, 2048);
-        assert!(scaled(&m, 3, 1).is_err());
-        assert!(scaled(&m, 128, 1).is_err());
-    }
-}
+mod tests;

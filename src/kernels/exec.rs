@@ -179,7 +179,10 @@ fn run<E: Elem>(p: &OpPlan, cx: Context, rng: &mut Rng) -> Outcome {
             gated,
             act,
             ..
-        } => run_expert::<E>(plan, tokens, (hidden, inner, gated, act), rng),
+        } => {
+            let stored = p.op.precision.weights;
+            run_expert::<E>(plan, tokens, (hidden, inner, gated, act), stored, rng)
+        }
         OpKind::AttnDecode {
             heads,
             kv_heads,
@@ -244,11 +247,14 @@ fn run_gemm<E: Elem>(plan: &PartitionPlan, (m, n, k): (u64, u64, u64), rng: &mut
 }
 
 /// One expert on `tokens` tokens, `(hidden, inner)` wide, gated or not, with activation `act`,
-/// whole or split by its inner columns.
+/// whole or split by its inner columns, its weights counted at their storage type `stored`
+/// (the op's weight type: MXFP4 for gpt-oss's routed experts) and computed on as `E` values,
+/// i.e. dequantized.
 fn run_expert<E: Elem>(
     plan: &PartitionPlan,
     tokens: u64,
     (hidden, inner, gated, act): (u64, u64, bool, Activation),
+    stored: Dtype,
     rng: &mut Rng,
 ) -> Outcome {
     let (h, i) = (usize_of(hidden), usize_of(inner));
@@ -263,7 +269,8 @@ fn run_expert<E: Elem>(
     };
     let rows: Vec<usize> = (0..usize_of(tokens)).collect();
     let all: Vec<usize> = (0..i).collect();
-    let run = |cols: &[usize], c: &mut Count| expert_ffn_act(&x, &rows, &w, (h, i, act), cols, c);
+    let run =
+        |cols: &[usize], c: &mut Count| expert_ffn_act(&x, &rows, &w, (h, i, act), cols, stored, c);
     let reference = to_f32s(&run(&all, &mut Count::default()));
     combine_parts(plan, h, &reference, |share, c| match plan.axis {
         Axis::Inner => run(&expand(share), c),

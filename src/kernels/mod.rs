@@ -178,6 +178,16 @@ pub fn load<E: Elem>(x: &[E], stream: &mut u64) -> Vec<f32> {
     x.iter().map(|v| v.to_f32()).collect()
 }
 
+/// Loads a weight tensor held in storage type `stored` (MXFP4 experts, say) and dequantized to
+/// f32 on load, adding its bytes at `stored`'s size to `stream`, in whole bytes (an MXFP4 block
+/// of 32 elements is 17 bytes: 32 four-bit values and an 8-bit scale). The reference keeps the
+/// values as `E` holds them: the check is of the split and the bytes counted, not of MXFP4's
+/// rounding.
+pub fn load_stored<E: Elem>(x: &[E], stored: Dtype, stream: &mut u64) -> Vec<f32> {
+    *stream += (x.len() as f64 * stored.bytes()).ceil() as u64;
+    x.iter().map(|v| v.to_f32()).collect()
+}
+
 /// Stores an f32 result, rounding to `E`, adding its bytes to `stream`.
 pub fn store<E: Elem>(x: &[f32], stream: &mut u64) -> Vec<E> {
     *stream += x.len() as u64 * E::BYTES;

@@ -1,11 +1,12 @@
-//! Mixture of experts: the router (softmax, top-k, renormalised weights), dispatch of tokens to
+//! Mixture of experts: the router (softmax, group-limited top-k, renormalised weights), dispatch of tokens to
 //! experts, the SwiGLU expert FFN, and the weighted combine; and a whole MoE layer run with its
 //! experts split between units.
 
 use super::elementwise::{act_mul, softmax_rows};
 use super::gemm::{gemm, sgemm};
-use super::{Count, Elem, elems, load, store};
-use crate::model::Activation;
+use super::{Count, Elem, elems, load, load_stored, store};
+use crate::model::{Activation, GroupLimit, Router};
+use crate::work::Dtype;
 
 /// Each token's `top_k` (expert, weight) choices, weights summing to one.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,22 +49,84 @@ impl Routing {
 /// (4 FLOPs per logit), the `top_k` largest (comparisons only; ties to the lower expert id), then
 /// their weights renormalised to sum to one (an add and a multiply per choice).
 pub fn route<E: Elem>(logits: &[E], experts: usize, top_k: usize, c: &mut Count) -> Routing {
+    route_with(logits, (experts, top_k), Router::default(), &[], c)
+}
+
+/// Routes tokens from router logits [tokens, experts] as `router` says, counting what
+/// [`Router::gate_flops`] charges per token: the softmax scores (4 FLOPs per logit; a sigmoid,
+/// DeepSeek-V3's, costs the same); under group-limited routing the per-expert `bias` added to
+/// each score (1 per logit; `bias` is a per-channel constant, like a norm's gain, and not a
+/// stream; missing entries are 0), each group's two best biased scores summed (1 per group of
+/// two or more), its best `top_groups` groups kept and the top-k chosen among their experts by
+/// biased score (comparisons only; ties to the lower id), weighted by the unbiased score; and,
+/// when `router.norm_topk`, the chosen weights renormalised to sum to one (2 per choice).
+pub fn route_with<E: Elem>(
+    logits: &[E],
+    (experts, top_k): (usize, usize),
+    router: Router,
+    bias: &[f32],
+    c: &mut Count,
+) -> Routing {
     let l = load(logits, &mut c.act_in);
     let p = softmax_rows(&l, experts, &mut c.flops);
     let mut choice = Vec::with_capacity(elems(&[p.len() / experts.max(1), top_k]));
     for row in p.chunks(experts) {
-        let mut idx: Vec<usize> = (0..experts).collect();
-        idx.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
-        let top = &idx[..top_k];
-        let inv = 1.0 / top.iter().map(|&e| row[e]).sum::<f32>();
+        let candidates: Vec<usize> = match router.groups {
+            Some(g) => {
+                let biased: Vec<f32> = (0..experts)
+                    .map(|e| row[e] + bias.get(e).copied().unwrap_or(0.0))
+                    .collect();
+                c.flops += experts as u64;
+                let kept = best_groups(&biased, g, c);
+                let mut idx: Vec<usize> = kept.into_iter().flatten().collect();
+                sort_desc(&mut idx, &biased);
+                idx
+            }
+            None => {
+                let mut idx: Vec<usize> = (0..experts).collect();
+                sort_desc(&mut idx, row);
+                idx
+            }
+        };
+        let top = &candidates[..top_k.min(candidates.len())];
+        let inv = if router.norm_topk {
+            c.flops += 2 * top.len() as u64;
+            1.0 / top.iter().map(|&e| row[e]).sum::<f32>()
+        } else {
+            1.0
+        };
         choice.extend(top.iter().map(|&e| (e, row[e] * inv)));
-        c.flops += 2 * top_k as u64;
     }
     Routing {
         experts,
         top_k,
         choice,
     }
+}
+
+/// Sorts expert ids by decreasing `score`, ties to the lower id.
+fn sort_desc(idx: &mut [usize], score: &[f32]) {
+    idx.sort_by(|&a, &b| score[b].total_cmp(&score[a]).then(a.cmp(&b)));
+}
+
+/// The experts of the `g.top_groups` best of `g.groups` equal groups of `biased` scores, each
+/// group scored by the sum of its two best scores (one add per group of two or more; a group of
+/// one is scored by its one score), best group first (ties to the lower group).
+fn best_groups(biased: &[f32], g: GroupLimit, c: &mut Count) -> Vec<Vec<usize>> {
+    let (ng, keep) = (elems(&[g.groups]), elems(&[g.top_groups]));
+    let n = biased.len() / ng.max(1);
+    let mut groups: Vec<(f32, Vec<usize>)> = (0..ng)
+        .map(|j| {
+            let mut members: Vec<usize> = (j * n..(j + 1) * n).collect();
+            sort_desc(&mut members, biased);
+            let score = members.iter().take(2).map(|&e| biased[e]).sum::<f32>();
+            c.flops += members.len().min(2).saturating_sub(1) as u64;
+            (score, members)
+        })
+        .collect();
+    // A stable sort keeps the lower group first on ties.
+    groups.sort_by(|a, b| b.0.total_cmp(&a.0));
+    groups.into_iter().take(keep).map(|(_, m)| m).collect()
 }
 
 /// One expert's weights: gate and up [hidden, inner], down [inner, hidden]; a two-matrix
@@ -90,18 +153,23 @@ pub fn expert_ffn<E: Elem>(
     cols: &[usize],
     c: &mut Count,
 ) -> Vec<E> {
-    expert_ffn_act(x, rows, w, (h, inner, Activation::Silu), cols, c)
+    let silu = (h, inner, Activation::Silu);
+    expert_ffn_act(x, rows, w, silu, cols, E::DTYPE, c)
 }
 
-/// [`expert_ffn`] with activation `a`: act(x·gate)·(x·up) when `w.gate` is not empty, else the
-/// two-matrix act(x·up); FLOPs 2·n·h per inner column for each matrix, and
-/// [`Activation::ffn_flops`] per intermediate element.
+/// [`expert_ffn`] with activation `a` and the expert's weights stored in `stored` (gpt-oss's
+/// MXFP4 experts; `E::DTYPE` for weights stored as they compute): act(x·gate)·(x·up) when
+/// `w.gate` is not empty, else the two-matrix act(x·up); FLOPs 2·n·h per inner column for each
+/// matrix, and [`Activation::ffn_flops`] per intermediate element. The weight bytes are counted
+/// at `stored`'s size ([`load_stored`]); the arithmetic runs on the values as `E` holds them
+/// (dequantized weights).
 pub fn expert_ffn_act<E: Elem>(
     x: &[E],
     rows: &[usize],
     w: &Expert<E>,
     (h, inner, a): (usize, usize, Activation),
     cols: &[usize],
+    stored: Dtype,
     c: &mut Count,
 ) -> Vec<E> {
     let n = rows.len();
@@ -116,13 +184,13 @@ pub fn expert_ffn_act<E: Elem>(
             .collect()
     };
     let gated = !w.gate.is_empty();
-    let g = gated.then(|| load(&pick(&w.gate), &mut c.weights));
-    let u = load(&pick(&w.up), &mut c.weights);
+    let g = gated.then(|| load_stored(&pick(&w.gate), stored, &mut c.weights));
+    let u = load_stored(&pick(&w.up), stored, &mut c.weights);
     let d: Vec<E> = cols
         .iter()
         .flat_map(|&j| w.down[j * h..(j + 1) * h].iter().copied())
         .collect();
-    let d = load(&d, &mut c.weights);
+    let d = load_stored(&d, stored, &mut c.weights);
     let ni = cols.len();
     let ux = sgemm(n, h, ni, &xs, &u, &mut c.flops);
     let act = match g {
@@ -284,6 +352,66 @@ mod tests {
         assert!((r.choice[1].1 - 3.0 / 7.0).abs() < 1e-6);
         assert_eq!(c.flops, 4 * 4 + 2 * 2);
         assert_eq!(r.counts(), vec![0, 0, 1, 1]);
+    }
+
+    #[test]
+    fn an_unrenormalised_router_keeps_the_softmax_weights() {
+        // OLMoE's and Qwen2-MoE's norm_topk_prob = false: experts 3 and 2 keep 0.4 and 0.3, and
+        // only the softmax is counted (4 per logit).
+        let l: Vec<f32> = [1f32, 2., 3., 4.].iter().map(|v| v.ln()).collect();
+        let plain = Router {
+            norm_topk: false,
+            groups: None,
+        };
+        let mut c = Count::default();
+        let r = route_with(&l, (4, 2), plain, &[], &mut c);
+        assert_eq!((r.choice[0].0, r.choice[1].0), (3, 2));
+        assert!((r.choice[0].1 - 0.4).abs() < 1e-6 && (r.choice[1].1 - 0.3).abs() < 1e-6);
+        assert_eq!(c.flops, plain.gate_flops(4, 2));
+        assert_eq!(c.flops, 16);
+    }
+
+    #[test]
+    fn group_limited_routing_chooses_within_the_best_group_by_biased_score() {
+        // Scores 0.1..0.4 in groups {0, 1} and {2, 3}; a bias of 0.45 on expert 0 makes the
+        // first group's biased sum 0.55 + 0.2 = 0.75 beat 0.3 + 0.4 = 0.7. With one group kept
+        // the top 2 are experts 0 and 1 (not 0 and 3, the best two overall), weighted by their
+        // unbiased scores renormalised: 1/3 and 2/3, expert 0 first (by biased score).
+        let l: Vec<f32> = [1f32, 2., 3., 4.].iter().map(|v| v.ln()).collect();
+        let router = Router {
+            norm_topk: true,
+            groups: Some(GroupLimit {
+                groups: 2,
+                top_groups: 1,
+            }),
+        };
+        let mut c = Count::default();
+        let r = route_with(&l, (4, 2), router, &[0.45, 0.0, 0.0, 0.0], &mut c);
+        assert_eq!((r.choice[0].0, r.choice[1].0), (0, 1));
+        assert!((r.choice[0].1 - 1.0 / 3.0).abs() < 1e-6);
+        assert!((r.choice[1].1 - 2.0 / 3.0).abs() < 1e-6);
+        // Softmax 16, bias 4, one add per group 2, renormalisation 2·2.
+        assert_eq!(c.flops, 16 + 4 + 2 + 4);
+        assert_eq!(c.flops, router.gate_flops(4, 2));
+    }
+
+    #[test]
+    fn mxfp4_expert_weights_are_counted_at_17_bytes_per_32() {
+        // h = 32, inner = 1: three matrices of 32 elements, one MXFP4 block each (32 four-bit
+        // values and an 8-bit scale: 17 bytes); the answer is the dequantized weights' own.
+        let w = Expert {
+            gate: vec![0.5f32; 32],
+            up: vec![0.25; 32],
+            down: vec![1.0; 32],
+        };
+        let x = vec![0.125f32; 32];
+        let a = (32, 1, Activation::Silu);
+        let (mut c4, mut c32) = (Count::default(), Count::default());
+        let y4 = expert_ffn_act(&x, &[0], &w, a, &[0], Dtype::Mxfp4, &mut c4);
+        let y32 = expert_ffn_act(&x, &[0], &w, a, &[0], Dtype::Fp32, &mut c32);
+        assert_eq!(y4, y32);
+        assert_eq!((c4.weights, c32.weights), (3 * 17, 3 * 32 * 4));
+        assert_eq!((c4.flops, c4.act_in), (c32.flops, c32.act_in));
     }
 
     #[test]

@@ -227,21 +227,28 @@ struct Iteration<'a> {
 /// The model is valid, splits `par.tp` ways and (under expert parallelism) its experts split
 /// `par.ep` ways, and the batch has a token.
 fn check_parallelism(m: &ModelSpec, batch: &Batch, par: Parallelism) -> Result<(), ModelError> {
-    let (tp, ep) = (par.tp, par.ep);
     m.validate()?;
+    check_layout(m, par)?;
+    if batch.is_empty() {
+        return Err(ModelError::Zero {
+            field: "the batch (tokens this iteration)",
+        });
+    }
+    Ok(())
+}
+
+/// Whether `par` splits `m`: the tensor-parallel degree its heads, vocabulary and FFN widths
+/// ([`ModelSpec::check_tp`]), and under expert parallelism (with tp = 1) the experts evenly.
+pub fn check_layout(m: &ModelSpec, par: Parallelism) -> Result<(), ModelError> {
+    let (tp, ep) = (par.tp, par.ep);
     m.check_tp(tp)?;
     // Dense layers of an expert-parallel model (a one-layer template, or GLaM's dense layers)
     // are data-parallel: nothing to check for them.
     if ep > 1 && (tp != 1 || m.moe.is_some_and(|x| x.experts % ep != 0)) {
-        return Err(ModelError::Tp {
-            tp: ep,
-            what: "the experts (expert parallelism needs tp = 1)",
-            value: m.moe.map_or(0, |x| x.experts),
-        });
-    }
-    if batch.is_empty() {
-        return Err(ModelError::Zero {
-            field: "the batch (tokens this iteration)",
+        return Err(ModelError::Ep {
+            ep,
+            tp,
+            experts: m.moe.map_or(0, |x| x.experts),
         });
     }
     Ok(())
@@ -464,7 +471,7 @@ fn moe_ffn(
     let layer = Some(l);
     let router = b.add(&[last], "router", layer, gemm(t, moe.experts, h));
     let plan = it.m.plans[l as usize];
-    let gate = gate_flops(moe, plan.router);
+    let gate = plan.router.gate_flops(moe.experts, moe.top_k);
     let mut topk = b.elementwise(&[router], "topk", layer, (t, moe.experts, 0, gate));
     let a2a = OpKind::AllToAll {
         bytes: (t as f64 * moe.top_k as f64 * h as f64 * it.p.activations.bytes()).ceil() as u64,
@@ -519,21 +526,6 @@ fn moe_ffn(
     }
     // The routed and shared outputs added.
     Ok(b.elementwise(&[combined, out], "shared_add", layer, (t * h, 2, 1, 1)))
-}
-
-/// FLOPs per token of the gate after the router's GEMM: a score per expert (softmax or sigmoid,
-/// 4 FLOPs each), the top-k, and the chosen weights renormalised (an add and a multiply each)
-/// when the router renormalises. Group-limited routing adds, per token, each group's two best
-/// scores found and summed (2 comparisons per expert and an add per group), the best groups
-/// chosen (`top_groups` comparisons per group) and the other groups' experts masked (1 per
-/// expert); the top-k is then taken among the kept groups' experts.
-fn gate_flops(moe: Moe, router: super::plan::Router) -> u64 {
-    let (e, k) = (moe.experts, moe.top_k);
-    let norm = if router.norm_topk { 2 * k } else { 0 };
-    let groups = router
-        .groups
-        .map_or(0, |g| 3 * e + g.groups * (g.top_groups + 1));
-    4 * e + norm + groups
 }
 
 /// One op per expert with tokens (`counts[e]` of them), after `topk`, on device `e mod ep`.

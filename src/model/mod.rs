@@ -16,8 +16,8 @@ pub use activation::Activation;
 pub use footprint::Footprint;
 pub use graph::{
     Batch, IterationGraph, Parallelism, PrefillChunk, Routing, build_iteration,
-    build_iteration_with,
+    build_iteration_with, check_layout,
 };
-pub use op::{Op, OpKind, Precision, causal_pairs};
-pub use plan::{Attention, Ffn, GroupLimit, LayerPlan, Mla, Router};
+pub use op::{Op, OpKind, Precision};
+pub use plan::{Attention, Ffn, GroupLimit, LayerPlan, Mla, Router, causal_pairs};
 pub use spec::{ModelError, ModelSpec, Moe, SharedExpert};

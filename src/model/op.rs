@@ -537,12 +537,6 @@ fn all_reduce_work(bytes: u64, devices: u64, p: &Precision) -> KindWork {
     }
 }
 
-/// Number of (query, key) pairs a causal chunk of `q` new tokens after `ctx` cached ones attends:
-/// the i-th new token (1-based) sees `ctx + i` keys.
-pub fn causal_pairs(q: u64, ctx: u64) -> u64 {
-    q * ctx + q * (q + 1) / 2
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -569,12 +563,6 @@ mod tests {
         assert_eq!(w.bytes.weights.value(), 6144.0 * 4096.0 * 2.0);
         assert_eq!(w.bytes.act_in.value(), 64.0 * 4096.0 * 2.0);
         assert_eq!(w.bytes.act_out.value(), 64.0 * 6144.0 * 2.0);
-    }
-
-    #[test]
-    fn causal_pairs_is_triangular() {
-        assert_eq!(causal_pairs(4, 0), 1 + 2 + 3 + 4);
-        assert_eq!(causal_pairs(2, 10), 11 + 12);
     }
 
     #[test]

@@ -27,6 +27,12 @@ pub enum Attention {
     },
 }
 
+/// Number of (query, key) pairs a causal chunk of `q` new tokens after `ctx` cached ones attends:
+/// the i-th new token (1-based) sees `ctx + i` keys.
+pub fn causal_pairs(q: u64, ctx: u64) -> u64 {
+    q * ctx + q * (q + 1) / 2
+}
+
 /// Σ over positions `p` in `0..n` of `(p mod c) + 1`: the keys attended by the first `n`
 /// queries of a sequence under chunks of `c`.
 fn chunked_prefix(n: u64, c: u64) -> u64 {
@@ -51,7 +57,7 @@ impl Attention {
     /// new token (1-based) sees `keys(ctx + i)` keys.
     pub fn pairs(self, q: u64, ctx: u64) -> u64 {
         let w = match self {
-            Attention::Full => return crate::model::causal_pairs(q, ctx),
+            Attention::Full => return causal_pairs(q, ctx),
             Attention::Chunk { tokens: c } => {
                 return chunked_prefix(ctx + q, c) - chunked_prefix(ctx, c);
             }
@@ -128,11 +134,13 @@ impl Mla {
     }
 }
 
-/// How an MoE layer's router picks each token's experts.
+/// How an MoE layer's router picks each token's experts, after the router's GEMM has given
+/// each token one logit per expert. Its FLOPs per token are [`Router::gate_flops`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Router {
     /// The chosen experts' weights renormalised to sum to one (`norm_topk_prob`; a softmax
-    /// over the top-k, as Mixtral and gpt-oss take, is the same cost).
+    /// over the top-k, as Mixtral and gpt-oss take, is the same cost); otherwise they are the
+    /// scores as computed (OLMoE, Qwen2-MoE, DeepSeek-V2-Lite).
     pub norm_topk: bool,
     /// Group-limited routing (DeepSeek-V3's `n_group`, `topk_group`), when the experts are
     /// grouped.
@@ -149,9 +157,36 @@ impl Default for Router {
     }
 }
 
-/// Group-limited routing: the experts are cut into `groups` equal groups, each group scored by
-/// the sum of its two best experts' scores, and a token's top-k experts are chosen only from
-/// its `top_groups` best groups (DeepSeek-V3: 8 groups, 4 kept).
+impl Router {
+    /// FLOPs per token of the gate over `experts` logits choosing `top_k`, counted as the
+    /// reference kernel ([`crate::kernels`]) counts: additions, multiplications, divisions and
+    /// exponentials on tensor elements, no comparisons, no per-row scalar.
+    /// - Scores: 4 per expert (softmax: subtract the max, exp, accumulate, scale by 1/sum;
+    ///   DeepSeek-V3's sigmoid: negate, exp, add one, divide).
+    /// - Group-limited routing: 1 per expert (the balancing bias added to each score), and
+    ///   per group one add summing its two best biased scores (none in a group of one); the
+    ///   best groups, the masking of the others and the top-k are comparisons and selections.
+    /// - Renormalisation (`norm_topk`): 2 per chosen expert (accumulate the sum, scale by
+    ///   1/sum).
+    ///
+    /// Mixtral (8 experts, top 2): 4·8 + 2·2 = 36; DeepSeek-V3 (256 experts in 8 groups, top 8):
+    /// 4·256 + 256 + 8 + 2·8 = 1304; OLMoE (64, top 8, not renormalised): 256.
+    pub fn gate_flops(self, experts: u64, top_k: u64) -> u64 {
+        let norm = if self.norm_topk { 2 * top_k } else { 0 };
+        let groups = self.groups.map_or(0, |g| {
+            let per_group = experts / g.groups.max(1);
+            experts + g.groups * per_group.min(2).saturating_sub(1)
+        });
+        4 * experts + groups + norm
+    }
+}
+
+/// Group-limited routing (DeepSeek-V3's `noaux_tc`): the experts are cut into `groups` equal
+/// groups; a learned per-expert bias (`e_score_correction_bias`, the auxiliary-loss-free load
+/// balancing) is added to each score for choosing only; each group is scored by the sum of its
+/// two best biased scores, and a token's top-k experts are chosen by biased score from its
+/// `top_groups` best groups only, weighted by their unbiased scores (DeepSeek-V3: 8 groups,
+/// 4 kept).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct GroupLimit {
     /// Groups of experts (`n_group`).
@@ -212,5 +247,46 @@ impl LayerPlan {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causal_pairs_is_triangular() {
+        assert_eq!(causal_pairs(4, 0), 1 + 2 + 3 + 4);
+        assert_eq!(causal_pairs(2, 10), 11 + 12);
+    }
+
+    #[test]
+    fn gate_flops_count_scores_bias_group_sums_and_renormalisation() {
+        // Mixtral: 8 softmax scores at 4 FLOPs, 2 renormalised weights at 2.
+        assert_eq!(Router::default().gate_flops(8, 2), 4 * 8 + 2 * 2);
+        // OLMoE: the 64 scores only, the chosen weights left as scored.
+        let plain = Router {
+            norm_topk: false,
+            groups: None,
+        };
+        assert_eq!(plain.gate_flops(64, 8), 4 * 64);
+        // DeepSeek-V3: 256 sigmoids, 256 bias adds, one add per group of 32, 8 renormalised.
+        let v3 = Router {
+            norm_topk: true,
+            groups: Some(GroupLimit {
+                groups: 8,
+                top_groups: 4,
+            }),
+        };
+        assert_eq!(v3.gate_flops(256, 8), 1024 + 256 + 8 + 16);
+        // Groups of one expert: nothing to sum.
+        let ones = Router {
+            groups: Some(GroupLimit {
+                groups: 4,
+                top_groups: 2,
+            }),
+            ..v3
+        };
+        assert_eq!(ones.gate_flops(4, 2), 16 + 4 + 4);
     }
 }

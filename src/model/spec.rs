@@ -121,6 +121,19 @@ pub enum ModelError {
         /// Its value.
         value: u64,
     },
+    /// The expert-parallel degree does not divide the experts, or comes with tensor
+    /// parallelism.
+    #[error(
+        "expert-parallel degree {ep} with tensor-parallel degree {tp}: expert parallelism needs tp = 1 and a degree that divides the routed experts ({experts})"
+    )]
+    Ep {
+        /// The expert-parallel degree.
+        ep: u64,
+        /// The tensor-parallel degree asked with it.
+        tp: u64,
+        /// Routed experts per MoE layer.
+        experts: u64,
+    },
     /// Fewer KV heads than devices, and the devices are not a multiple of them.
     #[error(
         "tensor-parallel degree {tp} is not a multiple of num_key_value_heads ({kv_heads}): \
@@ -142,6 +155,7 @@ impl ModelError {
             ModelError::Zero { field } | ModelError::TooLarge { field, .. } => *field,
             ModelError::NotDivisible { by, .. } => by,
             ModelError::TopK { .. } => "num_experts_per_tok",
+            ModelError::Ep { .. } => "num_local_experts",
             ModelError::Tp { what, .. } => what,
             ModelError::TpKvReplication { .. } => "num_key_value_heads",
         };

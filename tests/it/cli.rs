@@ -470,11 +470,15 @@ fn validate_bad_arguments_exit_2() {
         &dyad(&["validate", "--scale", "3"]),
         &["--scale 3 must divide head_dim (128)"],
     );
+    // Mixtral's 32 heads and 8 experts split over no layout asked for: nothing to check.
     expect_input_error(
-        &dyad(&["validate", "--tp", "3"]),
-        &["--tp 3", "does not divide"],
+        &dyad(&["validate", "--tp", "3", "--ep", "3"]),
+        &[
+            "any layout asked for",
+            "tp3 (tensor-parallel",
+            "ep3 (expert-parallel",
+        ],
     );
-    expect_input_error(&dyad(&["validate", "--tp", "1", "--ep", "3"]), &["--ep 3"]);
     expect_input_error(&dyad(&["validate", "--prompt-len", "1"]), &["--prompt-len"]);
     expect_input_error(&dyad(&["validate", "--model", "nope.json"]), &["nope.json"]);
     assert_eq!(dyad(&["validate", "--policy", "pim"]).status, 2);
@@ -632,6 +636,41 @@ fn validate_exercises_the_window_and_every_layer_kind() {
     for op in ["kv_b_proj", "q_absorb", "v_up", "shared_expert", "expert_0"] {
         assert!(rows.iter().any(|x| x.1 == op && x.5 == "pass"), "{op}");
     }
+    // Llama-4's chunks narrowed to 7 (half the prompt, plus one): a decode query at position p
+    // sees p mod 7 + 1 keys, 3 + 6 + 2 + 5 = 16 for positions 23, 26, 29, 32; the 12-token
+    // prompt attends 28 + 15 pairs, the half after a cached half 7 + 15 (its first query
+    // closes chunk 0): 4 · 40 heads · 8 per key or pair.
+    let r = dyad(&[
+        "validate",
+        "--model",
+        "llama-4-scout-17b-16e",
+        "--tp",
+        "1,8",
+        "--ep",
+        "1",
+    ]);
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("4 layers: chunk 7, chunk 7, chunk 7, full;")
+    );
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    let at = |op: &str| {
+        let l = lines
+            .iter()
+            .find(|l| l.starts_with("all-xpu   tp1     0 ") && l.contains(op))
+            .unwrap();
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (
+            f[f.len() - 3].parse::<f64>().unwrap(),
+            f[f.len() - 2].parse().unwrap(),
+        )
+    };
+    let per = 4.0 * 40.0 * 8.0;
+    assert_eq!(at("attn_decode"), (per * 16.0, per * 16.0));
+    assert_eq!(at("attn_prefill"), (per * 65.0, per * 65.0));
+    let rows = validate_rows(&r.stdout, "all-xpu");
+    assert!(rows.iter().all(|x| x.5 == "pass"));
 }
 
 /// `dyad validate` exits 0 on every model shipped in `workloads/models/` (those the tests above
@@ -652,6 +691,7 @@ fn validate_exits_0_on_every_shipped_model() {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json" || x == "toml"))
         .filter(|p| !covered.iter().any(|c| p.file_stem().unwrap() == *c))
         .collect();
     files.sort();
@@ -673,8 +713,51 @@ fn validate_exits_0_on_every_shipped_model() {
         for run in runs {
             let (f, r) = run.join().unwrap();
             assert_eq!(r.status, 0, "{}:\n{}", f.display(), r.stderr);
+            // Qwen2's 28 heads do not split 8 ways, Qwen1.5-MoE's 60 experts not over 8
+            // devices: those layouts are skipped and named, the others run.
+            let name = f.file_stem().unwrap().to_str().unwrap();
+            let skipped: Vec<&str> = r
+                .stdout
+                .lines()
+                .filter_map(|l| l.strip_prefix("skipped "))
+                .map(|l| l.split(':').next().unwrap())
+                .collect();
+            let want: &[&str] = match name {
+                "qwen2-7b" | "qwen2-57b-a14b" => &["tp8"],
+                "qwen1.5-moe-a2.7b" => &["ep8"],
+                _ => &[],
+            };
+            assert_eq!(skipped, want, "{name}");
+            assert!(r.stdout.contains("all-xpu tp1: "), "{name}");
         }
     });
+}
+
+#[test]
+fn validate_skips_the_degrees_a_model_does_not_split_over_and_names_them() {
+    // Qwen1.5-MoE: 16 heads split 1, 2, 4 and 8 ways; its 60 experts over 2 and 4 devices, not 8.
+    let r = dyad(&[
+        "validate",
+        "--model",
+        "qwen1.5-moe-a2.7b",
+        "--policy",
+        "all-xpu",
+    ]);
+    assert_eq!(r.status, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(
+            "skipped ep8: expert-parallel degree 8 with tensor-parallel degree 1: expert \
+             parallelism needs tp = 1 and a degree that divides the routed experts (60)"
+        ),
+        "{}",
+        r.stdout
+    );
+    for par in ["tp1", "tp2", "tp4", "tp8", "ep2", "ep4"] {
+        let line = format!("all-xpu {par}: ");
+        let summary = r.stdout.lines().find(|l| l.starts_with(&line));
+        assert!(summary.is_some_and(|l| l.contains(" 0 failed")), "{par}");
+    }
+    assert!(!r.stdout.contains("all-xpu ep8: "));
 }
 
 #[test]

@@ -10,10 +10,10 @@ use crate::kernels::elementwise::{
     add, add_rmsnorm, embedding, ffn_act, head_rmsnorm, rope, sigmoid_scale, softcap,
 };
 use crate::kernels::gemm::expand;
-use crate::kernels::moe::{combine, route};
+use crate::kernels::moe::{combine, route, route_with};
 use crate::kernels::{Count, Elem, Rng, elems, normalized_error, to_elems, to_f32s};
 use crate::map::plan::{Axis, OpPlan, PartitionPlan};
-use crate::model::{Batch, ModelSpec, OpKind};
+use crate::model::{Batch, ModelSpec, OpKind, Router};
 
 /// RoPE base used for the check (Llama 2; any base exercises the same arithmetic).
 const ROPE_BASE: f32 = 10000.0;
@@ -84,7 +84,7 @@ pub(super) fn run<E: Elem>(p: &OpPlan, cx: Context, elements: u64, rng: &mut Rng
         }
         "shared_add" | "shared_scale" => run_shared::<E>(p, m, elements, rng),
         "act" => run_act::<E>(plan, m, m.ffn_inner(p.op.layer.unwrap_or(0)), elements, rng),
-        "topk" => run_topk::<E>(plan, m, [elements, reads], rng),
+        "topk" => run_topk::<E>(plan, m, p.op.layer, [elements, reads], rng),
         "moe_combine" => run_moe_combine::<E>(plan, m, elements, rng),
         other => Err(Unsupported::ElementwiseName(other.to_string())),
     }
@@ -242,11 +242,14 @@ fn run_act<E: Elem>(
     })
 }
 
-/// The MoE router on random router logits (`logits`: the op's elements × reads of them): its
-/// top-k choice as dense weights per token and expert.
+/// The MoE router of layer `layer` (its [`crate::model::Router`]: renormalised or not,
+/// group-limited or not) on random router logits (`logits`: the op's elements × reads of them)
+/// and, under group-limited routing, a random balancing bias: its top-k choice as dense weights
+/// per token and expert.
 fn run_topk<E: Elem>(
     plan: &PartitionPlan,
     m: &ModelSpec,
+    layer: Option<u32>,
     logits: [u64; 2],
     rng: &mut Rng,
 ) -> Outcome {
@@ -254,9 +257,13 @@ fn run_topk<E: Elem>(
         Some(x) => (usize_of(x.experts), usize_of(x.top_k)),
         None => return Err(Unsupported::DenseModel("topk")),
     };
+    let router = layer
+        .and_then(|l| m.plans.get(l as usize))
+        .map_or_else(Router::default, |p| p.router);
     let logits = rand::<E>(rng, &logits, 2.0);
+    let bias = rng.vec(ne, 0.1);
     let dense = |c: &mut Count| {
-        let r = route(&logits, ne, k, c);
+        let r = route_with(&logits, (ne, k), router, &bias, c);
         let mut w = vec![0f32; elems(&[r.tokens(), ne])];
         for (i, &(e, x)) in r.choice.iter().enumerate() {
             w[i / k * ne + e] = x;

@@ -200,12 +200,13 @@ fn deepseek_v3_gate_scores_groups_and_v2_lite_does_not_renormalise() {
             .unwrap();
         o.work().flops.value() / 5.0
     };
-    // DeepSeek-V3: 256 scores (4 each), the 8 chosen renormalised (2 each), and group-limited
-    // routing over 8 groups keeping 4: two best per group found and summed (3 per expert with
-    // the mask) and the groups ranked (8 × (4 + 1)).
+    // DeepSeek-V3: 256 sigmoid scores (4 each), the 8 chosen renormalised (2 each), and
+    // group-limited routing over 8 groups of 32 keeping 4: the balancing bias added to each
+    // score (1 each) and each group's two best biased scores summed (1 per group); finding the
+    // best, ranking the groups and masking the rest are comparisons, not FLOPs.
     assert_eq!(
         topk_flops("deepseek-v3", 3),
-        (4 * 256 + 2 * 8 + 3 * 256 + 8 * 5) as f64
+        (4 * 256 + 2 * 8 + 256 + 8) as f64
     );
     // DeepSeek-V2-Lite: norm_topk_prob false and one group: the 64 scores only.
     assert_eq!(topk_flops("deepseek-v2-lite", 1), (4 * 64) as f64);
