@@ -14,6 +14,10 @@ pub const FILES: &[(&str, &str)] = &[
     ("arch/mi300x.toml", include_str!("../../arch/mi300x.toml")),
     ("arch/duplex.toml", include_str!("../../arch/duplex.toml")),
     (
+        "arch/duplex-h200.toml",
+        include_str!("../../arch/duplex-h200.toml"),
+    ),
+    (
         "arch/h100-2node.toml",
         include_str!("../../arch/h100-2node.toml"),
     ),

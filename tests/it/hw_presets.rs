@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use dyad::config::{load_arch, load_model};
 use dyad::hw::{System, Timing};
 use dyad::map::Policy;
-use dyad::model::{Batch, Parallelism, Precision};
+use dyad::model::{Batch, Footprint, Parallelism, Precision};
 use dyad::sim::iteration::Coster;
 use dyad::units::{Bytes, BytesPerSecond, Seconds};
 use dyad::work::Dtype;
@@ -290,4 +290,46 @@ fn dyad_runs_on_the_b200_and_mi300x_presets() {
     for a in ["b200", "mi300x"] {
         assert!(r.stdout.lines().any(|l| l.trim() == a), "{}", r.stdout);
     }
+}
+
+/// The Duplex-H200 preset (`arch/duplex-h200.toml`, the modern-MoE study's device): the H200's
+/// memory, Duplex's Logic-PIM per stack on six stacks, and room for DeepSeek-V3's fp8 weights
+/// under expert parallelism 8, which eight 80 GB Duplex devices do not have.
+#[test]
+fn duplex_h200_is_an_h200_with_duplex_logic_pim_on_six_stacks() {
+    let (d, h, duplex) = (arch("duplex-h200"), arch("h200"), arch("duplex"));
+    assert_eq!(d.xpu.memory.capacity, h.xpu.memory.capacity);
+    assert_eq!(d.xpu.memory.bandwidth, h.xpu.memory.bandwidth);
+    assert_eq!(peak(&d, Dtype::Fp8), peak(&h, Dtype::Fp8));
+    let (pim, per_duplex) = (d.pim.as_ref().unwrap(), duplex.pim.as_ref().unwrap());
+    assert_eq!(pim.stacks, 6);
+    // 4.8 TB/s over six stacks: 800 GB/s each (REFERENCE.md, H200 HBM3e stacks).
+    close(d.xpu.memory.bandwidth.value() / 6.0, 800e9, 1e-12);
+    // 6 stacks x 32 modules x 512 MACs x 2 FLOPs x 650 MHz = 127.8 TFLOPS; per stack Duplex's.
+    close(pim.peak().value(), 6.0 * 32.0 * 512.0 * 2.0 * 650e6, 1e-12);
+    close(
+        pim.peak().value() / 6.0,
+        per_duplex.peak().value() / f64::from(per_duplex.stacks),
+        1e-12,
+    );
+    // 4 x the external 4.8 TB/s reaches the logic dies: 19.2 TB/s.
+    close(
+        pim.bandwidth(d.xpu.memory.bandwidth).value(),
+        19.2e12,
+        1e-12,
+    );
+    // DeepSeek-V3 at one byte per weight: more than 8 x 80 GB in all, and under EP 8 (32 routed
+    // experts per device, the rest replicated) less than 90% of one 141 GB device.
+    let m = load_model("deepseek-v3".as_ref()).unwrap();
+    let fp8 = Precision::uniform(Dtype::Fp8);
+    let whole = Footprint::new(&m, Parallelism { tp: 1, ep: 1 }, fp8).weights;
+    assert!(
+        whole.value() > 8.0 * duplex.xpu.memory.capacity.value(),
+        "{whole:?}"
+    );
+    let share = Footprint::new(&m, Parallelism { tp: 1, ep: 8 }, fp8).weights;
+    assert!(
+        share.value() < 0.9 * d.xpu.memory.capacity.value(),
+        "{share:?}"
+    );
 }
