@@ -14,6 +14,14 @@ pub const FILES: &[(&str, &str)] = &[
     ("arch/mi300x.toml", include_str!("../../arch/mi300x.toml")),
     ("arch/duplex.toml", include_str!("../../arch/duplex.toml")),
     (
+        "arch/software/splitwise-dgx-a100.toml",
+        include_str!("../../arch/software/splitwise-dgx-a100.toml"),
+    ),
+    (
+        "arch/software/splitwise-dgx-h100.toml",
+        include_str!("../../arch/software/splitwise-dgx-h100.toml"),
+    ),
+    (
         "arch/h100-2node.toml",
         include_str!("../../arch/h100-2node.toml"),
     ),
