@@ -36,6 +36,7 @@ fn mixtral(routing: RoutingSpec) -> Scenario {
         policy: dyad::map::Policy::AllXpu,
         seed: 1,
         timing: Timing::Kernel,
+        software: None,
     }
 }
 

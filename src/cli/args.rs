@@ -145,6 +145,11 @@ pub(super) struct RunArgs {
     /// the batch and the token budget.
     #[arg(long, requires = "serving", value_name = "N|all", default_value = "10000000", value_parser = parse_limit)]
     pub(super) work_limit: TraceLimit,
+    /// A software-stack profile (e.g. `arch/software/splitwise-dgx-h100.toml`) whose framework
+    /// time per iteration (scheduling, sampling, launches, TP synchronization) adds to the
+    /// kernels; overrides the scenario's `software`. Without one a run is kernel time only.
+    #[arg(long, requires = "serving", value_name = "FILE")]
+    pub(super) software: Option<PathBuf>,
     /// Output format.
     #[arg(long, default_value = "table", value_parser = named(&Format::TABLE))]
     pub(super) format: Format,
@@ -378,6 +383,7 @@ impl RunArgs {
                 weights: m.weights,
                 activations: m.activations,
                 kv: m.kv,
+                software: self.software.clone(),
             },
             trace: self.trace.clone(),
             trace_limit: self.trace_limit.0,

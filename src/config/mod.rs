@@ -20,6 +20,7 @@ mod model;
 pub mod presets;
 mod routing;
 mod serving;
+mod software;
 mod source;
 mod tech;
 
@@ -36,6 +37,7 @@ pub use error::ConfigError;
 pub(crate) use model::is_toml;
 pub use model::{load_model, load_model_text, model_fields};
 pub use serving::{ScenarioFile, ScenarioOverrides};
+pub use software::load_software;
 pub(crate) use source::text;
 pub use source::{Located, Source};
 pub use tech::{DieFile, TECH_DIR, load_die, load_tech_library};
@@ -133,7 +135,30 @@ pub fn load_scenario_overridden(
         Some(m) => load_model(m)?,
         None => load_model(&file.model_path()).map_err(|e| file.named_file_error("model", e))?,
     };
-    file.resolve_with(sys, model, o)
+    let software = o.software.clone().or_else(|| file.software_path());
+    with_software(file.resolve_with(sys, model, o)?, software.as_deref(), path)
+}
+
+/// `s` with the software profile at `software` (when given) loaded into it; a profile and
+/// `timing = "host"` both charge each op's dispatch, so they are refused together.
+fn with_software(
+    mut s: Scenario,
+    software: Option<&Path>,
+    scenario: &Path,
+) -> Result<Scenario, ConfigError> {
+    let Some(p) = software else { return Ok(s) };
+    if s.timing == crate::hw::Timing::Host {
+        return Err(ConfigError::file(
+            scenario,
+            format!(
+                "software profile {} with timing \"host\": both charge each op's dispatch",
+                p.display()
+            ),
+        )
+        .with_help("use timing = \"kernel\" with a software profile"));
+    }
+    s.software = Some(load_software(p)?);
+    Ok(s)
 }
 
 /// The arch file a scenario names, resolved against the scenario's folder.
@@ -160,13 +185,14 @@ pub fn load_scenario_with_model(
     model: Option<ModelSpec>,
 ) -> Result<Scenario, ConfigError> {
     let file = ScenarioFile::parse(Source::new(path, text))?;
+    let software = file.software_path();
     let sys = load_arch_with(&file.arch_path(), arch_text)
         .map_err(|e| file.named_file_error("arch", e))?;
     let model = match model {
         Some(m) => m,
         None => load_model(&file.model_path()).map_err(|e| file.named_file_error("model", e))?,
     };
-    file.resolve(sys, model)
+    with_software(file.resolve(sys, model)?, software.as_deref(), path)
 }
 
 /// The model file a scenario names, resolved against the scenario's folder.
@@ -247,7 +273,7 @@ mod tests {
     /// another loader; `mod.rs` wires them.
     #[test]
     fn no_loader_imports_another() {
-        const LOADERS: [&str; 4] = ["arch", "model", "serving", "tech"];
+        const LOADERS: [&str; 5] = ["arch", "model", "serving", "software", "tech"];
         for file in LOADERS {
             let text = std::fs::read_to_string(root(&format!("src/config/{file}.rs"))).unwrap();
             for other in LOADERS.iter().filter(|o| **o != file) {

@@ -18,6 +18,14 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../arch/duplex-h200.toml"),
     ),
     (
+        "arch/software/splitwise-dgx-a100.toml",
+        include_str!("../../arch/software/splitwise-dgx-a100.toml"),
+    ),
+    (
+        "arch/software/splitwise-dgx-h100.toml",
+        include_str!("../../arch/software/splitwise-dgx-h100.toml"),
+    ),
+    (
         "arch/h100-2node.toml",
         include_str!("../../arch/h100-2node.toml"),
     ),

@@ -28,6 +28,8 @@ struct RawScenario {
     ep: Option<Spanned<u64>>,
     seed: Option<u64>,
     timing: Option<Spanned<String>>,
+    /// A software-stack profile (`arch/software/*.toml`), relative to the scenario.
+    software: Option<Spanned<String>>,
     /// Mapping policy: all-xpu (default), dispatch, duplex.
     policy: Option<Spanned<String>>,
     precision: RawPrecision,
@@ -112,6 +114,8 @@ pub struct ScenarioOverrides {
     pub activations: Option<Dtype>,
     /// `--kv`.
     pub kv: Option<Dtype>,
+    /// `--software`: a software-stack profile, relative to the working folder.
+    pub software: Option<PathBuf>,
 }
 
 impl ScenarioOverrides {
@@ -130,6 +134,7 @@ impl ScenarioOverrides {
             ("precision.weights", self.weights.is_some()),
             ("precision.activations", self.activations.is_some()),
             ("precision.kv", self.kv.is_some()),
+            ("software", self.software.is_some()),
         ];
         given.iter().filter(|(_, g)| *g).map(|(k, _)| *k).collect()
     }
@@ -172,6 +177,14 @@ impl ScenarioFile {
     /// The model file it names, relative to the scenario's folder.
     pub fn model_path(&self) -> PathBuf {
         self.src.relative(self.raw.model.get_ref())
+    }
+
+    /// The software profile it names (`software`), relative to the scenario's folder.
+    pub fn software_path(&self) -> Option<PathBuf> {
+        self.raw
+            .software
+            .as_ref()
+            .map(|s| self.src.relative(s.get_ref()))
     }
 
     /// `e`, an error loading the file the scenario's `key` (`arch` or `model`) names, placed at
@@ -353,6 +366,7 @@ fn resolve(
         routing,
         seed: o.seed.or(raw.seed).unwrap_or(0),
         timing,
+        software: None,
     })
 }
 

@@ -168,7 +168,8 @@ pub struct ServingInputs {
     pub attention_dp: u64,
     /// Precision of weights, activations and KV cache.
     pub precision: crate::model::Precision,
-    /// Which clock op times are read from (`kernel` or `host`).
+    /// Which clock op times are read from (`kernel` or `host`), with ` + software NAME` when a
+    /// software-stack profile adds the framework's time per iteration.
     pub timing: String,
     /// The scenario keys that command-line flags replaced (`arch`, `policy`, `precision.kv`,
     /// …), in the order of the file; empty when the scenario ran as written.
@@ -283,7 +284,14 @@ impl ServingInputs {
             devices: s.tp * s.ep,
             attention_dp: s.ep,
             precision: s.precision,
-            timing: crate::hw::Timing::TABLE[s.timing as usize].1.into(),
+            timing: match &s.software {
+                None => crate::hw::Timing::TABLE[s.timing as usize].1.into(),
+                Some(w) => format!(
+                    "{} + software {}",
+                    crate::hw::Timing::TABLE[s.timing as usize].1,
+                    w.name
+                ),
+            },
             overridden: Vec::new(),
             requests: s.count,
             prompt,

@@ -79,6 +79,8 @@ pub struct IterCost {
     pub by_bound: [f64; 4],
     /// Op instances simulated.
     pub ops: u64,
+    /// Collectives among them.
+    pub collectives: u64,
     /// Op spans from the iteration's start (when asked for).
     pub spans: Vec<OpSpan>,
 }
@@ -226,6 +228,7 @@ impl<'a> Coster<'a> {
         }
         let o = engine::run(&tasks, RESOURCES.len() * self.par.ep as usize)?;
         out.ops += tasks.len() as u64;
+        out.collectives += ops.iter().filter(|o| o.kind.is_collective()).count() as u64;
         for (b, x) in out.busy.iter_mut().zip(&o.busy) {
             *b += x;
         }
@@ -345,6 +348,7 @@ impl<'a> Coster<'a> {
                 let k = n as f64;
                 out.energy_parts.add(one.energy_parts.scaled(k));
                 out.ops += one.ops * n as u64;
+                out.collectives += one.collectives * n as u64;
                 for (b, x) in out.busy.iter_mut().zip(one.busy) {
                     *b += x * k;
                 }

@@ -40,6 +40,7 @@ pub(crate) fn scenario(
         policy: dyad::map::Policy::AllXpu,
         seed: 1,
         timing: Timing::Kernel,
+        software: None,
     }
 }
 
@@ -612,4 +613,54 @@ fn a_serving_run_with_no_room_for_a_kv_cache_names_the_smallest_tp_and_ep() {
             "--ep 2)",
         ],
     );
+}
+
+/// A profile that charges `step` per iteration and nothing else, prefilling `max_prefills`
+/// prompts per iteration.
+fn step_only(step: f64, max_prefills: u64) -> dyad::hw::Software {
+    use dyad::units::Seconds;
+    dyad::hw::Software {
+        name: "step-only".into(),
+        step: Seconds(step),
+        per_sequence: Seconds(0.0),
+        per_prompt_token: Seconds(0.0),
+        launch: Seconds(0.0),
+        graph_launch: Seconds(0.0),
+        graphs: dyad::hw::Graphs::None,
+        max_prefills,
+        sync: Seconds(0.0),
+    }
+}
+
+#[test]
+fn a_software_step_adds_its_time_to_every_iteration() {
+    let base = scenario(
+        "llama-3-8b",
+        1,
+        64,
+        8,
+        Arrivals::Closed { concurrency: 4 },
+        4,
+        4,
+    );
+    let kernel = simulate(&base, None).unwrap();
+    let with = Scenario {
+        software: Some(step_only(1e-3, u64::MAX)),
+        ..base.clone()
+    };
+    let framework = simulate(&with, None).unwrap();
+    assert_eq!(kernel.iterations, framework.iterations);
+    let added = framework.duration - kernel.duration;
+    let want = 1e-3 * kernel.iterations as f64;
+    assert!(
+        (added - want).abs() < 1e-9 * want.max(1.0),
+        "{added} vs {want}"
+    );
+    // One prompt per iteration: four prompts take four prefill iterations, not one.
+    let one = Scenario {
+        software: Some(step_only(0.0, 1)),
+        ..base
+    };
+    let serial = simulate(&one, None).unwrap();
+    assert_eq!(serial.iterations, kernel.iterations + 3);
 }

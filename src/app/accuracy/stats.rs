@@ -78,7 +78,7 @@ pub fn accuracy_markdown(samples: &[Sample], worst: usize) -> String {
         );
     }
     let mut files: BTreeMap<&str, Vec<&Sample>> = BTreeMap::new();
-    for x in samples {
+    for x in samples.iter().filter(|x| !x.aside) {
         files.entry(x.file.as_str()).or_default().push(x);
     }
     s += "\n## By file\n\n| file | rows | median | p90 | max |\n|---|---:|---:|---:|---:|\n";

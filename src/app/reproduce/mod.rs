@@ -357,6 +357,7 @@ impl<'a> Replica<'a> {
             policy: self.spec.policy,
             seed: sh.seed,
             timing: crate::hw::Timing::Kernel,
+            software: None,
         }
     }
 }

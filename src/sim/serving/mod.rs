@@ -62,6 +62,9 @@ pub struct Scenario {
     pub seed: u64,
     /// What op times measure (kernel time or host wall time).
     pub timing: Timing,
+    /// The serving framework's time per iteration beyond its kernels; `None` prices kernels
+    /// alone (the default for hardware studies).
+    pub software: Option<crate::hw::Software>,
 }
 
 /// Why a serving run cannot start or go on. Every variant is a bad scenario except

@@ -134,6 +134,8 @@ pub(super) struct Limits {
     pub(super) max_batch: u64,
     /// Most tokens (decode tokens plus prefill chunk tokens) in one iteration.
     pub(super) max_tokens: u64,
+    /// Most prefill chunks in one iteration (the software profile's `max_prefills`).
+    pub(super) max_prefills: u64,
 }
 
 /// What admission waited on in one iteration.
@@ -175,9 +177,9 @@ pub(super) fn next_batch(q: &mut Queues, lim: &Limits) -> Result<Plan, ServingEr
     let mut budget = lim.max_tokens;
     decode(q, &mut budget, &mut plan);
     plan.waits.kv = plan.preempted > 0;
-    continue_prefills(q, &mut budget, &mut plan);
+    continue_prefills(q, lim.max_prefills, &mut budget, &mut plan);
     if plan.preempted == 0 {
-        admit(q, lim.max_batch, &mut budget, &mut plan)?;
+        admit(q, lim, &mut budget, &mut plan)?;
     }
     plan.waits.budget = budget == 0 && !q.waiting.is_empty();
     Ok(plan)
@@ -219,9 +221,9 @@ fn decode(q: &mut Queues, budget: &mut u64, plan: &mut Plan) {
 }
 
 /// Rule 3: running sequences part-way through their prompt take a chunk each.
-fn continue_prefills(q: &mut Queues, budget: &mut u64, plan: &mut Plan) {
+fn continue_prefills(q: &mut Queues, max_prefills: u64, budget: &mut u64, plan: &mut Plan) {
     for &r in &q.running {
-        if *budget == 0 {
+        if *budget == 0 || plan.chunks.len() as u64 >= max_prefills {
             break;
         }
         let s = &mut q.seqs[r];
@@ -243,13 +245,13 @@ fn continue_prefills(q: &mut Queues, budget: &mut u64, plan: &mut Plan) {
 /// Rule 4: admissions from the front of the waiting queue, each with its first chunk.
 fn admit(
     q: &mut Queues,
-    max_batch: u64,
+    lim: &Limits,
     budget: &mut u64,
     plan: &mut Plan,
 ) -> Result<(), ServingError> {
-    while *budget > 0 {
+    while *budget > 0 && (plan.chunks.len() as u64) < lim.max_prefills {
         let Some(&r) = q.waiting.front() else { break };
-        if q.running.len() as u64 >= max_batch {
+        if q.running.len() as u64 >= lim.max_batch {
             plan.waits.batch = true;
             break;
         }
@@ -311,6 +313,7 @@ mod tests {
         Limits {
             max_batch,
             max_tokens,
+            max_prefills: u64::MAX,
         }
     }
 

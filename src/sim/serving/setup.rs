@@ -88,6 +88,7 @@ impl<'a> Bench<'a> {
             limits: Limits {
                 max_batch: s.max_batch,
                 max_tokens: s.max_tokens,
+                max_prefills: s.software.as_ref().map_or(u64::MAX, |w| w.max_prefills),
             },
             router,
             route_rng,

@@ -5,6 +5,7 @@ use super::schedule::{Plan, next_batch};
 use super::setup::Bench;
 use super::stats::{RequestLife, ServingLimit, ServingResult, TimelinePoint};
 use super::{IterationRecord, ServingError};
+use crate::hw::IterShape;
 use crate::model::{Batch, PrefillChunk};
 use crate::sim::iteration::IterCost;
 
@@ -81,7 +82,20 @@ impl Bench<'_> {
                 .collect(),
         };
         let spans = self.observer.is_some();
-        Ok(self.coster.iteration(&batch, &counts, spans)?)
+        let mut c = self.coster.iteration(&batch, &counts, spans)?;
+        if let Some(sw) = &self.s.software {
+            c.time += sw
+                .host(&IterShape {
+                    ops: c.ops,
+                    collectives: c.collectives,
+                    seqs: (plan.decode.len() + plan.chunks.len()) as u64,
+                    prompt_tokens: plan.chunks.iter().map(|&(_, n)| n).sum(),
+                    decode_only: plan.chunks.is_empty(),
+                    tp: self.s.tp,
+                })
+                .value();
+        }
+        Ok(c)
     }
 
     /// Runs `plan` for `c.time`: every sequence in it advances, tokens are emitted, finished
