@@ -168,11 +168,12 @@ fn write(p: &Path, bytes: &[u8]) -> Result<(), String> {
 /// it reports (`--allow-oversize`).
 fn located(stderr: &str, subject: &str) -> bool {
     // miette wraps messages in a box: join its lines back into one text.
-    let stderr = &stderr
-        .replace(['│', '×', '╰', '─', '▶', '╭', '·', '┬'], " ")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let stderr = &(" ".to_string()
+        + &stderr
+            .replace(['│', '×', '╰', '─', '▶', '╭', '·', '┬'], " ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "));
     let names_flag = stderr.match_indices(" --").any(|(i, _)| {
         stderr[i + 3..]
             .chars()
@@ -200,8 +201,9 @@ fn located(stderr: &str, subject: &str) -> bool {
                 || after_digit("line ")
                 || after_digit("line: ")
                 || after_digit("byte ")
-                || after_digit("row ")
-                || stderr.matches('`').count() >= 2)
+                || after_digit("row "))
+        // A key in backquotes places the fault even when another file's keys set it.
+        || stderr.matches('`').count() >= 2
 }
 
 /// The first word in `text` that is a printed non-number (`NaN`, `inf`, `Infinity`).

@@ -418,7 +418,7 @@ pub enum ValidateError {
         limit: f64,
     },
     /// No layout asked for splits the model.
-    #[error("the model cannot be split by any layout asked for: {}", skipped_list(.0))]
+    #[error("the model cannot be split by any layout --tp and --ep ask for: {}", skipped_list(.0))]
     NoLayout(Vec<Skipped>),
     /// A parallel layout the model cannot be split or placed by.
     #[error("{flag} {degree}: {source}")]

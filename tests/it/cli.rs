@@ -474,7 +474,7 @@ fn validate_bad_arguments_exit_2() {
     expect_input_error(
         &dyad(&["validate", "--tp", "3", "--ep", "3"]),
         &[
-            "any layout asked for",
+            "any layout --tp and --ep ask for",
             "tp3 (tensor-parallel",
             "ep3 (expert-parallel",
         ],
