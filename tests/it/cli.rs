@@ -475,8 +475,8 @@ fn validate_bad_arguments_exit_2() {
         &dyad(&["validate", "--tp", "3", "--ep", "3"]),
         &[
             "any layout --tp and --ep ask for",
-            "tp3 (tensor-parallel",
-            "ep3 (expert-parallel",
+            "tensor-parallel degree 3",
+            "expert-parallel degree 3",
         ],
     );
     expect_input_error(&dyad(&["validate", "--prompt-len", "1"]), &["--prompt-len"]);
