@@ -101,13 +101,27 @@ memory_utilization = 0.9
     )
 }
 
+/// `text` with miette's box drawing removed and its wrapped lines joined, so that a needle
+/// does not depend on where the terminal width (or a path's length) broke the message.
+fn unwrapped(text: &str) -> String {
+    text.replace(['│', '×', '╰', '─', '▶', '╭', '·', '┬', '├'], " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Checks that `r` ended with status 2 (bad input), without a panic, and that its standard error
-/// contains every one of `needles`.
+/// contains every one of `needles` (wherever the message wrapped).
 #[track_caller]
 pub(crate) fn expect_input_error(r: &Run, needles: &[&str]) {
     assert_eq!(r.status, 2, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    let text = unwrapped(&r.stderr);
     for n in needles {
-        assert!(r.stderr.contains(n), "stderr lacks {n:?}:\n{}", r.stderr);
+        assert!(
+            r.stderr.contains(n) || text.contains(&unwrapped(n)),
+            "stderr lacks {n:?}:\n{}",
+            r.stderr
+        );
     }
     assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
 }
