@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::FuzzError;
 use crate::mutate::{self, Rng};
 
 /// The folders of the repository whose files the workers copy (relative to the root).
@@ -106,7 +107,7 @@ impl Case {
 impl Inputs {
     /// Reads the tree under `root`, and writes the reports `dyad compare` is fuzzed on with
     /// `dyad` (they are inputs too).
-    pub fn collect(root: &Path, dyad: &Path) -> Result<Inputs, String> {
+    pub fn collect(root: &Path, dyad: &Path) -> Result<Inputs, FuzzError> {
         let mut tree = Vec::new();
         for dir in TREE {
             read_tree(root, Path::new(dir), &mut tree)?;
@@ -123,9 +124,12 @@ impl Inputs {
                 .args(args)
                 .current_dir(root)
                 .output()
-                .map_err(|e| format!("{}: {e}", dyad.display()))?;
+                .map_err(FuzzError::io(dyad))?;
             if !out.status.success() {
-                return Err(format!("dyad {} failed: {}", args.join(" "), out.status));
+                return Err(FuzzError::Setup {
+                    command: args.join(" "),
+                    status: out.status,
+                });
             }
             tree.push((PathBuf::from(name), out.stdout));
         }
@@ -339,10 +343,10 @@ fn flag_targets() -> Vec<FlagTarget> {
     v
 }
 
-fn read_tree(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) -> Result<(), String> {
+fn read_tree(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) -> Result<(), FuzzError> {
     let full = root.join(dir);
     let mut entries: Vec<_> = std::fs::read_dir(&full)
-        .map_err(|e| format!("{}: {e}", full.display()))?
+        .map_err(FuzzError::io(&full))?
         .filter_map(Result::ok)
         .map(|e| e.path())
         .collect();
@@ -352,7 +356,7 @@ fn read_tree(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) -> Resu
         if p.is_dir() {
             read_tree(root, &rel, out)?;
         } else {
-            let bytes = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+            let bytes = std::fs::read(&p).map_err(FuzzError::io(&p))?;
             out.push((rel, bytes));
         }
     }

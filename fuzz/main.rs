@@ -22,7 +22,44 @@ mod cases;
 mod mutate;
 mod run;
 
-use std::path::PathBuf;
+/// Why the harness itself could not run (not a finding about dyad).
+#[derive(Debug, thiserror::Error)]
+pub enum FuzzError {
+    /// A file or folder could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// No dyad binary where one was looked for.
+    #[error("{}: no dyad binary (build it with `cargo build --release`, or pass --dyad)", .0.display())]
+    NoBinary(PathBuf),
+    /// A setup run of dyad (the reports `dyad compare` is fuzzed on) failed.
+    #[error("dyad {command} failed: {status}")]
+    Setup {
+        /// Its arguments.
+        command: String,
+        /// How it ended.
+        status: std::process::ExitStatus,
+    },
+    /// A worker thread panicked (a bug in the harness).
+    #[error("a worker panicked")]
+    Worker,
+}
+
+impl FuzzError {
+    /// An I/O error on `path`.
+    pub fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> FuzzError + '_ {
+        move |source| FuzzError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -79,21 +116,18 @@ fn main() -> ExitCode {
 }
 
 /// Runs the cases and prints the tally; returns the number of failures.
-fn fuzz(args: &Args) -> Result<usize, String> {
+fn fuzz(args: &Args) -> Result<usize, FuzzError> {
     let dyad = match &args.dyad {
         Some(p) => p.clone(),
         None => std::env::current_exe()
-            .map_err(|e| format!("cannot find this binary: {e}"))?
+            .map_err(FuzzError::io(Path::new("this binary")))?
             .with_file_name("dyad"),
     };
     if !dyad.is_file() {
-        return Err(format!(
-            "{}: no dyad binary (build it with `cargo build --release`, or pass --dyad)",
-            dyad.display()
-        ));
+        return Err(FuzzError::NoBinary(dyad));
     }
     let inputs = cases::Inputs::collect(&args.root, &dyad)?;
-    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out).map_err(FuzzError::io(&args.out))?;
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -112,8 +146,8 @@ fn fuzz(args: &Args) -> Result<usize, String> {
         let workers: Vec<_> = (0..jobs)
             .map(|w| {
                 let (inputs, dyad, next, stop, tally) = (&inputs, &dyad, &next, &stop, &tally);
-                s.spawn(move || -> Result<(), String> {
-                    let work = run::Workdir::new(&args.root, &inputs.tree, w)?;
+                s.spawn(move || -> Result<(), FuzzError> {
+                    let work = run::Workdir::new(&inputs.tree, w)?;
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         if i >= end || stop.load(Ordering::Relaxed) {
@@ -125,7 +159,7 @@ fn fuzz(args: &Args) -> Result<usize, String> {
                         }
                         let case = inputs.case(args.seed, i);
                         let outcome = work.run(dyad, &case, limits)?;
-                        let mut t = tally.lock().expect("a worker panicked");
+                        let mut t = tally.lock().map_err(|_| FuzzError::Worker)?;
                         t.add(&case, &outcome);
                         if let Some(why) = outcome.failure() {
                             eprintln!("case {i} ({}): {why}\n  dyad {}", case.kind, case.shown());
@@ -137,9 +171,9 @@ fn fuzz(args: &Args) -> Result<usize, String> {
             .collect();
         workers
             .into_iter()
-            .try_for_each(|w| w.join().map_err(|_| "a worker panicked".to_string())?)
+            .try_for_each(|w| w.join().map_err(|_| FuzzError::Worker)?)
     })?;
-    let t = tally.into_inner().expect("a worker panicked");
+    let t = tally.into_inner().map_err(|_| FuzzError::Worker)?;
     println!("{}", t.render(start.elapsed()));
     Ok(t.failed)
 }

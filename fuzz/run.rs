@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::FuzzError;
 use crate::cases::Case;
 
 /// The bounds on one case.
@@ -43,7 +44,7 @@ impl Outcome {
             ));
         }
         match self.status {
-            Some(0) | Some(1) => not_a_number(&self.stdout)
+            Some(0) | Some(1) => dyad::report::guard::non_number(&self.stdout)
                 .map(|w| format!("exit 0/1 with \"{w}\" in the output (not a number)")),
             Some(2) => match &self.subject {
                 Some(s) if !located(&self.stderr, s) => {
@@ -65,7 +66,7 @@ pub struct Workdir {
 
 impl Workdir {
     /// A fresh copy of `tree` in a temporary folder for worker `w`.
-    pub fn new(_root: &Path, tree: &[(PathBuf, Vec<u8>)], w: usize) -> Result<Workdir, String> {
+    pub fn new(tree: &[(PathBuf, Vec<u8>)], w: usize) -> Result<Workdir, FuzzError> {
         let dir = std::env::temp_dir().join(format!("dyad-fuzz-{}-{w}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         for (p, bytes) in tree {
@@ -78,13 +79,13 @@ impl Workdir {
     }
 
     /// Runs `case` with `dyad` and puts the file it replaced back.
-    pub fn run(&self, dyad: &Path, case: &Case, limits: &Limits) -> Result<Outcome, String> {
+    pub fn run(&self, dyad: &Path, case: &Case, limits: &Limits) -> Result<Outcome, FuzzError> {
         let _ = std::fs::remove_dir_all(self.dir.join("sweep-out"));
         if let Some((p, bytes)) = &case.file {
             write(&self.dir.join(p), bytes)?;
         }
         let (out, err) = (self.dir.join(".stdout"), self.dir.join(".stderr"));
-        let file = |p: &Path| std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()));
+        let file = |p: &Path| std::fs::File::create(p).map_err(FuzzError::io(p));
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(format!(
@@ -100,10 +101,10 @@ impl Workdir {
             .stdout(file(&out)?)
             .stderr(file(&err)?)
             .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", dyad.display()))?;
+            .map_err(FuzzError::io(dyad))?;
         let start = Instant::now();
         let (status, timed_out) = loop {
-            match child.try_wait().map_err(|e| e.to_string())? {
+            match child.try_wait().map_err(FuzzError::io(dyad))? {
                 Some(s) => break (Some(s), false),
                 None if start.elapsed() > limits.timeout => {
                     let _ = child.kill();
@@ -135,7 +136,7 @@ impl Workdir {
     }
 
     /// Keeps a failing case under `out/case-I/`: its input, command line and messages.
-    pub fn keep(&self, out: &Path, i: u64, case: &Case, o: &Outcome) -> Result<(), String> {
+    pub fn keep(&self, out: &Path, i: u64, case: &Case, o: &Outcome) -> Result<(), FuzzError> {
         let d = out.join(format!("case-{i}"));
         if let Some((p, bytes)) = &case.file {
             write(&d.join(p), bytes)?;
@@ -155,11 +156,11 @@ impl Drop for Workdir {
     }
 }
 
-fn write(p: &Path, bytes: &[u8]) -> Result<(), String> {
+fn write(p: &Path, bytes: &[u8]) -> Result<(), FuzzError> {
     if let Some(d) = p.parent() {
-        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        std::fs::create_dir_all(d).map_err(FuzzError::io(d))?;
     }
-    std::fs::write(p, bytes).map_err(|e| format!("{}: {e}", p.display()))
+    std::fs::write(p, bytes).map_err(FuzzError::io(p))
 }
 
 /// Whether a rejection names `subject` with a place in it: `NAME:LINE`, `line N`, `byte N`, a
@@ -206,15 +207,6 @@ fn located(stderr: &str, subject: &str) -> bool {
         || stderr.matches('`').count() >= 2
 }
 
-/// The first word in `text` that is a printed non-number (`NaN`, `inf`, `Infinity`).
-fn not_a_number(text: &str) -> Option<&str> {
-    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
-        .find(|w| {
-            let w = w.trim_start_matches(['-', '+']);
-            matches!(w, "NaN" | "nan" | "inf" | "Inf" | "infinity" | "Infinity")
-        })
-}
-
 fn first_line(s: &str) -> &str {
     s.lines()
         .find(|l| !l.trim().is_empty())
@@ -242,12 +234,5 @@ mod tests {
             "× a.csv: record 165 (line\n  │ 167, field 2)",
             "a.csv"
         ));
-    }
-
-    #[test]
-    fn non_numbers_are_found_as_words_only() {
-        assert_eq!(not_a_number("time 1.5 s, energy NaN J"), Some("NaN"));
-        assert_eq!(not_a_number("x = -inf"), Some("-inf"));
-        assert_eq!(not_a_number("information, infer"), None);
     }
 }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::AppError;
-use crate::config::{self, ScenarioOverrides};
+use crate::config::{self, ConfigError, ScenarioOverrides};
 use crate::hw::PimKind;
 use crate::report::plot::{RateCurves, RatePanel, rate_curves};
 use crate::sim::serving::Scenario;
@@ -53,7 +53,7 @@ pub struct CapacityOutcome {
     /// Devices of the replica (tp × ep).
     pub devices: u64,
     /// One device's cost; `None` with the reason when neither a price nor a die model is known.
-    pub cost: Result<DeviceCost, String>,
+    pub cost: Result<DeviceCost, NoCost>,
     /// The summary, for standard output.
     pub text: String,
 }
@@ -92,9 +92,28 @@ pub fn capacity(spec: &CapacitySpec) -> Result<CapacityOutcome, AppError> {
     })
 }
 
+/// Why a device has no cost: no `--price`, and the die model cannot price its arch.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NoCost {
+    /// The scenario (for its arch path) or the technology library could not be read.
+    #[error("{0}")]
+    Input(#[from] ConfigError),
+    /// The arch names no die the die model can price.
+    #[error("no die model for {arch}: {why}")]
+    NoDie {
+        /// The arch file.
+        arch: PathBuf,
+        /// What the die model said.
+        why: ConfigError,
+    },
+    /// The Logic-PIM logic die could not be priced.
+    #[error("{LOGIC_DIE}: {0}")]
+    LogicDie(ConfigError),
+}
+
 /// The price given, or the die model's cost of the xPU die plus, for Logic-PIM, one logic die
 /// per stack; `Err` with the reason when neither is known.
-fn device_cost(spec: &CapacitySpec, base: &Scenario) -> Result<DeviceCost, String> {
+fn device_cost(spec: &CapacitySpec, base: &Scenario) -> Result<DeviceCost, NoCost> {
     if let Some(usd) = spec.price {
         return Ok(DeviceCost {
             usd,
@@ -104,18 +123,19 @@ fn device_cost(spec: &CapacitySpec, base: &Scenario) -> Result<DeviceCost, Strin
     let arch = match &spec.overrides.arch {
         Some(a) => a.clone(),
         None => {
-            let text = config::source_text(&spec.scenario).map_err(|e| e.to_string())?;
-            config::scenario_arch_path(&spec.scenario, &text).map_err(|e| e.to_string())?
+            let text = config::source_text(&spec.scenario)?;
+            config::scenario_arch_path(&spec.scenario, &text)?
         }
     };
-    let lib = super::ppa::library(None).map_err(|e| e.to_string())?;
-    let xpu = super::ppa::arch_ppa(&arch, &lib)
-        .map_err(|e| format!("no die model for {}: {e}", arch.display()))?;
+    let lib = super::ppa::library(None)?;
+    let xpu = super::ppa::arch_ppa(&arch, &lib).map_err(|why| NoCost::NoDie {
+        arch: arch.clone(),
+        why,
+    })?;
     let mut usd = xpu.die.cost_per_good_die_usd;
     let mut source = format!("die model: xPU die ${usd:.0}");
     if let Some(p) = base.sys.pim.as_ref().filter(|p| p.kind == PimKind::Logic) {
-        let (_, die) = super::ppa::die_ppa(Path::new(LOGIC_DIE), &lib)
-            .map_err(|e| format!("{LOGIC_DIE}: {e}"))?;
+        let (_, die) = super::ppa::die_ppa(Path::new(LOGIC_DIE), &lib).map_err(NoCost::LogicDie)?;
         let each = die.cost_per_good_die_usd;
         usd += each * f64::from(p.stacks);
         let _ = write!(
@@ -220,7 +240,7 @@ fn summary(
     title: &str,
     c: &Capacity,
     devices: u64,
-    cost: &Result<DeviceCost, String>,
+    cost: &Result<DeviceCost, NoCost>,
     slo: &Slo,
     opt: &SearchOptions,
 ) -> String {

@@ -28,7 +28,7 @@ pub(super) fn named<T: Copy + Send + Sync + 'static>(
 
 /// A limit (`--trace-limit`, `--work-limit`): a count, or `None` for no limit.
 #[derive(Clone, Copy)]
-pub(super) struct TraceLimit(Option<u64>);
+pub(super) struct CountLimit(Option<u64>);
 
 /// A limit that is neither a count nor `all`.
 #[derive(Debug, thiserror::Error)]
@@ -36,12 +36,12 @@ pub(super) struct TraceLimit(Option<u64>);
 pub(super) struct NotALimit(String);
 
 /// A limit: a count, or `all` for none.
-fn parse_limit(s: &str) -> Result<TraceLimit, NotALimit> {
+fn parse_limit(s: &str) -> Result<CountLimit, NotALimit> {
     match s {
-        "all" => Ok(TraceLimit(None)),
+        "all" => Ok(CountLimit(None)),
         n => n
             .parse()
-            .map(|n| TraceLimit(Some(n)))
+            .map(|n| CountLimit(Some(n)))
             .map_err(|_| NotALimit(n.to_string())),
     }
 }
@@ -139,12 +139,12 @@ pub(super) struct RunArgs {
     /// Most op slices in the trace (a number, or `all`); later iterations keep their iteration
     /// slice and counters but not their ops, and a warning says where the ops stop.
     #[arg(long, requires = "trace", value_name = "N|all", default_value = "1000000", value_parser = parse_limit)]
-    pub(super) trace_limit: TraceLimit,
+    pub(super) trace_limit: CountLimit,
     /// Refuse a serving run predicted to take more than this many iterations (a number, or
     /// `all` for no limit); the prediction is a lower bound from the requests' token counts,
     /// the batch and the token budget.
     #[arg(long, requires = "serving", value_name = "N|all", default_value = "10000000", value_parser = parse_limit)]
-    pub(super) work_limit: TraceLimit,
+    pub(super) work_limit: CountLimit,
     /// A software-stack profile (e.g. `arch/software/splitwise-dgx-h100.toml`) whose framework
     /// time per iteration (scheduling, sampling, launches, TP synchronization) adds to the
     /// kernels; overrides the scenario's `software`. Without one a run is kernel time only.

@@ -61,19 +61,26 @@ pub(super) struct CapacityArgs {
     seed: Option<u64>,
 }
 
-fn positive(s: &str) -> Result<f64, String> {
+/// A flag value outside the numbers it takes.
+#[derive(Debug, thiserror::Error)]
+enum NotANumber {
+    #[error("\"{0}\": expected a positive number")]
+    Positive(String),
+    #[error("\"{0}\": expected a share between 0 and 1, e.g. 0.02")]
+    Share(String),
+}
+
+fn positive(s: &str) -> Result<f64, NotANumber> {
     match s.trim().parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        _ => Err(format!("\"{s}\": expected a positive number")),
+        _ => Err(NotANumber::Positive(s.to_string())),
     }
 }
 
-fn share(s: &str) -> Result<f64, String> {
+fn share(s: &str) -> Result<f64, NotANumber> {
     match s.trim().parse::<f64>() {
         Ok(v) if v > 0.0 && v < 1.0 => Ok(v),
-        _ => Err(format!(
-            "\"{s}\": expected a share between 0 and 1, e.g. 0.02"
-        )),
+        _ => Err(NotANumber::Share(s.to_string())),
     }
 }
 

@@ -188,19 +188,18 @@ fn run<E: Elem>(p: &OpPlan, cx: Context, rng: &mut Rng) -> Outcome {
             kv_heads,
             head_dim,
             ..
-        } => {
-            let shape = heads_of(heads, kv_heads, head_dim);
-            let x = attn_input(shape, decode_seqs(cx.batch), rng);
-            run_attention::<E>(plan, x, attention_of(p, cx))
         }
-        OpKind::AttnPrefill {
+        | OpKind::AttnPrefill {
             heads,
             kv_heads,
             head_dim,
             ..
         } => {
-            let shape = heads_of(heads, kv_heads, head_dim);
-            let x = attn_input(shape, prefill_seqs(cx.batch), rng);
+            let seqs = match p.op.kind {
+                OpKind::AttnDecode { .. } => decode_seqs(cx.batch),
+                _ => prefill_seqs(cx.batch),
+            };
+            let x = attn_input(heads_of(heads, kv_heads, head_dim), seqs, rng);
             run_attention::<E>(plan, x, attention_of(p, cx))
         }
         OpKind::AttnMla {

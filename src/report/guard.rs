@@ -55,12 +55,18 @@ pub fn check<T: Serialize>(name: &'static str, report: &T) -> Result<(), Violati
     })
 }
 
+/// The first word of `text` that is a printed non-number (`NaN`, `inf`, `-inf`, `Infinity`).
+pub fn non_number(text: &str) -> Option<&str> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+        .find(|w| {
+            let w = w.trim_start_matches(['-', '+']);
+            matches!(w, "NaN" | "nan" | "inf" | "Inf" | "infinity" | "Infinity")
+        })
+}
+
 /// Checks a report that exists only as text (`dyad ppa`): no word of it is a printed non-number.
 pub fn check_text(name: &'static str, text: &str) -> Result<(), Violation> {
-    let word = text
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '.'))
-        .find(|w| matches!(*w, "NaN" | "nan" | "inf" | "Inf" | "infinity" | "Infinity"));
-    match word {
+    match non_number(text) {
         None => Ok(()),
         Some(w) => {
             let line = text.lines().find(|l| l.contains(w)).unwrap_or("").trim();
@@ -87,11 +93,9 @@ fn walk(v: &Value, path: &mut String, signed: bool) -> Result<(), Found> {
             real(f64::from(*x), signed, share).map_or(Ok(()), |rule| bad(x.to_string(), rule))
         }
         Value::I8(_) | Value::I16(_) | Value::I32(_) | Value::I64(_) if !signed => {
-            let x = integer(v);
-            if x < 0 {
-                bad(x.to_string(), "is negative")
-            } else {
-                Ok(())
+            match number(v) {
+                Some(x) if x < 0.0 => bad(x.to_string(), "is negative"),
+                _ => Ok(()),
             }
         }
         Value::Option(Some(inner)) | Value::Newtype(inner) => walk(inner, path, signed),
@@ -145,22 +149,15 @@ fn real(x: f64, signed: bool, share: bool) -> Option<&'static str> {
     }
 }
 
-fn integer(v: &Value) -> i64 {
-    match v {
-        Value::I8(x) => i64::from(*x),
-        Value::I16(x) => i64::from(*x),
-        Value::I32(x) => i64::from(*x),
-        Value::I64(x) => *x,
-        _ => 0,
-    }
-}
-
 fn number(v: &Value) -> Option<f64> {
     match v {
         Value::F64(x) => Some(*x),
         Value::F32(x) => Some(f64::from(*x)),
         Value::U64(x) => Some(*x as f64),
         Value::U32(x) => Some(f64::from(*x)),
+        Value::I8(x) => Some(f64::from(*x)),
+        Value::I16(x) => Some(f64::from(*x)),
+        Value::I32(x) => Some(f64::from(*x)),
         Value::I64(x) => Some(*x as f64),
         Value::Option(Some(inner)) | Value::Newtype(inner) => number(inner),
         _ => None,
@@ -233,6 +230,13 @@ mod tests {
     #[test]
     fn a_report_in_its_domains_passes_and_signed_figures_may_be_negative() {
         assert_eq!(figure(&report()), None);
+    }
+
+    #[test]
+    fn non_numbers_are_found_as_words_only() {
+        assert_eq!(non_number("time 1.5 s, energy NaN J"), Some("NaN"));
+        assert_eq!(non_number("x = -inf"), Some("-inf"));
+        assert_eq!(non_number("information, infer"), None);
     }
 
     #[test]
