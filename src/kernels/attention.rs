@@ -111,7 +111,7 @@ pub fn attend_window<E: Elem>(
         return attend(x, part, c);
     };
     let band = move |q: usize, k: usize| k <= q && q - k < w;
-    attend_with(x, part, &band, &|s: Seq| (s.ctx + 1).saturating_sub(w), c)
+    attend_plain(x, part, &band, &|s: Seq| (s.ctx + 1).saturating_sub(w), c)
 }
 
 /// Llama-4's chunked local attention: a query at position p sees the keys of its own chunk of
@@ -126,7 +126,7 @@ pub fn attend_chunked<E: Elem>(
 ) -> AttnOut<E> {
     let c_ = chunk.max(1);
     let same = move |q: usize, k: usize| k <= q && k / c_ == q / c_;
-    attend_with(x, part, &same, &|s: Seq| s.ctx - s.ctx % c_, c)
+    attend_plain(x, part, &same, &|s: Seq| s.ctx - s.ctx % c_, c)
 }
 
 /// Attention with any mask (tests use this to show that a wrong mask is caught).
@@ -146,15 +146,66 @@ pub fn attend_under<E: Elem>(
     mask: &dyn Fn(usize, usize) -> bool,
     c: &mut Count,
 ) -> AttnOut<E> {
-    attend_with(x, part, mask, &|_| 0, c)
+    attend_plain(x, part, mask, &|_| 0, c)
 }
 
+/// DELTA's and DeepSeek-V3.2's sparse read: the queries of sequence `si` attend only the key
+/// positions `keep[si]` (causally), and only those keys and values are read from the cache.
+pub fn attend_subset<E: Elem>(
+    x: &AttnInput<E>,
+    part: &AttnPart,
+    keep: &[Vec<usize>],
+    c: &mut Count,
+) -> AttnOut<E> {
+    let scale = 1.0 / (x.shape.head_dim as f32).sqrt();
+    let pick = |si: usize, r: Range<usize>| -> Vec<usize> {
+        let kept = keep.get(si).map_or(&[][..], Vec::as_slice);
+        kept.iter().copied().filter(|p| r.contains(p)).collect()
+    };
+    attend_with(x, part, (&causal, &|_| 0, &pick), scale, c)
+}
+
+/// MatryoshkaKV's attention in rank space: `x` holds queries, keys and values already
+/// projected to `x.shape.head_dim` (the rank) elements per head, and the scores keep the
+/// model's scale, 1/√`model_head_dim`.
+pub fn attend_ranked<E: Elem>(
+    x: &AttnInput<E>,
+    part: &AttnPart,
+    model_head_dim: usize,
+    c: &mut Count,
+) -> AttnOut<E> {
+    let all = |_: usize, r: Range<usize>| r.collect();
+    let scale = 1.0 / (model_head_dim as f32).sqrt();
+    attend_with(x, part, (&causal, &|_| 0, &all), scale, c)
+}
+
+/// Which keys a query sees (the mask), where each sequence's cache read starts (`first`), and
+/// which positions of sequence `si` in a range are read (`pick`).
+type Reads<'a> = (
+    &'a dyn Fn(usize, usize) -> bool,
+    &'a dyn Fn(Seq) -> usize,
+    &'a dyn Fn(usize, Range<usize>) -> Vec<usize>,
+);
+
 /// Attention under `mask`, reading each sequence's cache from key `first(seq)` on.
-fn attend_with<E: Elem>(
+fn attend_plain<E: Elem>(
     x: &AttnInput<E>,
     part: &AttnPart,
     mask: &dyn Fn(usize, usize) -> bool,
     first: &dyn Fn(Seq) -> usize,
+    c: &mut Count,
+) -> AttnOut<E> {
+    let all = |_: usize, r: Range<usize>| r.collect();
+    let scale = 1.0 / (x.shape.head_dim as f32).sqrt();
+    attend_with(x, part, (mask, first, &all), scale, c)
+}
+
+/// Attention under the `reads` (mask, first key, positions read), scores scaled by `scale`.
+fn attend_with<E: Elem>(
+    x: &AttnInput<E>,
+    part: &AttnPart,
+    (mask, first, pick): Reads,
+    scale: f32,
     c: &mut Count,
 ) -> AttnOut<E> {
     let Heads {
@@ -163,7 +214,6 @@ fn attend_with<E: Elem>(
     let hs = part.heads.clone();
     let kvs = x.shape.kv_range(&hs);
     let nh = hs.len();
-    let scale = 1.0 / (d as f32).sqrt();
     let total_q: usize = x.seqs.iter().map(|s| s.q_len).sum();
     let mut out = vec![0f32; elems(&[total_q, nh, d])];
     let mut lse = vec![f32::NEG_INFINITY; elems(&[total_q, nh])];
@@ -171,7 +221,7 @@ fn attend_with<E: Elem>(
     for (si, s) in x.seqs.iter().enumerate() {
         let len = s.ctx + s.q_len;
         let keys = part.keys.clone().unwrap_or(0..len);
-        let keys = keys.start.max(first(*s)).min(len)..keys.end.min(len);
+        let keys = pick(si, keys.start.max(first(*s)).min(len)..keys.end.min(len));
         let (kc, vc) = gather_kv(x, si, row0, &kvs, &keys, c);
         for i in 0..s.q_len {
             let qpos = s.ctx + i;
@@ -179,7 +229,7 @@ fn attend_with<E: Elem>(
                 let at = ((row0 + i) * heads + h) * d;
                 let q = load(&x.q[at..at + d], &mut c.act_in);
                 let gi = x.shape.kv_of(h) - kvs.start;
-                let seen: Vec<usize> = keys.clone().filter(|&p| mask(qpos, p)).collect();
+                let seen: Vec<usize> = keys.iter().copied().filter(|&p| mask(qpos, p)).collect();
                 let row = (row0 + i) * nh + hi;
                 if seen.is_empty() {
                     continue;
@@ -190,20 +240,21 @@ fn attend_with<E: Elem>(
         }
         row0 += s.q_len;
     }
-    c.aux_flops += elems(&[total_q, nh, d]) as u64; // the 1/sqrt(d) scale of each query
+    c.aux_flops += elems(&[total_q, nh, d]) as u64; // the scale of each query
     let out = store(&out, &mut c.act_out);
     AttnOut { out, lse }
 }
 
 /// This part's slice of sequence `si`'s cache, one `[len, d]` block of keys and one of values
-/// per KV head in `kvs`: new tokens in its key range are written to the cache, then every
-/// position in range is read. `row0` is the sequence's first row among the new tokens.
+/// per KV head in `kvs`: new tokens among the positions `keys` are written to the cache, then
+/// every one of those positions is read. `row0` is the sequence's first row among the new
+/// tokens.
 fn gather_kv<E: Elem>(
     x: &AttnInput<E>,
     si: usize,
     row0: usize,
     kvs: &Range<usize>,
-    keys: &Range<usize>,
+    keys: &[usize],
     c: &mut Count,
 ) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
     let (kv_heads, d) = (x.shape.kv_heads, x.shape.head_dim);
@@ -212,7 +263,7 @@ fn gather_kv<E: Elem>(
     let mut kc = vec![vec![0f32; elems(&[len, d])]; kvs.len()];
     let mut vc = vec![vec![0f32; elems(&[len, d])]; kvs.len()];
     for (gi, g) in kvs.clone().enumerate() {
-        for p in keys.clone() {
+        for &p in keys {
             let (k, v) = if p < s.ctx {
                 let at = (g * s.ctx + p) * d;
                 (&x.k_cache[si][at..at + d], &x.v_cache[si][at..at + d])
@@ -370,6 +421,119 @@ mod tests {
             .collect();
         let merged = merge(&parts, 1);
         assert!((merged[0] - whole.out[0]).abs() < 1e-6);
+    }
+
+    /// One decode sequence of `ctx` cached tokens, `heads` query heads over one KV head of `d`,
+    /// random.
+    fn random(ctx: usize, heads: usize, d: usize, seed: u64) -> AttnInput<f32> {
+        let mut rng = crate::kernels::Rng::new(seed);
+        AttnInput {
+            shape: Heads {
+                heads,
+                kv_heads: 1,
+                head_dim: d,
+            },
+            seqs: vec![Seq { ctx, q_len: 1 }],
+            q: rng.vec(heads * d, 1.0),
+            k_new: rng.vec(d, 1.0),
+            v_new: rng.vec(d, 1.0),
+            k_cache: vec![rng.vec(ctx * d, 1.0)],
+            v_cache: vec![rng.vec(ctx * d, 1.0)],
+        }
+    }
+
+    /// Each `from`-element row of `x` times `p` (`from × to`, row-major).
+    fn rows(x: &[f32], p: &[f32], from: usize, to: usize) -> Vec<f32> {
+        x.chunks(from)
+            .flat_map(|r| (0..to).map(move |j| (0..from).map(|i| r[i] * p[i * to + j]).sum()))
+            .collect()
+    }
+
+    #[test]
+    fn rank_projected_attention_equals_attention_over_the_explicitly_projected_cache() {
+        // MatryoshkaKV: keys and values cached as kP and vP (P: d × r, orthonormal columns).
+        // Attention over them, with queries qP, and the output times Pᵀ, equals attention over
+        // the full-width cache kPPᵀ, vPPᵀ: q·kPPᵀ = qP·kP, and Σ w·vPPᵀ = (Σ w·vP)Pᵀ.
+        let (d, r, ctx, heads) = (8, 3, 5, 2);
+        let mut rng = crate::kernels::Rng::new(7);
+        let mut p: Vec<Vec<f32>> = Vec::new();
+        while p.len() < r {
+            let mut v = rng.vec(d, 1.0);
+            for u in &p {
+                let dot: f32 = v.iter().zip(u).map(|(a, b)| a * b).sum();
+                v.iter_mut().zip(u).for_each(|(a, b)| *a -= dot * b);
+            }
+            let n = v.iter().map(|a| a * a).sum::<f32>().sqrt();
+            p.push(v.into_iter().map(|a| a / n).collect());
+        }
+        let pm: Vec<f32> = (0..d).flat_map(|i| p.iter().map(move |c| c[i])).collect();
+        let pt: Vec<f32> = p.concat();
+        let x = random(ctx, heads, d, 11);
+        let down = |v: &[f32]| rows(v, &pm, d, r);
+        let back = |v: &[f32]| rows(&down(v), &pt, r, d);
+        let explicit = AttnInput {
+            k_new: back(&x.k_new),
+            v_new: back(&x.v_new),
+            k_cache: vec![back(&x.k_cache[0])],
+            v_cache: vec![back(&x.v_cache[0])],
+            ..x.clone()
+        };
+        let ranked = AttnInput {
+            shape: Heads {
+                head_dim: r,
+                ..x.shape
+            },
+            q: down(&x.q),
+            k_new: down(&x.k_new),
+            v_new: down(&x.v_new),
+            k_cache: vec![down(&x.k_cache[0])],
+            v_cache: vec![down(&x.v_cache[0])],
+            seqs: x.seqs.clone(),
+        };
+        let part = AttnPart {
+            heads: 0..heads,
+            keys: None,
+        };
+        let (mut cf, mut cr) = (Count::default(), Count::default());
+        let full = attend(&explicit, &part, &mut cf);
+        let low = attend_ranked(&ranked, &part, d, &mut cr);
+        let up = rows(&low.out, &pt, r, d);
+        for (a, b) in up.iter().zip(&full.out) {
+            assert!((a - b).abs() < 1e-5, "{up:?} against {:?}", full.out);
+        }
+        // The products and the cache read and written scale with the rank: r/d.
+        let keys = (ctx + 1) as u64;
+        assert_eq!(cr.flops, 4 * (r as u64) * keys * heads as u64);
+        assert_eq!(cr.flops * d as u64, cf.flops * r as u64);
+        assert_eq!(cr.kv_read * d as u64, cf.kv_read * r as u64);
+        assert_eq!(cr.kv_write, 2 * r as u64 * 4);
+    }
+
+    #[test]
+    fn subset_attention_equals_full_attention_masked_to_the_subset_and_reads_only_it() {
+        // DELTA's sparse layers and DeepSeek-V3.2's: a query attends the kept positions only.
+        let (d, ctx, heads) = (4, 9, 2);
+        let x = random(ctx, heads, d, 3);
+        let keep = vec![0, 3, 4, 8, 9];
+        let part = AttnPart {
+            heads: 0..heads,
+            keys: None,
+        };
+        let (mut cs, mut cm) = (Count::default(), Count::default());
+        let sub = attend_subset(&x, &part, std::slice::from_ref(&keep), &mut cs);
+        let mask = |q: usize, k: usize| k <= q && keep.contains(&k);
+        let masked = attend_under(&x, &part, &mask, &mut cm);
+        for (a, b) in sub.out.iter().zip(&masked.out) {
+            assert!(
+                (a - b).abs() < 1e-6,
+                "{:?} against {:?}",
+                sub.out,
+                masked.out
+            );
+        }
+        assert_eq!(cs.flops, cm.flops);
+        // Keys and values of the 5 kept positions only, against all 10: f32, d = 4.
+        assert_eq!((cs.kv_read, cm.kv_read), (5 * 2 * 4 * 4, 10 * 2 * 4 * 4));
     }
 
     #[test]
