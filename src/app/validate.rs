@@ -12,8 +12,8 @@ use crate::kernels::{Count, OpCheck, Rng, check_op, elems, exec::Context};
 use crate::map::plan::{Unit, plan_iteration};
 use crate::map::{Policy, place_by_layer};
 use crate::model::{
-    Attention, Batch, Ffn, LayerPlan, Mla, ModelError, ModelSpec, Moe, Parallelism, Precision,
-    PrefillChunk, Routing, SharedExpert, build_iteration_with, check_layout,
+    Attention, Batch, Ffn, KvRanks, LayerPlan, Mla, ModelError, ModelSpec, Moe, Parallelism,
+    Precision, PrefillChunk, Routing, SharedExpert, Variant, build_iteration_with, check_layout,
 };
 use crate::work::Dtype;
 
@@ -187,6 +187,13 @@ pub fn scaled(m: &ModelSpec, scale: u64, layers: u32) -> Result<ModelSpec, Valid
                 rope: a.rope / scale,
                 v: a.v / scale,
             }),
+            variant: Variant {
+                ranks: p.variant.ranks.map(|r| KvRanks {
+                    key: (r.key / scale).max(1),
+                    value: (r.value / scale).max(1),
+                }),
+                ..p.variant
+            },
             ..p
         })
         .collect();

@@ -2,6 +2,8 @@
 
 mod doc;
 mod layers;
+mod overlay;
+mod variants;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -38,10 +40,6 @@ const SUPPORTED_TYPES: &[&str] = &[
 /// Fields that change cost in a way dyad does not model, checked before anything else and
 /// named all at once.
 const UNMODELED_FIELDS: &[(&str, &str)] = &[
-    (
-        "index_topk",
-        "sparse attention over a lightning indexer's top keys (DeepSeek-V3.2)",
-    ),
     (
         "linear_num_value_heads",
         "linear (gated DeltaNet) attention layers",
@@ -143,14 +141,14 @@ fn activation(doc: &Doc, is_opt: bool) -> Result<Activation, ConfigError> {
 /// (`mixtral-8x7b`).
 pub fn load_model(path: &Path) -> Result<ModelSpec, ConfigError> {
     let path = presets::resolve_model(path);
-    model_from(&path, &*Source::read(&path)?)
+    model_from(&path, Source::read(&path)?)
 }
 
 /// Loads a model from `text`, an edited copy of the file at `path` (as a sweep point over
 /// `model.KEY` makes); `path`'s extension says whether it is JSON or TOML.
 pub fn load_model_text(path: &Path, text: Arc<str>) -> Result<ModelSpec, ConfigError> {
     let path = presets::resolve_model(path);
-    model_from(&path, &Source::new(&path, text))
+    model_from(&path, Source::new(&path, text))
 }
 
 /// The fields of the model file at `path` (a built-in name too) as a JSON object, a TOML model
@@ -186,21 +184,14 @@ fn fields_of(path: &Path, src: &Source) -> Result<Map<String, Value>, ConfigErro
     }
 }
 
-fn model_from(path: &Path, src: &Source) -> Result<ModelSpec, ConfigError> {
-    let is_toml = is_toml(path);
+/// The model at `path` (its text `src`): its fields over those of the files it `extends`.
+fn model_from(path: &Path, src: Arc<Source>) -> Result<ModelSpec, ConfigError> {
+    let (files, obj) = overlay::chain(path, src)?;
     let doc = Doc {
-        src,
+        files: &files,
         path,
-        obj: fields_of(path, src)?,
-        json: !is_toml,
+        obj,
     };
-    if is_toml {
-        if let Some(k) = doc.obj.keys().find(|k| !TOML_FIELDS.contains(&k.as_str())) {
-            return Err(doc
-                .err(k, format!("unknown key `{k}`"))
-                .with_help(format!("valid keys: {}", TOML_FIELDS.join(", "))));
-        }
-    }
     resolve(&doc)
 }
 
@@ -249,7 +240,8 @@ fn resolve(top: &Doc) -> Result<ModelSpec, ConfigError> {
         has_moe: moe.is_some(),
         expert_weights: quant.experts,
     };
-    let plans = layers::plans(doc, &shape)?;
+    let mut plans = layers::plans(doc, &shape)?;
+    variants::apply(doc, &mut plans, (heads, head_dim))?;
     let dtype = dtype(doc, model_type)?;
     // OPT and Gemma tie the LM head to the embedding unless told otherwise (HuggingFace's
     // defaults).
@@ -277,7 +269,7 @@ fn resolve(top: &Doc) -> Result<ModelSpec, ConfigError> {
         logit_softcap: softcap,
     };
     spec.validate().map_err(|e| {
-        let key = e.keys().into_iter().find(|k| !doc.span_of(k).is_empty());
+        let key = e.keys().into_iter().find(|k| doc.writes(k));
         doc.err(key.unwrap_or(""), e.to_string())
     })?;
     Ok(spec)

@@ -153,6 +153,10 @@ pub enum Unsupported {
     /// An elementwise op whose name no reference kernel knows.
     #[error("no reference kernel for elementwise op `{0}`")]
     ElementwiseName(String),
+    /// An op kind that `check_op` does not execute under a plan (its kernel is checked on its
+    /// own: `attention::attend_subset`, `attention::attend_ranked`).
+    #[error("no plan execution for {0} ops")]
+    NoPlanKernel(&'static str),
 }
 
 type Outcome = Result<(f64, Vec<Count>), Unsupported>;
@@ -220,6 +224,8 @@ fn run<E: Elem>(p: &OpPlan, cx: Context, rng: &mut Rng) -> Outcome {
             };
             mla::run_mla::<E>(p, cx, absorbed, shape, rng)
         }
+        OpKind::AttnLowRank(_) => Err(Unsupported::NoPlanKernel("low-rank attention")),
+        OpKind::TokenScore(_) => Err(Unsupported::NoPlanKernel("token-scoring")),
         OpKind::Elementwise { elements, .. } => elementwise::run::<E>(p, cx, elements, rng),
         OpKind::AllReduce { bytes, devices } => run_all_reduce::<E>(plan, bytes, devices, rng),
         OpKind::AllToAll { bytes, devices } => run_all_to_all::<E>(plan, bytes, devices, rng),

@@ -4,8 +4,10 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 
 use super::op::{Op, OpKind, Precision};
-use super::plan::{Attention, Ffn, Mla};
+use super::plan::{Ffn, Mla};
 use super::spec::{ModelError, ModelSpec, Moe};
+
+mod attend;
 
 /// A prefill chunk: `q_len` new prompt tokens after `ctx` tokens already in the KV cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -199,9 +201,13 @@ pub fn build_iteration_with(
         p,
     };
     let mut last = b.elementwise(&[], "embedding", None, (it.t * m.hidden, 1, 1, 0));
-    for l in 0..m.layers() {
-        last = attention_block(&mut b, &it, l, last);
-        last = ffn_block(&mut b, &it, l, last)?;
+    for (l, plan) in (0..m.layers()).zip(&m.plans) {
+        if plan.has_attention() {
+            last = attention_block(&mut b, &it, l, last);
+        }
+        if plan.has_ffn() {
+            last = ffn_block(&mut b, &it, l, last)?;
+        }
     }
     lm_head(&mut b, &it, last);
     Ok(IterationGraph {
@@ -276,14 +282,23 @@ fn attention_block(b: &mut Builder, it: &Iteration, l: u32, last: NodeIndex) -> 
         }
         return last;
     }
-    last = b.add(&[last], "qkv_proj", layer, gemm(t, (hq + 2 * g) * d, h));
+    // Values at their MatryoshkaKV rank (its projection folded into W_v and W_o).
+    let dv = m.plans[l as usize].kv_dims(d).1;
+    last = b.add(
+        &[last],
+        "qkv_proj",
+        layer,
+        gemm(t, (hq + g) * d + g * dv, h),
+    );
     if m.plans[l as usize].qk_norm {
         // RMSNorm of each query and key head: the square, its sum, the scale and the gain.
         last = b.elementwise(&[last], "qk_norm", layer, (t * (hq + g) * d, 1, 1, 4));
     }
     last = b.elementwise(&[last], "rope", layer, (t * (hq + g) * d, 1, 1, 3));
-    let attn = attention_ops(b, it, l, last);
-    last = b.add(&attn, "o_proj", layer, gemm(t, h, hq * d));
+    last = attend::rank_proj(b, it, l, last);
+    last = attend::select(b, it, l, last);
+    let attn = attend::attention_ops(b, it, l, last);
+    last = b.add(&attn, "o_proj", layer, gemm(t, h, hq * dv));
     if tp > 1 {
         last = b.add(&[last], "attn_allreduce", layer, allreduce(t * h, it.p, tp));
     }
@@ -315,7 +330,8 @@ fn mla_ops(b: &mut Builder, it: &Iteration, l: u32, a: Mla, last: NodeIndex) -> 
     let kv = b.elementwise(&[kv], "kv_a_norm", layer, (t * a.latent, 1, 1, 4));
     let rope = (t * (hq + 1) * a.rope, 1, 1, 3);
     let roped = b.elementwise(&[q, kv], "rope", layer, rope);
-    let window = m.plans[l as usize].attention;
+    let roped = attend::select(b, it, l, roped);
+    let (plan, window) = (m.plans[l as usize], m.plans[l as usize].attention);
     let mut outs = Vec::new();
     let mla = |absorbed, seqs: u64, q_tokens, kv_tokens, attended| OpKind::AttnMla {
         absorbed,
@@ -339,7 +355,7 @@ fn mla_ops(b: &mut Builder, it: &Iteration, l: u32, a: Mla, last: NodeIndex) -> 
             c.len() as u64,
             c.iter().map(|c| c.q_len).sum(),
             keys,
-            c.iter().map(|c| window.pairs(c.q_len, c.ctx)).sum(),
+            c.iter().map(|c| plan.chunk_pairs(c.q_len, c.ctx)).sum(),
         );
         outs.push(b.add(&[up], "attn_prefill", layer, kind));
     }
@@ -352,7 +368,7 @@ fn mla_ops(b: &mut Builder, it: &Iteration, l: u32, a: Mla, last: NodeIndex) -> 
             batch: hq,
         };
         let q_abs = b.add(&[roped], "q_absorb", layer, absorb);
-        let kv_tokens: u64 = batch.decode_kv.iter().map(|&kv| window.keys(kv)).sum();
+        let kv_tokens: u64 = batch.decode_kv.iter().map(|&kv| plan.decode_keys(kv)).sum();
         let attn = b.add(
             &[q_abs],
             "attn_decode",
@@ -368,41 +384,6 @@ fn mla_ops(b: &mut Builder, it: &Iteration, l: u32, a: Mla, last: NodeIndex) -> 
         outs.push(b.add(&[attn], "v_up", layer, v_up));
     }
     b.add(&outs, "o_proj", layer, gemm(t, h, hq * a.v))
-}
-
-/// The attention ops of layer `l` after `last`: one over the prefill chunks and one over the
-/// decode sequences, each when the batch has some. A sliding window bounds the keys each query
-/// attends and reads.
-fn attention_ops(b: &mut Builder, it: &Iteration, l: u32, last: NodeIndex) -> Vec<NodeIndex> {
-    let (m, batch, layer) = (it.m, it.batch, Some(l));
-    let a: Attention = m.plans[l as usize].attention;
-    let d = m.head_dim;
-    let (hq, g) = (m.heads_per_device(it.tp), m.kv_heads_per_device(it.tp));
-    let mut attn = Vec::new();
-    if !batch.prefill.is_empty() {
-        let c = &batch.prefill;
-        let kind = OpKind::AttnPrefill {
-            seqs: c.len() as u64,
-            q_tokens: c.iter().map(|c| c.q_len).sum(),
-            kv_tokens: c.iter().map(|c| a.keys_read(c.q_len, c.ctx)).sum(),
-            attended: c.iter().map(|c| a.pairs(c.q_len, c.ctx)).sum(),
-            heads: hq,
-            kv_heads: g,
-            head_dim: d,
-        };
-        attn.push(b.add(&[last], "attn_prefill", layer, kind));
-    }
-    if !batch.decode_kv.is_empty() {
-        let kind = OpKind::AttnDecode {
-            seqs: batch.decode_kv.len() as u64,
-            kv_tokens: batch.decode_kv.iter().map(|&kv| a.keys(kv)).sum(),
-            heads: hq,
-            kv_heads: g,
-            head_dim: d,
-        };
-        attn.push(b.add(&[last], "attn_decode", layer, kind));
-    }
-    attn
 }
 
 /// Layer `l`'s FFN: norm, then the dense FFN or (in an MoE layer) the experts, and the

@@ -11,6 +11,7 @@ mod graph;
 mod op;
 mod plan;
 mod spec;
+mod variants;
 
 pub use activation::Activation;
 pub use footprint::Footprint;
@@ -18,6 +19,7 @@ pub use graph::{
     Batch, IterationGraph, Parallelism, PrefillChunk, Routing, build_iteration,
     build_iteration_with, check_layout,
 };
-pub use op::{Op, OpKind, Precision};
+pub use op::{LowRankShape, Op, OpKind, Precision, ScoreShape};
 pub use plan::{Attention, Ffn, GroupLimit, LayerPlan, Mla, Router, causal_pairs};
 pub use spec::{ModelError, ModelSpec, Moe, SharedExpert};
+pub use variants::{KvRanks, Scorer, Sparse, Variant};

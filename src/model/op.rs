@@ -1,10 +1,14 @@
 //! One op: its shape, and the closed-form work that shape implies.
 
+mod attention;
+
 use serde::Serialize;
 
 use super::activation::Activation;
 use crate::units::{Bytes, Flops};
 use crate::work::{CollectiveKind, CollectiveWork, Dtype, OpClass, Streams, Work};
+pub use attention::{LowRankShape, ScoreShape};
+use attention::{attention_work, mla_work, token_score_work};
 
 /// Element types of the three tensor streams of a workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -134,6 +138,12 @@ pub enum OpKind {
         /// Value elements per head.
         v: u64,
     },
+    /// MatryoshkaKV attention (decode or prefill) with keys and values cached at their ranks
+    /// ([`LowRankShape`]).
+    AttnLowRank(LowRankShape),
+    /// Token scoring for a sparse read (DELTA's selection layers, DeepSeek-V3.2's indexer;
+    /// [`ScoreShape`]).
+    TokenScore(ScoreShape),
     /// A streaming op over `elements` elements: reads `reads` and writes `writes` tensors of that
     /// size, doing `flops_per_element` FLOPs per element.
     Elementwise {
@@ -176,9 +186,10 @@ impl OpKind {
             OpKind::Gemm { m, .. } => Some(m),
             OpKind::ExpertFfn { tokens, .. } => Some(tokens),
             OpKind::AttnDecode { seqs, .. } => Some(seqs),
-            OpKind::AttnPrefill { q_tokens, .. } | OpKind::AttnMla { q_tokens, .. } => {
-                Some(q_tokens)
-            }
+            OpKind::AttnPrefill { q_tokens, .. }
+            | OpKind::AttnMla { q_tokens, .. }
+            | OpKind::AttnLowRank(LowRankShape { q_tokens, .. })
+            | OpKind::TokenScore(ScoreShape { q_tokens, .. }) => Some(q_tokens),
             OpKind::Elementwise { .. } | OpKind::AllReduce { .. } | OpKind::AllToAll { .. } => None,
         }
     }
@@ -263,6 +274,13 @@ impl Op {
                 q_tokens / (*seqs).max(1),
                 kv_tokens / (*seqs).max(1)
             ),
+            OpKind::AttnLowRank(r) => format!(
+                "ranked q{} kv{} dk{} dv{}",
+                r.q_tokens, r.kv_tokens, r.key_dim, r.value_dim
+            ),
+            OpKind::TokenScore(s) => {
+                format!("score q{} kv{} keep{}", s.q_tokens, s.keys_read, s.kept)
+            }
             OpKind::Elementwise {
                 elements,
                 reads,
@@ -298,7 +316,7 @@ impl Op {
                 head_dim,
             } => {
                 // One query per sequence, attending every cached key of its sequence.
-                let geometry = (heads, kv_heads, head_dim);
+                let geometry = (heads, kv_heads, head_dim, head_dim);
                 attention_work(seqs, kv_tokens, kv_tokens, geometry, p)
             }
             OpKind::AttnPrefill {
@@ -310,9 +328,14 @@ impl Op {
                 head_dim,
                 ..
             } => {
-                let geometry = (heads, kv_heads, head_dim);
+                let geometry = (heads, kv_heads, head_dim, head_dim);
                 attention_work(q_tokens, kv_tokens, attended, geometry, p)
             }
+            OpKind::AttnLowRank(r) => {
+                let geometry = (r.heads, r.kv_heads, r.key_dim, r.value_dim);
+                attention_work(r.q_tokens, r.kv_tokens, r.attended, geometry, p)
+            }
+            OpKind::TokenScore(s) => token_score_work(s, p),
             OpKind::AttnMla {
                 absorbed,
                 q_tokens,
@@ -397,84 +420,6 @@ fn expert_ffn_work(
     KindWork {
         class: OpClass::Gemm,
         flops: 2.0 * mats * t * h * i + act * t * i,
-        bytes: s,
-        collective: None,
-    }
-}
-
-/// Attention of `q_tokens` new queries over `kv_tokens` cached keys: every cached K and V read
-/// once, a K and V written per new token, and QK^T and PV at 2·d FLOPs each per attended
-/// (query head, key) pair. Decode is the case of one query per sequence attending its whole
-/// cache. `geometry` is (query heads, KV heads, head dim).
-fn attention_work(
-    q_tokens: u64,
-    kv_tokens: u64,
-    attended: u64,
-    geometry: (u64, u64, u64),
-    p: &Precision,
-) -> KindWork {
-    let (heads, kv_heads, head_dim) = geometry;
-    let (ea, ekv) = (p.activations.bytes(), p.kv.bytes());
-    let (q, kv, a, h, g, d) = (
-        q_tokens as f64,
-        kv_tokens as f64,
-        attended as f64,
-        heads as f64,
-        kv_heads as f64,
-        head_dim as f64,
-    );
-    let s = Streams {
-        kv_read: Bytes(2.0 * kv * g * d * ekv),
-        kv_write: Bytes(2.0 * q * g * d * ekv),
-        act_in: Bytes(q * h * d * ea),
-        act_out: Bytes(q * h * d * ea),
-        ..Streams::default()
-    };
-    KindWork {
-        class: OpClass::Attention,
-        flops: 4.0 * h * d * a,
-        bytes: s,
-        collective: None,
-    }
-}
-
-/// Latent attention (see [`OpKind::AttnMla`]): `(q, kv, attended, heads)` and the sizes
-/// `(latent, nope, rope, v)`.
-fn mla_work(
-    absorbed: bool,
-    (q, kv, a, h): (u64, u64, u64, u64),
-    (latent, nope, rope, v): (u64, u64, u64, u64),
-    p: &Precision,
-) -> KindWork {
-    let (ea, ekv) = (p.activations.bytes(), p.kv.bytes());
-    let (q, kv, a, h) = (q as f64, kv as f64, a as f64, h as f64);
-    let cache = (latent + rope) as f64;
-    let (qk, pv) = if absorbed {
-        (cache, latent as f64)
-    } else {
-        ((nope + rope) as f64, v as f64)
-    };
-    let s = if absorbed {
-        Streams {
-            kv_read: Bytes(kv * cache * ekv),
-            kv_write: Bytes(q * cache * ekv),
-            act_in: Bytes(q * h * qk * ea),
-            act_out: Bytes(q * h * pv * ea),
-            ..Streams::default()
-        }
-    } else {
-        // The queries and the up-projected keys and values per head, the RoPE key once.
-        let keys = kv * (h * (nope + v) as f64 + rope as f64);
-        Streams {
-            kv_write: Bytes(q * cache * ekv),
-            act_in: Bytes((q * h * qk + keys) * ea),
-            act_out: Bytes(q * h * pv * ea),
-            ..Streams::default()
-        }
-    };
-    KindWork {
-        class: OpClass::Attention,
-        flops: 2.0 * h * a * (qk + pv),
         bytes: s,
         collective: None,
     }

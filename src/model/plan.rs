@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use super::variants::Variant;
 use crate::work::Dtype;
 
 /// How a layer's attention sees its context.
@@ -218,6 +219,10 @@ pub struct LayerPlan {
     pub expert_weights: Option<Dtype>,
     /// How its router picks experts (an MoE layer's).
     pub router: Router,
+    // --- Issue 13's attention and layer variants (src/model/variants.rs). ---
+    /// Its MatryoshkaKV ranks, pruned sublayers, skipping and token selection ([`Variant`];
+    /// the default is the plain layer).
+    pub variant: Variant,
 }
 
 impl LayerPlan {
@@ -232,6 +237,7 @@ impl LayerPlan {
             ffn,
             expert_weights: None,
             router: Router::default(),
+            variant: Variant::default(),
         }
     }
 

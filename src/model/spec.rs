@@ -357,7 +357,7 @@ impl ModelSpec {
     pub fn is_moe_layer(&self, l: u32) -> bool {
         self.plans
             .get(l as usize)
-            .is_some_and(|p| p.ffn == Ffn::Moe)
+            .is_some_and(|p| p.ffn == Ffn::Moe && !p.variant.ffn_pruned)
     }
 
     /// Weight matrices of one FFN (or one expert): 3 gated, 2 not.
@@ -413,7 +413,8 @@ impl ModelSpec {
         } else {
             0
         };
-        attn + ffn + 2 * h + qk_norm + post + sinks
+        let (attn, ffn) = (attn + h + qk_norm + sinks + post / 2, ffn + h + post / 2);
+        super::variants::layer_params(self, l, attn, ffn)
     }
 
     /// Weight bytes of the whole model: everything but the routed experts at `weights` bytes
@@ -428,7 +429,7 @@ impl ModelSpec {
         let experts: f64 = self
             .plans
             .iter()
-            .filter(|p| p.ffn == Ffn::Moe)
+            .filter(|p| p.ffn == Ffn::Moe && !p.variant.ffn_pruned)
             .map(|p| per_layer * p.expert_weights.unwrap_or(weights).bytes())
             .sum();
         let rest = (self.params() - self.expert_params()) as f64 * weights.bytes();
@@ -473,7 +474,7 @@ impl ModelSpec {
             None => 2 * self.kv_heads_per_device(tp) * self.head_dim,
             Some(a) => a.cache_elems(),
         };
-        elems as f64 * kv.bytes()
+        super::variants::kv_elems(self, l, tp, elems) as f64 * kv.bytes()
     }
 
     /// KV cache bytes per token across all layers on one device of a `tp`-way group: what a

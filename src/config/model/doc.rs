@@ -2,18 +2,46 @@
 
 use std::ops::Range;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
 use crate::config::error::ConfigError;
 use crate::config::source::Source;
 
-/// A model file's fields, with its source to find where a key is written.
+/// One file of a model: its source and whether it is a config.json (else a dyad TOML).
+pub(super) struct DocFile {
+    pub(super) src: Arc<Source>,
+    pub(super) json: bool,
+}
+
+/// A model's fields (an overlay's over those of the files it extends), with the files to find
+/// where a key is written: the overlay first, then each file it extends.
 pub(super) struct Doc<'a> {
-    pub(super) src: &'a Source,
+    pub(super) files: &'a [DocFile],
     pub(super) path: &'a Path,
     pub(super) obj: Map<String, Value>,
-    pub(super) json: bool,
+}
+
+/// Byte range of `key` where it is written in `src` (first occurrence; empty when it is not).
+pub(super) fn span_in(src: &Source, json: bool, key: &str) -> Range<usize> {
+    let needle = if json {
+        format!("\"{key}\"")
+    } else {
+        key.to_string()
+    };
+    let t = &**src.text();
+    let mut from = 0;
+    while let Some(i) = t[from..].find(&needle) {
+        let at = from + i;
+        let rest = t[at + needle.len()..].trim_start();
+        let before_ok = at == 0 || !t[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_');
+        if before_ok && (rest.starts_with(':') || rest.starts_with('=')) {
+            return at..at + needle.len();
+        }
+        from = at + needle.len();
+    }
+    0..0
 }
 
 impl<'a> Doc<'a> {
@@ -34,10 +62,9 @@ impl<'a> Doc<'a> {
                     }
                 }
                 Ok(Some(Doc {
-                    src: self.src,
+                    files: self.files,
                     path: self.path,
                     obj,
-                    json: self.json,
                 }))
             }
             Some(v) => Err(self.err(
@@ -47,34 +74,25 @@ impl<'a> Doc<'a> {
         }
     }
 
-    /// Byte range of `key` where it is written in the file (first occurrence).
-    pub(super) fn span_of(&self, key: &str) -> Range<usize> {
-        let needle = if self.json {
-            format!("\"{key}\"")
-        } else {
-            key.to_string()
-        };
-        let t = &**self.src.text();
-        let mut from = 0;
-        while let Some(i) = t[from..].find(&needle) {
-            let at = from + i;
-            let rest = t[at + needle.len()..].trim_start();
-            let before_ok =
-                at == 0 || !t[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_');
-            if before_ok && (rest.starts_with(':') || rest.starts_with('=')) {
-                return at..at + needle.len();
-            }
-            from = at + needle.len();
-        }
-        0..0
+    /// The file `key` is written in (the overlay's own value first, then the files it extends)
+    /// and its byte range there; `None` when no file writes it.
+    fn find(&self, key: &str) -> Option<(&Source, Range<usize>)> {
+        self.files.iter().find_map(|f| {
+            let span = span_in(&f.src, f.json, key);
+            (!span.is_empty()).then_some((&*f.src, span))
+        })
     }
 
+    /// Whether some file of the model writes `key`.
+    pub(super) fn writes(&self, key: &str) -> bool {
+        self.find(key).is_some()
+    }
+
+    /// An error at the place `key` is written, or about the whole (top) file.
     pub(super) fn err(&self, key: &str, msg: impl Into<String>) -> ConfigError {
-        let span = self.span_of(key);
-        if span.is_empty() {
-            self.src.whole(msg)
-        } else {
-            self.src.at(span, msg)
+        match self.find(key) {
+            Some((src, span)) => src.at(span, msg),
+            None => ConfigError::file(self.path, msg),
         }
     }
 

@@ -5,7 +5,9 @@ use serde_json::Value;
 
 use super::doc::Doc;
 use crate::config::error::ConfigError;
-use crate::model::{Attention, Ffn, GroupLimit, LayerPlan, Mla, Moe, Router, SharedExpert};
+use crate::model::{
+    Attention, Ffn, GroupLimit, LayerPlan, Mla, Moe, Router, SharedExpert, Variant,
+};
 use crate::work::Dtype;
 
 /// Families whose attention normalizes each query and key head (RMSNorm) before RoPE.
@@ -172,6 +174,7 @@ pub(super) fn plans(doc: &Doc, s: &Shape) -> Result<Vec<LayerPlan>, ConfigError>
                 },
                 expert_weights: if moe { s.expert_weights } else { None },
                 router,
+                variant: Variant::default(),
             }
         })
         .collect())

@@ -232,7 +232,7 @@ fn a_config_with_two_unmodeled_fields_names_both() {
     let text = text
         .replace(
             "\"head_dim\": 128,",
-            "\"head_dim\": 128,\n  \"index_topk\": 2048,",
+            "\"head_dim\": 128,\n  \"linear_num_value_heads\": 32,",
         )
         .replace(
             "\"vocab_size\": 151936",
@@ -244,7 +244,9 @@ fn a_config_with_two_unmodeled_fields_names_both() {
     // The message itself, not the quoted source around it, names both.
     let e = load_model(&p).unwrap_err().to_string();
     assert!(
-        e.contains("index_topk") && e.contains("quantization_config") && e.contains("awq"),
+        e.contains("linear_num_value_heads")
+            && e.contains("quantization_config")
+            && e.contains("awq"),
         "{e}"
     );
 }
