@@ -224,7 +224,17 @@ fn run<E: Elem>(p: &OpPlan, cx: Context, rng: &mut Rng) -> Outcome {
             };
             mla::run_mla::<E>(p, cx, absorbed, shape, rng)
         }
-        OpKind::AttnLowRank(_) => Err(Unsupported::NoPlanKernel("low-rank attention")),
+        // MatryoshkaKV at equal ranks: attention over rank-wide heads (the scale aside, the
+        // same kernel and counts).
+        OpKind::AttnLowRank(r) if r.key_dim == r.value_dim => {
+            let seqs = match p.op.name.as_str() {
+                "attn_decode" => decode_seqs(cx.batch),
+                _ => prefill_seqs(cx.batch),
+            };
+            let x = attn_input(heads_of(r.heads, r.kv_heads, r.key_dim), seqs, rng);
+            run_attention::<E>(plan, x, attention_of(p, cx))
+        }
+        OpKind::AttnLowRank(_) => Err(Unsupported::NoPlanKernel("unequal-rank attention")),
         OpKind::TokenScore(_) => Err(Unsupported::NoPlanKernel("token-scoring")),
         OpKind::Elementwise { elements, .. } => elementwise::run::<E>(p, cx, elements, rng),
         OpKind::AllReduce { bytes, devices } => run_all_reduce::<E>(plan, bytes, devices, rng),

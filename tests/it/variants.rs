@@ -357,3 +357,19 @@ fn a_sweep_axis_over_an_overlay_key_varies_the_variant() {
         .collect();
     assert_eq!(kv, [128.0, 192.0, 512.0]);
 }
+
+#[test]
+fn validate_runs_matryoshka_attention_and_its_projection_on_the_reference_kernels() {
+    let m = crate::util::root("workloads/models/variants/llama-2-7b-matryoshka.toml");
+    let m = m.display().to_string();
+    let args = [
+        "validate", "--model", &m, "--tp", "1", "--policy", "all-xpu",
+    ];
+    let r = crate::util::dyad(&args);
+    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("qk_rank_proj") && !r.stdout.contains("FAIL"),
+        "{}",
+        r.stdout
+    );
+}
