@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::activation::Activation;
 use crate::units::{Bytes, Flops};
-use crate::work::{CollectiveKind, CollectiveWork, Dtype, OpClass, Streams, Work};
+use crate::work::{self, CollectiveKind, CollectiveWork, Dtype, OpClass, Streams, Work};
 
 /// Element types of the three tensor streams of a workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -145,6 +145,8 @@ pub enum OpKind {
         writes: u64,
         /// FLOPs per element.
         flops_per_element: u64,
+        /// How the kernel reaches its bytes; `None` prices it by the class curves alone.
+        access: Option<work::Access>,
     },
     /// Ring all-reduce of `bytes` per device over `devices` devices.
     AllReduce {
@@ -335,6 +337,7 @@ impl Op {
                 reads,
                 writes,
                 flops_per_element,
+                ..
             } => elementwise_work(elements, reads, writes, flops_per_element, p),
             OpKind::AllToAll { bytes, devices } => all_to_all_work(bytes, devices),
             OpKind::AllReduce { bytes, devices } => all_reduce_work(bytes, devices, p),
@@ -346,6 +349,14 @@ impl Op {
             bytes: part.bytes,
             collective: part.collective,
             gemm: self.gemm_shape(),
+            elementwise: match self.kind {
+                OpKind::Elementwise {
+                    elements,
+                    access: Some(access),
+                    ..
+                } => Some(work::ElementwiseShape { access, elements }),
+                _ => None,
+            },
         }
     }
 }
