@@ -28,6 +28,9 @@ pub struct Streaming {
     /// The row length at which a row kernel reaches half of `row_rate`: the per-row latency
     /// times one row's share of that rate.
     pub row_half: Bytes,
+    /// The shortest row the rates were fitted on: a shorter row is priced as one this long
+    /// (its blocks are small and several share an SM, which the per-row law does not model).
+    pub shortest_row: Bytes,
     /// The rate of a gather (rows at indices read first).
     pub gather: BytesPerSecond,
 }
@@ -50,8 +53,9 @@ impl Streaming {
             Access::Stream => stream,
             Access::Gather => min(stream, self.gather),
             Access::Rows(_) => {
-                let r = shape.row_bytes(total).unwrap_or(total);
-                let rows = self.row_rate * (r.value() / (r.value() + self.row_half.value()));
+                let r = shape.row_bytes(total).unwrap_or(total).value();
+                let r = r.max(self.shortest_row.value());
+                let rows = self.row_rate * (r / (r + self.row_half.value()));
                 min(stream, rows)
             }
         }
@@ -72,6 +76,7 @@ mod tests {
             dram_efficiency: 0.75,
             row_rate: BytesPerSecond(2e12),
             row_half: Bytes(8e3),
+            shortest_row: Bytes(4e3),
             gather: BytesPerSecond(0.6e12),
         }
     }
@@ -100,6 +105,13 @@ mod tests {
         let long = shape(Access::Rows(1 << 30), 1 << 30);
         let r = s().rate(&long, Bytes(1e12), MEM);
         assert!(r.value() < 2e12 && r.value() > 1.99e12);
+        // A row shorter than the shortest fitted one is priced as that one.
+        let tiny = shape(Access::Rows(1), 1_000_000);
+        let at = shape(Access::Rows(1000), 2_000_000);
+        assert_eq!(
+            s().rate(&tiny, Bytes(4e6), MEM),
+            s().rate(&at, Bytes(8e6), MEM)
+        );
         let slow = Streaming {
             dram_efficiency: 0.25,
             ..s()

@@ -7,6 +7,7 @@ from common import rows, stats
 DRAM = {'h100': 3.35e12, 'a100': 2.039e12}   # REFERENCE.md §GPUs (datasheets)
 L2 = {'h100': 50e6, 'a100': 40e6}            # L2 capacity, datasheets (arch `xpu.sram`)
 FLOOR = {'h100': 1.77e-6, 'a100': 2.2e-6}  # the arch's elementwise kernel floor, kept (not fitted here)
+SHORTEST = 4096.0                            # RoPE at TP 8: 1024 elements in and out, 2 B
 RESOLVED = 10e-6                             # the rows the target reads
 
 def ops(dev):
@@ -31,7 +32,9 @@ def pred(p, dev, o):
     r = ri + ro; b = t * r
     stream = p['l2'] if b <= L2[dev] else DRAM[dev] * p['e']
     if acc == 'stream': bw = stream
-    elif acc == 'rows': bw = min(stream, p['brow'] * r / (r + p['r0']))
+    elif acc == 'rows':
+        r = max(r, SHORTEST)  # arch `shortest_row`: no row of the data is shorter
+        bw = min(stream, p['brow'] * r / (r + p['r0']))
     else: bw = min(stream, p['bg'])
     return p['ov'] + b / bw
 

@@ -86,6 +86,7 @@ pub(super) struct RawStreaming {
     pub(super) dram_efficiency: Option<Spanned<f64>>,
     pub(super) row_rate: Option<Spanned<BytesPerSecond>>,
     pub(super) row_half: Option<Spanned<Bytes>>,
+    pub(super) shortest_row: Option<Spanned<Bytes>>,
     pub(super) gather: Option<Spanned<BytesPerSecond>>,
 }
 

@@ -29,6 +29,9 @@ impl ArchChain {
             dram_efficiency: *e.value,
             row_rate: self.quantity(&key("row_rate"), true, |r| streaming(r)?.row_rate.as_ref())?,
             row_half: self.quantity(&key("row_half"), true, |r| streaming(r)?.row_half.as_ref())?,
+            shortest_row: self.quantity(&key("shortest_row"), true, |r| {
+                streaming(r)?.shortest_row.as_ref()
+            })?,
             gather: self.quantity(&key("gather"), true, |r| streaming(r)?.gather.as_ref())?,
         }))
     }
