@@ -65,8 +65,91 @@ pub enum Counts {
     },
 }
 
-/// Each expert's Binomial(tokens, π_e), for one number of tokens.
-type Binomials = RefCell<(u64, Vec<Option<Binomial>>)>;
+/// Each expert's Binomial(tokens, π_e) by inversion, for one number of tokens.
+type Binomials = RefCell<(u64, Vec<Table>)>;
+
+/// Least probability of a value summed into a [`Table`]'s normalisation, relative to the most
+/// likely value's: the values left out hold less than 1e-15 of the mass in all.
+const TAIL: f64 = 1e-17;
+
+/// A binomial distribution by inversion from its mode: the mode, its probability and the
+/// probability up to it; a draw walks from the mode, up or down, by the ratio of neighbouring
+/// probabilities, P(j + 1) ÷ P(j) = (n − j) ÷ (j + 1) · p ÷ (1 − p), about 0.8 σ steps.
+#[derive(Debug, Clone, Copy)]
+pub struct Table {
+    n: u64,
+    mode: u64,
+    /// P(mode).
+    f: f64,
+    /// P(X ≤ mode).
+    c: f64,
+    /// p ÷ (1 − p) (0 for a constant).
+    odds: f64,
+}
+
+impl Table {
+    /// Binomial(n, p): the probabilities from the mode outwards, to [`TAIL`] of the mode's,
+    /// summed to normalise them.
+    fn new(n: u64, p: f64) -> Table {
+        if p <= 0.0 || p >= 1.0 || n == 0 {
+            let mode = if p >= 1.0 { n } else { 0 };
+            return Table {
+                n,
+                mode,
+                f: 1.0,
+                c: 1.0,
+                odds: 0.0,
+            };
+        }
+        let mode = (((n + 1) as f64 * p).floor() as u64).min(n);
+        let odds = p / (1.0 - p);
+        let (mut up, mut j, mut x) = (0.0, mode, 1.0);
+        while j < n && x > TAIL {
+            x *= (n - j) as f64 / (j + 1) as f64 * odds;
+            up += x;
+            j += 1;
+        }
+        let (mut down, mut j, mut x) = (0.0, mode, 1.0);
+        while j > 0 && x > TAIL {
+            x *= j as f64 / (n - j + 1) as f64 / odds;
+            down += x;
+            j -= 1;
+        }
+        let total = 1.0 + up + down;
+        Table {
+            n,
+            mode,
+            f: 1.0 / total,
+            c: (1.0 + down) / total,
+            odds,
+        }
+    }
+
+    fn sample(&self, rng: &mut ChaCha8Rng) -> u64 {
+        use rand::RngExt;
+        if self.odds == 0.0 {
+            return self.mode;
+        }
+        let u = rng.random::<f64>();
+        let (n, mut j, mut f, mut c) = (self.n, self.mode, self.f, self.c);
+        if u < c {
+            // Down while u lies below P(X ≤ j − 1).
+            while j > 0 && u < c - f && f > 0.0 {
+                c -= f;
+                f *= j as f64 / (n - j + 1) as f64 / self.odds;
+                j -= 1;
+            }
+        } else {
+            // Up while u lies at or above P(X ≤ j).
+            while j < n && u >= c && f > 0.0 {
+                f *= (n - j) as f64 / (j + 1) as f64 * self.odds;
+                j += 1;
+                c += f;
+            }
+        }
+        j
+    }
+}
 
 impl Counts {
     /// The sampler of `k` draws from weights `w`: exact where the k-sets of the positive
@@ -146,11 +229,10 @@ impl Counts {
             } => {
                 let mut b = binomials.borrow_mut();
                 if b.0 != tokens || b.1.is_empty() {
-                    let of = |p: f64| Binomial::new(tokens, p.clamp(0.0, 1.0)).ok();
-                    *b = (tokens, pi.iter().map(|&p| of(p)).collect());
+                    *b = (tokens, pi.iter().map(|&p| Table::new(tokens, p)).collect());
                 }
                 for (e, x) in b.1.iter().enumerate() {
-                    c[e] = x.map_or(0, |x| x.sample(rng));
+                    c[e] = x.sample(rng);
                 }
                 restore_sum(&mut c, (cdf, pi), tokens, tokens * k, rng);
             }

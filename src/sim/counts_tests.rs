@@ -124,3 +124,27 @@ fn extreme_weights_still_give_tokens_times_k() {
     assert_eq!(choose(256, 8), u64::MAX);
     assert_eq!((choose(8, 2), choose(16, 2), choose(5, 5)), (28, 120, 1));
 }
+
+#[test]
+fn an_inversion_table_has_the_binomial_mean_and_variance() {
+    // 200,000 draws of each: the mean within 5 standard errors of n·p and the variance
+    // within 2% of n·p·(1 − p), small and large n, p near 0 and 1.
+    let mut g = rng(8, 3);
+    for (n, p) in [(256u64, 0.9), (256, 0.003), (65_536, 0.37), (7, 0.5)] {
+        let t = Table::new(n, p);
+        let draws: Vec<f64> = (0..200_000).map(|_| t.sample(&mut g) as f64).collect();
+        let mean = draws.iter().sum::<f64>() / draws.len() as f64;
+        let var = draws.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / draws.len() as f64;
+        let (m, v) = (n as f64 * p, n as f64 * p * (1.0 - p));
+        let se = (v / draws.len() as f64).sqrt();
+        assert!(
+            (mean - m).abs() < 5.0 * se,
+            "{n} {p}: mean {mean} against {m}"
+        );
+        assert!(
+            (var / v - 1.0).abs() < 0.02,
+            "{n} {p}: variance {var} against {v}"
+        );
+        assert!(draws.iter().all(|&x| x <= n as f64));
+    }
+}

@@ -320,8 +320,8 @@ mod tests {
     #[test]
     fn a_run_passes_only_within_both_limits() {
         let r = ServingResult {
-            ttft: vec![1.0; 100],
-            tpot: vec![0.1; 100],
+            ttft: vec![1.0; 100].into(),
+            tpot: vec![0.1; 100].into(),
             duration: 10.0,
             output_tokens: 50,
             ..ServingResult::default()

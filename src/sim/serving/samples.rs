@@ -100,6 +100,15 @@ impl Samples {
     }
 }
 
+impl From<Vec<f64>> for Samples {
+    /// The samples of `v`, in order.
+    fn from(v: Vec<f64>) -> Samples {
+        let mut s = Samples::default();
+        v.into_iter().for_each(|x| s.push(x));
+        s
+    }
+}
+
 impl Deref for Samples {
     type Target = [f64];
 
@@ -145,7 +154,7 @@ impl<T> Default for Thinned<T> {
 impl<T> Thinned<T> {
     /// Adds the next point.
     pub fn push(&mut self, x: T) {
-        if self.seen.is_multiple_of(self.stride) {
+        if self.seen % self.stride == 0 {
             if self.kept.len() >= TIMELINE {
                 // Keep the points at even positions: every (2·stride)-th of the run.
                 let mut i = 0;
@@ -155,7 +164,7 @@ impl<T> Thinned<T> {
                 });
                 self.stride *= 2;
             }
-            if self.seen.is_multiple_of(self.stride) {
+            if self.seen % self.stride == 0 {
                 self.kept.push(x);
             }
         }
