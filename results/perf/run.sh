@@ -18,7 +18,7 @@ ROWS="$WORK/rows.tsv"
 measure() {
     axis=$1 value=$2 what=$3
     shift 3
-    /usr/bin/time -v "$@" > /dev/null 2> "$WORK/time.txt"
+    /usr/bin/time -v "$@" > /dev/null 2> "$WORK/time.txt" || { cat "$WORK/time.txt" >&2; exit 1; }
     wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$WORK/time.txt" |
         awk -F: '{ if (NF == 3) print $1 * 3600 + $2 * 60 + $3; else print $1 * 60 + $2 }')
     rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$WORK/time.txt")
@@ -29,7 +29,7 @@ measure() {
 scenario() {
     cat > "$WORK/$1.toml" <<EOF
 name = "$1"
-arch = "$ROOT/arch/${11}.toml"
+arch = "${11}"
 model = "$2"
 tp = $3
 ep = $4
@@ -75,25 +75,32 @@ MIXTRAL="$ROOT/workloads/models/mixtral-8x7b.json"
 
 # Requests: an open loop (Poisson, 100 requests/s of (128, 32)), Mixtral-8x7B on 4 x H100.
 for n in 1000 10000 100000 1000000; do
-    scenario "req-$n" "$MIXTRAL" 4 1 "$n" 128 32 "poisson = 100.0" 128 'mode = "uniform"' h100 bf16
+    scenario "req-$n" "$MIXTRAL" 4 1 "$n" 128 32 "poisson = 100.0" 128 'mode = "uniform"' "$ROOT/arch/h100.toml" bf16
     measure requests "$n" "open loop, balanced" "$DYAD" run --serving "$WORK/req-$n.toml" --format json
 done
 # Layers: Mixtral-8x7B's shape with 8 to 64 layers, 1,000 requests of (1024, 1024), Zipf.
 for l in 8 16 32 64; do
     m=$(mixtral num_hidden_layers "$l")
-    scenario "layers-$l" "$m" 4 1 1000 1024 1024 "closed = 128" 128 "$ZIPF" h100 bf16
+    scenario "layers-$l" "$m" 4 1 1000 1024 1024 "closed = 128" 128 "$ZIPF" "$ROOT/arch/h100.toml" bf16
     measure layers "$l" "closed b128, Zipf" "$DYAD" run --serving "$WORK/layers-$l.toml" --format json
 done
 # Experts: 8 to 256 routed experts (top 2) at Mixtral-8x7B's parameters, Zipf.
 for e in 8 32 64 128 256; do
     m=$(mixtral num_local_experts "$e")
-    scenario "experts-$e" "$m" 4 1 1000 1024 1024 "closed = 128" 128 "$ZIPF" h100 bf16
+    scenario "experts-$e" "$m" 4 1 1000 1024 1024 "closed = 128" 128 "$ZIPF" "$ROOT/arch/h100.toml" bf16
     measure experts "$e" "closed b128, Zipf" "$DYAD" run --serving "$WORK/experts-$e.toml" --format json
 done
 # Devices: Qwen3-30B-A3B (128 experts) expert-parallel over 1 to 64 H100s, 1,000 requests of
 # (1024, 256), batch 256, Zipf.
+# Past 8 devices, nodes of 8 joined by InfiniBand (arch/h100-2node.toml with more nodes).
 for d in 1 2 4 8 16 32 64; do
-    scenario "devices-$d" "$ROOT/workloads/models/qwen3-30b-a3b.json" 1 "$d" 1000 1024 256 "closed = 256" 256 "$ZIPF" h100 bf16
+    arch="$ROOT/arch/h100.toml"
+    if [ "$d" -gt 8 ]; then
+        arch="$WORK/h100-$d.toml"
+        printf 'extends = "%s"\nname = "%s x H100"\n[cluster]\nnodes = %s\n' \
+            "$ROOT/arch/h100-2node.toml" "$d" "$((d / 8))" > "$arch"
+    fi
+    scenario "devices-$d" "$ROOT/workloads/models/qwen3-30b-a3b.json" 1 "$d" 1000 1024 256 "closed = 256" 256 "$ZIPF" "$arch" bf16
     measure devices "$d" "EP, closed b256, Zipf" "$DYAD" run --serving "$WORK/devices-$d.toml" --format json
 done
 # Sweep size: single-iteration points (one request of one prompt and one output token) of the

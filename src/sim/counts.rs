@@ -33,6 +33,10 @@ use super::routing::TRIES;
 /// Most k-sets for which counts are drawn exactly, one binomial per set.
 pub const SETS: u64 = 4096;
 
+/// Tokens per k-set up to which each token draws its set (one uniform and a search of the
+/// sets' running sums, cheaper there than a binomial per set, and as exact).
+const PER_TOKEN: usize = 8;
+
 /// Step of the trapezoid rule in ln x for the inclusion probabilities. The integrand is smooth
 /// and decays at both ends, so the rule converges geometrically: 0.05 leaves the sum of the
 /// π_e within 1e-12 of k (`tests::inclusion_probabilities_sum_to_k_and_match_the_sets`).
@@ -47,6 +51,8 @@ pub enum Counts {
         members: Vec<usize>,
         /// Each set's probability.
         p: Vec<f64>,
+        /// Their running sums.
+        cdf: Vec<f64>,
         /// Experts per set.
         k: usize,
     },
@@ -159,7 +165,12 @@ impl Counts {
         let k = k.min(positive.len());
         if choose(positive.len() as u64, k as u64) <= SETS {
             let (members, p) = sets(w, &positive, k);
-            Counts::Sets { members, p, k }
+            Counts::Sets {
+                members,
+                cdf: running(p.iter().copied()),
+                p,
+                k,
+            }
         } else {
             let pi = inclusion(w, k);
             Counts::Marginals {
@@ -175,7 +186,9 @@ impl Counts {
     /// weights are these shuffled: `w'[i] = w[rank[i]]`).
     pub fn relabel(&self, rank: &[usize]) -> Counts {
         match self {
-            Counts::Sets { members, p, k } => {
+            Counts::Sets {
+                members, p, cdf, k, ..
+            } => {
                 let mut expert = vec![0; rank.len()];
                 for (i, &r) in rank.iter().enumerate() {
                     expert[r] = i;
@@ -183,6 +196,7 @@ impl Counts {
                 Counts::Sets {
                     members: members.iter().map(|&r| expert[r]).collect(),
                     p: p.clone(),
+                    cdf: cdf.clone(),
                     k: *k,
                 }
             }
@@ -202,7 +216,22 @@ impl Counts {
     pub fn draw(&self, experts: usize, tokens: u64, rng: &mut ChaCha8Rng) -> Vec<u64> {
         let mut c = vec![0u64; experts];
         match self {
-            Counts::Sets { members, p, k } => {
+            Counts::Sets {
+                members, p, cdf, k, ..
+            } if tokens as usize <= PER_TOKEN * p.len() => {
+                // Few tokens: each draws its set from the sets' running sums.
+                use rand::RngExt;
+                let total = cdf.last().copied().unwrap_or(0.0);
+                for _ in 0..tokens {
+                    let u = rng.random::<f64>() * total;
+                    let i = cdf.partition_point(|&x| x <= u).min(p.len() - 1);
+                    for &e in &members[i * k..(i + 1) * k] {
+                        c[e] += 1;
+                    }
+                }
+            }
+            Counts::Sets { members, p, k, .. } => {
+                // Many: one binomial per set, of the tokens left, at its share of the mass left.
                 let (mut left, mut mass) = (tokens, 1.0f64);
                 for (i, &pi) in p.iter().enumerate() {
                     if left == 0 {
@@ -243,12 +272,16 @@ impl Counts {
 
 /// Running sums of π_e (1 − π_e).
 fn running_variance(pi: &[f64]) -> Vec<f64> {
-    pi.iter()
-        .scan(0.0, |acc, p| {
-            *acc += p * (1.0 - p);
-            Some(*acc)
-        })
-        .collect()
+    running(pi.iter().map(|p| p * (1.0 - p)))
+}
+
+/// Running sums of `x`.
+fn running(x: impl Iterator<Item = f64>) -> Vec<f64> {
+    x.scan(0.0, |acc, x| {
+        *acc += x;
+        Some(*acc)
+    })
+    .collect()
 }
 
 /// A draw of Binomial(n, p), `p` in [0, 1].

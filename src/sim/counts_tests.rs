@@ -53,7 +53,7 @@ fn mixtral_pairs_have_the_closed_form_probability() {
     // Two draws without replacement: P({a, b}) = w_a w_b / W · (1/(W − w_a) + 1/(W − w_b)).
     let w = zipf(8, 1.2);
     let total: f64 = w.iter().sum();
-    let Counts::Sets { members, p, k } = Counts::new(&w, 2) else {
+    let Counts::Sets { members, p, k, .. } = Counts::new(&w, 2) else {
         panic!("28 pairs are drawn exactly");
     };
     assert_eq!((p.len(), k), (28, 2));
@@ -94,9 +94,15 @@ fn inclusion_probabilities_sum_to_k_and_match_the_sets() {
 
 #[test]
 fn exact_set_counts_match_the_exact_sampler_by_kolmogorov_smirnov() {
-    // Mixtral: 2 of 8, Zipf s = 1.2, 128 tokens (a decode batch), 400 draws each way.
-    for (e, (d, crit)) in compare(&zipf(8, 1.2), 2, 128, 400).into_iter().enumerate() {
-        assert!(d < crit, "expert {e}: D = {d} ≥ {crit}");
+    // Mixtral: 2 of 8, Zipf s = 1.2, 400 draws each way of 128 tokens (a decode batch: each
+    // token draws its pair) and of 2,000 (a prefill chunk: one binomial per pair).
+    for tokens in [128, 2000] {
+        for (e, (d, crit)) in compare(&zipf(8, 1.2), 2, tokens, 400)
+            .into_iter()
+            .enumerate()
+        {
+            assert!(d < crit, "{tokens} tokens, expert {e}: D = {d} ≥ {crit}");
+        }
     }
 }
 
