@@ -2,6 +2,7 @@
 
 mod doc;
 mod layers;
+mod variants;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -195,10 +196,12 @@ fn model_from(path: &Path, src: &Source) -> Result<ModelSpec, ConfigError> {
         json: !is_toml,
     };
     if is_toml {
-        if let Some(k) = doc.obj.keys().find(|k| !TOML_FIELDS.contains(&k.as_str())) {
+        let known = |k: &str| TOML_FIELDS.contains(&k) || variants::KEYS.contains(&k);
+        if let Some(k) = doc.obj.keys().find(|k| !known(k)) {
+            let all = [TOML_FIELDS, variants::KEYS].concat();
             return Err(doc
                 .err(k, format!("unknown key `{k}`"))
-                .with_help(format!("valid keys: {}", TOML_FIELDS.join(", "))));
+                .with_help(format!("valid keys: {}", all.join(", "))));
         }
     }
     resolve(&doc)
@@ -249,7 +252,8 @@ fn resolve(top: &Doc) -> Result<ModelSpec, ConfigError> {
         has_moe: moe.is_some(),
         expert_weights: quant.experts,
     };
-    let plans = layers::plans(doc, &shape)?;
+    let mut plans = layers::plans(doc, &shape)?;
+    variants::apply(doc, &mut plans, moe)?;
     let dtype = dtype(doc, model_type)?;
     // OPT and Gemma tie the LM head to the embedding unless told otherwise (HuggingFace's
     // defaults).

@@ -10,7 +10,10 @@ mod gemm_shape;
 mod graph;
 mod op;
 mod plan;
+mod precision;
 mod spec;
+mod variant_ops;
+mod variants;
 
 pub use activation::Activation;
 pub use footprint::Footprint;
@@ -21,3 +24,6 @@ pub use graph::{
 pub use op::{Op, OpKind, Precision};
 pub use plan::{Attention, Ffn, GroupLimit, LayerPlan, Mla, Router, causal_pairs};
 pub use spec::{ModelError, ModelSpec, Moe, SharedExpert};
+pub use variants::{
+    ExpertKind, GroupScale, ImageKeep, KPmf, LayerQuant, MAX_K, PPM, Variants, ZeroExperts, ppm,
+};

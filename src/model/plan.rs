@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use super::variants::Variants;
 use crate::work::Dtype;
 
 /// How a layer's attention sees its context.
@@ -218,6 +219,10 @@ pub struct LayerPlan {
     pub expert_weights: Option<Dtype>,
     /// How its router picks experts (an MoE layer's).
     pub router: Router,
+    /// The seed papers' variants (MoE++, top-p routing, per-layer precision, dropped image
+    /// tokens), all off in a plain layer.
+    #[serde(skip_serializing_if = "Variants::is_neutral")]
+    pub variants: Variants,
 }
 
 impl LayerPlan {
@@ -232,6 +237,7 @@ impl LayerPlan {
             ffn,
             expert_weights: None,
             router: Router::default(),
+            variants: Variants::default(),
         }
     }
 

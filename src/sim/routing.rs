@@ -168,6 +168,15 @@ impl Router {
         }
     }
 
+    /// Each layer's expert weights replaced by `f(layer, weights)`, which may add experts (MoE++
+    /// appends its zero-computation experts); a uniform router is left as it is.
+    pub fn reweighted(mut self, f: impl Fn(usize, &[f64]) -> Vec<f64>) -> Router {
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            *l = Layer::new(f(i, &l.w));
+        }
+        self
+    }
+
     /// Whether every layer gets the same counts (so one layer stands for all).
     pub fn is_uniform(&self) -> bool {
         self.spec == RoutingSpec::Uniform
@@ -176,14 +185,20 @@ impl Router {
     /// Tokens per expert in `layer` for `tokens` tokens: each token goes to `top_k` distinct
     /// experts (all of them when there are fewer).
     pub fn counts(&self, layer: usize, tokens: u64, rng: &mut ChaCha8Rng) -> Vec<u64> {
+        self.counts_k(layer, tokens, self.top_k, rng)
+    }
+
+    /// Tokens per expert in `layer` for `tokens` tokens that each go to `k` distinct experts
+    /// (top-p routing draws each group of tokens with one k this way).
+    pub fn counts_k(&self, layer: usize, tokens: u64, k: u64, rng: &mut ChaCha8Rng) -> Vec<u64> {
         if self.is_uniform() {
-            return crate::model::Routing::uniform_counts(tokens, self.experts, self.top_k);
+            return crate::model::Routing::uniform_counts(tokens, self.experts, k);
         }
         let l = &self.layers[layer];
-        let mut counts = vec![0u64; self.experts as usize];
-        let mut picked = Vec::with_capacity(self.top_k.min(self.experts) as usize);
+        let mut counts = vec![0u64; l.w.len()];
+        let mut picked = Vec::with_capacity(k.min(l.w.len() as u64) as usize);
         for _ in 0..tokens {
-            l.draw(self.top_k as usize, &mut picked, rng);
+            l.draw(k as usize, &mut picked, rng);
             for &e in &picked {
                 counts[e] += 1;
             }

@@ -30,4 +30,5 @@ mod sizes;
 mod sweep;
 mod tech;
 mod trace;
+mod variants;
 mod work;
