@@ -80,6 +80,15 @@ pub struct Context<'a> {
 
 /// Executes `p` in the element type of its activations, from `seed`.
 pub fn check_op(p: &OpPlan, cx: Context, seed: u64) -> OpCheck {
+    // A layer that drops image tokens sees its own batch (`model::ImageKeep::batch`).
+    let layer = p.op.layer.and_then(|l| cx.model.plans.get(l as usize));
+    let own = layer
+        .and_then(|l| l.variants.image)
+        .map(|k| k.batch(cx.batch));
+    let cx = Context {
+        batch: own.as_ref().unwrap_or(cx.batch),
+        ..cx
+    };
     match p.op.precision.activations {
         Dtype::Bf16 => check::<bf16>(p, cx, seed),
         Dtype::Fp16 => check::<f16>(p, cx, seed),

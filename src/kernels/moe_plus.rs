@@ -37,15 +37,29 @@ pub fn constant_expert<E: Elem>(
     let v = load(&w.v, &mut c.weights);
     let logits = sgemm(rows.len(), h, 2, &xs, &wc, &mut c.flops);
     let a = softmax_rows(&logits, 2, &mut c.aux_flops);
-    let mut y = vec![0f32; elems(&[rows.len(), h])];
+    mix(&xs, &a, &v, h, c)
+}
+
+/// The constant expert's mix of loaded rows `xs` [n, h]: `α1·x + α2·v` per row with `alpha`
+/// [n, 2], 3 FLOPs per element, the output stored.
+fn mix<E: Elem>(xs: &[f32], alpha: &[f32], v: &[f32], h: usize, c: &mut Count) -> Vec<E> {
+    let mut y = vec![0f32; xs.len()];
     for (i, row) in y.chunks_mut(h).enumerate() {
-        let (a1, a2) = (a[2 * i], a[2 * i + 1]);
+        let (a1, a2) = (alpha[2 * i], alpha[2 * i + 1]);
         for (j, o) in row.iter_mut().enumerate() {
             *o = a1 * xs[i * h + j] + a2 * v[j];
         }
     }
     c.flops += 3 * y.len() as u64;
     store(&y, &mut c.act_out)
+}
+
+/// The `const_expert_E` op alone: the mix of rows `x` [n, h] read once, given each row's two
+/// weights `alpha` (from its gate, `const_gate_E`) and `v`; neither the two weights per row nor
+/// `v` (h elements) is charged, beside the row.
+pub fn constant_mix<E: Elem>(x: &[E], alpha: &[f32], v: &[f32], h: usize, c: &mut Count) -> Vec<E> {
+    let xs = load(x, &mut c.act_in);
+    mix(&xs, alpha, v, h, c)
 }
 
 /// The output rows of a zero-computation expert of `kind` (with its tensors, for a constant

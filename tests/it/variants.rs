@@ -18,7 +18,7 @@ use dyad::work::Dtype;
 
 use dyad::sweep::{self, RunOptions, Sweep};
 
-use crate::util::{ROOT, dyad_in, expect_input_error, small_scenario};
+use crate::util::{ROOT, dyad, dyad_in, expect_input_error, small_scenario};
 
 /// Mixtral-8x7B's shape (REFERENCE.md §Model configs) with `experts` experts, and `extra` keys.
 fn mixtral(experts: u64, extra: &str) -> ModelSpec {
@@ -380,4 +380,23 @@ fn a_sweep_axis_over_moe_tau_sets_it_in_the_variant_file() {
         .map(|r| r.metrics.as_ref().unwrap()["tbt_s.p50"])
         .collect();
     assert!(tbt[0] < tbt[1], "{tbt:?}");
+}
+
+#[test]
+fn validate_runs_moepp_top_p_and_dropped_image_tokens_on_reference_kernels() {
+    // Every op of each variant's scaled-down iteration, whole and split, against the kernels:
+    // the constant experts' gate and mix, the router over 12 scored experts, and the layers
+    // that see fewer image tokens. (Quantized layers are not: no reference GEMM reads int4.)
+    for f in [
+        "mixtral-8x7b-moepp",
+        "mixtral-8x7b-top-p",
+        "llava-1.5-7b-pyramiddrop",
+    ] {
+        let path = format!("workloads/models/variants/{f}.toml");
+        let r = dyad(&["validate", "--model", &path, "--tp", "1,2"]);
+        assert_eq!(r.status, 0, "{f}: {}{}", r.stdout, r.stderr);
+        if f.ends_with("moepp") {
+            assert!(r.stdout.contains("const_expert_10"), "{}", r.stdout);
+        }
+    }
 }
