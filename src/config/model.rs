@@ -1,8 +1,8 @@
 //! Model configs: a HuggingFace `config.json`, or a TOML file with the same field names.
 
 mod doc;
+mod knobs;
 mod layers;
-mod variants;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -196,9 +196,9 @@ fn model_from(path: &Path, src: &Source) -> Result<ModelSpec, ConfigError> {
         json: !is_toml,
     };
     if is_toml {
-        let known = |k: &str| TOML_FIELDS.contains(&k) || variants::KEYS.contains(&k);
+        let known = |k: &str| TOML_FIELDS.contains(&k) || knobs::KEYS.contains(&k);
         if let Some(k) = doc.obj.keys().find(|k| !known(k)) {
-            let all = [TOML_FIELDS, variants::KEYS].concat();
+            let all = [TOML_FIELDS, knobs::KEYS].concat();
             return Err(doc
                 .err(k, format!("unknown key `{k}`"))
                 .with_help(format!("valid keys: {}", all.join(", "))));
@@ -253,7 +253,7 @@ fn resolve(top: &Doc) -> Result<ModelSpec, ConfigError> {
         expert_weights: quant.experts,
     };
     let mut plans = layers::plans(doc, &shape)?;
-    variants::apply(doc, &mut plans, moe)?;
+    knobs::apply(doc, &mut plans, moe)?;
     let dtype = dtype(doc, model_type)?;
     // OPT and Gemma tie the LM head to the embedding unless told otherwise (HuggingFace's
     // defaults).

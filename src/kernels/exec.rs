@@ -82,9 +82,7 @@ pub struct Context<'a> {
 pub fn check_op(p: &OpPlan, cx: Context, seed: u64) -> OpCheck {
     // A layer that drops image tokens sees its own batch (`model::ImageKeep::batch`).
     let layer = p.op.layer.and_then(|l| cx.model.plans.get(l as usize));
-    let own = layer
-        .and_then(|l| l.variants.image)
-        .map(|k| k.batch(cx.batch));
+    let own = layer.and_then(|l| l.knobs.image).map(|k| k.batch(cx.batch));
     let cx = Context {
         batch: own.as_ref().unwrap_or(cx.batch),
         ..cx

@@ -3,10 +3,10 @@
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 
+use super::knob_ops;
 use super::op::{Op, OpKind, Precision};
 use super::plan::{Attention, Ffn, Mla};
 use super::spec::{ModelError, ModelSpec, Moe};
-use super::variant_ops;
 
 /// A prefill chunk: `q_len` new prompt tokens after `ctx` tokens already in the KV cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -203,9 +203,9 @@ pub fn build_iteration_with(
     for l in 0..m.layers() {
         // The layer's own batch (image tokens dropped) and precision, when its plan says so.
         let plan = &m.plans[l as usize];
-        let own = plan.variants.image.map(|k| k.batch(batch));
+        let own = plan.knobs.image.map(|k| k.batch(batch));
         let lb = own.as_ref().unwrap_or(batch);
-        let p = variant_ops::layer_precision(p, plan);
+        let p = knob_ops::layer_precision(p, plan);
         let lit = Iteration {
             batch: lb,
             t: lb.tokens(),
@@ -213,7 +213,7 @@ pub fn build_iteration_with(
             ..it
         };
         b.p = p;
-        last = variant_ops::dequant(&mut b, &lit, l, last);
+        last = knob_ops::dequant(&mut b, &lit, l, last);
         last = attention_block(&mut b, &lit, l, last);
         last = ffn_block(&mut b, &lit, l, last)?;
     }
@@ -486,12 +486,12 @@ fn moe_ffn(
     let (t, ep, h) = (it.t, it.ep, it.m.hidden);
     let layer = Some(l);
     let plan = it.m.plans[l as usize];
-    let scored = variant_ops::scored_experts(&plan, &moe);
+    let scored = knob_ops::scored_experts(&plan, &moe);
     let router = b.add(&[last], "router", layer, gemm(t, scored, h));
     let gate = plan.router.gate_flops(scored, moe.top_k);
     let mut topk = b.elementwise(&[router], "topk", layer, (t, scored, 0, gate));
     let counts = match it.routing {
-        Routing::Uniform => variant_ops::uniform_counts(&plan, &moe, t * ep),
+        Routing::Uniform => knob_ops::uniform_counts(&plan, &moe, t * ep),
         Routing::PerLayer(v) => v.get(l as usize).cloned().ok_or(ModelError::Zero {
             field: "routing (a layer has no expert token counts)",
         })?,
@@ -501,7 +501,7 @@ fn moe_ffn(
             field: "routing (a layer has fewer expert counts than scored experts)",
         });
     }
-    let a2a = variant_ops::all_to_all(it, &plan, &moe, &counts);
+    let a2a = knob_ops::all_to_all(it, &plan, &moe, &counts);
     if ep > 1 {
         topk = b.add(&[topk], "moe_dispatch", layer, a2a.clone());
     }
@@ -518,7 +518,7 @@ fn moe_ffn(
         experts = vec![b.add(&experts, "moe_combine_a2a", layer, a2a)];
     }
     let zc = (layer, &plan, &moe);
-    experts.extend(variant_ops::constant_experts(b, it, zc, &counts, topk));
+    experts.extend(knob_ops::constant_experts(b, it, zc, &counts, topk));
     // Weighted sum of each token's top-k expert outputs.
     let combined = b.elementwise(
         &experts,

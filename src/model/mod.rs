@@ -8,12 +8,12 @@ mod activation;
 mod footprint;
 mod gemm_shape;
 mod graph;
+mod knob_ops;
+mod knobs;
 mod op;
 mod plan;
 mod precision;
 mod spec;
-mod variant_ops;
-mod variants;
 
 pub use activation::Activation;
 pub use footprint::Footprint;
@@ -21,9 +21,9 @@ pub use graph::{
     Batch, IterationGraph, Parallelism, PrefillChunk, Routing, build_iteration,
     build_iteration_with, check_layout,
 };
+pub use knobs::{
+    ExpertKind, GroupScale, ImageKeep, KPmf, Knobs, LayerQuant, MAX_K, PPM, ZeroExperts, ppm,
+};
 pub use op::{Op, OpKind, Precision};
 pub use plan::{Attention, Ffn, GroupLimit, LayerPlan, Mla, Router, causal_pairs};
 pub use spec::{ModelError, ModelSpec, Moe, SharedExpert};
-pub use variants::{
-    ExpertKind, GroupScale, ImageKeep, KPmf, LayerQuant, MAX_K, PPM, Variants, ZeroExperts, ppm,
-};

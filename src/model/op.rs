@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::activation::Activation;
-use super::variants::GroupScale;
+use super::knobs::GroupScale;
 use crate::units::{Bytes, Flops};
 use crate::work::{CollectiveKind, CollectiveWork, Dtype, OpClass, Streams, Work};
 

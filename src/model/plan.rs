@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::variants::Variants;
+use super::knobs::Knobs;
 use crate::work::Dtype;
 
 /// How a layer's attention sees its context.
@@ -221,8 +221,8 @@ pub struct LayerPlan {
     pub router: Router,
     /// The seed papers' variants (MoE++, top-p routing, per-layer precision, dropped image
     /// tokens), all off in a plain layer.
-    #[serde(skip_serializing_if = "Variants::is_neutral")]
-    pub variants: Variants,
+    #[serde(skip_serializing_if = "Knobs::is_neutral")]
+    pub knobs: Knobs,
 }
 
 impl LayerPlan {
@@ -237,7 +237,7 @@ impl LayerPlan {
             ffn,
             expert_weights: None,
             router: Router::default(),
-            variants: Variants::default(),
+            knobs: Knobs::default(),
         }
     }
 

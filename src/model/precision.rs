@@ -11,7 +11,7 @@ impl ModelSpec {
     /// experts at their storage type where one is set (MXFP4) and else at the layer's, and the
     /// embedding, final norm and LM head at `weights`. `None` when no layer has its own.
     pub(super) fn layer_weight_bytes(&self, weights: Dtype) -> Option<(f64, f64)> {
-        if self.plans.iter().all(|p| p.variants.quant.is_none()) {
+        if self.plans.iter().all(|p| p.knobs.quant.is_none()) {
             return None;
         }
         let edge = self.params()
@@ -20,7 +20,7 @@ impl ModelSpec {
                 .sum::<u64>();
         let (mut rest, mut experts) = (edge as f64 * weights.bytes(), 0.0);
         for (l, plan) in self.plans.iter().enumerate() {
-            let q = plan.variants.quant;
+            let q = plan.knobs.quant;
             let per = q.and_then(|q| q.weights).unwrap_or(weights).bytes()
                 + q.and_then(|q| q.scales)
                     .map_or(0.0, |s| s.bytes_per_weight());

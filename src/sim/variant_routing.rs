@@ -14,14 +14,14 @@ use crate::model::{KPmf, MAX_K, ModelSpec, PPM};
 pub fn routes_variants(m: &ModelSpec) -> bool {
     m.plans
         .iter()
-        .any(|p| p.variants.zc.is_some() || p.variants.k_pmf.is_some())
+        .any(|p| p.knobs.zc.is_some() || p.knobs.k_pmf.is_some())
 }
 
 /// `rt` with each MoE++ layer's zero-computation experts appended at weight 1 and its FFN
 /// experts' weights scaled to mean τ (so the FFN share of routed slots is about r of MoE++ §3).
 pub fn with_zero_experts(rt: Router, m: &ModelSpec) -> Router {
     rt.reweighted(|l, w| {
-        let Some(z) = m.plans.get(l).and_then(|p| p.variants.zc) else {
+        let Some(z) = m.plans.get(l).and_then(|p| p.knobs.zc) else {
             return w.to_vec();
         };
         let mean = w.iter().sum::<f64>() / w.len().max(1) as f64;
@@ -44,7 +44,7 @@ pub fn layer_counts(
         return Vec::new();
     }
     (0..m.plans.len())
-        .map(|l| match m.plans[l].variants.k_pmf {
+        .map(|l| match m.plans[l].knobs.k_pmf {
             None => rt.counts(l, tokens, rng),
             Some(p) => {
                 let mut sum: Vec<u64> = Vec::new();
@@ -89,9 +89,9 @@ mod tests {
     use crate::work::Dtype;
 
     /// A one-layer MoE model of 8 experts with the `set` variants.
-    fn model(set: impl Fn(&mut crate::model::Variants)) -> ModelSpec {
+    fn model(set: impl Fn(&mut crate::model::Knobs)) -> ModelSpec {
         let mut plan = LayerPlan::plain(Ffn::Moe);
-        set(&mut plan.variants);
+        set(&mut plan.knobs);
         ModelSpec {
             name: "m".into(),
             hidden: 64,

@@ -1,4 +1,4 @@
-//! The ops the per-layer variants ([`super::variants`]) add to an iteration's graph, and what
+//! The ops the per-layer variants ([`super::knobs`]) add to an iteration's graph, and what
 //! they change in the ones it has: a layer's own precision and its dequantization op, MoE++'s
 //! constant experts and zero-computation slots, top-p routing's balanced counts, and the
 //! all-to-all that carries only FFN-routed tokens.
@@ -6,14 +6,14 @@
 use petgraph::graph::NodeIndex;
 
 use super::graph::{Builder, Iteration, Routing};
+use super::knobs::ExpertKind;
 use super::op::{OpKind, Precision};
 use super::plan::LayerPlan;
 use super::spec::Moe;
-use super::variants::ExpertKind;
 
 /// The precision of a layer's ops: the run's, with the layer's own types and group scales.
 pub(super) fn layer_precision(p: Precision, plan: &LayerPlan) -> Precision {
-    let Some(q) = plan.variants.quant else {
+    let Some(q) = plan.knobs.quant else {
         return p;
     };
     Precision {
@@ -31,7 +31,7 @@ pub(super) fn layer_precision(p: Precision, plan: &LayerPlan) -> Precision {
 pub(super) fn dequant(b: &mut Builder, it: &Iteration, l: u32, last: NodeIndex) -> NodeIndex {
     let (m, p) = (it.m, it.p);
     let weight_only =
-        m.plans[l as usize].variants.quant.is_some() && p.weights.bytes() < p.activations.bytes();
+        m.plans[l as usize].knobs.quant.is_some() && p.weights.bytes() < p.activations.bytes();
     if !weight_only {
         return last;
     }
@@ -52,13 +52,13 @@ pub(super) fn dequant(b: &mut Builder, it: &Iteration, l: u32, last: NodeIndex) 
 
 /// Experts the router scores: the FFN experts and MoE++'s zero-computation ones.
 pub(super) fn scored_experts(plan: &LayerPlan, moe: &Moe) -> u64 {
-    moe.experts + plan.variants.zc.map_or(0, |z| z.count())
+    moe.experts + plan.knobs.zc.map_or(0, |z| z.count())
 }
 
 /// Balanced counts per scored expert of `tokens` tokens: MoE++'s split by its FFN share, top-p's
 /// expected slots, or `top_k` per token.
 pub(super) fn uniform_counts(plan: &LayerPlan, moe: &Moe, tokens: u64) -> Vec<u64> {
-    match (plan.variants.zc, plan.variants.k_pmf) {
+    match (plan.knobs.zc, plan.knobs.k_pmf) {
         (Some(z), _) => z.uniform_counts(tokens, moe.experts, moe.top_k),
         (None, Some(k)) => k.uniform_counts(tokens, moe.experts),
         (None, None) => Routing::uniform_counts(tokens, moe.experts, moe.top_k),
@@ -70,7 +70,7 @@ pub(super) fn uniform_counts(plan: &LayerPlan, moe: &Moe, tokens: u64) -> Vec<u6
 /// to FFN experts (zero-computation experts run where the token is), 1/ep of them per device.
 pub(super) fn all_to_all(it: &Iteration, plan: &LayerPlan, moe: &Moe, counts: &[u64]) -> OpKind {
     let row = it.m.hidden as f64 * it.p.activations.bytes();
-    let rows = if plan.variants.zc.is_some() || plan.variants.k_pmf.is_some() {
+    let rows = if plan.knobs.zc.is_some() || plan.knobs.k_pmf.is_some() {
         counts.iter().take(moe.experts as usize).sum::<u64>() as f64 / it.ep as f64
     } else {
         it.t as f64 * moe.top_k as f64
@@ -93,7 +93,7 @@ pub(super) fn constant_experts(
     counts: &[u64],
     topk: NodeIndex,
 ) -> Vec<NodeIndex> {
-    let Some(z) = plan.variants.zc else {
+    let Some(z) = plan.knobs.zc else {
         return Vec::new();
     };
     let h = it.m.hidden;

@@ -47,7 +47,7 @@ pub(super) fn apply(
     let quant = quants(doc, n)?;
     let image = images(doc, n)?;
     for (l, p) in plans.iter_mut().enumerate() {
-        let v = &mut p.variants;
+        let v = &mut p.knobs;
         if p.ffn == Ffn::Moe {
             v.zc = zc;
             v.k_pmf = k.as_ref().and_then(|k| k[l]);

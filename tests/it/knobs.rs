@@ -362,7 +362,7 @@ fn a_sweep_axis_over_moe_tau_sets_it_in_the_variant_file() {
         .iter()
         .map(|pt| {
             let m = s.scenario(pt).unwrap().model;
-            m.plans[0].variants.zc.unwrap().ffn_share(8)
+            m.plans[0].knobs.zc.unwrap().ffn_share(8)
         })
         .collect();
     assert!((share[0] - 1.0 / 3.0).abs() < 1e-9 && (share[1] - 2.0 / 3.0).abs() < 1e-9);

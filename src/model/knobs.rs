@@ -24,7 +24,7 @@ pub fn ppm(x: f64) -> u32 {
 
 /// The variants of one layer; every field `None` is the plain layer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
-pub struct Variants {
+pub struct Knobs {
     /// MoE++ zero-computation experts beside the FFN experts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zc: Option<ZeroExperts>,
@@ -39,10 +39,10 @@ pub struct Variants {
     pub image: Option<ImageKeep>,
 }
 
-impl Variants {
+impl Knobs {
     /// Whether every variant is off.
     pub fn is_neutral(&self) -> bool {
-        *self == Variants::default()
+        *self == Knobs::default()
     }
 
     /// The layer's own KV-cache type, when it has one.
