@@ -315,7 +315,9 @@ fn every_shipped_variant_loads_and_the_finercut_one_prunes_34_attention_sublayer
         let p = e.unwrap().path();
         let m = load_model(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         let changed = |q: &dyad::model::LayerPlan| {
-            q.variant != Default::default() || q.attention != dyad::model::Attention::Full
+            q.variant != Default::default()
+                || !q.knobs.is_neutral()
+                || q.attention != dyad::model::Attention::Full
         };
         assert!(m.plans.iter().any(changed), "{p:?}");
         n += 1;
