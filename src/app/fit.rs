@@ -2,10 +2,13 @@
 //! and the smallest parallelism that fits when the one asked for does not: the memory side of
 //! `dyad run` and `dyad run --serving`. Every budget is [`Footprint`]'s.
 
+use super::AppError;
+use super::run::{RunError, ServeSpec};
+use crate::config::{self, ScenarioOverrides};
 use crate::model::{Batch, Footprint, ModelSpec, Parallelism, Precision};
 use crate::report::MemoryUse;
 use crate::report::render::si;
-use crate::sim::serving::Scenario;
+use crate::sim::serving::{Scenario, ServingError};
 use crate::units::Bytes;
 
 /// The largest degree searched for a parallelism that fits (a power of two; beyond any node).
@@ -148,4 +151,51 @@ pub fn serving_advice(s: &Scenario) -> String {
         out += &format!("; {}", advice(ep, "ep", devices));
     }
     out
+}
+
+/// A serving run's error as the app reports it: no room for a KV cache is the budget and the
+/// advice; a request of a trace that no cache could hold is bad input at the trace's row.
+pub(super) fn serving_error(sc: &Scenario, spec: &ServeSpec, source: ServingError) -> AppError {
+    let row = match source {
+        ServingError::TooLong { id, .. } => config::request_trace_line(&spec.scenario, id),
+        _ => None,
+    };
+    match (source, row) {
+        (ServingError::NoKvRoom { .. }, _) => AppError::Run(no_kv_room(sc, &spec.overrides)),
+        (source, Some((trace, line))) => AppError::Config(config::ConfigError::file(
+            &trace,
+            format!("line {line}: {source}"),
+        )),
+        (source, None) => AppError::Serving {
+            path: spec.scenario.clone(),
+            source,
+        },
+    }
+}
+
+/// The error of a serving run whose weights and activations leave no room for a KV cache: the
+/// budget, the flags that changed the scenario, and the smallest parallelism that fits.
+fn no_kv_room(s: &Scenario, o: &ScenarioOverrides) -> RunError {
+    let b = ServingBudget::of(s, crate::model::Parallelism { tp: s.tp, ep: s.ep });
+    let keys = o.keys();
+    let flags = match keys.is_empty() {
+        true => String::new(),
+        false => format!(" (the scenario with {} from flags)", keys.join(", ")),
+    };
+    RunError::ServingDoesNotFit {
+        scenario: s.name.clone(),
+        breakdown: format!(
+            "{} does not fit one {} device at TP {}, EP {}: weights {} + activation reserve {} leave no room for a KV cache in the usable {} (`batching.memory_utilization` = {} of {}){flags}",
+            s.model.name,
+            s.sys.name,
+            s.tp,
+            s.ep,
+            si(b.weights.value(), "B"),
+            si(b.activations.value(), "B"),
+            si(b.usable.value(), "B"),
+            s.memory_utilization,
+            si(s.sys.xpu.memory.capacity.value(), "B"),
+        ),
+        advice: serving_advice(s),
+    }
 }

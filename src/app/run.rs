@@ -17,7 +17,7 @@ use crate::model::{
 /// A run report's renderings: table, JSON, CSV, Markdown.
 pub use crate::report::{Format, render};
 use crate::report::{RunInputs, RunReport};
-use crate::sim::serving::{Scenario, ServingError};
+use crate::sim::serving::ServingError;
 use crate::work::Dtype;
 
 use super::{Status, fit};
@@ -529,13 +529,8 @@ pub fn serve(spec: &ServeSpec) -> Result<Served, super::AppError> {
     let observer = writer
         .as_mut()
         .map(|w| w as &mut dyn crate::sim::serving::Observer);
-    let r = crate::sim::serving::simulate(&sc, observer).map_err(|source| match source {
-        ServingError::NoKvRoom { .. } => AppError::Run(no_kv_room(&sc, &spec.overrides)),
-        source => AppError::Serving {
-            path: spec.scenario.clone(),
-            source,
-        },
-    })?;
+    let r = crate::sim::serving::simulate(&sc, observer)
+        .map_err(|source| fit::serving_error(&sc, spec, source))?;
     let mut warnings = Vec::new();
     if let (Some(w), Some(t)) = (writer, &spec.trace) {
         let summary = w.finish().map_err(|e| AppError::cannot_write(t, e))?;
@@ -554,33 +549,6 @@ pub fn serve(spec: &ServeSpec) -> Result<Served, super::AppError> {
         _ => rep.table(),
     };
     Ok(Served { text, warnings })
-}
-
-/// The error of a serving run whose weights and activations leave no room for a KV cache: the
-/// budget, the flags that changed the scenario, and the smallest parallelism that fits.
-fn no_kv_room(s: &Scenario, o: &ScenarioOverrides) -> RunError {
-    let b = fit::ServingBudget::of(s, crate::model::Parallelism { tp: s.tp, ep: s.ep });
-    let keys = o.keys();
-    let flags = match keys.is_empty() {
-        true => String::new(),
-        false => format!(" (the scenario with {} from flags)", keys.join(", ")),
-    };
-    RunError::ServingDoesNotFit {
-        scenario: s.name.clone(),
-        breakdown: format!(
-            "{} does not fit one {} device at TP {}, EP {}: weights {} + activation reserve {} leave no room for a KV cache in the usable {} (`batching.memory_utilization` = {} of {}){flags}",
-            s.model.name,
-            s.sys.name,
-            s.tp,
-            s.ep,
-            si(b.weights.value(), "B"),
-            si(b.activations.value(), "B"),
-            si(b.usable.value(), "B"),
-            s.memory_utilization,
-            si(s.sys.xpu.memory.capacity.value(), "B"),
-        ),
-        advice: fit::serving_advice(s),
-    }
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ pub(crate) use csv::rows as csv_rows;
 pub use error::ConfigError;
 pub(crate) use model::is_toml;
 pub use model::{load_model, load_model_text, model_fields};
-pub use serving::{ScenarioFile, ScenarioOverrides};
+pub use serving::{ScenarioFile, ScenarioOverrides, request_trace_line};
 pub use software::load_software;
 pub(crate) use source::text;
 pub use source::{Located, Source};

@@ -270,11 +270,22 @@ fn resolve(top: &Doc) -> Result<ModelSpec, ConfigError> {
         notes: notes(doc, model_type)?,
         logit_softcap: softcap,
     };
-    spec.validate().map_err(|e| {
-        let key = e.keys().into_iter().find(|k| doc.writes(k));
-        doc.err(key.unwrap_or(""), e.to_string())
-    })?;
+    spec.validate().map_err(|e| shape_error(doc, &e))?;
     Ok(spec)
+}
+
+/// A shape error at the line of the first key it names that the file writes: OPT writes its FFN
+/// size as `ffn_dim`, Llama-4 its dense layers' as `intermediate_size_mlp`.
+fn shape_error(doc: &Doc, e: &crate::model::ModelError) -> ConfigError {
+    let aliases = |k: &'static str| match k {
+        "intermediate_size" => vec![k, "ffn_dim", "intermediate_size_mlp"],
+        _ => vec![k],
+    };
+    let keys = e.keys().into_iter().flat_map(aliases);
+    doc.err(
+        keys.into_iter().find(|k| doc.writes(k)).unwrap_or(""),
+        e.to_string(),
+    )
 }
 
 /// The model's name: a TOML's `name`, else the file's stem.

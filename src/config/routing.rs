@@ -161,10 +161,15 @@ fn check_layers(
     for (l, p) in probs.iter().enumerate() {
         let positive = p.iter().filter(|&&w| w > 0.0).count() as u64;
         let place = match last[l] {
-            0 => format!(
-                "layer {l} has no rows (the trace runs to layer {})",
-                probs.len() - 1
-            ),
+            0 => {
+                // The next layer the trace has rows for (the trace's last layer has a row).
+                let (next, line) = (l..probs.len())
+                    .find_map(|n| (last[n] > 0).then(|| (n, last[n])))
+                    .unwrap_or((probs.len() - 1, 0));
+                format!(
+                    "layer {l} has no rows (the trace goes on to layer {next}, its last row at line {line})"
+                )
+            }
             line => format!("layer {l} (last row at line {line})"),
         };
         if positive < m.top_k {

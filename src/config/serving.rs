@@ -1,6 +1,6 @@
 //! Serving scenario TOML: model, arch, parallelism, request mix, arrivals, batching, routing.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -449,6 +449,19 @@ fn requests(
         ));
     }
     Ok((count, lengths, arrivals))
+}
+
+/// Where request `index` of a run comes from when the scenario at `scenario` reads a request
+/// trace (requests cycle through its rows): the trace's path and that row's line, for an error
+/// found after loading (a prompt longer than the whole KV cache). `None` without a trace.
+pub fn request_trace_line(scenario: &Path, index: usize) -> Option<(PathBuf, usize)> {
+    let src = Source::read(scenario).ok()?;
+    let table: toml::Table = src.parse().ok()?;
+    let file = table.get("requests")?.get("trace")?.as_str()?;
+    let p = src.relative(file);
+    let rows = super::csv::lines(&p).ok()?;
+    let line = rows.get(index % rows.len().max(1))?.0;
+    Some((p, line))
 }
 
 fn lengths(src: &Source, r: &RawRequests) -> Result<Lengths, ConfigError> {
