@@ -28,6 +28,7 @@ pub mod gemm;
 pub mod mla;
 pub mod moe;
 mod rng;
+pub mod score;
 
 pub use exec::{OpCheck, PartCheck, check_op};
 pub use rng::Rng;
