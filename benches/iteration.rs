@@ -1,6 +1,8 @@
 //! Build and cost one decode iteration (batch 64, KV 1024) on H100: Mixtral-8x7B, and the
 //! per-layer-plan models DeepSeek-V2-Lite and DeepSeek-V3 (latent attention, shared experts,
-//! dense first layers) and Qwen3-30B-A3B (128 fine-grained experts per layer).
+//! dense first layers) and Qwen3-30B-A3B (128 fine-grained experts per layer); and 1,024 decode
+//! iterations of Mixtral-8x7B on 4 x H100 at batch 128 through the serving coster, balanced and
+//! Zipf-routed (issue 16's target: 10 ms).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -38,5 +40,44 @@ fn iteration(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, iteration);
+/// 1,024 decode iterations (batch 128, KV 1024 + i at iteration i) priced through one coster.
+fn decode_run(c: &mut Criterion) {
+    use dyad::model::Parallelism;
+    use dyad::sim::iteration::Coster;
+    use dyad::sim::routing::{Router, RoutingSpec};
+    use dyad::sim::workload::rng;
+    let sys = load_arch("h100".as_ref()).unwrap();
+    let m = load_model("mixtral-8x7b".as_ref()).unwrap();
+    let moe = m.moe.unwrap();
+    let p = Precision::uniform(m.dtype);
+    let par = Parallelism { tp: 4, ep: 1 };
+    let mut g = c.benchmark_group("decode_1024_iterations");
+    g.sample_size(10);
+    for spec in [RoutingSpec::Uniform, RoutingSpec::Zipf { s: 1.2 }] {
+        let name = format!(
+            "mixtral_tp4_b128_{}",
+            spec.describe().replace([' ', '='], "_")
+        );
+        g.bench_function(&name, |b| {
+            b.iter(|| {
+                let mut r = rng(1, 3);
+                let router = Router::new(spec.clone(), m.layers(), moe.experts, moe.top_k, &mut r);
+                let mut coster = Coster::new(&sys, &m, par, p, Timing::Kernel, Policy::AllXpu);
+                let mut time = 0.0;
+                for i in 0..1024 {
+                    let batch = Batch::decode(128, 1024 + i);
+                    let layers = if router.is_uniform() { 1 } else { m.layers() };
+                    let counts: Vec<Vec<u64>> = (0..layers as usize)
+                        .map(|l| router.counts(l, 128, moe.top_k, &mut r))
+                        .collect();
+                    time += coster.iteration(&batch, &counts, false).unwrap().time;
+                }
+                black_box(time)
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, iteration, decode_run);
 criterion_main!(benches);

@@ -1,11 +1,14 @@
 //! Mixtral-8x7B on 4 x H100 (tensor parallel 4): 1,000 requests of (1024, 1024), closed loop with
 //! batch 128, simulated end to end, without and with a trace of every op (written to a sink, so
-//! the figure is serialization, not disk).
+//! the figure is serialization, not disk), under balanced, Zipf (s = 1.2) and trace routing
+//! (issue 16's targets: 50 ms balanced, 100 ms Zipf); and the shipped DeepSeek-V3 scenario
+//! (`workloads/serving/deepseek-v3-ep8-zipf.toml`: 8 x H200, EP 8, batch 256, 1,000 requests
+//! of (1024, 1024), Zipf routing; target 5 s).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 
-use dyad::config::{load_arch, load_model};
+use dyad::config::{load_arch, load_model, load_scenario};
 use dyad::hw::Timing;
 use dyad::model::Precision;
 use dyad::report::trace::TraceWriter;
@@ -56,9 +59,29 @@ fn serving(c: &mut Criterion) {
             w.finish().unwrap()
         })
     });
-    let z = mixtral(RoutingSpec::Zipf { s: 1.0 });
+    let z = mixtral(RoutingSpec::Zipf { s: 1.2 });
     g.bench_function("mixtral_tp4_1000x1024x1024_b128_zipf", |b| {
         b.iter(|| simulate(black_box(&z), None).unwrap())
+    });
+    // A routing trace: each layer's own skew, from nearly flat to steep (weights 1/(e+1)^s).
+    let probs = (0..32)
+        .map(|l| {
+            let s = 0.2 + 0.05 * l as f64;
+            (0..8).map(|e| ((e + 1) as f64).powf(-s)).collect()
+        })
+        .collect();
+    let t = mixtral(RoutingSpec::Trace { probs });
+    g.bench_function("mixtral_tp4_1000x1024x1024_b128_trace", |b| {
+        b.iter(|| simulate(black_box(&t), None).unwrap())
+    });
+    g.finish();
+    let mut g = c.benchmark_group("serving_large");
+    g.sample_size(10);
+    let root = env!("CARGO_MANIFEST_DIR");
+    let path = format!("{root}/workloads/serving/deepseek-v3-ep8-zipf.toml");
+    let d = load_scenario(path.as_ref()).unwrap();
+    g.bench_function("deepseek_v3_ep8_1000x1024x1024_b256_zipf", |b| {
+        b.iter(|| simulate(black_box(&d), None).unwrap())
     });
     g.finish();
 }

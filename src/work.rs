@@ -162,6 +162,47 @@ pub struct Work {
     pub collective: Option<CollectiveWork>,
     /// For GEMMs: the shape of the products, which sets how output tiles fill the device.
     pub gemm: Option<GemmShape>,
+    /// For elementwise ops: how the kernel reaches its bytes, which sets the rate it streams
+    /// at; `None` prices the op by its class's size curves alone.
+    pub elementwise: Option<ElementwiseShape>,
+}
+
+/// How an elementwise kernel reaches its bytes (issue 17): the rate it streams at depends on
+/// where the bytes come from (L2 or DRAM) and how many of them a kernel keeps in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// A vectorized grid-stride stream over whole tensors (a residual add, a scale): as many
+    /// bytes in flight as the memory takes.
+    Stream,
+    /// One thread block per row of `n` elements (norms, activations, RoPE, softmax, top-k):
+    /// each row pays a fixed latency (its loads' round trip, the block's reduction), so short
+    /// rows stream slower.
+    Rows(u64),
+    /// Rows fetched at indices read first (an embedding lookup): two dependent round trips.
+    Gather,
+}
+
+/// An elementwise op's access pattern and the elements of each of its tensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ElementwiseShape {
+    /// How the kernel reaches its bytes.
+    pub access: Access,
+    /// Elements of each tensor (for [`Access::Rows`], a multiple of the row).
+    pub elements: u64,
+}
+
+impl ElementwiseShape {
+    /// Bytes one row moves (for [`Access::Rows`]): the op's bytes times the row's share of its
+    /// elements. `None` for other patterns or an empty op.
+    pub fn row_bytes(&self, total: Bytes) -> Option<Bytes> {
+        match self.access {
+            Access::Rows(n) if self.elements > 0 => {
+                Some(total * (n.min(self.elements) as f64 / self.elements as f64))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The shape of `batch` independent products `C[m,n] = A[m,k] · B[k,n]`.

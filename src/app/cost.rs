@@ -201,6 +201,7 @@ fn row_work(r: &Row) -> Result<Work, RowError> {
             reads: r.num_or("reads", kind, 1)?,
             writes: r.num_or("writes", kind, 1)?,
             flops_per_element: 1,
+            access: None,
         },
         other => {
             return Err(RowError::Kind(other.into()));

@@ -28,6 +28,7 @@ use crate::units::{
 use crate::work::Dtype;
 
 mod raw;
+mod streaming;
 mod tiling;
 use raw::{Points, RawArch, RawLink, class_of, energy, link, mem, pim, ptech, xpu, xtech};
 
@@ -381,6 +382,7 @@ impl ArchChain {
                 xpu(r)?.host_overhead.as_ref()
             })?,
             tiling: self.tiling()?,
+            streaming: self.streaming()?,
         })
     }
 

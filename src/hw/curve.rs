@@ -70,6 +70,13 @@ impl Curve {
         Curve::new(vec![(1.0, fraction)])
     }
 
+    /// The flat curve at 1: the whole of the peak at every size.
+    pub fn full() -> Self {
+        Curve {
+            points: vec![(1.0, 1.0)],
+        }
+    }
+
     /// The points, as given.
     pub fn points(&self) -> &[(f64, f64)] {
         &self.points

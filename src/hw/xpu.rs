@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::curve::Curve;
 use super::memory::Memory;
 use super::roofline::{OpCost, Roofline};
+use super::streaming::Streaming;
 use super::system::CostError;
 use super::tiles::Tiling;
 use crate::units::{Bytes, FlopsPerSecond, JoulesPerBit, JoulesPerFlop, Seconds, Watts};
@@ -57,6 +58,9 @@ pub struct Xpu {
     pub host_overhead: Seconds,
     /// SMs and GEMM tile shapes, for tiles and waves; `None` prices GEMMs by the curves alone.
     pub tiling: Option<Tiling>,
+    /// Elementwise rates by where the bytes come from; `None` prices elementwise ops by the
+    /// class curves alone.
+    pub streaming: Option<Streaming>,
 }
 
 impl Xpu {
@@ -108,7 +112,14 @@ impl Xpu {
     /// time taken over the waves of tiles its library would run, each SM at its share of the
     /// peak times the size curve's efficiency and the operand feed at full bandwidth.
     pub fn cost(&self, class: OpClass, w: &Work) -> Result<OpCost, CostError> {
-        let roof = self.roofline(class, w)?;
+        let full = Curve::full();
+        let mut roof = self.roofline(class, w)?;
+        if let (Some(s), Some(e), OpClass::Elementwise) = (&self.streaming, &w.elementwise, class) {
+            // The rate where the bytes come from replaces the size curve (a flat 1).
+            let memory = (self.sram, self.memory.bandwidth);
+            roof.bandwidth = s.rate(e, w.bytes.total(), memory);
+            roof.memory = &full;
+        }
         // The curve scales the arithmetic (the rate each SM reaches), not the operand feed.
         let rate = roof.peak * roof.compute.at(w.flops.value());
         let waves = match (&self.tiling, &w.gemm, class) {
@@ -148,6 +159,7 @@ mod tests {
             },
             host_overhead: Seconds(0.0),
             tiling: None,
+            streaming: None,
         }
     }
 
@@ -162,6 +174,7 @@ mod tests {
             },
             collective: None,
             gemm: None,
+            elementwise: None,
         }
     }
 

@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::op::{Op, OpKind, Precision};
 use super::plan::{Ffn, Mla};
 use super::spec::{ModelError, ModelSpec, Moe};
+use crate::work::Access::{self, Gather, Rows, Stream};
 
 mod attend;
 
@@ -133,12 +134,14 @@ impl Builder {
         name: &str,
         layer: Option<u32>,
         (elements, reads, writes, fpe): (u64, u64, u64, u64),
+        access: Access,
     ) -> NodeIndex {
         let kind = OpKind::Elementwise {
             elements,
             reads,
             writes,
             flops_per_element: fpe,
+            access: Some(access),
         };
         self.add(after, name, layer, kind)
     }
@@ -200,7 +203,7 @@ pub fn build_iteration_with(
         g: DiGraph::new(),
         p,
     };
-    let mut last = b.elementwise(&[], "embedding", None, (it.t * m.hidden, 1, 1, 0));
+    let mut last = b.elementwise(&[], "embedding", None, (it.t * m.hidden, 1, 1, 0), Gather);
     for (l, plan) in (0..m.layers()).zip(&m.plans) {
         if plan.has_attention() {
             last = attention_block(&mut b, &it, l, last);
@@ -274,7 +277,7 @@ fn attention_block(b: &mut Builder, it: &Iteration, l: u32, last: NodeIndex) -> 
     let (hq, g) = (m.heads_per_device(tp), m.kv_heads_per_device(tp));
     // Fused residual add + RMSNorm: reads x and the residual, writes both. 5 FLOPs per
     // element: the add, the square, its sum, the scale by 1/rms and the gain.
-    let mut last = b.elementwise(&[last], "attn_norm", layer, (t * h, 2, 2, 5));
+    let mut last = b.elementwise(&[last], "attn_norm", layer, (t * h, 2, 2, 5), Rows(h));
     if let Some(a) = m.plans[l as usize].mla {
         last = mla_ops(b, it, l, a, last);
         if tp > 1 {
@@ -292,9 +295,11 @@ fn attention_block(b: &mut Builder, it: &Iteration, l: u32, last: NodeIndex) -> 
     );
     if m.plans[l as usize].qk_norm {
         // RMSNorm of each query and key head: the square, its sum, the scale and the gain.
-        last = b.elementwise(&[last], "qk_norm", layer, (t * (hq + g) * d, 1, 1, 4));
+        let norm = (t * (hq + g) * d, 1, 1, 4);
+        last = b.elementwise(&[last], "qk_norm", layer, norm, Rows(d));
     }
-    last = b.elementwise(&[last], "rope", layer, (t * (hq + g) * d, 1, 1, 3));
+    let rope = (t * (hq + g) * d, 1, 1, 3);
+    last = b.elementwise(&[last], "rope", layer, rope, Rows((hq + g) * d));
     last = attend::rank_proj(b, it, l, last);
     last = attend::select(b, it, l, last);
     let attn = attend::attention_ops(b, it, l, last);
@@ -304,7 +309,7 @@ fn attention_block(b: &mut Builder, it: &Iteration, l: u32, last: NodeIndex) -> 
     }
     if m.plans[l as usize].post_norms {
         // Gemma-2's norm of the attention's output (on the whole sum, after the all-reduce).
-        last = b.elementwise(&[last], "post_attn_norm", layer, (t * h, 1, 1, 4));
+        last = b.elementwise(&[last], "post_attn_norm", layer, (t * h, 1, 1, 4), Rows(h));
     }
     last
 }
@@ -321,15 +326,16 @@ fn mla_ops(b: &mut Builder, it: &Iteration, l: u32, a: Mla, last: NodeIndex) -> 
     let q = match a.q_lora {
         Some(r) => {
             let down = b.add(&[last], "q_a_proj", layer, gemm(t, r, h));
-            let norm = b.elementwise(&[down], "q_a_norm", layer, (t * r, 1, 1, 4));
+            let norm = b.elementwise(&[down], "q_a_norm", layer, (t * r, 1, 1, 4), Rows(r));
             b.add(&[norm], "q_b_proj", layer, gemm(t, hq * qk, r))
         }
         None => b.add(&[last], "q_proj", layer, gemm(t, hq * qk, h)),
     };
     let kv = b.add(&[last], "kv_a_proj", layer, gemm(t, a.cache_elems(), h));
-    let kv = b.elementwise(&[kv], "kv_a_norm", layer, (t * a.latent, 1, 1, 4));
+    let n = a.latent;
+    let kv = b.elementwise(&[kv], "kv_a_norm", layer, (t * n, 1, 1, 4), Rows(n));
     let rope = (t * (hq + 1) * a.rope, 1, 1, 3);
-    let roped = b.elementwise(&[q, kv], "rope", layer, rope);
+    let roped = b.elementwise(&[q, kv], "rope", layer, rope, Rows((hq + 1) * a.rope));
     let roped = attend::select(b, it, l, roped);
     let (plan, window) = (m.plans[l as usize], m.plans[l as usize].attention);
     let mut outs = Vec::new();
@@ -397,7 +403,7 @@ fn ffn_block(
     let (m, t, tp) = (it.m, it.t, it.tp);
     let layer = Some(l);
     let h = m.hidden;
-    let mut last = b.elementwise(&[last], "ffn_norm", layer, (t * h, 2, 2, 5));
+    let mut last = b.elementwise(&[last], "ffn_norm", layer, (t * h, 2, 2, 5), Rows(h));
     last = match (m.plans[l as usize].ffn, m.moe) {
         (Ffn::Moe, Some(moe)) => moe_ffn(b, it, l, moe, last)?,
         (Ffn::Dense { intermediate }, _) => dense_ffn(b, it, layer, intermediate, last),
@@ -411,7 +417,7 @@ fn ffn_block(
         last = b.add(&[last], "ffn_allreduce", layer, allreduce(t * h, it.p, tp));
     }
     if m.plans[l as usize].post_norms {
-        last = b.elementwise(&[last], "post_ffn_norm", layer, (t * h, 1, 1, 4));
+        last = b.elementwise(&[last], "post_ffn_norm", layer, (t * h, 1, 1, 4), Rows(h));
     }
     Ok(last)
 }
@@ -431,10 +437,10 @@ fn dense_ffn(
     let fpe = m.act.ffn_flops(m.ffn_gated);
     let act = if m.ffn_gated {
         let up = b.add(&[last], "gate_up_proj", layer, gemm(t, 2 * i, h));
-        b.elementwise(&[up], "act", layer, (t * i, 2, 1, fpe))
+        b.elementwise(&[up], "act", layer, (t * i, 2, 1, fpe), Rows(i))
     } else {
         let up = b.add(&[last], "up_proj", layer, gemm(t, i, h));
-        b.elementwise(&[up], "act", layer, (t * i, 1, 1, fpe))
+        b.elementwise(&[up], "act", layer, (t * i, 1, 1, fpe), Rows(i))
     };
     b.add(&[act], "down_proj", layer, gemm(t, h, i))
 }
@@ -453,7 +459,7 @@ fn moe_ffn(
     let router = b.add(&[last], "router", layer, gemm(t, moe.experts, h));
     let plan = it.m.plans[l as usize];
     let gate = plan.router.gate_flops(moe.experts, moe.top_k);
-    let mut topk = b.elementwise(&[router], "topk", layer, (t, moe.experts, 0, gate));
+    let mut topk = b.elementwise(&[router], "topk", layer, (t, moe.experts, 0, gate), Rows(1));
     let a2a = OpKind::AllToAll {
         bytes: (t as f64 * moe.top_k as f64 * h as f64 * it.p.activations.bytes()).ceil() as u64,
         devices: ep,
@@ -484,6 +490,7 @@ fn moe_ffn(
         "moe_combine",
         layer,
         (t * h, moe.top_k, 1, 2 * moe.top_k),
+        Rows(h),
     );
     let Some(shared) = moe.shared else {
         return Ok(combined);
@@ -503,10 +510,12 @@ fn moe_ffn(
         // sigmoid(x · w), one value per token, scales the shared expert's output (1 FLOP per
         // element; the t sigmoids are left out).
         let gate = b.add(&[last], "shared_gate", layer, gemm(t, 1, h));
-        out = b.elementwise(&[out, gate], "shared_scale", layer, (t * h, 1, 1, 1));
+        let scale = (t * h, 1, 1, 1);
+        out = b.elementwise(&[out, gate], "shared_scale", layer, scale, Stream);
     }
     // The routed and shared outputs added.
-    Ok(b.elementwise(&[combined, out], "shared_add", layer, (t * h, 2, 1, 1)))
+    let add = (t * h, 2, 1, 1);
+    Ok(b.elementwise(&[combined, out], "shared_add", layer, add, Stream))
 }
 
 /// One op per expert with tokens (`counts[e]` of them), after `topk`, on device `e mod ep`.
@@ -539,7 +548,7 @@ fn expert_ops(
 fn lm_head(b: &mut Builder, it: &Iteration, last: NodeIndex) {
     let (m, h) = (it.m, it.m.hidden);
     let rows = it.batch.logit_rows();
-    let last = b.elementwise(&[last], "final_norm", None, (rows * h, 2, 1, 5));
+    let last = b.elementwise(&[last], "final_norm", None, (rows * h, 2, 1, 5), Rows(h));
     let kind = OpKind::Gemm {
         m: rows,
         n: m.vocab / it.tp,
@@ -554,6 +563,7 @@ fn lm_head(b: &mut Builder, it: &Iteration, last: NodeIndex) {
             "logit_softcap",
             None,
             (rows * m.vocab / it.tp, 1, 1, 3),
+            Stream,
         );
     }
 }

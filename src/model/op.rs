@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::activation::Activation;
 use crate::units::{Bytes, Flops};
-use crate::work::{CollectiveKind, CollectiveWork, Dtype, OpClass, Streams, Work};
+use crate::work::{self, CollectiveKind, CollectiveWork, Dtype, OpClass, Streams, Work};
 pub use attention::{LowRankShape, ScoreShape};
 use attention::{attention_work, mla_work, token_score_work};
 
@@ -155,6 +155,8 @@ pub enum OpKind {
         writes: u64,
         /// FLOPs per element.
         flops_per_element: u64,
+        /// How the kernel reaches its bytes; `None` prices it by the class curves alone.
+        access: Option<work::Access>,
     },
     /// Ring all-reduce of `bytes` per device over `devices` devices.
     AllReduce {
@@ -358,6 +360,7 @@ impl Op {
                 reads,
                 writes,
                 flops_per_element,
+                ..
             } => elementwise_work(elements, reads, writes, flops_per_element, p),
             OpKind::AllToAll { bytes, devices } => all_to_all_work(bytes, devices),
             OpKind::AllReduce { bytes, devices } => all_reduce_work(bytes, devices, p),
@@ -369,6 +372,19 @@ impl Op {
             bytes: part.bytes,
             collective: part.collective,
             gemm: self.gemm_shape(),
+            elementwise: self.elementwise_shape(),
+        }
+    }
+
+    /// An elementwise op's access pattern and size, where the op states its pattern.
+    fn elementwise_shape(&self) -> Option<work::ElementwiseShape> {
+        match self.kind {
+            OpKind::Elementwise {
+                elements,
+                access: Some(access),
+                ..
+            } => Some(work::ElementwiseShape { access, elements }),
+            _ => None,
         }
     }
 }

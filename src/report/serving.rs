@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::render::si;
-use crate::sim::serving::{Scenario, ServingResult};
+use crate::sim::serving::{Samples, Scenario, ServingResult};
 use crate::sim::workload::{Arrivals, LengthDist, Lengths};
 
 /// Mean and nearest-rank percentiles of a sample.
@@ -40,6 +40,22 @@ impl Percentiles {
             p50: at(0.5),
             p90: at(0.9),
             p99: at(0.99),
+        }
+    }
+}
+
+impl Percentiles {
+    /// Summarises a run's samples: [`of`](Self::of) them while they are kept exactly, else
+    /// from their histogram (each percentile within `sim::serving::ACCURACY` of the exact).
+    pub fn of_samples(s: &Samples) -> Self {
+        match s.exact() {
+            Some(v) => Percentiles::of(v),
+            None => Percentiles {
+                mean: s.mean(),
+                p50: s.quantile(0.5),
+                p90: s.quantile(0.9),
+                p99: s.quantile(0.99),
+            },
         }
     }
 }
@@ -327,9 +343,9 @@ impl ServingMetrics {
         ServingMetrics {
             output_tokens_per_s: r.output_tokens as f64 / d,
             total_tokens_per_s: (r.output_tokens + r.prompt_tokens) as f64 / d,
-            ttft_s: Percentiles::of(&r.ttft),
-            tbt_s: Percentiles::of(&r.tbt),
-            e2e_s: Percentiles::of(&r.e2e),
+            ttft_s: Percentiles::of_samples(&r.ttft),
+            tbt_s: Percentiles::of_samples(&r.tbt),
+            e2e_s: Percentiles::of_samples(&r.e2e),
             energy_per_output_token_j: r.energy / n,
             energy_per_output_token_dynamic_j: (r.energy - r.energy_static) / n,
             energy_per_output_token_static_j: r.energy_static / n,

@@ -85,7 +85,10 @@ pub struct IterCost {
     pub spans: Vec<OpSpan>,
 }
 
-#[derive(Clone, Copy)]
+#[path = "routed.rs"]
+mod routed;
+
+#[derive(Debug, Clone, Copy)]
 struct Priced {
     cost: OpCost,
     energy: EnergyParts,
@@ -103,6 +106,8 @@ pub struct Coster<'a> {
     timing: Timing,
     policy: Policy,
     cache: HashMap<(Unit, OpKind, Precision), Priced>,
+    /// Routed experts' prices by (kind, tokens), for skewed routing.
+    routed: routed::RoutedCache,
     /// Ops priced from the cache.
     pub hits: u64,
     /// Ops priced afresh.
@@ -155,6 +160,7 @@ impl<'a> Coster<'a> {
             timing,
             policy,
             cache: HashMap::new(),
+            routed: routed::RoutedCache::default(),
             hits: 0,
             misses: 0,
         }
@@ -345,19 +351,7 @@ impl<'a> Coster<'a> {
                 let g = self.build(batch, kind, counts.first())?;
                 let mut one = IterCost::default();
                 let lt = self.run_part(&g, layer_ops, Some(0), 0.0, &mut one, spans)?;
-                let k = n as f64;
-                out.energy_parts.add(one.energy_parts.scaled(k));
-                out.ops += one.ops * n as u64;
-                out.collectives += one.collectives * n as u64;
-                for (b, x) in out.busy.iter_mut().zip(one.busy) {
-                    *b += x * k;
-                }
-                for (b, x) in out.by_bound.iter_mut().zip(one.by_bound) {
-                    *b += x * k;
-                }
-                for (b, x) in out.unit_time.iter_mut().zip(one.unit_time) {
-                    *b += x * k;
-                }
+                add_layers(&mut out, &one, n as u64);
                 kinds.push((one, lt));
             }
             for (l, &kind) in self.kind_of.iter().enumerate() {
@@ -373,6 +367,8 @@ impl<'a> Coster<'a> {
                 }
                 t += lt;
             }
+        } else if self.closed_form(spans) {
+            t += self.routed_layers(batch, counts, &mut out)?;
         } else {
             for (l, c) in counts.iter().enumerate() {
                 let g = self.build(batch, self.kind_of[l], Some(c))?;
@@ -383,6 +379,23 @@ impl<'a> Coster<'a> {
         out.time = t;
         out.energy = out.energy_parts.total();
         Ok(out)
+    }
+}
+
+/// Adds `n` layers like `one` into `out` (all but their time and spans).
+fn add_layers(out: &mut IterCost, one: &IterCost, n: u64) {
+    let k = n as f64;
+    out.energy_parts.add(one.energy_parts.scaled(k));
+    out.ops += one.ops * n;
+    out.collectives += one.collectives * n;
+    for (b, x) in out.busy.iter_mut().zip(one.busy) {
+        *b += x * k;
+    }
+    for (b, x) in out.by_bound.iter_mut().zip(one.by_bound) {
+        *b += x * k;
+    }
+    for (b, x) in out.unit_time.iter_mut().zip(one.unit_time) {
+        *b += x * k;
     }
 }
 

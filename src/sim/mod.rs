@@ -3,6 +3,7 @@
 //! **`sim` does no file I/O**: scenarios arrive resolved from `config`, results leave as plain
 //! structs for `report`.
 
+pub mod counts;
 pub mod engine;
 pub mod iteration;
 pub mod kv;

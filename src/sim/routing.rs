@@ -14,6 +14,8 @@ use rand::RngExt;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
+use super::counts::Counts;
+
 /// Tries of the quick draw (from the whole layer, refusing an expert already picked) before
 /// a draw from the experts left.
 pub const TRIES: usize = 8;
@@ -120,11 +122,34 @@ impl Layer {
     }
 }
 
+/// Tokens per expert of `tokens` tokens, each drawing `k` distinct experts from weights `w` by
+/// the exact per-token sampler (the distribution [`Counts`] reproduces).
+pub fn exact_counts(w: &[f64], k: usize, tokens: u64, rng: &mut ChaCha8Rng) -> Vec<u64> {
+    Layer::new(w.to_vec()).tally(k, tokens, rng)
+}
+
+impl Layer {
+    /// Tokens per expert of `tokens` tokens of `k` draws each.
+    fn tally(&self, k: usize, tokens: u64, rng: &mut ChaCha8Rng) -> Vec<u64> {
+        let mut counts = vec![0u64; self.w.len()];
+        let mut picked = Vec::with_capacity(k.min(self.w.len()));
+        for _ in 0..tokens {
+            self.draw(k, &mut picked, rng);
+            for &e in &picked {
+                counts[e] += 1;
+            }
+        }
+        counts
+    }
+}
+
 /// Samples tokens per expert for each layer of one iteration.
 pub struct Router {
     spec: RoutingSpec,
     /// Weights per layer (empty for `Uniform`).
     layers: Vec<Layer>,
+    /// Each layer's count sampler for the model's `top_k`.
+    fast: Vec<Counts>,
     experts: u64,
     top_k: u64,
 }
@@ -139,33 +164,56 @@ impl Router {
         top_k: u64,
         rng: &mut ChaCha8Rng,
     ) -> Self {
-        let n = experts as usize;
-        let weights: Vec<Vec<f64>> = match &spec {
-            RoutingSpec::Uniform => Vec::new(),
-            RoutingSpec::Zipf { s } => (0..layers)
-                .map(|_| {
-                    let mut p: Vec<f64> = (1..=experts).map(|r| (r as f64).powf(-s)).collect();
-                    p.shuffle(rng);
-                    p
-                })
-                .collect(),
-            RoutingSpec::Trace { probs } => (0..layers as usize)
-                .map(|l| {
+        let (n, k) = (experts as usize, top_k as usize);
+        let (weights, fast): (Vec<Vec<f64>>, Vec<Counts>) = match &spec {
+            RoutingSpec::Uniform => (Vec::new(), Vec::new()),
+            RoutingSpec::Zipf { s } => {
+                // One sampler for the ranks, relabelled per layer by its shuffled ranking.
+                let ranked: Vec<f64> = (1..=experts).map(|r| (r as f64).powf(-s)).collect();
+                let base = Counts::new(&ranked, k);
+                (0..layers)
+                    .map(|_| {
+                        let mut rank: Vec<usize> = (0..n).collect();
+                        rank.shuffle(rng);
+                        let p = rank.iter().map(|&r| ranked[r]).collect();
+                        (p, base.relabel(&rank))
+                    })
+                    .unzip()
+            }
+            RoutingSpec::Trace { probs } => {
+                let rows = probs.len().clamp(1, layers.max(1) as usize);
+                let row = |l: usize| {
                     let mut p = match probs.len() {
                         0 => vec![1.0; n],
-                        len => probs[l % len].clone(),
+                        _ => probs[l].clone(),
                     };
                     p.resize(n, 0.0);
                     p
-                })
-                .collect(),
+                };
+                let distinct: Vec<(Vec<f64>, Counts)> = (0..rows)
+                    .map(|l| {
+                        let p = row(l);
+                        let c = Counts::new(&p, k);
+                        (p, c)
+                    })
+                    .collect();
+                (0..layers as usize)
+                    .map(|l| distinct[l % rows].clone())
+                    .unzip()
+            }
         };
         Router {
             spec,
             layers: weights.into_iter().map(Layer::new).collect(),
+            fast,
             experts,
             top_k,
         }
+    }
+
+    /// Experts per token of the model.
+    pub fn top_k(&self) -> u64 {
+        self.top_k
     }
 
     /// Whether every layer gets the same counts (so one layer stands for all).
@@ -173,22 +221,29 @@ impl Router {
         self.spec == RoutingSpec::Uniform
     }
 
-    /// Tokens per expert in `layer` for `tokens` tokens: each token goes to `top_k` distinct
-    /// experts (all of them when there are fewer).
-    pub fn counts(&self, layer: usize, tokens: u64, rng: &mut ChaCha8Rng) -> Vec<u64> {
+    /// Tokens per expert in `layer` for `tokens` tokens, each going to `k` distinct experts
+    /// (all of them when there are fewer), drawn as counts ([`Counts`]: exact for few k-sets,
+    /// binomial marginals conditioned on their sum otherwise). Its cost does not grow with the
+    /// tokens. A group of tokens with its own `k` is one call; a `k` other than the model's
+    /// builds its sampler for the call.
+    pub fn counts(&self, layer: usize, tokens: u64, k: u64, rng: &mut ChaCha8Rng) -> Vec<u64> {
         if self.is_uniform() {
-            return crate::model::Routing::uniform_counts(tokens, self.experts, self.top_k);
+            return crate::model::Routing::uniform_counts(tokens, self.experts, k);
         }
-        let l = &self.layers[layer];
-        let mut counts = vec![0u64; self.experts as usize];
-        let mut picked = Vec::with_capacity(self.top_k.min(self.experts) as usize);
-        for _ in 0..tokens {
-            l.draw(self.top_k as usize, &mut picked, rng);
-            for &e in &picked {
-                counts[e] += 1;
-            }
+        let n = self.experts as usize;
+        if k == self.top_k {
+            return self.fast[layer].draw(n, tokens, rng);
         }
-        counts
+        Counts::new(&self.layers[layer].w, k as usize).draw(n, tokens, rng)
+    }
+
+    /// The same as [`counts`](Self::counts) by the exact sampler, token by token (its cost
+    /// grows with the tokens): the reference the count sampler is tested against.
+    pub fn exact(&self, layer: usize, tokens: u64, k: u64, rng: &mut ChaCha8Rng) -> Vec<u64> {
+        if self.is_uniform() {
+            return crate::model::Routing::uniform_counts(tokens, self.experts, k);
+        }
+        self.layers[layer].tally(k as usize, tokens, rng)
     }
 }
 
@@ -244,9 +299,13 @@ mod tests {
         let mut g = rng(3, 3);
         let r = Router::new(RoutingSpec::Zipf { s: 1.2 }, 4, 8, 2, &mut g);
         for layer in 0..4 {
-            let c = r.counts(layer, 100, &mut g);
-            assert_eq!(c.iter().sum::<u64>(), 200);
-            assert!(c.iter().all(|&n| n <= 100));
+            for c in [
+                r.counts(layer, 100, 2, &mut g),
+                r.exact(layer, 100, 2, &mut g),
+            ] {
+                assert_eq!(c.iter().sum::<u64>(), 200);
+                assert!(c.iter().all(|&n| n <= 100));
+            }
         }
     }
 
@@ -254,9 +313,9 @@ mod tests {
     fn zipf_skews_the_load() {
         let mut g = rng(5, 3);
         let skewed =
-            Router::new(RoutingSpec::Zipf { s: 1.5 }, 1, 8, 2, &mut g).counts(0, 10_000, &mut g);
+            Router::new(RoutingSpec::Zipf { s: 1.5 }, 1, 8, 2, &mut g).exact(0, 10_000, 2, &mut g);
         let flat =
-            Router::new(RoutingSpec::Zipf { s: 0.0 }, 1, 8, 2, &mut g).counts(0, 10_000, &mut g);
+            Router::new(RoutingSpec::Zipf { s: 0.0 }, 1, 8, 2, &mut g).exact(0, 10_000, 2, &mut g);
         let max = |c: &[u64]| *c.iter().max().unwrap() as f64;
         // Uniform random: about 2500 each; skewed: the top expert takes far more.
         assert!(max(&flat) < 2700.0, "{flat:?}");
@@ -283,10 +342,14 @@ mod tests {
         let mut g = rng(7, 3);
         let r = Router::new(RoutingSpec::Zipf { s: 60.0 }, 2, 8, 2, &mut g);
         for (layer, w) in r.layers.iter().enumerate() {
-            let c = r.counts(layer, 1000, &mut g);
             let top = |rank: f64| w.w.iter().position(|&x| x == rank.powf(-60.0)).unwrap();
-            assert_eq!((c[top(1.0)], c[top(2.0)]), (1000, 1000), "{c:?}");
-            assert_eq!(c.iter().sum::<u64>(), 2000);
+            for c in [
+                r.counts(layer, 1000, 2, &mut g),
+                r.exact(layer, 1000, 2, &mut g),
+            ] {
+                assert_eq!((c[top(1.0)], c[top(2.0)]), (1000, 1000), "{c:?}");
+                assert_eq!(c.iter().sum::<u64>(), 2000);
+            }
         }
     }
 
@@ -350,9 +413,10 @@ mod tests {
             prop_assume!(k <= experts);
             let mut g = rng(seed, 3);
             let r = Router::new(RoutingSpec::Zipf { s }, 1, experts, k, &mut g);
-            let c = r.counts(0, 20, &mut g);
-            prop_assert_eq!(c.iter().sum::<u64>(), 20 * k);
-            prop_assert!(c.iter().all(|&n| n <= 20));
+            for c in [r.counts(0, 20, k, &mut g), r.exact(0, 20, k, &mut g)] {
+                prop_assert_eq!(c.iter().sum::<u64>(), 20 * k);
+                prop_assert!(c.iter().all(|&n| n <= 20));
+            }
         }
     }
 }

@@ -213,8 +213,8 @@ pub fn trace_rate(rows: &[(u64, u64, Option<f64>)]) -> Option<f64> {
 
 /// Whether the run `r` meets `slo`, and its summary.
 pub fn judge(r: &ServingResult, seed: u64, slo: &Slo) -> SeedRun {
-    let ttft = Percentiles::of(&r.ttft);
-    let tpot = Percentiles::of(&r.tpot);
+    let ttft = Percentiles::of_samples(&r.ttft);
+    let tpot = Percentiles::of_samples(&r.tpot);
     let within = |limit: Option<f64>, v: f64| limit.is_none_or(|l| v <= l);
     let per_s = |n: u64| n as f64 / r.duration.max(f64::MIN_POSITIVE);
     SeedRun {
@@ -320,8 +320,8 @@ mod tests {
     #[test]
     fn a_run_passes_only_within_both_limits() {
         let r = ServingResult {
-            ttft: vec![1.0; 100],
-            tpot: vec![0.1; 100],
+            ttft: vec![1.0; 100].into(),
+            tpot: vec![0.1; 100].into(),
             duration: 10.0,
             output_tokens: 50,
             ..ServingResult::default()

@@ -88,3 +88,57 @@ fn the_h100_wave_step_at_m_512_to_520_is_within_15_percent_of_the_measured_ratio
     // The step is a step: 8 more rows cost far more than their share of the work.
     assert!(model > 1.0 + 2.0 * 8.0 / 512.0);
 }
+
+/// Issue 17, elementwise by where the bytes come from: on the rows the data resolve (10 µs or
+/// more), the median error is at most 10 % on each device.
+#[test]
+fn elementwise_rows_of_10_us_or_more_within_ten_percent_median_on_each_device() {
+    let s = samples();
+    for dev in ["a100", "h100"] {
+        let group = format!("{dev} elementwise (10 us or more)");
+        let st = stats(&s, |x| x.group == group);
+        assert!(st.median <= 0.10, "{group}: {st:?}");
+    }
+}
+
+/// Where the bytes come from, on the H100 arch: a residual add of 40 MB (fits the 50 MB L2)
+/// streams faster per byte than one of 60 MB (DRAM), no stream beats the L2 rate nor a DRAM
+/// stream DRAM's bandwidth, a norm over short rows streams slower than over long rows, and an
+/// embedding gather is slower per byte than any stream.
+#[test]
+fn elementwise_rates_follow_the_cache_the_row_and_the_gather() {
+    use dyad::config::load_arch;
+    use dyad::hw::Timing;
+    use dyad::model::{Op, OpKind, Precision};
+    use dyad::work::{Access, Dtype};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sys = load_arch(&root.join("arch/h100.toml")).expect("h100 arch");
+    let s = sys.xpu.streaming.expect("h100 states its streaming rates");
+    let rate = |elements: u64, reads, writes, access| {
+        let kind = OpKind::Elementwise {
+            elements,
+            reads,
+            writes,
+            flops_per_element: 1,
+            access: Some(access),
+        };
+        let w = Op::new("e", None, kind, Precision::uniform(Dtype::Fp16)).work();
+        let t = sys.cost(&w, Timing::Kernel).unwrap();
+        w.bytes.total().value() / (t.time - t.overhead).value()
+    };
+    // 3 tensors of 2-byte elements: 40 MB and 60 MB.
+    let (small, large) = (40_000_000 / 6, 60_000_000 / 6);
+    let l2 = rate(small, 2, 1, Access::Stream);
+    let dram = rate(large, 2, 1, Access::Stream);
+    assert!(l2 > dram, "{l2} {dram}");
+    assert!(l2 <= s.l2_stream.value() * (1.0 + 1e-9));
+    assert!(dram <= sys.xpu.memory.bandwidth.value());
+    let short = rate(large, 1, 1, Access::Rows(128));
+    let long = rate(large, 1, 1, Access::Rows(8192));
+    assert!(
+        short < long && long <= dram * (1.0 + 1e-9),
+        "{short} {long} {dram}"
+    );
+    let gather = rate(large, 1, 1, Access::Gather);
+    assert!(gather < short.max(long) && gather < dram);
+}

@@ -102,11 +102,22 @@ fn one_changed_op_time_is_reported_by_name_and_layer_and_the_rest_counted_equal(
 fn doubled_memory_bandwidth_halves_every_ops_memory_time_and_no_compute_time() {
     let d = tempfile::tempdir().unwrap();
     let arch = d.path().join("h100-2x-bw.toml");
-    // Only the bandwidth differs; the memory efficiency curve is read by bytes, so each op's
-    // memory time (bytes / (bandwidth × efficiency)) halves exactly.
+    // Only the bandwidths differ, all doubled: DRAM's and the elementwise rates that do not
+    // scale with it (L2, row kernels, gathers; the L2 holds the same bytes). The memory
+    // efficiency curve is read by bytes, so each op's memory time (bytes / (bandwidth ×
+    // efficiency)) halves exactly.
+    let h = dyad::config::load_arch(&Path::new(ROOT).join("arch/h100.toml")).unwrap();
+    let s = h.xpu.streaming.expect("h100 states its streaming rates");
+    let twice = |r: dyad::units::BytesPerSecond| 2.0 * r.value();
     std::fs::write(
         &arch,
-        format!("extends = \"{ROOT}/arch/h100.toml\"\n[xpu.memory]\nbandwidth = \"6.7 TB/s\"\n"),
+        format!(
+            "extends = \"{ROOT}/arch/h100.toml\"\n[xpu.memory]\nbandwidth = \"6.7 TB/s\"\n\
+             [xpu.streaming]\nl2_stream = \"{} B/s\"\nrow_rate = \"{} B/s\"\ngather = \"{} B/s\"\n",
+            twice(s.l2_stream),
+            twice(s.row_rate),
+            twice(s.gather)
+        ),
     )
     .unwrap();
     let (a, b) = (d.path().join("a.json"), d.path().join("b.json"));

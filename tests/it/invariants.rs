@@ -34,6 +34,7 @@ fn op_kind() -> impl Strategy<Value = OpKind> {
                 reads,
                 writes,
                 flops_per_element: 1,
+                access: None,
             }
         }),
     ]
@@ -83,6 +84,7 @@ fn an_all_reduce_across_nodes_costs_more_than_within_one() {
             participants: p,
         }),
         gemm: None,
+        elementwise: None,
     };
     let t8 = sys.cost(&ar(8), Timing::Kernel).unwrap().time.value();
     let t16 = sys.cost(&ar(16), Timing::Kernel).unwrap().time.value();

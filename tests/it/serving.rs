@@ -664,3 +664,78 @@ fn a_software_step_adds_its_time_to_every_iteration() {
     let serial = simulate(&one, None).unwrap();
     assert_eq!(serial.iterations, kernel.iterations + 3);
 }
+
+/// Skewed routing priced in closed form (no spans asked) against the engine (spans asked), on
+/// decode and mixed iterations: Mixtral-8x7B tensor-parallel over 4 H100s, DeepSeek-V3 expert
+/// parallel over 8 H200s (dense first layers, a shared expert, all-to-all), and Mixtral under
+/// the dispatch policy on Duplex (experts on PIM or the xPU by their size).
+#[test]
+fn counts_priced_in_closed_form_match_the_engine() {
+    use dyad::map::Policy;
+    use dyad::model::Parallelism;
+    use dyad::sim::routing::Router;
+    use dyad::sim::workload::rng;
+    let cases = [
+        ("mixtral-8x7b", "h100", 4, 1, Policy::AllXpu),
+        ("deepseek-v3", "h200", 1, 8, Policy::AllXpu),
+        ("mixtral-8x7b", "duplex", 4, 1, Policy::Dispatch),
+    ];
+    for (model, arch, tp, ep, policy) in cases {
+        let m = load_model(model.as_ref()).unwrap();
+        let sys = load_arch(arch.as_ref()).unwrap();
+        let moe = m.moe.unwrap();
+        let p = Precision::uniform(m.dtype);
+        let mut g = rng(9, 3);
+        let zipf = RoutingSpec::Zipf { s: 1.2 };
+        let router = Router::new(zipf, m.layers(), moe.experts, moe.top_k, &mut g);
+        let par = Parallelism { tp, ep };
+        let mut fast = Coster::new(&sys, &m, par, p, Timing::Kernel, policy);
+        let mut engine = Coster::new(&sys, &m, par, p, Timing::Kernel, policy);
+        let mixed = Batch {
+            decode_kv: vec![700; 24],
+            prefill: vec![PrefillChunk {
+                q_len: 300,
+                ctx: 0,
+                last: true,
+            }],
+        };
+        for batch in [Batch::decode(32, 1024), mixed] {
+            let tokens = batch.tokens() * ep;
+            let counts: Vec<Vec<u64>> = (0..m.layers() as usize)
+                .map(|l| router.counts(l, tokens, moe.top_k, &mut g))
+                .collect();
+            let a = fast.iteration(&batch, &counts, false).unwrap();
+            let b = engine.iteration(&batch, &counts, true).unwrap();
+            let close = |x: f64, y: f64| (x - y).abs() <= 1e-9 * y.abs().max(1e-30);
+            assert!(
+                close(a.time, b.time),
+                "{model}: {} against {}",
+                a.time,
+                b.time
+            );
+            assert!(
+                close(a.energy, b.energy),
+                "{model}: {} {}",
+                a.energy,
+                b.energy
+            );
+            for (x, y) in a
+                .busy
+                .iter()
+                .zip(b.busy)
+                .chain(a.by_bound.iter().zip(b.by_bound))
+            {
+                assert!(close(*x, y), "{model}: {:?} against {:?}", a, b.busy);
+            }
+            for (x, y) in a.unit_time.iter().zip(b.unit_time) {
+                assert!(
+                    close(*x, y),
+                    "{model}: {:?} against {:?}",
+                    a.unit_time,
+                    b.unit_time
+                );
+            }
+            assert_eq!((a.ops, a.collectives), (b.ops, b.collectives), "{model}");
+        }
+    }
+}

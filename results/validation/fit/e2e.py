@@ -8,7 +8,8 @@ per iteration; floor: the batch's prefill FLOPs at the dense peak). Model, linea
 parameters: framework time = step + per_sequence*B + per_prompt_token*P + launch*ops +
 sync*collectives*(TP-1) per iteration, the prefill of B prompts = B one-prompt iterations.
 Least squares on the relative error, one fit per device; launch fixed at 4 us (not separable
-from step: every iteration has the same 883 ops). Needs numpy. Usage: python3 e2e.py points.csv
+from step: every iteration has the same 883 ops). Needs numpy. Usage, from the repository root:
+cargo run --release --example e2e_points > points.csv && python3 results/validation/fit/e2e.py points.csv
 """
 import csv, sys
 import numpy as np

@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::config::{ConfigError, load_arch};
 use crate::hw::{System, Timing};
 use crate::model::{Op, OpKind, Precision};
-use crate::work::Dtype;
+use crate::work::{Access, Dtype};
 
 /// How a file's rows are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,12 +169,13 @@ fn gemm(m: u64, n: u64, k: u64, batch: u64) -> OpKind {
     OpKind::Gemm { m, n, k, batch }
 }
 
-fn elementwise(elements: u64, reads: u64, writes: u64) -> OpKind {
+fn elementwise(elements: u64, reads: u64, writes: u64, access: Access) -> OpKind {
     OpKind::Elementwise {
         elements,
         reads,
         writes,
         flops_per_element: 1,
+        access: Some(access),
     }
 }
 
@@ -199,13 +200,65 @@ pub(super) fn num(row: &Row, col: &str) -> Result<f64, FileError> {
 struct Ctx<'a> {
     f: &'a DataFile,
     sys: System,
+    /// For the cross-check of elementwise rows: this device with the other device's streaming
+    /// rates (see [`cross_system`]) and the other device's name.
+    cross: Option<(System, &'static str)>,
     out: Vec<Sample>,
+}
+
+/// The vidur device whose elementwise rates price `device`'s rows in the cross-check.
+fn other_device(device: &str) -> Option<(&'static str, &'static str)> {
+    match device {
+        "a100" => Some(("h100", "arch/h100.toml")),
+        "h100" => Some(("a100", "arch/a100.toml")),
+        _ => None,
+    }
+}
+
+/// `sys` with the streaming rates of `other` (fitted on the other device's rows), its rates
+/// scaled by the ratio of the two DRAM bandwidths and its DRAM fraction and row length as they
+/// are; the kernel floor stays `sys`'s own. `None` when either has no streaming table.
+fn cross_system(sys: &System, other: &System) -> Option<System> {
+    sys.xpu.streaming?;
+    let theirs = other.xpu.streaming?;
+    let k = sys.xpu.memory.bandwidth.value() / other.xpu.memory.bandwidth.value();
+    let mut x = sys.clone();
+    x.xpu.streaming = Some(crate::hw::Streaming {
+        l2_stream: theirs.l2_stream * k,
+        row_rate: theirs.row_rate * k,
+        gather: theirs.gather * k,
+        ..theirs
+    });
+    Some(x)
 }
 
 impl Ctx<'_> {
     fn predict(&self, kind: OpKind, dtype: Dtype) -> Result<f64, FileError> {
         let op = Op::new("row", None, kind, Precision::uniform(dtype));
         Ok(self.sys.cost(&op.work(), self.f.timing)?.time.value())
+    }
+
+    /// The time of `kind` with the other device's streaming rates, and that device's name.
+    fn cross_price(
+        &self,
+        kind: OpKind,
+        dtype: Dtype,
+    ) -> Result<Option<(f64, &'static str)>, FileError> {
+        let Some((sys, other)) = &self.cross else {
+            return Ok(None);
+        };
+        let op = Op::new("row", None, kind, Precision::uniform(dtype));
+        Ok(Some((
+            sys.cost(&op.work(), self.f.timing)?.time.value(),
+            other,
+        )))
+    }
+
+    /// Marks the last sample as counted in its group only.
+    fn set_aside(&mut self) {
+        if let Some(x) = self.out.last_mut() {
+            x.aside = true;
+        }
     }
 
     fn push(&mut self, group: &str, label: String, measured_s: f64, predicted_s: f64) {
@@ -228,11 +281,14 @@ impl Ctx<'_> {
         dtype: Dtype,
     ) -> Result<(), FileError> {
         if measured_s > 0.0 {
-            let p = self.predict(kind, dtype)?;
+            let p = self.predict(kind.clone(), dtype)?;
             if group == "elementwise" && measured_s >= ELEMENTWISE_RESOLVED {
                 self.push("elementwise (10 us or more)", label.clone(), measured_s, p);
-                if let Some(x) = self.out.last_mut() {
-                    x.aside = true;
+                self.set_aside();
+                if let Some((q, other)) = self.cross_price(kind, dtype)? {
+                    let g = format!("elementwise (10 us or more, {other} fit)");
+                    self.push(&g, label.clone(), measured_s, q);
+                    self.set_aside();
                 }
             }
             self.push(group, label, measured_s, p);
@@ -242,33 +298,47 @@ impl Ctx<'_> {
 }
 
 /// vidur's Llama-2-7B block (file header): hidden 4096, 32 heads of 128 (MHA), FFN 11008, fp16.
+/// The kernels (header: sarathi-serve's layers): the embedding is a gather; RMSNorm, SiLU-and-mul
+/// and RoPE are vLLM's custom kernels, one thread block per token's row; the residual add is
+/// PyTorch's vectorized elementwise stream.
 fn vidur_ops(t: u64, tp: u64) -> Vec<(&'static str, &'static str, OpKind)> {
     let (h, i, qkv) = (4096, 11008 / tp, (32 + 2 * 32) * 128 / tp);
+    let rope = (32 + 32) * 128 / tp;
+    let norm = elementwise(t * h, 1, 1, Access::Rows(h));
     vec![
         ("attn_pre_proj", "gemm", gemm(t, qkv, h, 1)),
         ("attn_post_proj", "gemm", gemm(t, h, 4096 / tp, 1)),
         ("mlp_up_proj", "gemm", gemm(t, 2 * i, h, 1)),
         ("mlp_down_proj", "gemm", gemm(t, h, i, 1)),
-        ("input_layernorm", "elementwise", elementwise(t * h, 1, 1)),
-        (
-            "post_attention_layernorm",
-            "elementwise",
-            elementwise(t * h, 1, 1),
-        ),
+        ("input_layernorm", "elementwise", norm.clone()),
+        ("post_attention_layernorm", "elementwise", norm),
         (
             "attn_rope",
             "elementwise",
-            elementwise(t * (32 + 32) * 128 / tp, 1, 1),
+            elementwise(t * rope, 1, 1, Access::Rows(rope)),
         ),
-        ("mlp_act", "elementwise", elementwise(t * i, 2, 1)),
-        ("add", "elementwise", elementwise(t * h, 2, 1)),
-        ("emb", "elementwise", elementwise(t * h, 1, 1)),
+        (
+            "mlp_act",
+            "elementwise",
+            elementwise(t * i, 2, 1, Access::Rows(i)),
+        ),
+        (
+            "add",
+            "elementwise",
+            elementwise(t * h, 2, 1, Access::Stream),
+        ),
+        (
+            "emb",
+            "elementwise",
+            elementwise(t * h, 1, 1, Access::Gather),
+        ),
     ]
 }
 
 /// GPT-3 175B layer on 4×A100 (file header): d_model 12288, 96 heads of 128, FFN 49152, TP 4,
 /// fp16; prefill batch 8 × 2048, decode batch 8 against KV 3072. Attention is unfused there
-/// (two batched GEMMs and a softmax), so it is costed as such.
+/// (two batched GEMMs and a softmax), so it is costed as such. PyTorch's softmax and layer norm
+/// run a block per row; its GeLU is a vectorized stream.
 fn gpt3_ops(decode: bool) -> Vec<(&'static str, OpKind)> {
     let (d, heads, tp, b) = (12288, 96 / 4, 4, 8);
     let (q, kv) = if decode { (1, 3072) } else { (2048, 2048) };
@@ -281,10 +351,10 @@ fn gpt3_ops(decode: bool) -> Vec<(&'static str, OpKind)> {
         ("Wo_proj", gemm(t, d, d / tp, 1)),
         ("W1_proj", gemm(t, 4 * d / tp, d, 1)),
         ("W2_proj", gemm(t, d, 4 * d / tp, 1)),
-        ("Softmax", elementwise(bh * q * kv, 1, 1)),
-        ("LayerNorm_MHA", elementwise(t * d, 1, 1)),
-        ("LayerNorm_FFN", elementwise(t * d, 1, 1)),
-        ("GeLU", elementwise(t * 4 * d / tp, 1, 1)),
+        ("Softmax", elementwise(bh * q * kv, 1, 1, Access::Rows(kv))),
+        ("LayerNorm_MHA", elementwise(t * d, 1, 1, Access::Rows(d))),
+        ("LayerNorm_FFN", elementwise(t * d, 1, 1, Access::Rows(d))),
+        ("GeLU", elementwise(t * 4 * d / tp, 1, 1, Access::Stream)),
         (
             "AllReduce_MHA",
             OpKind::AllReduce {
@@ -307,9 +377,16 @@ fn load_file(f: &DataFile, dir: &Path, root: &Path) -> Result<Vec<Sample>, DataE
         return super::e2e::e2e_samples(f.name, &dir.join(f.name), root);
     }
     let sys = load_arch(&root.join(f.arch))?;
+    let cross = match (f.layout, other_device(f.device)) {
+        (Layout::VidurMlp, Some((name, arch))) => {
+            cross_system(&sys, &load_arch(&root.join(arch))?).map(|x| (x, name))
+        }
+        _ => None,
+    };
     let mut cx = Ctx {
         f,
         sys,
+        cross,
         out: Vec::new(),
     };
     let fail = |source: FileError| DataError::File {

@@ -64,7 +64,11 @@ pub fn accuracy_markdown(samples: &[Sample], worst: usize) -> String {
         "# dyad accuracy against measured GPU data\n\n\
          Error = |predicted − measured| / measured, for every row of every file in \
          `data/validation/` (see each file's header for what was measured). \
-         Regenerate with `cargo run --release -- accuracy > results/validation/README.md`.\n\n\
+         Regenerate with `cargo run --release -- accuracy > results/validation/README.md`. \
+         Every fitted parameter, its physical meaning and value, the fit scripts and the \
+         before/after figures of issue 17 are in `results/validation/issue17.md`; groups \
+         marked with another device's name are the cross-check (parameters fitted on that \
+         device).\n\n\
          ## By group\n\n| group | rows | median | p90 | max |\n|---|---:|---:|---:|---:|\n",
     );
     for (g, st) in group_stats(samples) {

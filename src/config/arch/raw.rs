@@ -75,6 +75,19 @@ pub(super) struct RawXpu {
     pub(super) tech: Option<RawXpuTech>,
     pub(super) energy: Option<RawEnergy>,
     pub(super) tiling: Option<RawTiling>,
+    pub(super) streaming: Option<RawStreaming>,
+}
+
+/// `[xpu.streaming]`: elementwise rates by where the bytes come from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStreaming {
+    pub(super) l2_stream: Option<Spanned<BytesPerSecond>>,
+    pub(super) dram_efficiency: Option<Spanned<f64>>,
+    pub(super) row_rate: Option<Spanned<BytesPerSecond>>,
+    pub(super) row_half: Option<Spanned<Bytes>>,
+    pub(super) shortest_row: Option<Spanned<Bytes>>,
+    pub(super) gather: Option<Spanned<BytesPerSecond>>,
 }
 
 /// `[xpu.tiling]`: SMs, the operand feed, and the GEMM library's tile shapes per element type.
@@ -216,6 +229,10 @@ pub(super) fn class_of<'a>(r: &'a RawArch, name: &str) -> Option<&'a RawClass> {
 
 pub(super) fn tiling(r: &RawArch) -> Option<&RawTiling> {
     xpu(r)?.tiling.as_ref()
+}
+
+pub(super) fn streaming(r: &RawArch) -> Option<&RawStreaming> {
+    xpu(r)?.streaming.as_ref()
 }
 
 pub(super) fn xtech(r: &RawArch) -> Option<&RawXpuTech> {

@@ -7,11 +7,13 @@
 //! pure function of the queues and limits), `step` (cost the planned batch on the engine, then
 //! emit, retire, record) and `stats` (what the run measured and what limited it).
 
+mod samples;
 mod schedule;
 mod setup;
 mod stats;
 mod step;
 
+pub use samples::{ACCURACY, EXACT, Samples, TIMELINE, Thinned};
 pub use stats::{
     COMPUTE_SHARE, FULL_BATCH, RequestLife, ServingLimit, ServingResult, TimelinePoint, WAIT_SHARE,
 };

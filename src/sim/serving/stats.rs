@@ -1,6 +1,7 @@
 //! What a serving run measured: sums over iterations, per-request latencies, the timeline, and
 //! the limit that held throughput back.
 
+use super::samples::{Samples, Thinned};
 use crate::hw::EnergyParts;
 use crate::sim::iteration::IterCost;
 
@@ -129,14 +130,14 @@ pub struct ServingResult {
     /// Time from the start to the last completion, s.
     pub duration: f64,
     /// Time to first token of each request, s, in the order the first tokens came.
-    pub ttft: Vec<f64>,
+    pub ttft: Samples,
     /// Time between tokens, s, every gap of every request in the order they came.
-    pub tbt: Vec<f64>,
+    pub tbt: Samples,
     /// End-to-end latency of each completed request, s, in completion order.
-    pub e2e: Vec<f64>,
+    pub e2e: Samples,
     /// Time per output token of each completed request with more than one output token, s, in
     /// completion order: (last token − first token) ÷ (output tokens − 1), MLPerf's TPOT.
-    pub tpot: Vec<f64>,
+    pub tpot: Samples,
     /// Energy of all devices of the replica (dynamic plus static), J.
     pub energy: f64,
     /// Dynamic energy by component, J.
@@ -151,8 +152,8 @@ pub struct ServingResult {
     pub preemptions: u64,
     /// Tokens the KV cache holds.
     pub kv_capacity_tokens: u64,
-    /// One point per iteration.
-    pub timeline: Vec<TimelinePoint>,
+    /// One point per iteration (every `stride`-th past [`TIMELINE`](super::samples::TIMELINE)).
+    pub timeline: Thinned<TimelinePoint>,
     /// Busy seconds per resource of one device (see `iteration::RESOURCES`).
     pub busy: [f64; 5],
     /// Op time by what bounds each op: compute, memory, overhead, link.

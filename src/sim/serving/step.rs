@@ -76,9 +76,9 @@ impl Bench<'_> {
         let rng = &mut self.route_rng;
         let counts: Vec<Vec<u64>> = match &self.router {
             None => Vec::new(),
-            Some(rt) if rt.is_uniform() => vec![rt.counts(0, tokens, rng)],
+            Some(rt) if rt.is_uniform() => vec![rt.counts(0, tokens, rt.top_k(), rng)],
             Some(rt) => (0..self.s.model.layers() as usize)
-                .map(|l| rt.counts(l, tokens, rng))
+                .map(|l| rt.counts(l, tokens, rt.top_k(), rng))
                 .collect(),
         };
         let spans = self.observer.is_some();

@@ -1,0 +1,457 @@
+//! Tokens per expert drawn as counts, not token by token, from the distribution of the exact
+//! per-token sampler (`routing::Layer::draw`: `k` distinct experts drawn one after another, each
+//! from the mass the experts not yet drawn leave).
+//!
+//! Tokens route independently, so the number of tokens whose experts are exactly the set `S`
+//! is multinomial over the k-sets, with each set's probability that of drawing its members in
+//! some order. Two ways to draw it:
+//!
+//! - **[`Counts::Sets`], exact**, where the k-sets are few (at most [`SETS`]: Mixtral's
+//!   C(8, 2) = 28): a multinomial over every set, drawn as one binomial per set of the tokens
+//!   left (each set's chance among the sets left). Its cost is one binomial per set, whatever
+//!   the tokens.
+//! - **[`Counts::Marginals`], an approximation**, where they are many (DeepSeek-V3's C(256, 8)):
+//!   *binomial marginals conditioned on their sum*. Each expert's count is drawn from its exact
+//!   marginal, Binomial(tokens, π_e) with π_e the chance that a token's k draws include e;
+//!   then the sum (which must be tokens × k) is restored one token at a time, each moved to or
+//!   from an expert chosen in proportion to its count's variance, π_e (1 − π_e) (as conditioning
+//!   independent normals on their sum shifts each by its share of the variance), never below 0
+//!   or above the tokens. The π_e are exact: the draws without replacement are an exponential
+//!   race (expert f's time is exponential of rate w_f; the first k to finish are the draws), so
+//!   π_e = ∫ w_e e^(−w_e x) P(fewer than k others finished by x) dx, the other experts' finishes
+//!   a Poisson-binomial count, integrated by the trapezoid rule in ln x. The approximation's
+//!   error against the exact sampler is measured by a two-sample Kolmogorov–Smirnov test on each
+//!   expert's load (`tests::marginals_match_the_exact_sampler_by_kolmogorov_smirnov`).
+
+use std::cell::RefCell;
+
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Binomial, Distribution};
+
+use super::routing::TRIES;
+
+/// Most k-sets for which counts are drawn exactly, one binomial per set.
+pub const SETS: u64 = 4096;
+
+/// Tokens per k-set up to which each token draws its set (one uniform and a search of the
+/// sets' running sums, cheaper there than a binomial per set, and as exact).
+const PER_TOKEN: usize = 8;
+
+/// Step of the trapezoid rule in ln x for the inclusion probabilities. The integrand is smooth
+/// and decays at both ends, so the rule converges geometrically: 0.05 leaves the sum of the
+/// π_e within 1e-12 of k (`tests::inclusion_probabilities_sum_to_k_and_match_the_sets`).
+const STEP: f64 = 0.05;
+
+/// One layer's count sampler for one `k`.
+#[derive(Debug, Clone)]
+pub enum Counts {
+    /// Every k-set of the experts of positive weight, with its probability: exact.
+    Sets {
+        /// Each set's members, `k` per set, flattened.
+        members: Vec<usize>,
+        /// Each set's probability.
+        p: Vec<f64>,
+        /// Their running sums.
+        cdf: Vec<f64>,
+        /// Experts per set.
+        k: usize,
+    },
+    /// Each expert's chance of being among a token's draws: binomial marginals conditioned on
+    /// their sum (an approximation).
+    Marginals {
+        /// π_e per expert (they sum to k).
+        pi: Vec<f64>,
+        /// Running sums of π_e (1 − π_e), the weights of the moves that restore the sum.
+        cdf: Vec<f64>,
+        /// Experts per token.
+        k: u64,
+        /// Each expert's binomial for the tokens of the latest draw (set up again when the
+        /// tokens change: decode iterations of one batch size reuse it).
+        binomials: Binomials,
+    },
+}
+
+/// Each expert's Binomial(tokens, π_e) by inversion, for one number of tokens.
+type Binomials = RefCell<(u64, Vec<Table>)>;
+
+/// Least probability of a value summed into a [`Table`]'s normalisation, relative to the most
+/// likely value's: the values left out hold less than 1e-15 of the mass in all.
+const TAIL: f64 = 1e-17;
+
+/// A binomial distribution by inversion from its mode: the mode, its probability and the
+/// probability up to it; a draw walks from the mode, up or down, by the ratio of neighbouring
+/// probabilities, P(j + 1) ÷ P(j) = (n − j) ÷ (j + 1) · p ÷ (1 − p), about 0.8 σ steps.
+#[derive(Debug, Clone, Copy)]
+pub struct Table {
+    n: u64,
+    mode: u64,
+    /// P(mode).
+    f: f64,
+    /// P(X ≤ mode).
+    c: f64,
+    /// p ÷ (1 − p) (0 for a constant).
+    odds: f64,
+}
+
+impl Table {
+    /// Binomial(n, p): the probabilities from the mode outwards, to [`TAIL`] of the mode's,
+    /// summed to normalise them.
+    fn new(n: u64, p: f64) -> Table {
+        if p <= 0.0 || p >= 1.0 || n == 0 {
+            let mode = if p >= 1.0 { n } else { 0 };
+            return Table {
+                n,
+                mode,
+                f: 1.0,
+                c: 1.0,
+                odds: 0.0,
+            };
+        }
+        let mode = (((n + 1) as f64 * p).floor() as u64).min(n);
+        let odds = p / (1.0 - p);
+        let (mut up, mut j, mut x) = (0.0, mode, 1.0);
+        while j < n && x > TAIL {
+            x *= (n - j) as f64 / (j + 1) as f64 * odds;
+            up += x;
+            j += 1;
+        }
+        let (mut down, mut j, mut x) = (0.0, mode, 1.0);
+        while j > 0 && x > TAIL {
+            x *= j as f64 / (n - j + 1) as f64 / odds;
+            down += x;
+            j -= 1;
+        }
+        let total = 1.0 + up + down;
+        Table {
+            n,
+            mode,
+            f: 1.0 / total,
+            c: (1.0 + down) / total,
+            odds,
+        }
+    }
+
+    fn sample(&self, rng: &mut ChaCha8Rng) -> u64 {
+        use rand::RngExt;
+        if self.odds == 0.0 {
+            return self.mode;
+        }
+        let u = rng.random::<f64>();
+        let (n, mut j, mut f, mut c) = (self.n, self.mode, self.f, self.c);
+        if u < c {
+            // Down while u lies below P(X ≤ j − 1).
+            while j > 0 && u < c - f && f > 0.0 {
+                c -= f;
+                f *= j as f64 / (n - j + 1) as f64 / self.odds;
+                j -= 1;
+            }
+        } else {
+            // Up while u lies at or above P(X ≤ j).
+            while j < n && u >= c && f > 0.0 {
+                f *= (n - j) as f64 / (j + 1) as f64 * self.odds;
+                j += 1;
+                c += f;
+            }
+        }
+        j
+    }
+}
+
+impl Counts {
+    /// The sampler of `k` draws from weights `w`: exact where the k-sets of the positive
+    /// experts number at most [`SETS`].
+    pub fn new(w: &[f64], k: usize) -> Counts {
+        let positive: Vec<usize> = (0..w.len()).filter(|&e| w[e] > 0.0).collect();
+        let k = k.min(positive.len());
+        if choose(positive.len() as u64, k as u64) <= SETS {
+            let (members, p) = sets(w, &positive, k);
+            Counts::Sets {
+                members,
+                cdf: running(p.iter().copied()),
+                p,
+                k,
+            }
+        } else {
+            let pi = inclusion(w, k);
+            Counts::Marginals {
+                cdf: running_variance(&pi),
+                pi,
+                k: k as u64,
+                binomials: RefCell::default(),
+            }
+        }
+    }
+
+    /// The same sampler with expert i taking the place of expert `rank[i]` (a layer whose
+    /// weights are these shuffled: `w'[i] = w[rank[i]]`).
+    pub fn relabel(&self, rank: &[usize]) -> Counts {
+        match self {
+            Counts::Sets {
+                members, p, cdf, k, ..
+            } => {
+                let mut expert = vec![0; rank.len()];
+                for (i, &r) in rank.iter().enumerate() {
+                    expert[r] = i;
+                }
+                Counts::Sets {
+                    members: members.iter().map(|&r| expert[r]).collect(),
+                    p: p.clone(),
+                    cdf: cdf.clone(),
+                    k: *k,
+                }
+            }
+            Counts::Marginals { pi, k, .. } => {
+                let pi: Vec<f64> = rank.iter().map(|&r| pi[r]).collect();
+                Counts::Marginals {
+                    cdf: running_variance(&pi),
+                    pi,
+                    k: *k,
+                    binomials: RefCell::default(),
+                }
+            }
+        }
+    }
+
+    /// Tokens per expert (of `experts`) for `tokens` tokens.
+    pub fn draw(&self, experts: usize, tokens: u64, rng: &mut ChaCha8Rng) -> Vec<u64> {
+        let mut c = vec![0u64; experts];
+        match self {
+            Counts::Sets {
+                members, p, cdf, k, ..
+            } if tokens as usize <= PER_TOKEN * p.len() => {
+                // Few tokens: each draws its set from the sets' running sums.
+                use rand::RngExt;
+                let total = cdf.last().copied().unwrap_or(0.0);
+                for _ in 0..tokens {
+                    let u = rng.random::<f64>() * total;
+                    let i = cdf.partition_point(|&x| x <= u).min(p.len() - 1);
+                    for &e in &members[i * k..(i + 1) * k] {
+                        c[e] += 1;
+                    }
+                }
+            }
+            Counts::Sets { members, p, k, .. } => {
+                // Many: one binomial per set, of the tokens left, at its share of the mass left.
+                let (mut left, mut mass) = (tokens, 1.0f64);
+                for (i, &pi) in p.iter().enumerate() {
+                    if left == 0 {
+                        break;
+                    }
+                    let q = if i + 1 == p.len() || mass <= pi {
+                        1.0
+                    } else {
+                        (pi / mass).clamp(0.0, 1.0)
+                    };
+                    let n = binomial(left, q, rng);
+                    for &e in &members[i * k..(i + 1) * k] {
+                        c[e] += n;
+                    }
+                    left -= n;
+                    mass -= pi;
+                }
+            }
+            Counts::Marginals {
+                pi,
+                cdf,
+                k,
+                binomials,
+            } => {
+                let mut b = binomials.borrow_mut();
+                if b.0 != tokens || b.1.is_empty() {
+                    *b = (tokens, pi.iter().map(|&p| Table::new(tokens, p)).collect());
+                }
+                for (e, x) in b.1.iter().enumerate() {
+                    c[e] = x.sample(rng);
+                }
+                restore_sum(&mut c, (cdf, pi), tokens, tokens * k, rng);
+            }
+        }
+        c
+    }
+}
+
+/// Running sums of π_e (1 − π_e).
+fn running_variance(pi: &[f64]) -> Vec<f64> {
+    running(pi.iter().map(|p| p * (1.0 - p)))
+}
+
+/// Running sums of `x`.
+fn running(x: impl Iterator<Item = f64>) -> Vec<f64> {
+    x.scan(0.0, |acc, x| {
+        *acc += x;
+        Some(*acc)
+    })
+    .collect()
+}
+
+/// A draw of Binomial(n, p), `p` in [0, 1].
+fn binomial(n: u64, p: f64, rng: &mut ChaCha8Rng) -> u64 {
+    match Binomial::new(n, p.clamp(0.0, 1.0)) {
+        Ok(b) => b.sample(rng),
+        Err(_) => 0,
+    }
+}
+
+/// C(n, k), or `u64::MAX` once it passes [`SETS`] (it is only compared with that).
+fn choose(n: u64, k: u64) -> u64 {
+    if k > n {
+        return 0;
+    }
+    let mut acc: u128 = 1;
+    for i in 0..k.min(n - k) {
+        // A product of i + 1 consecutive integers over (i + 1)!: exact at every step.
+        acc = acc * u128::from(n - i) / u128::from(i + 1);
+        if acc > u128::from(SETS) {
+            return u64::MAX;
+        }
+    }
+    acc as u64
+}
+
+/// Every k-set of `positive` with the probability that draws without replacement from `w` pick
+/// it: over the subsets T of a set, f(T) = Σ_{e ∈ T} f(T ∖ e) · w_e ÷ (W − w(T ∖ e)).
+fn sets(w: &[f64], positive: &[usize], k: usize) -> (Vec<usize>, Vec<f64>) {
+    let total: f64 = w.iter().sum();
+    let (mut members, mut p) = (Vec::new(), Vec::new());
+    let mut idx: Vec<usize> = (0..k).collect();
+    let n = positive.len();
+    let mut f = vec![0.0f64; 1 << k];
+    loop {
+        let s: Vec<usize> = idx.iter().map(|&i| positive[i]).collect();
+        f[0] = 1.0;
+        for t in 1usize..1 << k {
+            let taken: f64 = (0..k).filter(|b| t >> b & 1 == 1).map(|b| w[s[b]]).sum();
+            f[t] = (0..k)
+                .filter(|b| t >> b & 1 == 1)
+                .map(|b| f[t ^ 1 << b] * w[s[b]] / (total - (taken - w[s[b]])))
+                .sum();
+        }
+        members.extend_from_slice(&s);
+        p.push(f[(1 << k) - 1]);
+        // The next k-combination of 0..n in lexicographic order.
+        let Some(i) = (0..k).rev().find(|&i| idx[i] < n - k + i) else {
+            break;
+        };
+        idx[i] += 1;
+        for j in i + 1..k {
+            idx[j] = idx[j - 1] + 1;
+        }
+    }
+    (members, p)
+}
+
+/// π_e: the chance that `k` draws without replacement from `w` include expert e, by the
+/// exponential race (see the module's doc).
+pub fn inclusion(w: &[f64], k: usize) -> Vec<f64> {
+    let total: f64 = w.iter().sum();
+    let w: Vec<f64> = w.iter().map(|x| x / total).collect();
+    let n = w.len();
+    let positive = w.iter().filter(|&&x| x > 0.0).count();
+    if k >= positive {
+        return w.iter().map(|&x| f64::from(u8::from(x > 0.0))).collect();
+    }
+    let max = w.iter().copied().fold(0.0, f64::max);
+    let min = w.iter().copied().filter(|&x| x > 0.0).fold(1.0, f64::min);
+    // Below x0 every expert's density is w_e (nothing else has finished): that piece is w_e·x0.
+    let x0 = 1e-12 / max;
+    let mut pi: Vec<f64> = w.iter().map(|&x| x * x0).collect();
+    // pre[e][j]: P(j of experts 0..e finished); suf[e][j]: P(j of e..n), cumulated over j.
+    let (mut pre, mut suf) = (vec![0.0; (n + 1) * (k + 1)], vec![0.0; (n + 1) * (k + 1)]);
+    let mut lnx = x0.ln();
+    loop {
+        lnx += STEP;
+        let x = lnx.exp();
+        poisson_binomial(&w, x, k, &mut pre, &mut suf);
+        for e in 0..n {
+            let others: f64 = (0..k)
+                .map(|a| pre[e * (k + 1) + a] * suf[(e + 1) * (k + 1) + (k - 1 - a)])
+                .sum();
+            pi[e] += STEP * w[e] * x * (-w[e] * x).exp() * others;
+        }
+        // Done when k + 1 have finished but for 1e-17, or every expert almost surely has.
+        let at_most_k: f64 = pre[n * (k + 1)..].iter().sum();
+        if at_most_k < 1e-17 || min * x > 50.0 {
+            break;
+        }
+    }
+    pi
+}
+
+/// The finish counts at time `x`: `pre[e][j]`, P(j of experts 0..e finished) for j ≤ k, and
+/// `suf[e][j]`, P(at most j of experts e..n finished) for j < k.
+fn poisson_binomial(w: &[f64], x: f64, k: usize, pre: &mut [f64], suf: &mut [f64]) {
+    let (n, m) = (w.len(), k + 1);
+    pre[..m].fill(0.0);
+    pre[0] = 1.0;
+    for e in 0..n {
+        let (p, q) = (-(-w[e] * x).exp_m1(), (-w[e] * x).exp());
+        for j in 0..m {
+            let from = if j > 0 { pre[e * m + j - 1] * p } else { 0.0 };
+            pre[(e + 1) * m + j] = pre[e * m + j] * q + from;
+        }
+    }
+    suf[n * m..].fill(0.0);
+    suf[n * m] = 1.0;
+    for e in (0..n).rev() {
+        let (p, q) = (-(-w[e] * x).exp_m1(), (-w[e] * x).exp());
+        for j in (0..m).rev() {
+            let from = if j > 0 {
+                suf[(e + 1) * m + j - 1] * p
+            } else {
+                0.0
+            };
+            suf[e * m + j] = suf[(e + 1) * m + j] * q + from;
+        }
+    }
+    // Cumulate the suffix distributions: suf[e][j] = P(at most j finished).
+    for e in 0..=n {
+        for j in 1..m {
+            suf[e * m + j] += suf[e * m + j - 1];
+        }
+    }
+}
+
+/// Moves tokens one at a time until `c` sums to `target`: to or from an expert drawn in
+/// proportion to π_e (1 − π_e) (`cdf` holds their running sums), redrawn while it cannot take
+/// the move (no token to give, or every token already), at most [`TRIES`] times, then the
+/// first expert that can.
+fn restore_sum(
+    c: &mut [u64],
+    (cdf, pi): (&[f64], &[f64]),
+    tokens: u64,
+    target: u64,
+    rng: &mut ChaCha8Rng,
+) {
+    use rand::RngExt;
+    let mut sum: u64 = c.iter().sum();
+    let total = cdf.last().copied().unwrap_or(0.0);
+    while sum != target {
+        let up = sum < target;
+        let can = |e: usize, c: &[u64]| {
+            if up {
+                c[e] < tokens && pi[e] > 0.0
+            } else {
+                c[e] > 0
+            }
+        };
+        let quick = (0..TRIES).find_map(|_| {
+            let u = rng.random::<f64>() * total;
+            let e = cdf.partition_point(|&x| x <= u);
+            (total > 0.0 && e < c.len() && can(e, c)).then_some(e)
+        });
+        let Some(e) = quick.or_else(|| (0..c.len()).find(|&e| can(e, c))) else {
+            return;
+        };
+        if up {
+            c[e] += 1;
+            sum += 1;
+        } else {
+            c[e] -= 1;
+            sum -= 1;
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "counts_tests.rs"]
+mod tests;

@@ -1,0 +1,156 @@
+use super::*;
+use crate::sim::routing::exact_counts;
+use crate::sim::workload::rng;
+
+/// Zipf weights 1/r^s over `n` experts, in rank order.
+fn zipf(n: usize, s: f64) -> Vec<f64> {
+    (1..=n).map(|r| (r as f64).powf(-s)).collect()
+}
+
+/// The two-sample Kolmogorov–Smirnov statistic: the largest gap between the empirical
+/// distribution functions of `a` and `b`.
+fn ks(a: &[u64], b: &[u64]) -> f64 {
+    let (mut a, mut b) = (a.to_vec(), b.to_vec());
+    a.sort_unstable();
+    b.sort_unstable();
+    let mut values: Vec<u64> = a.iter().chain(&b).copied().collect();
+    values.sort_unstable();
+    values.dedup();
+    let cdf = |v: &[u64], x: u64| v.partition_point(|&y| y <= x) as f64 / v.len() as f64;
+    values
+        .iter()
+        .map(|&x| (cdf(&a, x) - cdf(&b, x)).abs())
+        .fold(0.0, f64::max)
+}
+
+/// The KS critical value at α = 0.001 for two samples of `r` each: c(α) √(2 / r), c = 1.949
+/// (√(−ln(α/2) / 2)).
+fn ks_critical(r: usize) -> f64 {
+    (-(0.001f64 / 2.0).ln() / 2.0).sqrt() * (2.0 / r as f64).sqrt()
+}
+
+/// `r` draws of the loads of `tokens` tokens by the count sampler and by the exact per-token
+/// sampler; for each expert the KS statistic of its loads and the critical value.
+fn compare(w: &[f64], k: usize, tokens: u64, r: usize) -> Vec<(f64, f64)> {
+    let fast = Counts::new(w, k);
+    let (mut g, mut h) = (rng(21, 3), rng(22, 3));
+    let a: Vec<Vec<u64>> = (0..r).map(|_| fast.draw(w.len(), tokens, &mut g)).collect();
+    let b: Vec<Vec<u64>> = (0..r).map(|_| exact_counts(w, k, tokens, &mut h)).collect();
+    for c in &a {
+        assert_eq!(c.iter().sum::<u64>(), tokens * k as u64);
+        assert!(c.iter().all(|&x| x <= tokens), "{c:?}");
+    }
+    (0..w.len())
+        .map(|e| {
+            let col = |v: &[Vec<u64>]| v.iter().map(|c| c[e]).collect::<Vec<u64>>();
+            (ks(&col(&a), &col(&b)), ks_critical(r))
+        })
+        .collect()
+}
+
+#[test]
+fn mixtral_pairs_have_the_closed_form_probability() {
+    // Two draws without replacement: P({a, b}) = w_a w_b / W · (1/(W − w_a) + 1/(W − w_b)).
+    let w = zipf(8, 1.2);
+    let total: f64 = w.iter().sum();
+    let Counts::Sets { members, p, k, .. } = Counts::new(&w, 2) else {
+        panic!("28 pairs are drawn exactly");
+    };
+    assert_eq!((p.len(), k), (28, 2));
+    for (i, &pi) in p.iter().enumerate() {
+        let (a, b) = (w[members[2 * i]], w[members[2 * i + 1]]);
+        let exact = a * b / total * (1.0 / (total - a) + 1.0 / (total - b));
+        assert!((pi - exact).abs() < 1e-15, "{i}: {pi} against {exact}");
+    }
+    assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+}
+
+#[test]
+fn inclusion_probabilities_sum_to_k_and_match_the_sets() {
+    // π_e summed over the k-sets that hold e, against the exponential race's integral.
+    for (w, k) in [(vec![0.55, 0.25, 0.15, 0.05], 2), (zipf(10, 1.5), 3)] {
+        let (members, p) = sets(&w, &(0..w.len()).collect::<Vec<_>>(), k);
+        let pi = inclusion(&w, k);
+        for (e, &x) in pi.iter().enumerate() {
+            let from_sets: f64 = (0..p.len())
+                .filter(|&i| members[i * k..(i + 1) * k].contains(&e))
+                .map(|i| p[i])
+                .sum();
+            assert!(
+                (x - from_sets).abs() < 1e-10,
+                "{e}: {x} against {from_sets}"
+            );
+        }
+    }
+    // DeepSeek-V3's shape: 8 of 256 experts; each token's 8 distinct draws.
+    let pi = inclusion(&zipf(256, 1.2), 8);
+    assert!(
+        (pi.iter().sum::<f64>() - 8.0).abs() < 1e-9,
+        "{}",
+        pi.iter().sum::<f64>()
+    );
+    assert!(pi.iter().all(|&x| (0.0..=1.0).contains(&x)));
+}
+
+#[test]
+fn exact_set_counts_match_the_exact_sampler_by_kolmogorov_smirnov() {
+    // Mixtral: 2 of 8, Zipf s = 1.2, 400 draws each way of 128 tokens (a decode batch: each
+    // token draws its pair) and of 2,000 (a prefill chunk: one binomial per pair).
+    for tokens in [128, 2000] {
+        for (e, (d, crit)) in compare(&zipf(8, 1.2), 2, tokens, 400)
+            .into_iter()
+            .enumerate()
+        {
+            assert!(d < crit, "{tokens} tokens, expert {e}: D = {d} ≥ {crit}");
+        }
+    }
+}
+
+#[test]
+fn marginals_match_the_exact_sampler_by_kolmogorov_smirnov() {
+    // 6 of 64 experts (C(64, 6) ≈ 7.5e7 sets: the approximation), Zipf s = 1.2, 256 tokens,
+    // 400 draws each way: every expert's load passes the two-sample KS test at α = 0.001.
+    let w = zipf(64, 1.2);
+    assert!(matches!(Counts::new(&w, 6), Counts::Marginals { .. }));
+    for (e, (d, crit)) in compare(&w, 6, 256, 400).into_iter().enumerate() {
+        assert!(d < crit, "expert {e}: D = {d} ≥ {crit}");
+    }
+}
+
+#[test]
+fn extreme_weights_still_give_tokens_times_k() {
+    // Zipf s = 60 over 40 experts, 4 per token: the top four take every token.
+    let w = zipf(40, 60.0);
+    let c = Counts::new(&w, 4).draw(40, 1000, &mut rng(5, 3));
+    assert_eq!(&c[..4], &[1000; 4]);
+    assert_eq!(c.iter().sum::<u64>(), 4000);
+    // A zero weight never gets a token; fewer positive experts than k: each takes them all.
+    let c = Counts::new(&[0.0, 1.0, 2.0], 3).draw(3, 10, &mut rng(6, 3));
+    assert_eq!(c, vec![0, 10, 10]);
+    assert_eq!(choose(256, 8), u64::MAX);
+    assert_eq!((choose(8, 2), choose(16, 2), choose(5, 5)), (28, 120, 1));
+}
+
+#[test]
+fn an_inversion_table_has_the_binomial_mean_and_variance() {
+    // 200,000 draws of each: the mean within 5 standard errors of n·p and the variance
+    // within 2% of n·p·(1 − p), small and large n, p near 0 and 1.
+    let mut g = rng(8, 3);
+    for (n, p) in [(256u64, 0.9), (256, 0.003), (65_536, 0.37), (7, 0.5)] {
+        let t = Table::new(n, p);
+        let draws: Vec<f64> = (0..200_000).map(|_| t.sample(&mut g) as f64).collect();
+        let mean = draws.iter().sum::<f64>() / draws.len() as f64;
+        let var = draws.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / draws.len() as f64;
+        let (m, v) = (n as f64 * p, n as f64 * p * (1.0 - p));
+        let se = (v / draws.len() as f64).sqrt();
+        assert!(
+            (mean - m).abs() < 5.0 * se,
+            "{n} {p}: mean {mean} against {m}"
+        );
+        assert!(
+            (var / v - 1.0).abs() < 0.02,
+            "{n} {p}: variance {var} against {v}"
+        );
+        assert!(draws.iter().all(|&x| x <= n as f64));
+    }
+}

@@ -1,0 +1,173 @@
+//! Skewed routing priced at the speed of counts: each layer of an iteration is its routing-free
+//! part, priced and run on the engine once per layer kind and iteration, plus its routed
+//! experts, priced in closed form from a cache of expert prices by (layer kind, tokens).
+//!
+//! **Where it applies, it is what the engine computes.** Under a policy that does not overlap
+//! units, every task of a device runs on one in-order stream, and every op but the routed
+//! experts is on device 0. So no two tasks of a device ever run at once: each takes its launch
+//! delay plus its longest demand at full rate, and a device's experts run one after another.
+//! The experts of a layer come after its top-k (and dispatch) and before its combine, so a
+//! layer's time is its routing-free part plus, over the devices, the longest sum of expert
+//! times (`iteration::tests::counts_priced_in_closed_form_match_the_engine` checks it against
+//! the engine layer by layer). A layer's cost then depends on its kind and on its experts'
+//! token counts only, and an expert's price on its kind and its tokens: the signature that
+//! is priced once and reused across layers and iterations.
+
+use super::{Coster, IterCost, IterError, Priced};
+use crate::hw::{CostError, Unit};
+use crate::map::{Choices, Policy, place};
+use crate::model::{Batch, Op, OpKind};
+
+/// A routed expert's price on the unit the policy places it on, and its draw on the banks.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ExpertPrice {
+    unit: Unit,
+    x: Priced,
+    /// Seconds of the DRAM banks at full rate (the engine's third demand of an xPU op).
+    banks: f64,
+}
+
+/// What [`Coster`] keeps for skewed routing: the price of each (kind, tokens) met so far,
+/// `prices[kind][tokens]` (tokens per expert are at most an iteration's tokens).
+#[derive(Debug, Default)]
+pub(super) struct RoutedCache {
+    prices: Vec<Vec<Option<ExpertPrice>>>,
+}
+
+/// Whether `op` is one of a layer's routed experts (not the shared expert).
+fn routed(op: &Op) -> bool {
+    matches!(op.kind, OpKind::ExpertFfn { .. }) && op.name != "shared_expert"
+}
+
+impl Coster<'_> {
+    /// Whether skewed layers may be priced in closed form: no unit overlap, no spans asked.
+    pub(super) fn closed_form(&self, spans: bool) -> bool {
+        !spans && !self.policy.overlaps()
+    }
+
+    /// Every layer of one iteration, `counts[l]` the tokens per expert of layer `l`, priced
+    /// in closed form; adds into `out` and returns the layers' time.
+    pub(super) fn routed_layers(
+        &mut self,
+        batch: &Batch,
+        counts: &[Vec<u64>],
+        out: &mut IterCost,
+    ) -> Result<f64, IterError> {
+        // Per kind, once per iteration: its routing-free part and its routed-expert op.
+        let mut fixed: Vec<Option<(IterCost, f64, Option<Op>)>> = vec![None; self.templates.len()];
+        let mut t = 0.0;
+        for (l, c) in counts.iter().enumerate() {
+            let kind = self.kind_of[l];
+            if fixed[kind].is_none() {
+                let g = self.build(batch, kind, Some(c))?;
+                let keep = |op: &Op| op.layer == Some(0) && !routed(op);
+                let mut one = IterCost::default();
+                let lt = self.run_part(&g, keep, Some(0), 0.0, &mut one, false)?;
+                let expert = g
+                    .ops()
+                    .find(|op| op.layer == Some(0) && routed(op))
+                    .cloned();
+                fixed[kind] = Some((one, lt, expert));
+            }
+            let Some((one, lt, expert)) = &fixed[kind] else {
+                unreachable!("priced above")
+            };
+            super::add_layers(out, one, 1);
+            t += lt;
+            if let Some(op) = expert {
+                let op = op.clone();
+                t += self.experts(kind, &op, c, out)?;
+            }
+        }
+        Ok(t)
+    }
+
+    /// The routed experts of one layer of kind `kind` (`op` one of them, any tokens), expert
+    /// `e` with `counts[e]` tokens on device `e mod ep`: adds their energy, bounds, busy
+    /// seconds and ops into `out` and returns the longest device's time.
+    fn experts(
+        &mut self,
+        kind: usize,
+        op: &Op,
+        counts: &[u64],
+        out: &mut IterCost,
+    ) -> Result<f64, IterError> {
+        let ep = self.par.ep as usize;
+        // Under expert parallelism each expert runs once, on its own device.
+        let copies = if ep > 1 { 1.0 } else { self.par.tp as f64 };
+        let mut time = vec![0.0f64; ep];
+        // Fused launches: the first expert on each unit of each device pays the launch.
+        let mut launched = vec![[false; 2]; ep];
+        for (e, &n) in counts.iter().enumerate().filter(|(_, n)| **n > 0) {
+            let d = e % ep;
+            let p = self.expert_price(kind, op, n)?;
+            let u = usize::from(p.unit == Unit::Pim);
+            let mut x = p.x;
+            if launched[d][u] {
+                x.cost = x.cost.without_overhead();
+            }
+            launched[d][u] = true;
+            let c = x.cost;
+            out.energy_parts.add(x.energy.scaled(copies));
+            out.by_bound[super::bound_index(c.bound)] += c.time.value();
+            let (compute, memory) = (c.compute.value(), c.memory.value());
+            time[d] += c.overhead.value() + compute.max(memory);
+            if d == 0 {
+                out.unit_time[u] += c.time.value();
+                if p.unit == Unit::Pim {
+                    out.busy[3] += compute;
+                    out.busy[4] += memory;
+                } else {
+                    out.busy[0] += compute;
+                    out.busy[1] += memory;
+                    out.busy[4] += p.banks.min(memory);
+                }
+            }
+            out.ops += 1;
+        }
+        Ok(time.into_iter().fold(0.0, f64::max))
+    }
+
+    /// The price of `op` (a routed expert of kind `kind`) with `tokens` tokens, from the cache
+    /// or priced and placed afresh.
+    fn expert_price(
+        &mut self,
+        kind: usize,
+        op: &Op,
+        tokens: u64,
+    ) -> Result<ExpertPrice, IterError> {
+        let (k, n) = (kind, tokens as usize);
+        if let Some(Some(p)) = self.routed.prices.get(k).and_then(|v| v.get(n)) {
+            self.hits += 1;
+            return Ok(*p);
+        }
+        let mut op = op.clone();
+        if let OpKind::ExpertFfn { tokens: t, .. } = &mut op.kind {
+            *t = tokens;
+        }
+        let (xpu, pim) = self.price_all(&[&op])?[0];
+        let choice = Choices {
+            xpu: xpu.cost,
+            pim: pim.map(|p| p.cost),
+        };
+        let unit = match self.policy {
+            Policy::AllXpu => Unit::Xpu,
+            _ => place(self.policy, &[&op], &[choice])[0],
+        };
+        let x = match unit {
+            Unit::Xpu => xpu,
+            Unit::Pim => pim.ok_or(CostError::NoPim)?,
+        };
+        let banks = op.work().bytes.total().value() / self.sys.bank_bandwidth().value();
+        let p = ExpertPrice { unit, x, banks };
+        let prices = &mut self.routed.prices;
+        if prices.len() <= k {
+            prices.resize(k + 1, Vec::new());
+        }
+        if prices[k].len() <= n {
+            prices[k].resize(n + 1, None);
+        }
+        prices[k][n] = Some(p);
+        Ok(p)
+    }
+}
