@@ -23,6 +23,7 @@ pub fn memory_use(m: &ModelSpec, batch: &Batch, tp: u64, p: Precision, capacity:
     let kv = foot.kv_held(m, lens).value();
     MemoryUse {
         weights_bytes: weights,
+        bits_per_weight: m.bits_per_weight(p.weights),
         kv_bytes: kv,
         capacity_bytes: capacity,
         fits: weights + kv <= capacity,

@@ -254,6 +254,7 @@ pub fn resolve(spec: &RunSpec) -> Result<Resolved, RunError> {
             .activations
             .unwrap_or(model.quantized.unwrap_or(model.dtype)),
         kv: spec.kv.unwrap_or(model.dtype),
+        scales: None,
     };
     let cap = sys.xpu.memory.capacity.value();
     let (tp, tp_reason) = match spec.tp {

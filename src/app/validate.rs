@@ -307,11 +307,13 @@ fn routing(m: &ModelSpec, tokens: u64, seed: u64) -> Routing {
         return Routing::Uniform;
     };
     let mut rng = Rng::new(seed ^ 0x5EED);
-    let (h, e) = (m.hidden as usize, moe.experts as usize);
+    let h = m.hidden as usize;
     let per_layer = m
         .plans
         .iter()
         .map(|p| {
+            // MoE++'s zero-computation experts are routed beside the FFN experts.
+            let e = (moe.experts + p.knobs.zc.map_or(0, |z| z.count())) as usize;
             let x = rng.vec(elems(&[tokens as usize, h]), 1.0);
             let w = rng.vec(elems(&[h, e]), 1.0 / (h as f32).sqrt());
             let bias = rng.vec(e, 0.1);

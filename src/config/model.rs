@@ -1,6 +1,7 @@
 //! Model configs: a HuggingFace `config.json`, or a TOML file with the same field names.
 
 mod doc;
+mod knobs;
 mod layers;
 mod overlay;
 mod variants;
@@ -242,6 +243,7 @@ fn resolve(top: &Doc) -> Result<ModelSpec, ConfigError> {
     };
     let mut plans = layers::plans(doc, &shape)?;
     variants::apply(doc, &mut plans, (heads, head_dim))?;
+    knobs::apply(doc, &mut plans, moe)?;
     let dtype = dtype(doc, model_type)?;
     // OPT and Gemma tie the LM head to the embedding unless told otherwise (HuggingFace's
     // defaults).

@@ -306,6 +306,7 @@ fn resolve(
             .activations
             .map_or_else(|| dtype(src, &rp.activations), Ok)?,
         kv: o.kv.map_or_else(|| dtype(src, &rp.kv), Ok)?,
+        scales: None,
     };
     let (count, lengths, arrivals) = requests(src, &raw.requests, &raw.arrivals)?;
     let b = &raw.batching;

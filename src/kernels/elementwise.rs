@@ -216,6 +216,23 @@ pub fn softmax_rows(x: &[f32], n: usize, flops: &mut u64) -> Vec<f32> {
     out
 }
 
+/// Weight-only dequantization of quantized values `q` with one scale and zero point per
+/// `group`: `(q − z)·s`, 2 FLOPs per weight. Fused into a GEMM's weight loads, it moves no bytes
+/// of its own (the GEMM counts the stored weights).
+pub fn dequantize(
+    q: &[f32],
+    scale: &[f32],
+    zero: &[f32],
+    group: usize,
+    flops: &mut u64,
+) -> Vec<f32> {
+    *flops += 2 * q.len() as u64;
+    q.iter()
+        .enumerate()
+        .map(|(i, &x)| (x - zero[i / group.max(1)]) * scale[i / group.max(1)])
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

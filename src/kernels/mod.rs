@@ -27,6 +27,7 @@ pub mod exec;
 pub mod gemm;
 pub mod mla;
 pub mod moe;
+pub mod moe_plus;
 mod rng;
 pub mod score;
 

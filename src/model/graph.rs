@@ -3,6 +3,7 @@
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 
+use super::knob_ops;
 use super::op::{Op, OpKind, Precision};
 use super::plan::{Ffn, Mla};
 use super::spec::{ModelError, ModelSpec, Moe};
@@ -107,14 +108,14 @@ impl IterationGraph {
     }
 }
 
-struct Builder {
-    g: DiGraph<Op, ()>,
+pub(super) struct Builder {
+    pub(super) g: DiGraph<Op, ()>,
     p: Precision,
 }
 
 impl Builder {
     /// Appends an op after every node in `after`, returning its index.
-    fn add(
+    pub(super) fn add(
         &mut self,
         after: &[NodeIndex],
         name: &str,
@@ -128,7 +129,7 @@ impl Builder {
         n
     }
 
-    fn elementwise(
+    pub(super) fn elementwise(
         &mut self,
         after: &[NodeIndex],
         name: &str,
@@ -205,13 +206,26 @@ pub fn build_iteration_with(
     };
     let mut last = b.elementwise(&[], "embedding", None, (it.t * m.hidden, 1, 1, 0), Gather);
     for (l, plan) in (0..m.layers()).zip(&m.plans) {
+        // The layer's own batch (image tokens dropped) and precision, when its plan says so.
+        let own = plan.knobs.image.map(|k| k.batch(batch));
+        let lb = own.as_ref().unwrap_or(batch);
+        let p = knob_ops::layer_precision(p, plan);
+        let lit = Iteration {
+            batch: lb,
+            t: lb.tokens(),
+            p,
+            ..it
+        };
+        b.p = p;
+        last = knob_ops::dequant(&mut b, &lit, l, last);
         if plan.has_attention() {
-            last = attention_block(&mut b, &it, l, last);
+            last = attention_block(&mut b, &lit, l, last);
         }
         if plan.has_ffn() {
-            last = ffn_block(&mut b, &it, l, last)?;
+            last = ffn_block(&mut b, &lit, l, last)?;
         }
     }
+    b.p = p;
     lm_head(&mut b, &it, last);
     Ok(IterationGraph {
         graph: b.g,
@@ -223,13 +237,14 @@ pub fn build_iteration_with(
 
 /// What every layer of one iteration shares: the model, the batch (`t` tokens), how the model
 /// is spread, the precision and the routing.
-struct Iteration<'a> {
-    m: &'a ModelSpec,
+#[derive(Clone, Copy)]
+pub(super) struct Iteration<'a> {
+    pub(super) m: &'a ModelSpec,
     batch: &'a Batch,
-    tp: u64,
-    ep: u64,
-    t: u64,
-    p: Precision,
+    pub(super) tp: u64,
+    pub(super) ep: u64,
+    pub(super) t: u64,
+    pub(super) p: Precision,
     routing: &'a Routing,
 }
 
@@ -456,24 +471,28 @@ fn moe_ffn(
 ) -> Result<NodeIndex, ModelError> {
     let (t, ep, h) = (it.t, it.ep, it.m.hidden);
     let layer = Some(l);
-    let router = b.add(&[last], "router", layer, gemm(t, moe.experts, h));
     let plan = it.m.plans[l as usize];
-    let gate = plan.router.gate_flops(moe.experts, moe.top_k);
-    let mut topk = b.elementwise(&[router], "topk", layer, (t, moe.experts, 0, gate), Rows(1));
-    let a2a = OpKind::AllToAll {
-        bytes: (t as f64 * moe.top_k as f64 * h as f64 * it.p.activations.bytes()).ceil() as u64,
-        devices: ep,
-    };
-    if ep > 1 {
-        topk = b.add(&[topk], "moe_dispatch", layer, a2a.clone());
-    }
+    let scored = knob_ops::scored_experts(&plan, &moe);
+    let router = b.add(&[last], "router", layer, gemm(t, scored, h));
+    let gate = plan.router.gate_flops(scored, moe.top_k);
+    let mut topk = b.elementwise(&[router], "topk", layer, (t, scored, 0, gate), Rows(1));
     let counts = match it.routing {
-        Routing::Uniform => Routing::uniform_counts(t * ep, moe.experts, moe.top_k),
+        Routing::Uniform => knob_ops::uniform_counts(&plan, &moe, t * ep),
         Routing::PerLayer(v) => v.get(l as usize).cloned().ok_or(ModelError::Zero {
             field: "routing (a layer has no expert token counts)",
         })?,
     };
-    let mut experts = expert_ops(b, it, layer, &moe, &counts, topk);
+    if counts.len() < scored as usize {
+        return Err(ModelError::Zero {
+            field: "routing (a layer has fewer expert counts than scored experts)",
+        });
+    }
+    let a2a = knob_ops::all_to_all(it, &plan, &moe, &counts);
+    if ep > 1 {
+        topk = b.add(&[topk], "moe_dispatch", layer, a2a.clone());
+    }
+    let ffn_counts = &counts[..moe.experts as usize];
+    let mut experts = expert_ops(b, it, layer, &moe, ffn_counts, topk);
     if let Some(d) = plan.expert_weights {
         // The routed experts' weights in their own type (gpt-oss's MXFP4); the rest of the
         // layer, the shared expert included, in the run's.
@@ -484,6 +503,8 @@ fn moe_ffn(
     if ep > 1 {
         experts = vec![b.add(&experts, "moe_combine_a2a", layer, a2a)];
     }
+    let zc = (layer, &plan, &moe);
+    experts.extend(knob_ops::constant_experts(b, it, zc, &counts, topk));
     // Weighted sum of each token's top-k expert outputs.
     let combined = b.elementwise(
         &experts,

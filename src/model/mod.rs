@@ -8,8 +8,11 @@ mod activation;
 mod footprint;
 mod gemm_shape;
 mod graph;
+mod knob_ops;
+mod knobs;
 mod op;
 mod plan;
+mod precision;
 mod spec;
 mod variants;
 
@@ -18,6 +21,9 @@ pub use footprint::Footprint;
 pub use graph::{
     Batch, IterationGraph, Parallelism, PrefillChunk, Routing, build_iteration,
     build_iteration_with, check_layout,
+};
+pub use knobs::{
+    ExpertKind, GroupScale, ImageKeep, KPmf, Knobs, LayerQuant, MAX_K, PPM, ZeroExperts, ppm,
 };
 pub use op::{LowRankShape, Op, OpKind, Precision, ScoreShape};
 pub use plan::{Attention, Ffn, GroupLimit, LayerPlan, Mla, Router, causal_pairs};

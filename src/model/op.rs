@@ -5,6 +5,7 @@ mod attention;
 use serde::Serialize;
 
 use super::activation::Activation;
+use super::knobs::GroupScale;
 use crate::units::{Bytes, Flops};
 use crate::work::{self, CollectiveKind, CollectiveWork, Dtype, OpClass, Streams, Work};
 pub use attention::{LowRankShape, ScoreShape};
@@ -19,6 +20,9 @@ pub struct Precision {
     pub activations: Dtype,
     /// Element type of the KV cache.
     pub kv: Dtype,
+    /// Per-group scales stored beside quantized weights (none: the type's bytes only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scales: Option<GroupScale>,
 }
 
 impl Precision {
@@ -28,7 +32,13 @@ impl Precision {
             weights: d,
             activations: d,
             kv: d,
+            scales: None,
         }
+    }
+
+    /// Bytes per weight element: the type's, plus its share of a group's scale.
+    pub fn weight_bytes(&self) -> f64 {
+        self.weights.bytes() + self.scales.map_or(0.0, GroupScale::bytes_per_weight)
     }
 
     /// The type arithmetic runs in: the narrower of weights and activations
@@ -399,7 +409,7 @@ struct KindWork {
 
 /// `batch` products `[m,k]·[k,n]`: the weights once per product, 2·m·n·k FLOPs each.
 fn gemm_work(m: u64, n: u64, k: u64, batch: u64, p: &Precision) -> KindWork {
-    let (ew, ea) = (p.weights.bytes(), p.activations.bytes());
+    let (ew, ea) = (p.weight_bytes(), p.activations.bytes());
     let (m, n, k, bt) = (m as f64, n as f64, k as f64, batch as f64);
     let s = Streams {
         weights: Bytes(bt * k * n * ew),
@@ -422,7 +432,7 @@ fn expert_ffn_work(
     (inner, gated, act): (u64, bool, Activation),
     p: &Precision,
 ) -> KindWork {
-    let (ew, ea) = (p.weights.bytes(), p.activations.bytes());
+    let (ew, ea) = (p.weight_bytes(), p.activations.bytes());
     let (t, h, i) = (tokens as f64, hidden as f64, inner as f64);
     // Matrices, and FLOPs per inner element of the activation (silu(gate)·up: 5; ReLU: 1).
     let mats = if gated { 3.0 } else { 2.0 };
@@ -499,52 +509,5 @@ fn all_reduce_work(bytes: u64, devices: u64, p: &Precision) -> KindWork {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn bf16() -> Precision {
-        Precision::uniform(Dtype::Bf16)
-    }
-
-    #[test]
-    fn gemm_work_is_2mnk() {
-        let op = Op::new(
-            "x",
-            None,
-            OpKind::Gemm {
-                m: 64,
-                n: 6144,
-                k: 4096,
-                batch: 1,
-            },
-            bf16(),
-        );
-        let w = op.work();
-        assert_eq!(w.flops.value(), 2.0 * 64.0 * 6144.0 * 4096.0);
-        assert_eq!(w.bytes.weights.value(), 6144.0 * 4096.0 * 2.0);
-        assert_eq!(w.bytes.act_in.value(), 64.0 * 4096.0 * 2.0);
-        assert_eq!(w.bytes.act_out.value(), 64.0 * 6144.0 * 2.0);
-    }
-
-    #[test]
-    fn weight_only_int4_computes_in_bf16() {
-        let p = Precision {
-            weights: Dtype::Int4,
-            activations: Dtype::Bf16,
-            kv: Dtype::Bf16,
-        };
-        let op = Op::new(
-            "x",
-            None,
-            OpKind::Gemm {
-                m: 1,
-                n: 8,
-                k: 8,
-                batch: 1,
-            },
-            p,
-        );
-        assert_eq!(op.work().compute, Dtype::Bf16);
-        assert_eq!(op.work().bytes.weights.value(), 32.0);
-    }
-}
+#[path = "op_tests.rs"]
+mod tests;

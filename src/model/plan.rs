@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use super::knobs::Knobs;
 use super::variants::Variant;
 use crate::work::Dtype;
 
@@ -223,6 +224,10 @@ pub struct LayerPlan {
     /// Its MatryoshkaKV ranks, pruned sublayers, skipping and token selection ([`Variant`];
     /// the default is the plain layer).
     pub variant: Variant,
+    /// The seed papers' variants (MoE++, top-p routing, per-layer precision, dropped image
+    /// tokens), all off in a plain layer.
+    #[serde(skip_serializing_if = "Knobs::is_neutral")]
+    pub knobs: Knobs,
 }
 
 impl LayerPlan {
@@ -238,6 +243,7 @@ impl LayerPlan {
             expert_weights: None,
             router: Router::default(),
             variant: Variant::default(),
+            knobs: Knobs::default(),
         }
     }
 

@@ -393,7 +393,8 @@ impl ModelSpec {
                 let shared = m.shared.map_or(0, |s| {
                     self.ffn_matrices() * h * s.intermediate + if s.sigmoid_gate { h } else { 0 }
                 });
-                m.experts * self.ffn_matrices() * h * m.intermediate + h * m.experts + shared
+                let zc = self.plans[l as usize].knobs.zc.map_or(0, |z| z.params(h));
+                m.experts * self.ffn_matrices() * h * m.intermediate + h * m.experts + shared + zc
             }
             (Ffn::Dense { intermediate }, _) => self.ffn_matrices() * h * intermediate,
             (Ffn::Moe, None) => 0,
@@ -422,6 +423,9 @@ impl ModelSpec {
     /// ([`LayerPlan::expert_weights`]) or else `weights`. Returned as (all but the routed
     /// experts, the routed experts).
     pub fn weight_bytes(&self, weights: Dtype) -> (f64, f64) {
+        if let Some(x) = self.layer_weight_bytes(weights) {
+            return x;
+        }
         let Some(m) = self.moe else {
             return (self.params() as f64 * weights.bytes(), 0.0);
         };
@@ -470,6 +474,7 @@ impl ModelSpec {
     /// type `kv`: keys and values of its KV heads (split while there are enough, replicated
     /// beyond), or under latent attention the latent and RoPE key, whole on every device.
     pub fn kv_bytes_layer(&self, l: u32, kv: Dtype, tp: u64) -> f64 {
+        let kv = self.plans[l as usize].knobs.kv_type().unwrap_or(kv);
         let elems = match self.plans[l as usize].mla {
             None => 2 * self.kv_heads_per_device(tp) * self.head_dim,
             Some(a) => a.cache_elems(),
@@ -497,7 +502,8 @@ impl ModelSpec {
     pub fn kv_bytes_held(&self, len: u64, kv: Dtype, tp: u64) -> f64 {
         (0..self.layers())
             .map(|l| {
-                self.plans[l as usize].attention.keys(len) as f64 * self.kv_bytes_layer(l, kv, tp)
+                let held = len - self.plans[l as usize].knobs.image_dropped(len);
+                self.plans[l as usize].attention.keys(held) as f64 * self.kv_bytes_layer(l, kv, tp)
             })
             .sum()
     }

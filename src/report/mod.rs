@@ -139,6 +139,9 @@ pub struct RunInputs {
 pub struct MemoryUse {
     /// Weights held by one device.
     pub weights_bytes: f64,
+    /// Average bits per weight over every parameter (per-layer precision, group scales and
+    /// the experts' storage type included).
+    pub bits_per_weight: f64,
     /// KV cache held by one device.
     pub kv_bytes: f64,
     /// One device's memory capacity.

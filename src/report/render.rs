@@ -208,8 +208,9 @@ fn table(r: &RunReport, md: bool) -> String {
     let m = &r.memory;
     let _ = writeln!(
         s,
-        "\nmemory per device: weights {} + KV cache {} of {}{}",
+        "\nmemory per device: weights {} ({:.2} bits per weight) + KV cache {} of {}{}",
         si(m.weights_bytes, "B"),
+        m.bits_per_weight,
         si(m.kv_bytes, "B"),
         si(m.capacity_bytes, "B"),
         if m.fits {

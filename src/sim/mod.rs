@@ -9,4 +9,5 @@ pub mod iteration;
 pub mod kv;
 pub mod routing;
 pub mod serving;
+pub mod variant_routing;
 pub mod workload;

@@ -40,9 +40,13 @@ fn routed(op: &Op) -> bool {
 }
 
 impl Coster<'_> {
-    /// Whether skewed layers may be priced in closed form: no unit overlap, no spans asked.
+    /// Whether skewed layers may be priced in closed form: no unit overlap, no spans asked,
+    /// and no layer that routes under a variant (MoE++'s zero-computation experts and top-p
+    /// routing make the all-to-all and the constant experts depend on each layer's counts).
     pub(super) fn closed_form(&self, spans: bool) -> bool {
-        !spans && !self.policy.overlaps()
+        let variant =
+            |m: &crate::model::ModelSpec| m.plans.iter().any(|p| p.knobs.routes_variant());
+        !spans && !self.policy.overlaps() && !self.templates.iter().any(variant)
     }
 
     /// Every layer of one iteration, `counts[l]` the tokens per expert of layer `l`, priced

@@ -216,6 +216,18 @@ impl Router {
         self.top_k
     }
 
+    /// Each layer's expert weights replaced by `f(layer, weights)`, which may add experts (MoE++
+    /// appends its zero-computation experts), and its count sampler rebuilt for them; a uniform
+    /// router is left as it is.
+    pub fn reweighted(mut self, f: impl Fn(usize, &[f64]) -> Vec<f64>) -> Router {
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            *l = Layer::new(f(i, &l.w));
+        }
+        let k = self.top_k as usize;
+        self.fast = self.layers.iter().map(|l| Counts::new(&l.w, k)).collect();
+        self
+    }
+
     /// Whether every layer gets the same counts (so one layer stands for all).
     pub fn is_uniform(&self) -> bool {
         self.spec == RoutingSpec::Uniform
@@ -230,7 +242,7 @@ impl Router {
         if self.is_uniform() {
             return crate::model::Routing::uniform_counts(tokens, self.experts, k);
         }
-        let n = self.experts as usize;
+        let n = self.layers[layer].w.len();
         if k == self.top_k {
             return self.fast[layer].draw(n, tokens, rng);
         }

@@ -17,6 +17,7 @@ mod graph;
 mod hw_presets;
 mod invariants;
 mod kernels;
+mod knobs;
 mod layers;
 mod pim;
 mod plans;

@@ -175,6 +175,7 @@ pub(super) fn plans(doc: &Doc, s: &Shape) -> Result<Vec<LayerPlan>, ConfigError>
                 expert_weights: if moe { s.expert_weights } else { None },
                 router,
                 variant: Variant::default(),
+                knobs: Default::default(),
             }
         })
         .collect())

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::doc::{DocFile, span_in};
-use super::{TOML_FIELDS, fields_of, is_toml, variants};
+use super::{TOML_FIELDS, fields_of, is_toml, knobs, variants};
 use crate::config::error::ConfigError;
 use crate::config::presets;
 use crate::config::source::Source;
@@ -85,12 +85,18 @@ fn target(src: &Source, name: &str) -> Option<PathBuf> {
 /// Every key of a dyad model TOML is one dyad reads: [`TOML_FIELDS`], a variant key, or
 /// `extends`.
 fn check_keys(src: &Source, fields: &Map<String, Value>) -> Result<(), ConfigError> {
-    let known = |k: &str| TOML_FIELDS.contains(&k) || variants::KEYS.contains(&k) || k == "extends";
+    let known = |k: &str| {
+        TOML_FIELDS.contains(&k)
+            || variants::KEYS.contains(&k)
+            || knobs::KEYS.contains(&k)
+            || k == "extends"
+    };
     let Some(k) = fields.keys().find(|k| !known(k)) else {
         return Ok(());
     };
     let mut valid: Vec<&str> = TOML_FIELDS.to_vec();
     valid.extend(variants::KEYS);
+    valid.extend(knobs::KEYS);
     valid.push("extends");
     Err(src
         .at(span_in(src, false, k), format!("unknown key `{k}`"))

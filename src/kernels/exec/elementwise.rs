@@ -7,10 +7,11 @@ use std::ops::Range;
 use super::{Context, Outcome, Unsupported, combine_parts, rand, usize_of};
 use crate::kernels::attention::Heads;
 use crate::kernels::elementwise::{
-    add, add_rmsnorm, embedding, ffn_act, head_rmsnorm, rope, sigmoid_scale, softcap,
+    add, add_rmsnorm, dequantize, embedding, ffn_act, head_rmsnorm, rope, sigmoid_scale, softcap,
 };
 use crate::kernels::gemm::expand;
 use crate::kernels::moe::{combine, route, route_with};
+use crate::kernels::moe_plus::constant_mix;
 use crate::kernels::{Count, Elem, Rng, elems, normalized_error, to_elems, to_f32s};
 use crate::map::plan::{Axis, OpPlan, PartitionPlan};
 use crate::model::{Batch, ModelSpec, OpKind, Router};
@@ -86,6 +87,8 @@ pub(super) fn run<E: Elem>(p: &OpPlan, cx: Context, elements: u64, rng: &mut Rng
         "act" => run_act::<E>(plan, m, m.ffn_inner(p.op.layer.unwrap_or(0)), elements, rng),
         "topk" => run_topk::<E>(plan, m, p.op.layer, [elements, reads], rng),
         "moe_combine" => run_moe_combine::<E>(plan, m, elements, rng),
+        "dequant" => run_dequant(plan, elements, rng),
+        n if n.starts_with("const_expert_") => run_const_mix::<E>(plan, m, elements, rng),
         other => Err(Unsupported::ElementwiseName(other.to_string())),
     }
 }
@@ -253,8 +256,9 @@ fn run_topk<E: Elem>(
     logits: [u64; 2],
     rng: &mut Rng,
 ) -> Outcome {
+    // The router scores `reads` experts per token (MoE++'s zero-computation ones included).
     let (ne, k) = match m.moe {
-        Some(x) => (usize_of(x.experts), usize_of(x.top_k)),
+        Some(x) => (usize_of(logits[1]), usize_of(x.top_k)),
         None => return Err(Unsupported::DenseModel("topk")),
     };
     let router = layer
@@ -296,4 +300,31 @@ fn run_moe_combine<E: Elem>(
         .collect();
     let reference = to_f32s(&combine(&r, &outs, h, &mut Count::default()));
     combine_parts(plan, h, &reference, |_, c| combine(&r, &outs, h, c))
+}
+
+/// A constant expert's mix (MoE++) on random rows, weights per row and vector `v`.
+fn run_const_mix<E: Elem>(
+    plan: &PartitionPlan,
+    m: &ModelSpec,
+    elements: u64,
+    rng: &mut Rng,
+) -> Outcome {
+    let h = usize_of(m.hidden);
+    let x = rand::<E>(rng, &[elements], 1.0);
+    let alpha = rng.vec(2 * usize_of(elements) / h.max(1), 0.5);
+    let v = rng.vec(h, 1.0);
+    let go = |c: &mut Count| constant_mix::<E>(&x, &alpha, &v, h, c);
+    let reference = to_f32s(&go(&mut Count::default()));
+    combine_parts(plan, h, &reference, |_, c| go(c))
+}
+
+/// Weight-only dequantization of a layer's `elements` weights (groups of 128), its FLOPs only.
+fn run_dequant(plan: &PartitionPlan, elements: u64, rng: &mut Rng) -> Outcome {
+    let n = usize_of(elements);
+    let q: Vec<f32> = (0..n).map(|i| (i % 16) as f32).collect();
+    let groups = n.div_ceil(128);
+    let (s, z) = (rng.vec(groups, 0.1), vec![8.0; groups]);
+    let go = |c: &mut Count| to_elems::<f32>(&dequantize(&q, &s, &z, 128, &mut c.flops));
+    let reference = go(&mut Count::default());
+    combine_parts(plan, 1, &reference, |_, c| go(c))
 }

@@ -11,6 +11,7 @@ use crate::model::{Footprint, Parallelism};
 use crate::sim::iteration::Coster;
 use crate::sim::kv::PagedKv;
 use crate::sim::routing::Router;
+use crate::sim::variant_routing;
 use crate::sim::workload::{Arrivals, RequestSpec, generate, rng};
 use crate::units::Bytes;
 
@@ -69,6 +70,7 @@ impl<'a> Bench<'a> {
                 &mut route_rng,
             )
         });
+        let router = router.map(|rt| variant_routing::with_zero_experts(rt, m));
         if s.policy != Policy::AllXpu && s.sys.pim.is_none() {
             return Err(ServingError::PolicyNeedsPim {
                 policy: s.policy.name(),

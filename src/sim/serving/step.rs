@@ -8,6 +8,7 @@ use super::{IterationRecord, ServingError};
 use crate::hw::IterShape;
 use crate::model::{Batch, PrefillChunk};
 use crate::sim::iteration::IterCost;
+use crate::sim::variant_routing;
 
 impl Bench<'_> {
     /// Releases the requests that have arrived and plans the next iteration; `None` when every
@@ -76,6 +77,9 @@ impl Bench<'_> {
         let rng = &mut self.route_rng;
         let counts: Vec<Vec<u64>> = match &self.router {
             None => Vec::new(),
+            Some(rt) if variant_routing::routes_variants(&self.s.model) => {
+                variant_routing::layer_counts(rt, &self.s.model, tokens, rng)
+            }
             Some(rt) if rt.is_uniform() => vec![rt.counts(0, tokens, rt.top_k(), rng)],
             Some(rt) => (0..self.s.model.layers() as usize)
                 .map(|l| rt.counts(l, tokens, rt.top_k(), rng))
