@@ -4,13 +4,15 @@ import csv
 import json
 import sys
 
-out, tmp, variants = sys.argv[1], sys.argv[2], sys.argv[3].split()
+out, tmp, variants, moe = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4].split()
+per_model = {"llama-3-8b": variants, "mixtral-8x7b": variants + moe}
 models = {"llama-3-8b": "Llama-3-8B, 1 device (TP 1), bf16",
           "mixtral-8x7b": "Mixtral-8x7B, 2 devices (TP 2), bf16"}
 systems = {"h100": "GPU", "duplex": "Duplex"}
 names = {"plain": "plain", "matryoshka": "MatryoshkaKV 37.5%", "finercut": "FinerCut 8/32 attn",
          "masformer": "MASFormer 4 full + w 1024", "delta": "DELTA top 2048 (p16)",
-         "indexer": "DSA indexer top 2048", "skip-8": "skip 8/32 layers"}
+         "indexer": "DSA indexer top 2048", "skip-8": "skip 8/32 layers",
+         "moepp": "MoE++ τ 0.75 (+4 ZC experts)", "top-p": "top-p 0.4 (1.76 experts)"}
 
 
 def points(path):
@@ -19,7 +21,7 @@ def points(path):
 
 
 def variant_of(value):
-    for v in variants:
+    for v in variants + moe:
         if value.endswith(f"-{v}.toml"):
             return v
     return "plain"
@@ -69,7 +71,7 @@ for m, title in models.items():
     w.append("| variant | system | tok/s | vs plain | Duplex/GPU | TBT p50 (ms) | J/tok (mJ) "
              "| KV cap (k tokens) | batch | PIM |")
     w.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for v in variants:
+    for v in per_model[m]:
         for s, sn in systems.items():
             r = rows[(v, s)]
             if r["error"]:
@@ -94,7 +96,7 @@ for m, title in models.items():
     w.append("| variant | GPU (ms) | Duplex (ms) | Duplex speed-up | attn adv. | KV/token (KiB) "
              "| Duplex: attention | select | attn proj | ffn | other |")
     w.append("|---|---:|---:|---:|---:|---:|---|---|---|---|---|")
-    for v in variants:
+    for v in per_model[m]:
         g, gt = times(run(m, v, "h100"))
         d = run(m, v, "duplex")
         dd, dt = times(d)
@@ -125,6 +127,62 @@ for m in models:
                  f"| {tg:.0f} | {td:.0f} | {td / tg:.2f}x "
                  f"| {100 * float(d[b]['pim_time_share']):.0f}% |")
 
+
+
+def expert_time(d):
+    """Time of the expert side (FFN and constant experts) by unit."""
+    t = {}
+    for o in d["ops"]:
+        if o["name"].startswith(("expert_", "const_")):
+            t[o["unit"]] = t.get(o["unit"], 0.0) + o["time_s"]
+    return t
+
+
+def moepp():
+    """MoE++'s expert time against τ (Table 3's trend) and its serving runs."""
+    taus = ["vanilla", "0.1", "0.25", "0.5", "0.75", "1.0"]
+    r = {t: (1.0 if t == "vanilla" else float(t) * 8 / (float(t) * 8 + 4)) for t in taus}
+    e = {(t, s, ph): expert_time(json.load(open(f"{tmp}/moepp-{t}-{s}{ph}.json")))
+         for t in taus for s in systems for ph in ("", "-prefill")}
+    tot = lambda x: sum(x.values())
+    # The affine fit t = a + b·r through τ = 0.1 and 1.0 of the GPU's prefill, and the largest
+    # departure from it of the τ between.
+    (r0, t0), (r1, t1) = [(r[t], tot(e[(t, "h100", "-prefill")])) for t in ("0.1", "1.0")]
+    b = (t1 - t0) / (r1 - r0)
+    a = t0 - b * r0
+    dev = max(abs(tot(e[(t, "h100", "-prefill")]) / (a + b * r[t]) - 1) for t in taus[2:5])
+    def serving(s):
+        rows = {float(p["model.moe_tau"]): p for p in points(f"{out}/moepp/mixtral-8x7b-{s}/points.csv")}
+        plain = [p for p in points(f"{out}/mixtral-8x7b/{s}/points.csv") if variant_of(p["model"]) == "plain"]
+        return {t: (plain[0] if t == "vanilla" else rows[float(t)]) for t in taus}
+    g, d = serving("h100"), serving("duplex")
+    w = ["\n## MoE++ on Mixtral-8x7B against τ (Table 3's trend)\n",
+         "r: the FFN share of routed slots, τ·8 / (τ·8 + 4) (vanilla: 1, and no zero-computation "
+         "experts). Expert time: the FFN and constant experts' op time in one iteration on one "
+         "device of TP 2: a prefill of 8 prompts of 4,096 tokens (compute-bound) and a decode "
+         "step of batch 256 at KV 4,096; on Duplex the longer of its xPU and PIM parts (they run "
+         "at once under co-processing), and PIM's share of the summed expert op time. Serving: "
+         "the study's closed loop.\n",
+         "| τ | r | prefill experts GPU (ms) | affine fit (ms) | decode experts GPU (ms) "
+         "| decode experts Duplex (ms) | on PIM | tok/s GPU | tok/s Duplex |",
+         "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for t in taus:
+        dx = e[(t, "duplex", "")]
+        sv = lambda rows: f"{float(rows[t]['output_tokens_per_s']):.0f}"
+        w.append(f"| {t} | {r[t]:.3f} | {1e3 * tot(e[(t, 'h100', '-prefill')]):.2f} "
+                 f"| {1e3 * (a + b * r[t]):.2f} | {1e3 * tot(e[(t, 'h100', '')]):.2f} "
+                 f"| {1e3 * max(dx.values()):.2f} "
+                 f"| {100 * dx.get('pim', 0.0) / max(tot(dx), 1e-30):.0f}% "
+                 f"| {sv(g)} | {sv(d)} |")
+    w.append(f"\nAffine fit through τ = 0.1 and 1.0: {1e3 * a:.3f} ms + {1e3 * b:.3f} ms × r; "
+             f"τ = 0.25, 0.5, 0.75 depart from it by at most {100 * dev:.2g}%. Paper "
+             f"(REFERENCE.md §MoE++): 1.1–2.1x expert forward throughput against a vanilla MoE "
+             f"of the same size; dyad's prefill expert time, vanilla over MoE++: "
+             + ", ".join(f"{tot(e[('vanilla', 'h100', '-prefill')]) / tot(e[(t, 'h100', '-prefill')]):.2f}x (τ {t})"
+                         for t in taus[1:]) + ".")
+    return w
+
+
 w.append("\n## Headline figures against dyad's\n")
 w.append("| variant | paper (REFERENCE.md) | dyad |")
 w.append("|---|---|---|")
@@ -153,8 +211,16 @@ for m in models:
     w.append(f"| layer skipping 8/32 ({m}) | decode up to L/(L−n) = 1.33x (§Unified layer "
              f"skipping) | decode iteration {gt('plain', 'h100') / gt('skip-8', 'h100'):.3f}x "
              f"(GPU), {gt('plain', 'duplex') / gt('skip-8', 'duplex'):.3f}x (Duplex) |")
+    if m == "mixtral-8x7b":
+        ef = lambda v: sum(o["flops"] for o in run(m, v, "h100")["ops"] if o["name"].startswith("expert_"))
+        w.append(f"| dynamic top-p 0.4 ({m}) | 1.76 experts per token, routed-expert FLOPs x 0.88 "
+                 f"against top-2 (§Dynamic top-p routing) | decode batch 64: routed-expert FLOPs "
+                 f"{ef('top-p') / ef('plain'):.3f} of top-2; decode iteration "
+                 f"{gt('plain', 'h100') / gt('top-p', 'h100'):.3f}x (GPU), "
+                 f"{gt('plain', 'duplex') / gt('top-p', 'duplex'):.3f}x (Duplex) |")
     for v, ref in (("delta", "§DELTA: no figure"), ("indexer", "§DeepSeek-V3.2 sparse attention: no speed figure")):
         w.append(f"| {names[v]} ({m}) | {ref} | decode iteration at KV 4096 "
                  f"{gt('plain', 'h100') / gt(v, 'h100'):.3f}x (GPU), "
                  f"{gt('plain', 'duplex') / gt(v, 'duplex'):.3f}x (Duplex) |")
+w += moepp()
 open(f"{out}/summary.md", "w").write("\n".join(w) + "\n")
