@@ -13,7 +13,8 @@ use crate::map::plan::{Unit, plan_iteration};
 use crate::map::{Policy, place_by_layer};
 use crate::model::{
     Attention, Batch, Ffn, KvRanks, LayerPlan, Mla, ModelError, ModelSpec, Moe, Parallelism,
-    Precision, PrefillChunk, Routing, SharedExpert, Variant, build_iteration_with, check_layout,
+    Precision, PrefillChunk, Routing, Scorer, SharedExpert, Sparse, Variant, build_iteration_with,
+    check_layout,
 };
 use crate::work::Dtype;
 
@@ -192,6 +193,10 @@ pub fn scaled(m: &ModelSpec, scale: u64, layers: u32) -> Result<ModelSpec, Valid
                     key: (r.key / scale).max(1),
                     value: (r.value / scale).max(1),
                 }),
+                select: p.variant.select.map(|s| Scorer {
+                    dim: (s.dim / scale).max(1),
+                    ..s
+                }),
                 ..p.variant
             },
             ..p
@@ -215,8 +220,8 @@ pub fn scaled(m: &ModelSpec, scale: u64, layers: u32) -> Result<ModelSpec, Valid
     })
 }
 
-/// Sliding windows of `m` narrowed to at most `tokens`, and Llama-4's attention chunks to at
-/// most `tokens + 1` (a window or chunk wider than the checked sequences would never drop a
+/// Sliding windows of `m` narrowed to at most `tokens`, sparse reads to at most `tokens` kept,
+/// and Llama-4's attention chunks to at most `tokens + 1` (a window or chunk wider than the checked sequences would never drop a
 /// key): the spans the scaled model is checked with. With `tokens` half the prompt, the whole
 /// prompt spans two chunks, and the second prefill chunk (half a prompt after a cached half)
 /// starts one position before a chunk boundary: it reads the cache from its chunk's start and
@@ -233,6 +238,21 @@ fn narrow_spans(m: &mut ModelSpec, tokens: u64) {
             },
             Attention::Full => Attention::Full,
         };
+        // A sparse read keeps at most `tokens` in pages of at most as many, so that every
+        // decode sequence and the whole prompt reach past it and the kernels read only the kept
+        // tokens, as the model charges. Latent-attention layers keep theirs: the latent kernels
+        // read every key, and the default batch stays under DeepSeek-V3.2's 2,048.
+        if p.mla.is_none() {
+            let kept = |k: u64| k.min(tokens);
+            p.variant.sparse = p.variant.sparse.map(|s| Sparse {
+                kept: kept(s.kept),
+                page: s.page.min(kept(s.kept)).max(1),
+            });
+            p.variant.select = p.variant.select.map(|s| Scorer {
+                kept: kept(s.kept),
+                ..s
+            });
+        }
     }
 }
 

@@ -114,6 +114,26 @@ pub fn attend_window<E: Elem>(
     attend_plain(x, part, &band, &|s: Seq| (s.ctx + 1).saturating_sub(w), c)
 }
 
+/// A sparse layer's prefill (DELTA, DeepSeek-V3.2), as the model charges it: a query at p
+/// attends the `band` keys p − `band` + 1 ..= p, and each sequence's cache is read from the first
+/// key its span of `window` keys shows (`usize::MAX`: the whole cache).
+pub fn attend_band<E: Elem>(
+    x: &AttnInput<E>,
+    part: &AttnPart,
+    band: usize,
+    window: usize,
+    c: &mut Count,
+) -> AttnOut<E> {
+    let mask = move |q: usize, k: usize| k <= q && q - k < band;
+    attend_plain(
+        x,
+        part,
+        &mask,
+        &|s: Seq| (s.ctx + 1).saturating_sub(window),
+        c,
+    )
+}
+
 /// Llama-4's chunked local attention: a query at position p sees the keys of its own chunk of
 /// `c` positions up to itself, and each sequence's cache is read from the start of the chunk
 /// its first new query is in, so a chunk of q new tokens after ctx reads ctx mod c + q keys

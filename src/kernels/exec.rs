@@ -6,21 +6,22 @@ use std::ops::Range;
 
 use half::{bf16, f16};
 
-use super::attention::{
-    AttnInput, AttnOut, AttnPart, Heads, Seq, attend, attend_chunked, attend_under, attend_window,
-    merge,
-};
 use super::gemm::{expand, gemm, gemm_columns, gemm_inner};
 use super::mla::MlaShape;
 use super::moe::{Expert, expert_ffn_act};
 use super::{Count, Elem, Rng, elems, normalized_error, to_elems, to_f32s, tolerance};
 use crate::map::plan::{Axis, OpPlan, PartitionPlan};
-use crate::model::{Activation, Attention, Batch, ModelSpec, OpKind};
+use crate::model::{Activation, Batch, ModelSpec, OpKind};
 use crate::work::Dtype;
 
+mod attn;
 mod collective;
 mod elementwise;
 mod mla;
+mod score;
+
+pub use attn::{Reads, run_attention};
+use attn::{attn_input, decode_seqs, heads_of, prefill_seqs, sparse_of, window_of};
 
 pub use collective::{all_to_all, ring_allreduce};
 
@@ -209,12 +210,13 @@ fn run<E: Elem>(p: &OpPlan, cx: Context, rng: &mut Rng) -> Outcome {
             head_dim,
             ..
         } => {
-            let seqs = match p.op.kind {
-                OpKind::AttnDecode { .. } => decode_seqs(cx.batch),
-                _ => prefill_seqs(cx.batch),
+            let decode = matches!(p.op.kind, OpKind::AttnDecode { .. });
+            let seqs = match decode {
+                true => decode_seqs(cx.batch),
+                false => prefill_seqs(cx.batch),
             };
             let x = attn_input(heads_of(heads, kv_heads, head_dim), seqs, rng);
-            run_attention::<E>(plan, x, attention_of(p, cx))
+            run_attention::<E>(plan, x, Reads::of(p, cx, decode))
         }
         OpKind::AttnMla {
             absorbed,
@@ -237,15 +239,16 @@ fn run<E: Elem>(p: &OpPlan, cx: Context, rng: &mut Rng) -> Outcome {
         // MatryoshkaKV at equal ranks: attention over rank-wide heads (the scale aside, the
         // same kernel and counts).
         OpKind::AttnLowRank(r) if r.key_dim == r.value_dim => {
-            let seqs = match p.op.name.as_str() {
-                "attn_decode" => decode_seqs(cx.batch),
-                _ => prefill_seqs(cx.batch),
+            let decode = p.op.name == "attn_decode";
+            let seqs = match decode {
+                true => decode_seqs(cx.batch),
+                false => prefill_seqs(cx.batch),
             };
             let x = attn_input(heads_of(r.heads, r.kv_heads, r.key_dim), seqs, rng);
-            run_attention::<E>(plan, x, attention_of(p, cx))
+            run_attention::<E>(plan, x, Reads::of(p, cx, decode))
         }
         OpKind::AttnLowRank(_) => Err(Unsupported::NoPlanKernel("unequal-rank attention")),
-        OpKind::TokenScore(_) => Err(Unsupported::NoPlanKernel("token-scoring")),
+        OpKind::TokenScore(s) => score::run_score::<E>(p, cx, s, rng),
         OpKind::Elementwise { elements, .. } => elementwise::run::<E>(p, cx, elements, rng),
         OpKind::AllReduce { bytes, devices } => run_all_reduce::<E>(plan, bytes, devices, rng),
         OpKind::AllToAll { bytes, devices } => run_all_to_all::<E>(plan, bytes, devices, rng),
@@ -301,39 +304,6 @@ fn run_expert<E: Elem>(
         Axis::Inner => run(&expand(share), c),
         _ => run(&all, c),
     })
-}
-
-/// The head layout of an attention op.
-fn heads_of(heads: u64, kv_heads: u64, head_dim: u64) -> Heads {
-    Heads {
-        heads: usize_of(heads),
-        kv_heads: usize_of(kv_heads),
-        head_dim: usize_of(head_dim),
-    }
-}
-
-/// The batch's decode sequences: one new token after `kv − 1` cached ones each.
-fn decode_seqs(batch: &Batch) -> Vec<Seq> {
-    batch
-        .decode_kv
-        .iter()
-        .map(|&l| Seq {
-            ctx: usize_of(l.max(1) - 1),
-            q_len: 1,
-        })
-        .collect()
-}
-
-/// The batch's prefill chunks as sequences.
-fn prefill_seqs(batch: &Batch) -> Vec<Seq> {
-    batch
-        .prefill
-        .iter()
-        .map(|c| Seq {
-            ctx: usize_of(c.ctx),
-            q_len: usize_of(c.q_len),
-        })
-        .collect()
 }
 
 /// A ring all-reduce of one random message per device, against the plain sum.
@@ -440,114 +410,6 @@ fn combine_parts<E: Elem>(
         }
         Axis::Inner => err = normalized_error(&sum, reference),
         _ => {}
-    }
-    Ok((err, counts))
-}
-
-fn attn_input<E: Elem>(shape: Heads, seqs: Vec<Seq>, rng: &mut Rng) -> AttnInput<E> {
-    let (g, d) = (shape.kv_heads as u64, shape.head_dim as u64);
-    let tq: u64 = seqs.iter().map(|s| s.q_len as u64).sum();
-    AttnInput {
-        q: rand(rng, &[tq, shape.heads as u64, d], 1.0),
-        k_new: rand(rng, &[tq, g, d], 1.0),
-        v_new: rand(rng, &[tq, g, d], 1.0),
-        k_cache: seqs
-            .iter()
-            .map(|s| rand(rng, &[g, s.ctx as u64, d], 1.0))
-            .collect(),
-        v_cache: seqs
-            .iter()
-            .map(|s| rand(rng, &[g, s.ctx as u64, d], 1.0))
-            .collect(),
-        shape,
-        seqs,
-    }
-}
-
-/// The attention span of the op's layer (full outside the layers).
-fn attention_of(p: &OpPlan, cx: Context) -> Attention {
-    p.op.layer
-        .and_then(|l| cx.model.plans.get(l as usize))
-        .map_or(Attention::Full, |plan| plan.attention)
-}
-
-/// The sliding window of the op's layer, if it has one.
-fn window_of(p: &OpPlan, cx: Context) -> Option<usize> {
-    match attention_of(p, cx) {
-        Attention::Window { tokens } => Some(usize_of(tokens)),
-        Attention::Full | Attention::Chunk { .. } => None,
-    }
-}
-
-/// Executes attention under a heads or key-range plan (or whole / replicated). Under a sliding
-/// window or chunked `span` each part reads only the keys its queries see, and the reference is
-/// full attention over the whole cache under the band or chunk mask.
-pub fn run_attention<E: Elem>(plan: &PartitionPlan, x: AttnInput<E>, span: Attention) -> Outcome {
-    let (h, d) = (x.shape.heads, x.shape.head_dim);
-    let whole = AttnPart {
-        heads: 0..h,
-        keys: None,
-    };
-    let reference = match span {
-        Attention::Window { tokens } => {
-            let w = usize_of(tokens);
-            let band = move |q: usize, k: usize| k <= q && q - k < w;
-            attend_under(&x, &whole, &band, &mut Count::default())
-        }
-        Attention::Chunk { tokens } => {
-            let c = usize_of(tokens).max(1);
-            let same = move |q: usize, k: usize| k <= q && k / c == q / c;
-            attend_under(&x, &whole, &same, &mut Count::default())
-        }
-        Attention::Full => attend(&x, &whole, &mut Count::default()),
-    };
-    let reference = to_f32s(&reference.out);
-    let rows = reference.len() / (h * d).max(1);
-    let mut counts = Vec::new();
-    let mut outs: Vec<AttnOut<E>> = Vec::new();
-    let mut err: f64 = 0.0;
-    for pt in &plan.parts {
-        let mut c = Count::default();
-        let r = |v: &Range<u64>| v.start as usize..v.end as usize;
-        let part = match (plan.axis, pt.share.as_slice()) {
-            (Axis::Heads, [s]) => AttnPart {
-                heads: r(s),
-                keys: None,
-            },
-            (Axis::KvRange, [s]) => AttnPart {
-                heads: 0..h,
-                keys: Some(r(s)),
-            },
-            (Axis::Heads | Axis::KvRange, _) => {
-                return Err(Unsupported::AttentionRanges);
-            }
-            _ => whole.clone(),
-        };
-        let o = match span {
-            Attention::Chunk { tokens } => attend_chunked(&x, &part, usize_of(tokens), &mut c),
-            Attention::Window { tokens } => {
-                attend_window(&x, &part, Some(usize_of(tokens)), &mut c)
-            }
-            Attention::Full => attend(&x, &part, &mut c),
-        };
-        if plan.axis == Axis::Heads {
-            let hs = part.heads.clone();
-            let want: Vec<f32> = (0..rows)
-                .flat_map(|t| {
-                    hs.clone()
-                        .flat_map(move |hh| (0..d).map(move |j| (t, hh, j)))
-                })
-                .map(|(t, hh, j)| reference[(t * h + hh) * d + j])
-                .collect();
-            err = err.max(normalized_error(&to_f32s(&o.out), &want));
-        } else if plan.axis != Axis::KvRange {
-            err = err.max(normalized_error(&to_f32s(&o.out), &reference));
-        }
-        counts.push(c);
-        outs.push(o);
-    }
-    if plan.axis == Axis::KvRange {
-        err = normalized_error(&merge(&outs, d), &reference);
     }
     Ok((err, counts))
 }

@@ -29,6 +29,7 @@ pub mod mla;
 pub mod moe;
 pub mod moe_plus;
 mod rng;
+pub mod score;
 
 pub use exec::{OpCheck, PartCheck, check_op};
 pub use rng::Rng;

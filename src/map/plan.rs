@@ -262,8 +262,11 @@ fn split_of<'a>(m: &'a ModelSpec, o: &Op, tp: u64) -> (Axis, ShareOf<'a>) {
     let ffn = o.layer.map_or(0, |l| m.ffn_inner(l));
     let fi = ffn / tp;
     let mla = o.layer.and_then(|l| m.plans[l as usize].mla);
-    // Query and output columns per head: MLA's nope + rope and v, else head_dim.
-    let (q_cols, o_cols) = mla.map_or((d, d), |a| (a.nope + a.rope, a.v));
+    // Value columns per KV head: MatryoshkaKV's value rank (folded into W_v), else head_dim.
+    let dv = o.layer.map_or(d, |l| m.plans[l as usize].kv_dims(d).1);
+    // Query and output columns per head: MLA's nope + rope and v, else head_dim (the output's
+    // at the value rank).
+    let (q_cols, o_cols) = mla.map_or((d, dv), |a| (a.nope + a.rope, a.v));
     let kv_b = mla.map_or(0, |a| a.nope + a.v);
     let shared = m.moe.and_then(|x| x.shared).map_or(0, |s| s.intermediate);
     match o.name.as_str() {
@@ -274,13 +277,15 @@ fn split_of<'a>(m: &'a ModelSpec, o: &Op, tp: u64) -> (Axis, ShareOf<'a>) {
                 vec![
                     slot(0, hq * d, i),
                     big_h * d + g.start * d..big_h * d + g.end * d,
-                    (big_h + big_g) * d + g.start * d..(big_h + big_g) * d + g.end * d,
+                    (big_h + big_g) * d + g.start * dv..(big_h + big_g) * d + g.end * dv,
                 ]
             }),
         ),
         "rope" | "qk_norm" | "attn_prefill" | "attn_decode" | "q_absorb" | "v_up" => {
             (Axis::Heads, Box::new(move |i| vec![slot(0, hq, i)]))
         }
+        // MatryoshkaKV's projection: one product per KV head, each device its own heads'.
+        "qk_rank_proj" => (Axis::Heads, Box::new(move |i| vec![kv(i)])),
         "o_proj" => (
             Axis::Inner,
             Box::new(move |i| vec![slot(0, hq * o_cols, i)]),
@@ -434,5 +439,26 @@ mod tests {
             .filter(|p| p.plan.axis == Axis::Collective)
             .count();
         assert_eq!(ar, 2);
+    }
+
+    #[test]
+    fn tp4_splits_values_and_the_output_at_matryoshka_value_rank() {
+        // Values cached at 3 of 8 elements per head: V is 2 KV heads × 3 columns after Q (64)
+        // and K (16), and o_proj's inner index is 8 heads × 3; device 1 shares KV head 0.
+        let mut m = tiny();
+        m.plans[0].variant.ranks = Some(crate::model::KvRanks { key: 4, value: 3 });
+        let p = Precision::uniform(Dtype::Bf16);
+        let par = Parallelism { tp: 4, ep: 1 };
+        let b = Batch::decode(4, 16);
+        let ps = plan_iteration(&m, &b, par, p, &Routing::Uniform, &[]).unwrap();
+        let find = |n: &str| ps.iter().find(|p| p.op.name == n).unwrap();
+        assert_eq!(
+            find("qkv_proj").plan.parts[1].share,
+            vec![16..32, 64..72, 80..83]
+        );
+        assert_eq!(find("qkv_proj").plan.parts[3].share[2], 83..86);
+        assert_eq!(find("o_proj").plan.parts[3].share, vec![18..24]);
+        // The key projection, one product per KV head: devices 2 and 3 take KV head 1's.
+        assert_eq!(find("qk_rank_proj").plan.parts[2].share, vec![1..2]);
     }
 }

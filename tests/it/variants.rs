@@ -375,3 +375,45 @@ fn validate_runs_matryoshka_attention_and_its_projection_on_the_reference_kernel
         r.stdout
     );
 }
+
+#[test]
+fn validate_passes_every_shipped_variant_with_token_scoring_and_sparse_reads_on_the_kernels() {
+    let dir = crate::util::root("workloads/models/variants");
+    // The per-layer precision overlays are left out: the reference GEMM counts its weights at
+    // the activations' type, not at int4 with group scales, and no kernel computes in int8.
+    let quantized = ["llama-3-8b-w4a16.toml", "llama-3-8b-w8a8-kv8.toml"];
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !quantized.iter().any(|q| p.ends_with(q)))
+        .collect();
+    files.sort();
+    for f in &files {
+        let m = f.display().to_string();
+        let r = crate::util::dyad(&["validate", "--model", &m, "--tp", "1,4", "--ep", "4"]);
+        assert_eq!(r.status, 0, "{m}: {}{}", r.stdout, r.stderr);
+    }
+    // DELTA on Llama-3-8B at validate's scale (hidden 256, 32 heads of 8, 8 KV heads), the kept
+    // tokens narrowed to 6 in pages of 6: the 4 decode sequences (24, 27, 30, 33 keys) of a
+    // sparse layer attend 6 keys each, 4·6·32·2·(8 + 8) FLOPs, and read 6 keys of 8 KV heads of
+    // 8 + 8 bf16 elements each; the selection layer's scorer scores every key, 2·8 + 2 FLOPs per
+    // (query, key, head).
+    let spec = dyad::app::validate::ValidateSpec {
+        model: dir.join("llama-3-8b-delta.toml"),
+        tp: vec![1],
+        layers: 4,
+        policies: vec![Policy::AllXpu],
+        ..Default::default()
+    };
+    let v = dyad::app::validate::validate(&spec).unwrap();
+    assert_eq!(v.failures(), 0);
+    let row = |l: u32, op: &str| {
+        let r = v.rows.iter().find(|r| r.layer == Some(l) && r.op == op);
+        r.unwrap().check.parts[0].counted
+    };
+    let sparse = row(3, "attn_decode");
+    assert_eq!(sparse.flops, 4 * 6 * 32 * 2 * 16);
+    assert_eq!(sparse.kv_read, 4 * 6 * 8 * 16 * 2);
+    let keys = (24 + 27 + 30 + 33) + (12 * 13 / 2 + (6 * 7 / 2 + 6 * 6));
+    assert_eq!(row(2, "token_score").flops, keys * 32 * 18);
+}

@@ -4,7 +4,9 @@
 
 use std::ops::Range;
 
-use super::{Context, Outcome, decode_seqs, prefill_seqs, rand, usize_of, window_of};
+use super::{
+    Context, Outcome, Unsupported, decode_seqs, prefill_seqs, rand, sparse_of, usize_of, window_of,
+};
 use crate::kernels::gemm::gemm;
 use crate::kernels::mla::{
     MlaAbsorbed, MlaExpanded, MlaShape, key_span, mla_absorbed, mla_expanded,
@@ -68,6 +70,16 @@ pub(super) fn run_mla<E: Elem>(
     };
     let tq: u64 = seqs.iter().map(|s| s.q_len as u64).sum();
     let keys: u64 = seqs.iter().map(|&s| key_span(s, window).len() as u64).sum();
+    // The latent kernels read every key of the span: a sparse layer (DeepSeek-V3.2) whose
+    // queries see more keys than they keep is not run (`dyad validate` keeps the batch under
+    // the kept width in latent-attention layers: `app::validate::narrow_spans`).
+    if let Some(w) = sparse_of(p, cx)
+        && seqs.iter().any(|&s| key_span(s, window).len() > w)
+    {
+        return Err(Unsupported::NoPlanKernel(
+            "sparse latent attention past its kept tokens",
+        ));
+    }
     let new = rand::<E>(rng, &[tq, cw], 1.0);
     if absorbed {
         let x = MlaAbsorbed {
