@@ -40,6 +40,7 @@ fn mixtral(routing: RoutingSpec) -> Scenario {
         seed: 1,
         timing: Timing::Kernel,
         software: None,
+        speculative: None,
     }
 }
 

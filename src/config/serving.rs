@@ -9,6 +9,7 @@ use toml::Spanned;
 use super::error::ConfigError;
 use super::routing::{Experts, RawRouting, routing};
 use super::source::Source;
+use super::speculative::{RawSpeculative, Target, speculative};
 use crate::hw::{System, Timing};
 use crate::map::Policy;
 use crate::model::{ModelSpec, Precision};
@@ -37,6 +38,8 @@ struct RawScenario {
     arrivals: RawArrivals,
     batching: RawBatching,
     routing: Option<RawRouting>,
+    /// Speculative decoding (`[speculative]`).
+    speculative: Option<RawSpeculative>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,13 +163,26 @@ fn flag_err(src: &Source, flag: &str, value: impl std::fmt::Display, msg: &str) 
 pub struct ScenarioFile {
     src: Arc<Source>,
     raw: RawScenario,
+    /// The speculative draft model `speculative.draft_model` names, once loaded.
+    pub draft: Option<ModelSpec>,
 }
 
 impl ScenarioFile {
     /// Parses `src` (a scenario file, or an edited copy of one).
     pub fn parse(src: Arc<Source>) -> Result<ScenarioFile, ConfigError> {
         let raw = src.parse()?;
-        Ok(ScenarioFile { src, raw })
+        Ok(ScenarioFile {
+            src,
+            raw,
+            draft: None,
+        })
+    }
+
+    /// The draft model file `speculative.draft_model` names, relative to the scenario's folder.
+    pub fn draft_model_path(&self) -> Option<PathBuf> {
+        let sp = self.raw.speculative.as_ref()?;
+        let key = sp.draft_model.as_ref()?;
+        Some(self.src.relative(key.get_ref()))
     }
 
     /// The arch file it names, relative to the scenario's folder.
@@ -187,13 +203,15 @@ impl ScenarioFile {
             .map(|s| self.src.relative(s.get_ref()))
     }
 
-    /// `e`, an error loading the file the scenario's `key` (`arch` or `model`) names, placed at
+    /// `e`, an error loading the file the scenario's `key` (`arch`, `model` or
+    /// `speculative.draft_model`) names, placed at
     /// that line of the scenario when the file itself could not be read (a wrong path), as is.
     pub fn named_file_error(&self, key: &str, e: ConfigError) -> ConfigError {
-        let v = if key == "arch" {
-            &self.raw.arch
-        } else {
-            &self.raw.model
+        let sp = self.raw.speculative.as_ref();
+        let v = match (key, sp.and_then(|s| s.draft_model.as_ref())) {
+            ("arch", _) => &self.raw.arch,
+            ("speculative.draft_model", Some(d)) => d,
+            _ => &self.raw.model,
         };
         if e.line_col().is_some() || e.path() != self.src.relative(v.get_ref()) {
             return e;
@@ -218,7 +236,7 @@ impl ScenarioFile {
         model: ModelSpec,
         o: &ScenarioOverrides,
     ) -> Result<Scenario, ConfigError> {
-        resolve(&self.src, self.raw, sys, model, o)
+        resolve(&self.src, self.raw, sys, model, o, self.draft)
     }
 }
 
@@ -297,6 +315,7 @@ fn resolve(
     sys: System,
     model: ModelSpec,
     o: &ScenarioOverrides,
+    draft: Option<ModelSpec>,
 ) -> Result<Scenario, ConfigError> {
     let (tp, ep) = parallelism(src, &raw, &sys, &model, o)?;
     let rp = &raw.precision;
@@ -345,6 +364,16 @@ fn resolve(
         None => timing(src, raw.timing.as_ref())?,
     };
     let policy = policy(src, raw.policy.as_ref(), &sys, o)?;
+    let max_tokens = positive(src, &b.max_tokens, "batching.max_tokens")?;
+    let target = Target {
+        model: &model,
+        tp,
+        max_tokens,
+    };
+    let speculative = match &raw.speculative {
+        None => None,
+        Some(sp) => Some(speculative(src, sp, &target, draft)?),
+    };
     Ok(Scenario {
         policy,
         name: raw.name.unwrap_or_else(|| {
@@ -361,13 +390,14 @@ fn resolve(
         lengths,
         arrivals,
         max_batch: positive(src, &b.max_batch, "batching.max_batch")?,
-        max_tokens: positive(src, &b.max_tokens, "batching.max_tokens")?,
+        max_tokens,
         kv_block: positive(src, &b.kv_block, "batching.kv_block")?,
         memory_utilization: util,
         routing,
         seed: o.seed.or(raw.seed).unwrap_or(0),
         timing,
         software: None,
+        speculative,
     })
 }
 
