@@ -21,8 +21,8 @@ pub mod presets;
 mod routing;
 mod serving;
 mod software;
-mod speculative;
 mod source;
+mod speculative;
 mod tech;
 
 #[cfg(test)]

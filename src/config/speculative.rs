@@ -18,6 +18,10 @@ use super::source::Source;
 use crate::model::ModelSpec;
 use crate::sim::serving::speculative::{Acceptance, Drafter, Speculative};
 
+/// Most tokens a round drafts: past it more drafts add less than 4e-5 of a token to a round at
+/// any α ≤ 0.99 (E's tail is α^(d+1) / (1 − α), and 0.99^1024 < 4e-5).
+const MAX_DRAFT: u64 = 1024;
+
 /// The table as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,6 +53,12 @@ pub(super) fn speculative(
 ) -> Result<Speculative, ConfigError> {
     let layers = u64::from(t.model.layers());
     let d = *raw.tokens.get_ref();
+    if d > MAX_DRAFT {
+        return Err(src.err(
+            &raw.tokens,
+            format!("`speculative.tokens` = {d} is more than {MAX_DRAFT}"),
+        ));
+    }
     if d + 1 > t.max_tokens {
         return Err(src.err(
             &raw.tokens,
@@ -60,7 +70,12 @@ pub(super) fn speculative(
         ));
     }
     let drafter = drafter(src, raw, t, draft, layers)?;
-    let acceptance = acceptance(src, raw, layers, matches!(drafter, Drafter::EarlyExit { .. }))?;
+    let acceptance = acceptance(
+        src,
+        raw,
+        layers,
+        matches!(drafter, Drafter::EarlyExit { .. }),
+    )?;
     let dynamic = match &raw.dynamic {
         None => false,
         Some(v) if v.get_ref() == "tpl" && matches!(drafter, Drafter::EarlyExit { .. }) => {

@@ -49,7 +49,8 @@ impl Footprint {
     pub fn with(self, other: &Footprint) -> Self {
         Footprint {
             weights: Bytes(self.weights.0 + other.weights.0),
-            kv_token_here: self.kv_token_here + other.kv_token_here * self.ep as f64 / other.ep as f64,
+            kv_token_here: self.kv_token_here
+                + other.kv_token_here * self.ep as f64 / other.ep as f64,
             ..self
         }
     }

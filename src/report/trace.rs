@@ -344,7 +344,7 @@ impl<W: Write> TraceWriter<W> {
             tokens: it.tokens,
             ops: c.ops,
             energy_dynamic_j: c.energy,
-            round: (it.drafted > 0).then(|| RoundArgs {
+            round: (it.drafted > 0).then_some(RoundArgs {
                 drafted: it.drafted,
                 accepted: it.accepted,
                 draft_s: it.draft_time,

@@ -58,7 +58,9 @@ fn pass_time(m: &ModelSpec) -> f64 {
     let s = batch_one(None);
     let par = Parallelism { tp: 1, ep: 1 };
     let mut c = Coster::new(&s.sys, m, par, s.precision, Timing::Kernel, Policy::AllXpu);
-    c.iteration(&Batch::decode(1, 1040), &[], false).unwrap().time
+    c.iteration(&Batch::decode(1, 1040), &[], false)
+        .unwrap()
+        .time
 }
 
 #[test]
@@ -212,7 +214,10 @@ fn bad_speculative_tables_are_input_errors_at_their_key() {
         .replace("\"hidden_size\": 2048", "\"hidden_size\": 768");
     for (table, tp, needles) in cases {
         let s = with_table(table, tp);
-        let r = dyad_with(&[("s.toml", &s), ("d.json", &d)], &["run", "--serving", "s.toml"]);
+        let r = dyad_with(
+            &[("s.toml", &s), ("d.json", &d)],
+            &["run", "--serving", "s.toml"],
+        );
         expect_input_error(&r, needles);
     }
 }
@@ -222,26 +227,43 @@ fn a_speculative_run_reports_and_traces_its_rounds() {
     let dir = tempfile::tempdir().unwrap();
     let s = with_table("tokens = 3\nexit_layer = 8\nacceptance = 0.7", 1);
     std::fs::write(dir.path().join("s.toml"), s).unwrap();
-    let args = ["run", "--serving", "s.toml", "--trace", "t.json", "--format", "json"];
+    let args = [
+        "run",
+        "--serving",
+        "s.toml",
+        "--trace",
+        "t.json",
+        "--format",
+        "json",
+    ];
     let r = dyad_in(dir.path(), &args, None);
     assert_eq!(r.status, 0, "{}", r.stderr);
     let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     let sp = &j["speculative"];
-    assert_eq!((sp["tokens"].as_u64(), sp["exit_layer"].as_u64()), (Some(3), Some(8)));
-    let (drafted, rounds) = (sp["drafted"].as_u64().unwrap(), sp["rounds"].as_u64().unwrap());
+    assert_eq!(
+        (sp["tokens"].as_u64(), sp["exit_layer"].as_u64()),
+        (Some(3), Some(8))
+    );
+    let (drafted, rounds) = (
+        sp["drafted"].as_u64().unwrap(),
+        sp["rounds"].as_u64().unwrap(),
+    );
     // Batch 1: one sequence per round, 3 drafts each.
     assert_eq!(drafted, 3 * rounds);
     assert!(sp["accepted"].as_u64().unwrap() <= drafted);
     assert!(sp["draft_s"].as_f64().unwrap() > 0.0 && sp["verify_s"].as_f64().unwrap() > 0.0);
     // Every round's iteration slice carries its drafts, and they sum to the report's.
     let t: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("t.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("t.json")).unwrap()).unwrap();
     let events = t["traceEvents"].as_array().unwrap();
     let traced: u64 = events
         .iter()
         .filter_map(|e| e["args"]["drafted"].as_u64())
         .sum();
     assert_eq!(traced, drafted);
-    assert!(events.iter().any(|e| e["name"].as_str().is_some_and(|n| n.contains("draft "))));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["name"].as_str().is_some_and(|n| n.contains("draft ")))
+    );
 }

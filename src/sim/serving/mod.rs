@@ -7,9 +7,9 @@
 //! pure function of the queues and limits), `step` (cost the planned batch on the engine, then
 //! emit, retire, record) and `stats` (what the run measured and what limited it).
 
+mod round;
 mod samples;
 mod schedule;
-mod round;
 mod setup;
 pub mod speculative;
 mod stats;
