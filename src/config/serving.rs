@@ -9,7 +9,7 @@ use toml::Spanned;
 use super::error::ConfigError;
 use super::routing::{Experts, RawRouting, routing};
 use super::source::Source;
-use super::speculative::{RawSpeculative, Target, speculative};
+use super::speculative::{RawSpeculative, speculative};
 use crate::hw::{System, Timing};
 use crate::map::Policy;
 use crate::model::{ModelSpec, Precision};
@@ -236,7 +236,15 @@ impl ScenarioFile {
         model: ModelSpec,
         o: &ScenarioOverrides,
     ) -> Result<Scenario, ConfigError> {
-        resolve(&self.src, self.raw, sys, model, o, self.draft)
+        let ScenarioFile {
+            src,
+            mut raw,
+            draft,
+        } = self;
+        let table = raw.speculative.take();
+        let mut s = resolve(&src, raw, sys, model, o)?;
+        s.speculative = speculative(&src, table.as_ref(), &s, draft)?;
+        Ok(s)
     }
 }
 
@@ -315,7 +323,6 @@ fn resolve(
     sys: System,
     model: ModelSpec,
     o: &ScenarioOverrides,
-    draft: Option<ModelSpec>,
 ) -> Result<Scenario, ConfigError> {
     let (tp, ep) = parallelism(src, &raw, &sys, &model, o)?;
     let rp = &raw.precision;
@@ -364,16 +371,6 @@ fn resolve(
         None => timing(src, raw.timing.as_ref())?,
     };
     let policy = policy(src, raw.policy.as_ref(), &sys, o)?;
-    let max_tokens = positive(src, &b.max_tokens, "batching.max_tokens")?;
-    let target = Target {
-        model: &model,
-        tp,
-        max_tokens,
-    };
-    let speculative = match &raw.speculative {
-        None => None,
-        Some(sp) => Some(speculative(src, sp, &target, draft)?),
-    };
     Ok(Scenario {
         policy,
         name: raw.name.unwrap_or_else(|| {
@@ -390,14 +387,14 @@ fn resolve(
         lengths,
         arrivals,
         max_batch: positive(src, &b.max_batch, "batching.max_batch")?,
-        max_tokens,
+        max_tokens: positive(src, &b.max_tokens, "batching.max_tokens")?,
         kv_block: positive(src, &b.kv_block, "batching.kv_block")?,
         memory_utilization: util,
         routing,
         seed: o.seed.or(raw.seed).unwrap_or(0),
         timing,
         software: None,
-        speculative,
+        speculative: None,
     })
 }
 

@@ -16,6 +16,7 @@ use toml::Spanned;
 use super::error::ConfigError;
 use super::source::Source;
 use crate::model::ModelSpec;
+use crate::sim::serving::Scenario;
 use crate::sim::serving::speculative::{Acceptance, Drafter, Speculative};
 
 /// Most tokens a round drafts: past it more drafts add less than 4e-5 of a token to a round at
@@ -36,21 +37,15 @@ pub(super) struct RawSpeculative {
     dynamic: Option<Spanned<String>>,
 }
 
-/// What the scenario's other keys bound: the target, its tensor-parallel degree and the
-/// iteration's token budget.
-pub(super) struct Target<'a> {
-    pub(super) model: &'a ModelSpec,
-    pub(super) tp: u64,
-    pub(super) max_tokens: u64,
-}
-
-/// The checked table; `draft` is the model `draft_model` names, loaded.
+/// The checked table of scenario `t` (whose model, tp and token budget bound it), or `None`
+/// without one; `draft` is the model `draft_model` names, loaded.
 pub(super) fn speculative(
     src: &Source,
-    raw: &RawSpeculative,
-    t: &Target<'_>,
+    raw: Option<&RawSpeculative>,
+    t: &Scenario,
     draft: Option<ModelSpec>,
-) -> Result<Speculative, ConfigError> {
+) -> Result<Option<Speculative>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
     let layers = u64::from(t.model.layers());
     let d = *raw.tokens.get_ref();
     if d > MAX_DRAFT {
@@ -97,12 +92,12 @@ pub(super) fn speculative(
             ));
         }
     };
-    Ok(Speculative {
+    Ok(Some(Speculative {
         drafter,
         tokens: d,
         acceptance,
         dynamic,
-    })
+    }))
 }
 
 /// Who drafts: the first `exit_layer` layers, or the draft model (same vocabulary, splits over
@@ -110,7 +105,7 @@ pub(super) fn speculative(
 fn drafter(
     src: &Source,
     raw: &RawSpeculative,
-    t: &Target<'_>,
+    t: &Scenario,
     draft: Option<ModelSpec>,
     layers: u64,
 ) -> Result<Drafter, ConfigError> {
