@@ -1,7 +1,8 @@
 //! Mixtral-8x7B on 4 x H100 (tensor parallel 4): 1,000 requests of (1024, 1024), closed loop with
 //! batch 128, simulated end to end, without and with a trace of every op (written to a sink, so
 //! the figure is serialization, not disk), under balanced, Zipf (s = 1.2) and trace routing
-//! (issue 16's targets: 50 ms balanced, 100 ms Zipf); and the shipped DeepSeek-V3 scenario
+//! (issue 16's targets: 50 ms balanced, 100 ms Zipf), and balanced with speculative decoding by
+//! early exit (issue 14); and the shipped DeepSeek-V3 scenario
 //! (`workloads/serving/deepseek-v3-ep8-zipf.toml`: 8 x H200, EP 8, batch 256, 1,000 requests
 //! of (1024, 1024), Zipf routing; target 5 s).
 
@@ -13,6 +14,7 @@ use dyad::hw::Timing;
 use dyad::model::Precision;
 use dyad::report::trace::TraceWriter;
 use dyad::sim::routing::RoutingSpec;
+use dyad::sim::serving::speculative::{Acceptance, Drafter, Speculative};
 use dyad::sim::serving::{Scenario, simulate};
 use dyad::sim::workload::{Arrivals, LengthDist, Lengths};
 
@@ -40,6 +42,7 @@ fn mixtral(routing: RoutingSpec) -> Scenario {
         seed: 1,
         timing: Timing::Kernel,
         software: None,
+        speculative: None,
     }
 }
 
@@ -73,6 +76,18 @@ fn serving(c: &mut Criterion) {
     let t = mixtral(RoutingSpec::Trace { probs });
     g.bench_function("mixtral_tp4_1000x1024x1024_b128_trace", |b| {
         b.iter(|| simulate(black_box(&t), None).unwrap())
+    });
+    // Speculative decoding by early exit (d = 4, exit after layer 8, α = 0.8): each round is four
+    // draft passes and a verify pass over 5 positions per sequence.
+    let mut sp = mixtral(RoutingSpec::Uniform);
+    sp.speculative = Some(Speculative {
+        drafter: Drafter::EarlyExit { exit_layer: 8 },
+        tokens: 4,
+        acceptance: Acceptance::Rate(0.8),
+        dynamic: false,
+    });
+    g.bench_function("mixtral_tp4_1000x1024x1024_b128_uniform_speculative", |b| {
+        b.iter(|| simulate(black_box(&sp), None).unwrap())
     });
     g.finish();
     let mut g = c.benchmark_group("serving_large");

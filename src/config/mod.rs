@@ -22,6 +22,7 @@ mod routing;
 mod serving;
 mod software;
 mod source;
+mod speculative;
 mod tech;
 
 #[cfg(test)]
@@ -136,6 +137,7 @@ pub fn load_scenario_overridden(
         None => load_model(&file.model_path()).map_err(|e| file.named_file_error("model", e))?,
     };
     let software = o.software.clone().or_else(|| file.software_path());
+    let file = with_draft(file)?;
     with_software(file.resolve_with(sys, model, o)?, software.as_deref(), path)
 }
 
@@ -192,7 +194,18 @@ pub fn load_scenario_with_model(
         Some(m) => m,
         None => load_model(&file.model_path()).map_err(|e| file.named_file_error("model", e))?,
     };
+    let file = with_draft(file)?;
     with_software(file.resolve(sys, model)?, software.as_deref(), path)
+}
+
+/// `file` with the speculative draft model it names (if any) loaded.
+fn with_draft(mut file: ScenarioFile) -> Result<ScenarioFile, ConfigError> {
+    let Some(p) = file.draft_model_path() else {
+        return Ok(file);
+    };
+    let m = load_model(&p).map_err(|e| file.named_file_error("speculative.draft_model", e))?;
+    file.draft = Some(m);
+    Ok(file)
 }
 
 /// The model file a scenario names, resolved against the scenario's folder.

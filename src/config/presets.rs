@@ -122,6 +122,10 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../workloads/models/llama-3.1-8b.json"),
     ),
     (
+        "workloads/models/llama-3.2-1b.json",
+        include_str!("../../workloads/models/llama-3.2-1b.json"),
+    ),
+    (
         "workloads/models/llama-3.1-70b.json",
         include_str!("../../workloads/models/llama-3.1-70b.json"),
     ),

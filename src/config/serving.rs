@@ -9,6 +9,7 @@ use toml::Spanned;
 use super::error::ConfigError;
 use super::routing::{Experts, RawRouting, routing};
 use super::source::Source;
+use super::speculative::{RawSpeculative, speculative};
 use crate::hw::{System, Timing};
 use crate::map::Policy;
 use crate::model::{ModelSpec, Precision};
@@ -37,6 +38,8 @@ struct RawScenario {
     arrivals: RawArrivals,
     batching: RawBatching,
     routing: Option<RawRouting>,
+    /// Speculative decoding (`[speculative]`).
+    speculative: Option<RawSpeculative>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,13 +163,26 @@ fn flag_err(src: &Source, flag: &str, value: impl std::fmt::Display, msg: &str) 
 pub struct ScenarioFile {
     src: Arc<Source>,
     raw: RawScenario,
+    /// The speculative draft model `speculative.draft_model` names, once loaded.
+    pub draft: Option<ModelSpec>,
 }
 
 impl ScenarioFile {
     /// Parses `src` (a scenario file, or an edited copy of one).
     pub fn parse(src: Arc<Source>) -> Result<ScenarioFile, ConfigError> {
         let raw = src.parse()?;
-        Ok(ScenarioFile { src, raw })
+        Ok(ScenarioFile {
+            src,
+            raw,
+            draft: None,
+        })
+    }
+
+    /// The draft model file `speculative.draft_model` names, relative to the scenario's folder.
+    pub fn draft_model_path(&self) -> Option<PathBuf> {
+        let sp = self.raw.speculative.as_ref()?;
+        let key = sp.draft_model.as_ref()?;
+        Some(self.src.relative(key.get_ref()))
     }
 
     /// The arch file it names, relative to the scenario's folder.
@@ -187,13 +203,15 @@ impl ScenarioFile {
             .map(|s| self.src.relative(s.get_ref()))
     }
 
-    /// `e`, an error loading the file the scenario's `key` (`arch` or `model`) names, placed at
+    /// `e`, an error loading the file the scenario's `key` (`arch`, `model` or
+    /// `speculative.draft_model`) names, placed at
     /// that line of the scenario when the file itself could not be read (a wrong path), as is.
     pub fn named_file_error(&self, key: &str, e: ConfigError) -> ConfigError {
-        let v = if key == "arch" {
-            &self.raw.arch
-        } else {
-            &self.raw.model
+        let sp = self.raw.speculative.as_ref();
+        let v = match (key, sp.and_then(|s| s.draft_model.as_ref())) {
+            ("arch", _) => &self.raw.arch,
+            ("speculative.draft_model", Some(d)) => d,
+            _ => &self.raw.model,
         };
         if e.line_col().is_some() || e.path() != self.src.relative(v.get_ref()) {
             return e;
@@ -218,7 +236,15 @@ impl ScenarioFile {
         model: ModelSpec,
         o: &ScenarioOverrides,
     ) -> Result<Scenario, ConfigError> {
-        resolve(&self.src, self.raw, sys, model, o)
+        let ScenarioFile {
+            src,
+            mut raw,
+            draft,
+        } = self;
+        let table = raw.speculative.take();
+        let mut s = resolve(&src, raw, sys, model, o)?;
+        s.speculative = speculative(&src, table.as_ref(), &s, draft)?;
+        Ok(s)
     }
 }
 
@@ -368,6 +394,7 @@ fn resolve(
         seed: o.seed.or(raw.seed).unwrap_or(0),
         timing,
         software: None,
+        speculative: None,
     })
 }
 

@@ -44,6 +44,17 @@ impl Footprint {
         }
     }
 
+    /// Two models on the same devices (a target and its speculative draft, split alike): their
+    /// weights and their KV bytes per token summed.
+    pub fn with(self, other: &Footprint) -> Self {
+        Footprint {
+            weights: Bytes(self.weights.0 + other.weights.0),
+            kv_token_here: self.kv_token_here
+                + other.kv_token_here * self.ep as f64 / other.ep as f64,
+            ..self
+        }
+    }
+
     /// KV-cache bytes one device holds for `tokens` tokens of context in every layer (what a
     /// paged cache allocates per token).
     pub fn kv(&self, tokens: u64) -> Bytes {

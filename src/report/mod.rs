@@ -8,6 +8,7 @@ pub mod guard;
 pub mod plot;
 pub mod render;
 pub mod serving;
+pub mod speculative;
 pub mod trace;
 
 pub use render::{Format, render};

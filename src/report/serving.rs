@@ -264,6 +264,9 @@ pub struct ServingReport {
     pub serving: ServingMetrics,
     /// At most 200 evenly spaced iterations.
     pub timeline: Vec<TimelineSample>,
+    /// Speculative decoding's rounds (absent without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speculative: Option<super::speculative::SpeculativeMetrics>,
 }
 
 fn dist(d: &LengthDist) -> String {
@@ -410,6 +413,10 @@ impl ServingReport {
                     kv_used: p.kv_used,
                 })
                 .collect(),
+            speculative: r
+                .speculative
+                .as_ref()
+                .map(super::speculative::SpeculativeMetrics::of),
         }
     }
 
@@ -418,6 +425,9 @@ impl ServingReport {
         let mut s = String::new();
         self.write_inputs(&mut s);
         self.write_metrics(&mut s);
+        if let Some(x) = &self.speculative {
+            x.write(&mut s);
+        }
         s
     }
 

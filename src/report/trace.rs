@@ -114,6 +114,18 @@ struct IterationArgs {
     tokens: u64,
     ops: u64,
     energy_dynamic_j: f64,
+    /// A speculative round's figures (absent from plain iterations).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    round: Option<RoundArgs>,
+}
+
+/// A speculative round in the trace: tokens drafted and accepted, and its draft and verify time.
+#[derive(Serialize)]
+struct RoundArgs {
+    drafted: u64,
+    accepted: u64,
+    draft_s: f64,
+    verify_s: f64,
 }
 
 #[derive(Serialize)]
@@ -332,6 +344,12 @@ impl<W: Write> TraceWriter<W> {
             tokens: it.tokens,
             ops: c.ops,
             energy_dynamic_j: c.energy,
+            round: (it.drafted > 0).then_some(RoundArgs {
+                drafted: it.drafted,
+                accepted: it.accepted,
+                draft_s: it.draft_time,
+                verify_s: c.time - it.draft_time,
+            }),
         };
         let name = format!("iteration {}", it.index);
         let mut e = Event::new("X", &name, SERVING_PID, start, args);

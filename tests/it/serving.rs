@@ -41,6 +41,7 @@ pub(crate) fn scenario(
         seed: 1,
         timing: Timing::Kernel,
         software: None,
+        speculative: None,
     }
 }
 

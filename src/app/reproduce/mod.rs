@@ -358,6 +358,7 @@ impl<'a> Replica<'a> {
             seed: sh.seed,
             timing: crate::hw::Timing::Kernel,
             software: None,
+            speculative: None,
         }
     }
 }

@@ -7,9 +7,11 @@
 //! pure function of the queues and limits), `step` (cost the planned batch on the engine, then
 //! emit, retire, record) and `stats` (what the run measured and what limited it).
 
+mod round;
 mod samples;
 mod schedule;
 mod setup;
+pub mod speculative;
 mod stats;
 mod step;
 
@@ -67,6 +69,8 @@ pub struct Scenario {
     /// The serving framework's time per iteration beyond its kernels; `None` prices kernels
     /// alone (the default for hardware studies).
     pub software: Option<crate::hw::Software>,
+    /// Speculative decoding (`None`: one token per sequence per iteration).
+    pub speculative: Option<speculative::Speculative>,
 }
 
 /// Why a serving run cannot start or go on. Every variant is a bad scenario except
@@ -164,6 +168,12 @@ pub struct IterationRecord<'a> {
     pub kv_used: f64,
     /// Mean power of the replica's devices over it, dynamic and static, W.
     pub power: f64,
+    /// Tokens drafted in it, over sequences (0 without speculative decoding).
+    pub drafted: u64,
+    /// Drafted tokens accepted.
+    pub accepted: u64,
+    /// Time of its draft passes, s (the verify pass is the rest).
+    pub draft_time: f64,
 }
 
 /// The fewest iterations `s` can take: an iteration decodes at most one token for each

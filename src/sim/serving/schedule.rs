@@ -136,6 +136,9 @@ pub(super) struct Limits {
     pub(super) max_tokens: u64,
     /// Most prefill chunks in one iteration (the software profile's `max_prefills`).
     pub(super) max_prefills: u64,
+    /// Tokens (and KV positions) each decoding sequence takes: 1, or d + 1 in a speculative
+    /// round (its draft and the verify pass's own token).
+    pub(super) decode_tokens: u64,
 }
 
 /// What admission waited on in one iteration.
@@ -175,7 +178,7 @@ impl Plan {
 pub(super) fn next_batch(q: &mut Queues, lim: &Limits) -> Result<Plan, ServingError> {
     let mut plan = Plan::default();
     let mut budget = lim.max_tokens;
-    decode(q, &mut budget, &mut plan);
+    decode(q, lim.decode_tokens, &mut budget, &mut plan);
     plan.waits.kv = plan.preempted > 0;
     continue_prefills(q, lim.max_prefills, &mut budget, &mut plan);
     if plan.preempted == 0 {
@@ -185,17 +188,18 @@ pub(super) fn next_batch(q: &mut Queues, lim: &Limits) -> Result<Plan, ServingEr
     Ok(plan)
 }
 
-/// Rules 1 and 2: one token per decoding sequence, preempting from the back when KV runs out.
-fn decode(q: &mut Queues, budget: &mut u64, plan: &mut Plan) {
+/// Rules 1 and 2: `step` tokens per decoding sequence (1, or d + 1 in a speculative round),
+/// preempting from the back when KV runs out.
+fn decode(q: &mut Queues, step: u64, budget: &mut u64, plan: &mut Plan) {
     let mut i = 0;
-    while i < q.running.len() && *budget > 0 {
+    while i < q.running.len() && *budget >= step {
         let r = q.running[i];
         if !q.seqs[r].decoding() {
             i += 1;
             continue;
         }
         let need =
-            q.kv.blocks_for(q.seqs[r].in_kv + 1)
+            q.kv.blocks_for(q.seqs[r].in_kv + step)
                 .saturating_sub(q.seqs[r].blocks);
         while !q.kv.try_take(need) {
             // Preempt the latest admitted other sequence (recomputed later), else this one.
@@ -215,7 +219,7 @@ fn decode(q: &mut Queues, budget: &mut u64, plan: &mut Plan) {
         }
         q.seqs[r].blocks += need;
         plan.decode.push(r);
-        *budget -= 1;
+        *budget -= step;
         i += 1;
     }
 }
@@ -314,6 +318,7 @@ mod tests {
             max_batch,
             max_tokens,
             max_prefills: u64::MAX,
+            decode_tokens: 1,
         }
     }
 

@@ -3,6 +3,7 @@
 
 use rand_chacha::ChaCha8Rng;
 
+use super::round::SpecRun;
 use super::schedule::{Limits, Queues, Seq};
 use super::stats::{Clock, ServingResult};
 use super::{Observer, Scenario, ServingError};
@@ -44,6 +45,8 @@ pub(super) struct Bench<'a> {
     pub(super) observer: Option<&'a mut dyn Observer>,
     /// What the run has measured so far.
     pub(super) out: ServingResult,
+    /// Speculative decoding's state (`None` without it, or with d = 0).
+    pub(super) spec: Option<SpecRun<'a>>,
 }
 
 impl<'a> Bench<'a> {
@@ -77,6 +80,7 @@ impl<'a> Bench<'a> {
                 arch: s.sys.name.clone(),
             });
         }
+        let spec = (s.speculative.as_ref()).and_then(|sp| SpecRun::new(s, m, sp, par));
         let out = ServingResult {
             kv_capacity_tokens: kv.total_blocks * s.kv_block,
             ..ServingResult::default()
@@ -91,6 +95,7 @@ impl<'a> Bench<'a> {
                 max_batch: s.max_batch,
                 max_tokens: s.max_tokens,
                 max_prefills: s.software.as_ref().map_or(u64::MAX, |w| w.max_prefills),
+                decode_tokens: spec.as_ref().map_or(1, SpecRun::step_tokens),
             },
             router,
             route_rng,
@@ -99,6 +104,7 @@ impl<'a> Bench<'a> {
             batch_sum: 0.0,
             observer,
             out,
+            spec,
         };
         if let Arrivals::Closed { concurrency } = s.arrivals {
             while (bench.released as u64) < concurrency.min(s.count) {
@@ -140,8 +146,13 @@ fn check(s: &Scenario) -> Result<Parallelism, ServingError> {
 /// and the activations of the largest iteration.
 fn kv_blocks(s: &Scenario, par: Parallelism) -> Result<u64, ServingError> {
     let usable = Bytes(s.sys.xpu.memory.capacity.value() * s.memory_utilization);
-    let foot = Footprint::new(&s.model, par, s.precision);
+    let mut foot = Footprint::new(&s.model, par, s.precision);
     let act = foot.activations(&s.model, s.precision, s.max_tokens, s.max_batch);
+    // A draft model on the same devices: its weights and KV cache take room beside the target's.
+    let draft = s.speculative.as_ref().and_then(|x| x.draft_model());
+    if let Some(d) = draft.map(|d| Footprint::new(d, par, s.precision)) {
+        foot = foot.with(&d);
+    }
     foot.kv_blocks(usable, act, s.kv_block)
         .ok_or(ServingError::NoKvRoom {
             weights: foot.weights.value() / 1e9,

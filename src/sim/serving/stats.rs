@@ -174,6 +174,8 @@ pub struct ServingResult {
     pub mean_batch: f64,
     /// What held throughput back (decided once the run ends).
     pub limit: ServingLimit,
+    /// What the speculative rounds measured (`None` without speculative decoding).
+    pub speculative: Option<super::speculative::RoundStats>,
 }
 
 impl ServingResult {

@@ -1,12 +1,12 @@
 //! One iteration of a serving run: plan it, cost it on the engine, and advance the requests
 //! (emit tokens, retire the finished, record the timeline).
 
+use super::round::device_share;
 use super::schedule::{Plan, next_batch};
 use super::setup::Bench;
 use super::stats::{RequestLife, ServingLimit, ServingResult, TimelinePoint};
 use super::{IterationRecord, ServingError};
 use crate::hw::IterShape;
-use crate::model::{Batch, PrefillChunk};
 use crate::sim::iteration::IterCost;
 use crate::sim::variant_routing;
 
@@ -49,31 +49,11 @@ impl Bench<'_> {
 
     /// Costs `plan` on the engine: device 0's share of the batch, its tokens routed to experts.
     pub(super) fn cost(&mut self, plan: &Plan) -> Result<IterCost, ServingError> {
-        let seqs = &self.queues.seqs;
-        let batch = Batch {
-            decode_kv: plan.decode.iter().map(|&r| seqs[r].in_kv + 1).collect(),
-            prefill: plan
-                .chunks
-                .iter()
-                .map(|&(r, c)| PrefillChunk {
-                    q_len: c,
-                    ctx: seqs[r].in_kv,
-                    last: seqs[r].in_kv + c == seqs[r].target,
-                })
-                .collect(),
-        };
+        let draft = self.draft_passes(plan)?;
+        let batch = self.target_batch(plan);
         let tokens = batch.tokens();
-        let ep = self.s.ep;
         // Under expert parallelism device 0 runs every ep-th sequence (the largest share).
-        let batch = if ep > 1 {
-            let n = ep as usize;
-            Batch {
-                decode_kv: batch.decode_kv.iter().step_by(n).copied().collect(),
-                prefill: batch.prefill.iter().step_by(n).copied().collect(),
-            }
-        } else {
-            batch
-        };
+        let batch = device_share(batch, self.s.ep);
         let rng = &mut self.route_rng;
         let counts: Vec<Vec<u64>> = match &self.router {
             None => Vec::new(),
@@ -99,7 +79,7 @@ impl Bench<'_> {
                 })
                 .value();
         }
-        Ok(c)
+        Ok(self.join_round(draft, c))
     }
 
     /// Runs `plan` for `c.time`: every sequence in it advances, tokens are emitted, finished
@@ -111,9 +91,14 @@ impl Bench<'_> {
         self.t += c.time;
         let t = self.t;
         self.batch_sum += plan.sequences() as f64;
+        let before = self.spec.as_ref().map(|x| x.stats).unwrap_or_default();
         for &r in &plan.decode {
-            self.queues.seqs[r].in_kv += 1;
-            self.emit(r);
+            let n = self.round_tokens(r);
+            self.queues.seqs[r].in_kv += n;
+            for _ in 0..n {
+                self.emit(r);
+            }
+            self.roll_back(r);
         }
         for &(r, c) in &plan.chunks {
             let q = &mut self.queues.seqs[r];
@@ -128,6 +113,7 @@ impl Bench<'_> {
                 self.release(t);
             }
         }
+        let after = self.spec.as_ref().map(|x| x.stats).unwrap_or_default();
         let kv = &self.queues.kv;
         let kv_used = kv.used() as f64 / kv.total_blocks as f64;
         self.out.timeline.push(TimelinePoint {
@@ -146,11 +132,15 @@ impl Bench<'_> {
                 cost: c,
                 decode: plan.decode.len() as u64,
                 prefill: plan.chunks.len() as u64,
-                tokens: plan.decode.len() as u64 + plan.chunks.iter().map(|&(_, n)| n).sum::<u64>(),
+                tokens: plan.decode.len() as u64 * self.limits.decode_tokens
+                    + plan.chunks.iter().map(|&(_, n)| n).sum::<u64>(),
                 waiting,
                 in_system,
                 kv_used,
                 power: c.energy / c.time.max(f64::MIN_POSITIVE) + static_w,
+                drafted: after.drafted - before.drafted,
+                accepted: after.accepted - before.accepted,
+                draft_time: after.draft_time - before.draft_time,
             });
         }
     }
@@ -196,6 +186,7 @@ impl Bench<'_> {
         out.cache_hits = self.coster.hits;
         out.cache_misses = self.coster.misses;
         out.limit = ServingLimit::of(&out, s.max_batch);
+        out.speculative = self.spec.map(|x| x.stats);
         out
     }
 }
