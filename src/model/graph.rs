@@ -10,6 +10,9 @@ use super::spec::{ModelError, ModelSpec, Moe};
 use crate::work::Access::{self, Gather, Rows, Stream};
 
 mod attend;
+mod ulysses;
+
+pub use ulysses::{build_iteration_sp, ulysses_bytes};
 
 /// A prefill chunk: `q_len` new prompt tokens after `ctx` tokens already in the KV cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
