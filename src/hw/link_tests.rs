@@ -58,7 +58,11 @@ fn a_hierarchical_all_reduce_is_an_inner_ring_and_an_outer_ring_on_an_eighth() {
     let outer = 2.0 * (n - 1.0) / n * (s / d) / 50e9;
     let fixed = 10e-6 + 2.0 * (d - 1.0) * 1e-6 + 10e-6 + 2.0 * (n - 1.0) * 5e-6;
     let want = inner + outer + fixed;
-    assert!((c.time.value() / want - 1.0).abs() < 1e-12, "{} {want}", c.time.value());
+    assert!(
+        (c.time.value() / want - 1.0).abs() < 1e-12,
+        "{} {want}",
+        c.time.value()
+    );
     assert!((c.memory.value() / (inner + outer) - 1.0).abs() < 1e-12);
 }
 
@@ -74,7 +78,11 @@ fn a_hierarchical_all_to_all_overlaps_the_node_and_network_phases() {
     let between = (p - d) / p * s / 50e9;
     let fixed = f64::max(10e-6 + (d - 1.0) * 1e-6, 10e-6 + (n - 1.0) * 5e-6);
     let want = inside.max(between) + fixed;
-    assert!((c.time.value() / want - 1.0).abs() < 1e-12, "{} {want}", c.time.value());
+    assert!(
+        (c.time.value() / want - 1.0).abs() < 1e-12,
+        "{} {want}",
+        c.time.value()
+    );
 }
 
 #[test]

@@ -28,6 +28,7 @@ mod reproducers;
 mod robust;
 mod serving;
 mod sizes;
+mod sp;
 mod sweep;
 mod tech;
 mod trace;

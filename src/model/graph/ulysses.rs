@@ -24,8 +24,9 @@ use crate::model::spec::{ModelError, ModelSpec};
 use crate::work::Access::{Gather, Rows};
 
 /// Builds the op graph of one iteration on one device of an `sp`-way Ulysses group: the device
-/// holding the prompts' last tokens (it computes their logits; decode rows are spread). With
-/// `sp = 1` it is [`build_iteration`] at tp = 1.
+/// holding the prompts' last tokens (it computes their logits; decode rows are spread). Its
+/// `tokens` and `produced` are the whole group's. With `sp = 1` it is [`build_iteration`] at
+/// tp = 1.
 pub fn build_iteration_sp(
     m: &ModelSpec,
     batch: &Batch,
@@ -85,10 +86,11 @@ pub fn build_iteration_sp(
         prefill: batch.prefill.clone(),
     };
     lm_head(&mut b, &Iteration { batch: &rows, ..it }, last);
+    // Tokens and outputs of the whole group, as a tensor-parallel graph counts them.
     Ok(IterationGraph {
         graph: b.g,
-        tokens: t,
-        produced: rows.logit_rows(),
+        tokens: batch.tokens(),
+        produced: batch.logit_rows(),
         tp: 1,
     })
 }
