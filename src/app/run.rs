@@ -168,6 +168,14 @@ pub enum RunError {
         /// The limit.
         max: u64,
     },
+    /// A pipeline the run cannot take.
+    #[error("--pp {pp}: {why}")]
+    Pp {
+        /// The stages asked for.
+        pp: u64,
+        /// Why not, in words.
+        why: String,
+    },
     /// A sequence-parallel degree the run cannot take.
     #[error("--sp {sp}: {why}")]
     Sp {

@@ -168,6 +168,17 @@ pub(super) struct RunArgs {
     /// The flags given on the command line (their ids), as opposed to left at their defaults.
     #[arg(skip)]
     pub(super) given: Vec<String>,
+    /// Pipeline stages: price the iteration's batch as --micro-batches micro-batches through
+    /// this many stages of consecutive layers, each on its own TP group, and print the schedule
+    /// (makespan, bubble, utilization per stage) instead of the op table.
+    #[arg(long, conflicts_with_all = ["serving", "plot", "sp", "format"])]
+    pub(super) pp: Option<u64>,
+    /// Micro-batches of a pipelined run (`--pp`); they divide the batch.
+    #[arg(long, requires = "pp", default_value_t = 1)]
+    pub(super) micro_batches: u64,
+    /// Write the pipeline schedule as a Chrome/Perfetto trace, one track per stage (`--pp`).
+    #[arg(long, requires = "pp")]
+    pub(super) pipeline_trace: Option<PathBuf>,
     /// Also write SVG plots of the iteration into this folder: roofline.svg, ops.svg, layers.svg.
     #[arg(long, value_name = "DIR", conflicts_with = "serving")]
     pub(super) plot: Option<PathBuf>,

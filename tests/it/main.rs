@@ -20,6 +20,7 @@ mod kernels;
 mod knobs;
 mod layers;
 mod pim;
+mod pipeline;
 mod plans;
 mod plots;
 mod ppa_cli;
