@@ -1,5 +1,6 @@
 #!/bin/sh
-# Regenerates results/serving-modes/ulysses/: one long-prompt prefill (batch 1) under tensor
+# Regenerates results/serving-modes/ulysses/ (ulysses.csv, pipeline.csv, pipeline-m*.trace.json):
+# one long-prompt prefill (batch 1) under tensor
 # parallelism (--tp 8) and DeepSpeed-Ulysses sequence parallelism (--sp 8) on one node of 8
 # devices, for prompts of 32k, 64k and 128k tokens. Run from the repository root:
 #   cargo build --release && sh results/serving-modes/ulysses/run.sh
@@ -32,4 +33,15 @@ for sys in "h100 all-xpu" "duplex duplex"; do
             done
         done
     done
+done
+
+# Pipeline parallelism: Llama-3-70B prefill of 16 prompts of 2048 tokens on 4 stages of TP 2
+# (8 H100), against micro-batches; the bubble share and the makespan.
+P=$R/pipeline.csv
+echo "stages,micro_batches,makespan_s,bubble,bubble_closed_form" > "$P"
+for m in 1 2 4 8 16; do
+    "$D" run --arch h100 --model workloads/models/llama-3-70b.json --phase prefill --batch 16 \
+        --prompt-len 2048 --tp 2 --pp 4 --micro-batches "$m" \
+        --pipeline-trace "$R/pipeline-m$m.trace.json" |
+    awk -v m="$m" '/^makespan/ { printf "4,%s,%s,%s,%.4f\n", m, $2, $5, 3 / (m + 3) }' >> "$P"
 done
