@@ -4,7 +4,7 @@
 //! `tp`-way group of devices. A micro-batch's stage time is the sum of its layers' op times (as
 //! `dyad run` prices them at batch/M sequences); at each stage boundary its activations
 //! ([tokens, hidden] at the activation type) cross the node's link (bytes ÷ bandwidth + one
-//! step's latency). [`sim::pipeline::schedule`] runs the forward schedule.
+//! step's latency), or the network between nodes when the stages span more than one node. [`sim::pipeline::schedule`] runs the forward schedule.
 
 use std::fmt::Write;
 
@@ -66,7 +66,12 @@ pub fn pipeline(spec: &RunSpec, stages: u64, micro: u64) -> Result<Pipelined, Ru
         };
         t[s] += p.cost.time.value();
     }
-    let link = &r.sys.node.link;
+    // A pipeline past one node sends over the network between nodes; every boundary is charged
+    // that slower link then (the schedule takes one send time).
+    let link = match &r.sys.cluster {
+        Some(c) if stages * r.tp > u64::from(r.sys.node.devices) => &c.link,
+        _ => &r.sys.node.link,
+    };
     let bytes = g.tokens as f64 * r.model.hidden as f64 * r.precision.activations.bytes();
     let send = if stages > 1 {
         bytes / link.bandwidth.value() + link.latency.value()
