@@ -15,10 +15,9 @@
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::{
-    Batch, Builder, Iteration, IterationGraph, Routing, attend, build_iteration, ffn_block, gemm,
+    Batch, Builder, Iteration, IterationGraph, Routing, attend, build_iteration, gemm, layers,
     lm_head,
 };
-use crate::model::knob_ops;
 use crate::model::op::{OpKind, Precision};
 use crate::model::spec::{ModelError, ModelSpec};
 use crate::work::Access::{Gather, Rows};
@@ -59,26 +58,10 @@ pub fn build_iteration_sp(
         g: DiGraph::new(),
         p,
     };
-    let mut last = b.elementwise(&[], "embedding", None, (t * m.hidden, 1, 1, 0), Gather);
-    for (l, plan) in (0..m.layers()).zip(&m.plans) {
-        let own = plan.knobs.image.map(|k| k.batch(batch));
-        let lb = own.as_ref().unwrap_or(batch);
-        let p = knob_ops::layer_precision(p, plan);
-        let lit = Iteration {
-            batch: lb,
-            t: lb.tokens().div_ceil(sp),
-            p,
-            ..it
-        };
-        b.p = p;
-        last = knob_ops::dequant(&mut b, &lit, l, last);
-        if plan.has_attention() {
-            last = attention(&mut b, &lit, sp, l, last);
-        }
-        if plan.has_ffn() {
-            last = ffn_block(&mut b, &lit, l, last)?;
-        }
-    }
+    let last = b.elementwise(&[], "embedding", None, (t * m.hidden, 1, 1, 0), Gather);
+    let last = layers(&mut b, &it, sp, last, |b, lit, l, x| {
+        attention(b, lit, sp, l, x)
+    })?;
     b.p = p;
     // Decode rows spread over the devices; every prompt's last token on this one.
     let rows = Batch {
