@@ -10,7 +10,10 @@ use super::spec::{ModelError, ModelSpec, Moe};
 use crate::work::Access::{self, Gather, Rows, Stream};
 
 mod attend;
+mod layers;
 mod ulysses;
+
+use layers::layers;
 
 pub use ulysses::{build_iteration_sp, ulysses_bytes};
 
@@ -217,40 +220,6 @@ pub fn build_iteration_with(
         produced: batch.logit_rows(),
         tp: par.tp,
     })
-}
-
-/// Every layer of `it` after `last`: its own batch and precision, then `attention` and the FFN,
-/// each over the layer's tokens divided by `split` (rounded up; 1 but for sequence parallelism).
-/// Returns the last op.
-pub(super) fn layers(
-    b: &mut Builder,
-    it: &Iteration,
-    split: u64,
-    mut last: NodeIndex,
-    attention: impl Fn(&mut Builder, &Iteration, u32, NodeIndex) -> NodeIndex,
-) -> Result<NodeIndex, ModelError> {
-    let (m, batch) = (it.m, it.batch);
-    for (l, plan) in (0..m.layers()).zip(&m.plans) {
-        // The layer's own batch (image tokens dropped) and precision, when its plan says so.
-        let own = plan.knobs.image.map(|k| k.batch(batch));
-        let lb = own.as_ref().unwrap_or(batch);
-        let p = knob_ops::layer_precision(it.p, plan);
-        let lit = Iteration {
-            batch: lb,
-            t: lb.tokens().div_ceil(split),
-            p,
-            ..*it
-        };
-        b.p = p;
-        last = knob_ops::dequant(b, &lit, l, last);
-        if plan.has_attention() {
-            last = attention(b, &lit, l, last);
-        }
-        if plan.has_ffn() {
-            last = ffn_block(b, &lit, l, last)?;
-        }
-    }
-    Ok(last)
 }
 
 /// What every layer of one iteration shares: the model, the batch (`t` tokens), how the model

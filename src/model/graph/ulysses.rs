@@ -34,10 +34,7 @@ pub fn build_iteration_sp(
     routing: &Routing,
 ) -> Result<IterationGraph, ModelError> {
     if sp <= 1 {
-        let sp_err = |why: &str| ModelError::Sp {
-            sp,
-            why: why.into(),
-        };
+        let sp_err = |why: &str| ModelError::Sp(sp, why.into());
         return match sp {
             0 => Err(sp_err("must be at least 1")),
             _ => build_iteration(m, batch, 1, p, routing),
@@ -127,7 +124,7 @@ fn attention(b: &mut Builder, it: &Iteration, sp: u64, l: u32, last: NodeIndex) 
 /// no latent attention, token selection or ranks, and no per-layer routing counts.
 fn check(m: &ModelSpec, batch: &Batch, sp: u64, routing: &Routing) -> Result<(), ModelError> {
     m.validate()?;
-    let err = |why: String| Err(ModelError::Sp { sp, why });
+    let err = |why: String| Err(ModelError::Sp(sp, why));
     if batch.is_empty() {
         return Err(ModelError::Zero {
             field: "the batch (tokens this iteration)",

@@ -100,7 +100,7 @@ fn a_degree_the_kv_heads_do_not_take_is_an_error() {
     let m = mixtral();
     for sp in [0, 3, 16] {
         let r = build_iteration_sp(&m, &Batch::prefill(1, 4096), sp, bf16(), &Routing::Uniform);
-        assert!(matches!(r, Err(ModelError::Sp { .. })), "sp {sp}");
+        assert!(matches!(r, Err(ModelError::Sp(..))), "sp {sp}");
     }
     let dense = ModelSpec {
         plans: vec![
