@@ -13,6 +13,8 @@ pub mod ppa;
 pub mod reproduce;
 pub mod run;
 pub mod run_plot;
+pub mod run_pp;
+pub mod run_sp;
 pub mod sweep;
 pub mod validate;
 

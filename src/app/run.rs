@@ -13,6 +13,7 @@ use crate::hw::{CostError, Timing};
 use crate::map::{self, Policy};
 use crate::model::{
     Batch, IterationGraph, ModelError, ModelSpec, Precision, Routing, build_iteration,
+    build_iteration_sp,
 };
 /// A run report's renderings: table, JSON, CSV, Markdown.
 pub use crate::report::{Format, render};
@@ -79,6 +80,8 @@ pub struct RunSpec {
     pub kv_len: u64,
     /// Tensor-parallel degree; `None` picks the smallest power of two whose share fits memory.
     pub tp: Option<u64>,
+    /// Sequence-parallel (Ulysses) degree (1 = off; above 1 needs tp 1).
+    pub sp: u64,
     /// Kernel or host time.
     pub timing: Timing,
     /// Mapping policy (`dispatch` and `duplex` need an arch with PIM units).
@@ -105,6 +108,7 @@ impl Default for RunSpec {
             prompt_len: 1024,
             kv_len: 1024,
             tp: None,
+            sp: 1,
             timing: Timing::Kernel,
             policy: Policy::AllXpu,
             weights: None,
@@ -163,6 +167,22 @@ pub enum RunError {
         tokens: u64,
         /// The limit.
         max: u64,
+    },
+    /// A pipeline the run cannot take.
+    #[error("--pp {pp}: {why}")]
+    Pp {
+        /// The stages asked for.
+        pp: u64,
+        /// Why not, in words.
+        why: String,
+    },
+    /// A sequence-parallel degree the run cannot take.
+    #[error("--sp {sp}: {why}")]
+    Sp {
+        /// The degree asked for.
+        sp: u64,
+        /// Why not, in words.
+        why: String,
     },
     /// More tensor-parallel devices than the arch has.
     #[error("--tp {tp} exceeds the {devices} devices of {arch}")]
@@ -237,6 +257,8 @@ pub struct Resolved {
     pub tp: u64,
     /// Why dyad chose `tp`, in words; `None` when the spec gave it.
     pub tp_reason: Option<String>,
+    /// The sequence-parallel degree (1 = off).
+    pub sp: u64,
     /// Precision of weights, activations and KV cache (the spec's, else the model's type).
     pub precision: Precision,
 }
@@ -257,8 +279,10 @@ pub fn resolve(spec: &RunSpec) -> Result<Resolved, RunError> {
         scales: None,
     };
     let cap = sys.xpu.memory.capacity.value();
+    let sp = super::run_sp::degree(spec, sys.devices())?;
     let (tp, tp_reason) = match spec.tp {
         Some(tp) => (tp, None),
+        None if sp > 1 => (1, None),
         None => {
             let (tp, why) = fit::pick_tp(&model, &batch, p, cap, sys.devices());
             (tp, Some(why))
@@ -282,6 +306,7 @@ pub fn resolve(spec: &RunSpec) -> Result<Resolved, RunError> {
         batch,
         tp,
         tp_reason,
+        sp,
         precision: p,
     })
 }
@@ -329,7 +354,10 @@ fn batch(spec: &RunSpec) -> Result<Batch, RunError> {
 /// its ops with [`map::cost_iteration`].
 pub(crate) fn iteration(spec: &RunSpec) -> Result<(Resolved, IterationGraph), RunError> {
     let r = resolve(spec)?;
-    let g = build_iteration(&r.model, &r.batch, r.tp, r.precision, &Routing::Uniform)?;
+    let g = match r.sp {
+        1 => build_iteration(&r.model, &r.batch, r.tp, r.precision, &Routing::Uniform)?,
+        sp => build_iteration_sp(&r.model, &r.batch, sp, r.precision, &Routing::Uniform)?,
+    };
     if spec.policy != Policy::AllXpu && r.sys.pim.is_none() {
         return Err(RunError::PolicyNeedsPim {
             policy: spec.policy.name(),
@@ -344,7 +372,7 @@ pub fn run(spec: &RunSpec) -> Result<RunReport, RunError> {
     let (r, g) = iteration(spec)?;
     let (sys, model, batch, tp, p) = (&r.sys, &r.model, &r.batch, r.tp, r.precision);
     let cap = sys.xpu.memory.capacity.value();
-    let mem = fit::memory_use(model, batch, tp, p, cap);
+    let mem = super::run_sp::memory_use(model, batch, tp, r.sp, p, cap);
     if !mem.fits && !spec.allow_oversize {
         let smallest = fit::smallest_tp(model, batch, p, cap);
         return Err(RunError::DoesNotFit {
@@ -369,9 +397,10 @@ pub fn run(spec: &RunSpec) -> Result<RunReport, RunError> {
         kv_len: spec.kv_len,
         tp,
         ep: 1,
-        devices: tp,
+        devices: tp * r.sp,
         attention_dp: 1,
         tp_reason: r.tp_reason.clone(),
+        sp: r.sp,
         precision: p,
         policy: spec.policy.name().into(),
         model_notes: model.notes.clone(),

@@ -70,6 +70,11 @@ pub(super) struct ModelArgs {
     /// Tensor-parallel degree; by default the smallest power of two whose share fits in memory.
     #[arg(long)]
     pub(super) tp: Option<u64>,
+    /// Sequence-parallel (DeepSpeed-Ulysses) degree of a single iteration: each device holds
+    /// 1/P of the tokens and all the weights, with an all-to-all of Q, K, V before attention and
+    /// of its output after (P divides the KV heads; needs --tp 1).
+    #[arg(long, default_value_t = 1)]
+    pub(super) sp: u64,
     /// Mapping policy: all-xpu, dispatch (each op on the faster unit) or duplex (dispatch plus
     /// expert co-processing); the last two need an arch with PIM units.
     #[arg(long, default_value = "all-xpu", value_parser = named(&Policy::TABLE))]
@@ -100,6 +105,7 @@ impl ModelArgs {
             prompt_len: self.prompt_len,
             kv_len: self.kv_len,
             tp: self.tp,
+            sp: self.sp,
             timing,
             policy: self.policy,
             weights: self.weights,
@@ -162,13 +168,28 @@ pub(super) struct RunArgs {
     /// The flags given on the command line (their ids), as opposed to left at their defaults.
     #[arg(skip)]
     pub(super) given: Vec<String>,
+    /// Pipeline stages: price the iteration's batch as --micro-batches micro-batches through
+    /// this many stages of consecutive layers, each on its own TP group, and print the schedule
+    /// (makespan, bubble, utilization per stage) instead of the op table.
+    #[arg(long, conflicts_with_all = ["serving", "plot", "sp", "format"])]
+    pub(super) pp: Option<u64>,
+    /// Micro-batches of a pipelined run (`--pp`); they divide the batch.
+    #[arg(long, requires = "pp", default_value_t = 1)]
+    pub(super) micro_batches: u64,
+    /// Write the pipeline schedule as a Chrome/Perfetto trace, one track per stage (`--pp`).
+    #[arg(long, requires = "pp")]
+    pub(super) pipeline_trace: Option<PathBuf>,
     /// Also write SVG plots of the iteration into this folder: roofline.svg, ops.svg, layers.svg.
     #[arg(long, value_name = "DIR", conflicts_with = "serving")]
     pub(super) plot: Option<PathBuf>,
 }
 
 /// Flags that mean nothing to a serving run, with the error each gives there.
-const NOT_FOR_SERVING: [(&str, &str); 5] = [
+const NOT_FOR_SERVING: [(&str, &str); 6] = [
+    (
+        "sp",
+        "--sp has no meaning with --serving: sequence parallelism is costed for a single iteration (dyad run --phase prefill --sp P)",
+    ),
     (
         "batch",
         "--batch has no meaning with --serving: the scenario's [batching] and arrivals set the batch",

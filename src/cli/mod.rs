@@ -137,6 +137,7 @@ fn run(a: &args::RunArgs) -> Result<(), AppError> {
             }
             served.text
         }
+        None if a.pp.is_some() => pipelined(a)?,
         None => {
             let report = app::run::run(&a.spec())?;
             if let Some(dir) = &a.plot {
@@ -146,6 +147,16 @@ fn run(a: &args::RunArgs) -> Result<(), AppError> {
         }
     };
     write_out(a.out.as_deref(), &text)
+}
+
+/// `dyad run --pp S`: the schedule as text, and its trace when asked.
+fn pipelined(a: &args::RunArgs) -> Result<String, AppError> {
+    let stages = a.pp.unwrap_or(1);
+    let p = app::run_pp::pipeline(&a.spec(), stages, a.micro_batches)?;
+    if let Some(path) = &a.pipeline_trace {
+        write_out(Some(path), &app::run_pp::trace(&p))?;
+    }
+    Ok(app::run_pp::render(&p))
 }
 
 fn validate(a: &args::ValidateArgs) -> Result<(), AppError> {

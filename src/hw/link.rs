@@ -121,3 +121,7 @@ fn hierarchical(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "link_tests.rs"]
+mod tests;

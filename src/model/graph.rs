@@ -10,6 +10,12 @@ use super::spec::{ModelError, ModelSpec, Moe};
 use crate::work::Access::{self, Gather, Rows, Stream};
 
 mod attend;
+mod layers;
+mod ulysses;
+
+use layers::layers;
+
+pub use ulysses::{build_iteration_sp, ulysses_bytes};
 
 /// A prefill chunk: `q_len` new prompt tokens after `ctx` tokens already in the KV cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -204,27 +210,8 @@ pub fn build_iteration_with(
         g: DiGraph::new(),
         p,
     };
-    let mut last = b.elementwise(&[], "embedding", None, (it.t * m.hidden, 1, 1, 0), Gather);
-    for (l, plan) in (0..m.layers()).zip(&m.plans) {
-        // The layer's own batch (image tokens dropped) and precision, when its plan says so.
-        let own = plan.knobs.image.map(|k| k.batch(batch));
-        let lb = own.as_ref().unwrap_or(batch);
-        let p = knob_ops::layer_precision(p, plan);
-        let lit = Iteration {
-            batch: lb,
-            t: lb.tokens(),
-            p,
-            ..it
-        };
-        b.p = p;
-        last = knob_ops::dequant(&mut b, &lit, l, last);
-        if plan.has_attention() {
-            last = attention_block(&mut b, &lit, l, last);
-        }
-        if plan.has_ffn() {
-            last = ffn_block(&mut b, &lit, l, last)?;
-        }
-    }
+    let last = b.elementwise(&[], "embedding", None, (it.t * m.hidden, 1, 1, 0), Gather);
+    let last = layers(&mut b, &it, 1, last, attention_block)?;
     b.p = p;
     lm_head(&mut b, &it, last);
     Ok(IterationGraph {

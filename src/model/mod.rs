@@ -22,6 +22,7 @@ pub use graph::{
     Batch, IterationGraph, Parallelism, PrefillChunk, Routing, build_iteration,
     build_iteration_with, check_layout,
 };
+pub use graph::{build_iteration_sp, ulysses_bytes};
 pub use knobs::{
     ExpertKind, GroupScale, ImageKeep, KPmf, Knobs, LayerQuant, MAX_K, PPM, ZeroExperts, ppm,
 };

@@ -146,6 +146,9 @@ pub enum ModelError {
         /// Key/value heads of the model.
         kv_heads: u64,
     },
+    /// A sequence-parallel (Ulysses) degree the model or batch cannot take, and why.
+    #[error("sequence-parallel degree {0}: {1}")]
+    Sp(u64, String),
 }
 
 impl ModelError {
@@ -157,7 +160,7 @@ impl ModelError {
             ModelError::TopK { .. } => "num_experts_per_tok",
             ModelError::Ep { .. } => "num_local_experts",
             ModelError::Tp { what, .. } => what,
-            ModelError::TpKvReplication { .. } => "num_key_value_heads",
+            ModelError::TpKvReplication { .. } | ModelError::Sp(..) => "num_key_value_heads",
         };
         let first = field.split([' ', ',']).next().unwrap_or(field);
         match first {

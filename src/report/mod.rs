@@ -100,6 +100,11 @@ pub fn placement_words(model: &str, arch: &str, devices: u64, tp: u64, ep: u64, 
     format!("{model} on {arch} x{devices} (TP {tp}, EP {ep}, attention data-parallel {dp})")
 }
 
+/// Whether a degree is 1 (left out of a report).
+fn is_one(n: &u64) -> bool {
+    *n == 1
+}
+
 /// What was run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunInputs {
@@ -126,6 +131,9 @@ pub struct RunInputs {
     /// Why dyad chose `tp` when `--tp` was not given, in words; absent when it was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tp_reason: Option<String>,
+    /// Sequence-parallel (Ulysses) degree (`--sp`); absent when 1.
+    #[serde(skip_serializing_if = "is_one")]
+    pub sp: u64,
     /// Element types of weights, activations and KV cache.
     pub precision: crate::model::Precision,
     /// The mapping policy's name.

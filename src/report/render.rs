@@ -125,6 +125,12 @@ fn header(r: &RunReport) -> String {
         i.policy,
         super::precision_words(&i.precision)
     );
+    if i.sp > 1 {
+        s.push_str(&format!(
+            "\nsequence-parallel (Ulysses) over {} devices: tokens split, heads split in attention",
+            i.sp
+        ));
+    }
     if let Some(why) = &i.tp_reason {
         let _ = write!(s, "\nparallelism chosen by dyad: {why}");
     }

@@ -7,6 +7,7 @@ pub mod counts;
 pub mod engine;
 pub mod iteration;
 pub mod kv;
+pub mod pipeline;
 pub mod routing;
 pub mod serving;
 pub mod variant_routing;
