@@ -22,6 +22,7 @@ mod layers;
 mod pim;
 mod plans;
 mod plots;
+mod pools;
 mod ppa_cli;
 mod references;
 mod reproducers;
