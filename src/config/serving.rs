@@ -37,6 +37,9 @@ struct RawScenario {
     arrivals: RawArrivals,
     batching: RawBatching,
     routing: Option<RawRouting>,
+    /// Prefill/decode pools, read by `config::pools`.
+    #[allow(dead_code)]
+    disaggregation: Option<toml::Table>,
 }
 
 #[derive(Debug, Deserialize)]
