@@ -7,9 +7,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::error::ConfigError;
-use super::serving::ScenarioOverrides;
 use super::source::Source;
-use super::{load_arch, load_scenario_overridden, source_text};
+use super::{ScenarioOverrides, load_arch, load_scenario_overridden, source_text};
 use crate::map::Policy;
 use crate::sim::serving::{Disagg, KvLink};
 use crate::units::{BytesPerSecond, Seconds};
@@ -113,7 +112,7 @@ fn link(src: &Source, raw: &RawDisagg, sys: &crate::hw::System) -> Result<KvLink
                 .get_ref()
                 .parse::<BytesPerSecond>()
                 .map_err(|e| src.err(v, e.to_string()))?;
-            if !(b.value() > 0.0) {
+            if b.value().is_nan() || b.value() <= 0.0 {
                 return Err(src.err(v, "`disaggregation.link_bandwidth` must be positive"));
             }
             b.value()
@@ -129,7 +128,7 @@ fn link(src: &Source, raw: &RawDisagg, sys: &crate::hw::System) -> Result<KvLink
                 .get_ref()
                 .parse::<Seconds>()
                 .map_err(|e| src.err(v, e.to_string()))?;
-            if !(t.value() >= 0.0 && t.value().is_finite()) {
+            if !t.value().is_finite() || t.value() < 0.0 {
                 return Err(src.err(v, "`disaggregation.link_latency` must be at least 0"));
             }
             t.value()

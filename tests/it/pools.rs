@@ -118,3 +118,117 @@ fn a_closed_loop_is_refused() {
         Err(ServingError::ClosedPools)
     ));
 }
+
+/// The study's disaggregated scenario with `edit` applied to its text, written to a file of
+/// its own beside the original (so that its relative paths resolve).
+fn edited(name: &str, edit: impl Fn(String) -> String) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results/serving-modes/disagg");
+    let text = std::fs::read_to_string(dir.join("disagg.toml")).unwrap();
+    let path = dir.join(format!("test-{name}-{}.toml", std::process::id()));
+    std::fs::write(&path, edit(text)).unwrap();
+    path
+}
+
+#[test]
+fn a_flag_on_a_disaggregated_scenario_is_refused_and_the_link_has_no_silent_default() {
+    use dyad::config::{ScenarioOverrides, load_disagg};
+    let path = edited("flag", |t| t);
+    let o = ScenarioOverrides {
+        tp: Some(4),
+        ..ScenarioOverrides::default()
+    };
+    let e = load_disagg(&path, &o).unwrap_err().to_string();
+    let d = load_disagg(&path, &ScenarioOverrides::default())
+        .unwrap()
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert!(e.contains("`tp`") && e.contains("which pool"), "{e}");
+    assert_eq!((d.prefill.tp, d.decode.tp), (2, 2));
+    assert_eq!(d.decode.policy, dyad::map::Policy::Duplex);
+    assert_eq!((d.link.bandwidth, d.link.latency), (50e9, 5e-6));
+    // Without link keys an arch with no [cluster.link] gives no bandwidth: an error, at the file.
+    let path = edited("link", |t| {
+        t.lines()
+            .filter(|l| !l.starts_with("link_"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    let e = load_disagg(&path, &ScenarioOverrides::default())
+        .unwrap_err()
+        .to_string();
+    std::fs::remove_file(&path).unwrap();
+    assert!(e.contains("disaggregation.link_bandwidth"), "{e}");
+}
+
+/// `count` requests of (`prompt`, `output`) tokens arriving every `gap` seconds from 0.
+fn evenly(prompt: u64, output: u64, count: u64, gap: f64) -> dyad::sim::serving::Scenario {
+    let mut s = scenario(
+        "mixtral-8x7b",
+        2,
+        prompt,
+        output,
+        Arrivals::Trace,
+        count,
+        32,
+    );
+    s.lengths = Lengths::Trace(
+        (0..count)
+            .map(|i| (prompt, output, Some(i as f64 * gap)))
+            .collect(),
+    );
+    s
+}
+
+#[test]
+fn one_replica_behind_either_router_is_the_plain_engine() {
+    use dyad::sim::serving::{RouterPolicy, simulate_replicas};
+    let s = disagg(700, 30, 50, 6.0, IDEAL).prefill;
+    let plain = format!("{:?}", simulate(&s, None).unwrap());
+    for router in [RouterPolicy::RoundRobin, RouterPolicy::LeastWork] {
+        let one = simulate_replicas(&s, 1, router).unwrap();
+        assert_eq!(format!("{:?}", one[0]), plain);
+    }
+}
+
+#[test]
+fn r_round_robin_replicas_at_r_times_the_rate_repeat_one_replicas_latencies() {
+    // Exact (to rounding) with fixed lengths and evenly spaced arrivals: replica j meets the
+    // arrivals of the single replica shifted by j · gap / R.
+    use dyad::sim::serving::{RouterPolicy, simulate_replicas};
+    let (gap, r, n) = (0.05, 3, 20);
+    let one = simulate(&evenly(500, 40, n, gap), None).unwrap();
+    let many = simulate_replicas(
+        &evenly(500, 40, n * r, gap / r as f64),
+        r,
+        RouterPolicy::RoundRobin,
+    )
+    .unwrap();
+    let sorted = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let want = sorted(
+        (0..r)
+            .flat_map(|_| one.e2e.exact().unwrap().to_vec())
+            .collect(),
+    );
+    let got = sorted(
+        many.iter()
+            .flat_map(|x| x.e2e.exact().unwrap().to_vec())
+            .collect(),
+    );
+    assert_eq!(want.len(), got.len());
+    for (a, b) in want.iter().zip(&got) {
+        assert!((a - b).abs() <= 1e-9 * a, "{a} {b}");
+    }
+    // Least work spreads the same requests: every replica serves some, none is idle.
+    let lw = simulate_replicas(
+        &evenly(500, 40, n * r, gap / r as f64),
+        r,
+        RouterPolicy::LeastWork,
+    )
+    .unwrap();
+    let served: Vec<u64> = lw.iter().map(|x| x.requests_completed).collect();
+    assert_eq!(served.iter().sum::<u64>(), n * r);
+    assert!(served.iter().all(|&x| x > 0), "{served:?}");
+}

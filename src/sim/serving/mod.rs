@@ -8,6 +8,7 @@
 //! emit, retire, record) and `stats` (what the run measured and what limited it).
 
 mod pools;
+mod replicas;
 mod samples;
 mod schedule;
 mod setup;
@@ -15,6 +16,7 @@ mod stats;
 mod step;
 
 pub use pools::{Disagg, DisaggResult, KvLink, simulate_disagg};
+pub use replicas::{RouterPolicy, simulate_replicas};
 pub use samples::{ACCURACY, EXACT, Samples, TIMELINE, Thinned};
 pub use stats::{
     COMPUTE_SHARE, FULL_BATCH, RequestLife, ServingLimit, ServingResult, TimelinePoint, WAIT_SHARE,
