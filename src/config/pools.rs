@@ -106,16 +106,15 @@ fn link(src: &Source, raw: &RawDisagg, sys: &crate::hw::System) -> Result<KvLink
             sys.name
         ))
     };
+    let given = |v: &Spanned<String>, x: Result<f64, crate::units::UnitError>, ok: bool, must| {
+        x.map_err(|e| src.err(v, e.to_string()))
+            .and_then(|x| if ok { Ok(x) } else { Err(src.err(v, must)) })
+    };
     let bandwidth = match &raw.link_bandwidth {
         Some(v) => {
-            let b = v
-                .get_ref()
-                .parse::<BytesPerSecond>()
-                .map_err(|e| src.err(v, e.to_string()))?;
-            if b.value().is_nan() || b.value() <= 0.0 {
-                return Err(src.err(v, "`disaggregation.link_bandwidth` must be positive"));
-            }
-            b.value()
+            let b = v.get_ref().parse::<BytesPerSecond>().map(|b| b.value());
+            let ok = b.as_ref().is_ok_and(|&b| b > 0.0);
+            given(v, b, ok, "`disaggregation.link_bandwidth` must be positive")?
         }
         None => cl
             .ok_or_else(|| missing("link_bandwidth"))?
@@ -124,14 +123,9 @@ fn link(src: &Source, raw: &RawDisagg, sys: &crate::hw::System) -> Result<KvLink
     };
     let latency = match &raw.link_latency {
         Some(v) => {
-            let t = v
-                .get_ref()
-                .parse::<Seconds>()
-                .map_err(|e| src.err(v, e.to_string()))?;
-            if !t.value().is_finite() || t.value() < 0.0 {
-                return Err(src.err(v, "`disaggregation.link_latency` must be at least 0"));
-            }
-            t.value()
+            let t = v.get_ref().parse::<Seconds>().map(|t| t.value());
+            let ok = t.as_ref().is_ok_and(|&t| t.is_finite() && t >= 0.0);
+            given(v, t, ok, "`disaggregation.link_latency` must be at least 0")?
         }
         None => cl.ok_or_else(|| missing("link_latency"))?.latency.value(),
     };
