@@ -9,6 +9,7 @@ pub mod cost;
 pub mod fit;
 pub mod graph;
 pub mod list;
+mod pools;
 pub mod ppa;
 pub mod reproduce;
 pub mod run;

@@ -533,6 +533,9 @@ pub fn serve(spec: &ServeSpec) -> Result<Served, super::AppError> {
             ));
         }
     }
+    if let Some(d) = config::load_disagg(&spec.scenario, &spec.overrides)? {
+        return super::pools::serve_disagg(spec, &d);
+    }
     let sc = config::load_scenario_overridden(&spec.scenario, &spec.overrides)?;
     let least = crate::sim::serving::least_iterations(&sc);
     if let Some(limit) = spec.work_limit

@@ -40,6 +40,9 @@ struct RawScenario {
     routing: Option<RawRouting>,
     /// Speculative decoding (`[speculative]`).
     speculative: Option<RawSpeculative>,
+    /// Prefill/decode pools, read by `config::pools`.
+    #[allow(dead_code)]
+    disaggregation: Option<toml::Table>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -23,6 +23,7 @@ mod pim;
 mod pipeline;
 mod plans;
 mod plots;
+mod pools;
 mod ppa_cli;
 mod references;
 mod reproducers;

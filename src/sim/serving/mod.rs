@@ -7,6 +7,8 @@
 //! pure function of the queues and limits), `step` (cost the planned batch on the engine, then
 //! emit, retire, record) and `stats` (what the run measured and what limited it).
 
+mod pools;
+mod replicas;
 mod round;
 mod samples;
 mod schedule;
@@ -15,6 +17,8 @@ pub mod speculative;
 mod stats;
 mod step;
 
+pub use pools::{Disagg, DisaggResult, KvLink, simulate_disagg};
+pub use replicas::{RouterPolicy, simulate_replicas};
 pub use samples::{ACCURACY, EXACT, Samples, TIMELINE, Thinned};
 pub use stats::{
     COMPUTE_SHARE, FULL_BATCH, RequestLife, ServingLimit, ServingResult, TimelinePoint, WAIT_SHARE,
@@ -125,6 +129,9 @@ pub enum ServingError {
         /// Blocks in the cache.
         total: u64,
     },
+    /// A closed loop under disaggregation (its concurrency would span both pools).
+    #[error("disaggregated pools need open-loop arrivals (poisson or a trace), not a closed loop")]
+    ClosedPools,
     /// No request could be scheduled (the cache holds too few blocks for any step).
     #[error("no request can make progress at t = {t} s (KV cache of {blocks} blocks)")]
     NoProgress {

@@ -38,6 +38,9 @@ pub(super) struct Seq {
     pub(super) generated: u64,
     /// KV blocks it holds.
     pub(super) blocks: u64,
+    /// Its prompt's KV arrives computed (a disaggregated decode pool): admitted, it takes the
+    /// prompt's blocks and decodes at once, with no prefill chunk.
+    pub(super) kv_ready: bool,
 }
 
 impl Seq {
@@ -50,6 +53,7 @@ impl Seq {
             target: prompt,
             generated: 0,
             blocks: 0,
+            kv_ready: false,
         }
     }
 
@@ -69,6 +73,7 @@ impl Seq {
         self.blocks = 0;
         self.in_kv = 0;
         self.target = self.prompt + self.generated;
+        self.kv_ready = false;
     }
 }
 
@@ -178,8 +183,9 @@ impl Plan {
 pub(super) fn next_batch(q: &mut Queues, lim: &Limits) -> Result<Plan, ServingError> {
     let mut plan = Plan::default();
     let mut budget = lim.max_tokens;
+    admit_ready(q, lim, &mut plan)?;
     decode(q, lim.decode_tokens, &mut budget, &mut plan);
-    plan.waits.kv = plan.preempted > 0;
+    plan.waits.kv |= plan.preempted > 0;
     continue_prefills(q, lim.max_prefills, &mut budget, &mut plan);
     if plan.preempted == 0 {
         admit(q, lim, &mut budget, &mut plan)?;
@@ -222,6 +228,38 @@ fn decode(q: &mut Queues, step: u64, budget: &mut u64, plan: &mut Plan) {
         *budget -= step;
         i += 1;
     }
+}
+
+/// Before rule 1: requests at the front of the waiting queue whose prompt KV arrived computed
+/// (only a disaggregated decode pool has them) are admitted while the batch and the blocks
+/// allow, and decode in this iteration.
+fn admit_ready(q: &mut Queues, lim: &Limits, plan: &mut Plan) -> Result<(), ServingError> {
+    while let Some(&r) = q.waiting.front() {
+        if !q.seqs[r].kv_ready {
+            break;
+        }
+        if q.running.len() as u64 >= lim.max_batch {
+            plan.waits.batch = true;
+            break;
+        }
+        let need = q.kv.blocks_for(q.seqs[r].target);
+        if need > q.kv.total_blocks {
+            return Err(ServingError::TooLong {
+                id: r,
+                need,
+                total: q.kv.total_blocks,
+            });
+        }
+        if !q.kv.try_take(need) {
+            plan.waits.kv = true;
+            break;
+        }
+        q.waiting.pop_front();
+        let s = &mut q.seqs[r];
+        (s.blocks, s.in_kv) = (need, s.target);
+        q.running.push(r);
+    }
+    Ok(())
 }
 
 /// Rule 3: running sequences part-way through their prompt take a chunk each.
