@@ -150,8 +150,31 @@ const EPS: f64 = 1e-12;
 
 /// Runs `tasks` on `resources` resources from time 0.
 pub fn run(tasks: &[Task], resources: usize) -> Result<Outcome, EngineError> {
-    let r = Run::new(tasks, resources)?;
-    Ok(serial(tasks, resources).unwrap_or_else(|| events(r)))
+    check(tasks, resources)?;
+    // The one-pass path first: it needs none of the event loop's graph.
+    Ok(serial(tasks, resources).unwrap_or_else(|| events(Run::build(tasks, resources))))
+}
+
+/// Checks every task's work, resources and dependencies (that they point backwards).
+fn check(tasks: &[Task], resources: usize) -> Result<(), EngineError> {
+    for (i, t) in tasks.iter().enumerate() {
+        if !(t.delay.is_finite() && t.delay >= 0.0)
+            || t.demands.iter().any(|d| !(d.1.is_finite() && d.1 >= 0.0))
+        {
+            return Err(EngineError::BadWork { task: i });
+        }
+        if let Some(&(r, _)) = t.demands.iter().find(|d| d.0.0 >= resources) {
+            return Err(EngineError::BadResource {
+                task: i,
+                resource: r.0,
+                resources,
+            });
+        }
+        if let Some(d) = t.deps.iter().find(|d| d.0 >= i) {
+            return Err(EngineError::BadDependency { task: i, dep: d.0 });
+        }
+    }
+    Ok(())
 }
 
 /// The event loop: runs the checked tasks of `r` to the end.
@@ -259,29 +282,14 @@ struct Run<'t> {
 }
 
 impl<'t> Run<'t> {
-    /// Checks every task's work, resources and dependencies, and builds the graph.
-    fn new(tasks: &'t [Task], resources: usize) -> Result<Self, EngineError> {
+    /// The graph of `tasks`, already checked by [`check`].
+    fn build(tasks: &'t [Task], resources: usize) -> Self {
         let n = tasks.len();
         let mut pending = vec![0usize; n];
         let mut succ: Vec<Vec<usize>> = vec![Vec::new(); n];
         let mut streams: Vec<VecDeque<usize>> = Vec::new();
         for (i, t) in tasks.iter().enumerate() {
-            if !(t.delay.is_finite() && t.delay >= 0.0)
-                || t.demands.iter().any(|d| !(d.1.is_finite() && d.1 >= 0.0))
-            {
-                return Err(EngineError::BadWork { task: i });
-            }
-            if let Some(&(r, _)) = t.demands.iter().find(|d| d.0.0 >= resources) {
-                return Err(EngineError::BadResource {
-                    task: i,
-                    resource: r.0,
-                    resources,
-                });
-            }
             for d in &t.deps {
-                if d.0 >= i {
-                    return Err(EngineError::BadDependency { task: i, dep: d.0 });
-                }
                 succ[d.0].push(i);
             }
             pending[i] = t.deps.len();
@@ -292,7 +300,7 @@ impl<'t> Run<'t> {
                 streams[s].push_back(i);
             }
         }
-        Ok(Run {
+        Run {
             tasks,
             pending,
             succ,
@@ -303,7 +311,7 @@ impl<'t> Run<'t> {
             active: Vec::new(),
             now: 0.0,
             done: 0,
-        })
+        }
     }
 
     /// A task may start when its dependencies are done and it heads its stream.
@@ -536,8 +544,9 @@ mod tests {
         for (k, x) in t.iter_mut().enumerate() {
             x.deps.retain(|d| d.0 < k);
         }
+        check(&t, 5).unwrap();
         let fast = serial(&t, 5).expect("one stream");
-        let slow = events(Run::new(&t, 5).unwrap());
+        let slow = events(Run::build(&t, 5));
         assert_eq!(fast, slow);
         // A second stream puts the tasks back on the event loop.
         t[3].stream = Some(1);

@@ -4,8 +4,6 @@
 //! the embedding, then each layer's engine run, then the head. Under balanced routing layers with
 //! equal plans are alike, and one run of each distinct plan stands for all its layers.
 
-use std::collections::HashMap;
-
 use super::engine::{self, ResourceId, Task, TaskId};
 use crate::hw::{Bound, CostError, EnergyParts, OpCost, System, Timing, Unit};
 use crate::map::{Choices, Policy, fuse_expert_launches, place};
@@ -88,10 +86,15 @@ pub struct IterCost {
 #[path = "routed.rs"]
 mod routed;
 
+#[path = "fxhash.rs"]
+mod fxhash;
+
 #[derive(Debug, Clone, Copy)]
 struct Priced {
     cost: OpCost,
     energy: EnergyParts,
+    /// Seconds its DRAM bytes hold the banks at their full bandwidth.
+    banks: f64,
 }
 
 /// Prices iterations of one model on one system, caching op costs by shape.
@@ -105,7 +108,7 @@ pub struct Coster<'a> {
     precision: Precision,
     timing: Timing,
     policy: Policy,
-    cache: HashMap<(Unit, OpKind, Precision), Priced>,
+    cache: fxhash::FxHashMap<(Unit, OpKind, Precision), Priced>,
     /// Routed experts' prices by (kind, tokens), for skewed routing.
     routed: routed::RoutedCache,
     /// Ops priced from the cache.
@@ -159,7 +162,7 @@ impl<'a> Coster<'a> {
             precision,
             timing,
             policy,
-            cache: HashMap::new(),
+            cache: fxhash::FxHashMap::default(),
             routed: routed::RoutedCache::default(),
             hits: 0,
             misses: 0,
@@ -177,6 +180,7 @@ impl<'a> Coster<'a> {
         let x = Priced {
             cost: self.sys.cost_on(unit, &w, self.timing)?,
             energy: self.sys.energy_on(unit, &w)?,
+            banks: w.bytes.total().value() / self.sys.bank_bandwidth().value(),
         };
         self.cache.insert(key, x);
         Ok(x)
@@ -230,7 +234,7 @@ impl<'a> Coster<'a> {
                 .filter(|&t| t != usize::MAX)
                 .map(TaskId)
                 .collect();
-            tasks.push(self.task(op, unit, x.cost, deps));
+            tasks.push(self.task(op, unit, &x, deps));
         }
         let o = engine::run(&tasks, RESOURCES.len() * self.par.ep as usize)?;
         out.ops += tasks.len() as u64;
@@ -279,9 +283,8 @@ impl<'a> Coster<'a> {
 
     /// The engine task of `op` on `unit` at cost `c`: its delay, what it draws on which
     /// resource of its device, and its stream.
-    fn task(&self, op: &Op, unit: Unit, c: OpCost, deps: Vec<TaskId>) -> Task {
-        let d = op.device;
-        let banks = op.work().bytes.total().value() / self.sys.bank_bandwidth().value();
+    fn task(&self, op: &Op, unit: Unit, x: &Priced, deps: Vec<TaskId>) -> Task {
+        let (d, c, banks) = (op.device, x.cost, x.banks);
         let demands = if op.kind.is_collective() {
             vec![(resource(d, 2), c.memory.value())]
         } else if unit == Unit::Pim {
@@ -348,9 +351,16 @@ impl<'a> Coster<'a> {
             let mut kinds: Vec<(IterCost, f64)> = Vec::with_capacity(self.templates.len());
             for kind in 0..self.templates.len() {
                 let n = self.kind_of.iter().filter(|&&k| k == kind).count();
-                let g = self.build(batch, kind, counts.first())?;
+                // The first layer's kind was built above, for the embedding and the head.
+                let built;
+                let g = if kind == self.kind_of[0] {
+                    &first
+                } else {
+                    built = self.build(batch, kind, counts.first())?;
+                    &built
+                };
                 let mut one = IterCost::default();
-                let lt = self.run_part(&g, layer_ops, Some(0), 0.0, &mut one, spans)?;
+                let lt = self.run_part(g, layer_ops, Some(0), 0.0, &mut one, spans)?;
                 add_layers(&mut out, &one, n as u64);
                 kinds.push((one, lt));
             }
