@@ -67,7 +67,7 @@ fn a_degree_the_run_cannot_take_is_bad_input() {
     // is not modelled.
     let a = prefill(&["--sp", "3"]);
     let r = dyad(&a.iter().map(String::as_str).collect::<Vec<_>>());
-    expect_input_error(&r, &["sequence-parallel degree 3"]);
+    expect_input_error(&r, &["--sp 3", "num_attention_heads (32)"]);
     expect_input_error(&run(&["--sp", "2", "--tp", "2"]), &["--sp 2", "--tp 1"]);
     expect_input_error(&run(&["--sp", "16"]), &["--sp 16", "devices"]);
     let serving = dyad(&[
