@@ -126,6 +126,18 @@ impl Lengths {
             }
         }
     }
+
+    /// The fewest output tokens the longest of `count` requests can have: a drawn length's
+    /// least, or the longest output among the trace rows the requests take.
+    pub fn least_longest_output(&self, count: u64) -> f64 {
+        match self {
+            Lengths::Drawn { output, .. } => output.least() as f64,
+            Lengths::Trace(rows) => {
+                let used = rows.len().min(usize::try_from(count).unwrap_or(usize::MAX));
+                rows[..used].iter().map(|r| r.1).max().unwrap_or(0) as f64
+            }
+        }
+    }
 }
 
 /// Generates `count` requests.

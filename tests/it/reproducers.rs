@@ -44,6 +44,25 @@ fn lengths_past_the_limit_are_refused_and_long_runs_need_the_work_flag() {
     expect_input_error(&r, &["at least 2.621e11 iterations", "--work-limit"]);
 }
 
+#[test]
+fn one_long_request_sets_the_least_iterations_the_work_flag_weighs() {
+    // Seven short requests and one of 65,536 output tokens: however wide the batch, the long
+    // one decodes one token per iteration, so the run takes at least 65,536 (the batch's share,
+    // 65,592 / 4 = 16,398, would pass a limit of 20,000; the fuzzer found the run it let by).
+    let rows = "64,8,0.0\n".repeat(7) + "64,65536,0.0\n";
+    let s = small_scenario("h100", "seed = 1", "mode = \"uniform\"")
+        .replacen("count = 8", "count = 8\ntrace = \"r.csv\"", 1)
+        .replacen("prompt = { fixed = 64 }\n", "", 1)
+        .replacen("output = { fixed = 8 }\n", "", 1)
+        .replacen("closed = 4", "trace = true", 1);
+    let csv = format!("prompt_len,output_len,arrival_s\n{rows}");
+    let r = dyad_with(
+        &[("s.toml", &s), ("r.csv", &csv)],
+        &["run", "--serving", "s.toml", "--work-limit", "20000"],
+    );
+    expect_input_error(&r, &["at least 6.554e4 iterations", "--work-limit"]);
+}
+
 /// A request trace with `rows` after its header, its arrivals taken from it.
 fn trace_run(rows: &str, count: u64) -> Run {
     let s = small_scenario("h100", "seed = 1", "mode = \"uniform\"")

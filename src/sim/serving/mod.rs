@@ -183,17 +183,20 @@ pub struct IterationRecord<'a> {
     pub draft_time: f64,
 }
 
-/// The fewest iterations `s` can take: an iteration decodes at most one token for each
-/// sequence of its batch (at most `max_batch`, or the closed loop's concurrency if smaller) and
-/// takes at most `max_tokens` tokens, prompt and output together. A lower bound, so a run
-/// refused on it would have run at least that long.
+/// The fewest iterations `s` can take: an iteration emits at most `r` tokens for each
+/// sequence of its batch (at most `max_batch`, or the closed loop's concurrency if smaller;
+/// r = 1, or d + 1 under speculative decoding), so the longest request alone takes its output
+/// ÷ r, and an iteration takes at most `max_tokens` tokens, prompt and output together. A lower
+/// bound, so a run refused on it would have run at least that long.
 pub fn least_iterations(s: &Scenario) -> f64 {
     let (prompt, output) = s.lengths.least_tokens(s.count);
     let batch = match s.arrivals {
         Arrivals::Closed { concurrency } => concurrency.min(s.max_batch),
         _ => s.max_batch,
     };
-    (output / batch.max(1) as f64).max((prompt + output) / s.max_tokens.max(1) as f64)
+    let per_round = 1 + s.speculative.as_ref().map_or(0, |x| x.tokens);
+    let decode = (output / batch.max(1) as f64).max(s.lengths.least_longest_output(s.count));
+    (decode / per_round as f64).max((prompt + output) / s.max_tokens.max(1) as f64)
 }
 
 /// Runs `s` to completion, showing each iteration and finished request to `observer` (op
