@@ -356,12 +356,8 @@ pub(crate) fn iteration(spec: &RunSpec) -> Result<(Resolved, IterationGraph), Ru
     let r = resolve(spec)?;
     let g = match r.sp {
         1 => build_iteration(&r.model, &r.batch, r.tp, r.precision, &Routing::Uniform)?,
-        sp => build_iteration_sp(&r.model, &r.batch, sp, r.precision, &Routing::Uniform).map_err(
-            |e| match e {
-                ModelError::Sp(sp, why) => RunError::Sp { sp, why },
-                e => e.into(),
-            },
-        )?,
+        sp => build_iteration_sp(&r.model, &r.batch, sp, r.precision, &Routing::Uniform)
+            .map_err(super::run_sp::error)?,
     };
     if spec.policy != Policy::AllXpu && r.sys.pim.is_none() {
         return Err(RunError::PolicyNeedsPim {

@@ -4,7 +4,7 @@
 
 use super::fit;
 use super::run::{RunError, RunSpec};
-use crate::model::{Batch, ModelSpec, Precision};
+use crate::model::{Batch, ModelError, ModelSpec, Precision};
 use crate::report::MemoryUse;
 
 /// The run's sequence-parallel degree: 1, or a degree above 1 with `--tp` absent or 1 and at
@@ -24,6 +24,15 @@ pub fn degree(spec: &RunSpec, devices: u32) -> Result<u64, RunError> {
         return err(format!("exceeds the {devices} devices of the arch"));
     }
     Ok(sp)
+}
+
+/// A model error of the Ulysses graph as the run's: a degree the model cannot take is a `--sp`
+/// error.
+pub fn error(e: ModelError) -> RunError {
+    match e {
+        ModelError::Sp(sp, why) => RunError::Sp { sp, why },
+        e => e.into(),
+    }
 }
 
 /// One device's memory at `tp` (when `sp` = 1) or under `sp`-way Ulysses (tp = 1): every
