@@ -70,8 +70,10 @@ pub fn load_disagg(path: &Path, o: &ScenarioOverrides) -> Result<Option<Disagg>,
             .parse::<Policy>()
             .map_err(|e| src.err(p, e.to_string()))?,
     };
-    if policy != Policy::AllXpu && sys.pim.is_none() {
-        let p = raw.decode_policy.as_ref().expect("a PIM policy is given");
+    if let (Some(p), true) = (
+        &raw.decode_policy,
+        policy != Policy::AllXpu && sys.pim.is_none(),
+    ) {
         return Err(src.err(
             p,
             format!(
