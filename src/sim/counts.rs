@@ -33,8 +33,8 @@ use super::routing::TRIES;
 /// Most k-sets for which counts are drawn exactly, one binomial per set.
 pub const SETS: u64 = 4096;
 
-/// Tokens per k-set up to which each token draws its set (one uniform and a search of the
-/// sets' running sums, cheaper there than a binomial per set, and as exact).
+/// Tokens per k-set up to which each token draws its set (one uniform and a look-up in the
+/// sets' alias table, cheaper there than a binomial per set, and as exact).
 const PER_TOKEN: usize = 8;
 
 /// Step of the trapezoid rule in ln x for the inclusion probabilities. The integrand is smooth
@@ -51,8 +51,8 @@ pub enum Counts {
         members: Vec<usize>,
         /// Each set's probability.
         p: Vec<f64>,
-        /// Their running sums.
-        cdf: Vec<f64>,
+        /// Their alias table, for drawing one token's set.
+        alias: Alias,
         /// Experts per set.
         k: usize,
     },
@@ -167,7 +167,7 @@ impl Counts {
             let (members, p) = sets(w, &positive, k);
             Counts::Sets {
                 members,
-                cdf: running(p.iter().copied()),
+                alias: Alias::new(&p),
                 p,
                 k,
             }
@@ -187,7 +187,10 @@ impl Counts {
     pub fn relabel(&self, rank: &[usize]) -> Counts {
         match self {
             Counts::Sets {
-                members, p, cdf, k, ..
+                members,
+                p,
+                alias,
+                k,
             } => {
                 let mut expert = vec![0; rank.len()];
                 for (i, &r) in rank.iter().enumerate() {
@@ -196,7 +199,7 @@ impl Counts {
                 Counts::Sets {
                     members: members.iter().map(|&r| expert[r]).collect(),
                     p: p.clone(),
-                    cdf: cdf.clone(),
+                    alias: alias.clone(),
                     k: *k,
                 }
             }
@@ -217,16 +220,16 @@ impl Counts {
         let mut c = vec![0u64; experts];
         match self {
             Counts::Sets {
-                members, p, cdf, k, ..
+                members,
+                p,
+                alias,
+                k,
             } if tokens as usize <= PER_TOKEN * p.len() => {
-                // Few tokens: each draws its set from the sets' running sums.
-                use rand::RngExt;
-                let total = cdf.last().copied().unwrap_or(0.0);
-                for _ in 0..tokens {
-                    let u = rng.random::<f64>() * total;
-                    let i = cdf.partition_point(|&x| x <= u).min(p.len() - 1);
+                // Few tokens: each draws its set, then each set's tokens go to its members.
+                let hits = alias.counts(tokens, rng);
+                for (i, &n) in hits.iter().enumerate() {
                     for &e in &members[i * k..(i + 1) * k] {
-                        c[e] += 1;
+                        c[e] += n;
                     }
                 }
             }
@@ -267,6 +270,58 @@ impl Counts {
             }
         }
         c
+    }
+}
+
+/// Walker's alias table (built as Vose, 1991, builds it): column j of G is taken with
+/// chance 1 ÷ G, then j itself below its threshold and its alias above, so one uniform
+/// draws an outcome with its probability, branch-free.
+#[derive(Debug, Clone)]
+pub struct Alias {
+    /// Each column's chance of keeping its own outcome.
+    keep: Vec<f64>,
+    /// A column's outcomes: its alias, then its own.
+    outcome: Vec<[usize; 2]>,
+}
+
+impl Alias {
+    /// The table of probabilities `p` (their sum need not be 1).
+    fn new(p: &[f64]) -> Alias {
+        let g = p.len();
+        let total: f64 = p.iter().sum();
+        let mut keep: Vec<f64> = p.iter().map(|&x| x * g as f64 / total).collect();
+        let mut other: Vec<usize> = (0..g).collect();
+        let (mut small, mut large): (Vec<usize>, Vec<usize>) = (0..g).partition(|&j| keep[j] < 1.0);
+        while let (Some(&s), Some(&l)) = (small.last(), large.last()) {
+            small.pop();
+            other[s] = l;
+            keep[l] -= 1.0 - keep[s];
+            if keep[l] < 1.0 {
+                large.pop();
+                small.push(l);
+            }
+        }
+        // What is left holds 1 but for rounding.
+        for j in small.into_iter().chain(large) {
+            keep[j] = 1.0;
+        }
+        let outcome = other.iter().enumerate().map(|(j, &o)| [o, j]).collect();
+        Alias { keep, outcome }
+    }
+
+    /// How many of `n` draws give each outcome.
+    fn counts(&self, n: u64, rng: &mut ChaCha8Rng) -> Vec<u64> {
+        use rand::RngExt;
+        let g = self.keep.len();
+        let mut hits = vec![0u64; g];
+        for _ in 0..n {
+            let x = rng.random::<f64>() * g as f64;
+            let j = (x as usize).min(g - 1);
+            // The outcome indexed by the comparison: no branch for the skew to mispredict.
+            let own = usize::from(x - (j as f64) < self.keep[j]);
+            hits[self.outcome[j][own]] += 1;
+        }
+        hits
     }
 }
 

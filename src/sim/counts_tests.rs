@@ -154,3 +154,23 @@ fn an_inversion_table_has_the_binomial_mean_and_variance() {
         assert!(draws.iter().all(|&x| x <= n as f64));
     }
 }
+
+#[test]
+fn the_alias_table_gives_each_set_its_probability() {
+    // An outcome's chance is the sum over columns of 1/G × (keep_j where it is column j's own,
+    // 1 − keep_j where it is column j's alias): it must be the set's probability.
+    for (w, k) in [(zipf(8, 1.2), 2), (zipf(8, 3.0), 2), (zipf(12, 0.5), 3)] {
+        let Counts::Sets { p, alias, .. } = Counts::new(&w, k) else {
+            panic!("few sets are drawn exactly");
+        };
+        let g = p.len() as f64;
+        let mut chance = vec![0.0; p.len()];
+        for (j, &[other, own]) in alias.outcome.iter().enumerate() {
+            chance[own] += alias.keep[j] / g;
+            chance[other] += (1.0 - alias.keep[j]) / g;
+        }
+        for (i, (&c, &x)) in chance.iter().zip(&p).enumerate() {
+            assert!((c - x).abs() < 1e-12, "set {i}: {c} against {x}");
+        }
+    }
+}
