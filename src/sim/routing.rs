@@ -217,14 +217,18 @@ impl Router {
     }
 
     /// Each layer's expert weights replaced by `f(layer, weights)`, which may add experts (MoE++
-    /// appends its zero-computation experts), and its count sampler rebuilt for them; a uniform
+    /// appends its zero-computation experts), and its count sampler rebuilt where they changed
+    /// (a sampler's set-up is most of a DeepSeek-V3 run's when all 61 are rebuilt); a uniform
     /// router is left as it is.
     pub fn reweighted(mut self, f: impl Fn(usize, &[f64]) -> Vec<f64>) -> Router {
-        for (i, l) in self.layers.iter_mut().enumerate() {
-            *l = Layer::new(f(i, &l.w));
-        }
         let k = self.top_k as usize;
-        self.fast = self.layers.iter().map(|l| Counts::new(&l.w, k)).collect();
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            let w = f(i, &l.w);
+            if w != l.w {
+                self.fast[i] = Counts::new(&w, k);
+                *l = Layer::new(w);
+            }
+        }
         self
     }
 
