@@ -15,7 +15,7 @@ use toml::Spanned;
 use super::choice::TechOverride;
 use super::error::ConfigError;
 use super::presets;
-use super::source::{Located, Source};
+use super::source::{Located, Source, kept};
 use crate::hw::{
     ClassEfficiency, Cluster, Curve, Energy, Link, Memory, Node, Origin, Pim, PimKind, PimOrigin,
     System, Xpu,
@@ -191,7 +191,7 @@ impl ArchChain {
 /// One file of an `extends` chain.
 struct Layer {
     src: Arc<Source>,
-    raw: RawArch,
+    raw: Arc<RawArch>,
 }
 
 const MAX_EXTENDS: usize = 16;
@@ -216,6 +216,7 @@ fn load_layers(path: &Path, first: Option<Arc<str>>) -> Result<Vec<Layer>, Confi
                 None => ConfigError::file(&p, msg),
             });
         }
+        let edited = first.is_some();
         let src = match first.take() {
             Some(text) => Source::new(&p, text),
             None => Source::read(&p).map_err(|e| {
@@ -226,7 +227,11 @@ fn load_layers(path: &Path, first: Option<Arc<str>>) -> Result<Vec<Layer>, Confi
                 }
             })?,
         };
-        let raw: RawArch = src.parse()?;
+        // A file read from disk is parsed once per text (a sweep's points read the same ones).
+        let raw: Arc<RawArch> = match edited {
+            true => Arc::new(src.parse()?),
+            false => kept(&src, |s| s.parse().map(Arc::new))?,
+        };
         if let Some(ext) = &raw.extends {
             next = Some(src.relative(ext.get_ref()));
         }

@@ -5,9 +5,10 @@
 //! copies compiled into the binary ([`super::presets`]). A [`Located`] value carries the source
 //! and span it came from, so an error found after parsing still points at the text.
 
+use std::any::{Any, TypeId};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::de::DeserializeOwned;
 use toml::Spanned;
@@ -35,6 +36,41 @@ pub(crate) fn text(path: &Path, bytes: Vec<u8>) -> Result<String, ConfigError> {
             format!("not UTF-8 text: line {line}, column {col} (byte {at}) is not a character"),
         )
     })
+}
+
+/// What files read from disk were made into, by type, path and text (a sweep's points read
+/// the same arch, tech and model files again; parsing them is most of a single-iteration
+/// point's time). The latest [`KEPT`].
+#[allow(clippy::type_complexity)]
+static MADE: Mutex<Vec<(TypeId, Arc<Source>, Arc<dyn Any + Send + Sync>)>> = Mutex::new(Vec::new());
+
+/// Most files kept in [`MADE`].
+const KEPT: usize = 64;
+
+/// What `make` makes of `src`: kept from an earlier call for the same type, path and text, or
+/// made now (and kept when it succeeds). `make` must depend on nothing but `src`.
+pub(crate) fn kept<T: Clone + Send + Sync + 'static>(
+    src: &Arc<Source>,
+    make: impl FnOnce(&Arc<Source>) -> Result<T, ConfigError>,
+) -> Result<T, ConfigError> {
+    let id = TypeId::of::<T>();
+    let hit = MADE.lock().ok().and_then(|made| {
+        let (.., t) = made
+            .iter()
+            .find(|(i, s, _)| *i == id && s.path == src.path && s.text == src.text)?;
+        t.downcast_ref::<T>().cloned()
+    });
+    if let Some(t) = hit {
+        return Ok(t);
+    }
+    let t = make(src)?;
+    if let Ok(mut made) = MADE.lock() {
+        if made.len() >= KEPT {
+            made.remove(0);
+        }
+        made.push((id, src.clone(), Arc::new(t.clone())));
+    }
+    Ok(t)
 }
 
 impl Source {
@@ -208,5 +244,24 @@ mod tests {
         assert!(s.text().contains("[xpu"));
         let e = Source::read(Path::new("/nowhere/none.toml")).unwrap_err();
         assert!(e.message().starts_with("cannot read the file"));
+    }
+
+    #[test]
+    fn a_kept_parse_follows_the_file_when_it_changes() {
+        // The same path read again with other text is parsed again; the same text is not.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k.toml");
+        let calls = std::cell::Cell::new(0);
+        let a = |p: &Path| {
+            kept(&Source::read(p).unwrap(), |s| {
+                calls.set(calls.get() + 1);
+                Ok(*s.parse::<T>()?.a.get_ref())
+            })
+            .unwrap()
+        };
+        std::fs::write(&p, "a = 1\n").unwrap();
+        assert_eq!((a(&p), a(&p), calls.get()), (1, 1, 1));
+        std::fs::write(&p, "a = 2\n").unwrap();
+        assert_eq!((a(&p), calls.get()), (2, 2));
     }
 }

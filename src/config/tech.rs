@@ -4,12 +4,13 @@
 //! column, with the valid names.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use toml::Spanned;
 
 use super::choice::{TechChoice, check_choice};
 use super::error::ConfigError;
-use super::source::Source;
+use super::source::{Source, kept};
 use crate::tech::{BlockKind, DieBlock, DieSpec, Library, ModelParams, Node, Role};
 
 /// The folder of the shipped technology files (also compiled into the binary).
@@ -43,7 +44,7 @@ pub fn load_tech_library(dir: &Path) -> Result<Library, ConfigError> {
 /// Loads a die file and checks the technology it names against `lib`.
 pub fn load_die(path: &Path, lib: &Library) -> Result<DieFile, ConfigError> {
     let src = Source::read(path)?;
-    let raw: RawDie = src.parse()?;
+    let raw: Arc<RawDie> = kept(&src, |s| s.parse().map(Arc::new))?;
     let blocks = raw
         .block
         .iter()
@@ -88,7 +89,7 @@ pub fn load_die(path: &Path, lib: &Library) -> Result<DieFile, ConfigError> {
 
 fn load_devices(path: &Path) -> Result<Vec<crate::tech::Device>, ConfigError> {
     let src = Source::read(path)?;
-    let raw: RawDevices = src.parse()?;
+    let raw: Arc<RawDevices> = kept(&src, |s| s.parse().map(Arc::new))?;
     let mut devices = Vec::new();
     for d in &raw.device {
         devices.push(crate::tech::Device {
@@ -105,7 +106,7 @@ fn load_devices(path: &Path) -> Result<Vec<crate::tech::Device>, ConfigError> {
 
 fn load_nodes(path: &Path, devices: &[crate::tech::Device]) -> Result<Vec<Node>, ConfigError> {
     let src = Source::read(path)?;
-    let raw: RawNodes = src.parse()?;
+    let raw: Arc<RawNodes> = kept(&src, |s| s.parse().map(Arc::new))?;
     let mut nodes = Vec::new();
     for n in &raw.node {
         let native = n.native_device.get_ref();
@@ -167,8 +168,8 @@ fn load_nodes(path: &Path, devices: &[crate::tech::Device]) -> Result<Vec<Node>,
 
 fn load_model_params(path: &Path) -> Result<ModelParams, ConfigError> {
     let src = Source::read(path)?;
-    let raw: RawModelFile = src.parse()?;
-    let m = raw.model;
+    let raw: Arc<RawModelFile> = kept(&src, |s| s.parse().map(Arc::new))?;
+    let m = &raw.model;
     let pitches = m.layer_pitch.get_ref();
     if pitches.is_empty() || pitches.iter().any(|p| !(*p >= 1.0 && p.is_finite())) {
         return Err(src.err(
