@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::error::ConfigError;
 use super::presets;
-use super::source::{Source, kept};
+use super::source::Source;
 use crate::model::{Activation, ModelSpec};
 use crate::work::Dtype;
 use doc::Doc;
@@ -142,7 +142,7 @@ fn activation(doc: &Doc, is_opt: bool) -> Result<Activation, ConfigError> {
 /// (`mixtral-8x7b`).
 pub fn load_model(path: &Path) -> Result<ModelSpec, ConfigError> {
     let path = presets::resolve_model(path);
-    kept(&Source::read(&path)?, |src| model_from(&path, src.clone()))
+    model_from(&path, Source::read(&path)?)
 }
 
 /// Loads a model from `text`, an edited copy of the file at `path` (as a sweep point over

@@ -38,9 +38,9 @@ pub(crate) fn text(path: &Path, bytes: Vec<u8>) -> Result<String, ConfigError> {
     })
 }
 
-/// What files read from disk were made into, by type, path and text (a sweep's points read
-/// the same arch, tech and model files again; parsing them is most of a single-iteration
-/// point's time). The latest [`KEPT`].
+/// What files read from disk were parsed into, by type, path and text (a sweep's points read
+/// the same arch and tech files again; parsing them was most of a single-iteration point's
+/// time). The latest [`KEPT`].
 #[allow(clippy::type_complexity)]
 static MADE: Mutex<Vec<(TypeId, Arc<Source>, Arc<dyn Any + Send + Sync>)>> = Mutex::new(Vec::new());
 
@@ -48,7 +48,8 @@ static MADE: Mutex<Vec<(TypeId, Arc<Source>, Arc<dyn Any + Send + Sync>)>> = Mut
 const KEPT: usize = 64;
 
 /// What `make` makes of `src`: kept from an earlier call for the same type, path and text, or
-/// made now (and kept when it succeeds). `make` must depend on nothing but `src`.
+/// made now (and kept when it succeeds). `make` must depend on nothing but `src`'s text (a
+/// file's parse, not what the files it names resolve to).
 pub(crate) fn kept<T: Clone + Send + Sync + 'static>(
     src: &Arc<Source>,
     make: impl FnOnce(&Arc<Source>) -> Result<T, ConfigError>,
