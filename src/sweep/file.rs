@@ -532,7 +532,7 @@ impl Sweep {
             values: p.values.clone(),
             error,
         };
-        let model = self.models.model_of(&p.values).transpose().map_err(load)?;
+        let model = Some(self.models.model_of(&p.values).map_err(load)?);
         let mut sc = config::load_scenario_with_model(&self.scenario_path, text, arch_text, model)
             .map_err(load)?;
         sc.seed = self.seed(p);

@@ -5,7 +5,9 @@
 //! A point's model is read by the normal loader (`config::load_model_text`) from the model
 //! file's text with the point's `model.` keys set, so every check of the loader applies. A
 //! `model.` key must be set in the model file (in each of the `model` axis's files, where there
-//! is one), so a typo is caught when the sweep file is read, with the keys nearby.
+//! is one), so a typo is caught when the sweep file is read, with the keys nearby. A point
+//! that sets no `model.` key runs its model as loaded when the sweep file was read: the model
+//! files (and those they extend) are a snapshot of that moment, like the sweep file itself.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,6 +31,9 @@ pub(crate) struct Models {
     pub(crate) base: PathBuf,
     /// Each value of the `model` axis, as written, and the file it names.
     pub(crate) axis: BTreeMap<String, PathBuf>,
+    /// What each of those files loads as, read once when the sweep file is read (each must
+    /// load then): a point that edits no model key runs it without reading the file again.
+    pub(crate) loaded: BTreeMap<PathBuf, ModelSpec>,
 }
 
 /// The file a `model` axis value names: a file relative to the sweep file's folder, or a
@@ -97,12 +102,12 @@ fn set(m: &mut serde_json::Map<String, serde_json::Value>, parts: &[&str], v: se
 
 impl Models {
     /// The model of a point with these values: the `model` axis's file (or the scenario's),
-    /// with the `model.` keys set. `None` when the point sets no model key, so the scenario's
-    /// own model is read as usual.
+    /// with the `model.` keys set; without `model.` keys, the model as the sweep file's
+    /// reading loaded it.
     pub(crate) fn model_of(
         &self,
         values: &[(String, toml::Value)],
-    ) -> Option<Result<ModelSpec, ConfigError>> {
+    ) -> Result<ModelSpec, ConfigError> {
         let chosen = values
             .iter()
             .find(|(k, _)| k == "model")
@@ -112,14 +117,14 @@ impl Models {
             .iter()
             .filter_map(|(k, v)| Some((k.strip_prefix("model.")?, v)))
             .collect();
-        if chosen.is_none() && edits.is_empty() {
-            return None;
-        }
         let path = chosen.unwrap_or(&self.base);
         if edits.is_empty() {
-            return Some(config::load_model(path));
+            return match self.loaded.get(path) {
+                Some(m) => Ok(m.clone()),
+                None => config::load_model(path),
+            };
         }
-        Some(edited(path, &edits))
+        edited(path, &edits)
     }
 }
 
@@ -149,9 +154,11 @@ pub(super) fn read_models(
     raw: &[RawAxis],
     base: &Base,
 ) -> Result<Models, ConfigError> {
+    let base_model = config::load_model(&base.model_path)?;
     let mut m = Models {
         base: base.model_path.clone(),
         axis: BTreeMap::new(),
+        loaded: BTreeMap::from([(base.model_path.clone(), base_model)]),
     };
     let Some(a) = raw.iter().find(|a| a.key.get_ref().trim() == "model") else {
         return Ok(m);
@@ -178,12 +185,13 @@ pub(super) fn read_models(
                     config::presets::names("workloads/models").join(", ")
                 )));
         };
-        config::load_model(&path).map_err(|e| {
+        let model = config::load_model(&path).map_err(|e| {
             src.at(
                 a.values.span(),
                 format!("`model`: \"{name}\" does not load: {e}"),
             )
         })?;
+        m.loaded.insert(path.clone(), model);
         m.axis.insert(name.to_string(), path);
     }
     Ok(m)
