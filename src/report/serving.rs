@@ -31,9 +31,14 @@ impl Percentiles {
         let n = v.len();
         let mean = v.iter().sum::<f64>() / n as f64;
         let mut v = v.to_vec();
+        // Ranks in increasing order: each selection leaves the larger samples above its rank,
+        // so the next one searches only those.
+        let mut from = 0;
         let mut at = |q: f64| {
             let k = ((q * n as f64).ceil() as usize).clamp(1, n) - 1;
-            *v.select_nth_unstable_by(k, f64::total_cmp).1
+            let x = *v[from..].select_nth_unstable_by(k - from, f64::total_cmp).1;
+            from = k;
+            x
         };
         Percentiles {
             mean,

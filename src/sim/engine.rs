@@ -234,26 +234,40 @@ fn serial(tasks: &[Task], resources: usize) -> Option<Outcome> {
     let mut busy = vec![0.0; resources];
     let mut now = 0.0f64;
     for t in tasks {
-        let start = now;
-        if t.delay > 0.0 {
-            now += t.delay;
-        }
-        let solo = t.demands.iter().map(|d| d.1).fold(0.0, f64::max);
-        if solo > 0.0 {
-            let rate = 1.0 / solo;
-            let dt = 1.0 / rate;
-            for &(res, w) in &t.demands {
-                busy[res.0] += rate * w * dt;
-            }
-            now += dt;
-        }
-        spans.push(Span { start, end: now });
+        spans.push(serial_step(&mut now, &mut busy, t.delay, &t.demands));
     }
     Some(Outcome {
         spans,
         makespan: now,
         busy,
     })
+}
+
+/// One task of a serial run (see `serial`) from `now`: its delay, then its fluid phase alone at
+/// full speed; adds its full-rate seconds into `busy`, moves `now` to its end and returns its
+/// span. A caller that knows its tasks would all share one stream, each with some work, valid
+/// work and at most one demand per resource, gets what [`run`] gives from this without
+/// building the tasks.
+pub fn serial_step(
+    now: &mut f64,
+    busy: &mut [f64],
+    delay: f64,
+    demands: &[(ResourceId, f64)],
+) -> Span {
+    let start = *now;
+    if delay > 0.0 {
+        *now += delay;
+    }
+    let solo = demands.iter().map(|d| d.1).fold(0.0, f64::max);
+    if solo > 0.0 {
+        let rate = 1.0 / solo;
+        let dt = 1.0 / rate;
+        for &(res, w) in demands {
+            busy[res.0] += rate * w * dt;
+        }
+        *now += dt;
+    }
+    Span { start, end: *now }
 }
 
 /// Rate of fluid task `i` among `fluid` (sorted) with `rates`.

@@ -221,23 +221,14 @@ impl<'a> Coster<'a> {
         fuse_expert_launches(&ops, &units, |t| {
             chosen[t].cost = chosen[t].cost.without_overhead();
         });
-        let mut index = vec![usize::MAX; g.graph.node_count()];
-        let mut tasks = Vec::with_capacity(nodes.len());
-        for (t, &i) in nodes.iter().enumerate() {
-            index[i.index()] = t;
-            let (op, unit, x) = (ops[t], units[t], chosen[t]);
-            self.account(op, unit, &x, out);
-            let deps = g
-                .graph
-                .neighbors_directed(i, petgraph::Direction::Incoming)
-                .map(|d| index[d.index()])
-                .filter(|&t| t != usize::MAX)
-                .map(TaskId)
-                .collect();
-            tasks.push(self.task(op, unit, &x, deps));
+        for t in 0..ops.len() {
+            self.account(ops[t], units[t], &chosen[t], out);
         }
-        let o = engine::run(&tasks, RESOURCES.len() * self.par.ep as usize)?;
-        out.ops += tasks.len() as u64;
+        let o = match self.serial(&ops, &units, &chosen) {
+            Some(o) => o,
+            None => self.run_engine(g, &nodes, &units, &chosen)?,
+        };
+        out.ops += ops.len() as u64;
         out.collectives += ops.iter().filter(|o| o.kind.is_collective()).count() as u64;
         for (b, x) in out.busy.iter_mut().zip(&o.busy) {
             *b += x;
@@ -247,6 +238,31 @@ impl<'a> Coster<'a> {
             record_spans(&ops, &units, &bounds, &o, layer, at, out);
         }
         Ok(o.makespan)
+    }
+
+    /// Runs the ops of `g` at `nodes` on `units` at costs `chosen` on the engine, each after
+    /// the ones its graph edges name.
+    fn run_engine(
+        &self,
+        g: &IterationGraph,
+        nodes: &[petgraph::graph::NodeIndex],
+        units: &[Unit],
+        chosen: &[Priced],
+    ) -> Result<engine::Outcome, engine::EngineError> {
+        let mut index = vec![usize::MAX; g.graph.node_count()];
+        let mut tasks = Vec::with_capacity(nodes.len());
+        for (t, &i) in nodes.iter().enumerate() {
+            index[i.index()] = t;
+            let deps = g
+                .graph
+                .neighbors_directed(i, petgraph::Direction::Incoming)
+                .map(|d| index[d.index()])
+                .filter(|&t| t != usize::MAX)
+                .map(TaskId)
+                .collect();
+            tasks.push(self.task(&g.graph[i], units[t], &chosen[t], deps));
+        }
+        engine::run(&tasks, RESOURCES.len() * self.par.ep as usize)
     }
 
     /// Each op's price on the xPU and, when the policy may place it there, on PIM.
@@ -281,36 +297,67 @@ impl<'a> Coster<'a> {
         }
     }
 
-    /// The engine task of `op` on `unit` at cost `c`: its delay, what it draws on which
-    /// resource of its device, and its stream.
-    fn task(&self, op: &Op, unit: Unit, x: &Priced, deps: Vec<TaskId>) -> Task {
+    /// What `op` on `unit` at cost `x` draws on which resource of its device (the first
+    /// `n` of the array, `n` returned beside it).
+    fn demands(op: &Op, unit: Unit, x: &Priced) -> ([(ResourceId, f64); 3], usize) {
         let (d, c, banks) = (op.device, x.cost, x.banks);
-        let demands = if op.kind.is_collective() {
-            vec![(resource(d, 2), c.memory.value())]
+        let (compute, memory) = (c.compute.value(), c.memory.value());
+        if op.kind.is_collective() {
+            ([(resource(d, 2), memory); 3], 1)
         } else if unit == Unit::Pim {
-            vec![
-                (resource(d, 3), c.compute.value()),
-                (resource(d, 4), c.memory.value()),
-            ]
+            let m = (resource(d, 4), memory);
+            ([(resource(d, 3), compute), m, m], 2)
         } else {
-            vec![
-                (resource(d, 0), c.compute.value()),
-                (resource(d, 1), c.memory.value()),
-                (resource(d, 4), banks.min(c.memory.value())),
-            ]
-        };
-        // One in-order stream per device, or per unit of a device when the policy overlaps them.
-        let lane = if self.policy.overlaps() && unit == Unit::Pim {
-            1
-        } else {
-            0
-        };
+            let b = (resource(d, 4), banks.min(memory));
+            ([(resource(d, 0), compute), (resource(d, 1), memory), b], 3)
+        }
+    }
+
+    /// The in-order stream `op` on `unit` runs on: one per device, or per unit of a device
+    /// when the policy overlaps them.
+    fn stream(&self, op: &Op, unit: Unit) -> usize {
+        let lane = usize::from(self.policy.overlaps() && unit == Unit::Pim);
+        2 * op.device as usize + lane
+    }
+
+    /// The engine task of `op` on `unit` at cost `x`: its delay, its demands, and its stream.
+    fn task(&self, op: &Op, unit: Unit, x: &Priced, deps: Vec<TaskId>) -> Task {
+        let (demands, n) = Self::demands(op, unit, x);
         Task {
-            stream: Some(2 * d as usize + lane),
-            delay: c.overhead.value(),
-            demands,
+            stream: Some(self.stream(op, unit)),
+            delay: x.cost.overhead.value(),
+            demands: demands[..n].to_vec(),
             deps,
         }
+    }
+
+    /// What the engine gives for `ops` on `units` at costs `chosen` when they all run on one
+    /// in-order stream, each with some valid work (its one-pass path, see
+    /// [`engine::serial_step`]), computed without building the tasks; `None` otherwise.
+    fn serial(&self, ops: &[&Op], units: &[Unit], chosen: &[Priced]) -> Option<engine::Outcome> {
+        let first = self.stream(ops.first()?, units[0]);
+        let mut busy = vec![0.0; RESOURCES.len() * self.par.ep as usize];
+        let mut spans = Vec::with_capacity(ops.len());
+        let mut now = 0.0;
+        for ((op, &unit), x) in ops.iter().zip(units).zip(chosen) {
+            let (demands, n) = Self::demands(op, unit, x);
+            let (delay, demands) = (x.cost.overhead.value(), &demands[..n]);
+            let valid = |w: f64| w.is_finite() && w >= 0.0;
+            let solo = demands.iter().map(|d| d.1).fold(0.0, f64::max);
+            if self.stream(op, unit) != first
+                || !valid(delay)
+                || !demands.iter().all(|d| valid(d.1))
+                || (delay <= 0.0 && solo <= 0.0)
+            {
+                return None;
+            }
+            spans.push(engine::serial_step(&mut now, &mut busy, delay, demands));
+        }
+        Some(engine::Outcome {
+            spans,
+            makespan: now,
+            busy,
+        })
     }
 
     /// The one-layer graph of `batch` through template `kind` (an MoE layer routes `counts`
