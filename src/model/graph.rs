@@ -206,8 +206,10 @@ pub fn build_iteration_with(
         p,
         routing,
     };
+    // About 16 ops and 2 edges per op per layer (a 128-expert layer grows it once or twice).
+    let n = m.plans.len();
     let mut b = Builder {
-        g: DiGraph::new(),
+        g: DiGraph::with_capacity(16 * n + 8, 32 * n + 8),
         p,
     };
     let last = b.elementwise(&[], "embedding", None, (it.t * m.hidden, 1, 1, 0), Gather);

@@ -197,6 +197,7 @@ pub(super) fn next_batch(q: &mut Queues, lim: &Limits) -> Result<Plan, ServingEr
 /// Rules 1 and 2: `step` tokens per decoding sequence (1, or d + 1 in a speculative round),
 /// preempting from the back when KV runs out.
 fn decode(q: &mut Queues, step: u64, budget: &mut u64, plan: &mut Plan) {
+    plan.decode.reserve(q.running.len());
     let mut i = 0;
     while i < q.running.len() && *budget >= step {
         let r = q.running[i];
