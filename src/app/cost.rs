@@ -207,7 +207,7 @@ fn row_work(r: &Row) -> Result<Work, RowError> {
             return Err(RowError::Kind(other.into()));
         }
     };
-    let mut w = Op::new(kind, None, op_kind.clone(), p).work();
+    let mut w = Op::new(kind.to_string(), None, op_kind.clone(), p).work();
     if let (
         OpKind::Elementwise {
             elements,

@@ -550,7 +550,7 @@ pub fn validate(spec: &ValidateSpec) -> Result<Validation, ValidateError> {
                     policy: policy.name(),
                     par: name.clone(),
                     layer: op.op.layer,
-                    op: op.op.name.clone(),
+                    op: op.op.name.to_string(),
                     plan: op.plan.describe(),
                     check: check_op(op, cx, seed),
                 });

@@ -218,12 +218,12 @@ fn tensor_parallel(m: &ModelSpec, full: &IterationGraph, dev: &IterationGraph) -
     let tp = dev.tp;
     let whole: HashMap<(Option<u32>, &str), &Op> = full
         .ops()
-        .map(|o| ((o.layer, o.name.as_str()), o))
+        .map(|o| ((o.layer, o.name.as_ref()), o))
         .collect();
     dev.ops()
         .map(|o| {
             let op = whole
-                .get(&(o.layer, o.name.as_str()))
+                .get(&(o.layer, o.name.as_ref()))
                 .map_or_else(|| o.clone(), |w| (*w).clone());
             if tp == 1 {
                 let plan = match o.kind {
@@ -269,7 +269,7 @@ fn split_of<'a>(m: &'a ModelSpec, o: &Op, tp: u64) -> (Axis, ShareOf<'a>) {
     let (q_cols, o_cols) = mla.map_or((d, dv), |a| (a.nope + a.rope, a.v));
     let kv_b = mla.map_or(0, |a| a.nope + a.v);
     let shared = m.moe.and_then(|x| x.shared).map_or(0, |s| s.intermediate);
-    match o.name.as_str() {
+    match o.name.as_ref() {
         "qkv_proj" => (
             Axis::Columns,
             Box::new(move |i| {

@@ -124,7 +124,7 @@ impl Builder {
     pub(super) fn add(
         &mut self,
         after: &[NodeIndex],
-        name: &str,
+        name: impl Into<std::borrow::Cow<'static, str>>,
         layer: Option<u32>,
         kind: OpKind,
     ) -> NodeIndex {
@@ -138,7 +138,7 @@ impl Builder {
     pub(super) fn elementwise(
         &mut self,
         after: &[NodeIndex],
-        name: &str,
+        name: impl Into<std::borrow::Cow<'static, str>>,
         layer: Option<u32>,
         (elements, reads, writes, fpe): (u64, u64, u64, u64),
         access: Access,
@@ -547,7 +547,7 @@ fn expert_ops(
             gated: it.m.ffn_gated,
             act: it.m.act,
         };
-        let n = b.add(&[topk], &format!("expert_{e}"), layer, kind);
+        let n = b.add(&[topk], format!("expert_{e}"), layer, kind);
         b.g[n].device = (e as u64 % it.ep) as u32;
         experts.push(n);
     }

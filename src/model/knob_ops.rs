@@ -109,10 +109,10 @@ pub(super) fn constant_experts(
             k: h,
             batch: 1,
         };
-        let g = b.add(&[topk], &format!("const_gate_{e}"), layer, gate);
+        let g = b.add(&[topk], format!("const_gate_{e}"), layer, gate);
         let mix = b.elementwise(
             &[g],
-            &format!("const_expert_{e}"),
+            format!("const_expert_{e}"),
             layer,
             (n * h, 1, 1, 3),
             Stream,

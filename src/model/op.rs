@@ -2,6 +2,8 @@
 
 mod attention;
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use super::activation::Activation;
@@ -210,8 +212,9 @@ impl OpKind {
 /// An op instance in an iteration.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Op {
-    /// Name within its layer, e.g. `qkv_proj`, `expert_3`.
-    pub name: String,
+    /// Name within its layer, e.g. `qkv_proj`, `expert_3` (most are fixed words, kept
+    /// without allocating: an iteration's graph is built every iteration).
+    pub name: Cow<'static, str>,
     /// Decoder layer index; `None` for embedding, final norm and LM head.
     pub layer: Option<u32>,
     /// The op's shape.
@@ -225,7 +228,12 @@ pub struct Op {
 
 impl Op {
     /// An op on device 0.
-    pub fn new(name: impl Into<String>, layer: Option<u32>, kind: OpKind, p: Precision) -> Self {
+    pub fn new(
+        name: impl Into<Cow<'static, str>>,
+        layer: Option<u32>,
+        kind: OpKind,
+        p: Precision,
+    ) -> Self {
         Op {
             name: name.into(),
             layer,

@@ -62,7 +62,7 @@ impl OpResult {
     pub fn new(p: &PlacedOp<'_>) -> Self {
         let (op, w, c) = (p.op, &p.work, &p.cost);
         OpResult {
-            name: op.name.clone(),
+            name: op.name.to_string(),
             layer: op.layer,
             shape: op.shape(),
             class: w.class.name(),

@@ -477,7 +477,7 @@ fn record_spans(
         };
         let w = op.work();
         out.spans.push(OpSpan {
-            name: op.name.clone(),
+            name: op.name.to_string(),
             layer: layer.or(op.layer),
             resource: RESOURCES.len() * op.device as usize + which,
             unit: units[t],

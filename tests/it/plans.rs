@@ -255,7 +255,7 @@ fn a_shared_expert_runs_on_every_token_and_adds_its_weights() {
     let s: Vec<_> = g
         .ops()
         .filter(|o| o.layer == Some(3) && o.name.starts_with("shared_"))
-        .map(|o| o.name.as_str())
+        .map(|o| o.name.as_ref())
         .collect();
     assert_eq!(
         s,
@@ -372,7 +372,7 @@ fn prefill_up_projects_every_key_it_attends() {
             batch: 1
         }
     );
-    let names: Vec<&str> = layer.iter().map(|o| o.name.as_str()).collect();
+    let names: Vec<&str> = layer.iter().map(|o| o.name.as_ref()).collect();
     for n in [
         "q_proj",
         "kv_a_proj",

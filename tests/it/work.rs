@@ -142,7 +142,7 @@ fn tensor_parallel_split_conserves_flops() {
             .ops()
             .filter(|o| {
                 matches!(o.kind, OpKind::ExpertFfn { .. } | OpKind::AttnDecode { .. })
-                    || ["qkv_proj", "o_proj", "lm_head"].contains(&o.name.as_str())
+                    || ["qkv_proj", "o_proj", "lm_head"].contains(&o.name.as_ref())
             })
             .map(|o| o.work().flops.value())
             .sum::<f64>()

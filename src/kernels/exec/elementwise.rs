@@ -26,7 +26,7 @@ pub(super) fn run<E: Elem>(p: &OpPlan, cx: Context, elements: u64, rng: &mut Rng
     let OpKind::Elementwise { reads, writes, .. } = p.op.kind else {
         return Err(Unsupported::NotElementwise);
     };
-    match p.op.name.as_str() {
+    match p.op.name.as_ref() {
         "embedding" => run_embedding::<E>(plan, m, elements, rng),
         "attn_norm" | "ffn_norm" | "final_norm" => run_norm::<E>(plan, m, elements, writes, rng),
         "rope" => {
