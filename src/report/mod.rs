@@ -9,6 +9,7 @@ pub mod plot;
 pub mod render;
 pub mod serving;
 pub mod speculative;
+pub mod expert_parallel;
 pub mod trace;
 
 pub use render::{Format, render};
