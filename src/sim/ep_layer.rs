@@ -120,28 +120,39 @@ impl Coster<'_> {
         if parts.kinds[kind].is_none() {
             parts.kinds[kind] = Some(self.halves_of(batch, kind, counts)?);
         }
-        let Some(halves) = parts.kinds[kind].clone().filter(|h| h[0].2.is_some()) else {
-            return Ok(None);
+        let Some(halves) = parts.kinds[kind].take() else {
+            unreachable!("priced above")
         };
-        let placed = self.ep.placed.get(l).or(self.ep.plain.as_ref()).cloned();
-        let (Some(placed), Some(plain)) = (placed, self.ep.plain.clone()) else {
+        if halves[0].2.is_none() {
+            parts.kinds[kind] = Some(halves);
             return Ok(None);
-        };
-        self.ep.loads.add(counts, &plain, &placed);
+        }
         let split = match halves.len() {
             2 => overlap::split_counts(counts),
             _ => (counts.to_vec(), Vec::new()),
         };
+        let EpState {
+            placed,
+            plain: Some(plain),
+            loads,
+            ..
+        } = &mut self.ep
+        else {
+            unreachable!("set with the options")
+        };
+        let placed = placed.get(l).unwrap_or(plain);
+        loads.add(counts, plain, placed);
+        let shares = [&split.0, &split.1].map(|c| placed.shares(c).collect::<Vec<_>>());
         let mut segs = Vec::with_capacity(2);
-        for ((one, half, expert), c) in halves.iter().zip([&split.0, &split.1]) {
+        for ((one, half, expert), sh) in halves.iter().zip(shares) {
             super::add_layers(out, one, 1);
             let mut h = *half;
             if let Some(op) = expert {
-                let shares: Vec<(u32, u64)> = placed.shares(c).collect();
-                h.mid += self.experts_on(kind, op, shares.into_iter(), out)?;
+                h.mid += self.experts_on(kind, op, sh.into_iter(), out)?;
             }
             segs.push(h);
         }
+        parts.kinds[kind] = Some(halves);
         Ok(Some(match segs.as_slice() {
             [a, b] => {
                 let t = overlap::two_batch(a, b);
