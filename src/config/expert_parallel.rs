@@ -43,7 +43,9 @@ pub(super) fn expert_parallel(
         return Ok(o);
     }
     // Where an error points: the key that asked for an option, or the whole file for a flag.
-    let key = file_redundant.map(Spanned::span).or(file_overlap.map(Spanned::span));
+    let key = file_redundant
+        .map(Spanned::span)
+        .or(file_overlap.map(Spanned::span));
     let at = |msg: String| match key.clone() {
         Some(s) => src.at(s, msg),
         None => src.whole(msg),

@@ -24,7 +24,11 @@ pub(super) enum RawDist {
 }
 
 /// The checked distribution of `d`, written at scenario key `key`.
-pub(super) fn dist(src: &Source, d: &Spanned<RawDist>, key: &str) -> Result<LengthDist, ConfigError> {
+pub(super) fn dist(
+    src: &Source,
+    d: &Spanned<RawDist>,
+    key: &str,
+) -> Result<LengthDist, ConfigError> {
     let most = match *d.get_ref() {
         RawDist::Fixed(n) => n,
         RawDist::Uniform([_, max]) | RawDist::Normal { max, .. } => max,

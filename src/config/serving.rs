@@ -136,7 +136,10 @@ impl ScenarioOverrides {
             ("precision.kv", self.kv.is_some()),
             ("software", self.software.is_some()),
             ("expert_parallel.two_batch_overlap", self.two_batch_overlap),
-            ("expert_parallel.redundant_experts", self.redundant_experts.is_some()),
+            (
+                "expert_parallel.redundant_experts",
+                self.redundant_experts.is_some(),
+            ),
         ];
         given.iter().filter(|(_, g)| *g).map(|(k, _)| *k).collect()
     }

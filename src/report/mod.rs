@@ -4,12 +4,12 @@
 //! what the simulator and the mapping return by reference and builds its own rows from them.
 
 pub mod dot;
+pub mod expert_parallel;
 pub mod guard;
 pub mod plot;
 pub mod render;
 pub mod serving;
 pub mod speculative;
-pub mod expert_parallel;
 pub mod trace;
 
 pub use render::{Format, render};

@@ -192,7 +192,10 @@ mod tests {
         // each); packing 1.5, 1.5, 1.5, 1.5, 1, 1 heaviest first leaves 4 and 4 (max/mean 1).
         let load = [3.0, 1.0, 3.0, 1.0];
         let p = Placement::eplb(&load, 2, 2);
-        assert_eq!(p.devices.iter().map(Vec::len).collect::<Vec<_>>(), [2, 1, 2, 1]);
+        assert_eq!(
+            p.devices.iter().map(Vec::len).collect::<Vec<_>>(),
+            [2, 1, 2, 1]
+        );
         let counts = [300, 100, 300, 100];
         assert_eq!(Placement::plain(4, 2).device_tokens(&counts), [600, 200]);
         assert_eq!(p.device_tokens(&counts), [400, 400]);
@@ -207,7 +210,10 @@ mod tests {
         let load: Vec<f64> = (1..=256).map(|r| f64::from(r).powf(-1.2)).collect();
         let p = Placement::eplb(&load, 8, 32);
         let mut held = [0; 8];
-        p.devices.iter().flatten().for_each(|&d| held[d as usize] += 1);
+        p.devices
+            .iter()
+            .flatten()
+            .for_each(|&d| held[d as usize] += 1);
         assert_eq!(held, [36; 8]);
         let counts: Vec<u64> = (0..256u64).map(|e| (e * 37) % 101).collect();
         let t = p.device_tokens(&counts);

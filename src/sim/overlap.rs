@@ -99,7 +99,11 @@ pub fn split_counts(counts: &[u64]) -> (Vec<u64>, Vec<u64>) {
         .enumerate()
         .map(|(e, &c)| {
             let (big, small) = (c.div_ceil(2), c / 2);
-            if e % 2 == 0 { (big, small) } else { (small, big) }
+            if e % 2 == 0 {
+                (big, small)
+            } else {
+                (small, big)
+            }
         })
         .unzip()
 }
@@ -153,8 +157,22 @@ mod tests {
         let (a, c) = halves(&b).unwrap();
         assert_eq!((a.tokens(), c.tokens()), (6, 6));
         assert_eq!((a.decode_kv, c.decode_kv), (vec![10, 12], vec![11]));
-        assert_eq!(a.prefill[0], PrefillChunk { q_len: 4, ctx: 4, last: false });
-        assert_eq!(c.prefill[0], PrefillChunk { q_len: 5, ctx: 8, last: true });
+        assert_eq!(
+            a.prefill[0],
+            PrefillChunk {
+                q_len: 4,
+                ctx: 4,
+                last: false
+            }
+        );
+        assert_eq!(
+            c.prefill[0],
+            PrefillChunk {
+                q_len: 5,
+                ctx: 8,
+                last: true
+            }
+        );
         assert!(halves(&Batch::decode(1, 5)).is_none());
         let (x, y) = split_counts(&[3, 3, 0, 1]);
         assert_eq!((x, y), (vec![2, 1, 0, 0], vec![1, 2, 0, 1]));

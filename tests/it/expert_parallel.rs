@@ -68,7 +68,11 @@ fn options_off_leave_the_report_as_it_was() {
 #[test]
 fn eplb_under_zipf_lowers_the_most_loaded_device_and_its_copies_take_kv_room() {
     let base = report(&scenario(&h200(), ZIPF, ""), &[], &[]);
-    let eplb = report(&scenario(&h200(), ZIPF, ""), &[], &["--redundant-experts", "32"]);
+    let eplb = report(
+        &scenario(&h200(), ZIPF, ""),
+        &[],
+        &["--redundant-experts", "32"],
+    );
     let ep = &eplb["expert_parallel"];
     let (plain, placed) = (f(ep, "load_max_mean_plain"), f(ep, "load_max_mean"));
     // Zipf s = 1.2 over 256 experts, 8 per token: the plain layout's busiest device carries
@@ -78,12 +82,18 @@ fn eplb_under_zipf_lowers_the_most_loaded_device_and_its_copies_take_kv_room() {
     // 7168 × 2048 fp8 weights (1 byte; the 128 × 128 block scales add 4 / 16384 = 0.02%).
     let copies = 4.0 * 58.0 * 3.0 * 7168.0 * 2048.0;
     let bytes = f(ep, "replica_weight_bytes");
-    assert!((bytes / copies - 1.0).abs() < 1e-3, "{bytes} against {copies}");
+    assert!(
+        (bytes / copies - 1.0).abs() < 1e-3,
+        "{bytes} against {copies}"
+    );
     // They come out of the KV cache: MLA's 512 + 64 bf16 elements per token and layer, 61
     // layers, pooled over 8 devices (8784 B per token per device), in blocks of 16 tokens.
     let cap = |v: &Value| f(&v["serving"], "kv_capacity_tokens");
     let lost = (cap(&base) - cap(&eplb)) * (512.0 + 64.0) * 61.0 * 2.0 / 8.0;
-    assert!((lost - bytes).abs() <= 16.0 * 8784.0, "{lost} against {bytes}");
+    assert!(
+        (lost - bytes).abs() <= 16.0 * 8784.0,
+        "{lost} against {bytes}"
+    );
     // Every request still finishes with every token.
     let out = |v: &Value| f(&v["serving"], "output_tokens");
     assert_eq!(out(&base), out(&eplb));
@@ -99,7 +109,10 @@ fn eplb_under_balanced_routing_changes_no_device_load() {
     let ep = &v["expert_parallel"];
     // Balanced counts (± 1 token per expert): both layouts give each device the mean.
     let (plain, placed) = (f(ep, "load_max_mean_plain"), f(ep, "load_max_mean"));
-    assert!((plain - 1.0).abs() < 0.01 && (placed - plain).abs() < 0.01, "{ep}");
+    assert!(
+        (plain - 1.0).abs() < 0.01 && (placed - plain).abs() < 0.01,
+        "{ep}"
+    );
 }
 
 #[test]
