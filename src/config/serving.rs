@@ -306,29 +306,7 @@ fn resolve(
             "`batching.memory_utilization` must be in (0, 1]",
         ));
     }
-    let routing = match &raw.routing {
-        None | Some(RawRouting { .. }) if model.moe.is_none() => RoutingSpec::Uniform,
-        None => {
-            let what = match &o.model {
-                Some(p) => format!("--model {}: a mixture-of-experts model", p.display()),
-                None => "a mixture-of-experts model".into(),
-            };
-            return Err(src
-                .whole(format!("{what} needs a `[routing]` table in the scenario"))
-                .with_help(
-                    "mode = \"uniform\" (balanced), \"zipf\" (with s), or \"trace\" (with file)",
-                ));
-        }
-        Some(rt) => routing(
-            src,
-            rt,
-            Experts {
-                experts: model.moe.map_or(0, |m| m.experts),
-                top_k: model.moe.map_or(0, |m| m.top_k),
-                layers: model.layers(),
-            },
-        )?,
-    };
+    let routing = scenario_routing(src, raw.routing.as_ref(), &model, o)?;
     let timing = match o.timing {
         Some(t) => t,
         None => timing(src, raw.timing.as_ref())?,
@@ -360,6 +338,39 @@ fn resolve(
         speculative: None,
         expert_parallel: Default::default(),
     })
+}
+
+/// The routing of a scenario's `[routing]` table `raw` (balanced for a dense model; an MoE model
+/// needs the table), checked against `model`.
+fn scenario_routing(
+    src: &Source,
+    raw: Option<&RawRouting>,
+    model: &ModelSpec,
+    o: &ScenarioOverrides,
+) -> Result<RoutingSpec, ConfigError> {
+    match raw {
+        None | Some(RawRouting { .. }) if model.moe.is_none() => Ok(RoutingSpec::Uniform),
+        None => {
+            let what = match &o.model {
+                Some(p) => format!("--model {}: a mixture-of-experts model", p.display()),
+                None => "a mixture-of-experts model".into(),
+            };
+            Err(src
+                .whole(format!("{what} needs a `[routing]` table in the scenario"))
+                .with_help(
+                    "mode = \"uniform\" (balanced), \"zipf\" (with s), or \"trace\" (with file)",
+                ))
+        }
+        Some(rt) => routing(
+            src,
+            rt,
+            Experts {
+                experts: model.moe.map_or(0, |m| m.experts),
+                top_k: model.moe.map_or(0, |m| m.top_k),
+                layers: model.layers(),
+            },
+        ),
+    }
 }
 
 /// Tensor- and expert-parallel degrees (the file's or the flags'), checked against the model and

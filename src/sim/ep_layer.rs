@@ -37,11 +37,14 @@ pub(super) struct EpState {
     replica_bytes: f64,
 }
 
-/// One iteration's priced parts per layer kind: for each half (one without the overlap), its
-/// routing-free cost, its segments (the experts left out of `mid`) and its batch.
+/// One half of a layer kind, priced: its routing-free cost, its segments (the routed experts
+/// left out of `mid`) and its routed-expert op (`None` for a layer without an all-to-all).
+type Part = (IterCost, Half, Option<Op>);
+
+/// One iteration's priced parts per layer kind: one per half (one without the overlap).
 #[derive(Default)]
 pub(super) struct Parts {
-    kinds: Vec<Option<Vec<(IterCost, Half, Option<Op>)>>>,
+    kinds: Vec<Option<Vec<Part>>>,
 }
 
 impl Coster<'_> {
@@ -176,7 +179,7 @@ impl Coster<'_> {
         batch: &Batch,
         kind: usize,
         counts: &[u64],
-    ) -> Result<Vec<(IterCost, Half, Option<Op>)>, IterError> {
+    ) -> Result<Vec<Part>, IterError> {
         let split = self.ep.opts.two_batch_overlap;
         let batches = match overlap::halves(batch).filter(|_| split) {
             Some((a, b)) => vec![a, b],
@@ -192,7 +195,7 @@ impl Coster<'_> {
 
     /// One half's routing-free cost and segments from its one-layer graph `g`, and its
     /// routed-expert op (`None`, and nothing run, without a dispatch all-to-all).
-    fn segments(&mut self, g: &IterationGraph) -> Result<(IterCost, Half, Option<Op>), IterError> {
+    fn segments(&mut self, g: &IterationGraph) -> Result<Part, IterError> {
         let mut one = IterCost::default();
         let layer = |op: &Op| op.layer == Some(0);
         let find = |name: &str| {
