@@ -43,6 +43,7 @@ fn mixtral(routing: RoutingSpec) -> Scenario {
         timing: Timing::Kernel,
         software: None,
         speculative: None,
+        expert_parallel: Default::default(),
     }
 }
 

@@ -123,7 +123,8 @@ impl ServingBudget {
     /// The budget of `s` split as `par` (the rule of the serving bench: [`Footprint::kv_blocks`]).
     pub fn of(s: &Scenario, par: Parallelism) -> Self {
         let usable = Bytes(s.sys.xpu.memory.capacity.value() * s.memory_utilization);
-        let foot = Footprint::new(&s.model, par, s.precision);
+        let mut foot = Footprint::new(&s.model, par, s.precision);
+        foot.weights += s.expert_parallel.replica_bytes(&s.model, par, s.precision);
         let act = foot.activations(&s.model, s.precision, s.max_tokens, s.max_batch);
         ServingBudget {
             weights: foot.weights,

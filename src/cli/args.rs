@@ -131,6 +131,16 @@ pub(super) struct RunArgs {
     /// `--tp 1`). A single iteration is tensor-parallel only: `--ep` needs `--serving`.
     #[arg(long)]
     pub(super) ep: Option<u64>,
+    /// Two-batch overlap of an expert-parallel serving run (sets the scenario's
+    /// `expert_parallel.two_batch_overlap`): each MoE layer's all-to-all of one half of the
+    /// batch beside the other half's compute; needs `--serving`.
+    #[arg(long)]
+    pub(super) two_batch_overlap: bool,
+    /// EPLB over an expert-parallel serving run with N redundant copies of the hottest
+    /// experts (sets `expert_parallel.redundant_experts`; DeepSeek-V3 deploys 32); needs
+    /// `--serving`.
+    #[arg(long, value_name = "N")]
+    pub(super) redundant_experts: Option<u64>,
     /// Seed of the serving run (overrides the scenario's); needs `--serving`.
     #[arg(long)]
     pub(super) seed: Option<u64>,
@@ -213,7 +223,15 @@ const NOT_FOR_SERVING: [(&str, &str); 6] = [
 ];
 
 /// Flags that need `--serving`, with the error each gives without it.
-const ONLY_FOR_SERVING: [(&str, &str); 2] = [
+const ONLY_FOR_SERVING: [(&str, &str); 4] = [
+    (
+        "two_batch_overlap",
+        "--two-batch-overlap needs --serving: it splits an expert-parallel serving run's MoE layers into two halves",
+    ),
+    (
+        "redundant_experts",
+        "--redundant-experts needs --serving: EPLB places the experts of an expert-parallel serving run",
+    ),
     (
         "ep",
         "--ep needs --serving: a single iteration is costed op by op on one device and is tensor-parallel only (use --tp, or a serving scenario with --ep)",
@@ -405,6 +423,8 @@ impl RunArgs {
                 activations: m.activations,
                 kv: m.kv,
                 software: self.software.clone(),
+                two_batch_overlap: self.two_batch_overlap,
+                redundant_experts: self.redundant_experts,
             },
             trace: self.trace.clone(),
             trace_limit: self.trace_limit.0,

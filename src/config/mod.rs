@@ -16,6 +16,8 @@ mod arch;
 mod choice;
 mod csv;
 mod error;
+mod expert_parallel;
+mod lengths;
 mod model;
 mod pools;
 pub mod presets;

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::error::ConfigError;
+use super::lengths::{RawDist, dist};
 use super::routing::{Experts, RawRouting, routing};
 use super::source::Source;
 use super::speculative::{RawSpeculative, speculative};
@@ -15,7 +16,7 @@ use crate::map::Policy;
 use crate::model::{ModelSpec, Precision};
 use crate::sim::routing::RoutingSpec;
 use crate::sim::serving::Scenario;
-use crate::sim::workload::{Arrivals, LengthDist, Lengths};
+use crate::sim::workload::{Arrivals, Lengths};
 use crate::work::Dtype;
 
 #[derive(Debug, Deserialize)]
@@ -40,6 +41,8 @@ struct RawScenario {
     routing: Option<RawRouting>,
     /// Speculative decoding (`[speculative]`).
     speculative: Option<RawSpeculative>,
+    /// Expert parallelism's options (`[expert_parallel]`).
+    expert_parallel: Option<super::expert_parallel::RawExpertParallel>,
     /// Prefill/decode pools, read by `config::pools`.
     #[allow(dead_code)]
     disaggregation: Option<toml::Table>,
@@ -61,19 +64,6 @@ struct RawRequests {
     output: Option<Spanned<RawDist>>,
     /// CSV with columns prompt_len, output_len and optionally arrival_s.
     trace: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "lowercase")]
-enum RawDist {
-    Fixed(u64),
-    Uniform([u64; 2]),
-    Normal {
-        mean: f64,
-        std: f64,
-        min: u64,
-        max: u64,
-    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,6 +112,10 @@ pub struct ScenarioOverrides {
     pub kv: Option<Dtype>,
     /// `--software`: a software-stack profile, relative to the working folder.
     pub software: Option<PathBuf>,
+    /// `--two-batch-overlap` (on when set; off leaves the file's value).
+    pub two_batch_overlap: bool,
+    /// `--redundant-experts`.
+    pub redundant_experts: Option<u64>,
 }
 
 impl ScenarioOverrides {
@@ -141,6 +135,11 @@ impl ScenarioOverrides {
             ("precision.activations", self.activations.is_some()),
             ("precision.kv", self.kv.is_some()),
             ("software", self.software.is_some()),
+            ("expert_parallel.two_batch_overlap", self.two_batch_overlap),
+            (
+                "expert_parallel.redundant_experts",
+                self.redundant_experts.is_some(),
+            ),
         ];
         given.iter().filter(|(_, g)| *g).map(|(k, _)| *k).collect()
     }
@@ -245,8 +244,11 @@ impl ScenarioFile {
             draft,
         } = self;
         let table = raw.speculative.take();
+        let ept = raw.expert_parallel.take();
         let mut s = resolve(&src, raw, sys, model, o)?;
         s.speculative = speculative(&src, table.as_ref(), &s, draft)?;
+        let flags = (o.two_batch_overlap, o.redundant_experts);
+        s.expert_parallel = super::expert_parallel::expert_parallel(&src, ept.as_ref(), flags, &s)?;
         Ok(s)
     }
 }
@@ -278,48 +280,6 @@ fn dtype(src: &Source, v: &Spanned<String>) -> Result<Dtype, ConfigError> {
         .map_err(|e| src.err(v, e.to_string()))
 }
 
-fn dist(src: &Source, d: &Spanned<RawDist>, key: &str) -> Result<LengthDist, ConfigError> {
-    let most = match *d.get_ref() {
-        RawDist::Fixed(n) => n,
-        RawDist::Uniform([_, max]) | RawDist::Normal { max, .. } => max,
-    };
-    if most > MAX_LEN {
-        return Err(src.err(
-            d,
-            format!("`{key}`: {most} tokens is longer than the limit of {MAX_LEN}"),
-        ));
-    }
-    Ok(match *d.get_ref() {
-        RawDist::Fixed(0) => {
-            return Err(src.err(d, format!("`{key}`: a length must be at least 1")));
-        }
-        RawDist::Fixed(n) => LengthDist::Fixed(n),
-        RawDist::Uniform([min, max]) if min == 0 || min > max => {
-            return Err(src.err(d, format!("`{key}`: uniform needs 1 <= min <= max")));
-        }
-        RawDist::Uniform([min, max]) => LengthDist::Uniform { min, max },
-        RawDist::Normal {
-            mean,
-            std,
-            min,
-            max,
-        } => {
-            if !(std >= 0.0 && mean.is_finite() && min >= 1 && min <= max) {
-                return Err(src.err(
-                    d,
-                    format!("`{key}`: normal needs std >= 0 and 1 <= min <= max"),
-                ));
-            }
-            LengthDist::Normal {
-                mean,
-                std,
-                min,
-                max,
-            }
-        }
-    })
-}
-
 fn resolve(
     src: &Source,
     raw: RawScenario,
@@ -346,29 +306,7 @@ fn resolve(
             "`batching.memory_utilization` must be in (0, 1]",
         ));
     }
-    let routing = match &raw.routing {
-        None | Some(RawRouting { .. }) if model.moe.is_none() => RoutingSpec::Uniform,
-        None => {
-            let what = match &o.model {
-                Some(p) => format!("--model {}: a mixture-of-experts model", p.display()),
-                None => "a mixture-of-experts model".into(),
-            };
-            return Err(src
-                .whole(format!("{what} needs a `[routing]` table in the scenario"))
-                .with_help(
-                    "mode = \"uniform\" (balanced), \"zipf\" (with s), or \"trace\" (with file)",
-                ));
-        }
-        Some(rt) => routing(
-            src,
-            rt,
-            Experts {
-                experts: model.moe.map_or(0, |m| m.experts),
-                top_k: model.moe.map_or(0, |m| m.top_k),
-                layers: model.layers(),
-            },
-        )?,
-    };
+    let routing = scenario_routing(src, raw.routing.as_ref(), &model, o)?;
     let timing = match o.timing {
         Some(t) => t,
         None => timing(src, raw.timing.as_ref())?,
@@ -398,7 +336,41 @@ fn resolve(
         timing,
         software: None,
         speculative: None,
+        expert_parallel: Default::default(),
     })
+}
+
+/// The routing of a scenario's `[routing]` table `raw` (balanced for a dense model; an MoE model
+/// needs the table), checked against `model`.
+fn scenario_routing(
+    src: &Source,
+    raw: Option<&RawRouting>,
+    model: &ModelSpec,
+    o: &ScenarioOverrides,
+) -> Result<RoutingSpec, ConfigError> {
+    match raw {
+        None | Some(RawRouting { .. }) if model.moe.is_none() => Ok(RoutingSpec::Uniform),
+        None => {
+            let what = match &o.model {
+                Some(p) => format!("--model {}: a mixture-of-experts model", p.display()),
+                None => "a mixture-of-experts model".into(),
+            };
+            Err(src
+                .whole(format!("{what} needs a `[routing]` table in the scenario"))
+                .with_help(
+                    "mode = \"uniform\" (balanced), \"zipf\" (with s), or \"trace\" (with file)",
+                ))
+        }
+        Some(rt) => routing(
+            src,
+            rt,
+            Experts {
+                experts: model.moe.map_or(0, |m| m.experts),
+                top_k: model.moe.map_or(0, |m| m.top_k),
+                layers: model.layers(),
+            },
+        ),
+    }
 }
 
 /// Tensor- and expert-parallel degrees (the file's or the flags'), checked against the model and

@@ -4,6 +4,7 @@
 //! what the simulator and the mapping return by reference and builds its own rows from them.
 
 pub mod dot;
+pub mod expert_parallel;
 pub mod guard;
 pub mod plot;
 pub mod render;

@@ -272,6 +272,9 @@ pub struct ServingReport {
     /// Speculative decoding's rounds (absent without it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub speculative: Option<super::speculative::SpeculativeMetrics>,
+    /// Expert parallelism's options and their effect (absent with them off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expert_parallel: Option<super::expert_parallel::EpMetrics>,
 }
 
 fn dist(d: &LengthDist) -> String {
@@ -422,6 +425,10 @@ impl ServingReport {
                 .speculative
                 .as_ref()
                 .map(super::speculative::SpeculativeMetrics::of),
+            expert_parallel: r
+                .expert_parallel
+                .as_ref()
+                .map(super::expert_parallel::EpMetrics::of),
         }
     }
 
@@ -431,6 +438,9 @@ impl ServingReport {
         self.write_inputs(&mut s);
         self.write_metrics(&mut s);
         if let Some(x) = &self.speculative {
+            x.write(&mut s);
+        }
+        if let Some(x) = &self.expert_parallel {
             x.write(&mut s);
         }
         s

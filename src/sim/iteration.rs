@@ -89,6 +89,9 @@ mod routed;
 #[path = "fxhash.rs"]
 mod fxhash;
 
+#[path = "ep_layer.rs"]
+mod ep_layer;
+
 #[derive(Debug, Clone, Copy)]
 struct Priced {
     cost: OpCost,
@@ -111,6 +114,8 @@ pub struct Coster<'a> {
     cache: fxhash::FxHashMap<(Unit, OpKind, Precision), Priced>,
     /// Routed experts' prices by (kind, tokens), for skewed routing.
     routed: routed::RoutedCache,
+    /// The expert-parallel options and what they did.
+    ep: ep_layer::EpState,
     /// Ops priced from the cache.
     pub hits: u64,
     /// Ops priced afresh.
@@ -164,6 +169,7 @@ impl<'a> Coster<'a> {
             policy,
             cache: fxhash::FxHashMap::default(),
             routed: routed::RoutedCache::default(),
+            ep: ep_layer::EpState::default(),
             hits: 0,
             misses: 0,
         }
@@ -393,7 +399,7 @@ impl<'a> Coster<'a> {
         let tail = |op: &Op| op.layer.is_none() && op.name != "embedding";
         let layer_ops = |op: &Op| op.layer == Some(0);
         let mut t = self.run_part(&first, embedding, None, 0.0, &mut out, spans)?;
-        if counts.len() <= 1 {
+        if counts.len() <= 1 && !self.ep_on() {
             // Every layer of a kind is alike: run one of each kind and count it for the rest.
             let mut kinds: Vec<(IterCost, f64)> = Vec::with_capacity(self.templates.len());
             for kind in 0..self.templates.len() {
@@ -425,7 +431,7 @@ impl<'a> Coster<'a> {
                 t += lt;
             }
         } else if self.closed_form(spans) {
-            t += self.routed_layers(batch, counts, &mut out)?;
+            t += self.routed_layers(batch, &self.ep_counts(counts), &mut out)?;
         } else {
             for (l, c) in counts.iter().enumerate() {
                 let g = self.build(batch, self.kind_of[l], Some(c))?;

@@ -5,8 +5,10 @@
 
 pub mod counts;
 pub mod engine;
+pub mod expert_parallel;
 pub mod iteration;
 pub mod kv;
+pub mod overlap;
 pub mod pipeline;
 pub mod routing;
 pub mod serving;

@@ -35,7 +35,7 @@ pub(super) struct RoutedCache {
 }
 
 /// Whether `op` is one of a layer's routed experts (not the shared expert).
-fn routed(op: &Op) -> bool {
+pub(super) fn routed(op: &Op) -> bool {
     matches!(op.kind, OpKind::ExpertFfn { .. }) && op.name != "shared_expert"
 }
 
@@ -60,8 +60,13 @@ impl Coster<'_> {
         // Per kind, once per iteration: its routing-free part and its routed-expert op.
         let mut fixed: Vec<Option<(IterCost, f64, Option<Op>)>> = vec![None; self.templates.len()];
         let mut t = 0.0;
+        let mut ep = super::ep_layer::Parts::default();
         for (l, c) in counts.iter().enumerate() {
             let kind = self.kind_of[l];
+            if let Some(lt) = self.ep_layer(batch, l, c, &mut ep, out)? {
+                t += lt;
+                continue;
+            }
             if fixed[kind].is_none() {
                 let g = self.build(batch, kind, Some(c))?;
                 let keep = |op: &Op| op.layer == Some(0) && !routed(op);
@@ -97,13 +102,28 @@ impl Coster<'_> {
         out: &mut IterCost,
     ) -> Result<f64, IterError> {
         let ep = self.par.ep as usize;
+        let on = counts.iter().enumerate().filter(|(_, n)| **n > 0);
+        let shares = on.map(|(e, &n)| ((e % ep) as u32, n));
+        self.experts_on(kind, op, shares, out)
+    }
+
+    /// [`experts`](Self::experts) with the tokens of each expert copy given as (device,
+    /// tokens), in the order the devices run them (EPLB's placement gives several copies).
+    pub(super) fn experts_on(
+        &mut self,
+        kind: usize,
+        op: &Op,
+        shares: impl Iterator<Item = (u32, u64)>,
+        out: &mut IterCost,
+    ) -> Result<f64, IterError> {
+        let ep = self.par.ep as usize;
         // Under expert parallelism each expert runs once, on its own device.
         let copies = if ep > 1 { 1.0 } else { self.par.tp as f64 };
         let mut time = vec![0.0f64; ep];
         // Fused launches: the first expert on each unit of each device pays the launch.
         let mut launched = vec![[false; 2]; ep];
-        for (e, &n) in counts.iter().enumerate().filter(|(_, n)| **n > 0) {
-            let d = e % ep;
+        for (d, n) in shares {
+            let d = d as usize;
             let p = self.expert_price(kind, op, n)?;
             let u = usize::from(p.unit == Unit::Pim);
             let mut x = p.x;

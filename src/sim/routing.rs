@@ -232,6 +232,21 @@ impl Router {
         self
     }
 
+    /// Each routed expert's expected share of `layer`'s tokens, the load statistics EPLB
+    /// places experts by: equal under balanced routing, else each expert's exact chance of being
+    /// among a token's top-k (`counts::inclusion`).
+    pub fn expected_load(&self, layer: usize) -> Vec<f64> {
+        let n = self.experts as usize;
+        match self.layers.get(layer) {
+            Some(l) if !self.is_uniform() => {
+                let mut p = super::counts::inclusion(&l.w, self.top_k as usize);
+                p.truncate(n);
+                p
+            }
+            _ => vec![1.0; n],
+        }
+    }
+
     /// Whether every layer gets the same counts (so one layer stands for all).
     pub fn is_uniform(&self) -> bool {
         self.spec == RoutingSpec::Uniform

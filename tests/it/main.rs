@@ -12,6 +12,7 @@ mod compare;
 mod config;
 mod duplex;
 mod energy;
+mod expert_parallel;
 mod golden;
 mod graph;
 mod hw_presets;

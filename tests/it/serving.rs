@@ -42,6 +42,7 @@ pub(crate) fn scenario(
         timing: Timing::Kernel,
         software: None,
         speculative: None,
+        expert_parallel: Default::default(),
     }
 }
 

@@ -359,6 +359,7 @@ impl<'a> Replica<'a> {
             timing: crate::hw::Timing::Kernel,
             software: None,
             speculative: None,
+            expert_parallel: Default::default(),
         }
     }
 }

@@ -75,6 +75,8 @@ pub struct Scenario {
     pub software: Option<crate::hw::Software>,
     /// Speculative decoding (`None`: one token per sequence per iteration).
     pub speculative: Option<speculative::Speculative>,
+    /// Expert parallelism's two-batch overlap and EPLB (the default: neither).
+    pub expert_parallel: crate::sim::expert_parallel::EpOptions,
 }
 
 /// Why a serving run cannot start or go on. Every variant is a bad scenario except
@@ -140,6 +142,11 @@ pub enum ServingError {
         /// Blocks in the cache.
         blocks: u64,
     },
+    /// Expert-parallel options under a policy, MoE variant or trace they are not priced for.
+    #[error(
+        "two_batch_overlap and redundant_experts are priced in closed form: they need a policy that does not overlap units (all-xpu or dispatch), no MoE routing variant, and no trace"
+    )]
+    EpOptionsUnpriced,
 }
 
 /// What a serving run shows as it goes, to a trace writer: each iteration once it has run, each

@@ -85,6 +85,8 @@ impl<'a> Bench<'a> {
             kv_capacity_tokens: kv.total_blocks * s.kv_block,
             ..ServingResult::default()
         };
+        let coster = Coster::new(&s.sys, m, par, s.precision, s.timing, s.policy);
+        let coster = expert_parallel(s, par, coster, router.as_ref(), observer.is_some())?;
         let mut bench = Bench {
             s,
             specs,
@@ -99,7 +101,7 @@ impl<'a> Bench<'a> {
             },
             router,
             route_rng,
-            coster: Coster::new(&s.sys, m, par, s.precision, s.timing, s.policy),
+            coster,
             t: 0.0,
             batch_sum: 0.0,
             observer,
@@ -142,11 +144,37 @@ fn check(s: &Scenario) -> Result<Parallelism, ServingError> {
     Ok(Parallelism { tp: s.tp, ep: s.ep })
 }
 
+/// `coster` with the scenario's expert-parallel options, EPLB placing experts by `router`'s
+/// expected loads; an error where the options cannot be priced (`spans`: a trace is written).
+fn expert_parallel<'a>(
+    s: &Scenario,
+    par: Parallelism,
+    coster: Coster<'a>,
+    router: Option<&Router>,
+    spans: bool,
+) -> Result<Coster<'a>, ServingError> {
+    let o = s.expert_parallel;
+    if !o.any() {
+        return Ok(coster);
+    }
+    if !coster.prices_ep_options(spans) || variant_routing::routes_variants(&s.model) {
+        return Err(ServingError::EpOptionsUnpriced);
+    }
+    let layers = s.model.layers() as usize;
+    let load: Vec<Vec<f64>> = match (router, o.redundant_experts) {
+        (Some(r), Some(_)) => (0..layers).map(|l| r.expected_load(l)).collect(),
+        _ => Vec::new(),
+    };
+    let bytes = o.replica_bytes(&s.model, par, s.precision).value();
+    Ok(coster.with_expert_parallel(o, &load, bytes))
+}
+
 /// The memory budget: KV blocks left in the usable share of device memory beside the weights
 /// and the activations of the largest iteration.
 fn kv_blocks(s: &Scenario, par: Parallelism) -> Result<u64, ServingError> {
     let usable = Bytes(s.sys.xpu.memory.capacity.value() * s.memory_utilization);
     let mut foot = Footprint::new(&s.model, par, s.precision);
+    foot.weights += s.expert_parallel.replica_bytes(&s.model, par, s.precision);
     let act = foot.activations(&s.model, s.precision, s.max_tokens, s.max_batch);
     // A draft model on the same devices: its weights and KV cache take room beside the target's.
     let draft = s.speculative.as_ref().and_then(|x| x.draft_model());

@@ -176,6 +176,8 @@ pub struct ServingResult {
     pub limit: ServingLimit,
     /// What the speculative rounds measured (`None` without speculative decoding).
     pub speculative: Option<super::speculative::RoundStats>,
+    /// What the expert-parallel options did (`None` with them off).
+    pub expert_parallel: Option<crate::sim::expert_parallel::EpStats>,
 }
 
 impl ServingResult {

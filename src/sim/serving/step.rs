@@ -187,6 +187,7 @@ impl Bench<'_> {
         out.cache_misses = self.coster.misses;
         out.limit = ServingLimit::of(&out, s.max_batch);
         out.speculative = self.spec.map(|x| x.stats);
+        out.expert_parallel = self.coster.ep_stats();
         out
     }
 }
