@@ -7,6 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::error::ConfigError;
+use super::replicas::ONE_REPLICA;
 use super::routing::{Experts, RawRouting, routing};
 use super::source::Source;
 use super::speculative::{RawSpeculative, speculative};
@@ -40,9 +41,10 @@ struct RawScenario {
     routing: Option<RawRouting>,
     /// Speculative decoding (`[speculative]`).
     speculative: Option<RawSpeculative>,
-    /// Prefill/decode pools, read by `config::pools`.
+    /// Prefill/decode pools, read by `config::pools` (and `replicas` by `config::replicas`).
     #[allow(dead_code)]
     disaggregation: Option<toml::Table>,
+    replicas: Option<Spanned<toml::Table>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,6 +124,10 @@ pub struct ScenarioOverrides {
     pub kv: Option<Dtype>,
     /// `--software`: a software-stack profile, relative to the working folder.
     pub software: Option<PathBuf>,
+    /// `--replicas`: copies of the replica behind a router (`config::load_replicas`).
+    pub replicas: Option<u64>,
+    /// `--router`.
+    pub router: Option<crate::sim::serving::RouterPolicy>,
 }
 
 impl ScenarioOverrides {
@@ -141,6 +147,8 @@ impl ScenarioOverrides {
             ("precision.activations", self.activations.is_some()),
             ("precision.kv", self.kv.is_some()),
             ("software", self.software.is_some()),
+            ("replicas.count", self.replicas.is_some()),
+            ("replicas.router", self.router.is_some()),
         ];
         given.iter().filter(|(_, g)| *g).map(|(k, _)| *k).collect()
     }
@@ -228,6 +236,7 @@ impl ScenarioFile {
     /// The checked scenario, with `sys` and `model` loaded from [`Self::arch_path`] and
     /// [`Self::model_path`].
     pub fn resolve(self, sys: System, model: ModelSpec) -> Result<Scenario, ConfigError> {
+        (self.raw.replicas.as_ref()).map_or(Ok(()), |t| Err(self.src.err(t, ONE_REPLICA)))?;
         self.resolve_with(sys, model, &ScenarioOverrides::default())
     }
 
@@ -550,18 +559,9 @@ fn arrivals(src: &Source, a: &RawArrivals, lengths: &Lengths) -> Result<Arrivals
 }
 
 fn timing(src: &Source, t: Option<&Spanned<String>>) -> Result<Timing, ConfigError> {
-    Ok(match t {
-        None => Timing::Kernel,
-        Some(t) => match t.get_ref().as_str() {
-            "kernel" => Timing::Kernel,
-            "host" => Timing::Host,
-            other => {
-                return Err(src.err(
-                    t,
-                    format!("unknown timing \"{other}\" (valid: kernel, host)"),
-                ));
-            }
-        },
+    t.map_or(Ok(Timing::Kernel), |t| {
+        crate::names::parse_name("timing", &Timing::TABLE, t.get_ref())
+            .map_err(|e| src.err(t, e.to_string()))
     })
 }
 

@@ -7,6 +7,7 @@ pub mod dot;
 pub mod guard;
 pub mod plot;
 pub mod render;
+pub mod replicas;
 pub mod serving;
 pub mod speculative;
 pub mod trace;

@@ -267,6 +267,9 @@ pub struct ServingReport {
     /// Speculative decoding's rounds (absent without it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub speculative: Option<super::speculative::SpeculativeMetrics>,
+    /// Replicas behind a router, each one's share (absent for one replica without a router).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<super::replicas::ReplicasMetrics>,
 }
 
 fn dist(d: &LengthDist) -> String {
@@ -417,6 +420,7 @@ impl ServingReport {
                 .speculative
                 .as_ref()
                 .map(super::speculative::SpeculativeMetrics::of),
+            replicas: None,
         }
     }
 
@@ -426,6 +430,9 @@ impl ServingReport {
         self.write_inputs(&mut s);
         self.write_metrics(&mut s);
         if let Some(x) = &self.speculative {
+            x.write(&mut s);
+        }
+        if let Some(x) = &self.replicas {
             x.write(&mut s);
         }
         s
