@@ -6,3 +6,4 @@ set -eu
 sh results/serving-modes/speculative/run.sh
 sh results/serving-modes/ulysses/run.sh
 sh results/serving-modes/disagg/run.sh
+sh results/serving-modes/replicas/run.sh
