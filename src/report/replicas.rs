@@ -96,7 +96,7 @@ impl ReplicasMetrics {
         );
         let _ = writeln!(
             s,
-            "{:>7} {:>9} {:>11} {:>10} {:>6} {:>5} {:>5} {:>9} {:>9} {:>9} {:>10} {}",
+            "{:>7} {:>9} {:>11} {:>10} {:>6} {:>5} {:>5} {:>9} {:>9} {:>9} {:>10} limit",
             "replica",
             "requests",
             "out tokens",
@@ -108,7 +108,6 @@ impl ReplicasMetrics {
             "E2E p50",
             "E2E p99",
             "energy",
-            "limit"
         );
         for (i, x) in self.per_replica.iter().enumerate() {
             let _ = writeln!(
