@@ -321,3 +321,45 @@ fn the_command_reports_each_replica_and_refuses_what_it_cannot_combine() {
     assert_eq!(r.status, 2, "{}", r.stderr);
     assert!(r.stderr.contains("--serving"), "{}", r.stderr);
 }
+
+#[test]
+fn least_work_never_queues_a_request_while_a_replica_is_empty() {
+    // A long request (2,000 output tokens, ~15 s alone) at t = 0, then two short ones
+    // (0.5 s alone) at 5 s and two at 10 s, on 3 replicas: the long one still runs on replica 0
+    // when each pair arrives and replicas 1 and 2 are empty, so least work gives each short
+    // request an empty replica (outstanding tokens 0) and every request runs alone, taking its
+    // lone time. Round robin sends the fourth request (i = 3) to replica 0, behind the long one.
+    let rows = vec![
+        (512, 2000, Some(0.0)),
+        (512, 64, Some(5.0)),
+        (512, 64, Some(5.0)),
+        (512, 64, Some(10.0)),
+        (512, 64, Some(10.0)),
+    ];
+    let s = traced(poisson(1, 1.0), rows.clone());
+    let lone = |i: usize| {
+        let one = traced(poisson(1, 1.0), vec![(rows[i].0, rows[i].1, Some(0.0))]);
+        simulate(&one, None).unwrap().e2e.mean()
+    };
+    let (long, short) = (lone(0), lone(1));
+    let e2e = |router| {
+        let runs = simulate_replicas(&s, 3, router).unwrap();
+        let m = merge_replicas(&runs, s.max_batch);
+        assert_eq!(m.e2e.len(), 5);
+        m.e2e.to_vec()
+    };
+    let lw = e2e(RouterPolicy::LeastWork);
+    let near = |x: f64, y: f64| (x / y - 1.0).abs() < 1e-9;
+    assert_eq!(
+        lw.iter().filter(|&&x| near(x, short)).count(),
+        4,
+        "{lw:?} {short}"
+    );
+    assert_eq!(
+        lw.iter().filter(|&&x| near(x, long)).count(),
+        1,
+        "{lw:?} {long}"
+    );
+    let rr = e2e(RouterPolicy::RoundRobin);
+    assert!(rr.iter().any(|&x| x < long && x > short * 1.01), "{rr:?}");
+}
