@@ -61,6 +61,11 @@ pub struct CapacityOutcome {
 /// Runs the search on the scenario and writes its CSV and SVG into `out`.
 pub fn capacity(spec: &CapacitySpec) -> Result<CapacityOutcome, AppError> {
     let base = config::load_scenario_overridden(&spec.scenario, &spec.overrides)?;
+    if config::load_replicas(&spec.scenario, &spec.overrides)?.is_some() {
+        return Err(AppError::Usage(
+            "dyad capacity searches the rate of one replica: remove the scenario's [replicas] table",
+        ));
+    }
     let opt = SearchOptions {
         start: spec.start.unwrap_or_else(|| cap::scenario_rate(&base)),
         ..spec.search

@@ -15,6 +15,7 @@ pub mod reproduce;
 pub mod run;
 pub mod run_plot;
 pub mod run_pp;
+mod run_replicas;
 pub mod run_sp;
 pub mod sweep;
 pub mod validate;

@@ -534,23 +534,11 @@ pub fn serve(spec: &ServeSpec) -> Result<Served, super::AppError> {
             ));
         }
     }
-    if let Some(d) = config::load_disagg(&spec.scenario, &spec.overrides)? {
-        return super::pools::serve_disagg(spec, &d);
+    if let Some(served) = super::run_replicas::serve_modes(spec)? {
+        return Ok(served);
     }
     let sc = config::load_scenario_overridden(&spec.scenario, &spec.overrides)?;
-    let least = crate::sim::serving::least_iterations(&sc);
-    if let Some(limit) = spec.work_limit
-        && least > limit as f64
-    {
-        return Err(AppError::WorkLimit {
-            what: format!(
-                "{}: the run takes at least {least:.3e} iterations",
-                spec.scenario.display()
-            ),
-            limit,
-            flag: "--work-limit",
-        });
-    }
+    super::run_replicas::work_limit(spec, &sc)?;
     let mut writer = match &spec.trace {
         Some(t) => {
             let cannot = |e| AppError::cannot_write(t, e);
@@ -569,19 +557,8 @@ pub fn serve(spec: &ServeSpec) -> Result<Served, super::AppError> {
         let summary = w.finish().map_err(|e| AppError::cannot_write(t, e))?;
         warnings.extend(summary.warning());
     }
-    let mut rep = report::serving::ServingReport::new(&sc, &r);
-    rep.inputs.overridden = spec
-        .overrides
-        .keys()
-        .iter()
-        .map(|k| k.to_string())
-        .collect();
-    report::guard::check("serving", &rep)?;
-    let text = match spec.format {
-        Format::Json => serde_json::to_string_pretty(&rep)? + "\n",
-        _ => rep.table(),
-    };
-    Ok(Served { text, warnings })
+    let rep = report::serving::ServingReport::new(&sc, &r);
+    super::run_replicas::written(spec, rep, warnings)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use dyad::app::run::{Phase, RunSpec, ServeSpec};
 use dyad::hw::Timing;
 use dyad::map::Policy;
 use dyad::names::parse_name;
+use dyad::sim::serving::RouterPolicy;
 use dyad::work::Dtype;
 
 /// A parser for a closed set of names: the possible values and their help come from the
@@ -166,6 +167,16 @@ pub(super) struct RunArgs {
     /// kernels; overrides the scenario's `software`. Without one a run is kernel time only.
     #[arg(long, requires = "serving", value_name = "FILE")]
     pub(super) software: Option<PathBuf>,
+    /// Serve with this many copies of the scenario's replica (each its tp × ep devices) behind
+    /// a router; replaces the scenario's `[replicas] count`. Open-loop arrivals only past one;
+    /// not with a disaggregated scenario or `--trace`. The report's figures are all replicas
+    /// merged, with a table of each replica's share.
+    #[arg(long, requires = "serving", value_name = "R")]
+    pub(super) replicas: Option<u64>,
+    /// How the router sends each arriving request to a replica (replaces `[replicas] router`;
+    /// round_robin when neither gives one); needs --replicas or a `[replicas]` table.
+    #[arg(long, requires = "serving", value_parser = named(&RouterPolicy::TABLE))]
+    pub(super) router: Option<RouterPolicy>,
     /// Output format.
     #[arg(long, default_value = "table", value_parser = named(&Format::TABLE))]
     pub(super) format: Format,
@@ -425,6 +436,8 @@ impl RunArgs {
                 software: self.software.clone(),
                 two_batch_overlap: self.two_batch_overlap,
                 redundant_experts: self.redundant_experts,
+                replicas: self.replicas,
+                router: self.router,
             },
             trace: self.trace.clone(),
             trace_limit: self.trace_limit.0,

@@ -8,6 +8,7 @@ use toml::Spanned;
 
 use super::error::ConfigError;
 use super::lengths::{RawDist, dist};
+use super::replicas::ONE_REPLICA;
 use super::routing::{Experts, RawRouting, routing};
 use super::source::Source;
 use super::speculative::{RawSpeculative, speculative};
@@ -43,9 +44,10 @@ struct RawScenario {
     speculative: Option<RawSpeculative>,
     /// Expert parallelism's options (`[expert_parallel]`).
     expert_parallel: Option<super::expert_parallel::RawExpertParallel>,
-    /// Prefill/decode pools, read by `config::pools`.
+    /// Prefill/decode pools, read by `config::pools` (and `replicas` by `config::replicas`).
     #[allow(dead_code)]
     disaggregation: Option<toml::Table>,
+    replicas: Option<Spanned<toml::Table>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,6 +118,10 @@ pub struct ScenarioOverrides {
     pub two_batch_overlap: bool,
     /// `--redundant-experts`.
     pub redundant_experts: Option<u64>,
+    /// `--replicas`: copies of the replica behind a router (`config::load_replicas`).
+    pub replicas: Option<u64>,
+    /// `--router`.
+    pub router: Option<crate::sim::serving::RouterPolicy>,
 }
 
 impl ScenarioOverrides {
@@ -140,6 +146,8 @@ impl ScenarioOverrides {
                 "expert_parallel.redundant_experts",
                 self.redundant_experts.is_some(),
             ),
+            ("replicas.count", self.replicas.is_some()),
+            ("replicas.router", self.router.is_some()),
         ];
         given.iter().filter(|(_, g)| *g).map(|(k, _)| *k).collect()
     }
@@ -227,6 +235,7 @@ impl ScenarioFile {
     /// The checked scenario, with `sys` and `model` loaded from [`Self::arch_path`] and
     /// [`Self::model_path`].
     pub fn resolve(self, sys: System, model: ModelSpec) -> Result<Scenario, ConfigError> {
+        (self.raw.replicas.as_ref()).map_or(Ok(()), |t| Err(self.src.err(t, ONE_REPLICA)))?;
         self.resolve_with(sys, model, &ScenarioOverrides::default())
     }
 
@@ -522,18 +531,9 @@ fn arrivals(src: &Source, a: &RawArrivals, lengths: &Lengths) -> Result<Arrivals
 }
 
 fn timing(src: &Source, t: Option<&Spanned<String>>) -> Result<Timing, ConfigError> {
-    Ok(match t {
-        None => Timing::Kernel,
-        Some(t) => match t.get_ref().as_str() {
-            "kernel" => Timing::Kernel,
-            "host" => Timing::Host,
-            other => {
-                return Err(src.err(
-                    t,
-                    format!("unknown timing \"{other}\" (valid: kernel, host)"),
-                ));
-            }
-        },
+    t.map_or(Ok(Timing::Kernel), |t| {
+        crate::names::parse_name("timing", &Timing::TABLE, t.get_ref())
+            .map_err(|e| src.err(t, e.to_string()))
     })
 }
 

@@ -8,6 +8,7 @@ pub mod expert_parallel;
 pub mod guard;
 pub mod plot;
 pub mod render;
+pub mod replicas;
 pub mod serving;
 pub mod speculative;
 pub mod trace;

@@ -275,6 +275,9 @@ pub struct ServingReport {
     /// Expert parallelism's options and their effect (absent with them off).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expert_parallel: Option<super::expert_parallel::EpMetrics>,
+    /// Replicas behind a router, each one's share (absent for one replica without a router).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<super::replicas::ReplicasMetrics>,
 }
 
 fn dist(d: &LengthDist) -> String {
@@ -429,6 +432,7 @@ impl ServingReport {
                 .expert_parallel
                 .as_ref()
                 .map(super::expert_parallel::EpMetrics::of),
+            replicas: None,
         }
     }
 
@@ -441,6 +445,9 @@ impl ServingReport {
             x.write(&mut s);
         }
         if let Some(x) = &self.expert_parallel {
+            x.write(&mut s);
+        }
+        if let Some(x) = &self.replicas {
             x.write(&mut s);
         }
         s

@@ -27,6 +27,7 @@ mod plots;
 mod pools;
 mod ppa_cli;
 mod references;
+mod replicas;
 mod reproducers;
 mod robust;
 mod serving;

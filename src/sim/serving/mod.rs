@@ -18,7 +18,7 @@ mod stats;
 mod step;
 
 pub use pools::{Disagg, DisaggResult, KvLink, simulate_disagg};
-pub use replicas::{RouterPolicy, simulate_replicas};
+pub use replicas::{Replicas, RouterPolicy, merge_replicas, simulate_replicas};
 pub use samples::{ACCURACY, EXACT, Samples, TIMELINE, Thinned};
 pub use stats::{
     COMPUTE_SHARE, FULL_BATCH, RequestLife, ServingLimit, ServingResult, TimelinePoint, WAIT_SHARE,
@@ -134,6 +134,11 @@ pub enum ServingError {
     /// A closed loop under disaggregation (its concurrency would span both pools).
     #[error("disaggregated pools need open-loop arrivals (poisson or a trace), not a closed loop")]
     ClosedPools,
+    /// A closed loop over more than one replica (its concurrency would span them).
+    #[error(
+        "replicas behind a router need open-loop arrivals (poisson or a trace), not a closed loop"
+    )]
+    ClosedReplicas,
     /// No request could be scheduled (the cache holds too few blocks for any step).
     #[error("no request can make progress at t = {t} s (KV cache of {blocks} blocks)")]
     NoProgress {

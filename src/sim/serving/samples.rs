@@ -52,6 +52,26 @@ impl Samples {
         }
     }
 
+    /// Adds every sample of `o` (another run's, or another replica's): its kept samples in
+    /// their order while the sum stays within [`EXACT`], else both folded into one histogram
+    /// (counts add bucket by bucket, so the count, the sum and the buckets are the union's).
+    pub fn merge(&mut self, o: &Samples) {
+        let Some(ob) = &o.buckets else {
+            o.kept.iter().for_each(|&x| self.push(x));
+            return;
+        };
+        let b = self.buckets.get_or_insert_with(BTreeMap::new);
+        for x in std::mem::take(&mut self.kept) {
+            fold(b, &mut self.zeros, x);
+        }
+        for (&i, &c) in ob {
+            *b.entry(i).or_insert(0) += c;
+        }
+        self.zeros += o.zeros;
+        self.n += o.n;
+        self.sum += o.sum;
+    }
+
     /// Samples seen.
     pub fn len(&self) -> usize {
         self.n as usize
@@ -214,6 +234,50 @@ mod tests {
         let mean = all.iter().sum::<f64>() / all.len() as f64;
         assert!((s.mean() / mean - 1.0).abs() < 1e-9);
         assert_eq!(s.len(), 5_000_000);
+    }
+
+    #[test]
+    fn merging_samples_conserves_their_count_sum_and_quantiles() {
+        // Exact + exact stays exact and in order; exact + folded folds both; folded + folded
+        // adds bucket counts. The count and sum are the union's, the quantiles the union's
+        // (within α once folded).
+        let mut g = rng(5, 2);
+        let mut draw = |n: usize| -> Vec<f64> {
+            (0..n)
+                .map(|_| (g.random::<f64>() * 10.0 - 9.0).exp())
+                .collect()
+        };
+        let (a, b) = (draw(1000), draw(EXACT + 10));
+        let mut m = Samples::from(a.clone());
+        m.merge(&Samples::from(a.clone()));
+        assert_eq!(m.len(), 2000);
+        assert_eq!(
+            m.exact().unwrap(),
+            [a.clone(), a.clone()].concat().as_slice()
+        );
+        let mut all: Vec<f64> = [a.clone(), a.clone()].concat();
+        let folded = Samples::from(b.clone());
+        assert!(folded.exact().is_none());
+        m.merge(&folded);
+        m.merge(&Samples::from(vec![0.0, -1.0]));
+        let mut f2 = folded.clone();
+        f2.merge(&Samples::from(a.clone()));
+        all.extend(&b);
+        all.extend([0.0, -1.0]);
+        assert_eq!(m.len(), all.len());
+        assert_eq!(f2.len(), b.len() + a.len());
+        let sum: f64 = all.iter().sum();
+        assert!((m.mean() * m.len() as f64 / sum - 1.0).abs() < 1e-9);
+        all.sort_unstable_by(f64::total_cmp);
+        for q in [0.0001, 0.5, 0.99] {
+            let exact = all[(q * all.len() as f64).ceil() as usize - 1];
+            let err = (m.quantile(q) / exact - 1.0).abs();
+            assert!(
+                err <= ACCURACY * 1.001,
+                "q={q}: {} against {exact}",
+                m.quantile(q)
+            );
+        }
     }
 
     #[test]

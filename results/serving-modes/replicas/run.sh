@@ -1,0 +1,13 @@
+#!/bin/sh
+# Regenerates this study (seconds): the shipped Azure-trace scenario of results/capacity (Mixtral-8x7B,
+# TP 4 on H100, 1,000 requests at the trace's own times) on 4 replicas behind each router, as
+# text and JSON reports. Run from anywhere.
+set -e
+cd "$(dirname "$0")"
+root=../../..
+dyad=${DYAD:-$root/target/release/dyad}
+s=../../capacity/scenario-trace.toml
+for router in round_robin least_work; do
+    "$dyad" run --serving "$s" --replicas 4 --router "$router" > "r4-$router.txt"
+    "$dyad" run --serving "$s" --replicas 4 --router "$router" --format json > "r4-$router.json"
+done
