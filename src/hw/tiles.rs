@@ -70,7 +70,8 @@ impl Tiling {
             return None;
         }
         let smallest = shapes.iter().min_by_key(|(a, b)| a * b)?;
-        let skinny = g.batch * g.m.div_ceil(smallest.0) * g.n.div_ceil(smallest.1) < u64::from(self.sms);
+        let skinny =
+            g.batch * g.m.div_ceil(smallest.0) * g.n.div_ceil(smallest.1) < u64::from(self.sms);
         let per_sm = peak.value() / f64::from(self.sms);
         let mut best: Option<Waves> = None;
         for &(tm, tn) in shapes {
