@@ -6,8 +6,11 @@
 //! each; the last wave may be partly empty, which is the step a size-only curve cannot show.
 //! A wave takes the longer of one tile's arithmetic at one SM's share of peak and the feed of
 //! every tile's operand panels (`(tm + tn)·k` elements each) through the on-chip operand
-//! bandwidth that the wave's SMs share. The library's choice is the candidate with the least
-//! time.
+//! bandwidth that the wave's SMs share, plus one tile's fixed overhead (its pipeline fill and
+//! epilogue). A library that balances its tail by stream-K also has the hybrid candidate: when
+//! there are at least two full waves, the last full wave and the partial one are split evenly
+//! over the SMs along k (each SM spans up to two tiles, so two overheads), plus the fixup of one
+//! tile's fp32 partial sums. The library's choice is the candidate with the least time.
 
 use std::collections::BTreeMap;
 
@@ -29,6 +32,11 @@ pub struct Tiling {
     pub sms: u32,
     /// Bandwidth at which L2 feeds operand panels to the SMs, shared by a wave's tiles.
     pub operand_bandwidth: BytesPerSecond,
+    /// Fixed time of one tile on its SM beside its arithmetic: filling the operand pipeline
+    /// and writing the tile out (the epilogue).
+    pub tile_overhead: Seconds,
+    /// Whether the library balances its tail waves by stream-K (the hybrid candidate above).
+    pub stream_k: bool,
     /// Output tile shapes `(rows, columns)` the library chooses among, per element type.
     pub tiles: BTreeMap<Dtype, Vec<(u64, u64)>>,
 }
@@ -46,6 +54,8 @@ pub struct Waves {
     pub tiles: u64,
     /// Waves of tiles (the last possibly partial).
     pub waves: u64,
+    /// Whether the tail waves are balanced by stream-K.
+    pub stream_k: bool,
     /// Time of every wave, at full per-SM peak and full operand bandwidth.
     pub time: Seconds,
 }
@@ -59,44 +69,70 @@ impl Tiling {
         if g.m == 0 || g.n == 0 || g.k == 0 || g.batch == 0 || self.sms == 0 {
             return None;
         }
-        let sms = u64::from(self.sms);
         let smallest = shapes.iter().min_by_key(|(a, b)| a * b)?;
-        let skinny = g.batch * g.m.div_ceil(smallest.0) * g.n.div_ceil(smallest.1) < sms;
+        let skinny =
+            g.batch * g.m.div_ceil(smallest.0) * g.n.div_ceil(smallest.1) < u64::from(self.sms);
         let per_sm = peak.value() / f64::from(self.sms);
-        let e = dtype.bytes();
         let mut best: Option<Waves> = None;
         for &(tm, tn) in shapes {
             for split in SPLITS {
                 if split > 1 && (!skinny || split > g.k) {
                     continue;
                 }
-                let kt = g.k.div_ceil(split) as f64;
-                let tiles = g.batch * g.m.div_ceil(tm) * g.n.div_ceil(tn) * split;
-                let flops = 2.0 * (tm * tn) as f64 * kt;
-                let partial = if split > 1 { PARTIAL_BYTES } else { 0.0 };
-                let bytes = (tm + tn) as f64 * kt * e + (tm * tn) as f64 * partial;
-                let wave = |n: u64| {
-                    let feed = n as f64 * bytes / self.operand_bandwidth.value();
-                    (flops / per_sm).max(feed)
-                };
-                let (full, rest) = (tiles / sms, tiles % sms);
-                let mut t = full as f64 * wave(sms);
-                if rest > 0 {
-                    t += wave(rest);
-                }
-                if best.is_none_or(|b| t < b.time.value()) {
-                    best = Some(Waves {
-                        tile_m: tm,
-                        tile_n: tn,
-                        split,
-                        tiles,
-                        waves: tiles.div_ceil(sms),
-                        time: Seconds(t),
-                    });
+                let w = self.candidate(g, dtype, (tm, tn), split, per_sm);
+                if best.is_none_or(|b| w.time.value() < b.time.value()) {
+                    best = Some(w);
                 }
             }
         }
         best
+    }
+
+    /// The time of one candidate: tile `(tm, tn)`, k split `split` ways, each SM at `per_sm`.
+    fn candidate(
+        &self,
+        g: &GemmShape,
+        dtype: Dtype,
+        (tm, tn): (u64, u64),
+        split: u64,
+        per_sm: f64,
+    ) -> Waves {
+        let sms = u64::from(self.sms);
+        let e = dtype.bytes();
+        let kt = g.k.div_ceil(split) as f64;
+        let tiles = g.batch * g.m.div_ceil(tm) * g.n.div_ceil(tn) * split;
+        let flops = 2.0 * (tm * tn) as f64 * kt;
+        let partial = if split > 1 { PARTIAL_BYTES } else { 0.0 };
+        let bytes = (tm + tn) as f64 * kt * e + (tm * tn) as f64 * partial;
+        let bandwidth = self.operand_bandwidth.value();
+        // `n` tiles' worth of work per SM (fractional under stream-K), `n · sms` tiles in all.
+        let work = |n: f64| (n * flops / per_sm).max(n * sms as f64 * bytes / bandwidth);
+        let overhead = self.tile_overhead.value();
+        let (full, rest) = (tiles / sms, tiles % sms);
+        let whole = work(1.0) + overhead;
+        let mut t = full as f64 * whole;
+        if rest > 0 {
+            // A partial wave: each of its SMs runs one tile; the feed is shared by `rest`.
+            t += (flops / per_sm).max(rest as f64 * bytes / bandwidth) + overhead;
+        }
+        let mut stream_k = false;
+        if self.stream_k && split == 1 && rest > 0 && full >= 2 {
+            let tail = (sms + rest) as f64 / sms as f64;
+            let fixup = (tm * tn) as f64 * PARTIAL_BYTES / (bandwidth / sms as f64);
+            let hybrid = (full - 1) as f64 * whole + work(tail) + 2.0 * overhead + fixup;
+            if hybrid < t {
+                (t, stream_k) = (hybrid, true);
+            }
+        }
+        Waves {
+            tile_m: tm,
+            tile_n: tn,
+            split,
+            tiles,
+            waves: tiles.div_ceil(sms),
+            stream_k,
+            time: Seconds(t),
+        }
     }
 
     /// How much longer `g`'s waves take than its FLOPs at `peak` (1 when no tiling applies):
@@ -118,6 +154,8 @@ mod tests {
         Tiling {
             sms,
             operand_bandwidth: BytesPerSecond(f64::INFINITY),
+            tile_overhead: Seconds(0.0),
+            stream_k: false,
             tiles: BTreeMap::from([(Dtype::Bf16, vec![(128, 128)])]),
         }
     }
@@ -163,5 +201,45 @@ mod tests {
             .unwrap();
         // Two output tiles on 8 SMs: split 4 ways, 8 tiles in one wave.
         assert_eq!((w.split, w.tiles, w.waves), (4, 8, 1));
+    }
+
+    #[test]
+    fn each_wave_pays_one_tile_overhead() {
+        let mut t = tiling(4);
+        t.tile_overhead = Seconds(1e-6);
+        let peak = FlopsPerSecond(4e12);
+        let tile = 2.0 * 128.0 * 128.0 * 1024.0 / 1e12;
+        // Six tiles on four SMs: a full wave and a partial one, each one tile plus its overhead.
+        let w = t.waves(&g(384, 256, 1024), Dtype::Bf16, peak).unwrap();
+        assert!((w.time.value() - 2.0 * (tile + 1e-6)).abs() < 1e-15);
+    }
+
+    #[test]
+    fn stream_k_balances_the_tail_only_past_two_full_waves() {
+        let mut t = tiling(4);
+        t.stream_k = true;
+        let peak = FlopsPerSecond(4e12);
+        let tile = 2.0 * 128.0 * 128.0 * 1024.0 / 1e12;
+        // Nine tiles on four SMs: one data-parallel wave, then the last full wave and the one
+        // tile left (five tiles) split evenly over four SMs: 1 + 5/4 tiles, no fixup cost at an
+        // unbounded operand feed, against three whole waves without stream-K.
+        let w = t.waves(&g(384, 384, 1024), Dtype::Bf16, peak).unwrap();
+        assert!(w.stream_k);
+        assert!((w.time.value() - 2.25 * tile).abs() < 1e-15);
+        // Five tiles (one full wave and one tile): whole waves, the step stays.
+        let w = t.waves(&g(640, 128, 1024), Dtype::Bf16, peak).unwrap();
+        assert!(!w.stream_k);
+        assert!((w.time.value() - 2.0 * tile).abs() < 1e-15);
+        // The fixup: one tile of fp32 partials written and read back at one SM's share of the
+        // operand bandwidth, with two tile overheads for the SMs that span two tiles.
+        t.operand_bandwidth = BytesPerSecond(4e12);
+        t.tile_overhead = Seconds(1e-7);
+        let w = t.waves(&g(384, 384, 1024), Dtype::Bf16, peak).unwrap();
+        let feed = 4.0 * 256.0 * 1024.0 * 2.0 / 4e12;
+        let fixup = 128.0 * 128.0 * 8.0 / 1e12;
+        let whole = tile.max(feed) + 1e-7;
+        let tail = (1.25 * tile).max(1.25 * feed) + 2e-7 + fixup;
+        assert!(w.stream_k);
+        assert!((w.time.value() - (whole + tail)).abs() < 1e-15);
     }
 }

@@ -1,4 +1,5 @@
-"""Tiles and waves with the efficiency curve on the arithmetic only (as src/hw/tiles.rs)."""
+"""Tiles and waves with the efficiency curve on the arithmetic only, a per-tile overhead and the
+stream-K tail (as src/hw/tiles.rs)."""
 import sys, os, math
 sys.path.insert(0, os.path.dirname(__file__))
 from common import curve, stats, vidur_gemms, llmc, setk
@@ -11,7 +12,7 @@ def cands(m,n,k,b,S):
             if s>1 and (not skinny or s>k): continue
             kt=cdiv(k,s); T=b*cdiv(m,tm)*cdiv(n,tn)*s
             fl=2*tm*tn*kt; by=(tm+tn)*kt*2+(tm*tn*8 if s>1 else 0)
-            w,r=divmod(T,S); out.append((fl,by,w,r))
+            w,r=divmod(T,S); out.append((fl,by,w,r,tm*tn if s==1 else 0))
     return out
 def prep(dev,rl):
     d=DEV[dev]; out=[]
@@ -19,16 +20,23 @@ def prep(dev,rl):
         F=2*m*n*k*b; B=(k*n+m*k+m*n)*2*b
         out.append((F,B,cands(m,n,k,b,d['S']),s,d['ov']+(d['host'] if host else 0),lab))
     return out
-def tw(c,rate,S,BL2):
+def tw(c,rate,S,BL2,te=0.0,sk=False):
+    """Least time over the candidates: whole waves (each pays one tile's overhead te) and, with sk,
+    the stream-K hybrid when there are at least two full waves: the last full wave and the partial
+    one are split evenly across the SMs (each SM spans up to two tiles: 2 te), plus the fixup (one
+    tile of fp32 partials written and read back at one SM's share of the operand bandwidth)."""
     best=None
-    for fl,by,w,r in c:
-        t=w*max(fl/rate,S*by/BL2)+(max(fl/rate,r*by/BL2) if r else 0)
+    for fl,by,w,r,area in c:
+        full=max(fl/rate,S*by/BL2)+te
+        t=w*full+(max(fl/rate,r*by/BL2)+te if r else 0)
+        if sk and area and r and w>=2:
+            t=min(t,(w-1)*full+max((S+r)*fl/(S*rate),(S+r)*by/BL2)+2*te+area*8/(BL2/S))
         if best is None or t<best: best=t
     return best
 def evalp(pre,ec,em,dev,BL2):
     d=DEV[dev]; ecf=curve(ec); emf=curve(em); S=d['S']; res=[]
     for F,B,c,s,ov,lab in pre:
-        p=max(tw(c,d['P']/S*ecf(F),S,BL2),B/(d['BW']*emf(B)))+ov
+        p=max(tw(c,d['P']/S*ecf(F),S,BL2,d['te'],d['sk']),B/(d['BW']*emf(B)))+ov
         res.append((p,s,lab))
     return res
 def loss(r): return sum(abs(math.log(p/s)) for p,s,_ in r)/len(r)

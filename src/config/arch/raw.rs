@@ -96,6 +96,8 @@ pub(super) struct RawStreaming {
 pub(super) struct RawTiling {
     pub(super) sms: Option<Spanned<i64>>,
     pub(super) operand_bandwidth: Option<Spanned<BytesPerSecond>>,
+    pub(super) tile_overhead: Option<Spanned<Seconds>>,
+    pub(super) stream_k: Option<Spanned<bool>>,
     pub(super) tiles: Option<TileTable>,
 }
 

@@ -7,8 +7,8 @@ use crate::hw::Tiling;
 use crate::work::{Dtype, UnknownDtype};
 
 impl ArchChain {
-    /// `[xpu.tiling]`, if any file of the chain has one: then its SM count, operand bandwidth
-    /// and tiles (the first file that sets each key gives it).
+    /// `[xpu.tiling]`, if any file of the chain has one: then its SM count, operand bandwidth,
+    /// per-tile overhead, stream-K flag and tiles (the first file that sets each key gives it).
     pub(super) fn tiling(&self) -> Result<Option<Tiling>, ConfigError> {
         if !self.layers.iter().any(|l| tiling(&l.raw).is_some()) {
             return Ok(None);
@@ -17,6 +17,12 @@ impl ArchChain {
         let operand_bandwidth = self.quantity("xpu.tiling.operand_bandwidth", true, |r| {
             tiling(r)?.operand_bandwidth.as_ref()
         })?;
+        let tile_overhead = self.quantity("xpu.tiling.tile_overhead", false, |r| {
+            tiling(r)?.tile_overhead.as_ref()
+        })?;
+        let stream_k = *self
+            .req("xpu.tiling.stream_k", |r| tiling(r)?.stream_k.as_ref())?
+            .value;
         let layer = self
             .layers
             .iter()
@@ -49,6 +55,8 @@ impl ArchChain {
         Ok(Some(Tiling {
             sms,
             operand_bandwidth,
+            tile_overhead,
+            stream_k,
             tiles,
         }))
     }
