@@ -9,7 +9,7 @@
 //! run, so one replica is the plain engine step for step.
 
 use super::setup::Bench;
-use super::stats::ServingResult;
+use super::stats::{ServingResult, add};
 use super::{Scenario, ServingError};
 use crate::sim::workload::{Arrivals, RequestSpec};
 
@@ -217,13 +217,6 @@ pub fn merge_replicas(replicas: &[ServingResult], max_batch: u64) -> ServingResu
     m.mean_batch = batches / m.iterations.max(1) as f64;
     m.limit = super::ServingLimit::of(&m, max_batch);
     m
-}
-
-/// `a[i] += b[i]`.
-fn add<const N: usize>(a: &mut [f64; N], b: &[f64; N]) {
-    for (x, y) in a.iter_mut().zip(b) {
-        *x += y;
-    }
 }
 
 #[cfg(test)]

@@ -192,16 +192,17 @@ impl ServingResult {
         self.iterations += 1;
         self.energy += c.energy;
         self.energy_parts.add(c.energy_parts);
-        for (a, b) in self.unit_time.iter_mut().zip(c.unit_time) {
-            *a += b;
-        }
+        add(&mut self.unit_time, &c.unit_time);
         self.ops_simulated += c.ops;
-        for (a, b) in self.busy.iter_mut().zip(c.busy) {
-            *a += b;
-        }
-        for (a, b) in self.by_bound.iter_mut().zip(c.by_bound) {
-            *a += b;
-        }
+        add(&mut self.busy, &c.busy);
+        add(&mut self.by_bound, &c.by_bound);
+    }
+}
+
+/// `a[i] += b[i]`.
+pub(super) fn add<const N: usize>(a: &mut [f64; N], b: &[f64; N]) {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
     }
 }
 
