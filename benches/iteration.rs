@@ -44,7 +44,7 @@ fn iteration(c: &mut Criterion) {
 fn decode_run(c: &mut Criterion) {
     use dyad::model::Parallelism;
     use dyad::sim::iteration::Coster;
-    use dyad::sim::routing::{Router, RoutingSpec};
+    use dyad::sim::routing::{RouteRng, Router, RoutingSpec};
     use dyad::sim::workload::rng;
     let sys = load_arch("h100".as_ref()).unwrap();
     let m = load_model("mixtral-8x7b".as_ref()).unwrap();
@@ -62,6 +62,7 @@ fn decode_run(c: &mut Criterion) {
             b.iter(|| {
                 let mut r = rng(1, 3);
                 let router = Router::new(spec.clone(), m.layers(), moe.experts, moe.top_k, &mut r);
+                let mut r: RouteRng = rand::SeedableRng::from_rng(&mut r);
                 let mut coster = Coster::new(&sys, &m, par, p, Timing::Kernel, Policy::AllXpu);
                 let mut time = 0.0;
                 for i in 0..1024 {
@@ -79,5 +80,28 @@ fn decode_run(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, iteration, decode_run);
+/// One layer's tokens per expert, Mixtral's 2 of 8 under Zipf s = 1.2, by the count sampler
+/// (`sim::counts`) on the serving runs' routing stream: 16 and 128 tokens (a decode batch:
+/// each token draws its pair from the alias table) and 4,096 (a prefill chunk: one binomial
+/// per pair).
+fn counts(c: &mut Criterion) {
+    use dyad::sim::counts::Counts;
+    use dyad::sim::routing::RouteRng;
+    use rand::SeedableRng;
+    let w: Vec<f64> = (1..=8).map(|r| (r as f64).powf(-1.2)).collect();
+    let sampler = Counts::new(&w, 2);
+    let mut g = c.benchmark_group("counts_mixtral_zipf");
+    for tokens in [16, 128, 4096] {
+        let (mut r, mut out) = (RouteRng::seed_from_u64(1), Vec::new());
+        g.bench_function(format!("{tokens}_tokens"), |b| {
+            b.iter(|| {
+                sampler.draw_into(8, black_box(tokens), &mut r, &mut out);
+                black_box(out[0])
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, iteration, decode_run, counts);
 criterion_main!(benches);

@@ -9,7 +9,8 @@
 //! - **[`Counts::Sets`], exact**, where the k-sets are few (at most [`SETS`]: Mixtral's
 //!   C(8, 2) = 28): a multinomial over every set, drawn as one binomial per set of the tokens
 //!   left (each set's chance among the sets left). Its cost is one binomial per set, whatever
-//!   the tokens.
+//!   the tokens. Up to [`PER_TOKEN`] tokens per set each token draws its set from an alias
+//!   table instead (`counts_alias.rs`), cheaper there.
 //! - **[`Counts::Marginals`], an approximation**, where they are many (DeepSeek-V3's C(256, 8)):
 //!   *binomial marginals conditioned on their sum*. Each expert's count is drawn from its exact
 //!   marginal, Binomial(tokens, π_e) with π_e the chance that a token's k draws include e;
@@ -25,15 +26,19 @@
 
 use std::cell::RefCell;
 
-use rand_chacha::ChaCha8Rng;
+use rand::Rng;
 use rand_distr::{Binomial, Distribution};
 
 use super::routing::TRIES;
+use alias::Alias;
+
+#[path = "counts_alias.rs"]
+mod alias;
 
 /// Most k-sets for which counts are drawn exactly, one binomial per set.
 pub const SETS: u64 = 4096;
 
-/// Tokens per k-set up to which each token draws its set (one uniform and a look-up in the
+/// Tokens per k-set up to which each token draws its set (32 random bits and a look-up in the
 /// sets' alias table, cheaper there than a binomial per set, and as exact).
 const PER_TOKEN: usize = 8;
 
@@ -55,6 +60,8 @@ pub enum Counts {
         alias: Alias,
         /// Experts per set.
         k: usize,
+        /// Tokens per set of the latest draw (kept to spare an allocation per draw).
+        hits: RefCell<Vec<u64>>,
     },
     /// Each expert's chance of being among a token's draws: binomial marginals conditioned on
     /// their sum (an approximation).
@@ -131,7 +138,7 @@ impl Table {
         }
     }
 
-    fn sample(&self, rng: &mut ChaCha8Rng) -> u64 {
+    fn sample(&self, rng: &mut impl Rng) -> u64 {
         use rand::RngExt;
         if self.odds == 0.0 {
             return self.mode;
@@ -170,6 +177,7 @@ impl Counts {
                 alias: Alias::new(&p),
                 p,
                 k,
+                hits: RefCell::default(),
             }
         } else {
             let pi = inclusion(w, k);
@@ -191,6 +199,7 @@ impl Counts {
                 p,
                 alias,
                 k,
+                ..
             } => {
                 let mut expert = vec![0; rank.len()];
                 for (i, &r) in rank.iter().enumerate() {
@@ -201,6 +210,7 @@ impl Counts {
                     p: p.clone(),
                     alias: alias.clone(),
                     k: *k,
+                    hits: RefCell::default(),
                 }
             }
             Counts::Marginals { pi, k, .. } => {
@@ -216,41 +226,39 @@ impl Counts {
     }
 
     /// Tokens per expert (of `experts`) for `tokens` tokens.
-    pub fn draw(&self, experts: usize, tokens: u64, rng: &mut ChaCha8Rng) -> Vec<u64> {
-        let mut c = vec![0u64; experts];
+    pub fn draw(&self, experts: usize, tokens: u64, rng: &mut impl Rng) -> Vec<u64> {
+        let mut c = Vec::new();
+        self.draw_into(experts, tokens, rng, &mut c);
+        c
+    }
+
+    /// [`draw`](Self::draw) into `c` (its old contents replaced; kept to spare an
+    /// allocation per layer and iteration).
+    pub fn draw_into(&self, experts: usize, tokens: u64, rng: &mut impl Rng, c: &mut Vec<u64>) {
+        c.clear();
+        c.resize(experts, 0);
         match self {
             Counts::Sets {
                 members,
                 p,
                 alias,
                 k,
-            } if tokens as usize <= PER_TOKEN * p.len() => {
-                // Few tokens: each draws its set, then each set's tokens go to its members.
-                let hits = alias.counts(tokens, rng);
-                for (i, &n) in hits.iter().enumerate() {
-                    for &e in &members[i * k..(i + 1) * k] {
-                        c[e] += n;
-                    }
+                hits,
+            } => {
+                let mut hits = hits.borrow_mut();
+                hits.clear();
+                hits.resize(p.len(), 0);
+                if tokens as usize <= PER_TOKEN * p.len() {
+                    // Few tokens: each draws its set.
+                    alias.counts(tokens, rng, &mut hits);
+                } else {
+                    set_binomials(p, tokens, rng, &mut hits);
                 }
-            }
-            Counts::Sets { members, p, k, .. } => {
-                // Many: one binomial per set, of the tokens left, at its share of the mass left.
-                let (mut left, mut mass) = (tokens, 1.0f64);
-                for (i, &pi) in p.iter().enumerate() {
-                    if left == 0 {
-                        break;
-                    }
-                    let q = if i + 1 == p.len() || mass <= pi {
-                        1.0
-                    } else {
-                        (pi / mass).clamp(0.0, 1.0)
-                    };
-                    let n = binomial(left, q, rng);
-                    for &e in &members[i * k..(i + 1) * k] {
+                // Each set's tokens go to its members.
+                for (set, &n) in members.chunks_exact((*k).max(1)).zip(hits.iter()) {
+                    for &e in set {
                         c[e] += n;
                     }
-                    left -= n;
-                    mass -= pi;
                 }
             }
             Counts::Marginals {
@@ -266,64 +274,29 @@ impl Counts {
                 for (e, x) in b.1.iter().enumerate() {
                     c[e] = x.sample(rng);
                 }
-                restore_sum(&mut c, (cdf, pi), tokens, tokens * k, rng);
+                restore_sum(c, (cdf, pi), tokens, tokens * k, rng);
             }
         }
-        c
     }
 }
 
-/// Walker's alias table (built as Vose, 1991, builds it): column j of G is taken with
-/// chance 1 ÷ G, then j itself below its threshold and its alias above, so one uniform
-/// draws an outcome with its probability, branch-free. rand_distr's `WeightedAliasIndex`
-/// draws two numbers per sample and branches on the threshold: with it the 1,000-request
-/// Mixtral Zipf run takes 0.62–0.71 s, against 0.41–0.51 s with this one.
-#[derive(Debug, Clone)]
-pub struct Alias {
-    /// Each column's chance of keeping its own outcome.
-    keep: Vec<f64>,
-    /// A column's outcomes: its alias, then its own.
-    outcome: Vec<[usize; 2]>,
-}
-
-impl Alias {
-    /// The table of probabilities `p` (their sum need not be 1).
-    fn new(p: &[f64]) -> Alias {
-        let g = p.len();
-        let total: f64 = p.iter().sum();
-        let mut keep: Vec<f64> = p.iter().map(|&x| x * g as f64 / total).collect();
-        let mut other: Vec<usize> = (0..g).collect();
-        let (mut small, mut large): (Vec<usize>, Vec<usize>) = (0..g).partition(|&j| keep[j] < 1.0);
-        while let (Some(&s), Some(&l)) = (small.last(), large.last()) {
-            small.pop();
-            other[s] = l;
-            keep[l] -= 1.0 - keep[s];
-            if keep[l] < 1.0 {
-                large.pop();
-                small.push(l);
-            }
+/// Many tokens: one binomial per set, of the tokens left, at its share of the mass left, into
+/// `hits`.
+fn set_binomials(p: &[f64], tokens: u64, rng: &mut impl Rng, hits: &mut [u64]) {
+    let (mut left, mut mass) = (tokens, 1.0f64);
+    for (i, &pi) in p.iter().enumerate() {
+        if left == 0 {
+            break;
         }
-        // What is left holds 1 but for rounding.
-        for j in small.into_iter().chain(large) {
-            keep[j] = 1.0;
-        }
-        let outcome = other.iter().enumerate().map(|(j, &o)| [o, j]).collect();
-        Alias { keep, outcome }
-    }
-
-    /// How many of `n` draws give each outcome.
-    fn counts(&self, n: u64, rng: &mut ChaCha8Rng) -> Vec<u64> {
-        use rand::RngExt;
-        let g = self.keep.len();
-        let mut hits = vec![0u64; g];
-        for _ in 0..n {
-            let x = rng.random::<f64>() * g as f64;
-            let j = (x as usize).min(g - 1);
-            // The outcome indexed by the comparison: no branch for the skew to mispredict.
-            let own = usize::from(x - (j as f64) < self.keep[j]);
-            hits[self.outcome[j][own]] += 1;
-        }
-        hits
+        let q = if i + 1 == p.len() || mass <= pi {
+            1.0
+        } else {
+            (pi / mass).clamp(0.0, 1.0)
+        };
+        let n = binomial(left, q, rng);
+        hits[i] = n;
+        left -= n;
+        mass -= pi;
     }
 }
 
@@ -342,7 +315,7 @@ fn running(x: impl Iterator<Item = f64>) -> Vec<f64> {
 }
 
 /// A draw of Binomial(n, p), `p` in [0, 1].
-fn binomial(n: u64, p: f64, rng: &mut ChaCha8Rng) -> u64 {
+fn binomial(n: u64, p: f64, rng: &mut impl Rng) -> u64 {
     match Binomial::new(n, p.clamp(0.0, 1.0)) {
         Ok(b) => b.sample(rng),
         Err(_) => 0,
@@ -477,7 +450,7 @@ fn restore_sum(
     (cdf, pi): (&[f64], &[f64]),
     tokens: u64,
     target: u64,
-    rng: &mut ChaCha8Rng,
+    rng: &mut impl Rng,
 ) {
     use rand::RngExt;
     let mut sum: u64 = c.iter().sum();

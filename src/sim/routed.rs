@@ -32,6 +32,10 @@ pub(super) struct ExpertPrice {
 #[derive(Debug, Default)]
 pub(super) struct RoutedCache {
     prices: Vec<Vec<Option<ExpertPrice>>>,
+    /// Each device's expert time and whether each of its units has launched, per layer:
+    /// kept between layers so a layer allocates nothing.
+    time: Vec<f64>,
+    launched: Vec<[bool; 2]>,
 }
 
 /// Whether `op` is one of a layer's routed experts (not the shared expert).
@@ -84,8 +88,7 @@ impl Coster<'_> {
             super::add_layers(out, one, 1);
             t += lt;
             if let Some(op) = expert {
-                let op = op.clone();
-                t += self.experts(kind, &op, c, out)?;
+                t += self.experts(kind, op, c, out)?;
             }
         }
         Ok(t)
@@ -119,9 +122,15 @@ impl Coster<'_> {
         let ep = self.par.ep as usize;
         // Under expert parallelism each expert runs once, on its own device.
         let copies = if ep > 1 { 1.0 } else { self.par.tp as f64 };
-        let mut time = vec![0.0f64; ep];
+        let (mut time, mut launched) = (
+            std::mem::take(&mut self.routed.time),
+            std::mem::take(&mut self.routed.launched),
+        );
+        time.clear();
+        time.resize(ep, 0.0);
         // Fused launches: the first expert on each unit of each device pays the launch.
-        let mut launched = vec![[false; 2]; ep];
+        launched.clear();
+        launched.resize(ep, [false; 2]);
         for (d, n) in shares {
             let d = d as usize;
             let p = self.expert_price(kind, op, n)?;
@@ -149,7 +158,9 @@ impl Coster<'_> {
             }
             out.ops += 1;
         }
-        Ok(time.into_iter().fold(0.0, f64::max))
+        let longest = time.iter().copied().fold(0.0, f64::max);
+        (self.routed.time, self.routed.launched) = (time, launched);
+        Ok(longest)
     }
 
     /// The price of `op` (a routed expert of kind `kind`) with `tokens` tokens, from the cache

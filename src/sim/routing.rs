@@ -10,6 +10,7 @@
 //! probabilities, and no weight however small or large (1e-300 beside 1, 1e30 beside 1, Zipf
 //! with s = 60) can make it loop.
 
+use rand::Rng;
 use rand::RngExt;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -19,6 +20,13 @@ use super::counts::Counts;
 /// Tries of the quick draw (from the whole layer, refusing an expert already picked) before
 /// a draw from the experts left.
 pub const TRIES: usize = 8;
+
+/// The stream a serving run's routing draws come from: Xoshiro256++ (`rand_xoshiro`), seeded
+/// from the run's ChaCha8 routing stream once the router is set up. A decode iteration of a
+/// skewed-routing run draws a few thousand words, and Xoshiro256++ gives one for about a third
+/// of ChaCha8's time; it passes BigCrush and PractRand, which is all a simulation asks of it,
+/// and is deterministic for a seed.
+pub type RouteRng = rand_xoshiro::Xoshiro256PlusPlus;
 
 /// How tokens are routed to experts.
 #[derive(Debug, Clone, PartialEq)]
@@ -257,15 +265,30 @@ impl Router {
     /// binomial marginals conditioned on their sum otherwise). Its cost does not grow with the
     /// tokens. A group of tokens with its own `k` is one call; a `k` other than the model's
     /// builds its sampler for the call.
-    pub fn counts(&self, layer: usize, tokens: u64, k: u64, rng: &mut ChaCha8Rng) -> Vec<u64> {
+    pub fn counts(&self, layer: usize, tokens: u64, k: u64, rng: &mut impl Rng) -> Vec<u64> {
+        let mut c = Vec::new();
+        self.counts_into(layer, tokens, k, rng, &mut c);
+        c
+    }
+
+    /// [`counts`](Self::counts) into `c` (its old contents replaced).
+    pub fn counts_into(
+        &self,
+        layer: usize,
+        tokens: u64,
+        k: u64,
+        rng: &mut impl Rng,
+        c: &mut Vec<u64>,
+    ) {
         if self.is_uniform() {
-            return crate::model::Routing::uniform_counts(tokens, self.experts, k);
+            *c = crate::model::Routing::uniform_counts(tokens, self.experts, k);
+            return;
         }
         let n = self.layers[layer].w.len();
         if k == self.top_k {
-            return self.fast[layer].draw(n, tokens, rng);
+            return self.fast[layer].draw_into(n, tokens, rng, c);
         }
-        Counts::new(&self.layers[layer].w, k as usize).draw(n, tokens, rng)
+        Counts::new(&self.layers[layer].w, k as usize).draw_into(n, tokens, rng, c)
     }
 
     /// The same as [`counts`](Self::counts) by the exact sampler, token by token (its cost

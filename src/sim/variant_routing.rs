@@ -4,8 +4,8 @@
 //! distribution of k), each group drawn by the sampler's `k`-expert draw. Under balanced
 //! routing no counts are drawn: the graph builder spreads each layer's expected slots.
 
+use rand::Rng;
 use rand::RngExt;
-use rand_chacha::ChaCha8Rng;
 
 use super::routing::Router;
 use crate::model::{KPmf, MAX_K, ModelSpec, PPM};
@@ -32,12 +32,7 @@ pub fn with_zero_experts(rt: Router, m: &ModelSpec) -> Router {
 
 /// Tokens per expert of every layer for an iteration of `tokens` tokens; empty under balanced
 /// routing (the graph builder spreads each layer's slots).
-pub fn layer_counts(
-    rt: &Router,
-    m: &ModelSpec,
-    tokens: u64,
-    rng: &mut ChaCha8Rng,
-) -> Vec<Vec<u64>> {
+pub fn layer_counts(rt: &Router, m: &ModelSpec, tokens: u64, rng: &mut impl Rng) -> Vec<Vec<u64>> {
     if rt.is_uniform() {
         return Vec::new();
     }
@@ -62,7 +57,7 @@ pub fn layer_counts(
 }
 
 /// Tokens per k (index k − 1): each of `tokens` draws its k from `p`.
-fn groups(p: KPmf, tokens: u64, rng: &mut ChaCha8Rng) -> [u64; MAX_K] {
+fn groups(p: KPmf, tokens: u64, rng: &mut impl Rng) -> [u64; MAX_K] {
     let mut n = [0u64; MAX_K];
     for _ in 0..tokens {
         let u = rng.random_range(0..PPM);

@@ -1,8 +1,6 @@
 //! The bench of a serving run: the scenario checked, the memory budget sized into a KV pool,
 //! the requests drawn, and the router and coster built, before the first iteration.
 
-use rand_chacha::ChaCha8Rng;
-
 use super::round::SpecRun;
 use super::schedule::{Limits, Queues, Seq};
 use super::stats::{Clock, ServingResult};
@@ -11,7 +9,7 @@ use crate::map::Policy;
 use crate::model::{Footprint, Parallelism};
 use crate::sim::iteration::Coster;
 use crate::sim::kv::PagedKv;
-use crate::sim::routing::Router;
+use crate::sim::routing::{RouteRng, Router};
 use crate::sim::variant_routing;
 use crate::sim::workload::{Arrivals, RequestSpec, generate, rng};
 use crate::units::Bytes;
@@ -34,7 +32,9 @@ pub(super) struct Bench<'a> {
     /// Tokens per expert (MoE models only).
     pub(super) router: Option<Router>,
     /// The router's random stream.
-    pub(super) route_rng: ChaCha8Rng,
+    pub(super) route_rng: RouteRng,
+    /// Each layer's tokens per expert in the latest iteration (kept to spare allocations).
+    pub(super) counts: Vec<Vec<u64>>,
     /// Prices and runs iterations.
     pub(super) coster: Coster<'a>,
     /// The run's clock, s.
@@ -100,7 +100,8 @@ impl<'a> Bench<'a> {
                 decode_tokens: spec.as_ref().map_or(1, SpecRun::step_tokens),
             },
             router,
-            route_rng,
+            route_rng: rand::SeedableRng::from_rng(&mut route_rng),
+            counts: Vec::new(),
             coster,
             t: 0.0,
             batch_sum: 0.0,

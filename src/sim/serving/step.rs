@@ -55,18 +55,26 @@ impl Bench<'_> {
         // Under expert parallelism device 0 runs every ep-th sequence (the largest share).
         let batch = device_share(batch, self.s.ep);
         let rng = &mut self.route_rng;
-        let counts: Vec<Vec<u64>> = match &self.router {
-            None => Vec::new(),
+        let counts = &mut self.counts;
+        match &self.router {
+            None => counts.clear(),
             Some(rt) if variant_routing::routes_variants(&self.s.model) => {
-                variant_routing::layer_counts(rt, &self.s.model, tokens, rng)
+                *counts = variant_routing::layer_counts(rt, &self.s.model, tokens, rng);
             }
-            Some(rt) if rt.is_uniform() => vec![rt.counts(0, tokens, rt.top_k(), rng)],
-            Some(rt) => (0..self.s.model.layers() as usize)
-                .map(|l| rt.counts(l, tokens, rt.top_k(), rng))
-                .collect(),
-        };
+            Some(rt) => {
+                let layers = if rt.is_uniform() {
+                    1
+                } else {
+                    self.s.model.layers() as usize
+                };
+                counts.resize_with(layers, Vec::new);
+                for (l, c) in counts.iter_mut().enumerate() {
+                    rt.counts_into(l, tokens, rt.top_k(), rng, c);
+                }
+            }
+        }
         let spans = self.observer.is_some();
-        let mut c = self.coster.iteration(&batch, &counts, spans)?;
+        let mut c = self.coster.iteration(&batch, &self.counts, spans)?;
         if let Some(sw) = &self.s.software {
             c.time += sw
                 .host(&IterShape {
