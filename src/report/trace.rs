@@ -40,6 +40,14 @@ const SERVING_PID: u64 = 0;
 /// Tracks of the serving process.
 const ITERATIONS_TID: u64 = 0;
 
+/// The track of a pipeline stage's micro-batches, beside its device's unit tracks.
+const STAGE_TID: u64 = 5;
+
+#[derive(Serialize)]
+struct StageArgs {
+    iteration: u64,
+}
+
 /// An instant in integer nanoseconds (rounded once).
 fn ns(t: f64) -> i64 {
     (t * 1e9).round() as i64
@@ -229,7 +237,7 @@ impl<W: Write> TraceWriter<W> {
                 iterations: 0,
                 requests: 0,
             },
-            devices: s.ep,
+            devices: s.ep * s.stages(),
             end: 0,
             started: false,
         };
@@ -276,6 +284,8 @@ impl<W: Write> TraceWriter<W> {
                     _ => "; its ops outside the experts run as device 0's",
                 };
                 format!("device {d} (EP rank {d} of {}{also})", s.ep)
+            } else if let Some(p) = s.pipeline {
+                super::pipeline::stage_process(p, d, s.tp, s.model.layers())
             } else if s.tp > 1 {
                 format!(
                     "device 0 (TP rank 0 of {}; the other ranks run alike)",
@@ -291,6 +301,9 @@ impl<W: Write> TraceWriter<W> {
                     self.thread(pid, which, RESOURCES[which as usize])?;
                 }
             }
+            if s.pipeline.is_some() {
+                self.thread(pid, STAGE_TID, "micro-batches")?;
+            }
         }
         self.process(self.requests_pid(), "requests")
     }
@@ -302,11 +315,18 @@ impl<W: Write> TraceWriter<W> {
         let s = &mut self.summary;
         s.iterations += 1;
         s.ops_simulated += c.ops;
-        let room = s
-            .op_limit
-            .is_none_or(|l| s.op_slices + c.spans.len() as u64 <= l);
+        let slices = (c.spans.len() + it.stages.len()) as u64;
+        let room = s.op_limit.is_none_or(|l| s.op_slices + slices <= l);
         if room && s.ops_stop_at_iteration.is_none() {
-            s.op_slices += c.spans.len() as u64;
+            s.op_slices += slices;
+            for x in it.stages {
+                let name = format!("micro-batch {}", x.micro_batch);
+                let (a, b) = (ns(it.start + x.start), ns(it.start + x.end));
+                let mut e = Event::new("X", &name, 1 + x.stage as u64, a, StageArgs { iteration: it.index });
+                e.tid = Some(STAGE_TID);
+                e.dur = Some(us(b - a));
+                self.event(&e)?;
+            }
             for x in &c.spans {
                 let name = match x.layer {
                     Some(l) => format!("L{l} {}", x.name),

@@ -7,6 +7,7 @@
 //! pure function of the queues and limits), `step` (cost the planned batch on the engine, then
 //! emit, retire, record) and `stats` (what the run measured and what limited it).
 
+pub mod pipeline;
 mod pools;
 mod replicas;
 mod round;
@@ -77,6 +78,8 @@ pub struct Scenario {
     pub speculative: Option<speculative::Speculative>,
     /// Expert parallelism's two-batch overlap and EPLB (the default: neither).
     pub expert_parallel: crate::sim::expert_parallel::EpOptions,
+    /// Pipeline stages and micro-batches (`None`: the whole model on one `tp` group).
+    pub pipeline: Option<pipeline::Pipelining>,
 }
 
 /// Why a serving run cannot start or go on. Every variant is a bad scenario except
@@ -193,6 +196,8 @@ pub struct IterationRecord<'a> {
     pub accepted: u64,
     /// Time of its draft passes, s (the verify pass is the rest).
     pub draft_time: f64,
+    /// Its micro-batches on each pipeline stage (empty without a pipeline).
+    pub stages: &'a [crate::sim::pipeline::StageSpan],
 }
 
 /// The fewest iterations `s` can take: an iteration emits at most `r` tokens for each
