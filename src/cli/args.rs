@@ -413,7 +413,9 @@ impl RunArgs {
             None => &ONLY_FOR_SERVING,
         };
         if self.serving.is_none() && self.pp.is_some() && self.given("format") {
-            return Some("--format has no meaning with --pp without --serving: the schedule is printed as text");
+            return Some(
+                "--format has no meaning with --pp without --serving: the schedule is printed as text",
+            );
         }
         table.iter().find(|(id, _)| self.given(id)).map(|(_, e)| *e)
     }

@@ -322,7 +322,15 @@ impl<W: Write> TraceWriter<W> {
             for x in it.stages {
                 let name = format!("micro-batch {}", x.micro_batch);
                 let (a, b) = (ns(it.start + x.start), ns(it.start + x.end));
-                let mut e = Event::new("X", &name, 1 + x.stage as u64, a, StageArgs { iteration: it.index });
+                let mut e = Event::new(
+                    "X",
+                    &name,
+                    1 + x.stage as u64,
+                    a,
+                    StageArgs {
+                        iteration: it.index,
+                    },
+                );
                 e.tid = Some(STAGE_TID);
                 e.dur = Some(us(b - a));
                 self.event(&e)?;

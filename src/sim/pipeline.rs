@@ -74,7 +74,11 @@ pub fn schedule_sends(times: &[Vec<f64>], sends: &[f64]) -> Pipeline {
         let mut free = 0.0_f64;
         let mut ends = Vec::with_capacity(m);
         for (j, &t) in row.iter().enumerate().take(m) {
-            let ready = if s == 0 { 0.0 } else { prev_stage[j] + sends[j] };
+            let ready = if s == 0 {
+                0.0
+            } else {
+                prev_stage[j] + sends[j]
+            };
             let start = ready.max(free);
             free = start + t;
             ends.push(free);

@@ -202,7 +202,11 @@ impl<'a> PipeRun<'a> {
             let mut row = Vec::with_capacity(micro.len());
             for (j, mb) in micro.iter().enumerate() {
                 let c = &counts[j];
-                let c = if c.len() > 1 { &c[a as usize..b as usize] } else { c };
+                let c = if c.len() > 1 {
+                    &c[a as usize..b as usize]
+                } else {
+                    c
+                };
                 let cost = coster.iteration(mb, c, spans)?;
                 times[s][j] = cost.time;
                 add(&mut total, &cost, stages as f64);
@@ -299,9 +303,12 @@ pub(super) fn kv_blocks(
 ) -> Result<u64, ServingError> {
     let usable = Bytes(s.sys.xpu.memory.capacity.value() * s.memory_utilization);
     let m = &s.model;
-    let act = Footprint::new(m, par, s.precision).activations(m, s.precision, s.max_tokens, s.max_batch);
+    let act =
+        Footprint::new(m, par, s.precision).activations(m, s.precision, s.max_tokens, s.max_batch);
     // The embedding, final norm and LM head, which every stage model counts.
-    let ends = Footprint::new(&stage_model(m, 0, 0), par, s.precision).weights.value();
+    let ends = Footprint::new(&stage_model(m, 0, 0), par, s.precision)
+        .weights
+        .value();
     let embedding = (m.vocab * m.hidden) as f64 * s.precision.weights.bytes() / par.tp as f64;
     let tied = if m.tie_embeddings { embedding } else { 0.0 };
     let bounds = p.bounds(m.layers());
@@ -316,11 +323,13 @@ pub(super) fn kv_blocks(
             w += ends - embedding + tied;
         }
         f.weights = Bytes(w);
-        let blocks = f.kv_blocks(usable, act, s.kv_block).ok_or(ServingError::NoKvRoom {
-            weights: w / 1e9,
-            act: act.value() / 1e9,
-            usable: usable.value() / 1e9,
-        })?;
+        let blocks = f
+            .kv_blocks(usable, act, s.kv_block)
+            .ok_or(ServingError::NoKvRoom {
+                weights: w / 1e9,
+                act: act.value() / 1e9,
+                usable: usable.value() / 1e9,
+            })?;
         fewest = fewest.min(blocks);
     }
     Ok(fewest)
@@ -366,7 +375,10 @@ mod tests {
         let mut kv: Vec<u64> = parts.iter().flat_map(|b| b.decode_kv.clone()).collect();
         kv.sort_unstable();
         assert_eq!(kv, batch.decode_kv);
-        let mut q: Vec<u64> = parts.iter().flat_map(|b| b.prefill.iter().map(|c| c.q_len)).collect();
+        let mut q: Vec<u64> = parts
+            .iter()
+            .flat_map(|b| b.prefill.iter().map(|c| c.q_len))
+            .collect();
         q.sort_unstable();
         assert_eq!(q, vec![7, 50, 300]);
         // 10 decode sequences over 4: 3, 3, 2, 2.
