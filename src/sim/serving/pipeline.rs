@@ -7,10 +7,12 @@
 //!   head; a tied embedding is held by both ends) and its layers' KV cache, beside the
 //!   activations the plain engine reserves for a whole iteration. A sequence's KV is spread over
 //!   every stage, so the cache holds as many blocks as the fullest stage leaves room for.
-//! - **Micro-batches.** Each iteration's batch is split into M micro-batches: each sequence,
-//!   decode sequences first and then the prefill chunks in the plan's order, goes whole to the
-//!   micro-batch with the fewest tokens so far (the first of equals). A prefill chunk is never
-//!   split; an iteration of fewer than M sequences runs that many micro-batches.
+//! - **Micro-batches.** Each iteration's batch is split into M micro-batches of equal tokens
+//!   (within one): its tokens in order, decode sequences first and then each prefill chunk's,
+//!   cut into M consecutive runs, so a prefill chunk may be cut into parts in consecutive
+//!   micro-batches, each part attending the parts before it (chunked prefill makes
+//!   micro-batches uniform and so shrinks pipeline bubbles: Sarathi-Serve, arXiv 2403.02310,
+//!   §4). An iteration of fewer than M tokens runs that many micro-batches.
 //! - **Cost.** A micro-batch on a stage is priced as the plain engine prices an iteration of
 //!   that micro-batch over the stage's layers (`Coster::stage`); its tokens' activations
 //!   (tokens × hidden × activation size, on each of the stage's `tp` devices) cross each stage
@@ -26,7 +28,7 @@ use super::ServingError;
 use super::schedule::Plan;
 use super::setup::Bench;
 use super::stats::ServingResult;
-use crate::model::{Batch, Footprint, ModelSpec, Parallelism};
+use crate::model::{Batch, Footprint, ModelSpec, Parallelism, PrefillChunk};
 use crate::sim::iteration::{Coster, IterCost, RESOURCES};
 use crate::sim::pipeline::{Pipeline, schedule_sends};
 use crate::units::Bytes;
@@ -274,22 +276,40 @@ fn add(total: &mut IterCost, c: &IterCost, stages: f64) {
     total.collectives += c.collectives;
 }
 
-/// `batch` split into at most `m` micro-batches, as the module says: each sequence whole to the
-/// micro-batch with the fewest tokens so far; none is empty.
+/// `batch` split into at most `m` micro-batches of as equal tokens as can be (within one), as
+/// the module says: its tokens laid out in order (decode sequences, then each prefill chunk's
+/// prompt tokens) and cut into consecutive runs. A chunk cut at a boundary continues in the next
+/// micro-batch after the part before it (`ctx` advanced; only its last part ends the prompt),
+/// which that stage has run first. Fewer tokens than `m` make that many micro-batches.
 pub fn split(batch: &Batch, m: u64) -> Vec<Batch> {
-    let n = (batch.decode_kv.len() + batch.prefill.len()).min(m as usize);
-    let mut out = vec![Batch::default(); n];
-    let mut tokens = vec![0u64; n];
-    let fewest = |tokens: &[u64]| (0..n).min_by_key(|&i| (tokens[i], i)).unwrap_or(0);
+    let total = batch.tokens();
+    let n = total.min(m).max(1);
+    let cap = |j: u64| total / n + u64::from(j < total % n);
+    let mut out = vec![Batch::default(); n as usize];
+    let (mut j, mut room) = (0, cap(0));
+    let next = |j: &mut u64, room: &mut u64| {
+        if *room == 0 {
+            *j += 1;
+            *room = cap(*j);
+        }
+    };
     for &kv in &batch.decode_kv {
-        let i = fewest(&tokens);
-        out[i].decode_kv.push(kv);
-        tokens[i] += 1;
+        next(&mut j, &mut room);
+        out[j as usize].decode_kv.push(kv);
+        room -= 1;
     }
     for c in &batch.prefill {
-        let i = fewest(&tokens);
-        out[i].prefill.push(*c);
-        tokens[i] += c.q_len;
+        let (mut left, mut ctx) = (c.q_len, c.ctx);
+        while left > 0 {
+            next(&mut j, &mut room);
+            let q = left.min(room);
+            out[j as usize].prefill.push(PrefillChunk {
+                q_len: q,
+                ctx,
+                last: c.last && q == left,
+            });
+            (ctx, left, room) = (ctx + q, left - q, room - q);
+        }
     }
     out
 }
@@ -352,7 +372,6 @@ impl Bench<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::PrefillChunk;
 
     fn chunk(q_len: u64) -> PrefillChunk {
         PrefillChunk {
@@ -363,37 +382,51 @@ mod tests {
     }
 
     #[test]
-    fn a_split_keeps_every_sequence_and_token_once_and_balances_decode() {
+    fn a_split_balances_tokens_and_cuts_chunks_into_ordered_parts() {
         let batch = Batch {
             decode_kv: (1..=10).collect(),
             prefill: vec![chunk(300), chunk(7), chunk(50)],
         };
         let parts = split(&batch, 4);
-        assert_eq!(parts.len(), 4);
-        let tokens: u64 = parts.iter().map(Batch::tokens).sum();
-        assert_eq!(tokens, batch.tokens());
-        let mut kv: Vec<u64> = parts.iter().flat_map(|b| b.decode_kv.clone()).collect();
-        kv.sort_unstable();
+        // 367 tokens: 92, 92, 92, 91.
+        let tokens: Vec<u64> = parts.iter().map(Batch::tokens).collect();
+        assert_eq!(tokens, vec![92, 92, 92, 91]);
+        let kv: Vec<u64> = parts.iter().flat_map(|b| b.decode_kv.clone()).collect();
         assert_eq!(kv, batch.decode_kv);
-        let mut q: Vec<u64> = parts
+        // The 300-token prompt: 82 in the first, 92 in the second and third, 34 in the last,
+        // each part after the ones before it, and only its last part ends the prompt.
+        let first: Vec<(u64, u64, bool)> = parts
             .iter()
-            .flat_map(|b| b.prefill.iter().map(|c| c.q_len))
+            .flat_map(|b| b.prefill.iter())
+            .take(4)
+            .map(|c| (c.q_len, c.ctx, c.last))
             .collect();
-        q.sort_unstable();
-        assert_eq!(q, vec![7, 50, 300]);
-        // 10 decode sequences over 4: 3, 3, 2, 2.
-        let decode: Vec<usize> = parts.iter().map(|b| b.decode_kv.len()).collect();
-        assert_eq!(decode, vec![3, 3, 2, 2]);
+        let want = [
+            (82, 0, false),
+            (92, 82, false),
+            (92, 174, false),
+            (34, 266, true),
+        ];
+        assert_eq!(first, want);
+        let rest: Vec<(u64, u64)> = parts[3].prefill[1..]
+            .iter()
+            .map(|c| (c.q_len, c.ctx))
+            .collect();
+        assert_eq!(rest, vec![(7, 0), (50, 0)]);
     }
 
     #[test]
-    fn fewer_sequences_than_micro_batches_run_one_each_and_one_is_the_batch() {
+    fn fewer_tokens_than_micro_batches_run_one_each_and_one_is_the_batch() {
         let batch = Batch {
             decode_kv: vec![5, 6],
-            prefill: vec![chunk(9)],
+            prefill: vec![chunk(1)],
         };
         assert_eq!(split(&batch, 8).len(), 3);
-        assert_eq!(split(&batch, 1), vec![batch.clone()]);
+        let big = Batch {
+            prefill: vec![chunk(9)],
+            ..batch.clone()
+        };
+        assert_eq!(split(&big, 1), vec![big.clone()]);
     }
 
     #[test]
