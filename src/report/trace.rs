@@ -10,6 +10,8 @@
 //!   slice per op with its arguments (op, layer, unit, FLOPs, bytes, bound, tokens), and on
 //!   device 0 a `busy` counter (the share of each iteration each resource, DRAM and banks
 //!   included, was busy);
+//! - under a pipeline, a process per stage (its device 0) with the same unit tracks and a
+//!   `micro-batches` track: one slice per micro-batch on the stage, the gaps its bubble;
 //! - a `requests` process: one async span per request, its first token marked.
 //!
 //! Times are integer nanoseconds: each instant is rounded once and a slice's duration is the
