@@ -321,22 +321,7 @@ impl<W: Write> TraceWriter<W> {
         let room = s.op_limit.is_none_or(|l| s.op_slices + slices <= l);
         if room && s.ops_stop_at_iteration.is_none() {
             s.op_slices += slices;
-            for x in it.stages {
-                let name = format!("micro-batch {}", x.micro_batch);
-                let (a, b) = (ns(it.start + x.start), ns(it.start + x.end));
-                let mut e = Event::new(
-                    "X",
-                    &name,
-                    1 + x.stage as u64,
-                    a,
-                    StageArgs {
-                        iteration: it.index,
-                    },
-                );
-                e.tid = Some(STAGE_TID);
-                e.dur = Some(us(b - a));
-                self.event(&e)?;
-            }
+            self.write_stages(it)?;
             for x in &c.spans {
                 let name = match x.layer {
                     Some(l) => format!("L{l} {}", x.name),
@@ -397,6 +382,23 @@ impl<W: Write> TraceWriter<W> {
             banks: b[4],
         };
         self.event(&Event::new("C", "busy", 1, start, busy))
+    }
+
+    /// A pipelined iteration's micro-batch slices, one per (stage, micro-batch), on each
+    /// stage's `micro-batches` track.
+    fn write_stages(&mut self, it: &IterationRecord<'_>) -> io::Result<()> {
+        for x in it.stages {
+            let name = format!("micro-batch {}", x.micro_batch);
+            let (a, b) = (ns(it.start + x.start), ns(it.start + x.end));
+            let args = StageArgs {
+                iteration: it.index,
+            };
+            let mut e = Event::new("X", &name, 1 + x.stage as u64, a, args);
+            e.tid = Some(STAGE_TID);
+            e.dur = Some(us(b - a));
+            self.event(&e)?;
+        }
+        Ok(())
     }
 
     /// The serving process's counters at `at`: batch, tokens, KV used, requests, power.

@@ -308,15 +308,9 @@ fn the_command_reports_stages_and_traces_their_micro_batches() {
     let text = file("", "[pipeline]\nstages = 2\nmicro_batches = 2\n");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("s.toml"), &text).unwrap();
-    let args = [
-        "run",
-        "--serving",
-        "s.toml",
-        "--trace",
-        "t.json",
-        "--format",
-        "json",
-    ];
+    let args: Vec<&str> = "run --serving s.toml --trace t.json --format json"
+        .split(' ')
+        .collect();
     let r = dyad_in(dir.path(), &args, None);
     assert_eq!(r.status, 0, "{}", r.stderr);
     let trace = std::fs::read_to_string(dir.path().join("t.json")).unwrap();

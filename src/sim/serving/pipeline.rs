@@ -266,12 +266,8 @@ fn add(total: &mut IterCost, c: &IterCost, stages: f64) {
     for (a, b) in total.busy.iter_mut().zip(c.busy) {
         *a += b / stages;
     }
-    for (a, b) in total.unit_time.iter_mut().zip(c.unit_time) {
-        *a += b;
-    }
-    for (a, b) in total.by_bound.iter_mut().zip(c.by_bound) {
-        *a += b;
-    }
+    super::stats::add(&mut total.unit_time, &c.unit_time);
+    super::stats::add(&mut total.by_bound, &c.by_bound);
     total.ops += c.ops;
     total.collectives += c.collectives;
 }
