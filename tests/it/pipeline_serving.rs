@@ -216,6 +216,30 @@ fn a_stage_holds_its_layers_and_so_a_pipeline_caches_more() {
     assert!(two > 2 * one, "{two} {one}");
 }
 
+#[test]
+fn the_engine_refuses_a_pipeline_it_cannot_run_and_a_stage_without_kv_room() {
+    // Built in code, past the loader's checks: 3 stages of 32 layers, or no micro-batch.
+    for (stages, m) in [(3, 1), (0, 1), (2, 0)] {
+        let e = simulate(&piped(lockstep(4), stages, m), None).unwrap_err();
+        assert!(
+            matches!(e, dyad::sim::serving::ServingError::PipelineLayout { .. }),
+            "{e}"
+        );
+    }
+    // Llama-2-70B over 2 stages of one H100: 40 layers' weights (~69 GB) leave no KV room in
+    // 80% of 80 GB; the error gives the stage's weights, not the whole model's (138 GB).
+    let closed = Arrivals::Closed { concurrency: 4 };
+    let s = Scenario {
+        memory_utilization: 0.8,
+        ..scenario("llama-2-70b", 1, 128, 4, closed, 4, 4)
+    };
+    let e = simulate(&piped(s, 2, 1), None).unwrap_err().to_string();
+    assert!(
+        e.contains("leave no room for a KV cache") && e.contains("(69."),
+        "{e}"
+    );
+}
+
 /// A small Mixtral scenario (32 layers, tp 4 on 8 H100s) with `extra` top-level lines and
 /// `tail` tables.
 fn file(extra: &str, tail: &str) -> String {

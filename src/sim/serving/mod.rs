@@ -155,6 +155,17 @@ pub enum ServingError {
         "two_batch_overlap and redundant_experts are priced in closed form: they need a policy that does not overlap units (all-xpu or dispatch), no MoE routing variant, and no trace"
     )]
     EpOptionsUnpriced,
+    /// A pipeline whose stages do not divide the layers, with no micro-batch, or beside expert
+    /// parallelism or speculative decoding (`config` refuses these at their key).
+    #[error(
+        "a pipeline of {stages} stages and {micro_batches} micro-batches needs stages dividing the model's layers, at least one micro-batch, ep = 1 and no speculative decoding"
+    )]
+    PipelineLayout {
+        /// Stages asked for.
+        stages: u64,
+        /// Micro-batches asked for.
+        micro_batches: u64,
+    },
 }
 
 /// What a serving run shows as it goes, to a trace writer: each iteration once it has run, each

@@ -64,6 +64,21 @@ impl super::Scenario {
     }
 }
 
+/// Refuses a pipeline the engine cannot run (stages not dividing the layers, no micro-batch,
+/// expert parallelism, speculative decoding).
+pub(super) fn check(s: &super::Scenario) -> Result<(), ServingError> {
+    let Some(p) = s.pipeline else { return Ok(()) };
+    let layers = u64::from(s.model.layers());
+    let divides = p.stages >= 1 && p.stages <= layers && layers % p.stages == 0;
+    if !divides || p.micro_batches == 0 || s.ep > 1 || s.speculative.is_some() {
+        return Err(ServingError::PipelineLayout {
+            stages: p.stages,
+            micro_batches: p.micro_batches,
+        });
+    }
+    Ok(())
+}
+
 /// What a pipelined run measured, summed over its iterations.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PipelineStats {

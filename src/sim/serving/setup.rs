@@ -148,6 +148,7 @@ fn check(s: &Scenario) -> Result<Parallelism, ServingError> {
     if s.ep > 1 && (s.tp != 1 || m.moe.is_none_or(|x| x.experts % s.ep != 0)) {
         return Err(ServingError::EpLayout { ep: s.ep });
     }
+    super::pipeline::check(s)?;
     Ok(Parallelism { tp: s.tp, ep: s.ep })
 }
 
