@@ -123,8 +123,8 @@ pub(super) struct RunArgs {
     pub(super) model: ModelArgs,
     /// Simulate a serving scenario (workloads/serving/*.toml) instead of one iteration.
     /// `--arch`, `--model`, `--tp`, `--ep`, `--policy`, `--seed`, `--timing`, `--weights`,
-    /// `--activations` and `--kv`, when given, replace the scenario's values (the report lists
-    /// them under `overridden`); `--batch`, `--prompt-len`, `--kv-len`, `--phase` and
+    /// `--activations`, `--kv`, `--pp` and `--micro-batches`, when given, replace the
+    /// scenario's values (the report lists them under `overridden`); `--batch`, `--prompt-len`, `--kv-len`, `--phase` and
     /// `--allow-oversize` have no meaning here and are errors.
     #[arg(long)]
     pub(super) serving: Option<PathBuf>,
