@@ -316,6 +316,23 @@ fn pipeline_errors_name_their_key_or_flag() {
         e.contains("--pp 2") && e.contains("replicas behind a router"),
         "{e}"
     );
+    let ep = ScenarioOverrides {
+        tp: Some(1),
+        ep: Some(2),
+        ..flags(Some(2), None)
+    };
+    let (e, _) = err(file("", ""), &ep);
+    assert!(
+        e.contains("--pp 2") && e.contains("expert parallelism (ep = 2)"),
+        "{e}"
+    );
+    let disagg = "[disaggregation]\ndecode_arch = \"h100\"\ndecode_tp = 4\n";
+    let (e, at) = err(file("", &format!("{disagg}{}", table(2, 1))), &none);
+    assert!(
+        e.contains("`pipeline.stages` = 2") && e.contains("disaggregation"),
+        "{e}"
+    );
+    assert!(at.is_some());
     // A flag gives the stages, the table the micro-batches.
     std::fs::write(&p, file("", &table(4, 3))).unwrap();
     let s = load_scenario_overridden(&p, &flags(Some(2), None)).unwrap();
