@@ -44,6 +44,7 @@ fn mixtral(routing: RoutingSpec) -> Scenario {
         software: None,
         speculative: None,
         expert_parallel: Default::default(),
+        pipeline: None,
     }
 }
 

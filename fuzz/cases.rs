@@ -314,7 +314,7 @@ fn flag_targets() -> Vec<FlagTarget> {
         v.push(t(&["run"], flag));
     }
     v.push(t(&["run", "--phase", "prefill"], "--prompt-len"));
-    for flag in ["--tp", "--ep", "--seed"] {
+    for flag in ["--tp", "--ep", "--seed", "--pp"] {
         v.push(t(&serve, flag));
     }
     v.push(t(

@@ -8,3 +8,4 @@ sh results/serving-modes/ulysses/run.sh
 sh results/serving-modes/disagg/run.sh
 sh results/serving-modes/ep/run.sh
 sh results/serving-modes/replicas/run.sh
+sh results/serving-modes/pipeline/run.sh

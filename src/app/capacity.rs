@@ -74,7 +74,7 @@ pub fn capacity(spec: &CapacitySpec) -> Result<CapacityOutcome, AppError> {
         path: spec.scenario.clone(),
         source,
     })?;
-    let devices = base.tp * base.ep;
+    let devices = base.devices();
     let cost = device_cost(spec, &base);
     let title = title(&base, devices);
     let (table, text) = (

@@ -162,7 +162,10 @@ pub(super) fn serving_error(sc: &Scenario, spec: &ServeSpec, source: ServingErro
         _ => None,
     };
     match (source, row) {
-        (ServingError::NoKvRoom { .. }, _) => AppError::Run(no_kv_room(sc, &spec.overrides)),
+        // A pipeline's own message names its fullest stage's weights.
+        (ServingError::NoKvRoom { .. }, _) if sc.pipeline.is_none() => {
+            AppError::Run(no_kv_room(sc, &spec.overrides))
+        }
         (source, Some((trace, line))) => AppError::Config(config::ConfigError::file(
             &trace,
             format!("line {line}: {source}"),

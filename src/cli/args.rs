@@ -123,8 +123,8 @@ pub(super) struct RunArgs {
     pub(super) model: ModelArgs,
     /// Simulate a serving scenario (workloads/serving/*.toml) instead of one iteration.
     /// `--arch`, `--model`, `--tp`, `--ep`, `--policy`, `--seed`, `--timing`, `--weights`,
-    /// `--activations` and `--kv`, when given, replace the scenario's values (the report lists
-    /// them under `overridden`); `--batch`, `--prompt-len`, `--kv-len`, `--phase` and
+    /// `--activations`, `--kv`, `--pp` and `--micro-batches`, when given, replace the
+    /// scenario's values (the report lists them under `overridden`); `--batch`, `--prompt-len`, `--kv-len`, `--phase` and
     /// `--allow-oversize` have no meaning here and are errors.
     #[arg(long)]
     pub(super) serving: Option<PathBuf>,
@@ -191,10 +191,13 @@ pub(super) struct RunArgs {
     pub(super) given: Vec<String>,
     /// Pipeline stages: price the iteration's batch as --micro-batches micro-batches through
     /// this many stages of consecutive layers, each on its own TP group, and print the schedule
-    /// (makespan, bubble, utilization per stage) instead of the op table.
-    #[arg(long, conflicts_with_all = ["serving", "plot", "sp", "format"])]
+    /// (makespan, bubble, utilization per stage) instead of the op table. With `--serving` it
+    /// replaces the scenario's `pipeline.stages` (a `[pipeline]` table; M = 1 unless
+    /// `--micro-batches` or the table gives it).
+    #[arg(long, conflicts_with_all = ["plot", "sp"])]
     pub(super) pp: Option<u64>,
-    /// Micro-batches of a pipelined run (`--pp`); they divide the batch.
+    /// Micro-batches of a pipelined run (`--pp`); they divide the batch. With `--serving` it
+    /// replaces the scenario's `pipeline.micro_batches`.
     #[arg(long, requires = "pp", default_value_t = 1)]
     pub(super) micro_batches: u64,
     /// Write the pipeline schedule as a Chrome/Perfetto trace, one track per stage (`--pp`).
@@ -206,7 +209,11 @@ pub(super) struct RunArgs {
 }
 
 /// Flags that mean nothing to a serving run, with the error each gives there.
-const NOT_FOR_SERVING: [(&str, &str); 6] = [
+const NOT_FOR_SERVING: [(&str, &str); 7] = [
+    (
+        "pipeline_trace",
+        "--pipeline-trace has no meaning with --serving: --trace FILE draws one track per pipeline stage",
+    ),
     (
         "sp",
         "--sp has no meaning with --serving: sequence parallelism is costed for a single iteration (dyad run --phase prefill --sp P)",
@@ -405,6 +412,11 @@ impl RunArgs {
             Some(_) => &NOT_FOR_SERVING,
             None => &ONLY_FOR_SERVING,
         };
+        if self.serving.is_none() && self.pp.is_some() && self.given("format") {
+            return Some(
+                "--format has no meaning with --pp without --serving: the schedule is printed as text",
+            );
+        }
         table.iter().find(|(id, _)| self.given(id)).map(|(_, e)| *e)
     }
 
@@ -438,6 +450,8 @@ impl RunArgs {
                 redundant_experts: self.redundant_experts,
                 replicas: self.replicas,
                 router: self.router,
+                pp: self.pp,
+                micro_batches: pick("micro_batches").then_some(self.micro_batches),
             },
             trace: self.trace.clone(),
             trace_limit: self.trace_limit.0,

@@ -19,6 +19,7 @@ mod error;
 mod expert_parallel;
 mod lengths;
 mod model;
+mod pipeline;
 mod pools;
 pub mod presets;
 mod replicas;
@@ -155,6 +156,17 @@ fn with_software(
     scenario: &Path,
 ) -> Result<Scenario, ConfigError> {
     let Some(p) = software else { return Ok(s) };
+    if let Some(pp) = s.pipeline {
+        return Err(ConfigError::file(
+            scenario,
+            format!(
+                "software profile {} (`software` or --software) with {} pipeline stages: a profile's framework time per iteration is not split over stages",
+                p.display(),
+                pp.stages
+            ),
+        )
+        .with_help("run a pipeline on kernel time alone: leave out `software` and --software"));
+    }
     if s.timing == crate::hw::Timing::Host {
         return Err(ConfigError::file(
             scenario,

@@ -44,6 +44,8 @@ struct RawScenario {
     speculative: Option<RawSpeculative>,
     /// Expert parallelism's options (`[expert_parallel]`).
     expert_parallel: Option<super::expert_parallel::RawExpertParallel>,
+    /// Pipeline stages and micro-batches (`[pipeline]`).
+    pipeline: Option<super::pipeline::RawPipeline>,
     /// Prefill/decode pools, read by `config::pools` (and `replicas` by `config::replicas`).
     #[allow(dead_code)]
     disaggregation: Option<toml::Table>,
@@ -122,6 +124,10 @@ pub struct ScenarioOverrides {
     pub replicas: Option<u64>,
     /// `--router`.
     pub router: Option<crate::sim::serving::RouterPolicy>,
+    /// `--pp`: pipeline stages (`config::pipeline`).
+    pub pp: Option<u64>,
+    /// `--micro-batches`.
+    pub micro_batches: Option<u64>,
 }
 
 impl ScenarioOverrides {
@@ -148,6 +154,8 @@ impl ScenarioOverrides {
             ),
             ("replicas.count", self.replicas.is_some()),
             ("replicas.router", self.router.is_some()),
+            ("pipeline.stages", self.pp.is_some()),
+            ("pipeline.micro_batches", self.micro_batches.is_some()),
         ];
         given.iter().filter(|(_, g)| *g).map(|(k, _)| *k).collect()
     }
@@ -254,10 +262,16 @@ impl ScenarioFile {
         } = self;
         let table = raw.speculative.take();
         let ept = raw.expert_parallel.take();
+        let ppt = raw.pipeline.take();
+        let beside = super::pipeline::Beside {
+            replicas: raw.replicas.is_some(),
+            disaggregation: raw.disaggregation.is_some(),
+        };
         let mut s = resolve(&src, raw, sys, model, o)?;
         s.speculative = speculative(&src, table.as_ref(), &s, draft)?;
         let flags = (o.two_batch_overlap, o.redundant_experts);
         s.expert_parallel = super::expert_parallel::expert_parallel(&src, ept.as_ref(), flags, &s)?;
+        s.pipeline = super::pipeline::pipeline(&src, ppt.as_ref(), o, &s, beside)?;
         Ok(s)
     }
 }
@@ -346,6 +360,7 @@ fn resolve(
         software: None,
         speculative: None,
         expert_parallel: Default::default(),
+        pipeline: None,
     })
 }
 

@@ -6,6 +6,7 @@
 pub mod dot;
 pub mod expert_parallel;
 pub mod guard;
+pub mod pipeline;
 pub mod plot;
 pub mod render;
 pub mod replicas;

@@ -182,7 +182,7 @@ pub struct ServingInputs {
     pub tp: u64,
     /// Expert-parallel degree (1 = off).
     pub ep: u64,
-    /// Devices the model replica runs on (`tp` × `ep`).
+    /// Devices the model replica runs on (`tp` × `ep` × pipeline stages).
     pub devices: u64,
     /// Attention data parallelism: under expert parallelism attention is data-parallel over the
     /// `ep` devices (each its own sequences); 1 otherwise.
@@ -278,6 +278,9 @@ pub struct ServingReport {
     /// Replicas behind a router, each one's share (absent for one replica without a router).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replicas: Option<super::replicas::ReplicasMetrics>,
+    /// Pipeline stages and their bubble (absent without a pipeline).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<super::pipeline::PipelineMetrics>,
 }
 
 fn dist(d: &LengthDist) -> String {
@@ -311,7 +314,7 @@ impl ServingInputs {
             model: s.model.name.clone(),
             tp: s.tp,
             ep: s.ep,
-            devices: s.tp * s.ep,
+            devices: s.devices(),
             attention_dp: s.ep,
             precision: s.precision,
             timing: match &s.software {
@@ -433,6 +436,10 @@ impl ServingReport {
                 .as_ref()
                 .map(super::expert_parallel::EpMetrics::of),
             replicas: None,
+            pipeline: r
+                .pipeline
+                .as_ref()
+                .map(super::pipeline::PipelineMetrics::of),
         }
     }
 
@@ -448,6 +455,9 @@ impl ServingReport {
             x.write(&mut s);
         }
         if let Some(x) = &self.replicas {
+            x.write(&mut s);
+        }
+        if let Some(x) = &self.pipeline {
             x.write(&mut s);
         }
         s

@@ -10,6 +10,8 @@
 //!   slice per op with its arguments (op, layer, unit, FLOPs, bytes, bound, tokens), and on
 //!   device 0 a `busy` counter (the share of each iteration each resource, DRAM and banks
 //!   included, was busy);
+//! - under a pipeline, a process per stage (its device 0) with the same unit tracks and a
+//!   `micro-batches` track: one slice per micro-batch on the stage, the gaps its bubble;
 //! - a `requests` process: one async span per request, its first token marked.
 //!
 //! Times are integer nanoseconds: each instant is rounded once and a slice's duration is the
@@ -39,6 +41,14 @@ const SERVING_PID: u64 = 0;
 
 /// Tracks of the serving process.
 const ITERATIONS_TID: u64 = 0;
+
+/// The track of a pipeline stage's micro-batches, beside its device's unit tracks.
+const STAGE_TID: u64 = 5;
+
+#[derive(Serialize)]
+struct StageArgs {
+    iteration: u64,
+}
 
 /// An instant in integer nanoseconds (rounded once).
 fn ns(t: f64) -> i64 {
@@ -229,7 +239,7 @@ impl<W: Write> TraceWriter<W> {
                 iterations: 0,
                 requests: 0,
             },
-            devices: s.ep,
+            devices: s.ep * s.stages(),
             end: 0,
             started: false,
         };
@@ -276,6 +286,8 @@ impl<W: Write> TraceWriter<W> {
                     _ => "; its ops outside the experts run as device 0's",
                 };
                 format!("device {d} (EP rank {d} of {}{also})", s.ep)
+            } else if let Some(p) = s.pipeline {
+                super::pipeline::stage_process(p, d, s.tp, s.model.layers())
             } else if s.tp > 1 {
                 format!(
                     "device 0 (TP rank 0 of {}; the other ranks run alike)",
@@ -291,6 +303,9 @@ impl<W: Write> TraceWriter<W> {
                     self.thread(pid, which, RESOURCES[which as usize])?;
                 }
             }
+            if s.pipeline.is_some() {
+                self.thread(pid, STAGE_TID, "micro-batches")?;
+            }
         }
         self.process(self.requests_pid(), "requests")
     }
@@ -302,11 +317,11 @@ impl<W: Write> TraceWriter<W> {
         let s = &mut self.summary;
         s.iterations += 1;
         s.ops_simulated += c.ops;
-        let room = s
-            .op_limit
-            .is_none_or(|l| s.op_slices + c.spans.len() as u64 <= l);
+        let slices = (c.spans.len() + it.stages.len()) as u64;
+        let room = s.op_limit.is_none_or(|l| s.op_slices + slices <= l);
         if room && s.ops_stop_at_iteration.is_none() {
-            s.op_slices += c.spans.len() as u64;
+            s.op_slices += slices;
+            self.write_stages(it)?;
             for x in &c.spans {
                 let name = match x.layer {
                     Some(l) => format!("L{l} {}", x.name),
@@ -367,6 +382,23 @@ impl<W: Write> TraceWriter<W> {
             banks: b[4],
         };
         self.event(&Event::new("C", "busy", 1, start, busy))
+    }
+
+    /// A pipelined iteration's micro-batch slices, one per (stage, micro-batch), on each
+    /// stage's `micro-batches` track.
+    fn write_stages(&mut self, it: &IterationRecord<'_>) -> io::Result<()> {
+        for x in it.stages {
+            let name = format!("micro-batch {}", x.micro_batch);
+            let (a, b) = (ns(it.start + x.start), ns(it.start + x.end));
+            let args = StageArgs {
+                iteration: it.index,
+            };
+            let mut e = Event::new("X", &name, 1 + x.stage as u64, a, args);
+            e.tid = Some(STAGE_TID);
+            e.dur = Some(us(b - a));
+            self.event(&e)?;
+        }
+        Ok(())
     }
 
     /// The serving process's counters at `at`: batch, tokens, KV used, requests, power.

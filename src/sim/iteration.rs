@@ -120,6 +120,9 @@ pub struct Coster<'a> {
     pub hits: u64,
     /// Ops priced afresh.
     pub misses: u64,
+    /// Whether it runs the embedding and the final norm and LM head (a pipeline stage's
+    /// coster runs them only on the first and the last stage).
+    ends: [bool; 2],
 }
 
 fn bound_index(b: Bound) -> usize {
@@ -172,6 +175,16 @@ impl<'a> Coster<'a> {
             ep: ep_layer::EpState::default(),
             hits: 0,
             misses: 0,
+            ends: [true, true],
+        }
+    }
+
+    /// This coster as a pipeline stage's: the embedding only when `first`, the final norm and
+    /// LM head only when `last`.
+    pub fn stage(self, first: bool, last: bool) -> Self {
+        Coster {
+            ends: [first, last],
+            ..self
         }
     }
 
@@ -398,7 +411,10 @@ impl<'a> Coster<'a> {
         let embedding = |op: &Op| op.layer.is_none() && op.name == "embedding";
         let tail = |op: &Op| op.layer.is_none() && op.name != "embedding";
         let layer_ops = |op: &Op| op.layer == Some(0);
-        let mut t = self.run_part(&first, embedding, None, 0.0, &mut out, spans)?;
+        let mut t = match self.ends[0] {
+            true => self.run_part(&first, embedding, None, 0.0, &mut out, spans)?,
+            false => 0.0,
+        };
         if counts.len() <= 1 && !self.ep_on() {
             // Every layer of a kind is alike: run one of each kind and count it for the rest.
             let mut kinds: Vec<(IterCost, f64)> = Vec::with_capacity(self.templates.len());
@@ -438,7 +454,9 @@ impl<'a> Coster<'a> {
                 t += self.run_part(&g, layer_ops, Some(l as u32), t, &mut out, spans)?;
             }
         }
-        t += self.run_part(&first, tail, None, t, &mut out, spans)?;
+        if self.ends[1] {
+            t += self.run_part(&first, tail, None, t, &mut out, spans)?;
+        }
         out.time = t;
         out.energy = out.energy_parts.total();
         Ok(out)

@@ -60,6 +60,13 @@ impl Pipeline {
 /// micro-batches; an empty input is an empty pipeline.
 pub fn schedule(times: &[Vec<f64>], send: f64) -> Pipeline {
     let m = times.first().map_or(0, Vec::len);
+    schedule_sends(times, &vec![send; m])
+}
+
+/// [`schedule`] with micro-batch j's activations taking `sends[j]` seconds over each stage
+/// boundary (micro-batches of different sizes send different bytes).
+pub fn schedule_sends(times: &[Vec<f64>], sends: &[f64]) -> Pipeline {
+    let m = times.first().map_or(0, Vec::len).min(sends.len());
     let mut spans = Vec::with_capacity(times.len() * m);
     let mut prev_stage: Vec<f64> = vec![0.0; m];
     let mut busy = Vec::with_capacity(times.len());
@@ -67,7 +74,11 @@ pub fn schedule(times: &[Vec<f64>], send: f64) -> Pipeline {
         let mut free = 0.0_f64;
         let mut ends = Vec::with_capacity(m);
         for (j, &t) in row.iter().enumerate().take(m) {
-            let ready = if s == 0 { 0.0 } else { prev_stage[j] + send };
+            let ready = if s == 0 {
+                0.0
+            } else {
+                prev_stage[j] + sends[j]
+            };
             let start = ready.max(free);
             free = start + t;
             ends.push(free);

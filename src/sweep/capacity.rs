@@ -195,7 +195,7 @@ impl PointCapacity {
         let rate = search(s, &self.slo, &opt)?.rate.unwrap_or(0.0);
         Ok([
             (METRICS[0].into(), rate),
-            (METRICS[1].into(), rate / (s.tp * s.ep) as f64),
+            (METRICS[1].into(), rate / s.devices() as f64),
         ])
     }
 }

@@ -253,7 +253,7 @@ fn what_ran(sweep: &Sweep) -> String {
             format!(
                 "{} on {} × {} (TP {}, EP {}), {}",
                 sc.model.name,
-                sc.tp * sc.ep,
+                sc.devices(),
                 sc.sys.name,
                 sc.tp,
                 sc.ep,

@@ -22,6 +22,7 @@ mod knobs;
 mod layers;
 mod pim;
 mod pipeline;
+mod pipeline_serving;
 mod plans;
 mod plots;
 mod pools;

@@ -43,6 +43,7 @@ pub(crate) fn scenario(
         software: None,
         speculative: None,
         expert_parallel: Default::default(),
+        pipeline: None,
     }
 }
 

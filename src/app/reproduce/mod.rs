@@ -360,6 +360,7 @@ impl<'a> Replica<'a> {
             software: None,
             speculative: None,
             expert_parallel: Default::default(),
+            pipeline: None,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! pure function of the queues and limits), `step` (cost the planned batch on the engine, then
 //! emit, retire, record) and `stats` (what the run measured and what limited it).
 
+pub mod pipeline;
 mod pools;
 mod replicas;
 mod round;
@@ -77,6 +78,8 @@ pub struct Scenario {
     pub speculative: Option<speculative::Speculative>,
     /// Expert parallelism's two-batch overlap and EPLB (the default: neither).
     pub expert_parallel: crate::sim::expert_parallel::EpOptions,
+    /// Pipeline stages and micro-batches (`None`: the whole model on one `tp` group).
+    pub pipeline: Option<pipeline::Pipelining>,
 }
 
 /// Why a serving run cannot start or go on. Every variant is a bad scenario except
@@ -152,6 +155,17 @@ pub enum ServingError {
         "two_batch_overlap and redundant_experts are priced in closed form: they need a policy that does not overlap units (all-xpu or dispatch), no MoE routing variant, and no trace"
     )]
     EpOptionsUnpriced,
+    /// A pipeline whose stages do not divide the layers, with no micro-batch, or beside expert
+    /// parallelism or speculative decoding (`config` refuses these at their key).
+    #[error(
+        "a pipeline of {stages} stages and {micro_batches} micro-batches needs stages dividing the model's layers, at least one micro-batch, ep = 1 and no speculative decoding"
+    )]
+    PipelineLayout {
+        /// Stages asked for.
+        stages: u64,
+        /// Micro-batches asked for.
+        micro_batches: u64,
+    },
 }
 
 /// What a serving run shows as it goes, to a trace writer: each iteration once it has run, each
@@ -193,6 +207,8 @@ pub struct IterationRecord<'a> {
     pub accepted: u64,
     /// Time of its draft passes, s (the verify pass is the rest).
     pub draft_time: f64,
+    /// Its micro-batches on each pipeline stage (empty without a pipeline).
+    pub stages: &'a [crate::sim::pipeline::StageSpan],
 }
 
 /// The fewest iterations `s` can take: an iteration emits at most `r` tokens for each

@@ -47,6 +47,8 @@ pub(super) struct Bench<'a> {
     pub(super) out: ServingResult,
     /// Speculative decoding's state (`None` without it, or with d = 0).
     pub(super) spec: Option<SpecRun<'a>>,
+    /// The pipeline's stages and what they measured (`None` without `[pipeline]`).
+    pub(super) pipe: Option<super::pipeline::PipeRun<'a>>,
 }
 
 impl<'a> Bench<'a> {
@@ -57,7 +59,11 @@ impl<'a> Bench<'a> {
         observer: Option<&'a mut dyn Observer>,
     ) -> Result<Self, ServingError> {
         let par = check(s)?;
-        let mut kv = PagedKv::new(s.kv_block, kv_blocks(s, par)?);
+        let blocks = match s.pipeline {
+            Some(p) if p.stages > 1 => super::pipeline::kv_blocks(s, p, par)?,
+            _ => kv_blocks(s, par)?,
+        };
+        let mut kv = PagedKv::new(s.kv_block, blocks);
         if let Some(w) = s.model.uniform_window() {
             kv = kv.windowed(w);
         }
@@ -108,6 +114,7 @@ impl<'a> Bench<'a> {
             observer,
             out,
             spec,
+            pipe: super::pipeline::PipeRun::new(s, par),
         };
         if let Arrivals::Closed { concurrency } = s.arrivals {
             while (bench.released as u64) < concurrency.min(s.count) {
@@ -142,6 +149,7 @@ fn check(s: &Scenario) -> Result<Parallelism, ServingError> {
     if s.ep > 1 && (s.tp != 1 || m.moe.is_none_or(|x| x.experts % s.ep != 0)) {
         return Err(ServingError::EpLayout { ep: s.ep });
     }
+    super::pipeline::check(s)?;
     Ok(Parallelism { tp: s.tp, ep: s.ep })
 }
 

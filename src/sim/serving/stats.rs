@@ -178,6 +178,8 @@ pub struct ServingResult {
     pub speculative: Option<super::speculative::RoundStats>,
     /// What the expert-parallel options did (`None` with them off).
     pub expert_parallel: Option<crate::sim::expert_parallel::EpStats>,
+    /// What the pipeline stages measured (`None` without a pipeline).
+    pub pipeline: Option<super::pipeline::PipelineStats>,
 }
 
 impl ServingResult {

@@ -49,11 +49,43 @@ impl Bench<'_> {
 
     /// Costs `plan` on the engine: device 0's share of the batch, its tokens routed to experts.
     pub(super) fn cost(&mut self, plan: &Plan) -> Result<IterCost, ServingError> {
+        if let Some(mut pipe) = self.pipe.take() {
+            let c = self.cost_pipelined(&mut pipe, plan);
+            self.pipe = Some(pipe);
+            return c;
+        }
         let draft = self.draft_passes(plan)?;
         let batch = self.target_batch(plan);
         let tokens = batch.tokens();
         // Under expert parallelism device 0 runs every ep-th sequence (the largest share).
         let batch = device_share(batch, self.s.ep);
+        self.draw_counts(tokens);
+        let spans = self.observer.is_some();
+        let mut c = self.coster.iteration(&batch, &self.counts, spans)?;
+        if let Some(sw) = &self.s.software {
+            c.time += sw
+                .host(&IterShape {
+                    ops: c.ops,
+                    collectives: c.collectives,
+                    seqs: (plan.decode.len() + plan.chunks.len()) as u64,
+                    prompt_tokens: plan.chunks.iter().map(|&(_, n)| n).sum(),
+                    decode_only: plan.chunks.is_empty(),
+                    tp: self.s.tp,
+                })
+                .value();
+        }
+        Ok(self.join_round(draft, c))
+    }
+
+    /// Tokens per expert of each layer for an iteration of `tokens` tokens (one entry when
+    /// every layer routes alike; empty for dense models).
+    pub(super) fn counts(&mut self, tokens: u64) -> Vec<Vec<u64>> {
+        self.draw_counts(tokens);
+        self.counts.clone()
+    }
+
+    /// [`counts`](Self::counts) into `self.counts`, its vectors reused.
+    fn draw_counts(&mut self, tokens: u64) {
         let rng = &mut self.route_rng;
         let counts = &mut self.counts;
         match &self.router {
@@ -73,21 +105,6 @@ impl Bench<'_> {
                 }
             }
         }
-        let spans = self.observer.is_some();
-        let mut c = self.coster.iteration(&batch, &self.counts, spans)?;
-        if let Some(sw) = &self.s.software {
-            c.time += sw
-                .host(&IterShape {
-                    ops: c.ops,
-                    collectives: c.collectives,
-                    seqs: (plan.decode.len() + plan.chunks.len()) as u64,
-                    prompt_tokens: plan.chunks.iter().map(|&(_, n)| n).sum(),
-                    decode_only: plan.chunks.is_empty(),
-                    tp: self.s.tp,
-                })
-                .value();
-        }
-        Ok(self.join_round(draft, c))
     }
 
     /// Runs `plan` for `c.time`: every sequence in it advances, tokens are emitted, finished
@@ -132,7 +149,7 @@ impl Bench<'_> {
             kv_used,
         });
         if let Some(o) = self.observer.as_deref_mut() {
-            let devices = (self.s.tp * self.s.ep) as f64;
+            let devices = self.s.devices() as f64;
             let static_w = self.s.sys.xpu.energy.static_power.value() * devices;
             o.iteration(&IterationRecord {
                 index: self.out.iterations - 1,
@@ -149,6 +166,7 @@ impl Bench<'_> {
                 drafted: after.drafted - before.drafted,
                 accepted: after.accepted - before.accepted,
                 draft_time: after.draft_time - before.draft_time,
+                stages: self.pipe.as_ref().map_or(&[], |p| &p.last.spans),
             });
         }
     }
@@ -186,13 +204,16 @@ impl Bench<'_> {
     pub(super) fn finish(self) -> ServingResult {
         let s = self.s;
         let mut out = self.out;
-        let devices = (s.tp * s.ep) as f64;
+        let devices = s.devices() as f64;
         out.duration = self.t;
         out.mean_batch = self.batch_sum / out.iterations.max(1) as f64;
         out.energy_static = s.sys.xpu.energy.static_power.value() * self.t * devices;
         out.energy += out.energy_static;
         out.cache_hits = self.coster.hits;
         out.cache_misses = self.coster.misses;
+        if let Some(p) = self.pipe {
+            p.finish(&mut out);
+        }
         out.limit = ServingLimit::of(&out, s.max_batch);
         out.speculative = self.spec.map(|x| x.stats);
         out.expert_parallel = self.coster.ep_stats();
