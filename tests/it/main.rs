@@ -34,6 +34,7 @@ mod serving;
 mod sizes;
 mod sp;
 mod speculative;
+mod speculative_del;
 mod sweep;
 mod tech;
 mod trace;
