@@ -35,6 +35,7 @@ mod sizes;
 mod sp;
 mod speculative;
 mod speculative_del;
+mod speculative_verify;
 mod sweep;
 mod tech;
 mod trace;

@@ -31,7 +31,14 @@ fn layerskip_llama2_7b_at_batch_one_reaches_dels_band() {
     let per_round = 1.0 + LAYERSKIP_ACCEPTED * sp.tokens as f64;
     assert!((expected_tokens(alpha, sp.tokens) / per_round - 1.0).abs() < 2e-4);
     let spec = simulate(&s, None).unwrap();
-    let plain = simulate(&dyad::sim::serving::Scenario { speculative: None, ..s }, None).unwrap();
+    let plain = simulate(
+        &dyad::sim::serving::Scenario {
+            speculative: None,
+            ..s
+        },
+        None,
+    )
+    .unwrap();
     let speedup = plain.duration / spec.duration;
     // The band is the tolerance: the speedup lies in it.
     assert!(

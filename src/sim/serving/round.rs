@@ -11,7 +11,9 @@ use super::schedule::Plan;
 use super::setup::Bench;
 use super::speculative::{ACCEPT_STREAM, RoundShape, RoundStats, Speculative, accepted};
 use crate::model::{Batch, ModelSpec, Parallelism, PrefillChunk};
-use crate::sim::iteration::{Coster, IterCost};
+use crate::sim::iteration::{Coster, IterCost, VerifyPass};
+use crate::sim::routing::Router;
+use crate::sim::variant_routing;
 use crate::sim::workload::rng;
 
 /// A run's speculative state: the round it uses, the draft's coster, the acceptance stream and
@@ -21,6 +23,9 @@ pub(super) struct SpecRun<'a> {
     /// Whether a second model drafts (it also prefills the prompts, in the first draft pass).
     own_model: bool,
     draft: Coster<'a>,
+    /// The early-exit draft: the target cut after layer ℓ (`None` for a draft model, whose
+    /// passes route balanced: an MoE draft needs uniform routing, `config::speculative`).
+    cut: Option<ModelSpec>,
     rng: ChaCha8Rng,
     pub(super) stats: RoundStats,
     /// The draft time of the round being costed, s.
@@ -51,10 +56,12 @@ impl<'a> SpecRun<'a> {
             (None, None) => return None,
         };
         let draft = Coster::new(&s.sys, &model, par, s.precision, s.timing, s.policy);
+        let own_model = sp.draft_model().is_some();
         Some(SpecRun {
             shape,
-            own_model: sp.draft_model().is_some(),
+            own_model,
             draft,
+            cut: (!own_model).then_some(model),
             rng: rng(s.seed, ACCEPT_STREAM),
             stats: RoundStats {
                 tokens: shape.tokens,
@@ -126,6 +133,7 @@ impl Bench<'_> {
         let Some(sp) = self.spec.as_mut() else {
             return Ok(None);
         };
+        // The draft passes route their tokens as the target's (an early exit's are its layers).
         let mut total = IterCost::default();
         for i in 0..sp.shape.tokens {
             let mut batch = Batch {
@@ -143,16 +151,80 @@ impl Bench<'_> {
                     })
                     .collect();
             }
+            let tokens = batch.tokens();
             let batch = device_share(batch, ep);
             if batch.is_empty() {
                 continue;
             }
-            let c = sp.draft.iteration(&batch, &[], spans)?;
+            let counts = match &sp.cut {
+                Some(m) => route(self.router.as_ref(), &mut self.route_rng, m, tokens),
+                None => Vec::new(),
+            };
+            let c = sp.draft.iteration(&batch, &counts, spans)?;
             append(&mut total, c, "draft ");
         }
         sp.draft_time = total.time;
         sp.decoding = !plan.decode.is_empty();
         Ok(Some(total))
+    }
+
+    /// The target's pass of `plan` over `batch` (device 0's share of [`target_batch`]) with
+    /// `counts`: the plain iteration, or under speculation the verify pass, whose LM head has
+    /// a row per verified position and whose first ℓ layers (early exit) run only the last
+    /// draft's position of each decoding sequence ([`VerifyPass`]).
+    ///
+    /// [`target_batch`]: Self::target_batch
+    pub(super) fn target_pass(
+        &mut self,
+        plan: &Plan,
+        batch: &Batch,
+        counts: &[Vec<u64>],
+        spans: bool,
+    ) -> Result<IterCost, ServingError> {
+        let Some(sp) = self.spec.as_ref() else {
+            return Ok(self.coster.iteration(batch, counts, spans)?);
+        };
+        let (seqs, d) = (&self.queues.seqs, sp.shape.tokens);
+        // Device 0's sequences, as `device_share` takes them from the verify batch: every
+        // ep-th of its chunks, the decoding sequences' then the prompts'.
+        let ep = self.s.ep.max(1) as usize;
+        let n = plan.decode.len();
+        let decode: Vec<usize> = plan.decode.iter().step_by(ep).copied().collect();
+        let prefill: Vec<PrefillChunk> = (plan.chunks.iter().enumerate())
+            .filter(|(i, _)| (n + i) % ep == 0)
+            .map(|(_, &(r, c))| PrefillChunk {
+                q_len: c,
+                ctx: seqs[r].in_kv,
+                last: seqs[r].in_kv + c == seqs[r].target,
+            })
+            .collect();
+        let rows = decode
+            .iter()
+            .flat_map(|&r| (0..=d).map(move |i| seqs[r].in_kv + 1 + i));
+        let head = Batch {
+            decode_kv: rows.collect(),
+            prefill: prefill.clone(),
+        };
+        let early = Batch {
+            decode_kv: decode.iter().map(|&r| seqs[r].in_kv + d + 1).collect(),
+            prefill,
+        };
+        // Routing counts are over every device's tokens.
+        let early_tokens = n as u64 + plan.chunks.iter().map(|&(_, c)| c).sum::<u64>();
+        let (mut early_counts, mut late) = (Vec::new(), counts);
+        let exit = sp.cut.as_ref().map(|m| (m.plans.len(), m));
+        if let Some((l, m)) = exit {
+            early_counts = route(self.router.as_ref(), &mut self.route_rng, m, early_tokens);
+            if counts.len() > 1 {
+                late = &counts[l..];
+            }
+        }
+        let v = VerifyPass {
+            batch,
+            early: exit.map(|(l, _)| (l, &early)),
+            head: &head,
+        };
+        Ok(self.coster.verify(&v, late, &early_counts, spans)?)
     }
 
     /// The round's cost: `draft` then `verify`, with the draft and verify times recorded.
@@ -199,6 +271,26 @@ impl Bench<'_> {
             self.queues.kv.release(q.blocks - keep);
             q.blocks = keep;
         }
+    }
+}
+
+/// Tokens per expert of each layer of `m` for `tokens` tokens routed by `router` (one entry
+/// for all layers under uniform routing; none for a dense model).
+pub(super) fn route(
+    router: Option<&Router>,
+    rng: &mut ChaCha8Rng,
+    m: &ModelSpec,
+    tokens: u64,
+) -> Vec<Vec<u64>> {
+    match router {
+        None => Vec::new(),
+        Some(rt) if variant_routing::routes_variants(m) => {
+            variant_routing::layer_counts(rt, m, tokens, rng)
+        }
+        Some(rt) if rt.is_uniform() => vec![rt.counts(0, tokens, rt.top_k(), rng)],
+        Some(rt) => (0..m.layers() as usize)
+            .map(|l| rt.counts(l, tokens, rt.top_k(), rng))
+            .collect(),
     }
 }
 

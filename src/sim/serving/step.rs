@@ -1,14 +1,13 @@
 //! One iteration of a serving run: plan it, cost it on the engine, and advance the requests
 //! (emit tokens, retire the finished, record the timeline).
 
-use super::round::device_share;
+use super::round::{device_share, route};
 use super::schedule::{Plan, next_batch};
 use super::setup::Bench;
 use super::stats::{RequestLife, ServingLimit, ServingResult, TimelinePoint};
 use super::{IterationRecord, ServingError};
 use crate::hw::IterShape;
 use crate::sim::iteration::IterCost;
-use crate::sim::variant_routing;
 
 impl Bench<'_> {
     /// Releases the requests that have arrived and plans the next iteration; `None` when every
@@ -54,19 +53,10 @@ impl Bench<'_> {
         let tokens = batch.tokens();
         // Under expert parallelism device 0 runs every ep-th sequence (the largest share).
         let batch = device_share(batch, self.s.ep);
-        let rng = &mut self.route_rng;
-        let counts: Vec<Vec<u64>> = match &self.router {
-            None => Vec::new(),
-            Some(rt) if variant_routing::routes_variants(&self.s.model) => {
-                variant_routing::layer_counts(rt, &self.s.model, tokens, rng)
-            }
-            Some(rt) if rt.is_uniform() => vec![rt.counts(0, tokens, rt.top_k(), rng)],
-            Some(rt) => (0..self.s.model.layers() as usize)
-                .map(|l| rt.counts(l, tokens, rt.top_k(), rng))
-                .collect(),
-        };
+        let s = self.s;
+        let counts = route(self.router.as_ref(), &mut self.route_rng, &s.model, tokens);
         let spans = self.observer.is_some();
-        let mut c = self.coster.iteration(&batch, &counts, spans)?;
+        let mut c = self.target_pass(plan, &batch, &counts, spans)?;
         if let Some(sw) = &self.s.software {
             c.time += sw
                 .host(&IterShape {
