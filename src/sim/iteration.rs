@@ -424,7 +424,7 @@ impl<'a> Coster<'a> {
         if counts.len() <= 1 && !self.ep_on() {
             // Every layer of a kind is alike: run one of each kind and count it for the rest.
             let mut kinds: Vec<Option<(IterCost, f64)>> = vec![None; self.templates.len()];
-            for kind in 0..self.templates.len() {
+            for (kind, slot) in kinds.iter_mut().enumerate() {
                 let of_kind = self.kind_of[layers.clone()].iter();
                 let n = of_kind.filter(|&&k| k == kind).count();
                 if n == 0 {
@@ -440,7 +440,7 @@ impl<'a> Coster<'a> {
                 let mut one = IterCost::default();
                 let lt = self.run_part(g, layer_ops, Some(0), 0.0, &mut one, spans)?;
                 add_layers(out, &one, n as u64);
-                kinds[kind] = Some((one, lt));
+                *slot = Some((one, lt));
             }
             for l in layers {
                 let Some((one, lt)) = &kinds[self.kind_of[l]] else {
