@@ -16,6 +16,7 @@ use toml::Spanned;
 use super::error::ConfigError;
 use super::source::Source;
 use crate::model::ModelSpec;
+use crate::sim::routing::RoutingSpec;
 use crate::sim::serving::Scenario;
 use crate::sim::serving::speculative::{Acceptance, Drafter, Speculative};
 
@@ -166,6 +167,12 @@ fn drafter(
                     ),
                 )
             })?;
+            if m.moe.is_some() && t.routing != RoutingSpec::Uniform {
+                return Err(src.err(
+                    key,
+                    "`speculative.draft_model` has experts, but the scenario's `[routing]` routes the target's: a draft of experts routes balanced, so it needs `[routing]` mode = \"uniform\" (or a dense draft)",
+                ));
+            }
             Ok(Drafter::Model(Box::new(m)))
         }
         other => Err(src.err(

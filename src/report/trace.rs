@@ -5,7 +5,8 @@
 //! iteration in memory. The file has
 //! - a `serving` process: an `iterations` track with one slice per iteration, and counter tracks
 //!   `batch` (decode and prefill sequences), `tokens`, `kv used` (share of blocks), `requests`
-//!   (waiting and running) and `power` (the replica's devices, dynamic and static, W);
+//!   (waiting and running) and `power` (the replica's devices, dynamic and static, W), and in a
+//!   speculative run `speculation` (each round's drafts and accepted drafts);
 //! - a process per simulated device: a track per unit an op ran on (`xpu`, `link`, `pim`), one
 //!   slice per op with its arguments (op, layer, unit, FLOPs, bytes, bound, tokens), and on
 //!   device 0 a `busy` counter (the share of each iteration each resource, DRAM and banks
@@ -136,6 +137,13 @@ struct RoundArgs {
     accepted: u64,
     draft_s: f64,
     verify_s: f64,
+}
+
+/// A speculative round's counter: its drafts and the accepted ones, over its sequences.
+#[derive(Serialize)]
+struct Speculation {
+    drafts: u64,
+    accepted_drafts: u64,
 }
 
 #[derive(Serialize)]
@@ -421,7 +429,15 @@ impl<W: Write> TraceWriter<W> {
         };
         self.event(&Event::new("C", "requests", pid, at, requests))?;
         let power = Value { value: it.power };
-        self.event(&Event::new("C", "power", pid, at, power))
+        self.event(&Event::new("C", "power", pid, at, power))?;
+        if it.drafted == 0 {
+            return Ok(());
+        }
+        let round = Speculation {
+            drafts: it.drafted,
+            accepted_drafts: it.accepted,
+        };
+        self.event(&Event::new("C", "speculation", pid, at, round))
     }
 
     fn write_request(&mut self, r: &RequestLife) -> io::Result<()> {

@@ -94,10 +94,11 @@ impl Coster<'_> {
         self.ep.opts.any()
     }
 
-    /// `counts` with one entry per layer when an option is on and one entry stands for all.
-    pub(super) fn ep_counts<'c>(&self, counts: &'c [Vec<u64>]) -> Cow<'c, [Vec<u64>]> {
+    /// `counts` with one entry per layer (`n` of them) when an option is on and one entry
+    /// stands for all.
+    pub(super) fn ep_counts<'c>(&self, counts: &'c [Vec<u64>], n: usize) -> Cow<'c, [Vec<u64>]> {
         match counts {
-            [one] if self.ep_on() => Cow::Owned(vec![one.clone(); self.kind_of.len()]),
+            [one] if self.ep_on() => Cow::Owned(vec![one.clone(); n]),
             _ => Cow::Borrowed(counts),
         }
     }

@@ -92,6 +92,10 @@ mod fxhash;
 #[path = "ep_layer.rs"]
 mod ep_layer;
 
+#[path = "verify.rs"]
+mod verify;
+pub use verify::VerifyPass;
+
 #[derive(Debug, Clone, Copy)]
 struct Priced {
     cost: OpCost,
@@ -407,60 +411,94 @@ impl<'a> Coster<'a> {
     ) -> Result<IterCost, IterError> {
         let mut out = IterCost::default();
         let first = self.build(batch, self.kind_of[0], counts.first())?;
-        // Embedding, then the layers, then the final norm and LM head.
-        let embedding = |op: &Op| op.layer.is_none() && op.name == "embedding";
-        let tail = |op: &Op| op.layer.is_none() && op.name != "embedding";
+        // Embedding, then the layers, then the final norm and LM head (a pipeline stage runs
+        // only the ends it holds).
+        if self.ends[0] {
+            out.time = self.run_part(&first, embedding, None, 0.0, &mut out, spans)?;
+        }
+        let all = 0..self.kind_of.len();
+        self.layers_of(batch, all, counts, &first, &mut out, spans)?;
+        if self.ends[1] {
+            let t = out.time;
+            out.time = t + self.run_part(&first, tail, None, t, &mut out, spans)?;
+        }
+        out.energy = out.energy_parts.total();
+        Ok(out)
+    }
+
+    /// Runs `layers` of `batch` after `out.time`, advancing it; `counts` are theirs (one entry
+    /// when every layer is alike), and `first` is the graph of `batch` through the first
+    /// layer's kind with `counts.first()`.
+    fn layers_of(
+        &mut self,
+        batch: &Batch,
+        layers: std::ops::Range<usize>,
+        counts: &[Vec<u64>],
+        first: &IterationGraph,
+        out: &mut IterCost,
+        spans: bool,
+    ) -> Result<(), IterError> {
         let layer_ops = |op: &Op| op.layer == Some(0);
-        let mut t = match self.ends[0] {
-            true => self.run_part(&first, embedding, None, 0.0, &mut out, spans)?,
-            false => 0.0,
-        };
         if counts.len() <= 1 && !self.ep_on() {
             // Every layer of a kind is alike: run one of each kind and count it for the rest.
-            let mut kinds: Vec<(IterCost, f64)> = Vec::with_capacity(self.templates.len());
-            for kind in 0..self.templates.len() {
-                let n = self.kind_of.iter().filter(|&&k| k == kind).count();
-                // The first layer's kind was built above, for the embedding and the head.
+            let mut kinds: Vec<Option<(IterCost, f64)>> = vec![None; self.templates.len()];
+            for (kind, slot) in kinds.iter_mut().enumerate() {
+                let of_kind = self.kind_of[layers.clone()].iter();
+                let n = of_kind.filter(|&&k| k == kind).count();
+                if n == 0 {
+                    continue;
+                }
                 let built;
-                let g = if kind == self.kind_of[0] {
-                    &first
+                let g = if kind == self.kind_of[layers.start] {
+                    first
                 } else {
                     built = self.build(batch, kind, counts.first())?;
                     &built
                 };
                 let mut one = IterCost::default();
                 let lt = self.run_part(g, layer_ops, Some(0), 0.0, &mut one, spans)?;
-                add_layers(&mut out, &one, n as u64);
-                kinds.push((one, lt));
+                add_layers(out, &one, n as u64);
+                *slot = Some((one, lt));
             }
-            for (l, &kind) in self.kind_of.iter().enumerate() {
-                let (one, lt) = &kinds[kind];
-                let l = l as u32;
+            for l in layers {
+                let Some((one, lt)) = &kinds[self.kind_of[l]] else {
+                    unreachable!("every kind in the range was run")
+                };
                 if spans {
+                    let t = out.time;
                     out.spans.extend(one.spans.iter().map(|s| OpSpan {
-                        layer: Some(l),
+                        layer: Some(l as u32),
                         start: s.start + t,
                         end: s.end + t,
                         ..s.clone()
                     }));
                 }
-                t += lt;
+                out.time += lt;
             }
         } else if self.closed_form(spans) {
-            t += self.routed_layers(batch, &self.ep_counts(counts), &mut out)?;
+            let counts = self.ep_counts(counts, layers.len());
+            let lt = self.routed_layers(batch, layers.start, &counts, out)?;
+            out.time += lt;
         } else {
-            for (l, c) in counts.iter().enumerate() {
+            for (i, c) in counts.iter().enumerate() {
+                let l = layers.start + i;
                 let g = self.build(batch, self.kind_of[l], Some(c))?;
-                t += self.run_part(&g, layer_ops, Some(l as u32), t, &mut out, spans)?;
+                let t = out.time;
+                out.time = t + self.run_part(&g, layer_ops, Some(l as u32), t, out, spans)?;
             }
         }
-        if self.ends[1] {
-            t += self.run_part(&first, tail, None, t, &mut out, spans)?;
-        }
-        out.time = t;
-        out.energy = out.energy_parts.total();
-        Ok(out)
+        Ok(())
     }
+}
+
+/// The embedding's ops.
+fn embedding(op: &Op) -> bool {
+    op.layer.is_none() && op.name == "embedding"
+}
+
+/// The head's ops: the final norm, the LM head and what follows it.
+fn tail(op: &Op) -> bool {
+    op.layer.is_none() && op.name != "embedding"
 }
 
 /// Adds `n` layers like `one` into `out` (all but their time and spans).

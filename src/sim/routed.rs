@@ -53,11 +53,12 @@ impl Coster<'_> {
         !spans && !self.policy.overlaps() && !self.templates.iter().any(variant)
     }
 
-    /// Every layer of one iteration, `counts[l]` the tokens per expert of layer `l`, priced
-    /// in closed form; adds into `out` and returns the layers' time.
+    /// The layers of one iteration from layer `from` on, `counts[i]` the tokens per expert of
+    /// layer `from + i`, priced in closed form; adds into `out` and returns the layers' time.
     pub(super) fn routed_layers(
         &mut self,
         batch: &Batch,
+        from: usize,
         counts: &[Vec<u64>],
         out: &mut IterCost,
     ) -> Result<f64, IterError> {
@@ -65,7 +66,8 @@ impl Coster<'_> {
         let mut fixed: Vec<Option<(IterCost, f64, Option<Op>)>> = vec![None; self.templates.len()];
         let mut t = 0.0;
         let mut ep = super::ep_layer::Parts::default();
-        for (l, c) in counts.iter().enumerate() {
+        for (i, c) in counts.iter().enumerate() {
+            let l = from + i;
             let kind = self.kind_of[l];
             if let Some(lt) = self.ep_layer(batch, l, c, &mut ep, out)? {
                 t += lt;

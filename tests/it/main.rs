@@ -35,6 +35,8 @@ mod serving;
 mod sizes;
 mod sp;
 mod speculative;
+mod speculative_del;
+mod speculative_verify;
 mod sweep;
 mod tech;
 mod trace;

@@ -261,6 +261,15 @@ fn a_speculative_run_reports_and_traces_its_rounds() {
         .filter_map(|e| e["args"]["drafted"].as_u64())
         .sum();
     assert_eq!(traced, drafted);
+    // The `speculation` counter track has each round's drafts and accepted drafts.
+    let counter = |key: &str| -> u64 {
+        (events.iter())
+            .filter(|e| e["ph"] == "C" && e["name"] == "speculation")
+            .filter_map(|e| e["args"][key].as_u64())
+            .sum()
+    };
+    assert_eq!(counter("drafts"), drafted);
+    assert_eq!(counter("accepted_drafts"), sp["accepted"].as_u64().unwrap());
     assert!(
         events
             .iter()

@@ -4,6 +4,7 @@
 //! sequence) beside the iteration's prefill chunks; then each sequence keeps its accepted drafts
 //! and the target's token, and the KV blocks of the rejected ones are released.
 
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::ServingError;
@@ -11,7 +12,9 @@ use super::schedule::Plan;
 use super::setup::Bench;
 use super::speculative::{ACCEPT_STREAM, RoundShape, RoundStats, Speculative, accepted};
 use crate::model::{Batch, ModelSpec, Parallelism, PrefillChunk};
-use crate::sim::iteration::{Coster, IterCost};
+use crate::sim::iteration::{Coster, IterCost, VerifyPass};
+use crate::sim::routing::Router;
+use crate::sim::variant_routing;
 use crate::sim::workload::rng;
 
 /// A run's speculative state: the round it uses, the draft's coster, the acceptance stream and
@@ -21,6 +24,9 @@ pub(super) struct SpecRun<'a> {
     /// Whether a second model drafts (it also prefills the prompts, in the first draft pass).
     own_model: bool,
     draft: Coster<'a>,
+    /// The early-exit draft: the target cut after layer ℓ (`None` for a draft model, whose
+    /// passes route balanced: an MoE draft needs uniform routing, `config::speculative`).
+    cut: Option<ModelSpec>,
     rng: ChaCha8Rng,
     pub(super) stats: RoundStats,
     /// The draft time of the round being costed, s.
@@ -51,10 +57,12 @@ impl<'a> SpecRun<'a> {
             (None, None) => return None,
         };
         let draft = Coster::new(&s.sys, &model, par, s.precision, s.timing, s.policy);
+        let own_model = sp.draft_model().is_some();
         Some(SpecRun {
             shape,
-            own_model: sp.draft_model().is_some(),
+            own_model,
             draft,
+            cut: (!own_model).then_some(model),
             rng: rng(s.seed, ACCEPT_STREAM),
             stats: RoundStats {
                 tokens: shape.tokens,
@@ -126,6 +134,7 @@ impl Bench<'_> {
         let Some(sp) = self.spec.as_mut() else {
             return Ok(None);
         };
+        // The draft passes route their tokens as the target's (an early exit's are its layers).
         let mut total = IterCost::default();
         for i in 0..sp.shape.tokens {
             let mut batch = Batch {
@@ -143,16 +152,80 @@ impl Bench<'_> {
                     })
                     .collect();
             }
+            let tokens = batch.tokens();
             let batch = device_share(batch, ep);
             if batch.is_empty() {
                 continue;
             }
-            let c = sp.draft.iteration(&batch, &[], spans)?;
+            let counts = match &sp.cut {
+                Some(m) => route(self.router.as_ref(), &mut self.route_rng, m, tokens),
+                None => Vec::new(),
+            };
+            let c = sp.draft.iteration(&batch, &counts, spans)?;
             append(&mut total, c, "draft ");
         }
         sp.draft_time = total.time;
         sp.decoding = !plan.decode.is_empty();
         Ok(Some(total))
+    }
+
+    /// The target's pass of `plan` over `batch` (device 0's share of [`target_batch`]) with
+    /// `counts`: the plain iteration, or under speculation the verify pass, whose LM head has
+    /// a row per verified position and whose first ℓ layers (early exit) run only the last
+    /// draft's position of each decoding sequence ([`VerifyPass`]).
+    ///
+    /// [`target_batch`]: Self::target_batch
+    pub(super) fn target_pass(
+        &mut self,
+        plan: &Plan,
+        batch: &Batch,
+        counts: &[Vec<u64>],
+        spans: bool,
+    ) -> Result<IterCost, ServingError> {
+        let Some(sp) = self.spec.as_ref() else {
+            return Ok(self.coster.iteration(batch, counts, spans)?);
+        };
+        let (seqs, d) = (&self.queues.seqs, sp.shape.tokens);
+        // Device 0's sequences, as `device_share` takes them from the verify batch: every
+        // ep-th of its chunks, the decoding sequences' then the prompts'.
+        let ep = self.s.ep.max(1) as usize;
+        let n = plan.decode.len();
+        let decode: Vec<usize> = plan.decode.iter().step_by(ep).copied().collect();
+        let prefill: Vec<PrefillChunk> = (plan.chunks.iter().enumerate())
+            .filter(|(i, _)| (n + i) % ep == 0)
+            .map(|(_, &(r, c))| PrefillChunk {
+                q_len: c,
+                ctx: seqs[r].in_kv,
+                last: seqs[r].in_kv + c == seqs[r].target,
+            })
+            .collect();
+        let rows = decode
+            .iter()
+            .flat_map(|&r| (0..=d).map(move |i| seqs[r].in_kv + 1 + i));
+        let head = Batch {
+            decode_kv: rows.collect(),
+            prefill: prefill.clone(),
+        };
+        let early = Batch {
+            decode_kv: decode.iter().map(|&r| seqs[r].in_kv + d + 1).collect(),
+            prefill,
+        };
+        // Routing counts are over every device's tokens.
+        let early_tokens = n as u64 + plan.chunks.iter().map(|&(_, c)| c).sum::<u64>();
+        let (mut early_counts, mut late) = (Vec::new(), counts);
+        let exit = sp.cut.as_ref().map(|m| (m.plans.len(), m));
+        if let Some((l, m)) = exit {
+            early_counts = route(self.router.as_ref(), &mut self.route_rng, m, early_tokens);
+            if counts.len() > 1 {
+                late = &counts[l..];
+            }
+        }
+        let v = VerifyPass {
+            batch,
+            early: exit.map(|(l, _)| (l, &early)),
+            head: &head,
+        };
+        Ok(self.coster.verify(&v, late, &early_counts, spans)?)
     }
 
     /// The round's cost: `draft` then `verify`, with the draft and verify times recorded.
@@ -198,6 +271,46 @@ impl Bench<'_> {
         if q.blocks > keep {
             self.queues.kv.release(q.blocks - keep);
             q.blocks = keep;
+        }
+    }
+}
+
+/// Tokens per expert of each layer for `tokens` tokens under `router` (one entry when every
+/// layer routes alike; empty for dense models).
+pub(super) fn route(
+    router: Option<&Router>,
+    rng: &mut impl Rng,
+    m: &ModelSpec,
+    tokens: u64,
+) -> Vec<Vec<u64>> {
+    let mut counts = Vec::new();
+    route_into(router, rng, m, tokens, &mut counts);
+    counts
+}
+
+/// [`route`] into `counts`, its vectors reused.
+pub(super) fn route_into(
+    router: Option<&Router>,
+    rng: &mut impl Rng,
+    m: &ModelSpec,
+    tokens: u64,
+    counts: &mut Vec<Vec<u64>>,
+) {
+    match router {
+        None => counts.clear(),
+        Some(rt) if variant_routing::routes_variants(m) => {
+            *counts = variant_routing::layer_counts(rt, m, tokens, rng);
+        }
+        Some(rt) => {
+            let layers = if rt.is_uniform() {
+                1
+            } else {
+                m.layers() as usize
+            };
+            counts.resize_with(layers, Vec::new);
+            for (l, c) in counts.iter_mut().enumerate() {
+                rt.counts_into(l, tokens, rt.top_k(), rng, c);
+            }
         }
     }
 }

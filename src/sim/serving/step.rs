@@ -1,14 +1,13 @@
 //! One iteration of a serving run: plan it, cost it on the engine, and advance the requests
 //! (emit tokens, retire the finished, record the timeline).
 
-use super::round::device_share;
+use super::round::{device_share, route_into};
 use super::schedule::{Plan, next_batch};
 use super::setup::Bench;
 use super::stats::{RequestLife, ServingLimit, ServingResult, TimelinePoint};
 use super::{IterationRecord, ServingError};
 use crate::hw::IterShape;
 use crate::sim::iteration::IterCost;
-use crate::sim::variant_routing;
 
 impl Bench<'_> {
     /// Releases the requests that have arrived and plans the next iteration; `None` when every
@@ -61,7 +60,10 @@ impl Bench<'_> {
         let batch = device_share(batch, self.s.ep);
         self.draw_counts(tokens);
         let spans = self.observer.is_some();
-        let mut c = self.coster.iteration(&batch, &self.counts, spans)?;
+        let counts = std::mem::take(&mut self.counts);
+        let c = self.target_pass(plan, &batch, &counts, spans);
+        self.counts = counts;
+        let mut c = c?;
         if let Some(sw) = &self.s.software {
             c.time += sw
                 .host(&IterShape {
@@ -86,25 +88,8 @@ impl Bench<'_> {
 
     /// [`counts`](Self::counts) into `self.counts`, its vectors reused.
     fn draw_counts(&mut self, tokens: u64) {
-        let rng = &mut self.route_rng;
-        let counts = &mut self.counts;
-        match &self.router {
-            None => counts.clear(),
-            Some(rt) if variant_routing::routes_variants(&self.s.model) => {
-                *counts = variant_routing::layer_counts(rt, &self.s.model, tokens, rng);
-            }
-            Some(rt) => {
-                let layers = if rt.is_uniform() {
-                    1
-                } else {
-                    self.s.model.layers() as usize
-                };
-                counts.resize_with(layers, Vec::new);
-                for (l, c) in counts.iter_mut().enumerate() {
-                    rt.counts_into(l, tokens, rt.top_k(), rng, c);
-                }
-            }
-        }
+        let (router, m) = (self.router.as_ref(), &self.s.model);
+        route_into(router, &mut self.route_rng, m, tokens, &mut self.counts);
     }
 
     /// Runs `plan` for `c.time`: every sequence in it advances, tokens are emitted, finished
