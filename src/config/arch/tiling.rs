@@ -23,9 +23,7 @@ impl ArchChain {
         let stream_k = *self
             .req("xpu.tiling.stream_k", |r| tiling(r)?.stream_k.as_ref())?
             .value;
-        let h = self.req("xpu.tiling.reuse_half", |r| {
-            tiling(r)?.reuse_half.as_ref()
-        })?;
+        let h = self.req("xpu.tiling.reuse_half", |r| tiling(r)?.reuse_half.as_ref())?;
         if !(h.value.is_finite() && *h.value >= 0.0) {
             return Err(h.err(format!(
                 "`xpu.tiling.reuse_half` must be a non-negative number of elements, found {}",
