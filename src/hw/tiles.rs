@@ -11,6 +11,12 @@
 //! there are at least two full waves, the last full wave and the partial one are split evenly
 //! over the SMs along k (each SM spans up to two tiles, so two overheads), plus the fixup of one
 //! tile's fp32 partial sums. The library's choice is the candidate with the least time.
+//!
+//! A tile's arithmetic reaches less of its SM's rate the less each operand element it loads is
+//! reused: per k-step a `tm × tn` tile loads `tm + tn` elements for `tm·tn` MACs, its reuse
+//! `I = tm·tn / (tm + tn)`, and the rate goes as `I / (I + reuse_half)` (Little's law on the
+//! SM's operand pipe: a fixed latency per element loaded, hidden in proportion to the work per
+//! element), relative to the set's tile of most reuse, whose rate the GEMM curve gives.
 
 use std::collections::BTreeMap;
 
@@ -37,6 +43,9 @@ pub struct Tiling {
     pub tile_overhead: Seconds,
     /// Whether the library balances its tail waves by stream-K (the hybrid candidate above).
     pub stream_k: bool,
+    /// Operand reuse (output elements per operand element per k-step, `tm·tn / (tm + tn)`) at
+    /// which a tile reaches half its SM's arithmetic rate; 0: every tile reaches it.
+    pub reuse_half: f64,
     /// Output tile shapes `(rows, columns)` the library chooses among, per element type.
     pub tiles: BTreeMap<Dtype, Vec<(u64, u64)>>,
 }
@@ -73,19 +82,27 @@ impl Tiling {
         let skinny =
             g.batch * g.m.div_ceil(smallest.0) * g.n.div_ceil(smallest.1) < u64::from(self.sms);
         let per_sm = peak.value() / f64::from(self.sms);
+        let most = shapes.iter().map(|&s| self.reuse(s)).fold(0.0, f64::max);
         let mut best: Option<Waves> = None;
         for &(tm, tn) in shapes {
+            let rate = per_sm * self.reuse((tm, tn)) / most;
             for split in SPLITS {
                 if split > 1 && (!skinny || split > g.k) {
                     continue;
                 }
-                let w = self.candidate(g, dtype, (tm, tn), split, per_sm);
+                let w = self.candidate(g, dtype, (tm, tn), split, rate);
                 if best.is_none_or(|b| w.time.value() < b.time.value()) {
                     best = Some(w);
                 }
             }
         }
         best
+    }
+
+    /// The fraction of its SM's arithmetic rate a `tm × tn` tile reaches, by its operand reuse.
+    fn reuse(&self, (tm, tn): (u64, u64)) -> f64 {
+        let i = (tm * tn) as f64 / (tm + tn) as f64;
+        i / (i + self.reuse_half)
     }
 
     /// The time of one candidate: tile `(tm, tn)`, k split `split` ways, each SM at `per_sm`.
@@ -156,6 +173,7 @@ mod tests {
             operand_bandwidth: BytesPerSecond(f64::INFINITY),
             tile_overhead: Seconds(0.0),
             stream_k: false,
+            reuse_half: 0.0,
             tiles: BTreeMap::from([(Dtype::Bf16, vec![(128, 128)])]),
         }
     }
@@ -241,5 +259,24 @@ mod tests {
         let tail = (1.25 * tile).max(1.25 * feed) + 2e-7 + fixup;
         assert!(w.stream_k);
         assert!((w.time.value() - (whole + tail)).abs() < 1e-15);
+    }
+
+    #[test]
+    fn a_tile_of_less_operand_reuse_runs_slower_by_its_reuse() {
+        let mut t = tiling(4);
+        t.tiles = BTreeMap::from([(Dtype::Bf16, vec![(128, 128), (64, 64)])]);
+        t.reuse_half = 32.0;
+        let peak = FlopsPerSecond(4e12);
+        // Reuse 64 (128 × 128) and 32 (64 × 64): rates 64/96 and 32/64 of the SM's, so the
+        // 64 × 64 tile runs at 0.75 of the 128 × 128 tile's, which the curve prices at 1e12: four
+        // 64 × 64 tiles fill the four SMs in one wave.
+        let w = t.waves(&g(128, 128, 1024), Dtype::Bf16, peak).unwrap();
+        assert_eq!((w.tile_m, w.tile_n), (64, 64));
+        let small = 2.0 * 64.0 * 64.0 * 1024.0;
+        assert!((w.time.value() - small / 0.75e12).abs() < 1e-15);
+        // Without the reuse term every tile reaches the SM's rate.
+        t.reuse_half = 0.0;
+        let w = t.waves(&g(128, 128, 1024), Dtype::Bf16, peak).unwrap();
+        assert!((w.time.value() - small / 1e12).abs() < 1e-15);
     }
 }

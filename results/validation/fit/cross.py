@@ -1,11 +1,12 @@
 import sys; sys.path.insert(0,__import__('os').path.dirname(__file__))
 from wave2 import prep, evalp, DEV
 from common import vidur_gemms, llmc, stats
-H=dict(ec=[[1e8,0.12],[1e9,0.23],[1e10,0.75],[1e11,0.93],[1e13,0.93]],em=[[3.499e6,0.603],[8.399e6,0.625],[2.608e7,0.625],[5.037e7,0.747],[2.227e8,0.817]],bpf=9e12/989.4e12)
-A=dict(ec=[[1e8,0.30],[1e9,0.63],[1e10,0.74],[1e12,0.74],[1e13,0.93]],em=[[1.572e6,0.482],[1.35e7,0.558],[4.511e7,0.723],[3.756e8,0.83],[9.583e8,0.95]],bpf=7e12/312e12)
-for dev,own,other,name in [('h100',H,A,'a100-fit on h100'),('a100',A,H,'h100-fit on a100')]:
-    rl=vidur_gemms(dev)+(llmc() if dev=='a100' else [])
-    for lab,p in (('in-sample',own),(name,other)):
-        pre=prep(dev,rl)
-        r=evalp(pre,p['ec'],p['em'],dev,p['bpf']*DEV[dev]['P'])
-        print(dev,lab,stats([abs(a-b)/b for a,b,_ in r]))
+H=dict(ec=[[1e8,0.17],[1e9,0.27],[1e10,0.76],[1e11,0.93],[1e13,0.93]],em=[[3.499e6,0.615],[8.399e6,0.615],[2.608e7,0.625],[5.037e7,0.747],[2.227e8,0.827]],bpf=9e12/989.4e12)
+A=dict(ec=[[1e8,0.39],[1e9,0.70],[1e10,0.76],[1e12,0.76],[1e13,0.93]],em=[[1.572e6,0.462],[1.35e7,0.568],[4.511e7,0.733],[3.756e8,0.82],[9.583e8,0.95]],bpf=7e12/312e12)
+if __name__=='__main__':
+  for dev,own,other,name in [('h100',H,A,'a100-fit on h100'),('a100',A,H,'h100-fit on a100')]:
+      rl=vidur_gemms(dev)+(llmc() if dev=='a100' else [])
+      for lab,p in (('in-sample',own),(name,other)):
+          pre=prep(dev,rl)
+          r=evalp(pre,p['ec'],p['em'],dev,p['bpf']*DEV[dev]['P'])
+          print(dev,lab,stats([abs(a-b)/b for a,b,_ in r]))

@@ -1,24 +1,29 @@
-"""Tiles and waves with the efficiency curve on the arithmetic only, a per-tile overhead and the
-stream-K tail (as src/hw/tiles.rs)."""
+"""Tiles and waves with the efficiency curve on the arithmetic only, a per-tile overhead, the
+stream-K tail and each tile's rate by its operand reuse I = tm*tn/(tm+tn), as I/(I + rh) relative
+to the set's tile of most reuse (as src/hw/tiles.rs; rh: xpu.tiling.reuse_half)."""
 import sys, os, math
 sys.path.insert(0, os.path.dirname(__file__))
 from common import curve, stats, vidur_gemms, llmc, setk
 from gemm import DEV, TILES, SPLITS, cdiv
-def cands(m,n,k,b,S):
+def reuse(tm,tn,rh):
+    i=tm*tn/(tm+tn); return i/(i+rh)
+def cands(m,n,k,b,S,rh=0.0):
     out=[]
     skinny=b*cdiv(m,16)*cdiv(n,128) < S
+    most=max(reuse(a,c,rh) for a,c in TILES)
     for tm,tn in TILES:
+        eff=reuse(tm,tn,rh)/most
         for s in SPLITS:
             if s>1 and (not skinny or s>k): continue
             kt=cdiv(k,s); T=b*cdiv(m,tm)*cdiv(n,tn)*s
-            fl=2*tm*tn*kt; by=(tm+tn)*kt*2+(tm*tn*8 if s>1 else 0)
+            fl=2*tm*tn*kt/eff; by=(tm+tn)*kt*2+(tm*tn*8 if s>1 else 0)
             w,r=divmod(T,S); out.append((fl,by,w,r,tm*tn if s==1 else 0))
     return out
 def prep(dev,rl):
     d=DEV[dev]; out=[]
     for m,n,k,b,s,host,lab in rl:
         F=2*m*n*k*b; B=(k*n+m*k+m*n)*2*b
-        out.append((F,B,cands(m,n,k,b,d['S']),s,d['ov']+(d['host'] if host else 0),lab))
+        out.append((F,B,cands(m,n,k,b,d['S'],d['rh']),s,d['ov']+(d['host'] if host else 0),lab))
     return out
 def tw(c,rate,S,BL2,te=0.0,sk=False):
     """Least time over the candidates: whole waves (each pays one tile's overhead te) and, with sk,

@@ -98,6 +98,7 @@ pub(super) struct RawTiling {
     pub(super) operand_bandwidth: Option<Spanned<BytesPerSecond>>,
     pub(super) tile_overhead: Option<Spanned<Seconds>>,
     pub(super) stream_k: Option<Spanned<bool>>,
+    pub(super) reuse_half: Option<Spanned<f64>>,
     pub(super) tiles: Option<TileTable>,
 }
 

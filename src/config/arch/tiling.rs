@@ -8,7 +8,7 @@ use crate::work::{Dtype, UnknownDtype};
 
 impl ArchChain {
     /// `[xpu.tiling]`, if any file of the chain has one: then its SM count, operand bandwidth,
-    /// per-tile overhead, stream-K flag and tiles (the first file that sets each key gives it).
+    /// per-tile overhead, stream-K flag, operand reuse at half rate and tiles (the first file that sets each key gives it).
     pub(super) fn tiling(&self) -> Result<Option<Tiling>, ConfigError> {
         if !self.layers.iter().any(|l| tiling(&l.raw).is_some()) {
             return Ok(None);
@@ -23,6 +23,14 @@ impl ArchChain {
         let stream_k = *self
             .req("xpu.tiling.stream_k", |r| tiling(r)?.stream_k.as_ref())?
             .value;
+        let h = self.req("xpu.tiling.reuse_half", |r| tiling(r)?.reuse_half.as_ref())?;
+        if !(h.value.is_finite() && *h.value >= 0.0) {
+            return Err(h.err(format!(
+                "`xpu.tiling.reuse_half` must be a non-negative number of elements, found {}",
+                h.value
+            )));
+        }
+        let reuse_half = *h.value;
         let layer = self
             .layers
             .iter()
@@ -57,6 +65,7 @@ impl ArchChain {
             operand_bandwidth,
             tile_overhead,
             stream_k,
+            reuse_half,
             tiles,
         }))
     }
