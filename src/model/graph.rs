@@ -1,5 +1,8 @@
 //! The op graph of one iteration: a batch of decode and prefill sequences through every layer.
 
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 
@@ -547,11 +550,22 @@ fn expert_ops(
             gated: it.m.ffn_gated,
             act: it.m.act,
         };
-        let n = b.add(&[topk], format!("expert_{e}"), layer, kind);
+        let n = b.add(&[topk], expert_name(e), layer, kind);
         b.g[n].device = (e as u64 % it.ep) as u32;
         experts.push(n);
     }
     experts
+}
+
+/// Expert `e`'s op name, `expert_{e}`: borrowed from names made once for the first 1,024
+/// (an iteration of a skewed-routing run builds every layer's experts).
+fn expert_name(e: usize) -> Cow<'static, str> {
+    static NAMES: OnceLock<Vec<String>> = OnceLock::new();
+    let names = NAMES.get_or_init(|| (0..1024).map(|e| format!("expert_{e}")).collect());
+    match names.get(e) {
+        Some(name) => Cow::Borrowed(name.as_str()),
+        None => Cow::Owned(format!("expert_{e}")),
+    }
 }
 
 /// The final norm and the LM head, on the rows that produce a token.

@@ -7,11 +7,12 @@ use rand::Rng;
 /// chance 1 ÷ G, then j itself below its threshold and its alias above, so one uniform
 /// draws an outcome with its probability, branch-free. A draw is 32 bits, two from each of
 /// the generator's 64-bit words: with u uniform on [0, 2^32), u·G ÷ 2^32 is the column and
-/// the 32 bits below it the uniform the threshold is compared with, so a column's chance
-/// is 1 ÷ G and its threshold's 2^-32 of the keep within G ÷ 2^32 (under 1e-8 for
-/// Mixtral's 28 pairs). rand_distr's `WeightedAliasIndex` draws two numbers per sample and
-/// branches on the threshold: with it the 1,000-request Mixtral Zipf run took 0.62–0.71 s,
-/// against 0.41–0.51 s with one f64 draw per sample, and ~0.2 s with two per word.
+/// the 32 bits below it the uniform the threshold is compared with, so each column is taken
+/// with chance 1 ÷ G and keeps its own outcome with chance keep_j, both to within G ÷ 2^32
+/// (under 1e-8 for Mixtral's 28 pairs). rand_distr's `WeightedAliasIndex` draws two numbers
+/// per sample and branches on the threshold: with it the 1,000-request Mixtral Zipf run took
+/// 0.62–0.71 s, against 0.37 s with one f64 draw per sample and ZIPF_TIME with two per word
+/// (criterion, `benches/serving.rs`).
 #[derive(Debug, Clone)]
 pub struct Alias {
     /// Each column's chance of keeping its own outcome, in units of 2^-32 (2^32 for
@@ -57,7 +58,7 @@ impl Alias {
     }
 
     /// The outcome of the 32-bit uniform `u`.
-    pub(super) fn one(&self, u: u32) -> usize {
+    fn one(&self, u: u32) -> usize {
         let x = u64::from(u) * self.columns.len() as u64;
         let c = self.columns[(x >> 32) as usize];
         // The outcome indexed by the comparison: no branch for the skew to mispredict.
@@ -66,24 +67,14 @@ impl Alias {
 
     /// Adds into `hits` how many of `n` draws give each outcome.
     pub(super) fn counts(&self, n: u64, rng: &mut impl Rng, hits: &mut [u64]) {
-        let mut bits = Bits::default();
-        for _ in 0..n {
-            hits[self.one(bits.next(rng))] += 1;
-        }
-    }
-}
-
-/// 32-bit uniforms, two from each of the generator's 64-bit words.
-#[derive(Default)]
-struct Bits(Option<u32>);
-
-impl Bits {
-    fn next(&mut self, rng: &mut impl Rng) -> u32 {
-        self.0.take().unwrap_or_else(|| {
+        for _ in 0..n / 2 {
             let r = rng.next_u64();
-            self.0 = Some((r >> 32) as u32);
-            r as u32
-        })
+            hits[self.one(r as u32)] += 1;
+            hits[self.one((r >> 32) as u32)] += 1;
+        }
+        if n % 2 == 1 {
+            hits[self.one(rng.next_u64() as u32)] += 1;
+        }
     }
 }
 
