@@ -15,6 +15,10 @@
 //!   `micro-batches` track: one slice per micro-batch on the stage, the gaps its bubble;
 //! - a `requests` process: one async span per request, its first token marked.
 //!
+//! In a disaggregated run each pool has a writer of its own ([`TraceWriter::pool`]): its
+//! processes' ids start at its [`Pool`]'s base and their names with the pool's (see
+//! `pool_trace`).
+//!
 //! Times are integer nanoseconds: each instant is rounded once and a slice's duration is the
 //! difference of its rounded end and start, so slices that nest or touch in the simulation nest
 //! or touch in the file.

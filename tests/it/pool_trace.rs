@@ -18,7 +18,10 @@ fn ns(us: &Value) -> i64 {
 fn scenario(count: u64) -> std::path::PathBuf {
     let dir = root("results/serving-modes/disagg");
     let text = std::fs::read_to_string(dir.join("disagg.toml")).unwrap();
-    assert!(text.contains("count = 200"), "the study's request count moved");
+    assert!(
+        text.contains("count = 200"),
+        "the study's request count moved"
+    );
     let path = dir.join(format!("test-trace-{}.toml", std::process::id()));
     let text = text.replace("count = 200", &format!("count = {count}"));
     std::fs::write(&path, text).unwrap();
@@ -50,7 +53,12 @@ fn a_disaggregated_trace_has_a_process_per_pool_and_a_kv_span_per_request() {
     let events = file["traceEvents"].as_array().unwrap();
     let names: BTreeMap<u64, &str> = (events.iter())
         .filter(|e| e["ph"] == "M" && e["name"] == "process_name")
-        .map(|e| (e["pid"].as_u64().unwrap(), e["args"]["name"].as_str().unwrap()))
+        .map(|e| {
+            (
+                e["pid"].as_u64().unwrap(),
+                e["args"]["name"].as_str().unwrap(),
+            )
+        })
         .collect();
     // The processes with an iterations track are exactly the two pools.
     let mut pools: Vec<(u64, &str)> = (events.iter())
@@ -98,9 +106,16 @@ fn a_disaggregated_trace_has_a_process_per_pool_and_a_kv_span_per_request() {
         .collect();
     for (id, (a, wait)) in &starts {
         let b = ends[id].0;
-        assert!((b - a - want).abs() <= 1, "request {id}: {} ns, want {want}", b - a);
+        assert!(
+            (b - a - want).abs() <= 1,
+            "request {id}: {} ns, want {want}",
+            b - a
+        );
         let done = first[id] + (wait * 1e9).round() as i64;
-        assert!((a - done).abs() <= 1, "request {id}: on the link at {a}, not {done}");
+        assert!(
+            (a - done).abs() <= 1,
+            "request {id}: on the link at {a}, not {done}"
+        );
     }
     let bytes_in = (events.iter())
         .filter(|e| e["ph"] == "b" && e["cat"] == "kv transfer")
