@@ -5,7 +5,9 @@
 //! requests`, then the decode pool's), both writing through one shared sink. A `KV link`
 //! process holds one async span per request whose KV went to the decode pool: from when its KV
 //! went on the link (the end of its prefill unless the link was busy) to its arrival, bytes ÷
-//! bandwidth + latency later. `otherData` gives each pool's counts and the transfers.
+//! bandwidth + latency later. A request has one id throughout (the run's index): the decode
+//! pool's spans are renumbered from the order it received them. `otherData` gives each pool's
+//! counts and the transfers.
 
 use std::cell::RefCell;
 use std::io::{self, Write};
@@ -71,6 +73,30 @@ pub struct PrefillTrace<W: Write> {
     kv_pid: u64,
     kv_transfers: u64,
     error: Option<io::Error>,
+    /// The run's index of each request sent, in the order sent (the decode pool's order).
+    sent: Rc<RefCell<Vec<usize>>>,
+}
+
+/// The decode pool's writer: its requests carry the run's index (the decode pool numbers them
+/// as their KV arrives, the order they were sent in).
+pub struct DecodeTrace<W: Write> {
+    pool: TraceWriter<Shared<W>>,
+    sent: Rc<RefCell<Vec<usize>>>,
+}
+
+impl<W: Write> Observer for DecodeTrace<W> {
+    fn iteration(&mut self, it: &IterationRecord<'_>) {
+        self.pool.iteration(it);
+    }
+
+    fn request(&mut self, life: &RequestLife) {
+        let id = self.sent.borrow().get(life.id).copied();
+        let life = RequestLife {
+            id: id.unwrap_or(life.id),
+            ..*life
+        };
+        self.pool.request(&life);
+    }
 }
 
 impl<W: Write> PrefillTrace<W> {
@@ -101,6 +127,7 @@ impl<W: Write> Observer for PrefillTrace<W> {
     }
 
     fn kv_transfer(&mut self, kv: &KvTransfer) {
+        self.sent.borrow_mut().push(kv.id);
         if self.error.is_none() {
             self.error = self.write_kv(kv).err();
         }
@@ -119,7 +146,7 @@ pub struct PoolTrace<W: Write> {
     /// The prefill pool's observer (it also writes the KV transfers).
     pub prefill: PrefillTrace<W>,
     /// The decode pool's observer.
-    pub decode: TraceWriter<Shared<W>>,
+    pub decode: DecodeTrace<W>,
     sink: Shared<W>,
 }
 
@@ -151,7 +178,11 @@ impl<W: Write> PoolTrace<W> {
             },
         );
         let pool = TraceWriter::pool(sink.clone(), &d.prefill, op_limit, pre)?;
-        let decode = TraceWriter::pool(sink.clone(), &d.decode, op_limit, dec)?;
+        let sent = Rc::new(RefCell::new(Vec::new()));
+        let decode = DecodeTrace {
+            pool: TraceWriter::pool(sink.clone(), &d.decode, op_limit, dec)?,
+            sent: Rc::clone(&sent),
+        };
         Ok(PoolTrace {
             prefill: PrefillTrace {
                 pool,
@@ -159,6 +190,7 @@ impl<W: Write> PoolTrace<W> {
                 kv_pid,
                 kv_transfers: 0,
                 error: None,
+                sent,
             },
             decode,
             sink,
@@ -178,7 +210,7 @@ impl<W: Write> PoolTrace<W> {
         }
         let summary = PoolTraceSummary {
             prefill: prefill.pool.finish_pool()?,
-            decode: decode.finish_pool()?,
+            decode: decode.pool.finish_pool()?,
             kv_transfers: prefill.kv_transfers,
         };
         sink.write_all(b"\n],\"otherData\":")?;

@@ -100,10 +100,13 @@ fn a_disaggregated_trace_has_a_process_per_pool_and_a_kv_span_per_request() {
     assert_eq!(rep["requests"], count);
     // A prefill request's span ends at its first token: its KV goes on the link then, or
     // when the link frees.
-    let first: BTreeMap<u64, i64> = (events.iter())
-        .filter(|e| e["ph"] == "e" && e["cat"] == "prefill request")
-        .map(|e| (e["id"].as_u64().unwrap(), ns(&e["ts"])))
-        .collect();
+    let at = |ph: &str, cat: &str| -> BTreeMap<u64, i64> {
+        (events.iter())
+            .filter(|e| e["ph"] == ph && e["cat"] == cat)
+            .map(|e| (e["id"].as_u64().unwrap(), ns(&e["ts"])))
+            .collect()
+    };
+    let first = at("e", "prefill request");
     for (id, (a, wait)) in &starts {
         let b = ends[id].0;
         assert!(
@@ -122,4 +125,8 @@ fn a_disaggregated_trace_has_a_process_per_pool_and_a_kv_span_per_request() {
         .all(|e| e["args"]["bytes"] == bytes);
     assert!(bytes_in, "a transfer's bytes are not the prompt's KV");
     assert_eq!(file["otherData"]["kv_transfers"], count);
+    // A request has one id in both pools: its decode span starts at its arrival, as its prefill
+    // span does, and marks its first token at the end of its prefill.
+    assert_eq!(at("b", "decode request"), at("b", "prefill request"));
+    assert_eq!(at("n", "decode request"), first);
 }
