@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::AppError;
 use super::run::{ServeSpec, Served};
-use crate::sim::serving::{Disagg, DisaggResult, Samples, ServingResult, simulate_disagg};
+use crate::sim::serving::{Disagg, DisaggResult, Samples, ServingResult};
 
 /// p50 and p99 of `s`, ms.
 fn p50_p99(s: &Samples) -> [f64; 2] {
@@ -60,15 +60,10 @@ struct DisaggReport {
     energy_per_output_token_j: f64,
 }
 
-/// Runs `d` and writes its report (`--trace` is refused: the trace has no pools yet).
+/// Runs `d` and writes its report, and its trace (a process per pool and the KV link) as the
+/// run goes if asked for.
 pub(super) fn serve_disagg(spec: &ServeSpec, d: &Disagg) -> Result<Served, AppError> {
-    if spec.trace.is_some() {
-        return Err(AppError::Usage(
-            "--trace is not written for a disaggregated scenario yet (no track per pool)",
-        ));
-    }
-    let r: DisaggResult =
-        simulate_disagg(d).map_err(|source| super::fit::serving_error(&d.prefill, spec, source))?;
+    let (r, warnings) = run_traced(spec, d)?;
     let rep = DisaggReport {
         scenario: d.prefill.name.clone(),
         prefill: PoolReport::new(&d.prefill, &r.prefill),
@@ -91,10 +86,29 @@ pub(super) fn serve_disagg(spec: &ServeSpec, d: &Disagg) -> Result<Served, AppEr
         crate::report::Format::Json => serde_json::to_string_pretty(&rep)? + "\n",
         _ => table(&rep),
     };
-    Ok(Served {
-        text,
-        warnings: Vec::new(),
-    })
+    Ok(Served { text, warnings })
+}
+
+/// Runs `d`, writing its trace to `spec.trace` if set; returns the run and the trace's
+/// warnings.
+fn run_traced(spec: &ServeSpec, d: &Disagg) -> Result<(DisaggResult, Vec<String>), AppError> {
+    use crate::report::pool_trace::PoolTrace;
+    use crate::sim::serving::{Observer, simulate_disagg_observed};
+    let fail = |source| super::fit::serving_error(&d.prefill, spec, source);
+    let Some(t) = &spec.trace else {
+        return Ok((
+            simulate_disagg_observed(d, None, None).map_err(fail)?,
+            Vec::new(),
+        ));
+    };
+    let cannot = |e| AppError::cannot_write(t, e);
+    let f = std::io::BufWriter::new(std::fs::File::create(t).map_err(cannot)?);
+    let mut trace = PoolTrace::new(f, d, spec.trace_limit).map_err(cannot)?;
+    let pre: &mut dyn Observer = &mut trace.prefill;
+    let dec: &mut dyn Observer = &mut trace.decode;
+    let r = simulate_disagg_observed(d, Some(pre), Some(dec)).map_err(fail)?;
+    let summary = trace.finish().map_err(cannot)?;
+    Ok((r, summary.warnings()))
 }
 
 fn table(r: &DisaggReport) -> String {

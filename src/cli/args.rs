@@ -150,11 +150,13 @@ pub(super) struct RunArgs {
     #[arg(long)]
     pub(super) allow_oversize: bool,
     /// Write a Chrome/Perfetto trace of the serving run (Trace Event Format JSON), as the run
-    /// goes: iterations, counters, requests, and one slice per op with its arguments.
+    /// goes: iterations, counters, requests, and one slice per op with its arguments (under
+    /// `[disaggregation]`, each pool's, and the KV transfers on a link process).
     #[arg(long, requires = "serving")]
     pub(super) trace: Option<PathBuf>,
     /// Most op slices in the trace (a number, or `all`); later iterations keep their iteration
-    /// slice and counters but not their ops, and a warning says where the ops stop.
+    /// slice and counters but not their ops, and a warning says where the ops stop (per pool
+    /// under `[disaggregation]`).
     #[arg(long, requires = "trace", value_name = "N|all", default_value = "1000000", value_parser = parse_limit)]
     pub(super) trace_limit: CountLimit,
     /// Refuse a serving run predicted to take more than this many iterations (a number, or

@@ -8,6 +8,7 @@ pub mod expert_parallel;
 pub mod guard;
 pub mod pipeline;
 pub mod plot;
+pub mod pool_trace;
 pub mod render;
 pub mod replicas;
 pub mod serving;

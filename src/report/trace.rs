@@ -15,6 +15,10 @@
 //!   `micro-batches` track: one slice per micro-batch on the stage, the gaps its bubble;
 //! - a `requests` process: one async span per request, its first token marked.
 //!
+//! In a disaggregated run each pool has a writer of its own ([`TraceWriter::pool`]): its
+//! processes' ids start at its [`Pool`]'s base and their names with the pool's (see
+//! `pool_trace`).
+//!
 //! Times are integer nanoseconds: each instant is rounded once and a slice's duration is the
 //! difference of its rounded end and start, so slices that nest or touch in the simulation nest
 //! or touch in the file.
@@ -52,36 +56,36 @@ struct StageArgs {
 }
 
 /// An instant in integer nanoseconds (rounded once).
-fn ns(t: f64) -> i64 {
+pub(super) fn ns(t: f64) -> i64 {
     (t * 1e9).round() as i64
 }
 
 /// Trace Event Format times are microseconds.
-fn us(ns: i64) -> f64 {
+pub(super) fn us(ns: i64) -> f64 {
     ns as f64 / 1e3
 }
 
 /// One trace event; fields a phase does not use are left out.
 #[derive(Serialize)]
-struct Event<'a, A: Serialize> {
+pub(super) struct Event<'a, A: Serialize> {
     ph: &'static str,
     name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    cat: Option<&'static str>,
+    pub(super) cat: Option<&'static str>,
     pid: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    tid: Option<u64>,
+    pub(super) tid: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<usize>,
+    pub(super) id: Option<usize>,
     ts: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     dur: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    args: Option<A>,
+    pub(super) args: Option<A>,
 }
 
 impl<'a, A: Serialize> Event<'a, A> {
-    fn new(ph: &'static str, name: &'a str, pid: u64, ts_ns: i64, args: A) -> Self {
+    pub(super) fn new(ph: &'static str, name: &'a str, pid: u64, ts_ns: i64, args: A) -> Self {
         Event {
             ph,
             name,
@@ -97,13 +101,13 @@ impl<'a, A: Serialize> Event<'a, A> {
 }
 
 #[derive(Serialize)]
-struct Named<'a> {
-    name: &'a str,
+pub(super) struct Named<'a> {
+    pub(super) name: &'a str,
 }
 
 #[derive(Serialize)]
-struct SortIndex {
-    sort_index: u64,
+pub(super) struct SortIndex {
+    pub(super) sort_index: u64,
 }
 
 #[derive(Serialize)]
@@ -228,6 +232,20 @@ pub struct TraceWriter<W: Write> {
     end: i64,
     /// Whether an event has been written (the next needs a comma before it).
     started: bool,
+    /// The pool this writer traces in a disaggregated run (`None`: the whole run).
+    pool: Option<Pool>,
+}
+
+/// One pool of a disaggregated run in a shared trace: its processes' ids start at `base`, and
+/// their names and its requests' category start with `name`.
+#[derive(Debug, Clone, Copy)]
+pub struct Pool {
+    /// The first process id.
+    pub base: u64,
+    /// The pool's process name (`prefill pool`, `decode pool`).
+    pub name: &'static str,
+    /// Its requests' async category, distinct per pool so the pools' spans do not merge.
+    pub cat: &'static str,
 }
 
 impl<W: Write> TraceWriter<W> {
@@ -235,6 +253,21 @@ impl<W: Write> TraceWriter<W> {
     /// `op_limit` op slices are written (`None`: all).
     pub fn new(mut w: W, s: &Scenario, op_limit: Option<u64>) -> io::Result<Self> {
         w.write_all(b"{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n")?;
+        Self::start(w, s, op_limit, None)
+    }
+
+    /// Starts one pool's part of a shared trace whose header and first event the caller has
+    /// written: its processes named, no header (see [`finish_pool`](Self::finish_pool)).
+    pub fn pool(w: W, s: &Scenario, op_limit: Option<u64>, pool: Pool) -> io::Result<Self> {
+        Self::start(w, s, op_limit, Some(pool))
+    }
+
+    /// Process ids a writer of `s` uses: its serving process, its devices and its requests.
+    pub fn pids(s: &Scenario) -> u64 {
+        2 + s.ep * s.stages()
+    }
+
+    fn start(w: W, s: &Scenario, op_limit: Option<u64>, pool: Option<Pool>) -> io::Result<Self> {
         let mut t = TraceWriter {
             w,
             error: None,
@@ -249,7 +282,8 @@ impl<W: Write> TraceWriter<W> {
             },
             devices: s.ep * s.stages(),
             end: 0,
-            started: false,
+            started: pool.is_some(),
+            pool,
         };
         t.names(s)?;
         Ok(t)
@@ -263,11 +297,25 @@ impl<W: Write> TraceWriter<W> {
         Ok(serde_json::to_writer(&mut self.w, e)?)
     }
 
+    /// The first process id (the serving process's; 0 unless a pool's).
+    fn base(&self) -> u64 {
+        self.pool.map_or(SERVING_PID, |p| p.base)
+    }
+
     fn requests_pid(&self) -> u64 {
-        1 + self.devices
+        self.base() + 1 + self.devices
     }
 
     fn process(&mut self, pid: u64, name: &str) -> io::Result<()> {
+        let prefixed;
+        let name = match self.pool {
+            Some(p) if pid == p.base => p.name,
+            Some(p) => {
+                prefixed = format!("{} {name}", p.name);
+                &prefixed
+            }
+            None => name,
+        };
         self.event(&Event::new("M", "process_name", pid, 0, Named { name }))?;
         let sort = SortIndex { sort_index: pid };
         self.event(&Event::new("M", "process_sort_index", pid, 0, sort))
@@ -281,8 +329,9 @@ impl<W: Write> TraceWriter<W> {
 
     /// Names every process and slice track.
     fn names(&mut self, s: &Scenario) -> io::Result<()> {
-        self.process(SERVING_PID, "serving")?;
-        self.thread(SERVING_PID, ITERATIONS_TID, "iterations")?;
+        let base = self.base();
+        self.process(base, "serving")?;
+        self.thread(base, ITERATIONS_TID, "iterations")?;
         let uses_pim = s.sys.pim.is_some() && s.policy != Policy::AllXpu;
         let links = s.tp * s.ep > 1;
         for d in 0..self.devices {
@@ -304,7 +353,7 @@ impl<W: Write> TraceWriter<W> {
             } else {
                 "device 0".to_string()
             };
-            let pid = 1 + d;
+            let pid = base + 1 + d;
             self.process(pid, &name)?;
             for (which, shown) in [(0, true), (2, links), (3, uses_pim)] {
                 if shown {
@@ -348,7 +397,7 @@ impl<W: Write> TraceWriter<W> {
                 let mut e = Event::new(
                     "X",
                     &name,
-                    1 + (x.resource / RESOURCES.len()) as u64,
+                    self.base() + 1 + (x.resource / RESOURCES.len()) as u64,
                     a,
                     args,
                 );
@@ -375,7 +424,7 @@ impl<W: Write> TraceWriter<W> {
             }),
         };
         let name = format!("iteration {}", it.index);
-        let mut e = Event::new("X", &name, SERVING_PID, start, args);
+        let mut e = Event::new("X", &name, self.base(), start, args);
         e.tid = Some(ITERATIONS_TID);
         e.dur = Some(us(end - start));
         self.event(&e)?;
@@ -389,7 +438,7 @@ impl<W: Write> TraceWriter<W> {
             pim: b[3],
             banks: b[4],
         };
-        self.event(&Event::new("C", "busy", 1, start, busy))
+        self.event(&Event::new("C", "busy", self.base() + 1, start, busy))
     }
 
     /// A pipelined iteration's micro-batch slices, one per (stage, micro-batch), on each
@@ -401,7 +450,7 @@ impl<W: Write> TraceWriter<W> {
             let args = StageArgs {
                 iteration: it.index,
             };
-            let mut e = Event::new("X", &name, 1 + x.stage as u64, a, args);
+            let mut e = Event::new("X", &name, self.base() + 1 + x.stage as u64, a, args);
             e.tid = Some(STAGE_TID);
             e.dur = Some(us(b - a));
             self.event(&e)?;
@@ -411,7 +460,7 @@ impl<W: Write> TraceWriter<W> {
 
     /// The serving process's counters at `at`: batch, tokens, KV used, requests, power.
     fn counters(&mut self, it: &IterationRecord<'_>, at: i64) -> io::Result<()> {
-        let pid = SERVING_PID;
+        let pid = self.base();
         let batch = Batch {
             decode: it.decode,
             prefill: it.prefill,
@@ -448,27 +497,45 @@ impl<W: Write> TraceWriter<W> {
             prompt: r.prompt,
             output: r.output,
         };
+        let cat = Some(self.pool.map_or("request", |p| p.cat));
         let mut b = Event::new("b", &name, pid, ns(r.arrival), args);
-        (b.cat, b.id, b.tid) = (Some("request"), Some(r.id), Some(0));
+        (b.cat, b.id, b.tid) = (cat, Some(r.id), Some(0));
         self.event(&b)?;
         let first = FirstToken {
             ttft_s: r.first_token - r.arrival,
         };
         let mut n = Event::new("n", &name, pid, ns(r.first_token), first);
-        (n.cat, n.id, n.tid) = (Some("request"), Some(r.id), Some(0));
+        (n.cat, n.id, n.tid) = (cat, Some(r.id), Some(0));
         self.event(&n)?;
         let mut e = Event::<()>::new("e", &name, pid, ns(r.finish), ());
-        (e.cat, e.id, e.tid, e.args) = (Some("request"), Some(r.id), Some(0), None);
+        (e.cat, e.id, e.tid, e.args) = (cat, Some(r.id), Some(0), None);
         self.event(&e)
     }
 
     /// Ends the trace: the counters fall to zero at the run's end, and `otherData` gives the
     /// counts. Returns them, or the first write error.
     pub fn finish(mut self) -> io::Result<TraceSummary> {
+        self.close()?;
+        self.w.write_all(b"\n],\"otherData\":")?;
+        serde_json::to_writer(&mut self.w, &self.summary)?;
+        self.w.write_all(b"}\n")?;
+        self.w.flush()?;
+        Ok(self.summary)
+    }
+
+    /// Ends one pool's part of a shared trace (its counters fall to zero at its end) and
+    /// returns its counts; the caller ends the file.
+    pub fn finish_pool(mut self) -> io::Result<TraceSummary> {
+        self.close()?;
+        Ok(self.summary)
+    }
+
+    /// The first write error, or the counters' fall to zero at the run's end.
+    fn close(&mut self) -> io::Result<()> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
-        let (pid, end) = (SERVING_PID, self.end);
+        let (pid, end) = (self.base(), self.end);
         let zero = Batch {
             decode: 0,
             prefill: 0,
@@ -477,11 +544,7 @@ impl<W: Write> TraceWriter<W> {
         for name in ["tokens", "power"] {
             self.event(&Event::new("C", name, pid, end, Value { value: 0.0 }))?;
         }
-        self.w.write_all(b"\n],\"otherData\":")?;
-        serde_json::to_writer(&mut self.w, &self.summary)?;
-        self.w.write_all(b"}\n")?;
-        self.w.flush()?;
-        Ok(self.summary)
+        Ok(())
     }
 }
 

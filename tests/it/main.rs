@@ -25,6 +25,7 @@ mod pipeline;
 mod pipeline_serving;
 mod plans;
 mod plots;
+mod pool_trace;
 mod pools;
 mod ppa_cli;
 mod references;

@@ -18,7 +18,9 @@ pub mod speculative;
 mod stats;
 mod step;
 
-pub use pools::{Disagg, DisaggResult, KvLink, simulate_disagg};
+pub use pools::{
+    Disagg, DisaggResult, KvLink, KvTransfer, simulate_disagg, simulate_disagg_observed,
+};
 pub use replicas::{Replicas, RouterPolicy, merge_replicas, simulate_replicas};
 pub use samples::{ACCURACY, EXACT, Samples, TIMELINE, Thinned};
 pub use stats::{
@@ -176,6 +178,9 @@ pub trait Observer {
     fn iteration(&mut self, it: &IterationRecord<'_>);
     /// A request has produced its last token.
     fn request(&mut self, life: &RequestLife);
+    /// A request's KV has gone on the link between disaggregated pools (shown to the prefill
+    /// pool's observer; ignored unless an observer traces the link).
+    fn kv_transfer(&mut self, _kv: &KvTransfer) {}
 }
 
 /// One iteration of a serving run, as an [`Observer`] sees it.

@@ -21,7 +21,7 @@ use super::samples::Samples;
 use super::schedule::Seq;
 use super::setup::Bench;
 use super::stats::{Clock, ServingResult};
-use super::{Scenario, ServingError};
+use super::{Observer, Scenario, ServingError};
 use crate::sim::workload::Arrivals;
 
 /// The link that carries KV from the prefill pool to the decode pool.
@@ -82,6 +82,21 @@ pub struct DisaggResult {
     pub output_tokens: u64,
 }
 
+/// One request's KV on the link, as an [`Observer`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KvTransfer {
+    /// The request's index in the run.
+    pub id: usize,
+    /// When its prefill finished, s.
+    pub prefill_done: f64,
+    /// When its KV went on the link (later than `prefill_done` if the link was busy), s.
+    pub start: f64,
+    /// Bytes ÷ bandwidth + latency: its KV reaches the decode pool at `start + time`, s.
+    pub time: f64,
+    /// KV bytes sent.
+    pub bytes: f64,
+}
+
 /// A request whose KV is on its way to the decode pool.
 #[derive(Debug, Clone, Copy)]
 struct InFlight {
@@ -95,6 +110,16 @@ struct InFlight {
 
 /// Runs `d` to completion. A closed loop is refused: its concurrency would span both pools.
 pub fn simulate_disagg(d: &Disagg) -> Result<DisaggResult, ServingError> {
+    simulate_disagg_observed(d, None, None)
+}
+
+/// Runs `d` to completion, showing each pool's iterations and finished requests to its
+/// observer (op spans are recorded only with one) and each KV transfer to the prefill pool's.
+pub fn simulate_disagg_observed<'a>(
+    d: &'a Disagg,
+    prefill: Option<&'a mut dyn Observer>,
+    decode: Option<&'a mut dyn Observer>,
+) -> Result<DisaggResult, ServingError> {
     if matches!(d.prefill.arrivals, Arrivals::Closed { .. }) {
         return Err(ServingError::ClosedPools);
     }
@@ -103,8 +128,10 @@ pub fn simulate_disagg(d: &Disagg) -> Result<DisaggResult, ServingError> {
         count: 1,
         ..d.decode.clone()
     };
-    let mut pre = Bench::new(&d.prefill, None)?;
-    let mut dec = Bench::new(&dec_s, None)?;
+    let mut pre = Bench::new(&d.prefill, prefill)?;
+    // The decode pool's scenario lives here, shorter than the observer: reborrow it.
+    let decode = decode.map(|o| -> &mut dyn Observer { o });
+    let mut dec = Bench::new(&dec_s, decode)?;
     dec.specs.clear();
     let outputs: Vec<u64> = pre.specs.iter().map(|s| s.output).collect();
     for s in &mut pre.specs {
@@ -123,7 +150,7 @@ pub fn simulate_disagg(d: &Disagg) -> Result<DisaggResult, ServingError> {
                     pre.advance(&plan, &c);
                     for &(r, _) in &plan.chunks {
                         if pre.queues.seqs[r].done() {
-                            let f = send(d, &pre, r, outputs[r], &mut link_free, &mut out);
+                            let f = send(d, &mut pre, r, outputs[r], &mut link_free, &mut out);
                             pending.extend(f);
                         }
                     }
@@ -152,7 +179,7 @@ pub fn simulate_disagg(d: &Disagg) -> Result<DisaggResult, ServingError> {
 /// needs no decode (one output token).
 fn send(
     d: &Disagg,
-    pre: &Bench<'_>,
+    pre: &mut Bench<'_>,
     r: usize,
     output: u64,
     link_free: &mut f64,
@@ -171,10 +198,20 @@ fn send(
     out.kv_link_wait.push(start - t);
     out.kv_bytes += bytes;
     out.link_energy += bytes * 8.0 * d.link.energy_per_bit;
+    let (prompt, arrival) = (q.prompt, clock.arrival);
+    if let Some(o) = pre.observer.as_deref_mut() {
+        o.kv_transfer(&KvTransfer {
+            id: r,
+            prefill_done: t,
+            start,
+            time: d.link.transfer_time(bytes),
+            bytes,
+        });
+    }
     Some(InFlight {
-        prompt: q.prompt,
+        prompt,
         output,
-        arrival: clock.arrival,
+        arrival,
         first_token: t,
         at: start + d.link.transfer_time(bytes),
     })
