@@ -11,7 +11,7 @@ use rand::Rng;
 /// with chance 1 ÷ G and keeps its own outcome with chance keep_j, both to within G ÷ 2^32
 /// (under 1e-8 for Mixtral's 28 pairs). rand_distr's `WeightedAliasIndex` draws two numbers
 /// per sample and branches on the threshold: with it the 1,000-request Mixtral Zipf run took
-/// 0.62–0.71 s, against 0.37 s with one f64 draw per sample and ZIPF_TIME with two per word
+/// 0.62–0.71 s, against 0.37 s with one f64 draw per sample and 0.17 s with two per word
 /// (criterion, `benches/serving.rs`).
 #[derive(Debug, Clone)]
 pub struct Alias {
