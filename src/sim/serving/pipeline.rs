@@ -375,7 +375,11 @@ impl Bench<'_> {
         plan: &Plan,
     ) -> Result<IterCost, ServingError> {
         let micro = split(&self.target_batch(plan), pipe.micro);
-        let counts: Vec<Vec<Vec<u64>>> = micro.iter().map(|b| self.counts(b.tokens())).collect();
+        let (router, m) = (self.router.as_ref(), &self.s.model);
+        let rng = &mut self.route_rng;
+        let counts: Vec<Vec<Vec<u64>>> = (micro.iter())
+            .map(|b| super::round::route(router, rng, m, b.tokens()))
+            .collect();
         pipe.run(&micro, &counts, self.observer.is_some())
     }
 }

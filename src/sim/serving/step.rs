@@ -79,14 +79,8 @@ impl Bench<'_> {
         Ok(self.join_round(draft, c))
     }
 
-    /// Tokens per expert of each layer for an iteration of `tokens` tokens (one entry when
-    /// every layer routes alike; empty for dense models).
-    pub(super) fn counts(&mut self, tokens: u64) -> Vec<Vec<u64>> {
-        self.draw_counts(tokens);
-        self.counts.clone()
-    }
-
-    /// [`counts`](Self::counts) into `self.counts`, its vectors reused.
+    /// Tokens per expert of each layer for an iteration of `tokens` tokens
+    /// (`round::route`), into `self.counts`, its vectors reused.
     fn draw_counts(&mut self, tokens: u64) {
         let (router, m) = (self.router.as_ref(), &self.s.model);
         route_into(router, &mut self.route_rng, m, tokens, &mut self.counts);
