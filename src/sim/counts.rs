@@ -30,7 +30,7 @@ use rand::Rng;
 use rand_distr::{Binomial, Distribution};
 
 use super::routing::TRIES;
-use alias::Alias;
+use alias::{Alias, Packed};
 
 #[path = "counts_alias.rs"]
 mod alias;
@@ -58,6 +58,8 @@ pub enum Counts {
         p: Vec<f64>,
         /// Their alias table, for drawing one token's set.
         alias: Alias,
+        /// Their table of counts in lanes, where the experts are at most 8 (`counts_alias.rs`).
+        packed: Option<Packed>,
         /// Experts per set.
         k: usize,
         /// Tokens per set of the latest draw (kept to spare an allocation per draw).
@@ -173,6 +175,7 @@ impl Counts {
         if choose(positive.len() as u64, k as u64) <= SETS {
             let (members, p) = sets(w, &positive, k);
             Counts::Sets {
+                packed: Packed::new(&members, &p, k),
                 members,
                 alias: Alias::new(&p),
                 p,
@@ -205,8 +208,10 @@ impl Counts {
                 for (i, &r) in rank.iter().enumerate() {
                     expert[r] = i;
                 }
+                let members: Vec<usize> = members.iter().map(|&r| expert[r]).collect();
                 Counts::Sets {
-                    members: members.iter().map(|&r| expert[r]).collect(),
+                    packed: Packed::new(&members, p, *k),
+                    members,
                     p: p.clone(),
                     alias: alias.clone(),
                     k: *k,
@@ -242,9 +247,15 @@ impl Counts {
                 members,
                 p,
                 alias,
+                packed,
                 k,
                 hits,
             } => {
+                if let Some(packed) = packed
+                    && tokens as usize <= PER_TOKEN * p.len()
+                {
+                    return packed.counts(tokens, rng, c);
+                }
                 let mut hits = hits.borrow_mut();
                 hits.clear();
                 hits.resize(p.len(), 0);

@@ -1,5 +1,5 @@
-//! The alias table that draws each token's k-set where the sets are few and so are the
-//! tokens ([`super::Counts::Sets`]).
+//! The alias tables that draw each token's k-set where the sets are few and so are the
+//! tokens ([`super::Counts::Sets`]): [`Alias`], and [`Packed`] where the experts are at most 8.
 
 use rand::Rng;
 
@@ -60,9 +60,10 @@ impl Alias {
     /// The outcome of the 32-bit uniform `u`.
     fn one(&self, u: u32) -> usize {
         let x = u64::from(u) * self.columns.len() as u64;
-        let c = self.columns[(x >> 32) as usize];
-        // The outcome indexed by the comparison: no branch for the skew to mispredict.
-        c.outcome[usize::from(x & 0xffff_ffff < c.keep)] as usize
+        let c = &self.columns[(x >> 32) as usize];
+        // The outcome indexed by the comparison (as [`pick`]): no branch to mispredict.
+        let own = (x & 0xffff_ffff).wrapping_sub(c.keep) >> 63;
+        c.outcome[own as usize] as usize
     }
 
     /// Adds into `hits` how many of `n` draws give each outcome.
@@ -80,3 +81,144 @@ impl Alias {
 
 /// 2^32, the scale of an [`Alias`] threshold.
 pub(super) const TWO_32: f64 = 4_294_967_296.0;
+
+/// Tokens per expert as the 8-bit lanes of one word, for a layer of at most [`LANES`] experts:
+/// an outcome's lanes hold 1 for each of its sets' members, so a draw adds one word, not a
+/// count per expert. Lane e counts at most one per token (a set's members are distinct), so at
+/// most [`CHUNK`] tokens are added before the lanes are read out. Where the sets are at most
+/// [`PAIRED`], each draw is of two tokens: an outcome per ordered pair of sets (a, b), of
+/// chance p_a·p_b (tokens route independently), so a token costs half a draw; the pairs'
+/// table has [`PAIRS`] columns (pairs past the sets' S² of chance 0), so a column is the top
+/// 10 bits of a draw and its index needs no bounds check. Exact as [`Alias`] is (to within
+/// G ÷ 2^32 per column).
+#[derive(Debug, Clone)]
+pub struct Packed {
+    /// The sets' own table.
+    pub(super) single: Vec<Lanes>,
+    /// The pairs' table, where the sets are at most [`PAIRED`].
+    pub(super) pairs: Option<Box<[Lanes; PAIRS]>>,
+}
+
+/// One column of a [`Packed`] table: its chance of keeping its own outcome (as
+/// [`Column::keep`]) and its outcomes' lanes, its alias's then its own.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Lanes {
+    pub(super) keep: u64,
+    pub(super) add: [u64; 2],
+}
+
+/// Most experts of a [`Packed`] table: 8 lanes of 8 bits.
+pub(super) const LANES: usize = 8;
+
+/// Most tokens added into one word of lanes: each lane stays below 2^8.
+const CHUNK: u64 = 255;
+
+/// Most sets for which a [`Packed`] draw is of two tokens (√[`PAIRS`]).
+const PAIRED: usize = 32;
+
+/// Columns of a [`Packed`] pairs' table (24 bytes each: 24 KB, within a core's L1 data cache).
+pub(super) const PAIRS: usize = 1024;
+
+impl Packed {
+    /// The table of the sets `members` (`k` per set, flattened) of chances `p`, or `None` where
+    /// a member is past the lanes.
+    pub(super) fn new(members: &[usize], p: &[f64], k: usize) -> Option<Packed> {
+        if members.iter().any(|&e| e >= LANES) {
+            return None;
+        }
+        let lanes: Vec<u64> = members
+            .chunks_exact(k.max(1))
+            .map(|set| set.iter().map(|&e| 1u64 << (8 * e)).sum())
+            .collect();
+        let lanes = if k == 0 { vec![0; p.len()] } else { lanes };
+        let single = columns(p, &lanes);
+        if p.len() > PAIRED {
+            return Some(Packed {
+                single,
+                pairs: None,
+            });
+        }
+        let (mut chance, mut sum) = (vec![0.0; PAIRS], vec![0; PAIRS]);
+        for (i, (&a, &la)) in p.iter().zip(&lanes).enumerate() {
+            for (j, (&b, &lb)) in p.iter().zip(&lanes).enumerate() {
+                (chance[i * p.len() + j], sum[i * p.len() + j]) = (a * b, la + lb);
+            }
+        }
+        let pairs: Box<[Lanes; PAIRS]> = columns(&chance, &sum).try_into().ok()?;
+        Some(Packed {
+            single,
+            pairs: Some(pairs),
+        })
+    }
+
+    /// Adds into `c` (one count per expert) the tokens per expert of `n` tokens.
+    pub(super) fn counts(&self, n: u64, rng: &mut impl Rng, c: &mut [u64]) {
+        let mut left = n;
+        while left > 0 {
+            let chunk = left.min(CHUNK);
+            let acc = match &self.pairs {
+                Some(pairs) => {
+                    let mut acc = 0u64;
+                    for _ in 0..chunk / 4 {
+                        let r = rng.next_u64();
+                        acc += pair(pairs, r as u32) + pair(pairs, (r >> 32) as u32);
+                    }
+                    if chunk % 4 >= 2 {
+                        acc += pair(pairs, rng.next_u64() as u32);
+                    }
+                    if chunk % 2 == 1 {
+                        acc += one(&self.single, rng.next_u64() as u32);
+                    }
+                    acc
+                }
+                None => {
+                    let mut acc = 0u64;
+                    for _ in 0..chunk / 2 {
+                        let r = rng.next_u64();
+                        acc += one(&self.single, r as u32) + one(&self.single, (r >> 32) as u32);
+                    }
+                    if chunk % 2 == 1 {
+                        acc += one(&self.single, rng.next_u64() as u32);
+                    }
+                    acc
+                }
+            };
+            for (e, x) in c.iter_mut().take(LANES).enumerate() {
+                *x += (acc >> (8 * e)) & 0xff;
+            }
+            left -= chunk;
+        }
+    }
+}
+
+/// The [`Packed`] columns of outcomes of chances `p` and lanes `lanes`.
+fn columns(p: &[f64], lanes: &[u64]) -> Vec<Lanes> {
+    Alias::new(p)
+        .columns
+        .iter()
+        .map(|c| Lanes {
+            keep: c.keep,
+            add: c.outcome.map(|o| lanes[o as usize]),
+        })
+        .collect()
+}
+
+/// The lanes of the outcome of the 32-bit uniform `u` (as [`Alias`] draws one).
+fn one(table: &[Lanes], u: u32) -> u64 {
+    let x = u64::from(u) * table.len() as u64;
+    pick(&table[(x >> 32) as usize], x)
+}
+
+/// [`one`] of a pairs' table: with G = 2^10 the column is `u`'s top 10 bits.
+fn pair(table: &[Lanes; PAIRS], u: u32) -> u64 {
+    let x = u64::from(u) << PAIRS.trailing_zeros();
+    pick(&table[(x >> 32) as usize], x)
+}
+
+/// The lanes column `c` gives for `x` = u·G (its low 32 bits the uniform below the column).
+fn pick(c: &Lanes, x: u64) -> u64 {
+    // 1 where the uniform is below the threshold (both under 2^33, so the difference's sign
+    // bit says which is larger): an index, not a branch, as the comparison's outcome is random.
+    let own = (x & 0xffff_ffff).wrapping_sub(c.keep) >> 63;
+    c.add[own as usize]
+}

@@ -98,13 +98,18 @@ fn inclusion_probabilities_sum_to_k_and_match_the_sets() {
 #[test]
 fn exact_set_counts_match_the_exact_sampler_by_kolmogorov_smirnov() {
     // Mixtral: 2 of 8, Zipf s = 1.2, 400 draws each way of 128 tokens (a decode batch: each
-    // token draws its pair) and of 2,000 (a prefill chunk: one binomial per pair).
-    for tokens in [128, 2000] {
-        for (e, (d, crit)) in compare(&zipf(8, 1.2), 2, tokens, 400)
+    // two tokens draw their pairs), of 127 (the last token alone) and of 2,000 (a prefill
+    // chunk: one binomial per pair); and 3 of 8 (56 sets: a token per draw), 400 tokens (the
+    // lanes read out twice).
+    for (k, tokens) in [(2, 128), (2, 127), (2, 2000), (3, 400)] {
+        for (e, (d, crit)) in compare(&zipf(8, 1.2), k, tokens, 400)
             .into_iter()
             .enumerate()
         {
-            assert!(d < crit, "{tokens} tokens, expert {e}: D = {d} ≥ {crit}");
+            assert!(
+                d < crit,
+                "{k} of 8, {tokens} tokens, expert {e}: D = {d} ≥ {crit}"
+            );
         }
     }
 }
@@ -179,4 +184,60 @@ fn the_alias_table_gives_each_set_its_probability() {
             assert!((c - x).abs() < 1e-9, "set {i}: {c} against {x}");
         }
     }
+}
+
+#[test]
+fn the_packed_tables_give_each_outcome_its_probability() {
+    // As the alias test, by lanes: a set's lanes must come with its probability, and a pair's
+    // with the sum of p_a·p_b over the ordered pairs of those lanes (tokens are independent).
+    use std::collections::HashMap;
+    let chances = |table: &[alias::Lanes]| {
+        let mut m: HashMap<u64, f64> = HashMap::new();
+        for c in table {
+            let keep = c.keep as f64 / TWO_32;
+            *m.entry(c.add[1]).or_default() += keep / table.len() as f64;
+            *m.entry(c.add[0]).or_default() += (1.0 - keep) / table.len() as f64;
+        }
+        m.retain(|_, x| *x > 1e-12);
+        m
+    };
+    let close = |a: &HashMap<u64, f64>, b: &HashMap<u64, f64>| {
+        assert_eq!(a.len(), b.len());
+        for (l, x) in b {
+            assert!((a[l] - x).abs() < 1e-9, "lanes {l:x}: {} against {x}", a[l]);
+        }
+    };
+    for (w, k) in [(zipf(8, 1.2), 2), (zipf(8, 3.0), 2), (zipf(6, 0.5), 3)] {
+        let Counts::Sets {
+            members,
+            p,
+            packed: Some(packed),
+            ..
+        } = Counts::new(&w, k)
+        else {
+            panic!("at most 8 experts are drawn in lanes");
+        };
+        let lanes: Vec<u64> = members
+            .chunks_exact(k)
+            .map(|s| s.iter().map(|&e| 1u64 << (8 * e)).sum())
+            .collect();
+        let mut single = HashMap::new();
+        let mut pairs: HashMap<u64, f64> = HashMap::new();
+        for (a, la) in p.iter().zip(&lanes) {
+            single.insert(*la, *a);
+            for (b, lb) in p.iter().zip(&lanes) {
+                *pairs.entry(la + lb).or_default() += a * b;
+            }
+        }
+        close(&chances(&packed.single), &single);
+        close(
+            &chances(&packed.pairs.expect("at most 32 sets")[..]),
+            &pairs,
+        );
+    }
+    // Past 8 experts there are no lanes.
+    assert!(matches!(
+        Counts::new(&zipf(9, 1.2), 2),
+        Counts::Sets { packed: None, .. }
+    ));
 }

@@ -13,29 +13,41 @@
 //! token counts only, and an expert's price on its kind and its tokens: the signature that
 //! is priced once and reused across layers and iterations.
 
-use super::{Coster, IterCost, IterError, Priced};
-use crate::hw::{CostError, Unit};
+use super::{Coster, IterCost, IterError};
+use crate::hw::{CostError, EnergyParts, OpCost, Unit};
 use crate::map::{Choices, Policy, place};
 use crate::model::{Batch, Op, OpKind};
 
-/// A routed expert's price on the unit the policy places it on, and its draw on the banks.
+/// What a routed expert of one kind and one number of tokens adds to an iteration, on the
+/// unit the policy places it on: `[0]` as the first expert of its unit on its device (it pays
+/// the fused kernel's launch), `[1]` as any later one (`OpCost::without_overhead`).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct ExpertPrice {
-    unit: Unit,
-    x: Priced,
-    /// Seconds of the DRAM banks at full rate (the engine's third demand of an xPU op).
-    banks: f64,
+    /// 0 on the xPU, 1 on the PIM.
+    unit: usize,
+    /// Seconds it holds its device's in-order stream: its launch and its longer side.
+    stream: [f64; 2],
+    /// What it adds on any device: energy (every copy), then time by bound.
+    any: [[f64; ANY]; 2],
+    /// What it adds on device 0 only: busy seconds per resource, then time per unit.
+    first: [[f64; FIRST]; 2],
 }
+
+/// Energy parts (4) and time by bound (4).
+const ANY: usize = 8;
+/// Busy seconds per resource (5) and op time per unit (2).
+const FIRST: usize = 7;
 
 /// What [`Coster`] keeps for skewed routing: the price of each (kind, tokens) met so far,
 /// `prices[kind][tokens]` (tokens per expert are at most an iteration's tokens).
 #[derive(Debug, Default)]
 pub(super) struct RoutedCache {
     prices: Vec<Vec<Option<ExpertPrice>>>,
-    /// Each device's expert time and whether each of its units has launched, per layer:
-    /// kept between layers so a layer allocates nothing.
+    /// Each device's expert time, whether each of its units has launched, and one layer's
+    /// (device, tokens) shares, per layer: kept between layers so a layer allocates nothing.
     time: Vec<f64>,
     launched: Vec<[bool; 2]>,
+    shares: Vec<(u32, u64)>,
 }
 
 /// Whether `op` is one of a layer's routed experts (not the shared expert).
@@ -107,9 +119,13 @@ impl Coster<'_> {
         out: &mut IterCost,
     ) -> Result<f64, IterError> {
         let ep = self.par.ep as usize;
+        let mut shares = std::mem::take(&mut self.routed.shares);
+        shares.clear();
         let on = counts.iter().enumerate().filter(|(_, n)| **n > 0);
-        let shares = on.map(|(e, &n)| ((e % ep) as u32, n));
-        self.experts_on(kind, op, shares, out)
+        shares.extend(on.map(|(e, &n)| ((e % ep) as u32, n)));
+        let t = self.experts_on(kind, op, &shares, out);
+        self.routed.shares = shares;
+        t
     }
 
     /// [`experts`](Self::experts) with the tokens of each expert copy given as (device,
@@ -118,66 +134,59 @@ impl Coster<'_> {
         &mut self,
         kind: usize,
         op: &Op,
-        shares: impl Iterator<Item = (u32, u64)>,
+        shares: &[(u32, u64)],
         out: &mut IterCost,
     ) -> Result<f64, IterError> {
+        for &(_, n) in shares {
+            match self.routed.prices.get(kind).and_then(|v| v.get(n as usize)) {
+                Some(Some(_)) => self.hits += 1,
+                _ => self.expert_price(kind, op, n)?,
+            }
+        }
         let ep = self.par.ep as usize;
-        // Under expert parallelism each expert runs once, on its own device.
-        let copies = if ep > 1 { 1.0 } else { self.par.tp as f64 };
-        let (mut time, mut launched) = (
-            std::mem::take(&mut self.routed.time),
-            std::mem::take(&mut self.routed.launched),
-        );
+        let RoutedCache {
+            prices,
+            time,
+            launched,
+            ..
+        } = &mut self.routed;
+        let prices = &prices[kind];
         time.clear();
         time.resize(ep, 0.0);
         // Fused launches: the first expert on each unit of each device pays the launch.
         launched.clear();
         launched.resize(ep, [false; 2]);
-        for (d, n) in shares {
-            let d = d as usize;
-            let p = self.expert_price(kind, op, n)?;
-            let u = usize::from(p.unit == Unit::Pim);
-            let mut x = p.x;
-            if launched[d][u] {
-                x.cost = x.cost.without_overhead();
-            }
-            launched[d][u] = true;
-            let c = x.cost;
-            out.energy_parts.add(x.energy.scaled(copies));
-            out.by_bound[super::bound_index(c.bound)] += c.time.value();
-            let (compute, memory) = (c.compute.value(), c.memory.value());
-            time[d] += c.overhead.value() + compute.max(memory);
+        let (mut any, mut first) = ([0.0; ANY], [0.0; FIRST]);
+        for &(d, n) in shares {
+            let (d, n) = (d as usize, n as usize);
+            let Some(p) = &prices[n] else {
+                unreachable!("priced above")
+            };
+            let f = usize::from(launched[d][p.unit]);
+            launched[d][p.unit] = true;
+            time[d] += p.stream[f];
+            any.iter_mut().zip(&p.any[f]).for_each(|(a, x)| *a += x);
             if d == 0 {
-                out.unit_time[u] += c.time.value();
-                if p.unit == Unit::Pim {
-                    out.busy[3] += compute;
-                    out.busy[4] += memory;
-                } else {
-                    out.busy[0] += compute;
-                    out.busy[1] += memory;
-                    out.busy[4] += p.banks.min(memory);
-                }
+                first.iter_mut().zip(&p.first[f]).for_each(|(a, x)| *a += x);
             }
-            out.ops += 1;
         }
-        let longest = time.iter().copied().fold(0.0, f64::max);
-        (self.routed.time, self.routed.launched) = (time, launched);
-        Ok(longest)
+        out.energy_parts.add(EnergyParts {
+            mac: any[0],
+            dram_xpu: any[1],
+            dram_pim: any[2],
+            link: any[3],
+        });
+        add(&mut out.by_bound, &any[4..]);
+        add(&mut out.busy, &first[..5]);
+        add(&mut out.unit_time, &first[5..]);
+        out.ops += shares.len() as u64;
+        Ok(time.iter().copied().fold(0.0, f64::max))
     }
 
-    /// The price of `op` (a routed expert of kind `kind`) with `tokens` tokens, from the cache
-    /// or priced and placed afresh.
-    fn expert_price(
-        &mut self,
-        kind: usize,
-        op: &Op,
-        tokens: u64,
-    ) -> Result<ExpertPrice, IterError> {
+    /// Prices `op` (a routed expert of kind `kind`) with `tokens` tokens and places it, into
+    /// the cache.
+    fn expert_price(&mut self, kind: usize, op: &Op, tokens: u64) -> Result<(), IterError> {
         let (k, n) = (kind, tokens as usize);
-        if let Some(Some(p)) = self.routed.prices.get(k).and_then(|v| v.get(n)) {
-            self.hits += 1;
-            return Ok(*p);
-        }
         let mut op = op.clone();
         if let OpKind::ExpertFfn { tokens: t, .. } = &mut op.kind {
             *t = tokens;
@@ -196,7 +205,37 @@ impl Coster<'_> {
             Unit::Pim => pim.ok_or(CostError::NoPim)?,
         };
         let banks = op.work().bytes.total().value() / self.sys.bank_bandwidth().value();
-        let p = ExpertPrice { unit, x, banks };
+        // Under expert parallelism each expert runs once, on its own device.
+        let copies = if self.par.ep > 1 {
+            1.0
+        } else {
+            self.par.tp as f64
+        };
+        let e = x.energy.scaled(copies);
+        let term = |c: OpCost| {
+            let (compute, memory) = (c.compute.value(), c.memory.value());
+            let mut any = [e.mac, e.dram_xpu, e.dram_pim, e.link, 0.0, 0.0, 0.0, 0.0];
+            any[4 + super::bound_index(c.bound)] = c.time.value();
+            let mut first = [0.0; FIRST];
+            if unit == Unit::Pim {
+                first[3] = compute;
+                first[4] = memory;
+            } else {
+                first[0] = compute;
+                first[1] = memory;
+                first[4] = banks.min(memory);
+            }
+            first[5 + usize::from(unit == Unit::Pim)] = c.time.value();
+            (c.overhead.value() + compute.max(memory), any, first)
+        };
+        let (t0, a0, f0) = term(x.cost);
+        let (t1, a1, f1) = term(x.cost.without_overhead());
+        let p = ExpertPrice {
+            unit: usize::from(unit == Unit::Pim),
+            stream: [t0, t1],
+            any: [a0, a1],
+            first: [f0, f1],
+        };
         let prices = &mut self.routed.prices;
         if prices.len() <= k {
             prices.resize(k + 1, Vec::new());
@@ -205,6 +244,11 @@ impl Coster<'_> {
             prices[k].resize(n + 1, None);
         }
         prices[k][n] = Some(p);
-        Ok(p)
+        Ok(())
     }
+}
+
+/// Adds `x` into `to`, element by element.
+fn add(to: &mut [f64], x: &[f64]) {
+    to.iter_mut().zip(x).for_each(|(a, x)| *a += x);
 }
