@@ -152,7 +152,7 @@ impl Coster<'_> {
             super::add_layers(out, one, 1);
             let mut h = *half;
             if let Some(op) = expert {
-                h.mid += self.experts_on(kind, op, &sh, out)?;
+                h.mid += self.experts_on(kind, op, sh.iter().copied(), out)?;
             }
             segs.push(h);
         }

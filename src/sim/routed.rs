@@ -43,11 +43,48 @@ const FIRST: usize = 7;
 #[derive(Debug, Default)]
 pub(super) struct RoutedCache {
     prices: Vec<Vec<Option<ExpertPrice>>>,
-    /// Each device's expert time, whether each of its units has launched, and one layer's
-    /// (device, tokens) shares, per layer: kept between layers so a layer allocates nothing.
+    /// Each device's expert time and whether each of its units has launched, per layer: kept
+    /// between layers so a layer allocates nothing.
     time: Vec<f64>,
     launched: Vec<[bool; 2]>,
-    shares: Vec<(u32, u64)>,
+}
+
+/// One layer's routed experts' sums, added into an [`IterCost`] once.
+#[derive(Default)]
+struct Sums {
+    any: [f64; ANY],
+    first: [f64; FIRST],
+    ops: u64,
+}
+
+impl Sums {
+    /// Adds `p` on a device whose units have `launched` (fused launches: the first expert on
+    /// each unit of a device pays the launch) and that is device 0 where `first`; returns the
+    /// seconds it holds the device's stream.
+    fn add(&mut self, p: &ExpertPrice, launched: &mut [bool; 2], first: bool) -> f64 {
+        let f = usize::from(launched[p.unit]);
+        launched[p.unit] = true;
+        add(&mut self.any, &p.any[f]);
+        if first {
+            add(&mut self.first, &p.first[f]);
+        }
+        self.ops += 1;
+        p.stream[f]
+    }
+
+    fn into(self, out: &mut IterCost) {
+        let any = self.any;
+        out.energy_parts.add(EnergyParts {
+            mac: any[0],
+            dram_xpu: any[1],
+            dram_pim: any[2],
+            link: any[3],
+        });
+        add(&mut out.by_bound, &any[4..]);
+        add(&mut out.busy, &self.first[..5]);
+        add(&mut out.unit_time, &self.first[5..]);
+        out.ops += self.ops;
+    }
 }
 
 /// Whether `op` is one of a layer's routed experts (not the shared expert).
@@ -119,13 +156,8 @@ impl Coster<'_> {
         out: &mut IterCost,
     ) -> Result<f64, IterError> {
         let ep = self.par.ep as usize;
-        let mut shares = std::mem::take(&mut self.routed.shares);
-        shares.clear();
         let on = counts.iter().enumerate().filter(|(_, n)| **n > 0);
-        shares.extend(on.map(|(e, &n)| ((e % ep) as u32, n)));
-        let t = self.experts_on(kind, op, &shares, out);
-        self.routed.shares = shares;
-        t
+        self.experts_on(kind, op, on.map(|(e, &n)| ((e % ep) as u32, n)), out)
     }
 
     /// [`experts`](Self::experts) with the tokens of each expert copy given as (device,
@@ -134,10 +166,10 @@ impl Coster<'_> {
         &mut self,
         kind: usize,
         op: &Op,
-        shares: &[(u32, u64)],
+        shares: impl Iterator<Item = (u32, u64)> + Clone,
         out: &mut IterCost,
     ) -> Result<f64, IterError> {
-        for &(_, n) in shares {
+        for (_, n) in shares.clone() {
             match self.routed.prices.get(kind).and_then(|v| v.get(n as usize)) {
                 Some(Some(_)) => self.hits += 1,
                 _ => self.expert_price(kind, op, n)?,
@@ -148,38 +180,31 @@ impl Coster<'_> {
             prices,
             time,
             launched,
-            ..
         } = &mut self.routed;
         let prices = &prices[kind];
+        let price = |n: u64| match &prices[n as usize] {
+            Some(p) => p,
+            None => unreachable!("priced above"),
+        };
+        let mut sums = Sums::default();
+        if ep == 1 {
+            // One device: one stream, no per-device state.
+            let (mut t, mut launched) = (0.0, [false; 2]);
+            for (_, n) in shares {
+                t += sums.add(price(n), &mut launched, true);
+            }
+            sums.into(out);
+            return Ok(t);
+        }
         time.clear();
         time.resize(ep, 0.0);
-        // Fused launches: the first expert on each unit of each device pays the launch.
         launched.clear();
         launched.resize(ep, [false; 2]);
-        let (mut any, mut first) = ([0.0; ANY], [0.0; FIRST]);
-        for &(d, n) in shares {
-            let (d, n) = (d as usize, n as usize);
-            let Some(p) = &prices[n] else {
-                unreachable!("priced above")
-            };
-            let f = usize::from(launched[d][p.unit]);
-            launched[d][p.unit] = true;
-            time[d] += p.stream[f];
-            any.iter_mut().zip(&p.any[f]).for_each(|(a, x)| *a += x);
-            if d == 0 {
-                first.iter_mut().zip(&p.first[f]).for_each(|(a, x)| *a += x);
-            }
+        for (d, n) in shares {
+            let d = d as usize;
+            time[d] += sums.add(price(n), &mut launched[d], d == 0);
         }
-        out.energy_parts.add(EnergyParts {
-            mac: any[0],
-            dram_xpu: any[1],
-            dram_pim: any[2],
-            link: any[3],
-        });
-        add(&mut out.by_bound, &any[4..]);
-        add(&mut out.busy, &first[..5]);
-        add(&mut out.unit_time, &first[5..]);
-        out.ops += shares.len() as u64;
+        sums.into(out);
         Ok(time.iter().copied().fold(0.0, f64::max))
     }
 
