@@ -201,6 +201,7 @@ impl Counts {
                 members,
                 p,
                 alias,
+                packed,
                 k,
                 ..
             } => {
@@ -208,10 +209,9 @@ impl Counts {
                 for (i, &r) in rank.iter().enumerate() {
                     expert[r] = i;
                 }
-                let members: Vec<usize> = members.iter().map(|&r| expert[r]).collect();
                 Counts::Sets {
-                    packed: Packed::new(&members, p, *k),
-                    members,
+                    packed: packed.as_ref().map(|t| t.relabel(&expert)),
+                    members: members.iter().map(|&r| expert[r]).collect(),
                     p: p.clone(),
                     alias: alias.clone(),
                     k: *k,

@@ -1,6 +1,8 @@
 //! The alias tables that draw each token's k-set where the sets are few and so are the
 //! tokens ([`super::Counts::Sets`]): [`Alias`], and [`Packed`] where the experts are at most 8.
 
+use std::sync::Arc;
+
 use rand::Rng;
 
 /// Walker's alias table (built as Vose, 1991, builds it): column j of G is taken with
@@ -93,6 +95,16 @@ pub(super) const TWO_32: f64 = 4_294_967_296.0;
 /// G ÷ 2^32 per column).
 #[derive(Debug, Clone)]
 pub struct Packed {
+    /// The tables, shared by the layers that relabel one ranking (Zipf routing shuffles one
+    /// sampler per layer: one copy stays in the L1 cache, not one per layer).
+    pub(super) tables: Arc<Tables>,
+    /// The expert each lane counts.
+    expert: Vec<usize>,
+}
+
+/// The alias tables of a [`Packed`] sampler.
+#[derive(Debug)]
+pub(super) struct Tables {
     /// The sets' own table.
     pub(super) single: Vec<Lanes>,
     /// The pairs' table, where the sets are at most [`PAIRED`].
@@ -132,11 +144,13 @@ impl Packed {
             .collect();
         let lanes = if k == 0 { vec![0; p.len()] } else { lanes };
         let single = columns(p, &lanes);
+        let expert = (0..LANES).collect();
         if p.len() > PAIRED {
-            return Some(Packed {
+            let tables = Arc::new(Tables {
                 single,
                 pairs: None,
             });
+            return Some(Packed { tables, expert });
         }
         let (mut chance, mut sum) = (vec![0.0; PAIRS], vec![0; PAIRS]);
         for (i, (&a, &la)) in p.iter().zip(&lanes).enumerate() {
@@ -145,18 +159,32 @@ impl Packed {
             }
         }
         let pairs: Box<[Lanes; PAIRS]> = columns(&chance, &sum).try_into().ok()?;
-        Some(Packed {
+        let tables = Arc::new(Tables {
             single,
             pairs: Some(pairs),
-        })
+        });
+        Some(Packed { tables, expert })
+    }
+
+    /// The same sampler with expert `to[e]` in the place of expert e (the tables shared).
+    pub(super) fn relabel(&self, to: &[usize]) -> Packed {
+        Packed {
+            tables: Arc::clone(&self.tables),
+            expert: self
+                .expert
+                .iter()
+                .map(|&e| to.get(e).copied().unwrap_or(e))
+                .collect(),
+        }
     }
 
     /// Adds into `c` (one count per expert) the tokens per expert of `n` tokens.
     pub(super) fn counts(&self, n: u64, rng: &mut impl Rng, c: &mut [u64]) {
+        let Tables { single, pairs } = &*self.tables;
         let mut left = n;
         while left > 0 {
             let chunk = left.min(CHUNK);
-            let acc = match &self.pairs {
+            let acc = match pairs {
                 Some(pairs) => {
                     let mut acc = 0u64;
                     for _ in 0..chunk / 4 {
@@ -167,7 +195,7 @@ impl Packed {
                         acc += pair(pairs, rng.next_u64() as u32);
                     }
                     if chunk % 2 == 1 {
-                        acc += one(&self.single, rng.next_u64() as u32);
+                        acc += one(single, rng.next_u64() as u32);
                     }
                     acc
                 }
@@ -175,16 +203,18 @@ impl Packed {
                     let mut acc = 0u64;
                     for _ in 0..chunk / 2 {
                         let r = rng.next_u64();
-                        acc += one(&self.single, r as u32) + one(&self.single, (r >> 32) as u32);
+                        acc += one(single, r as u32) + one(single, (r >> 32) as u32);
                     }
                     if chunk % 2 == 1 {
-                        acc += one(&self.single, rng.next_u64() as u32);
+                        acc += one(single, rng.next_u64() as u32);
                     }
                     acc
                 }
             };
-            for (e, x) in c.iter_mut().take(LANES).enumerate() {
-                *x += (acc >> (8 * e)) & 0xff;
+            for (lane, &e) in self.expert.iter().enumerate() {
+                if let Some(x) = c.get_mut(e) {
+                    *x += (acc >> (8 * lane)) & 0xff;
+                }
             }
             left -= chunk;
         }

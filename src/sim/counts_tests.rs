@@ -229,11 +229,9 @@ fn the_packed_tables_give_each_outcome_its_probability() {
                 *pairs.entry(la + lb).or_default() += a * b;
             }
         }
-        close(&chances(&packed.single), &single);
-        close(
-            &chances(&packed.pairs.expect("at most 32 sets")[..]),
-            &pairs,
-        );
+        close(&chances(&packed.tables.single), &single);
+        let pair_table = packed.tables.pairs.as_ref().expect("at most 32 sets");
+        close(&chances(&pair_table[..]), &pairs);
     }
     // Past 8 experts there are no lanes.
     assert!(matches!(
