@@ -10,7 +10,8 @@
 //!   C(8, 2) = 28): a multinomial over every set, drawn as one binomial per set of the tokens
 //!   left (each set's chance among the sets left). Its cost is one binomial per set, whatever
 //!   the tokens. Up to [`PER_TOKEN`] tokens per set each token draws its set from an alias
-//!   table instead (`counts_alias.rs`), cheaper there.
+//!   table instead (`counts_alias.rs`), cheaper there; with at most 8 experts the counts are
+//!   8-bit lanes of one word and each draw is of two tokens (`alias::Packed`).
 //! - **[`Counts::Marginals`], an approximation**, where they are many (DeepSeek-V3's C(256, 8)):
 //!   *binomial marginals conditioned on their sum*. Each expert's count is drawn from its exact
 //!   marginal, Binomial(tokens, π_e) with π_e the chance that a token's k draws include e;

@@ -88,10 +88,10 @@ pub(super) const TWO_32: f64 = 4_294_967_296.0;
 /// an outcome's lanes hold 1 for each of its sets' members, so a draw adds one word, not a
 /// count per expert. Lane e counts at most one per token (a set's members are distinct), so at
 /// most [`CHUNK`] tokens are added before the lanes are read out. Where the sets are at most
-/// [`PAIRED`], each draw is of two tokens: an outcome per ordered pair of sets (a, b), of
-/// chance p_a·p_b (tokens route independently), so a token costs half a draw; the pairs'
-/// table has [`PAIRS`] columns (pairs past the sets' S² of chance 0), so a column is the top
-/// 10 bits of a draw and its index needs no bounds check. Exact as [`Alias`] is (to within
+/// [`PAIRED`], each draw is of two tokens: an outcome per unordered pair of sets {a, b}, of
+/// chance p_a·p_b, twice that where a ≠ b (tokens route independently), so a token costs half
+/// a draw; the pairs' table has [`PAIRS`] columns (those past the S(S + 1)/2 pairs of chance
+/// 0), so a column is the top 9 bits of a draw and its index needs no bounds check. Exact as [`Alias`] is (to within
 /// G ÷ 2^32 per column).
 #[derive(Debug, Clone)]
 pub struct Packed {
@@ -125,11 +125,12 @@ pub(super) const LANES: usize = 8;
 /// Most tokens added into one word of lanes: each lane stays below 2^8.
 const CHUNK: u64 = 255;
 
-/// Most sets for which a [`Packed`] draw is of two tokens (√[`PAIRS`]).
-const PAIRED: usize = 32;
+/// Most sets for which a [`Packed`] draw is of two tokens (S(S + 1)/2 ≤ [`PAIRS`]).
+const PAIRED: usize = 31;
 
-/// Columns of a [`Packed`] pairs' table (24 bytes each: 24 KB, within a core's L1 data cache).
-pub(super) const PAIRS: usize = 1024;
+/// Columns of a [`Packed`] pairs' table (24 bytes each: 12 KB, within a core's L1 data cache;
+/// trace routing keeps one per layer, 384 KB for 32 layers, within its L2).
+pub(super) const PAIRS: usize = 512;
 
 impl Packed {
     /// The table of the sets `members` (`k` per set, flattened) of chances `p`, or `None` where
@@ -153,9 +154,12 @@ impl Packed {
             return Some(Packed { tables, expert });
         }
         let (mut chance, mut sum) = (vec![0.0; PAIRS], vec![0; PAIRS]);
-        for (i, (&a, &la)) in p.iter().zip(&lanes).enumerate() {
-            for (j, (&b, &lb)) in p.iter().zip(&lanes).enumerate() {
-                (chance[i * p.len() + j], sum[i * p.len() + j]) = (a * b, la + lb);
+        let mut at = 0;
+        for a in 0..p.len() {
+            for b in a..p.len() {
+                let orders = if a == b { 1.0 } else { 2.0 };
+                (chance[at], sum[at]) = (orders * p[a] * p[b], lanes[a] + lanes[b]);
+                at += 1;
             }
         }
         let pairs: Box<[Lanes; PAIRS]> = columns(&chance, &sum).try_into().ok()?;
@@ -239,7 +243,7 @@ fn one(table: &[Lanes], u: u32) -> u64 {
     pick(&table[(x >> 32) as usize], x)
 }
 
-/// [`one`] of a pairs' table: with G = 2^10 the column is `u`'s top 10 bits.
+/// [`one`] of a pairs' table: with G = 2^9 the column is `u`'s top 9 bits.
 fn pair(table: &[Lanes; PAIRS], u: u32) -> u64 {
     let x = u64::from(u) << PAIRS.trailing_zeros();
     pick(&table[(x >> 32) as usize], x)

@@ -230,7 +230,7 @@ fn the_packed_tables_give_each_outcome_its_probability() {
             }
         }
         close(&chances(&packed.tables.single), &single);
-        let pair_table = packed.tables.pairs.as_ref().expect("at most 32 sets");
+        let pair_table = packed.tables.pairs.as_ref().expect("at most 31 sets");
         close(&chances(&pair_table[..]), &pairs);
     }
     // Past 8 experts there are no lanes.
