@@ -477,7 +477,7 @@ impl<'a> Coster<'a> {
             }
         } else if self.closed_form(spans) {
             let counts = self.ep_counts(counts, layers.len());
-            let lt = self.routed_layers(batch, layers.start, &counts, out)?;
+            let lt = self.routed_layers(batch, layers.start, &counts, first, out)?;
             out.time += lt;
         } else {
             for (i, c) in counts.iter().enumerate() {

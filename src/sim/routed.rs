@@ -16,7 +16,7 @@
 use super::{Coster, IterCost, IterError};
 use crate::hw::{CostError, EnergyParts, OpCost, Unit};
 use crate::map::{Choices, Policy, place};
-use crate::model::{Batch, Op, OpKind};
+use crate::model::{Batch, IterationGraph, Op, OpKind};
 
 /// What a routed expert of one kind and one number of tokens adds to an iteration, on the
 /// unit the policy places it on: `[0]` as the first expert of its unit on its device (it pays
@@ -103,12 +103,14 @@ impl Coster<'_> {
     }
 
     /// The layers of one iteration from layer `from` on, `counts[i]` the tokens per expert of
-    /// layer `from + i`, priced in closed form; adds into `out` and returns the layers' time.
+    /// layer `from + i`, priced in closed form (`first` the graph of layer `from`'s kind with
+    /// `counts[0]`); adds into `out` and returns the layers' time.
     pub(super) fn routed_layers(
         &mut self,
         batch: &Batch,
         from: usize,
         counts: &[Vec<u64>],
+        first: &IterationGraph,
         out: &mut IterCost,
     ) -> Result<f64, IterError> {
         // Per kind, once per iteration: its routing-free part and its routed-expert op.
@@ -123,10 +125,16 @@ impl Coster<'_> {
                 continue;
             }
             if fixed[kind].is_none() {
-                let g = self.build(batch, kind, Some(c))?;
+                let built;
+                let g = if i == 0 {
+                    first
+                } else {
+                    built = self.build(batch, kind, Some(c))?;
+                    &built
+                };
                 let keep = |op: &Op| op.layer == Some(0) && !routed(op);
                 let mut one = IterCost::default();
-                let lt = self.run_part(&g, keep, Some(0), 0.0, &mut one, false)?;
+                let lt = self.run_part(g, keep, Some(0), 0.0, &mut one, false)?;
                 let expert = g
                     .ops()
                     .find(|op| op.layer == Some(0) && routed(op))
