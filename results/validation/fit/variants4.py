@@ -15,6 +15,9 @@ Switches (key=JSON value):
         product is compute-bound; a memory-bound one keeps its small tiles)
   fixdram the stream-K fixup (every SM's tile of fp32 partials written and read back, S*tm*tn*8
         bytes) at DRAM bandwidth instead of the operand bandwidth (shipped False)
+  pm    the GEMM's time from its waves' time tw and its DRAM time tm as (tw^p + tm^p)^(1/p)
+        (0: max, shipped): DRAM streaming and arithmetic overlap imperfectly near the ridge
+  pf    the same between a wave's arithmetic and its operand feed (0: max, shipped)
   bw    [h100, a100] operand bandwidth in B/s (shipped 9e12, 7e12)
   kmin  split-K only when k >= kmin (shipped: any k when the smallest tile leaves SMs idle)
   boost per-SM arithmetic rate of a partial wave of r of the S SMs: x (1 + (boost-1)(1 - r/S))
@@ -32,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wave2
 from common import curve, stats, vidur_gemms, llmc
 from gemm import DEV, TILES, SPLITS, cdiv
-OPT = dict(x="F", k0=0.0, one=0, kmin=0, boost=1.0, pw=True, skmin=2, skeff=1.0, bmode="lin", skmax=0, onecb=False, fixdram=False)
+OPT = dict(x="F", k0=0.0, one=0, kmin=0, boost=1.0, pw=True, skmin=2, skeff=1.0, bmode="lin", skmax=0, onecb=False, fixdram=False, pm=0, pf=0)
 TK = {'h100': 64, 'a100': 32}
 def reuse(tm, tn, rh):
     i = tm * tn / (tm + tn); return i / (i + rh)
@@ -66,16 +69,19 @@ def prep(dev, rl):
 def boost(dev):
     b = OPT['boost']; return b[0 if dev == 'h100' else 1] if isinstance(b, list) else b
 DRAM = [1.0]
+def smax(a, b, p):
+    return max(a, b) if not p else (a ** p + b ** p) ** (1 / p)
 def one_time(c, rate, S, BL2, te, sk, bst=1.0):
     fl, by, w, r, area, x, kf, a2, s = c
     rate = rate * kf
-    full = max(fl / rate, S * by / BL2) + te
+    pf = OPT['pf']
+    full = smax(fl / rate, S * by / BL2, pf) + te
     t = w * full
     if r:
         pr = rate * ((1 + (bst - 1) * (1 - r / S)) if OPT['bmode'] == 'lin' else min(bst, (S / r) ** (1 / 3)))
-        t += max(fl / pr, (r if OPT['pw'] else S) * by / BL2) + te
+        t += smax(fl / pr, (r if OPT['pw'] else S) * by / BL2, pf) + te
     if sk and area and r and w >= OPT['skmin'] and (not SKMAX[0] or w <= SKMAX[0]):
-        part = max((S + r) * fl / (S * rate), (S + r) * by / BL2) / OPT['skeff']
+        part = smax((S + r) * fl / (S * rate), (S + r) * by / BL2, pf) / OPT['skeff']
         fix = S * area * 8 / (DRAM[0] if OPT['fixdram'] else BL2)
         t = min(t, (w - 1) * full + part + 2 * te + fix)
     return t
@@ -97,7 +103,7 @@ def evalp(pre, ec, em, dev, BL2):
     d = DEV[dev]; ecf = curve(ec); emf = curve(em); S = d['S']; res = []
     for F, B, c, s, ov, lab in pre:
         mem = B / (d['BW'] * emf(B))
-        p = max(tw(c, ecf, d['P'] / S, S, BL2, d['te'], d['sk'], BST.get(dev, boost(dev)), mem), mem) + ov
+        p = smax(tw(c, ecf, d['P'] / S, S, BL2, d['te'], d['sk'], BST.get(dev, boost(dev)), mem), mem, OPT['pm']) + ov
         res.append((p, s, lab))
     return res
 wave2.evalp = evalp

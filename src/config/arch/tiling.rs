@@ -8,7 +8,7 @@ use crate::work::{Dtype, UnknownDtype};
 
 impl ArchChain {
     /// `[xpu.tiling]`, if any file of the chain has one: then its SM count, operand bandwidth,
-    /// per-tile overhead, stream-K flag, operand reuse at half rate and tiles (the first file that sets each key gives it).
+    /// per-tile overhead, stream-K flag, operand reuse at half rate, overlap exponent and tiles (the first file that sets each key gives it).
     pub(super) fn tiling(&self) -> Result<Option<Tiling>, ConfigError> {
         if !self.layers.iter().any(|l| tiling(&l.raw).is_some()) {
             return Ok(None);
@@ -31,6 +31,14 @@ impl ArchChain {
             )));
         }
         let reuse_half = *h.value;
+        let o = self.req("xpu.tiling.overlap", |r| tiling(r)?.overlap.as_ref())?;
+        if !(o.value.is_finite() && *o.value >= 0.0) {
+            return Err(o.err(format!(
+                "`xpu.tiling.overlap` must be a non-negative exponent, found {}",
+                o.value
+            )));
+        }
+        let overlap = *o.value;
         let layer = self
             .layers
             .iter()
@@ -66,6 +74,7 @@ impl ArchChain {
             tile_overhead,
             stream_k,
             reuse_half,
+            overlap,
             tiles,
         }))
     }
