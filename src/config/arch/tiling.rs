@@ -23,22 +23,12 @@ impl ArchChain {
         let stream_k = *self
             .req("xpu.tiling.stream_k", |r| tiling(r)?.stream_k.as_ref())?
             .value;
-        let h = self.req("xpu.tiling.reuse_half", |r| tiling(r)?.reuse_half.as_ref())?;
-        if !(h.value.is_finite() && *h.value >= 0.0) {
-            return Err(h.err(format!(
-                "`xpu.tiling.reuse_half` must be a non-negative number of elements, found {}",
-                h.value
-            )));
-        }
-        let reuse_half = *h.value;
-        let o = self.req("xpu.tiling.overlap", |r| tiling(r)?.overlap.as_ref())?;
-        if !(o.value.is_finite() && *o.value >= 0.0) {
-            return Err(o.err(format!(
-                "`xpu.tiling.overlap` must be a non-negative exponent, found {}",
-                o.value
-            )));
-        }
-        let overlap = *o.value;
+        let reuse_half = self.non_negative("xpu.tiling.reuse_half", "number of elements", |r| {
+            tiling(r)?.reuse_half.as_ref()
+        })?;
+        let overlap = self.non_negative("xpu.tiling.overlap", "exponent", |r| {
+            tiling(r)?.overlap.as_ref()
+        })?;
         let layer = self
             .layers
             .iter()
@@ -77,5 +67,22 @@ impl ArchChain {
             overlap,
             tiles,
         }))
+    }
+
+    /// The required number at `key`, refused unless finite and at least 0 (`what` names it).
+    fn non_negative<'a>(
+        &'a self,
+        key: &str,
+        what: &str,
+        f: impl Fn(&'a super::raw::RawArch) -> Option<&'a toml::Spanned<f64>>,
+    ) -> Result<f64, ConfigError> {
+        let v = self.req(key, f)?;
+        if !(v.value.is_finite() && *v.value >= 0.0) {
+            return Err(v.err(format!(
+                "`{key}` must be a non-negative {what}, found {}",
+                v.value
+            )));
+        }
+        Ok(*v.value)
     }
 }
