@@ -18,6 +18,7 @@ Switches (key=JSON value):
   pm    the GEMM's time from its waves' time tw and its DRAM time tm as (tw^p + tm^p)^(1/p)
         (0: max, shipped): DRAM streaming and arithmetic overlap imperfectly near the ridge
   pf    the same between a wave's arithmetic and its operand feed (0: max, shipped)
+  rh    operand reuse at half rate (elements; shipped 8), te tile overhead (s; shipped 1e-6)
   bw    [h100, a100] operand bandwidth in B/s (shipped 9e12, 7e12)
   kmin  split-K only when k >= kmin (shipped: any k when the smallest tile leaves SMs idle)
   boost per-SM arithmetic rate of a partial wave of r of the S SMs: x (1 + (boost-1)(1 - r/S))
@@ -111,6 +112,9 @@ BST = {}  # per device boost override (the cross-check: the fitted device's boos
 BPF = {'h100': 9e12 / 989.4e12, 'a100': 7e12 / 312e12}
 def rows(dev): return vidur_gemms(dev) + (llmc() if dev == 'a100' else [])
 def run(label, passes=3):
+    for key in ('rh', 'te'):
+        if key in OPT:
+            for d in DEV.values(): d[key] = OPT[key]
     if OPT.get('bw'):
         BPF.update(h100=OPT['bw'][0] / DEV['h100']['P'], a100=OPT['bw'][1] / DEV['a100']['P'])
     res = {}
