@@ -97,9 +97,12 @@ impl fmt::Display for Bound {
 pub struct OpCost {
     /// Total time: the longer of `compute` and `memory`, plus `overhead`.
     pub time: Seconds,
-    /// FLOPs ÷ (peak × compute efficiency).
+    /// FLOPs ÷ (peak × compute efficiency). A GEMM on an xPU whose waves and DRAM stream
+    /// overlap imperfectly (`xpu.tiling.overlap`) carries on its longer side the part of the
+    /// other side it does not hide ([`super::Tiling::overlap`]).
     pub compute: Seconds,
-    /// DRAM bytes ÷ (bandwidth × memory efficiency), or link transfer time for collectives.
+    /// DRAM bytes ÷ (bandwidth × memory efficiency), or link transfer time for collectives
+    /// (with the same note for a GEMM as `compute`).
     pub memory: Seconds,
     /// Fixed overheads (kernel, ring steps, host).
     pub overhead: Seconds,

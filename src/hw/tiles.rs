@@ -17,11 +17,16 @@
 //! `I = tm·tn / (tm + tn)`, and the rate goes as `I / (I + reuse_half)` (Little's law on the
 //! SM's operand pipe: a fixed latency per element loaded, hidden in proportion to the work per
 //! element), relative to the set's tile of most reuse, whose rate the GEMM curve gives.
+//!
+//! A GEMM's waves and its DRAM stream overlap imperfectly: together they take
+//! `(c^p + m^p)^(1/p)` (`p` = `overlap`), the longer of the two far from the ridge and `2^(1/p)`
+//! of either at it (the loads a wave waits on are not all in flight while it computes).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::roofline::{Bound, OpCost};
 use crate::units::{BytesPerSecond, FlopsPerSecond, Seconds};
 use crate::work::{Dtype, GemmShape};
 
@@ -46,6 +51,9 @@ pub struct Tiling {
     /// Operand reuse (output elements per operand element per k-step, `tm·tn / (tm + tn)`) at
     /// which a tile reaches half its SM's arithmetic rate; 0: every tile reaches it.
     pub reuse_half: f64,
+    /// Exponent `p` of the overlap of a GEMM's waves and its DRAM stream, `(c^p + m^p)^(1/p)`;
+    /// 0: a perfect overlap (the longer of the two).
+    pub overlap: f64,
     /// Output tile shapes `(rows, columns)` the library chooses among, per element type.
     pub tiles: BTreeMap<Dtype, Vec<(u64, u64)>>,
 }
@@ -152,6 +160,34 @@ impl Tiling {
         }
     }
 
+    /// A GEMM's `cost` with its compute (the waves) and memory (the DRAM stream) times
+    /// overlapping as `(c^p + m^p)^(1/p)`. The side that bounds the op carries the part of the
+    /// other it does not hide, so the bound is the longer side and the time without the
+    /// overhead stays the longer of the two sides.
+    pub fn overlap(&self, cost: OpCost) -> OpCost {
+        let p = self.overlap;
+        if p <= 0.0 {
+            return cost;
+        }
+        let (c, m) = (cost.compute.value(), cost.memory.value());
+        let both = Seconds((c.powf(p) + m.powf(p)).powf(1.0 / p));
+        let mut out = cost;
+        if c >= m {
+            out.compute = both;
+        } else {
+            out.memory = both;
+        }
+        out.time = both + cost.overhead;
+        if cost.bound == Bound::Overhead && both > cost.overhead {
+            out.bound = if c >= m {
+                Bound::Compute
+            } else {
+                Bound::Memory
+            };
+        }
+        out
+    }
+
     /// How much longer `g`'s waves take than its FLOPs at `peak` (1 when no tiling applies):
     /// the factor on the roofline's compute time, whose rate is `peak`.
     pub fn scale(&self, g: &GemmShape, dtype: Dtype, peak: FlopsPerSecond) -> f64 {
@@ -174,6 +210,7 @@ mod tests {
             tile_overhead: Seconds(0.0),
             stream_k: false,
             reuse_half: 0.0,
+            overlap: 0.0,
             tiles: BTreeMap::from([(Dtype::Bf16, vec![(128, 128)])]),
         }
     }
@@ -259,6 +296,40 @@ mod tests {
         let tail = (1.25 * tile).max(1.25 * feed) + 2e-7 + fixup;
         assert!(w.stream_k);
         assert!((w.time.value() - (whole + tail)).abs() < 1e-15);
+    }
+
+    #[test]
+    fn waves_and_the_dram_stream_overlap_by_the_exponent() {
+        let mut t = tiling(4);
+        let cost = |c: f64, m: f64, o: f64| OpCost {
+            time: Seconds(c.max(m) + o),
+            compute: Seconds(c),
+            memory: Seconds(m),
+            overhead: Seconds(o),
+            bound: if o > c.max(m) {
+                Bound::Overhead
+            } else if c >= m {
+                Bound::Compute
+            } else {
+                Bound::Memory
+            },
+        };
+        // Exponent 0: the longer side, unchanged.
+        assert_eq!(t.overlap(cost(3e-6, 4e-6, 1e-6)), cost(3e-6, 4e-6, 1e-6));
+        // Exponent 2: 3 and 4 µs take 5 µs; the memory side (the longer) carries it.
+        t.overlap = 2.0;
+        let o = t.overlap(cost(3e-6, 4e-6, 1e-6));
+        assert!((o.memory.value() - 5e-6).abs() < 1e-18);
+        assert!((o.time.value() - 6e-6).abs() < 1e-18);
+        assert_eq!((o.compute, o.bound), (Seconds(3e-6), Bound::Memory));
+        // Exponent 3 at the ridge: 2^(1/3) of either side.
+        t.overlap = 3.0;
+        let o = t.overlap(cost(2e-6, 2e-6, 0.0));
+        assert!((o.compute.value() - 2e-6 * 2f64.cbrt()).abs() < 1e-18);
+        assert_eq!(o.bound, Bound::Compute);
+        // An overhead that the overlapped time passes no longer bounds the op.
+        let o = t.overlap(cost(2e-6, 2e-6, 2.2e-6));
+        assert_eq!(o.bound, Bound::Compute);
     }
 
     #[test]

@@ -110,7 +110,8 @@ impl Xpu {
 
     /// The kernel time of `w` (of `class`) on this xPU: its roofline, with a GEMM's compute
     /// time taken over the waves of tiles its library would run, each SM at its share of the
-    /// peak times the size curve's efficiency and the operand feed at full bandwidth.
+    /// peak times the size curve's efficiency and the operand feed at full bandwidth, and its
+    /// waves and DRAM stream overlapping as [`Tiling::overlap`] states.
     pub fn cost(&self, class: OpClass, w: &Work) -> Result<OpCost, CostError> {
         let full = Curve::full();
         let mut roof = self.roofline(class, w)?;
@@ -126,7 +127,12 @@ impl Xpu {
             (Some(t), Some(g), OpClass::Gemm) => t.scale(g, w.compute, rate),
             _ => 1.0,
         };
-        Ok(roof.cost_scaled(w.flops, w.bytes.total(), waves))
+        let cost = roof.cost_scaled(w.flops, w.bytes.total(), waves);
+        Ok(match (&self.tiling, &w.gemm, class) {
+            // The waves and the DRAM stream overlap as the tiling states.
+            (Some(t), Some(_), OpClass::Gemm) => t.overlap(cost),
+            _ => cost,
+        })
     }
 }
 

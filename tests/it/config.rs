@@ -94,19 +94,31 @@ fn duplex_table_models_have_their_published_sizes() {
     );
 }
 
-#[test]
-fn a_negative_operand_reuse_at_half_rate_is_refused_naming_its_key_and_file() {
-    let h100 = load_arch(&root("arch/h100.toml")).unwrap();
-    assert_eq!(h100.xpu.tiling.as_ref().map(|t| t.reuse_half), Some(8.0));
+/// `line` under `[xpu.tiling]` of an arch extending the H100's is refused, naming `key` and the file.
+fn refused_under_tiling(line: &str, key: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("bad.toml");
     let base = root("arch/h100.toml");
     let text = format!(
-        "extends = {:?}\nname = \"bad\"\n\n[xpu.tiling]\nreuse_half = -1.0\n",
+        "extends = {:?}\nname = \"bad\"\n\n[xpu.tiling]\n{line}\n",
         base.to_str().unwrap()
     );
     std::fs::write(&path, text).unwrap();
     let e = load_arch(&path).unwrap_err().to_string();
-    assert!(e.contains("xpu.tiling.reuse_half"), "{e}");
+    assert!(e.contains(key), "{e}");
     assert!(e.contains("bad.toml"), "{e}");
+}
+
+#[test]
+fn a_negative_overlap_exponent_is_refused_naming_its_key_and_file() {
+    let h100 = load_arch(&root("arch/h100.toml")).unwrap();
+    assert_eq!(h100.xpu.tiling.as_ref().map(|t| t.overlap), Some(3.0));
+    refused_under_tiling("overlap = -1.0", "xpu.tiling.overlap");
+}
+
+#[test]
+fn a_negative_operand_reuse_at_half_rate_is_refused_naming_its_key_and_file() {
+    let h100 = load_arch(&root("arch/h100.toml")).unwrap();
+    assert_eq!(h100.xpu.tiling.as_ref().map(|t| t.reuse_half), Some(8.0));
+    refused_under_tiling("reuse_half = -1.0", "xpu.tiling.reuse_half");
 }

@@ -10,7 +10,8 @@ each row's cause by what the measured rows of the same (n, k) show along m:
 It also prints the floor of any model monotone in m: an isotonic fit of log(measured) along m per
 (n, k) series, free per series (so an optimistic bound, not a model).
 Usage: python3 results/validation/fit/tail.py [rows per device, default 20] [--before]
-(--before: the second pass's model, without the operand-reuse term, and its curves)"""
+(--before: the second pass's model, without the operand-reuse term and the overlap, and its curves;
+without it: the shipped model, as cross.py)"""
 import sys, os, math
 from collections import defaultdict
 sys.path.insert(0, os.path.dirname(__file__))
@@ -57,7 +58,8 @@ def analyse(dev,top):
     for m,n,k,b,s,host,lab in vidur_gemms(dev):
         F=2*m*n*k; B=(k*n+m*k+m*n)*2
         t,tile,T,W,bd=choice(m,n,k,d,d['P']/S*ecf(F),BL2)
-        mem=B/(d['BW']*emf(B)); pr=max(t,mem)+d['ov']
+        mem=B/(d['BW']*emf(B)); pm=0 if BEFORE else d['pm']
+        pr=(max(t,mem) if not pm else (t**pm+mem**pm)**(1/pm))+d['ov']
         later=min([x for m2,x in ser[(n,k)] if m<m2<=2*m] or [math.inf])
         earlier=max([x for m2,x in ser[(n,k)] if m/2<=m2<m] or [0])
         cause='bump' if s>1.1*later else 'dip' if s<earlier/1.1 else 'smooth'

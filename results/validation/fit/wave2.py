@@ -1,6 +1,7 @@
 """Tiles and waves with the efficiency curve on the arithmetic only, a per-tile overhead, the
 stream-K tail and each tile's rate by its operand reuse I = tm*tn/(tm+tn), as I/(I + rh) relative
-to the set's tile of most reuse (as src/hw/tiles.rs; rh: xpu.tiling.reuse_half)."""
+to the set's tile of most reuse (as src/hw/tiles.rs; rh: xpu.tiling.reuse_half), the waves and the DRAM
+stream overlapping as (tw^pm + tm^pm)^(1/pm) (pm: xpu.tiling.overlap; 0: the longer)."""
 import sys, os, math
 sys.path.insert(0, os.path.dirname(__file__))
 from common import curve, stats, vidur_gemms, llmc, setk
@@ -41,7 +42,8 @@ def tw(c,rate,S,BL2,te=0.0,sk=False):
 def evalp(pre,ec,em,dev,BL2):
     d=DEV[dev]; ecf=curve(ec); emf=curve(em); S=d['S']; res=[]
     for F,B,c,s,ov,lab in pre:
-        p=max(tw(c,d['P']/S*ecf(F),S,BL2,d['te'],d['sk']),B/(d['BW']*emf(B)))+ov
+        a,m=tw(c,d['P']/S*ecf(F),S,BL2,d['te'],d['sk']),B/(d['BW']*emf(B))
+        p=(max(a,m) if not d['pm'] else (a**d['pm']+m**d['pm'])**(1/d['pm']))+ov
         res.append((p,s,lab))
     return res
 def loss(r): return sum(abs(math.log(p/s)) for p,s,_ in r)/len(r)

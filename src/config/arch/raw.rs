@@ -99,6 +99,7 @@ pub(super) struct RawTiling {
     pub(super) tile_overhead: Option<Spanned<Seconds>>,
     pub(super) stream_k: Option<Spanned<bool>>,
     pub(super) reuse_half: Option<Spanned<f64>>,
+    pub(super) overlap: Option<Spanned<f64>>,
     pub(super) tiles: Option<TileTable>,
 }
 

@@ -8,7 +8,7 @@ use crate::work::{Dtype, UnknownDtype};
 
 impl ArchChain {
     /// `[xpu.tiling]`, if any file of the chain has one: then its SM count, operand bandwidth,
-    /// per-tile overhead, stream-K flag, operand reuse at half rate and tiles (the first file that sets each key gives it).
+    /// per-tile overhead, stream-K flag, operand reuse at half rate, overlap exponent and tiles (the first file that sets each key gives it).
     pub(super) fn tiling(&self) -> Result<Option<Tiling>, ConfigError> {
         if !self.layers.iter().any(|l| tiling(&l.raw).is_some()) {
             return Ok(None);
@@ -23,14 +23,12 @@ impl ArchChain {
         let stream_k = *self
             .req("xpu.tiling.stream_k", |r| tiling(r)?.stream_k.as_ref())?
             .value;
-        let h = self.req("xpu.tiling.reuse_half", |r| tiling(r)?.reuse_half.as_ref())?;
-        if !(h.value.is_finite() && *h.value >= 0.0) {
-            return Err(h.err(format!(
-                "`xpu.tiling.reuse_half` must be a non-negative number of elements, found {}",
-                h.value
-            )));
-        }
-        let reuse_half = *h.value;
+        let reuse_half = self.non_negative("xpu.tiling.reuse_half", "number of elements", |r| {
+            tiling(r)?.reuse_half.as_ref()
+        })?;
+        let overlap = self.non_negative("xpu.tiling.overlap", "exponent", |r| {
+            tiling(r)?.overlap.as_ref()
+        })?;
         let layer = self
             .layers
             .iter()
@@ -66,7 +64,25 @@ impl ArchChain {
             tile_overhead,
             stream_k,
             reuse_half,
+            overlap,
             tiles,
         }))
+    }
+
+    /// The required number at `key`, refused unless finite and at least 0 (`what` names it).
+    fn non_negative<'a>(
+        &'a self,
+        key: &str,
+        what: &str,
+        f: impl Fn(&'a super::raw::RawArch) -> Option<&'a toml::Spanned<f64>>,
+    ) -> Result<f64, ConfigError> {
+        let v = self.req(key, f)?;
+        if !(v.value.is_finite() && *v.value >= 0.0) {
+            return Err(v.err(format!(
+                "`{key}` must be a non-negative {what}, found {}",
+                v.value
+            )));
+        }
+        Ok(*v.value)
     }
 }
