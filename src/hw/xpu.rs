@@ -121,17 +121,15 @@ impl Xpu {
             roof.bandwidth = s.rate(e, w.bytes.total(), memory);
             roof.memory = &full;
         }
-        // The curve scales the arithmetic (the rate each SM reaches), not the operand feed.
-        let rate = roof.peak * roof.compute.at(w.flops.value());
-        let waves = match (&self.tiling, &w.gemm, class) {
-            (Some(t), Some(g), OpClass::Gemm) => t.scale(g, w.compute, rate),
-            _ => 1.0,
-        };
-        let cost = roof.cost_scaled(w.flops, w.bytes.total(), waves);
         Ok(match (&self.tiling, &w.gemm, class) {
-            // The waves and the DRAM stream overlap as the tiling states.
-            (Some(t), Some(_), OpClass::Gemm) => t.overlap(cost),
-            _ => cost,
+            (Some(t), Some(g), OpClass::Gemm) => {
+                // The curve scales the arithmetic (the rate each SM reaches), not the operand
+                // feed; the waves and the DRAM stream overlap as the tiling states.
+                let rate = roof.peak * roof.compute.at(w.flops.value());
+                let waves = t.scale(g, w.compute, rate);
+                t.overlap(roof.cost_scaled(w.flops, w.bytes.total(), waves))
+            }
+            _ => roof.cost_scaled(w.flops, w.bytes.total(), 1.0),
         })
     }
 }

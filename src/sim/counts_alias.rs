@@ -189,32 +189,12 @@ impl Packed {
         let mut left = n;
         while left > 0 {
             let chunk = left.min(CHUNK);
+            let one = |u| one(single, u);
             let acc = match pairs {
                 Some(pairs) => {
-                    let mut acc = 0u64;
-                    for _ in 0..chunk / 4 {
-                        let r = rng.next_u64();
-                        acc += pair(pairs, r as u32) + pair(pairs, (r >> 32) as u32);
-                    }
-                    if chunk % 4 >= 2 {
-                        acc += pair(pairs, rng.next_u64() as u32);
-                    }
-                    if chunk % 2 == 1 {
-                        acc += one(single, rng.next_u64() as u32);
-                    }
-                    acc
+                    draws(chunk / 2, |u| pair(pairs, u), rng) + draws(chunk % 2, one, rng)
                 }
-                None => {
-                    let mut acc = 0u64;
-                    for _ in 0..chunk / 2 {
-                        let r = rng.next_u64();
-                        acc += one(single, r as u32) + one(single, (r >> 32) as u32);
-                    }
-                    if chunk % 2 == 1 {
-                        acc += one(single, rng.next_u64() as u32);
-                    }
-                    acc
-                }
+                None => draws(chunk, one, rng),
             };
             for (lane, &e) in self.expert.iter().enumerate() {
                 if let Some(x) = c.get_mut(e) {
@@ -224,6 +204,19 @@ impl Packed {
             left -= chunk;
         }
     }
+}
+
+/// The lanes of `m` draws of `pick`, two 32-bit draws from each 64-bit word.
+fn draws(m: u64, pick: impl Fn(u32) -> u64, rng: &mut impl Rng) -> u64 {
+    let mut acc = 0u64;
+    for _ in 0..m / 2 {
+        let r = rng.next_u64();
+        acc += pick(r as u32) + pick((r >> 32) as u32);
+    }
+    if m % 2 == 1 {
+        acc += pick(rng.next_u64() as u32);
+    }
+    acc
 }
 
 /// The [`Packed`] columns of outcomes of chances `p` and lanes `lanes`.

@@ -2,7 +2,7 @@
 //! places the fault (a line of the file, a key, or the flag), where it once crashed, hung, or
 //! printed a number that is not one with status 0.
 
-use crate::util::{ROOT, Run, dyad, dyad_with, expect_input_error, small_scenario};
+use crate::util::{ROOT, Run, dyad, dyad_with, expect_input_error, line_of, small_scenario};
 
 /// The small Mixtral scenario with `from` replaced by `to`, run.
 fn scenario_with(from: &str, to: &str) -> Run {
@@ -10,11 +10,6 @@ fn scenario_with(from: &str, to: &str) -> Run {
     assert!(s.contains(from), "{from}");
     let s = s.replacen(from, to, 1);
     dyad_with(&[("s.toml", &s)], &["run", "--serving", "s.toml"])
-}
-
-/// The line (1-based) of `text` that contains `needle`.
-fn line_of(text: &str, needle: &str) -> usize {
-    1 + text.lines().position(|l| l.contains(needle)).unwrap()
 }
 
 #[test]

@@ -11,7 +11,7 @@ use dyad::model::{Batch, Parallelism, Precision, PrefillChunk};
 use dyad::sim::iteration::{Coster, IterCost, OpSpan, VerifyPass};
 use dyad::sim::serving::{IterationRecord, Observer, RequestLife, simulate};
 
-use crate::util::{ROOT, dyad_with, expect_input_error, small_scenario};
+use crate::util::{ROOT, dyad_with, expect_input_error, line_of, small_scenario};
 
 /// Llama-2-7B's linear weights per layer: QKV 4096 × (3 · 4096), output 4096 × 4096, gate and
 /// up 4096 × (2 · 11008), down 11008 × 4096 (its HF config: MHA, 32 heads of 128).
@@ -164,12 +164,7 @@ fn a_draft_model_of_experts_under_skewed_routing_is_refused_at_its_key() {
         "[speculative]\nmode = \"draft\"\ntokens = 2\ndraft_model = \"{ROOT}/workloads/models/mixtral-8x7b.json\"\nacceptance = 0.5\n"
     );
     let s = small_scenario("h100", "", "mode = \"zipf\"\ns = 1.2") + &table;
-    let line = s
-        .lines()
-        .position(|l| l.starts_with("draft_model"))
-        .unwrap()
-        + 1;
     let r = dyad_with(&[("s.toml", &s)], &["run", "--serving", "s.toml"]);
-    let at = format!("s.toml:{line}");
+    let at = format!("s.toml:{}", line_of(&s, "draft_model = "));
     expect_input_error(&r, &[&at, "speculative.draft_model", "uniform"]);
 }

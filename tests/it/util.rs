@@ -110,6 +110,11 @@ fn unwrapped(text: &str) -> String {
         .join(" ")
 }
 
+/// The line (1-based) of `text` that contains `needle`.
+pub(crate) fn line_of(text: &str, needle: &str) -> usize {
+    1 + text.lines().position(|l| l.contains(needle)).unwrap()
+}
+
 /// Checks that `r` ended with status 2 (bad input), without a panic, and that its standard error
 /// contains every one of `needles` (wherever the message wrapped).
 #[track_caller]
