@@ -247,7 +247,7 @@ impl<'a> Coster<'a> {
         for t in 0..ops.len() {
             self.account(ops[t], units[t], &chosen[t], out);
         }
-        let o = match self.serial(&ops, &units, &chosen) {
+        let o = match self.serial(&ops, &units, &chosen, spans) {
             Some(o) => o,
             None => self.run_engine(g, &nodes, &units, &chosen)?,
         };
@@ -356,11 +356,18 @@ impl<'a> Coster<'a> {
 
     /// What the engine gives for `ops` on `units` at costs `chosen` when they all run on one
     /// in-order stream, each with some valid work (its one-pass path, see
-    /// [`engine::serial_step`]), computed without building the tasks; `None` otherwise.
-    fn serial(&self, ops: &[&Op], units: &[Unit], chosen: &[Priced]) -> Option<engine::Outcome> {
+    /// [`engine::serial_step`]), computed without building the tasks (and without the spans
+    /// unless `spans`); `None` otherwise.
+    fn serial(
+        &self,
+        ops: &[&Op],
+        units: &[Unit],
+        chosen: &[Priced],
+        spans: bool,
+    ) -> Option<engine::Outcome> {
         let first = self.stream(ops.first()?, units[0]);
         let mut busy = vec![0.0; RESOURCES.len() * self.par.ep as usize];
-        let mut spans = Vec::with_capacity(ops.len());
+        let (keep, mut spans) = (spans, Vec::with_capacity(if spans { ops.len() } else { 0 }));
         let mut now = 0.0;
         for ((op, &unit), x) in ops.iter().zip(units).zip(chosen) {
             let (demands, n) = Self::demands(op, unit, x);
@@ -374,7 +381,10 @@ impl<'a> Coster<'a> {
             {
                 return None;
             }
-            spans.push(engine::serial_step(&mut now, &mut busy, delay, demands));
+            let span = engine::serial_step(&mut now, &mut busy, delay, demands);
+            if keep {
+                spans.push(span);
+            }
         }
         Some(engine::Outcome {
             spans,

@@ -35,6 +35,7 @@ pub struct Samples {
 
 impl Samples {
     /// Adds a sample.
+    #[inline]
     pub fn push(&mut self, x: f64) {
         self.n += 1;
         self.sum += x;
