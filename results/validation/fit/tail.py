@@ -30,7 +30,7 @@ def choice(m,n,k,d,dev,rate,BL2):
     or math bound of a full wave)."""
     best=None
     for c in wave2.cands(m,n,k,1,d['S'],dev):
-        t,sk,feed=wave2.cand_time(c,rate,d['S'],BL2,d['te'],d['sk'])
+        t,sk,feed=wave2.cand_time(c,rate,d['S'],BL2,d['te'],d['sk'],*(((2,1.0)) if BEFORE else (d['skmin'],d['skeff'])))
         tm,tn,s,T=c[5]
         if best is None or t<best[0]:
             best=(t,f'{tm}x{tn}'+(f' split {s}' if s>1 else '')+(' stream-K' if sk else ''),T,T/d['S'],'feed' if feed else 'math')
