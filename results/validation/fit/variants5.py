@@ -13,8 +13,6 @@ Every variants4.py switch is accepted (skmin, skeff, boost, ...). New switches (
   gemv    m at or below which a product runs as a GEMV-like kernel (split-K over k, no tiles):
           its time the DRAM stream at gemve of DRAM bandwidth (0 = off)
   gemve   that efficiency (a constant fraction of DRAM bandwidth)
-  skk     stream-K efficiency from the tile's k-iterations: skeff = kit / (kit + skk), kit = k / 64
-          (H100) or k / 32 (A100), the k-steps of one tile (0 = off: the constant skeff)
 Usage: python3 results/validation/fit/variants5.py skmin=1 skeff=0.88   (about a minute)"""
 import sys, os, math
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -22,7 +20,7 @@ import variants4 as v4
 from common import curve
 from gemm import DEV, TILES, run, switches, BPF
 OPT = v4.OPT
-OPT.update(pm=3, tiles=[], ovl="p", ova=0.26, ridge=0.0, gemv=0, gemve=0.8, skk=0.0)
+OPT.update(pm=3, tiles=[], ovl="p", ova=0.26, ridge=0.0, gemv=0, gemve=0.8)
 def overlap(a, m):
     if OPT['ovl'] == 'lin': return max(a, m) + OPT['ova'] * min(a, m)
     p = OPT['pm']
@@ -62,20 +60,10 @@ def cands(m, n, k, b, S, dev):
             out.append((fl, by, w, r, tm * tn if s == 1 else 0, F, 1.0, tm * tn, s))
     if OPT['gemv'] and m <= OPT['gemv']: out.append('gemv')
     return out
-base_one = v4.one_time
-def one_time(c, rate, S, BL2, te, sk, bst=1.0):
-    if OPT['skk'] and c[4]:
-        kit = c[0] / (2 * c[7]) / v4.TK[DEVN[0]]  # approx. k-steps (flops / (2 * area) = kt / eff)
-        OPT['skeff'] = kit / (kit + OPT['skk'])
-    return base_one(c, rate, S, BL2, te, sk, bst)
-DEVN = ['h100']
-v4.one_time = one_time
 if __name__ == '__main__':
     switches(OPT, sys.argv[1:])
     for key in ('rh', 'te'):
         if OPT[key] is not None:
             for d in DEV.values(): d[key] = OPT[key]
     bpf = dict(h100=OPT['bw'][0] / DEV['h100']['P'], a100=OPT['bw'][1] / DEV['a100']['P']) if OPT['bw'] else BPF
-    def ev(pre, ec, em, dev, BL2):
-        DEVN[0] = dev; return evalp(pre, ec, em, dev, BL2)
-    run('variant', OPT, ev, cands, bpf=bpf, on_cross=v4.on_cross)
+    run('variant', OPT, evalp, cands, bpf=bpf, on_cross=v4.on_cross)
