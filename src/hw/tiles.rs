@@ -8,9 +8,9 @@
 //! every tile's operand panels (`(tm + tn)·k` elements each) through the on-chip operand
 //! bandwidth that the wave's SMs share, plus one tile's fixed overhead (its pipeline fill and
 //! epilogue). A library that balances its tail by stream-K also has the hybrid candidate: when
-//! there are at least two full waves, the last full wave and the partial one are split evenly
-//! over the SMs along k (each SM spans up to two tiles, so two overheads), plus the fixup of one
-//! tile's fp32 partial sums. The library's choice is the candidate with the least time.
+//! there are at least `stream_k_from` full waves, the last full wave and the partial one are split
+//! evenly over the SMs along k (each SM spans up to two tiles, so two overheads), at
+//! `stream_k_efficiency` of the data-parallel rate, plus the fixup of one tile's fp32 partial sums. The library's choice is the candidate with the least time.
 //!
 //! A tile's arithmetic reaches less of its SM's rate the less each operand element it loads is
 //! reused: per k-step a `tm × tn` tile loads `tm + tn` elements for `tm·tn` MACs, its reuse
@@ -48,6 +48,11 @@ pub struct Tiling {
     pub tile_overhead: Seconds,
     /// Whether the library balances its tail waves by stream-K (the hybrid candidate above).
     pub stream_k: bool,
+    /// Full waves from which the stream-K hybrid is a candidate (at least 1).
+    pub stream_k_from: u32,
+    /// Fraction of the data-parallel rate the stream-K part runs at (the fixup traffic and the
+    /// waits on partial sums); 1: none lost.
+    pub stream_k_efficiency: f64,
     /// Operand reuse (output elements per operand element per k-step, `tm·tn / (tm + tn)`) at
     /// which a tile reaches half its SM's arithmetic rate; 0: every tile reaches it.
     pub reuse_half: f64,
@@ -141,10 +146,11 @@ impl Tiling {
             t += (flops / per_sm).max(rest as f64 * bytes / bandwidth) + overhead;
         }
         let mut stream_k = false;
-        if self.stream_k && split == 1 && rest > 0 && full >= 2 {
+        if self.stream_k && split == 1 && rest > 0 && full >= u64::from(self.stream_k_from.max(1)) {
             let tail = (sms + rest) as f64 / sms as f64;
             let fixup = (tm * tn) as f64 * PARTIAL_BYTES / (bandwidth / sms as f64);
-            let hybrid = (full - 1) as f64 * whole + work(tail) + 2.0 * overhead + fixup;
+            let part = work(tail) / self.stream_k_efficiency;
+            let hybrid = (full - 1) as f64 * whole + part + 2.0 * overhead + fixup;
             if hybrid < t {
                 (t, stream_k) = (hybrid, true);
             }
@@ -209,6 +215,8 @@ mod tests {
             operand_bandwidth: BytesPerSecond(f64::INFINITY),
             tile_overhead: Seconds(0.0),
             stream_k: false,
+            stream_k_from: 2,
+            stream_k_efficiency: 1.0,
             reuse_half: 0.0,
             overlap: 0.0,
             tiles: BTreeMap::from([(Dtype::Bf16, vec![(128, 128)])]),
@@ -296,6 +304,31 @@ mod tests {
         let tail = (1.25 * tile).max(1.25 * feed) + 2e-7 + fixup;
         assert!(w.stream_k);
         assert!((w.time.value() - (whole + tail)).abs() < 1e-15);
+    }
+
+    #[test]
+    fn stream_k_from_one_wave_runs_its_part_at_the_stream_k_efficiency() {
+        let mut t = tiling(4);
+        t.stream_k = true;
+        t.stream_k_from = 1;
+        t.stream_k_efficiency = 0.8;
+        let peak = FlopsPerSecond(4e12);
+        let tile = 2.0 * 128.0 * 128.0 * 1024.0 / 1e12;
+        // Five tiles on four SMs (one full wave, one tile left): the five split evenly over the
+        // four SMs, 5/4 of a tile at 0.8 of the rate, 1.5625 tiles, against two whole waves.
+        let w = t.waves(&g(640, 128, 1024), Dtype::Bf16, peak).unwrap();
+        assert!(w.stream_k);
+        assert!((w.time.value() - 1.5625 * tile).abs() < 1e-15);
+        // At 0.6 the part takes 5/4 / 0.6 = 2.083 tiles: the two whole waves are faster.
+        t.stream_k_efficiency = 0.6;
+        let w = t.waves(&g(640, 128, 1024), Dtype::Bf16, peak).unwrap();
+        assert!(!w.stream_k);
+        assert!((w.time.value() - 2.0 * tile).abs() < 1e-15);
+        // From two full waves (the second pass's rule) one full wave keeps whole waves.
+        t.stream_k_efficiency = 1.0;
+        t.stream_k_from = 2;
+        let w = t.waves(&g(640, 128, 1024), Dtype::Bf16, peak).unwrap();
+        assert!(!w.stream_k);
     }
 
     #[test]

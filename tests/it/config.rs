@@ -122,3 +122,19 @@ fn a_negative_operand_reuse_at_half_rate_is_refused_naming_its_key_and_file() {
     assert_eq!(h100.xpu.tiling.as_ref().map(|t| t.reuse_half), Some(8.0));
     refused_under_tiling("reuse_half = -1.0", "xpu.tiling.reuse_half");
 }
+
+#[test]
+fn a_stream_k_efficiency_outside_zero_to_one_is_refused_naming_its_key_and_file() {
+    let h100 = load_arch(&root("arch/h100.toml")).unwrap();
+    let t = h100.xpu.tiling.as_ref().unwrap();
+    assert_eq!((t.stream_k_from, t.stream_k_efficiency), (1, 0.9));
+    refused_under_tiling(
+        "stream_k_efficiency = 1.5",
+        "xpu.tiling.stream_k_efficiency",
+    );
+    refused_under_tiling(
+        "stream_k_efficiency = 0.0",
+        "xpu.tiling.stream_k_efficiency",
+    );
+    refused_under_tiling("stream_k_from = 0", "xpu.tiling.stream_k_from");
+}

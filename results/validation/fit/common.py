@@ -36,3 +36,27 @@ def setk(cur,i,nv):
     for j in range(i+1,len(c)): c[j][1]=max(c[j][1],nv)
     for j in range(i): c[j][1]=min(c[j][1],nv)
     return c
+def rows_of(dev):
+    """Every GEMM row of a device: vidur's (both devices) and LLMCompass's (A100)."""
+    return vidur_gemms(dev)+(llmc() if dev=='a100' else [])
+def errs(res):
+    """(rows, median %, p90 %, max %) of a list of (predicted, measured, label)."""
+    return stats([abs(p-s)/s for p,s,_ in res])
+def loss(r): return sum(abs(math.log(p/s)) for p,s,_ in r)/len(r)
+def fit(pre,dev,BL2,ec,em,ev,passes=5,hi=(0.93,0.95)):
+    """Coordinate descent of the compute (ec) and memory (em) curves' knots on the mean
+    |log(predicted/measured)| of ev(pre, ec, em, dev, BL2); monotone curves, capped at hi."""
+    best=loss(ev(pre,ec,em,dev,BL2))
+    for it in range(passes):
+        for w in (0,1):
+            for i in range((len(ec),len(em))[w]):
+                for step in (0.1,0.03,0.01):
+                    for sg in (1,-1):
+                        while True:
+                            cur=(ec,em)[w]; old=cur[i][1]; nv=min(hi[w],max(0.02,old+sg*step))
+                            if nv==old: break
+                            c=setk(cur,i,nv); t=(c,em) if w==0 else (ec,c)
+                            l=loss(ev(pre,t[0],t[1],dev,BL2))
+                            if l<best-1e-9: best=l; ec,em=t
+                            else: break
+    return ec,em,best

@@ -14,34 +14,26 @@ Usage: python3 results/validation/fit/tail.py [rows per device, default 20] [--b
 without it: the shipped model, as cross.py)"""
 import sys, os, math
 from collections import defaultdict
-sys.path.insert(0, os.path.dirname(__file__))
-from common import curve, stats, vidur_gemms, llmc
-from gemm import DEV, TILES, SPLITS, cdiv
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import curve, stats, vidur_gemms
+from gemm import DEV
+import wave2
 from cross import H as H_NOW, A as A_NOW
 H=dict(ec=[[1e8,0.12],[1e9,0.23],[1e10,0.75],[1e11,0.93],[1e13,0.93]],em=[[3.499e6,0.603],[8.399e6,0.625],[2.608e7,0.625],[5.037e7,0.747],[2.227e8,0.817]],bpf=9e12/989.4e12)
 A=dict(ec=[[1e8,0.30],[1e9,0.63],[1e10,0.74],[1e12,0.74],[1e13,0.93]],em=[[1.572e6,0.482],[1.35e7,0.558],[4.511e7,0.723],[3.756e8,0.83],[9.583e8,0.95]],bpf=7e12/312e12)
 BEFORE='--before' in sys.argv
 P={'h100':H,'a100':A} if BEFORE else {'h100':H_NOW,'a100':A_NOW}
-RH=0.0 if BEFORE else DEV['h100']['rh']
-def reuse(tm,tn):
-    i=tm*tn/(tm+tn); return i/(i+RH)
-def choice(m,n,k,d,rate,BL2):
-    """The least-time candidate, as wave2.tw, with its tiling."""
-    S=d['S']; te=d['te']; best=None
-    skinny=cdiv(m,16)*cdiv(n,128) < S
-    most=max(reuse(a,c) for a,c in TILES)
-    for tm,tn in TILES:
-        for s in SPLITS:
-            if s>1 and (not skinny or s>k): continue
-            kt=cdiv(k,s); T=cdiv(m,tm)*cdiv(n,tn)*s
-            fl=2*tm*tn*kt*most/reuse(tm,tn); by=(tm+tn)*kt*2+(tm*tn*8 if s>1 else 0)
-            w,r=divmod(T,S); full=max(fl/rate,S*by/BL2)+te
-            t=w*full+(max(fl/rate,r*by/BL2)+te if r else 0); sk=False
-            if d['sk'] and s==1 and r and w>=2:
-                h=(w-1)*full+max((S+r)*fl/(S*rate),(S+r)*by/BL2)+2*te+tm*tn*8/(BL2/S)
-                if h<t: t,sk=h,True
-            if best is None or t<best[0]:
-                best=(t,f'{tm}x{tn}'+(f' split {s}' if s>1 else '')+(' stream-K' if sk else ''),T,T/S,'feed' if S*by/BL2>fl/rate else 'math')
+if BEFORE:
+    for d in DEV.values(): d['rh']=0.0
+def choice(m,n,k,d,dev,rate,BL2):
+    """The least-time candidate, as wave2.tw, with its tiling: (time, label, tiles, waves, feed
+    or math bound of a full wave)."""
+    best=None
+    for c in wave2.cands(m,n,k,1,d['S'],dev):
+        t,sk,feed=wave2.cand_time(c,rate,d['S'],BL2,d['te'],d['sk'],*(((2,1.0)) if BEFORE else (d['skmin'],d['skeff'])))
+        tm,tn,s,T=c[5]
+        if best is None or t<best[0]:
+            best=(t,f'{tm}x{tn}'+(f' split {s}' if s>1 else '')+(' stream-K' if sk else ''),T,T/d['S'],'feed' if feed else 'math')
     return best
 def pav(y):
     b=[]
@@ -57,7 +49,7 @@ def analyse(dev,top):
     out=[]
     for m,n,k,b,s,host,lab in vidur_gemms(dev):
         F=2*m*n*k; B=(k*n+m*k+m*n)*2
-        t,tile,T,W,bd=choice(m,n,k,d,d['P']/S*ecf(F),BL2)
+        t,tile,T,W,bd=choice(m,n,k,d,dev,d['P']/S*ecf(F),BL2)
         mem=B/(d['BW']*emf(B)); pm=0 if BEFORE else d['pm']
         pr=(max(t,mem) if not pm else (t**pm+mem**pm)**(1/pm))+d['ov']
         later=min([x for m2,x in ser[(n,k)] if m<m2<=2*m] or [math.inf])

@@ -9,9 +9,8 @@ this fraction of its waves, 0 = least time).
 Usage: python3 results/validation/fit/variants.py h=8    (about a minute)"""
 import sys, os, math, json
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import wave2
-from common import curve, stats, vidur_gemms, llmc, setk
-from gemm import DEV, TILES, SPLITS, cdiv
+from common import curve
+from gemm import DEV, TILES, SPLITS, cdiv, run, switches, BPF
 L2={'h100':50e6,'a100':40e6}
 OPT=dict(skmin=2,h=0.0,l2=False,dram=0.9,tiles=None,mc=1,bw=None,u=0.0)
 def cands(m,n,k,b,S,dev):
@@ -36,12 +35,6 @@ def cands(m,n,k,b,S,dev):
                 dr=[uniq(S) if w else 0.0, uniq(r) if r else 0.0]
             out.append((fl/eff,by,w,r,tm*tn if s==1 else 0,dr,T/(cdiv(T,S)*S)))
     return out
-def prep(dev,rl):
-    d=DEV[dev]; out=[]
-    for m,n,k,b,s,host,lab in rl:
-        F=2*m*n*k*b; B=(k*n+m*k+m*n)*2*b
-        out.append((F,B,cands(m,n,k,b,d['S'],dev),s,d['ov']+(d['host'] if host else 0),lab))
-    return out
 def tw(c,rate,S,BL2,te=0.0,sk=False,BW=1.0):
     best=None; skmin=OPT['skmin']; u=OPT['u']; pick=None
     for fl,by,w,r,area,dr,util in c:
@@ -58,25 +51,7 @@ def evalp(pre,ec,em,dev,BL2):
         p=max(tw(c,d['P']/S*ecf(F),S,BL2,d['te'],d['sk'],d['BW']*OPT['dram']),B/(d['BW']*emf(B)))+ov
         res.append((p,s,lab))
     return res
-wave2.evalp=evalp
-BPF={'h100':9e12/989.4e12,'a100':7e12/312e12}
-def rows(dev): return vidur_gemms(dev)+(llmc() if dev=='a100' else [])
-def run(label,bpf=None,passes=3,te=None):
-    bpf=bpf or (dict(h100=OPT['bw'][0]/989.4e12,a100=OPT['bw'][1]/312e12) if OPT['bw'] else BPF)
-    res={}
-    for dev in ('h100','a100'):
-        if te is not None: DEV[dev]['te']=te
-        pre=prep(dev,rows(dev)); BL2=bpf[dev]*DEV[dev]['P']
-        ec,em,l=wave2.fit(pre,dev,BL2,[[k,0.5] for k in (1e8,1e9,1e10,1e11,1e12,1e13)],[list(x) for x in DEV[dev]['em']],passes=passes)
-        res[dev]=dict(ec=ec,em=em,bpf=bpf[dev],st=stats([abs(p-s)/s for p,s,_ in evalp(pre,ec,em,dev,BL2)]))
-    # cross
-    for dev,oth in (('h100','a100'),('a100','h100')):
-        pre=prep(dev,rows(dev)); o=res[oth]
-        r=evalp(pre,o['ec'],o['em'],dev,o['bpf']*DEV[dev]['P'])
-        res[dev]['cross']=stats([abs(p-s)/s for p,s,_ in r])
-    print(label,json.dumps(OPT),'| h100',res['h100']['st'],'x',res['h100']['cross'],'| a100',res['a100']['st'],'x',res['a100']['cross'],flush=True)
-    return res
 if __name__=='__main__':
-    for a in sys.argv[1:]:
-        k,v=a.split('='); OPT[k]=json.loads(v)
-    run('variant')
+    switches(OPT,sys.argv[1:])
+    bpf=dict(h100=OPT['bw'][0]/989.4e12,a100=OPT['bw'][1]/312e12) if OPT['bw'] else BPF
+    run('variant',OPT,evalp,cands,bpf=bpf,curves=False)

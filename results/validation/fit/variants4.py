@@ -33,13 +33,10 @@ Switches (key=JSON value):
 Usage: python3 results/validation/fit/variants4.py x='"wave"' k0=4   (about 30 s)"""
 import sys, os, json
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import wave2
-from common import curve, stats, vidur_gemms, llmc
-from gemm import DEV, TILES, SPLITS, cdiv
-OPT = dict(x="F", k0=0.0, one=0, kmin=0, boost=1.0, pw=True, skmin=2, skeff=1.0, bmode="lin", skmax=0, onecb=False, fixdram=False, pm=0, pf=0)
+from common import curve
+from gemm import DEV, TILES, SPLITS, cdiv, reuse, run, switches, BPF
+OPT = dict(x="F", k0=0.0, one=0, kmin=0, boost=1.0, pw=True, skmin=2, skeff=1.0, bmode="lin", skmax=0, onecb=False, fixdram=False, pm=0, pf=0, rh=None, te=None, bw=None)
 TK = {'h100': 64, 'a100': 32}
-def reuse(tm, tn, rh):
-    i = tm * tn / (tm + tn); return i / (i + rh)
 def cands(m, n, k, b, S, dev):
     """Per candidate: (flops at the reuse-scaled rate, operand bytes, full waves, rest, stream-K
     area, curve abscissa, k-step factor, tile area, split)."""
@@ -60,12 +57,6 @@ def cands(m, n, k, b, S, dev):
                 kit = kt / TK[dev]; ref = 4096 / TK[dev]
                 kf = (kit / (kit + OPT['k0'])) / (ref / (ref + OPT['k0']))
             out.append((fl, by, w, r, tm * tn if s == 1 else 0, x, kf, tm * tn, s))
-    return out
-def prep(dev, rl):
-    d = DEV[dev]; out = []
-    for m, n, k, b, s, host, lab in rl:
-        F = 2 * m * n * k * b; B = (k * n + m * k + m * n) * 2 * b
-        out.append((F, B, cands(m, n, k, b, d['S'], dev), s, d['ov'] + (d['host'] if host else 0), lab))
     return out
 def boost(dev):
     b = OPT['boost']; return b[0 if dev == 'h100' else 1] if isinstance(b, list) else b
@@ -107,34 +98,14 @@ def evalp(pre, ec, em, dev, BL2):
         p = smax(tw(c, ecf, d['P'] / S, S, BL2, d['te'], d['sk'], BST.get(dev, boost(dev)), mem), mem, OPT['pm']) + ov
         res.append((p, s, lab))
     return res
-wave2.evalp = evalp
 BST = {}  # per device boost override (the cross-check: the fitted device's boost)
-BPF = {'h100': 9e12 / 989.4e12, 'a100': 7e12 / 312e12}
-def rows(dev): return vidur_gemms(dev) + (llmc() if dev == 'a100' else [])
-def run(label, passes=3):
-    for key in ('rh', 'te'):
-        if key in OPT:
-            for d in DEV.values(): d[key] = OPT[key]
-    if OPT.get('bw'):
-        BPF.update(h100=OPT['bw'][0] / DEV['h100']['P'], a100=OPT['bw'][1] / DEV['a100']['P'])
-    res = {}
-    for dev in ('h100', 'a100'):
-        pre = prep(dev, rows(dev)); BL2 = BPF[dev] * DEV[dev]['P']
-        ec, em, l = wave2.fit(pre, dev, BL2, [[k, 0.5] for k in (1e8, 1e9, 1e10, 1e11, 1e12, 1e13)], [list(x) for x in DEV[dev]['em']], passes=passes)
-        res[dev] = dict(ec=ec, em=em, bpf=BPF[dev], st=stats([abs(p - s) / s for p, s, _ in evalp(pre, ec, em, dev, BL2)]))
-    # the step test: H100 n = 4096, k = 11008, m = 512 -> 520 (measured 75.5 -> 112 us, x1.483)
-    h = res['h100']; BL2 = h['bpf'] * DEV['h100']['P']
-    st = evalp(prep('h100', [(m, 4096, 11008, 1, 1.0, False, '') for m in (512, 520)]), h['ec'], h['em'], 'h100', BL2)
-    step = st[1][0] / st[0][0]
-    for dev, oth in (('h100', 'a100'), ('a100', 'h100')):
-        pre = prep(dev, rows(dev)); o = res[oth]; BST[dev] = boost(oth)
-        r = evalp(pre, o['ec'], o['em'], dev, o['bpf'] * DEV[dev]['P'])
-        res[dev]['cross'] = stats([abs(p - s) / s for p, s, _ in r]); BST.clear()
-    print(label, json.dumps(OPT), '| h100', res['h100']['st'], 'x', res['h100']['cross'], '| a100', res['a100']['st'], 'x', res['a100']['cross'], f'| step x{step:.3f}', flush=True)
-    for dev in ('h100', 'a100'):
-        print(' ', dev, 'ec', [[x[0], round(x[1], 3)] for x in res[dev]['ec']], 'em', [[x[0], round(x[1], 3)] for x in res[dev]['em']], flush=True)
-    return res
+def on_cross(dev, oth):
+    if dev: BST[dev] = boost(oth)
+    else: BST.clear()
 if __name__ == '__main__':
-    for a in sys.argv[1:]:
-        k, v = a.split('='); OPT[k] = json.loads(v)
-    run('variant')
+    switches(OPT, sys.argv[1:])
+    for key in ('rh', 'te'):
+        if OPT[key] is not None:
+            for d in DEV.values(): d[key] = OPT[key]
+    bpf = dict(h100=OPT['bw'][0] / DEV['h100']['P'], a100=OPT['bw'][1] / DEV['a100']['P']) if OPT['bw'] else BPF
+    run('variant', OPT, evalp, cands, bpf=bpf, on_cross=on_cross)

@@ -98,6 +98,8 @@ pub(super) struct RawTiling {
     pub(super) operand_bandwidth: Option<Spanned<BytesPerSecond>>,
     pub(super) tile_overhead: Option<Spanned<Seconds>>,
     pub(super) stream_k: Option<Spanned<bool>>,
+    pub(super) stream_k_from: Option<Spanned<i64>>,
+    pub(super) stream_k_efficiency: Option<Spanned<f64>>,
     pub(super) reuse_half: Option<Spanned<f64>>,
     pub(super) overlap: Option<Spanned<f64>>,
     pub(super) tiles: Option<TileTable>,
