@@ -78,11 +78,13 @@ fn r_replicas_at_r_times_a_poisson_rate_serve_a_request_about_as_one_does_at_1x(
     // work spreads at least as evenly. Where a batch holds several sequences (mean 6 and 13
     // here), an iteration already reads most of Mixtral's experts (top-2 of 8: 1 − 0.75^b of
     // them for b tokens, 82% at b = 6), so one arrival more or less in a batch changes its cost
-    // little and the mean E2E is the single replica's within 5%; where prompts queue (λ = 20/s)
-    // the smoother arrivals wait less but share fewer expert reads, and the two offset within
-    // 5% (under the GEMM prices of issue 17's fourth pass, ×1.007 to ×1.010). Where a batch
-    // holds about two (λ = 2/s), an overlap doubles the experts read: there R replicas are
-    // faster. Never faster than a request alone.
+    // little and the mean E2E is the single replica's within 5%. Where prompts queue (λ = 20/s)
+    // the smoother arrivals wait less (Kingman: the wait grows with the gaps' CV²) but share
+    // fewer expert reads; which wins depends on the kernel prices (×1.007–1.010 under issue
+    // 17's fourth pass, ×0.934 under its fifth), so there R replicas are only held to be no
+    // more than 5% slower, the most the lost sharing costs at 5 and 10/s. Where a batch holds
+    // about two (λ = 2/s), an overlap doubles the experts read: there R replicas are faster.
+    // Never faster than a request alone.
     let (r, n) = (4, 400);
     let alone = simulate(&poisson(1, 1.0), None).unwrap().e2e.mean();
     for rate in [2.0, 5.0, 10.0, 20.0] {
@@ -97,6 +99,8 @@ fn r_replicas_at_r_times_a_poisson_rate_serve_a_request_about_as_one_does_at_1x(
             );
             if rate == 2.0 {
                 assert!(ratio < 1.0, "{rate} {router:?}: {ratio}");
+            } else if rate == 20.0 {
+                assert!(ratio <= 1.05, "{rate} {router:?}: {ratio}");
             } else {
                 assert!((ratio - 1.0).abs() <= 0.05, "{rate} {router:?}: {ratio}");
             }
