@@ -8,9 +8,10 @@
 //! every tile's operand panels (`(tm + tn)·k` elements each) through the on-chip operand
 //! bandwidth that the wave's SMs share, plus one tile's fixed overhead (its pipeline fill and
 //! epilogue). A library that balances its tail by stream-K also has the hybrid candidate: when
-//! there are at least `stream_k_from` full waves, the last full wave and the partial one are split
-//! evenly over the SMs along k (each SM spans up to two tiles, so two overheads), at
-//! `stream_k_efficiency` of the data-parallel rate, plus the fixup of one tile's fp32 partial sums. The library's choice is the candidate with the least time.
+//! there are at least `stream_k_from` full waves, the last full wave and the partial one are
+//! split evenly over the SMs along k (each SM spans up to two tiles, so two overheads), at
+//! `stream_k_efficiency` of the data-parallel rate, plus the fixup of one tile's fp32 partial
+//! sums. The library's choice is the candidate with the least time.
 //!
 //! A tile's arithmetic reaches less of its SM's rate the less each operand element it loads is
 //! reused: per k-step a `tm × tn` tile loads `tm + tn` elements for `tm·tn` MACs, its reuse

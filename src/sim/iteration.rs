@@ -357,17 +357,17 @@ impl<'a> Coster<'a> {
     /// What the engine gives for `ops` on `units` at costs `chosen` when they all run on one
     /// in-order stream, each with some valid work (its one-pass path, see
     /// [`engine::serial_step`]), computed without building the tasks (and without the spans
-    /// unless `spans`); `None` otherwise.
+    /// unless `keep_spans`); `None` otherwise.
     fn serial(
         &self,
         ops: &[&Op],
         units: &[Unit],
         chosen: &[Priced],
-        spans: bool,
+        keep_spans: bool,
     ) -> Option<engine::Outcome> {
         let first = self.stream(ops.first()?, units[0]);
         let mut busy = vec![0.0; RESOURCES.len() * self.par.ep as usize];
-        let (keep, mut spans) = (spans, Vec::with_capacity(if spans { ops.len() } else { 0 }));
+        let mut spans = Vec::with_capacity(if keep_spans { ops.len() } else { 0 });
         let mut now = 0.0;
         for ((op, &unit), x) in ops.iter().zip(units).zip(chosen) {
             let (demands, n) = Self::demands(op, unit, x);
@@ -382,7 +382,7 @@ impl<'a> Coster<'a> {
                 return None;
             }
             let span = engine::serial_step(&mut now, &mut busy, delay, demands);
-            if keep {
+            if keep_spans {
                 spans.push(span);
             }
         }

@@ -56,3 +56,13 @@ def switches(opt,argv):
         k,v=a.split('=',1)
         if k not in opt: raise SystemExit(f'unknown switch {k!r}; known: {", ".join(opt)}')
         opt[k]=json.loads(v)
+def main(opt,ev,cands,on_cross=None,argv=None):
+    """A variant script's entry: its switches from argv, `rh`/`te` (if set) on every device,
+    `bw` (if set: H100 and A100 operand bandwidth) as bandwidth per FLOP, then run()."""
+    import sys
+    switches(opt,sys.argv[1:] if argv is None else argv)
+    for key in ('rh','te'):
+        if opt[key] is not None:
+            for d in DEV.values(): d[key]=opt[key]
+    bpf=dict(h100=opt['bw'][0]/DEV['h100']['P'],a100=opt['bw'][1]/DEV['a100']['P']) if opt['bw'] else BPF
+    return run('variant',opt,ev,cands,bpf=bpf,on_cross=on_cross)

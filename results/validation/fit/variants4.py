@@ -34,7 +34,7 @@ Usage: python3 results/validation/fit/variants4.py x='"wave"' k0=4   (about 30 s
 import sys, os, json
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import curve
-from gemm import DEV, TILES, SPLITS, cdiv, reuse, run, switches, BPF
+from gemm import DEV, TILES, SPLITS, cdiv, reuse, main
 OPT = dict(x="F", k0=0.0, one=0, kmin=0, boost=1.0, pw=True, skmin=2, skeff=1.0, bmode="lin", skmax=0, onecb=False, fixdram=False, pm=0, pf=0, rh=None, te=None, bw=None)
 TK = {'h100': 64, 'a100': 32}
 def cands(m, n, k, b, S, dev):
@@ -103,9 +103,4 @@ def on_cross(dev, oth):
     if dev: BST[dev] = boost(oth)
     else: BST.clear()
 if __name__ == '__main__':
-    switches(OPT, sys.argv[1:])
-    for key in ('rh', 'te'):
-        if OPT[key] is not None:
-            for d in DEV.values(): d[key] = OPT[key]
-    bpf = dict(h100=OPT['bw'][0] / DEV['h100']['P'], a100=OPT['bw'][1] / DEV['a100']['P']) if OPT['bw'] else BPF
-    run('variant', OPT, evalp, cands, bpf=bpf, on_cross=on_cross)
+    main(OPT, evalp, cands, on_cross=on_cross)

@@ -18,7 +18,7 @@ import sys, os, math
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import variants4 as v4
 from common import curve
-from gemm import DEV, TILES, run, switches, BPF
+from gemm import DEV, TILES, main
 OPT = v4.OPT
 OPT.update(pm=3, tiles=[], ovl="p", ova=0.26, ridge=0.0, gemv=0, gemve=0.8)
 def overlap(a, m):
@@ -61,9 +61,4 @@ def cands(m, n, k, b, S, dev):
     if OPT['gemv'] and m <= OPT['gemv']: out.append('gemv')
     return out
 if __name__ == '__main__':
-    switches(OPT, sys.argv[1:])
-    for key in ('rh', 'te'):
-        if OPT[key] is not None:
-            for d in DEV.values(): d[key] = OPT[key]
-    bpf = dict(h100=OPT['bw'][0] / DEV['h100']['P'], a100=OPT['bw'][1] / DEV['a100']['P']) if OPT['bw'] else BPF
-    run('variant', OPT, evalp, cands, bpf=bpf, on_cross=v4.on_cross)
+    main(OPT, evalp, cands, on_cross=v4.on_cross)

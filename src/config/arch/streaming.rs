@@ -13,20 +13,14 @@ impl ArchChain {
             return Ok(None);
         }
         let key = |k: &str| format!("xpu.streaming.{k}");
-        let e = self.req(&key("dram_efficiency"), |r| {
+        let dram_efficiency = self.fraction(&key("dram_efficiency"), |r| {
             streaming(r)?.dram_efficiency.as_ref()
         })?;
-        if !(*e.value > 0.0 && *e.value <= 1.0) {
-            return Err(e.err(format!(
-                "`xpu.streaming.dram_efficiency` must be a fraction in (0, 1], found {}",
-                e.value
-            )));
-        }
         Ok(Some(Streaming {
             l2_stream: self.quantity(&key("l2_stream"), true, |r| {
                 streaming(r)?.l2_stream.as_ref()
             })?,
-            dram_efficiency: *e.value,
+            dram_efficiency,
             row_rate: self.quantity(&key("row_rate"), true, |r| streaming(r)?.row_rate.as_ref())?,
             row_half: self.quantity(&key("row_half"), true, |r| streaming(r)?.row_half.as_ref())?,
             shortest_row: self.quantity(&key("shortest_row"), true, |r| {

@@ -8,7 +8,9 @@ use crate::work::{Dtype, UnknownDtype};
 
 impl ArchChain {
     /// `[xpu.tiling]`, if any file of the chain has one: then its SM count, operand bandwidth,
-    /// per-tile overhead, stream-K flag, the full waves from which and the rate at which stream-K runs, operand reuse at half rate, overlap exponent and tiles (the first file that sets each key gives it).
+    /// per-tile overhead, stream-K flag, the full waves from which and the rate at which
+    /// stream-K runs, operand reuse at half rate, overlap exponent and tiles (the first file
+    /// that sets each key gives it).
     pub(super) fn tiling(&self) -> Result<Option<Tiling>, ConfigError> {
         if !self.layers.iter().any(|l| tiling(&l.raw).is_some()) {
             return Ok(None);
@@ -26,16 +28,9 @@ impl ArchChain {
         let stream_k_from = self.count("xpu.tiling.stream_k_from", |r| {
             tiling(r)?.stream_k_from.as_ref()
         })?;
-        let eff = self.req("xpu.tiling.stream_k_efficiency", |r| {
+        let stream_k_efficiency = self.fraction("xpu.tiling.stream_k_efficiency", |r| {
             tiling(r)?.stream_k_efficiency.as_ref()
         })?;
-        if !(*eff.value > 0.0 && *eff.value <= 1.0) {
-            return Err(eff.err(format!(
-                "`xpu.tiling.stream_k_efficiency` must be a fraction in (0, 1], found {}",
-                eff.value
-            )));
-        }
-        let stream_k_efficiency = *eff.value;
         let reuse_half = self.non_negative("xpu.tiling.reuse_half", "number of elements", |r| {
             tiling(r)?.reuse_half.as_ref()
         })?;
@@ -82,6 +77,22 @@ impl ArchChain {
             overlap,
             tiles,
         }))
+    }
+
+    /// The required number at `key`, refused unless a fraction in (0, 1].
+    pub(super) fn fraction<'a>(
+        &'a self,
+        key: &str,
+        f: impl Fn(&'a super::raw::RawArch) -> Option<&'a toml::Spanned<f64>>,
+    ) -> Result<f64, ConfigError> {
+        let v = self.req(key, f)?;
+        if !(*v.value > 0.0 && *v.value <= 1.0) {
+            return Err(v.err(format!(
+                "`{key}` must be a fraction in (0, 1], found {}",
+                v.value
+            )));
+        }
+        Ok(*v.value)
     }
 
     /// The required number at `key`, refused unless finite and at least 0 (`what` names it).
