@@ -38,6 +38,16 @@ impl PagedKv {
         self.cap.map_or(n, |c| n.min(c))
     }
 
+    /// Blocks to add to `held` blocks so that they hold `tokens` tokens (0 when they already
+    /// do: a multiply, not a division, on the decode path where that is nearly always so).
+    #[inline]
+    pub fn more_blocks(&self, tokens: u64, held: u64) -> u64 {
+        if tokens <= held.saturating_mul(self.block_tokens) {
+            return 0;
+        }
+        self.blocks_for(tokens).saturating_sub(held)
+    }
+
     /// Free blocks.
     pub fn free(&self) -> u64 {
         self.free
@@ -88,5 +98,21 @@ mod tests {
         assert_eq!(kv.blocks_for(4097), 257);
         assert_eq!(kv.blocks_for(16384), 257);
         assert_eq!(kv.blocks_for(100), 7);
+    }
+
+    #[test]
+    fn more_blocks_is_the_shortfall_of_the_held_blocks() {
+        for kv in [PagedKv::new(16, 1000), PagedKv::new(16, 1000).windowed(64)] {
+            for tokens in 0..200 {
+                for held in 0..15 {
+                    let want = kv.blocks_for(tokens).saturating_sub(held);
+                    assert_eq!(
+                        kv.more_blocks(tokens, held),
+                        want,
+                        "{tokens} tokens, {held} held"
+                    );
+                }
+            }
+        }
     }
 }

@@ -39,18 +39,21 @@ impl Samples {
     pub fn push(&mut self, x: f64) {
         self.n += 1;
         self.sum += x;
-        match &mut self.buckets {
-            Some(b) => fold(b, &mut self.zeros, x),
-            None if self.kept.len() < EXACT => self.kept.push(x),
-            None => {
-                let mut b = BTreeMap::new();
-                for &y in self.kept.iter().chain([&x]) {
-                    fold(&mut b, &mut self.zeros, y);
-                }
-                self.kept = Vec::new();
-                self.buckets = Some(b);
-            }
+        if self.buckets.is_none() && self.kept.len() < EXACT {
+            self.kept.push(x);
+        } else {
+            self.fold_in(x);
         }
+    }
+
+    /// [`Samples::push`] past [`EXACT`]: folds the kept samples (once) and then `x`.
+    #[cold]
+    fn fold_in(&mut self, x: f64) {
+        let b = self.buckets.get_or_insert_with(BTreeMap::new);
+        for y in std::mem::take(&mut self.kept) {
+            fold(b, &mut self.zeros, y);
+        }
+        fold(b, &mut self.zeros, x);
     }
 
     /// Adds every sample of `o` (another run's, or another replica's): its kept samples in

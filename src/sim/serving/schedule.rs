@@ -205,9 +205,7 @@ fn decode(q: &mut Queues, step: u64, budget: &mut u64, plan: &mut Plan) {
             i += 1;
             continue;
         }
-        let need =
-            q.kv.blocks_for(q.seqs[r].in_kv + step)
-                .saturating_sub(q.seqs[r].blocks);
+        let need = q.kv.more_blocks(q.seqs[r].in_kv + step, q.seqs[r].blocks);
         while !q.kv.try_take(need) {
             // Preempt the latest admitted other sequence (recomputed later), else this one.
             let Some(&victim) = q.running.last() else {
