@@ -48,6 +48,17 @@ impl PagedKv {
         self.blocks_for(tokens).saturating_sub(held)
     }
 
+    /// Blocks of `held` past those `tokens` tokens need (0 when the last one holds a token:
+    /// again a multiply, where a step without drafts always leaves it so).
+    #[inline]
+    pub fn surplus(&self, tokens: u64, held: u64) -> u64 {
+        let last_used = held == 0 || (held - 1).saturating_mul(self.block_tokens) < tokens;
+        if last_used && self.cap.is_none_or(|c| held <= c) {
+            return 0;
+        }
+        held.saturating_sub(self.blocks_for(tokens))
+    }
+
     /// Free blocks.
     pub fn free(&self) -> u64 {
         self.free
@@ -101,16 +112,21 @@ mod tests {
     }
 
     #[test]
-    fn more_blocks_is_the_shortfall_of_the_held_blocks() {
+    fn more_blocks_and_surplus_are_what_blocks_for_leaves() {
+        // A 64-token window caps a request at 5 blocks; held runs past it.
         for kv in [PagedKv::new(16, 1000), PagedKv::new(16, 1000).windowed(64)] {
             for tokens in 0..200 {
                 for held in 0..15 {
-                    let want = kv.blocks_for(tokens).saturating_sub(held);
+                    let (need, at) = (
+                        kv.blocks_for(tokens),
+                        format!("{tokens} tokens, {held} held"),
+                    );
                     assert_eq!(
                         kv.more_blocks(tokens, held),
-                        want,
-                        "{tokens} tokens, {held} held"
+                        need.saturating_sub(held),
+                        "{at}"
                     );
+                    assert_eq!(kv.surplus(tokens, held), held.saturating_sub(need), "{at}");
                 }
             }
         }

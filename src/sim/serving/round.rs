@@ -265,12 +265,13 @@ impl Bench<'_> {
 
     /// Releases the KV blocks sequence `r` reserved past its cached tokens (the rejected
     /// drafts' positions).
+    #[inline]
     pub(super) fn roll_back(&mut self, r: usize) {
         let q = &mut self.queues.seqs[r];
-        let keep = self.queues.kv.blocks_for(q.in_kv);
-        if q.blocks > keep {
-            self.queues.kv.release(q.blocks - keep);
-            q.blocks = keep;
+        let surplus = self.queues.kv.surplus(q.in_kv, q.blocks);
+        if surplus > 0 {
+            self.queues.kv.release(surplus);
+            q.blocks -= surplus;
         }
     }
 }

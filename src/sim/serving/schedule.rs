@@ -272,7 +272,7 @@ fn continue_prefills(q: &mut Queues, max_prefills: u64, budget: &mut u64, plan: 
             continue;
         }
         let c = (s.target - s.in_kv).min(*budget);
-        let need = q.kv.blocks_for(s.in_kv + c).saturating_sub(s.blocks);
+        let need = q.kv.more_blocks(s.in_kv + c, s.blocks);
         if q.kv.try_take(need) {
             s.blocks += need;
             plan.chunks.push((r, c));
