@@ -26,15 +26,22 @@
 //!   expert's load (`tests::marginals_match_the_exact_sampler_by_kolmogorov_smirnov`).
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use rand::Rng;
 use rand_distr::{Binomial, Distribution};
 
 use super::routing::TRIES;
 use alias::{Alias, Packed};
+use binomial::Binomials;
+#[cfg(test)]
+use binomial::Table;
 
 #[path = "counts_alias.rs"]
 mod alias;
+
+#[path = "counts_binomial.rs"]
+mod binomial;
 
 /// Most k-sets for which counts are drawn exactly, one binomial per set.
 pub const SETS: u64 = 4096;
@@ -75,96 +82,12 @@ pub enum Counts {
         cdf: Vec<f64>,
         /// Experts per token.
         k: u64,
-        /// Each expert's binomial for the tokens of the latest draw (set up again when the
-        /// tokens change: decode iterations of one batch size reuse it).
-        binomials: Binomials,
+        /// Each expert's Binomial(tokens, π_e), by the tokens of the latest draws; shared by
+        /// the layers that relabel one ranking (Zipf routing: one set for every layer).
+        binomials: Rc<Binomials>,
+        /// Expert e's row in `binomials`.
+        row: Vec<usize>,
     },
-}
-
-/// Each expert's Binomial(tokens, π_e) by inversion, for one number of tokens.
-type Binomials = RefCell<(u64, Vec<Table>)>;
-
-/// Least probability of a value summed into a [`Table`]'s normalisation, relative to the most
-/// likely value's: the values left out hold less than 1e-15 of the mass in all.
-const TAIL: f64 = 1e-17;
-
-/// A binomial distribution by inversion from its mode: the mode, its probability and the
-/// probability up to it; a draw walks from the mode, up or down, by the ratio of neighbouring
-/// probabilities, P(j + 1) ÷ P(j) = (n − j) ÷ (j + 1) · p ÷ (1 − p), about 0.8 σ steps.
-#[derive(Debug, Clone, Copy)]
-pub struct Table {
-    n: u64,
-    mode: u64,
-    /// P(mode).
-    f: f64,
-    /// P(X ≤ mode).
-    c: f64,
-    /// p ÷ (1 − p) (0 for a constant).
-    odds: f64,
-}
-
-impl Table {
-    /// Binomial(n, p): the probabilities from the mode outwards, to [`TAIL`] of the mode's,
-    /// summed to normalise them.
-    fn new(n: u64, p: f64) -> Table {
-        if p <= 0.0 || p >= 1.0 || n == 0 {
-            let mode = if p >= 1.0 { n } else { 0 };
-            return Table {
-                n,
-                mode,
-                f: 1.0,
-                c: 1.0,
-                odds: 0.0,
-            };
-        }
-        let mode = (((n + 1) as f64 * p).floor() as u64).min(n);
-        let odds = p / (1.0 - p);
-        let (mut up, mut j, mut x) = (0.0, mode, 1.0);
-        while j < n && x > TAIL {
-            x *= (n - j) as f64 / (j + 1) as f64 * odds;
-            up += x;
-            j += 1;
-        }
-        let (mut down, mut j, mut x) = (0.0, mode, 1.0);
-        while j > 0 && x > TAIL {
-            x *= j as f64 / (n - j + 1) as f64 / odds;
-            down += x;
-            j -= 1;
-        }
-        let total = 1.0 + up + down;
-        Table {
-            n,
-            mode,
-            f: 1.0 / total,
-            c: (1.0 + down) / total,
-            odds,
-        }
-    }
-
-    fn sample(&self, rng: &mut impl Rng) -> u64 {
-        use rand::RngExt;
-        if self.odds == 0.0 {
-            return self.mode;
-        }
-        let u = rng.random::<f64>();
-        let (n, mut j, mut f, mut c) = (self.n, self.mode, self.f, self.c);
-        if u < c {
-            // Down while u lies below P(X ≤ j − 1).
-            while j > 0 && u < c - f && f > 0.0 {
-                c -= f;
-                f *= j as f64 / (n - j + 1) as f64 / self.odds;
-                j -= 1;
-            }
-        } else {
-            // Up while u lies at or above P(X ≤ j).
-            while j < n && u >= c && f > 0.0 {
-                f *= (n - j) as f64 / (j + 1) as f64 * self.odds;
-                j += 1;
-                c += f;
-            }
-        }
-        j
-    }
 }
 
 impl Counts {
@@ -187,9 +110,10 @@ impl Counts {
             let pi = inclusion(w, k);
             Counts::Marginals {
                 cdf: running_variance(&pi),
+                binomials: Rc::new(Binomials::new(pi.clone())),
+                row: (0..pi.len()).collect(),
                 pi,
                 k: k as u64,
-                binomials: RefCell::default(),
             }
         }
     }
@@ -219,13 +143,20 @@ impl Counts {
                     hits: RefCell::default(),
                 }
             }
-            Counts::Marginals { pi, k, .. } => {
+            Counts::Marginals {
+                pi,
+                k,
+                binomials,
+                row,
+                ..
+            } => {
                 let pi: Vec<f64> = rank.iter().map(|&r| pi[r]).collect();
                 Counts::Marginals {
                     cdf: running_variance(&pi),
                     pi,
                     k: *k,
-                    binomials: RefCell::default(),
+                    binomials: Rc::clone(binomials),
+                    row: rank.iter().map(|&r| row[r]).collect(),
                 }
             }
         }
@@ -278,13 +209,11 @@ impl Counts {
                 cdf,
                 k,
                 binomials,
+                row,
             } => {
-                let mut b = binomials.borrow_mut();
-                if b.0 != tokens || b.1.is_empty() {
-                    *b = (tokens, pi.iter().map(|&p| Table::new(tokens, p)).collect());
-                }
-                for (e, x) in b.1.iter().enumerate() {
-                    c[e] = x.sample(rng);
+                let walks = binomials.of(tokens);
+                for (e, &r) in row.iter().enumerate() {
+                    c[e] = walks[r].sample(rng);
                 }
                 restore_sum(c, (cdf, pi), tokens, tokens * k, rng);
             }

@@ -239,3 +239,34 @@ fn the_packed_tables_give_each_outcome_its_probability() {
         Counts::Sets { packed: None, .. }
     ));
 }
+
+#[test]
+fn a_walk_by_thresholds_draws_what_the_table_walk_draws_bit_for_bit() {
+    use super::binomial::Walk;
+    // The same uniform gives the same value: every (n, p) below, 20,000 draws from two copies
+    // of one stream, with the thresholds as worked out and cut to 0, 1 and 3 steps (the draws
+    // past them walk on from where the thresholds end). p = 0 and 1 are constants.
+    for (n, p) in [
+        (256u64, 0.9),
+        (256, 0.003),
+        (65_536, 0.37),
+        (7, 0.5),
+        (1, 0.5),
+        (2048, 0.031),
+        (300, 0.0),
+        (300, 1.0),
+    ] {
+        let t = Table::new(n, p);
+        for walk in [
+            Walk::new(t),
+            Walk::with_steps(t, 0),
+            Walk::with_steps(t, 1),
+            Walk::with_steps(t, 3),
+        ] {
+            let (mut a, mut b) = (rng(9, 3), rng(9, 3));
+            for _ in 0..20_000 {
+                assert_eq!(walk.sample(&mut a), t.sample(&mut b), "{n} {p}");
+            }
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! The binomials of [`super::Counts::Marginals`]: each expert's Binomial(tokens, π_e) by
+//! inversion from its mode ([`Table`]), with the thresholds its walk compares a uniform with
+//! worked out once per number of tokens ([`Walk`]), and kept for the latest few numbers of
+//! tokens, shared by every layer that relabels one ranking ([`Binomials`]).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use rand::Rng;
+
+/// Least probability of a value summed into a [`Table`]'s normalisation, relative to the most
+/// likely value's: the values left out hold less than 1e-15 of the mass in all.
+const TAIL: f64 = 1e-17;
+
+/// Numbers of tokens whose walks [`Binomials`] keeps: an iteration's layers all draw for its
+/// tokens, and decode iterations of one batch size follow one another.
+const CACHED: usize = 4;
+
+/// Most thresholds a [`Walk`] keeps each way; a draw past them walks on as [`Table`] does.
+const MOST_STEPS: usize = 1024;
+
+/// A binomial distribution by inversion from its mode: the mode, its probability and the
+/// probability up to it; a draw walks from the mode, up or down, by the ratio of neighbouring
+/// probabilities, P(j + 1) ÷ P(j) = (n − j) ÷ (j + 1) · p ÷ (1 − p), about 0.8 σ steps.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Table {
+    n: u64,
+    mode: u64,
+    /// P(mode).
+    f: f64,
+    /// P(X ≤ mode).
+    c: f64,
+    /// p ÷ (1 − p) (0 for a constant).
+    odds: f64,
+}
+
+/// Where a walk stands: the value j, P(j) and P(X ≤ j).
+type At = (u64, f64, f64);
+
+impl Table {
+    /// Binomial(n, p): the probabilities from the mode outwards, to [`TAIL`] of the mode's,
+    /// summed to normalise them.
+    pub(super) fn new(n: u64, p: f64) -> Table {
+        if p <= 0.0 || p >= 1.0 || n == 0 {
+            let mode = if p >= 1.0 { n } else { 0 };
+            return Table {
+                n,
+                mode,
+                f: 1.0,
+                c: 1.0,
+                odds: 0.0,
+            };
+        }
+        let mode = (((n + 1) as f64 * p).floor() as u64).min(n);
+        let odds = p / (1.0 - p);
+        let (mut up, mut j, mut x) = (0.0, mode, 1.0);
+        while j < n && x > TAIL {
+            x *= (n - j) as f64 / (j + 1) as f64 * odds;
+            up += x;
+            j += 1;
+        }
+        let (mut down, mut j, mut x) = (0.0, mode, 1.0);
+        while j > 0 && x > TAIL {
+            x *= j as f64 / (n - j + 1) as f64 / odds;
+            down += x;
+            j -= 1;
+        }
+        let total = 1.0 + up + down;
+        Table {
+            n,
+            mode,
+            f: 1.0 / total,
+            c: (1.0 + down) / total,
+            odds,
+        }
+    }
+
+    /// A draw: the walk from the mode for one uniform (what [`Walk::sample`] is tested
+    /// against).
+    #[cfg(test)]
+    pub(super) fn sample(&self, rng: &mut impl Rng) -> u64 {
+        use rand::RngExt;
+        if self.odds == 0.0 {
+            return self.mode;
+        }
+        let u = rng.random::<f64>();
+        let start = (self.mode, self.f, self.c);
+        if u < self.c {
+            self.down(u, start)
+        } else {
+            self.up(u, start)
+        }
+    }
+
+    /// Down from `at` while u lies below P(X ≤ j − 1).
+    fn down(&self, u: f64, (mut j, mut f, mut c): At) -> u64 {
+        while j > 0 && u < c - f && f > 0.0 {
+            (j, f, c) = self.step_down((j, f, c));
+        }
+        j
+    }
+
+    /// Up from `at` while u lies at or above P(X ≤ j).
+    fn up(&self, u: f64, (mut j, mut f, mut c): At) -> u64 {
+        while j < self.n && u >= c && f > 0.0 {
+            (j, f, c) = self.step_up((j, f, c));
+        }
+        j
+    }
+
+    fn step_down(&self, (j, f, c): At) -> At {
+        (
+            j - 1,
+            f * (j as f64 / (self.n - j + 1) as f64 / self.odds),
+            c - f,
+        )
+    }
+
+    fn step_up(&self, (j, f, c): At) -> At {
+        let f = f * ((self.n - j) as f64 / (j + 1) as f64 * self.odds);
+        (j + 1, f, c + f)
+    }
+}
+
+/// A [`Table`] with the thresholds of its walk: the walk down from the mode takes step i while
+/// u < `down[i]` (its c − f there), the walk up while u ≥ `up[i]` (its c there). Each is the
+/// walk's own floating-point value, so a draw is the walk's draw, bit for bit, found by a
+/// binary search (`down` never rises, as c − f only loses f; `up` never falls); a walk's end
+/// (j at 0 or n, or P(j) at 0) is −∞ or +∞. Past the kept thresholds (`MOST_STEPS`, and
+/// 6 σ + 8) the draw walks on from where they end.
+#[derive(Debug, Clone)]
+pub(super) struct Walk {
+    table: Table,
+    down: Vec<f64>,
+    /// Where the walk stands after `down` (when no end was met).
+    down_end: At,
+    up: Vec<f64>,
+    up_end: At,
+}
+
+impl Walk {
+    pub(super) fn new(table: Table) -> Walk {
+        let t = table;
+        let steps = if t.odds == 0.0 {
+            0
+        } else {
+            let p = t.odds / (1.0 + t.odds);
+            let sd = (t.n as f64 * p * (1.0 - p)).sqrt();
+            ((6.0 * sd).ceil() as usize + 8).min(MOST_STEPS)
+        };
+        Walk::with_steps(table, steps)
+    }
+
+    /// The walk with at most `steps` thresholds each way.
+    pub(super) fn with_steps(table: Table, steps: usize) -> Walk {
+        let t = table;
+        let (mut down, mut at) = (Vec::with_capacity(steps), (t.mode, t.f, t.c));
+        while down.len() < steps {
+            let (j, f, c) = at;
+            if !(j > 0 && f > 0.0) {
+                down.push(f64::NEG_INFINITY);
+                break;
+            }
+            down.push(c - f);
+            at = t.step_down(at);
+        }
+        let down_end = at;
+        let (mut up, mut at) = (Vec::with_capacity(steps), (t.mode, t.f, t.c));
+        while up.len() < steps {
+            let (j, f, c) = at;
+            if !(j < t.n && f > 0.0) {
+                up.push(f64::INFINITY);
+                break;
+            }
+            up.push(c);
+            at = t.step_up(at);
+        }
+        Walk {
+            table,
+            down,
+            down_end,
+            up,
+            up_end: at,
+        }
+    }
+
+    /// The same draw as [`Table::sample`] for the same uniform.
+    pub(super) fn sample(&self, rng: &mut impl Rng) -> u64 {
+        use rand::RngExt;
+        let t = &self.table;
+        if t.odds == 0.0 {
+            return t.mode;
+        }
+        let u = rng.random::<f64>();
+        if u < t.c {
+            let i = self.down.partition_point(|&d| u < d);
+            match i < self.down.len() {
+                true => t.mode - i as u64,
+                false => t.down(u, self.down_end),
+            }
+        } else {
+            let i = self.up.partition_point(|&c| u >= c);
+            match i < self.up.len() {
+                true => t.mode + i as u64,
+                false => t.up(u, self.up_end),
+            }
+        }
+    }
+}
+
+/// Each row's Binomial(tokens, π) walks for the latest [`CACHED`] numbers of tokens, most
+/// recent first.
+#[derive(Debug)]
+pub struct Binomials {
+    pi: Vec<f64>,
+    by_tokens: RefCell<Vec<(u64, Rc<[Walk]>)>>,
+}
+
+impl Binomials {
+    pub(super) fn new(pi: Vec<f64>) -> Binomials {
+        Binomials {
+            pi,
+            by_tokens: RefCell::default(),
+        }
+    }
+
+    /// Each row's walk for `tokens` tokens.
+    pub(super) fn of(&self, tokens: u64) -> Rc<[Walk]> {
+        let mut kept = self.by_tokens.borrow_mut();
+        match kept.iter().position(|(t, _)| *t == tokens) {
+            Some(0) => Rc::clone(&kept[0].1),
+            Some(i) => {
+                let hit = kept.remove(i);
+                kept.insert(0, hit);
+                Rc::clone(&kept[0].1)
+            }
+            None => {
+                let walks: Rc<[Walk]> = self
+                    .pi
+                    .iter()
+                    .map(|&p| Walk::new(Table::new(tokens, p)))
+                    .collect();
+                kept.insert(0, (tokens, Rc::clone(&walks)));
+                kept.truncate(CACHED);
+                walks
+            }
+        }
+    }
+}
