@@ -122,20 +122,27 @@ impl Table {
     }
 }
 
-/// A [`Table`] with the thresholds of its walk: the walk down from the mode takes step i while
-/// u < `down[i]` (its c − f there), the walk up while u ≥ `up[i]` (its c there). Each is the
-/// walk's own floating-point value, so a draw is the walk's draw, bit for bit, found by a
-/// binary search (`down` never rises, as c − f only loses f; `up` never falls); a walk's end
-/// (j at 0 or n, or P(j) at 0) is −∞ or +∞. Past the kept thresholds (`MOST_STEPS`, and
-/// 6 σ + 8) the draw walks on from where they end.
+/// A [`Table`] with the thresholds of its walk, in one array that never falls: the walk down
+/// from the mode takes step i while u < P(X ≤ mode − 1 − i) (its c − f there), the walk up
+/// while u ≥ P(X ≤ mode + i) (its c there), so the value drawn is the lowest value of the
+/// array plus the number of thresholds at or below u. Each threshold is the walk's own
+/// floating-point value, so a draw is the walk's draw, bit for bit. A walk's end (j at 0 or
+/// n, or P(j) at 0) is −∞ or +∞; past the thresholds kept (`MOST_STEPS`, and 6 σ + 8 each
+/// way) the draw walks on from where they end. The count is found from a guide (Chen and
+/// Asau, 1974): for each of G equal slices of [0, 1), how many thresholds lie at or below its
+/// start, then a scan, about one threshold per slice.
 #[derive(Debug, Clone)]
 pub(super) struct Walk {
     table: Table,
-    down: Vec<f64>,
-    /// Where the walk stands after `down` (when no end was met).
-    down_end: At,
-    up: Vec<f64>,
-    up_end: At,
+    /// The down walk's thresholds, lowest first, then the up walk's.
+    thresholds: Vec<f64>,
+    /// How many of them are the down walk's.
+    below: u64,
+    /// `guide[b]`: thresholds at or below b ÷ G.
+    guide: Vec<u32>,
+    /// Where the down and up walks stand after their thresholds, where they were cut short.
+    down_end: Option<At>,
+    up_end: Option<At>,
 }
 
 impl Walk {
@@ -154,33 +161,53 @@ impl Walk {
     /// The walk with at most `steps` thresholds each way.
     pub(super) fn with_steps(table: Table, steps: usize) -> Walk {
         let t = table;
-        let (mut down, mut at) = (Vec::with_capacity(steps), (t.mode, t.f, t.c));
-        while down.len() < steps {
+        let (mut down, mut at, mut down_end) =
+            (Vec::with_capacity(steps), (t.mode, t.f, t.c), None);
+        loop {
             let (j, f, c) = at;
             if !(j > 0 && f > 0.0) {
                 down.push(f64::NEG_INFINITY);
                 break;
             }
+            if down.len() == steps {
+                down_end = Some(at);
+                break;
+            }
             down.push(c - f);
             at = t.step_down(at);
         }
-        let down_end = at;
-        let (mut up, mut at) = (Vec::with_capacity(steps), (t.mode, t.f, t.c));
-        while up.len() < steps {
+        let (mut up, mut at, mut up_end) = (Vec::with_capacity(steps), (t.mode, t.f, t.c), None);
+        loop {
             let (j, f, c) = at;
             if !(j < t.n && f > 0.0) {
                 up.push(f64::INFINITY);
                 break;
             }
+            if up.len() == steps {
+                up_end = Some(at);
+                break;
+            }
             up.push(c);
             at = t.step_up(at);
         }
+        let below = down.len() as u64;
+        down.reverse();
+        down.extend(up);
+        let thresholds = down;
+        let slices = thresholds.len().next_power_of_two();
+        let guide = (0..slices)
+            .map(|b| {
+                let start = b as f64 / slices as f64;
+                thresholds.partition_point(|&x| x <= start) as u32
+            })
+            .collect();
         Walk {
             table,
-            down,
+            thresholds,
+            below,
+            guide,
             down_end,
-            up,
-            up_end: at,
+            up_end,
         }
     }
 
@@ -192,18 +219,18 @@ impl Walk {
             return t.mode;
         }
         let u = rng.random::<f64>();
-        if u < t.c {
-            let i = self.down.partition_point(|&d| u < d);
-            match i < self.down.len() {
-                true => t.mode - i as u64,
-                false => t.down(u, self.down_end),
-            }
-        } else {
-            let i = self.up.partition_point(|&c| u >= c);
-            match i < self.up.len() {
-                true => t.mode + i as u64,
-                false => t.up(u, self.up_end),
-            }
+        let x = &self.thresholds;
+        // u < 1, so the slice is one of the guide's (G a power of two: u·G is exact).
+        let mut i = self.guide[(u * self.guide.len() as f64) as usize] as usize;
+        while i < x.len() && x[i] <= u {
+            i += 1;
+        }
+        match (self.down_end, self.up_end) {
+            (Some(at), _) if i == 0 && u < t.c => t.down(u, at),
+            (_, Some(at)) if i == x.len() && u >= t.c => t.up(u, at),
+            // At least one threshold at or below u wherever the down walk has an end, and at
+            // most `mode` thresholds below where it was cut short: never below 0.
+            _ => t.mode + i as u64 - self.below,
         }
     }
 }
