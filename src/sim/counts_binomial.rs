@@ -140,6 +140,8 @@ pub(super) struct Walk {
     below: u64,
     /// `guide[b]`: thresholds at or below b ÷ G.
     guide: Vec<u32>,
+    /// 64 − g, for G = 2^g slices (at least 2).
+    shift: u32,
     /// Where the down and up walks stand after their thresholds, where they were cut short.
     down_end: Option<At>,
     up_end: Option<At>,
@@ -194,7 +196,7 @@ impl Walk {
         down.reverse();
         down.extend(up);
         let thresholds = down;
-        let slices = thresholds.len().next_power_of_two();
+        let slices = thresholds.len().next_power_of_two().max(2);
         let guide = (0..slices)
             .map(|b| {
                 let start = b as f64 / slices as f64;
@@ -206,6 +208,7 @@ impl Walk {
             thresholds,
             below,
             guide,
+            shift: 64 - slices.trailing_zeros(),
             down_end,
             up_end,
         }
@@ -213,15 +216,17 @@ impl Walk {
 
     /// The same draw as [`Table::sample`] for the same uniform.
     pub(super) fn sample(&self, rng: &mut impl Rng) -> u64 {
-        use rand::RngExt;
         let t = &self.table;
         if t.odds == 0.0 {
             return t.mode;
         }
-        let u = rng.random::<f64>();
+        // The uniform as `rand` makes an f64 of a word (53 bits, tested in
+        // `counts::tests::a_uniform_from_a_word_is_rands_f64`); its slice is the word's top
+        // bits (G = 2^g, so u·G is exact and its floor is the top g of the 53).
+        let w = rng.next_u64();
+        let u = uniform(w);
         let x = &self.thresholds;
-        // u < 1, so the slice is one of the guide's (G a power of two: u·G is exact).
-        let mut i = self.guide[(u * self.guide.len() as f64) as usize] as usize;
+        let mut i = self.guide[(w >> self.shift) as usize] as usize;
         while i < x.len() && x[i] <= u {
             i += 1;
         }
@@ -233,6 +238,11 @@ impl Walk {
             _ => t.mode + i as u64 - self.below,
         }
     }
+}
+
+/// The uniform on [0, 1) that `rand` makes of the word `w`: its top 53 bits × 2^-53.
+pub(super) fn uniform(w: u64) -> f64 {
+    (w >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 
 /// Each row's Binomial(tokens, π) walks for the latest [`CACHED`] numbers of tokens, most

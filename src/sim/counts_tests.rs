@@ -270,3 +270,16 @@ fn a_walk_by_thresholds_draws_what_the_table_walk_draws_bit_for_bit() {
         }
     }
 }
+
+#[test]
+fn a_uniform_from_a_word_is_rands_f64() {
+    use rand::{Rng, RngExt};
+    // The binomial walks take the uniform from the word themselves, to find its slice of
+    // [0, 1) from the same bits: it must be what `rand` gives for the same word.
+    let (mut a, mut b) = (rng(10, 3), rng(10, 3));
+    for _ in 0..100_000 {
+        let w = a.next_u64();
+        assert_eq!(super::binomial::uniform(w), b.random::<f64>());
+    }
+    assert_eq!(super::binomial::uniform(u64::MAX), 1.0 - f64::EPSILON / 2.0);
+}
