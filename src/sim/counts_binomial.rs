@@ -230,9 +230,20 @@ impl Walk {
         while i < x.len() && x[i] <= u {
             i += 1;
         }
+        if i == 0 || i == x.len() {
+            return self.past_the_thresholds(u, i);
+        }
+        t.mode + i as u64 - self.below
+    }
+
+    /// A draw whose `i` thresholds at or below u are none or all of them: where the walk that
+    /// way was cut short, it walks on from where its thresholds end.
+    #[cold]
+    fn past_the_thresholds(&self, u: f64, i: usize) -> u64 {
+        let t = &self.table;
         match (self.down_end, self.up_end) {
             (Some(at), _) if i == 0 && u < t.c => t.down(u, at),
-            (_, Some(at)) if i == x.len() && u >= t.c => t.up(u, at),
+            (_, Some(at)) if i == self.thresholds.len() && u >= t.c => t.up(u, at),
             // At least one threshold at or below u wherever the down walk has an end, and at
             // most `mode` thresholds below where it was cut short: never below 0.
             _ => t.mode + i as u64 - self.below,
