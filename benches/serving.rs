@@ -4,7 +4,7 @@
 //! (issue 16's targets: 50 ms balanced, 100 ms Zipf), and balanced with speculative decoding by
 //! early exit (issue 14); and the shipped DeepSeek-V3 scenario
 //! (`workloads/serving/deepseek-v3-ep8-zipf.toml`: 8 x H200, EP 8, batch 256, 1,000 requests
-//! of (1024, 1024), Zipf routing; target 5 s).
+//! of (1024, 1024), Zipf routing; target 5 s), and the same with balanced routing.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -99,6 +99,14 @@ fn serving(c: &mut Criterion) {
     let d = load_scenario(path.as_ref()).unwrap();
     g.bench_function("deepseek_v3_ep8_1000x1024x1024_b256_zipf", |b| {
         b.iter(|| simulate(black_box(&d), None).unwrap())
+    });
+    // The same scenario with balanced routing: what "Zipf within 2x of balanced" compares with.
+    let u = Scenario {
+        routing: RoutingSpec::Uniform,
+        ..d.clone()
+    };
+    g.bench_function("deepseek_v3_ep8_1000x1024x1024_b256_uniform", |b| {
+        b.iter(|| simulate(black_box(&u), None).unwrap())
     });
     g.finish();
 }
