@@ -33,9 +33,9 @@ use rand_distr::{Binomial, Distribution};
 
 use super::routing::TRIES;
 use alias::{Alias, Packed};
-use binomial::Binomials;
 #[cfg(test)]
 use binomial::Table;
+use binomial::{Binomials, Guide};
 
 #[path = "counts_alias.rs"]
 mod alias;
@@ -80,6 +80,8 @@ pub enum Counts {
         pi: Vec<f64>,
         /// Running sums of π_e (1 − π_e), the weights of the moves that restore the sum.
         cdf: Vec<f64>,
+        /// Where a move's search of `cdf` starts.
+        guide: Guide,
         /// Experts per token.
         k: u64,
         /// Each expert's Binomial(tokens, π_e), by the tokens of the latest draws; shared by
@@ -108,8 +110,10 @@ impl Counts {
             }
         } else {
             let pi = inclusion(w, k);
+            let cdf = running_variance(&pi);
             Counts::Marginals {
-                cdf: running_variance(&pi),
+                guide: Guide::new(&cdf, cdf.last().copied().unwrap_or(0.0)),
+                cdf,
                 binomials: Rc::new(Binomials::new(pi.clone())),
                 row: (0..pi.len()).collect(),
                 pi,
@@ -151,8 +155,10 @@ impl Counts {
                 ..
             } => {
                 let pi: Vec<f64> = rank.iter().map(|&r| pi[r]).collect();
+                let cdf = running_variance(&pi);
                 Counts::Marginals {
-                    cdf: running_variance(&pi),
+                    guide: Guide::new(&cdf, cdf.last().copied().unwrap_or(0.0)),
+                    cdf,
                     pi,
                     k: *k,
                     binomials: Rc::clone(binomials),
@@ -207,6 +213,7 @@ impl Counts {
             Counts::Marginals {
                 pi,
                 cdf,
+                guide,
                 k,
                 binomials,
                 row,
@@ -215,7 +222,7 @@ impl Counts {
                 for (e, &r) in row.iter().enumerate() {
                     c[e] = walks[r].sample(rng);
                 }
-                restore_sum(c, (cdf, pi), tokens, tokens * k, rng);
+                restore_sum(c, (cdf, guide, pi), tokens, tokens * k, rng);
             }
         }
     }
@@ -388,12 +395,11 @@ fn poisson_binomial(w: &[f64], x: f64, k: usize, pre: &mut [f64], suf: &mut [f64
 /// first expert that can.
 fn restore_sum(
     c: &mut [u64],
-    (cdf, pi): (&[f64], &[f64]),
+    (cdf, guide, pi): (&[f64], &Guide, &[f64]),
     tokens: u64,
     target: u64,
     rng: &mut impl Rng,
 ) {
-    use rand::RngExt;
     let mut sum: u64 = c.iter().sum();
     let total = cdf.last().copied().unwrap_or(0.0);
     while sum != target {
@@ -406,8 +412,11 @@ fn restore_sum(
             }
         };
         let quick = (0..TRIES).find_map(|_| {
-            let u = rng.random::<f64>() * total;
-            let e = cdf.partition_point(|&x| x <= u);
+            // rand's uniform of the word, and the count of running sums at or below it by
+            // the guide: the first expert whose running sum exceeds u.
+            let w = rng.next_u64();
+            let u = binomial::uniform(w) * total;
+            let e = guide.count(cdf, w, u);
             (total > 0.0 && e < c.len() && can(e, c)).then_some(e)
         });
         let Some(e) = quick.or_else(|| (0..c.len()).find(|&e| can(e, c))) else {

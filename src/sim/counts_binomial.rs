@@ -138,10 +138,8 @@ pub(super) struct Walk {
     thresholds: Vec<f64>,
     /// How many of them are the down walk's.
     below: u64,
-    /// `guide[b]`: thresholds at or below b ÷ G.
-    guide: Vec<u32>,
-    /// 64 − g, for G = 2^g slices (at least 2).
-    shift: u32,
+    /// Where to start counting the thresholds at or below u.
+    guide: Guide,
     /// Where the down and up walks stand after their thresholds, where they were cut short.
     down_end: Option<At>,
     up_end: Option<At>,
@@ -196,19 +194,12 @@ impl Walk {
         down.reverse();
         down.extend(up);
         let thresholds = down;
-        let slices = thresholds.len().next_power_of_two().max(2);
-        let guide = (0..slices)
-            .map(|b| {
-                let start = b as f64 / slices as f64;
-                thresholds.partition_point(|&x| x <= start) as u32
-            })
-            .collect();
+        let guide = Guide::new(&thresholds, 1.0);
         Walk {
             table,
             thresholds,
             below,
             guide,
-            shift: 64 - slices.trailing_zeros(),
             down_end,
             up_end,
         }
@@ -226,10 +217,7 @@ impl Walk {
         let w = rng.next_u64();
         let u = uniform(w);
         let x = &self.thresholds;
-        let mut i = self.guide[(w >> self.shift) as usize] as usize;
-        while i < x.len() && x[i] <= u {
-            i += 1;
-        }
+        let i = self.guide.count(x, w, u);
         if i == 0 || i == x.len() {
             return self.past_the_thresholds(u, i);
         }
@@ -248,6 +236,45 @@ impl Walk {
             // most `mode` thresholds below where it was cut short: never below 0.
             _ => t.mode + i as u64 - self.below,
         }
+    }
+}
+
+/// Where to start counting how many of a run of values that never falls lie at or below a
+/// uniform on [0, scale) (Chen and Asau, 1974): for each of G = 2^g equal slices, how many lie
+/// at or below its start. The slice of u = r·scale, r made of the word w, is w's top g bits
+/// (r·G is exact), and fl(r·scale) is never below fl((b ÷ G)·scale) for r in slice b, so the
+/// start is a lower bound and a scan from it finds the count exactly.
+#[derive(Debug, Clone)]
+pub struct Guide {
+    start: Vec<u32>,
+    /// 64 − g (G at least 2).
+    shift: u32,
+}
+
+impl Guide {
+    /// The guide of `values` (never falling) over [0, `scale`), about one value a slice.
+    pub(super) fn new(values: &[f64], scale: f64) -> Guide {
+        let slices = values.len().next_power_of_two().max(2);
+        let start = (0..slices)
+            .map(|b| {
+                let at = b as f64 / slices as f64 * scale;
+                values.partition_point(|&x| x <= at) as u32
+            })
+            .collect();
+        Guide {
+            start,
+            shift: 64 - slices.trailing_zeros(),
+        }
+    }
+
+    /// How many of `values` lie at or below u, where u is `uniform(w)` × the guide's scale.
+    #[inline]
+    pub(super) fn count(&self, values: &[f64], w: u64, u: f64) -> usize {
+        let mut i = self.start[(w >> self.shift) as usize] as usize;
+        while i < values.len() && values[i] <= u {
+            i += 1;
+        }
+        i
     }
 }
 
