@@ -128,9 +128,7 @@ impl Table {
 /// array plus the number of thresholds at or below u. Each threshold is the walk's own
 /// floating-point value, so a draw is the walk's draw, bit for bit. A walk's end (j at 0 or
 /// n, or P(j) at 0) is −∞ or +∞; past the thresholds kept (`MOST_STEPS`, and 6 σ + 8 each
-/// way) the draw walks on from where they end. The count is found from a guide (Chen and
-/// Asau, 1974): for each of G equal slices of [0, 1), how many thresholds lie at or below its
-/// start, then a scan, about one threshold per slice.
+/// way) the draw walks on from where they end. The count is found by a [`Guide`].
 #[derive(Debug, Clone)]
 pub(super) struct Walk {
     table: Table,
@@ -205,7 +203,7 @@ impl Walk {
         }
     }
 
-    /// The same draw as [`Table::sample`] for the same uniform.
+    /// The same draw as the table's walk for the same uniform.
     pub(super) fn sample(&self, rng: &mut impl Rng) -> u64 {
         let t = &self.table;
         if t.odds == 0.0 {
@@ -240,7 +238,8 @@ impl Walk {
 }
 
 /// Where to start counting how many of a run of values that never falls lie at or below a
-/// uniform on [0, scale) (Chen and Asau, 1974): for each of G = 2^g equal slices, how many lie
+/// uniform on [0, scale) (the guide table of H.-C. Chen and Y. Asau, "On generating random
+/// variates from an empirical distribution", AIIE Transactions 6(2), 1974): for each of G = 2^g equal slices, how many lie
 /// at or below its start. The slice of u = r·scale, r made of the word w, is w's top g bits
 /// (r·G is exact), and fl(r·scale) is never below fl((b ÷ G)·scale) for r in slice b, so the
 /// start is a lower bound and a scan from it finds the count exactly.
