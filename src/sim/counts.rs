@@ -110,15 +110,8 @@ impl Counts {
             }
         } else {
             let pi = inclusion(w, k);
-            let cdf = running_variance(&pi);
-            Counts::Marginals {
-                guide: Guide::new(&cdf, cdf.last().copied().unwrap_or(0.0)),
-                cdf,
-                binomials: Rc::new(Binomials::new(pi.clone())),
-                row: (0..pi.len()).collect(),
-                pi,
-                k: k as u64,
-            }
+            let row = (0..pi.len()).collect();
+            marginals(pi.clone(), k as u64, Rc::new(Binomials::new(pi)), row)
         }
     }
 
@@ -154,16 +147,9 @@ impl Counts {
                 row,
                 ..
             } => {
-                let pi: Vec<f64> = rank.iter().map(|&r| pi[r]).collect();
-                let cdf = running_variance(&pi);
-                Counts::Marginals {
-                    guide: Guide::new(&cdf, cdf.last().copied().unwrap_or(0.0)),
-                    cdf,
-                    pi,
-                    k: *k,
-                    binomials: Rc::clone(binomials),
-                    row: rank.iter().map(|&r| row[r]).collect(),
-                }
+                let pi = rank.iter().map(|&r| pi[r]).collect();
+                let row = rank.iter().map(|&r| row[r]).collect();
+                marginals(pi, *k, Rc::clone(binomials), row)
             }
         }
     }
@@ -225,6 +211,20 @@ impl Counts {
                 restore_sum(c, (cdf, guide, pi), tokens, tokens * k, rng);
             }
         }
+    }
+}
+
+/// The marginals sampler of inclusion probabilities `pi` (expert e's binomials row `row[e]` of
+/// `binomials`), its running variances and their guide derived from `pi`.
+fn marginals(pi: Vec<f64>, k: u64, binomials: Rc<Binomials>, row: Vec<usize>) -> Counts {
+    let cdf = running_variance(&pi);
+    Counts::Marginals {
+        guide: Guide::new(&cdf, cdf.last().copied().unwrap_or(0.0)),
+        cdf,
+        pi,
+        k,
+        binomials,
+        row,
     }
 }
 

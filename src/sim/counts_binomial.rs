@@ -159,35 +159,23 @@ impl Walk {
     /// The walk with at most `steps` thresholds each way.
     pub(super) fn with_steps(table: Table, steps: usize) -> Walk {
         let t = table;
-        let (mut down, mut at, mut down_end) =
-            (Vec::with_capacity(steps), (t.mode, t.f, t.c), None);
-        loop {
-            let (j, f, c) = at;
-            if !(j > 0 && f > 0.0) {
-                down.push(f64::NEG_INFINITY);
-                break;
-            }
-            if down.len() == steps {
-                down_end = Some(at);
-                break;
-            }
-            down.push(c - f);
-            at = t.step_down(at);
-        }
-        let (mut up, mut at, mut up_end) = (Vec::with_capacity(steps), (t.mode, t.f, t.c), None);
-        loop {
-            let (j, f, c) = at;
-            if !(j < t.n && f > 0.0) {
-                up.push(f64::INFINITY);
-                break;
-            }
-            if up.len() == steps {
-                up_end = Some(at);
-                break;
-            }
-            up.push(c);
-            at = t.step_up(at);
-        }
+        let start = (t.mode, t.f, t.c);
+        let (mut down, down_end) = one_way(
+            start,
+            steps,
+            |(j, f, _)| !(j > 0 && f > 0.0),
+            |(_, f, c)| c - f,
+            |at| t.step_down(at),
+            f64::NEG_INFINITY,
+        );
+        let (up, up_end) = one_way(
+            start,
+            steps,
+            |(j, f, _)| !(j < t.n && f > 0.0),
+            |(_, _, c)| c,
+            |at| t.step_up(at),
+            f64::INFINITY,
+        );
         let below = down.len() as u64;
         down.reverse();
         down.extend(up);
@@ -234,6 +222,30 @@ impl Walk {
             // most `mode` thresholds below where it was cut short: never below 0.
             _ => t.mode + i as u64 - self.below,
         }
+    }
+}
+
+/// One way of a walk from `at`, at most `steps` of it: the threshold of each step it takes,
+/// then `end` where the walk ends there (`ends`), else where it stands after the last.
+fn one_way(
+    mut at: At,
+    steps: usize,
+    ends: impl Fn(At) -> bool,
+    threshold: impl Fn(At) -> f64,
+    step: impl Fn(At) -> At,
+    end: f64,
+) -> (Vec<f64>, Option<At>) {
+    let mut x = Vec::with_capacity(steps + 1);
+    loop {
+        if ends(at) {
+            x.push(end);
+            return (x, None);
+        }
+        if x.len() == steps {
+            return (x, Some(at));
+        }
+        x.push(threshold(at));
+        at = step(at);
     }
 }
 
