@@ -163,9 +163,14 @@ impl Coster<'_> {
         counts: &[u64],
         out: &mut IterCost,
     ) -> Result<f64, IterError> {
-        let ep = self.par.ep as usize;
-        let on = counts.iter().enumerate().filter(|(_, n)| **n > 0);
-        self.experts_on(kind, op, on.map(|(e, &n)| ((e % ep) as u32, n)), out)
+        // The devices in turn, not `e % ep`: a division per expert.
+        let (ep, mut d) = (self.par.ep as u32, 0);
+        let on = counts.iter().map(move |&n| {
+            let at = d;
+            d = if d + 1 == ep { 0 } else { d + 1 };
+            (at, n)
+        });
+        self.experts_on(kind, op, on.filter(|&(_, n)| n > 0), out)
     }
 
     /// [`experts`](Self::experts) with the tokens of each expert copy given as (device,
