@@ -205,8 +205,8 @@ impl Counts {
                 row,
             } => {
                 let walks = binomials.of(tokens);
-                for (e, &r) in row.iter().enumerate() {
-                    c[e] = walks[r].sample(rng);
+                for (x, &r) in c.iter_mut().zip(row) {
+                    *x = walks.sample(r, rng);
                 }
                 restore_sum(c, (cdf, guide, pi), tokens, tokens * k, rng);
             }

@@ -122,7 +122,8 @@ impl Table {
     }
 }
 
-/// A [`Table`] with the thresholds of its walk, in one array that never falls: the walk down
+/// A [`Table`] and where its walk's thresholds end; the thresholds, one array that never falls,
+/// are kept beside it by [`Walks`]. The walk down
 /// from the mode takes step i while u < P(X ≤ mode − 1 − i) (its c − f there), the walk up
 /// while u ≥ P(X ≤ mode + i) (its c there), so the value drawn is the lowest value of the
 /// array plus the number of thresholds at or below u. Each threshold is the walk's own
@@ -132,19 +133,17 @@ impl Table {
 #[derive(Debug, Clone)]
 pub(super) struct Walk {
     table: Table,
-    /// The down walk's thresholds, lowest first, then the up walk's.
-    thresholds: Vec<f64>,
-    /// How many of them are the down walk's.
+    /// How many of its thresholds are the down walk's.
     below: u64,
-    /// Where to start counting the thresholds at or below u.
-    guide: Guide,
     /// Where the down and up walks stand after their thresholds, where they were cut short.
     down_end: Option<At>,
     up_end: Option<At>,
 }
 
 impl Walk {
-    pub(super) fn new(table: Table) -> Walk {
+    /// The walk of `table` and its thresholds (the down walk's, lowest first, then the up
+    /// walk's).
+    pub(super) fn new(table: Table) -> (Walk, Vec<f64>) {
         let t = table;
         let steps = if t.odds == 0.0 {
             0
@@ -157,7 +156,7 @@ impl Walk {
     }
 
     /// The walk with at most `steps` thresholds each way.
-    pub(super) fn with_steps(table: Table, steps: usize) -> Walk {
+    pub(super) fn with_steps(table: Table, steps: usize) -> (Walk, Vec<f64>) {
         let t = table;
         let start = (t.mode, t.f, t.c);
         let (mut down, down_end) = one_way(
@@ -179,49 +178,112 @@ impl Walk {
         let below = down.len() as u64;
         down.reverse();
         down.extend(up);
-        let thresholds = down;
-        let guide = Guide::new(&thresholds, 1.0);
-        Walk {
+        let walk = Walk {
             table,
-            thresholds,
             below,
-            guide,
             down_end,
             up_end,
-        }
+        };
+        (walk, down)
     }
 
-    /// The same draw as the table's walk for the same uniform.
-    pub(super) fn sample(&self, rng: &mut impl Rng) -> u64 {
+    /// A draw whose `i` thresholds at or below u, of its `len`, are none or all of them: where
+    /// the walk that way was cut short, it walks on from where its thresholds end.
+    #[cold]
+    fn past_the_thresholds(&self, u: f64, i: usize, len: usize) -> u64 {
         let t = &self.table;
-        if t.odds == 0.0 {
-            return t.mode;
+        match (self.down_end, self.up_end) {
+            (Some(at), _) if i == 0 && u < t.c => t.down(u, at),
+            (_, Some(at)) if i == len && u >= t.c => t.up(u, at),
+            // At least one threshold at or below u wherever the down walk has an end, and at
+            // most `mode` thresholds below where it was cut short: never below 0.
+            _ => t.mode + i as u64 - self.below,
+        }
+    }
+}
+
+/// The [`Walk`]s of a row of binomials laid out for drawing: what a draw reads of each walk in
+/// one small record ([`Hot`], 24 bytes), every walk's thresholds in one array and every guide
+/// in another, the rest of each walk (read only past its thresholds) apart. With a `Vec` of
+/// thresholds and a guide per walk, a draw read three allocations and a 150-byte walk.
+#[derive(Debug)]
+pub(super) struct Walks {
+    hot: Vec<Hot>,
+    thresholds: Vec<f64>,
+    starts: Vec<u32>,
+    cold: Vec<Walk>,
+}
+
+/// What a draw from one walk of [`Walks`] reads.
+#[derive(Debug, Clone, Copy)]
+struct Hot {
+    /// Its thresholds: `thresholds[at..at + len]`.
+    at: u32,
+    len: u32,
+    /// Its guide: `starts[guide..]`, indexed by a word's top bits, the word shifted right by
+    /// `shift` (64 − g, 1 to 63); [`CONSTANT`] for a constant, which draws no word.
+    guide: u32,
+    shift: u32,
+    /// Its lowest value less one (mode − below, modulo 2^64): the value drawn is this plus the
+    /// count of thresholds at or below u.
+    base: u64,
+}
+
+/// [`Hot::shift`] of a constant (p = 0 or 1, or no tokens): its value is [`Hot::base`].
+const CONSTANT: u32 = 0;
+
+impl Walks {
+    /// The walks `walks`, each with its thresholds.
+    pub(super) fn new(walks: Vec<(Walk, Vec<f64>)>) -> Walks {
+        let mut w = Walks {
+            hot: Vec::with_capacity(walks.len()),
+            thresholds: Vec::new(),
+            starts: Vec::new(),
+            cold: Vec::with_capacity(walks.len()),
+        };
+        for (walk, x) in walks {
+            let guide = Guide::new(&x, 1.0);
+            let constant = walk.table.odds == 0.0;
+            w.hot.push(Hot {
+                at: w.thresholds.len() as u32,
+                len: x.len() as u32,
+                guide: w.starts.len() as u32,
+                shift: if constant { CONSTANT } else { guide.shift },
+                base: if constant {
+                    walk.table.mode
+                } else {
+                    walk.table.mode.wrapping_sub(walk.below)
+                },
+            });
+            w.thresholds.extend(x);
+            w.starts.extend(guide.start);
+            w.cold.push(walk);
+        }
+        w
+    }
+
+    /// A draw from row `row`'s walk: the same draw as its table's walk for the same uniform.
+    #[inline]
+    pub(super) fn sample(&self, row: usize, rng: &mut impl Rng) -> u64 {
+        let h = self.hot[row];
+        if h.shift == CONSTANT {
+            return h.base;
         }
         // The uniform as `rand` makes an f64 of a word (53 bits, tested in
         // `counts::tests::a_uniform_from_a_word_is_rands_f64`); its slice is the word's top
         // bits (G = 2^g, so u·G is exact and its floor is the top g of the 53).
         let w = rng.next_u64();
         let u = uniform(w);
-        let x = &self.thresholds;
-        let i = self.guide.count(x, w, u);
-        if i == 0 || i == x.len() {
-            return self.past_the_thresholds(u, i);
+        let (at, len) = (h.at as usize, h.len as usize);
+        let x = &self.thresholds[at..at + len];
+        let mut i = self.starts[h.guide as usize + (w >> h.shift) as usize] as usize;
+        while i < len && x[i] <= u {
+            i += 1;
         }
-        t.mode + i as u64 - self.below
-    }
-
-    /// A draw whose `i` thresholds at or below u are none or all of them: where the walk that
-    /// way was cut short, it walks on from where its thresholds end.
-    #[cold]
-    fn past_the_thresholds(&self, u: f64, i: usize) -> u64 {
-        let t = &self.table;
-        match (self.down_end, self.up_end) {
-            (Some(at), _) if i == 0 && u < t.c => t.down(u, at),
-            (_, Some(at)) if i == self.thresholds.len() && u >= t.c => t.up(u, at),
-            // At least one threshold at or below u wherever the down walk has an end, and at
-            // most `mode` thresholds below where it was cut short: never below 0.
-            _ => t.mode + i as u64 - self.below,
+        if i == 0 || i == len {
+            return self.cold[row].past_the_thresholds(u, i, len);
         }
+        h.base.wrapping_add(i as u64)
     }
 }
 
@@ -299,7 +361,7 @@ pub(super) fn uniform(w: u64) -> f64 {
 #[derive(Debug)]
 pub struct Binomials {
     pi: Vec<f64>,
-    by_tokens: RefCell<Vec<(u64, Rc<[Walk]>)>>,
+    by_tokens: RefCell<Vec<(u64, Rc<Walks>)>>,
 }
 
 impl Binomials {
@@ -311,7 +373,7 @@ impl Binomials {
     }
 
     /// Each row's walk for `tokens` tokens.
-    pub(super) fn of(&self, tokens: u64) -> Rc<[Walk]> {
+    pub(super) fn of(&self, tokens: u64) -> Rc<Walks> {
         let mut kept = self.by_tokens.borrow_mut();
         match kept.iter().position(|(t, _)| *t == tokens) {
             Some(0) => Rc::clone(&kept[0].1),
@@ -321,11 +383,8 @@ impl Binomials {
                 Rc::clone(&kept[0].1)
             }
             None => {
-                let walks: Rc<[Walk]> = self
-                    .pi
-                    .iter()
-                    .map(|&p| Walk::new(Table::new(tokens, p)))
-                    .collect();
+                let walks = self.pi.iter().map(|&p| Walk::new(Table::new(tokens, p)));
+                let walks = Rc::new(Walks::new(walks.collect()));
                 kept.insert(0, (tokens, Rc::clone(&walks)));
                 kept.truncate(CACHED);
                 walks

@@ -242,7 +242,7 @@ fn the_packed_tables_give_each_outcome_its_probability() {
 
 #[test]
 fn a_walk_by_thresholds_draws_what_the_table_walk_draws_bit_for_bit() {
-    use super::binomial::Walk;
+    use super::binomial::{Walk, Walks};
     // The same uniform gives the same value: every (n, p) below, 20,000 draws from two copies
     // of one stream, with the thresholds as worked out and cut to 0, 1 and 3 steps (the draws
     // past them walk on from where the thresholds end). p = 0 and 1 are constants.
@@ -257,15 +257,17 @@ fn a_walk_by_thresholds_draws_what_the_table_walk_draws_bit_for_bit() {
         (300, 1.0),
     ] {
         let t = Table::new(n, p);
-        for walk in [
+        // The four laid out together, so that three of them start past others' thresholds.
+        let walks = Walks::new(vec![
             Walk::new(t),
             Walk::with_steps(t, 0),
             Walk::with_steps(t, 1),
             Walk::with_steps(t, 3),
-        ] {
+        ]);
+        for row in 0..4 {
             let (mut a, mut b) = (rng(9, 3), rng(9, 3));
             for _ in 0..20_000 {
-                assert_eq!(walk.sample(&mut a), t.sample(&mut b), "{n} {p}");
+                assert_eq!(walks.sample(row, &mut a), t.sample(&mut b), "{n} {p} {row}");
             }
         }
     }
