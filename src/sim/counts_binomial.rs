@@ -122,9 +122,9 @@ impl Table {
     }
 }
 
-/// A [`Table`] and where its walk's thresholds end; the thresholds, one array that never falls,
-/// are kept beside it by [`Walks`]. The walk down
-/// from the mode takes step i while u < P(X ≤ mode − 1 − i) (its c − f there), the walk up
+/// A [`Table`] and where its walk's thresholds end (the thresholds, one array that never
+/// falls, are kept beside it by [`Walks`]). The walk down from the mode takes step i while
+/// u < P(X ≤ mode − 1 − i) (its c − f there), the walk up
 /// while u ≥ P(X ≤ mode + i) (its c there), so the value drawn is the lowest value of the
 /// array plus the number of thresholds at or below u. Each threshold is the walk's own
 /// floating-point value, so a draw is the walk's draw, bit for bit. A walk's end (j at 0 or
