@@ -671,7 +671,7 @@ fn a_software_step_adds_its_time_to_every_iteration() {
 /// Skewed routing priced in closed form (no spans asked) against the engine (spans asked), on
 /// decode and mixed iterations: Mixtral-8x7B tensor-parallel over 4 H100s, DeepSeek-V3 expert
 /// parallel over 8 H200s (dense first layers, a shared expert, all-to-all), and Mixtral under
-/// the dispatch policy on Duplex (experts on PIM or the xPU by their size).
+/// the dispatch policy on Duplex (experts on PIM or the xPU by their size), DeepSeek-V3 too.
 #[test]
 fn counts_priced_in_closed_form_match_the_engine() {
     use dyad::map::Policy;
@@ -682,6 +682,7 @@ fn counts_priced_in_closed_form_match_the_engine() {
         ("mixtral-8x7b", "h100", 4, 1, Policy::AllXpu),
         ("deepseek-v3", "h200", 1, 8, Policy::AllXpu),
         ("mixtral-8x7b", "duplex", 4, 1, Policy::Dispatch),
+        ("deepseek-v3", "duplex-h200", 1, 8, Policy::Dispatch),
     ];
     for (model, arch, tp, ep, policy) in cases {
         let m = load_model(model.as_ref()).unwrap();
@@ -739,6 +740,9 @@ fn counts_priced_in_closed_form_match_the_engine() {
                 );
             }
             assert_eq!((a.ops, a.collectives), (b.ops, b.collectives), "{model}");
+            if policy == Policy::Dispatch {
+                assert!(a.unit_time[1] > 0.0, "{model}: no op on the PIM");
+            }
         }
     }
 }
