@@ -165,7 +165,6 @@ impl Counts {
     /// allocation per layer and iteration).
     pub fn draw_into(&self, experts: usize, tokens: u64, rng: &mut impl Rng, c: &mut Vec<u64>) {
         c.clear();
-        c.resize(experts, 0);
         match self {
             Counts::Sets {
                 members,
@@ -175,6 +174,7 @@ impl Counts {
                 k,
                 hits,
             } => {
+                c.resize(experts, 0);
                 if let Some(packed) = packed
                     && tokens as usize <= PER_TOKEN * p.len()
                 {
@@ -204,10 +204,9 @@ impl Counts {
                 binomials,
                 row,
             } => {
-                let walks = binomials.of(tokens);
-                for (x, &r) in c.iter_mut().zip(row) {
-                    *x = walks.sample(r, rng);
-                }
+                c.resize(experts, 0);
+                let n = row.len().min(experts);
+                binomials.of(tokens).draw_rows(&row[..n], rng, &mut c[..n]);
                 restore_sum(c, (cdf, guide, pi), tokens, tokens * k, rng);
             }
         }

@@ -75,15 +75,13 @@ impl Table {
         }
     }
 
-    /// A draw: the walk from the mode for one uniform (what [`Walk::sample`] is tested
+    /// A draw for the uniform u: the walk from the mode (what [`Walks::at`] is tested
     /// against).
     #[cfg(test)]
-    pub(super) fn sample(&self, rng: &mut impl Rng) -> u64 {
-        use rand::RngExt;
+    pub(super) fn walk(&self, u: f64) -> u64 {
         if self.odds == 0.0 {
             return self.mode;
         }
-        let u = rng.random::<f64>();
         let start = (self.mode, self.f, self.c);
         if u < self.c {
             self.down(u, start)
@@ -262,9 +260,10 @@ impl Walks {
         w
     }
 
-    /// A draw from row `row`'s walk: the same draw as its table's walk for the same uniform.
-    #[inline]
-    pub(super) fn sample(&self, row: usize, rng: &mut impl Rng) -> u64 {
+    /// A draw from row `row`'s walk for the word `w`: its table's walk for the uniform
+    /// `uniform(w)`, bit for bit.
+    #[inline(always)]
+    pub(super) fn at(&self, row: usize, w: u64) -> u64 {
         let h = self.hot[row];
         if h.shift == CONSTANT {
             return h.base;
@@ -272,7 +271,6 @@ impl Walks {
         // The uniform as `rand` makes an f64 of a word (53 bits, tested in
         // `counts::tests::a_uniform_from_a_word_is_rands_f64`); its slice is the word's top
         // bits (G = 2^g, so u·G is exact and its floor is the top g of the 53).
-        let w = rng.next_u64();
         let u = uniform(w);
         let (at, len) = (h.at as usize, h.len as usize);
         let x = &self.thresholds[at..at + len];
@@ -284,6 +282,23 @@ impl Walks {
             return self.cold[row].past_the_thresholds(u, i, len);
         }
         h.base.wrapping_add(i as u64)
+    }
+
+    /// A draw from each of `rows` into `out` (as long), two from each 64-bit word: the one its
+    /// top 32 bits make, the other its bottom 32 (uniforms on a grid of 2^-32, so a value of
+    /// less than 2^-32 probability past the rest of its tail is never drawn).
+    pub(super) fn draw_rows(&self, rows: &[usize], rng: &mut impl Rng, out: &mut [u64]) {
+        const TOP: u64 = !0 << 32;
+        let mut pairs = rows.chunks_exact(2);
+        let mut to = out.chunks_exact_mut(2);
+        for (p, x) in (&mut pairs).zip(&mut to) {
+            let w = rng.next_u64();
+            x[0] = self.at(p[0], w & TOP);
+            x[1] = self.at(p[1], w << 32);
+        }
+        if let ([r], [x]) = (pairs.remainder(), to.into_remainder()) {
+            *x = self.at(*r, rng.next_u64() & TOP);
+        }
     }
 }
 

@@ -141,12 +141,16 @@ fn extreme_weights_still_give_tokens_times_k() {
 
 #[test]
 fn an_inversion_table_has_the_binomial_mean_and_variance() {
-    // 200,000 draws of each: the mean within 5 standard errors of n·p and the variance
-    // within 2% of n·p·(1 − p), small and large n, p near 0 and 1.
+    // 200,000 draws of each, as the marginals draw them (two from each word, by the walk's
+    // thresholds): the mean within 5 standard errors of n·p and the variance within 2% of
+    // n·p·(1 − p), small and large n, p near 0 and 1.
+    use super::binomial::{Walk, Walks};
     let mut g = rng(8, 3);
     for (n, p) in [(256u64, 0.9), (256, 0.003), (65_536, 0.37), (7, 0.5)] {
-        let t = Table::new(n, p);
-        let draws: Vec<f64> = (0..200_000).map(|_| t.sample(&mut g) as f64).collect();
+        let walks = Walks::new(vec![Walk::new(Table::new(n, p))]);
+        let mut out = vec![0; 200_000];
+        walks.draw_rows(&[0; 200_000], &mut g, &mut out);
+        let draws: Vec<f64> = out.iter().map(|&x| x as f64).collect();
         let mean = draws.iter().sum::<f64>() / draws.len() as f64;
         let var = draws.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / draws.len() as f64;
         let (m, v) = (n as f64 * p, n as f64 * p * (1.0 - p));
@@ -264,10 +268,15 @@ fn a_walk_by_thresholds_draws_what_the_table_walk_draws_bit_for_bit() {
             Walk::with_steps(t, 1),
             Walk::with_steps(t, 3),
         ]);
-        for row in 0..4 {
-            let (mut a, mut b) = (rng(9, 3), rng(9, 3));
-            for _ in 0..20_000 {
-                assert_eq!(walks.sample(row, &mut a), t.sample(&mut b), "{n} {p} {row}");
+        // Whole words, and the half words that `Walks::draw_rows` makes of them.
+        let mut g = rng(9, 3);
+        for _ in 0..20_000 {
+            let w = g.next_u64();
+            for w in [w, w & !0 << 32, w << 32] {
+                let u = super::binomial::uniform(w);
+                for row in 0..4 {
+                    assert_eq!(walks.at(row, w), t.walk(u), "{n} {p} {row}");
+                }
             }
         }
     }
