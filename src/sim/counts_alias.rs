@@ -61,11 +61,7 @@ impl Alias {
 
     /// The outcome of the 32-bit uniform `u`.
     fn one(&self, u: u32) -> usize {
-        let x = u64::from(u) * self.columns.len() as u64;
-        let c = &self.columns[(x >> 32) as usize];
-        // The outcome indexed by the comparison (as [`pick`]): no branch to mispredict.
-        let own = (x & 0xffff_ffff).wrapping_sub(c.keep) >> 63;
-        c.outcome[own as usize] as usize
+        outcome(&self.columns, 0, self.columns.len() as u32, u)
     }
 
     /// Adds into `hits` how many of `n` draws give each outcome.
@@ -79,6 +75,17 @@ impl Alias {
             hits[self.one(rng.next_u64() as u32)] += 1;
         }
     }
+}
+
+/// The outcome of the 32-bit uniform `u` in the `n` [`Alias`] columns from `columns[at]`.
+#[inline(always)]
+pub(super) fn outcome(columns: &[Column], at: usize, n: u32, u: u32) -> usize {
+    let x = u64::from(u) * u64::from(n);
+    // One bounds check (a subslice of the `n` and its index would take three).
+    let c = &columns[at + (x >> 32) as usize];
+    // The outcome indexed by the comparison (as [`pick`]): no branch to mispredict.
+    let own = (x & 0xffff_ffff).wrapping_sub(c.keep) >> 63;
+    c.outcome[own as usize] as usize
 }
 
 /// 2^32, the scale of an [`Alias`] threshold.

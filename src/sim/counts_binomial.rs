@@ -8,6 +8,8 @@ use std::rc::Rc;
 
 use rand::Rng;
 
+use super::alias::{Alias, Column, outcome};
+
 /// Least probability of a value summed into a [`Table`]'s normalisation, relative to the most
 /// likely value's: the values left out hold less than 1e-15 of the mass in all.
 const TAIL: f64 = 1e-17;
@@ -185,6 +187,17 @@ impl Walk {
         (walk, down)
     }
 
+    /// The draw for the uniform u by its thresholds `x`: the lowest value plus the count of
+    /// them at or below u, or past them the walk on (what [`Walks`] draws, by chances).
+    #[cfg(test)]
+    pub(super) fn by_thresholds(&self, x: &[f64], u: f64) -> u64 {
+        let i = x.partition_point(|&t| t <= u);
+        if i == 0 || i == x.len() {
+            return self.past_the_thresholds(u, i, x.len());
+        }
+        (self.table.mode + i as u64) - self.below
+    }
+
     /// A draw whose `i` thresholds at or below u, of its `len`, are none or all of them: where
     /// the walk that way was cut short, it walks on from where its thresholds end.
     #[cold]
@@ -200,34 +213,41 @@ impl Walk {
     }
 }
 
-/// The [`Walk`]s of a row of binomials laid out for drawing: what a draw reads of each walk in
-/// one small record ([`Hot`], 24 bytes), every walk's thresholds in one array and every guide
-/// in another, the rest of each walk (read only past its thresholds) apart. With a `Vec` of
-/// thresholds and a guide per walk, a draw read three allocations and a 150-byte walk.
+/// The [`Walk`]s of a row of binomials laid out for drawing, each as an alias table
+/// ([`super::alias::Alias`]) of its walk's outcomes: the value `base + i` where u has `i` of
+/// the walk's thresholds at or below it (chance x_i − x_{i−1}), and below and past them the
+/// walk's tails where it was cut short (chances x_0 and 1 − x_last; none where it ends). A
+/// draw is one 32-bit uniform, a column and a comparison (the walk by thresholds and a guide
+/// took about 50 instructions a draw, its scan's branches mispredicted); a tail draws a
+/// uniform within it and walks on as [`Table`] does. Each outcome's chance is the walk's to
+/// within 2^-32 (`counts::tests::a_walks_alias_holds_each_value_at_the_walks_chance`). Every
+/// walk's columns are in one array, and what a draw reads of a walk in one small record.
 #[derive(Debug)]
 pub(super) struct Walks {
     hot: Vec<Hot>,
-    thresholds: Vec<f64>,
-    starts: Vec<u32>,
-    cold: Vec<Walk>,
+    columns: Vec<Column>,
+    cold: Vec<Cold>,
 }
 
 /// What a draw from one walk of [`Walks`] reads.
 #[derive(Debug, Clone, Copy)]
 struct Hot {
-    /// Its thresholds: `thresholds[at..at + len]`.
+    /// Its columns: `columns[at..at + outcomes]`; [`CONSTANT`] outcomes for a constant.
     at: u32,
-    len: u32,
-    /// Its guide: `starts[guide..]`, indexed by a word's top bits, the word shifted right by
-    /// `shift` (64 − g, 1 to 63); [`CONSTANT`] for a constant, which draws no word.
-    guide: u32,
-    shift: u32,
-    /// Its lowest value less one (mode − below, modulo 2^64): the value drawn is this plus the
-    /// count of thresholds at or below u.
+    outcomes: u32,
+    /// Its lowest value less one (mode − below, modulo 2^64): outcome i is this plus i.
     base: u64,
 }
 
-/// [`Hot::shift`] of a constant (p = 0 or 1, or no tokens): its value is [`Hot::base`].
+/// A walk's tails: the walk, and its lowest and highest thresholds.
+#[derive(Debug)]
+struct Cold {
+    walk: Walk,
+    low: f64,
+    high: f64,
+}
+
+/// [`Hot::outcomes`] of a constant (p = 0 or 1, or no tokens): its value is [`Hot::base`].
 const CONSTANT: u32 = 0;
 
 impl Walks {
@@ -235,71 +255,106 @@ impl Walks {
     pub(super) fn new(walks: Vec<(Walk, Vec<f64>)>) -> Walks {
         let mut w = Walks {
             hot: Vec::with_capacity(walks.len()),
-            thresholds: Vec::new(),
-            starts: Vec::new(),
+            columns: Vec::new(),
             cold: Vec::with_capacity(walks.len()),
         };
         for (walk, x) in walks {
-            let guide = Guide::new(&x, 1.0);
-            let constant = walk.table.odds == 0.0;
+            if walk.table.odds == 0.0 {
+                w.hot.push(Hot {
+                    at: 0,
+                    outcomes: CONSTANT,
+                    base: walk.table.mode,
+                });
+                w.cold.push(Cold {
+                    walk,
+                    low: 0.0,
+                    high: 1.0,
+                });
+                continue;
+            }
+            // Without thresholds (a walk cut to none) its one outcome is the walk from its mode
+            // for any u: the tail below, over all of [0, 1).
+            let (low, high) = (x.first().map_or(1.0, |&l| l), x.last().map_or(0.0, |&h| h));
             w.hot.push(Hot {
-                at: w.thresholds.len() as u32,
-                len: x.len() as u32,
-                guide: w.starts.len() as u32,
-                shift: if constant { CONSTANT } else { guide.shift },
-                base: if constant {
-                    walk.table.mode
-                } else {
-                    walk.table.mode.wrapping_sub(walk.below)
-                },
+                at: w.columns.len() as u32,
+                outcomes: x.len() as u32 + 1,
+                base: walk.table.mode.wrapping_sub(walk.below),
             });
-            w.thresholds.extend(x);
-            w.starts.extend(guide.start);
-            w.cold.push(walk);
+            let p = if x.is_empty() { vec![1.0] } else { chances(&x) };
+            w.columns.extend(Alias::new(&p).columns);
+            w.cold.push(Cold { walk, low, high });
         }
         w
     }
 
-    /// A draw from row `row`'s walk for the word `w`: its table's walk for the uniform
-    /// `uniform(w)`, bit for bit.
+    /// A draw from row `row`'s walk for the 32-bit uniform `u` (`rng` draws within a tail).
     #[inline(always)]
-    pub(super) fn at(&self, row: usize, w: u64) -> u64 {
+    fn at(&self, row: usize, u: u32, rng: &mut impl Rng) -> u64 {
         let h = self.hot[row];
-        if h.shift == CONSTANT {
+        if h.outcomes == CONSTANT {
             return h.base;
         }
-        // The uniform as `rand` makes an f64 of a word (53 bits, tested in
-        // `counts::tests::a_uniform_from_a_word_is_rands_f64`); its slice is the word's top
-        // bits (G = 2^g, so u·G is exact and its floor is the top g of the 53).
-        let u = uniform(w);
-        let (at, len) = (h.at as usize, h.len as usize);
-        let x = &self.thresholds[at..at + len];
-        let mut i = self.starts[h.guide as usize + (w >> h.shift) as usize] as usize;
-        while i < len && x[i] <= u {
-            i += 1;
-        }
-        if i == 0 || i == len {
-            return self.cold[row].past_the_thresholds(u, i, len);
+        let i = outcome(&self.columns, h.at as usize, h.outcomes, u);
+        if i == 0 || i == h.outcomes as usize - 1 {
+            return self.tail(row, i, rng);
         }
         h.base.wrapping_add(i as u64)
     }
 
-    /// A draw from each of `rows` into `out` (as long), two from each 64-bit word: the one its
-    /// top 32 bits make, the other its bottom 32 (uniforms on a grid of 2^-32, so a value of
-    /// less than 2^-32 probability past the rest of its tail is never drawn).
+    /// A draw in row `row`'s tail `i` (0 below its thresholds, else past them): u uniform
+    /// within the tail, and the walk on from where the thresholds end.
+    #[cold]
+    fn tail(&self, row: usize, i: usize, rng: &mut impl Rng) -> u64 {
+        let Cold { walk, low, high } = &self.cold[row];
+        let v = uniform(rng.next_u64());
+        let u = if i == 0 {
+            v * low
+        } else {
+            high + v * (1.0 - high)
+        };
+        walk.past_the_thresholds(u, i, self.hot[row].outcomes as usize - 1)
+    }
+
+    /// A draw from each of `rows` into `out` (as long), two from each 64-bit word, its top
+    /// and its bottom 32 bits.
     pub(super) fn draw_rows(&self, rows: &[usize], rng: &mut impl Rng, out: &mut [u64]) {
-        const TOP: u64 = !0 << 32;
         let mut pairs = rows.chunks_exact(2);
         let mut to = out.chunks_exact_mut(2);
         for (p, x) in (&mut pairs).zip(&mut to) {
             let w = rng.next_u64();
-            x[0] = self.at(p[0], w & TOP);
-            x[1] = self.at(p[1], w << 32);
+            x[0] = self.at(p[0], (w >> 32) as u32, rng);
+            x[1] = self.at(p[1], w as u32, rng);
         }
         if let ([r], [x]) = (pairs.remainder(), to.into_remainder()) {
-            *x = self.at(*r, rng.next_u64() & TOP);
+            *x = self.at(*r, (rng.next_u64() >> 32) as u32, rng);
         }
     }
+
+    /// Each outcome's chance in row `row`'s alias table, and the chances it was built from.
+    #[cfg(test)]
+    pub(super) fn chances(&self, row: usize, x: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let h = self.hot[row];
+        let columns = &self.columns[h.at as usize..(h.at + h.outcomes) as usize];
+        let n = columns.len() as f64;
+        let mut got = vec![0.0; columns.len()];
+        for c in columns {
+            let keep = c.keep as f64 / super::alias::TWO_32;
+            got[c.outcome[1] as usize] += keep / n;
+            got[c.outcome[0] as usize] += (1.0 - keep) / n;
+        }
+        (got, chances(x))
+    }
+}
+
+/// The chance of each outcome of a walk with thresholds `x`: that u has i of them at or below
+/// it, for i from 0 to their number (the ends, −∞ and +∞ where the walk ends, taken as 0 and 1).
+fn chances(x: &[f64]) -> Vec<f64> {
+    let at = |i: usize| x[i].clamp(0.0, 1.0);
+    let mut p = Vec::with_capacity(x.len() + 1);
+    p.push(at(0));
+    p.extend((1..x.len()).map(|i| at(i) - at(i - 1)));
+    p.push(1.0 - at(x.len() - 1));
+    p
 }
 
 /// One way of a walk from `at`, at most `steps` of it: the threshold of each step it takes,

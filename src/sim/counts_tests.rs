@@ -142,12 +142,19 @@ fn extreme_weights_still_give_tokens_times_k() {
 #[test]
 fn an_inversion_table_has_the_binomial_mean_and_variance() {
     // 200,000 draws of each, as the marginals draw them (two from each word, by the walk's
-    // thresholds): the mean within 5 standard errors of n·p and the variance within 2% of
-    // n·p·(1 − p), small and large n, p near 0 and 1.
+    // alias table): the mean within 5 standard errors of n·p and the variance within 2% of
+    // n·p·(1 − p), small and large n, p near 0 and 1, and walks cut to 1 and 3 steps each way
+    // (most of their draws in the tails).
     use super::binomial::{Walk, Walks};
     let mut g = rng(8, 3);
-    for (n, p) in [(256u64, 0.9), (256, 0.003), (65_536, 0.37), (7, 0.5)] {
-        let walks = Walks::new(vec![Walk::new(Table::new(n, p))]);
+    let cases = [(256u64, 0.9), (256, 0.003), (65_536, 0.37), (7, 0.5)];
+    for ((n, p), steps) in cases
+        .into_iter()
+        .flat_map(|c| [(c, None), (c, Some(1)), (c, Some(3))])
+    {
+        let t = Table::new(n, p);
+        let walk = steps.map_or_else(|| Walk::new(t), |s| Walk::with_steps(t, s));
+        let walks = Walks::new(vec![walk]);
         let mut out = vec![0; 200_000];
         walks.draw_rows(&[0; 200_000], &mut g, &mut out);
         let draws: Vec<f64> = out.iter().map(|&x| x as f64).collect();
@@ -244,39 +251,64 @@ fn the_packed_tables_give_each_outcome_its_probability() {
     ));
 }
 
+/// The (n, p) of the walk tests: small and large n, p near 0 and 1, and constants (p = 0, 1).
+const WALKS: [(u64, f64); 8] = [
+    (256, 0.9),
+    (256, 0.003),
+    (65_536, 0.37),
+    (7, 0.5),
+    (1, 0.5),
+    (2048, 0.031),
+    (300, 0.0),
+    (300, 1.0),
+];
+
 #[test]
 fn a_walk_by_thresholds_draws_what_the_table_walk_draws_bit_for_bit() {
-    use super::binomial::{Walk, Walks};
-    // The same uniform gives the same value: every (n, p) below, 20,000 draws from two copies
-    // of one stream, with the thresholds as worked out and cut to 0, 1 and 3 steps (the draws
-    // past them walk on from where the thresholds end). p = 0 and 1 are constants.
-    for (n, p) in [
-        (256u64, 0.9),
-        (256, 0.003),
-        (65_536, 0.37),
-        (7, 0.5),
-        (1, 0.5),
-        (2048, 0.031),
-        (300, 0.0),
-        (300, 1.0),
-    ] {
+    use super::binomial::Walk;
+    // The same uniform gives the same value: 20,000 uniforms for each (n, p), with the
+    // thresholds as worked out and cut to 0, 1 and 3 steps (the draws past them walk on from
+    // where the thresholds end).
+    let mut g = rng(9, 3);
+    for (n, p) in WALKS {
         let t = Table::new(n, p);
-        // The four laid out together, so that three of them start past others' thresholds.
-        let walks = Walks::new(vec![
+        let walks = [
             Walk::new(t),
             Walk::with_steps(t, 0),
             Walk::with_steps(t, 1),
             Walk::with_steps(t, 3),
-        ]);
-        // Whole words, and the half words that `Walks::draw_rows` makes of them.
-        let mut g = rng(9, 3);
+        ];
         for _ in 0..20_000 {
-            let w = g.next_u64();
-            for w in [w, w & !0 << 32, w << 32] {
-                let u = super::binomial::uniform(w);
-                for row in 0..4 {
-                    assert_eq!(walks.at(row, w), t.walk(u), "{n} {p} {row}");
-                }
+            let u = super::binomial::uniform(g.next_u64());
+            for (w, x) in &walks {
+                assert_eq!(w.by_thresholds(x, u), t.walk(u), "{n} {p} {}", x.len());
+            }
+        }
+    }
+}
+
+#[test]
+fn a_walks_alias_holds_each_value_at_the_walks_chance() {
+    use super::binomial::{Walk, Walks};
+    // Each outcome of each walk (a value, or a tail past the thresholds kept) has in the alias
+    // table the chance its thresholds give it, to within 1e-9 (the thresholds are in units of
+    // 2^-32 of a column), walks cut short included.
+    for (n, p) in WALKS {
+        let t = Table::new(n, p);
+        let walks = [Walk::new(t), Walk::with_steps(t, 1), Walk::with_steps(t, 3)];
+        let x: Vec<Vec<f64>> = walks.iter().map(|(_, x)| x.clone()).collect();
+        let walks = Walks::new(walks.into());
+        if p == 0.0 || p == 1.0 {
+            continue;
+        }
+        for (row, x) in x.iter().enumerate() {
+            let (got, want) = walks.chances(row, x);
+            assert_eq!(got.len(), want.len());
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (a - b).abs() < 1e-9,
+                    "{n} {p} row {row} outcome {i}: {a} {b}"
+                );
             }
         }
     }
