@@ -1,7 +1,8 @@
 //! The binomials of [`super::Counts::Marginals`]: each expert's Binomial(tokens, π_e) by
 //! inversion from its mode ([`Table`]), with the thresholds its walk compares a uniform with
-//! worked out once per number of tokens ([`Walk`]), and kept for the latest few numbers of
-//! tokens, shared by every layer that relabels one ranking ([`Binomials`]).
+//! worked out once per number of tokens ([`Walk`]), drawn from an alias table of the walk's
+//! outcomes ([`Walks`]), and kept for the latest few numbers of tokens, shared by every layer
+//! that relabels one ranking ([`Binomials`]); and the [`Guide`] that restoring the sum reads.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -123,13 +124,13 @@ impl Table {
 }
 
 /// A [`Table`] and where its walk's thresholds end (the thresholds, one array that never
-/// falls, are kept beside it by [`Walks`]). The walk down from the mode takes step i while
+/// falls, are made into [`Walks`]' alias tables). The walk down from the mode takes step i while
 /// u < P(X ≤ mode − 1 − i) (its c − f there), the walk up
 /// while u ≥ P(X ≤ mode + i) (its c there), so the value drawn is the lowest value of the
 /// array plus the number of thresholds at or below u. Each threshold is the walk's own
 /// floating-point value, so a draw is the walk's draw, bit for bit. A walk's end (j at 0 or
 /// n, or P(j) at 0) is −∞ or +∞; past the thresholds kept (`MOST_STEPS`, and 6 σ + 8 each
-/// way) the draw walks on from where they end. The count is found by a [`Guide`].
+/// way) the draw walks on from where they end.
 #[derive(Debug, Clone)]
 pub(super) struct Walk {
     table: Table,
