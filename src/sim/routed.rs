@@ -215,30 +215,33 @@ impl Coster<'_> {
         counts: &[u64],
         out: &mut IterCost,
     ) -> Result<f64, IterError> {
-        if counts.len() < TALLY_FROM {
-            let (ep, mut d) = (self.par.ep as u32, 0);
-            let on = counts.iter().map(move |&n| {
-                let at = d;
-                d = if d + 1 == ep { 0 } else { d + 1 };
-                (at, n)
-            });
-            return self.experts_on(kind, op, on.filter(|&(_, n)| n > 0), out);
-        }
         let top = self.price_missing(kind, op, counts)?;
         let ep = self.par.ep as usize;
+        let tally = counts.len() >= TALLY_FROM;
         let k = &mut self.routed.kinds[kind];
-        k.top = k.top.max(top as usize);
+        if tally {
+            k.top = k.top.max(top as usize);
+        }
         let mut sums = Sums::default();
         let mut longest = 0.0f64;
-        // Device by device (expert e on device e mod ep): each one's stream time in order. An
-        // expert without tokens reads `hot[0]` (no time, on the unit `NONE`, which counts as
-        // launched), so it takes the later experts' way without a branch of its own.
+        // Device by device (expert e on device e mod ep): each one's stream time in order.
         for d in 0..ep {
             let (mut t, mut launched) = (0.0, [false, false, true]);
             let mut e = d;
             while e < counts.len() {
                 let n = counts[e] as usize;
                 e += ep;
+                if !tally {
+                    if n > 0 {
+                        let Some(p) = &k.prices[n] else {
+                            unreachable!("priced above")
+                        };
+                        t += sums.add(p, &mut launched, d == 0);
+                    }
+                    continue;
+                }
+                // An expert without tokens reads `hot[0]` (no time, on the unit `NONE`, which
+                // counts as launched), so it takes the later experts' way without a branch.
                 let (later, unit) = k.hot[n];
                 if launched[unit] {
                     t += later;
