@@ -2,7 +2,7 @@
 # Regenerates results/serving-modes/ep/ep.csv: DeepSeek-V3 on 8 x H200 at EP 8 under Zipf
 # routing (s = 1.2), with neither expert-parallel option, the two-batch overlap, EPLB with 32
 # redundant experts (DeepSeek-V3's count, REFERENCE.md §Expert-parallel load balancing), and
-# both; on the decode-heavy shipped scenario and on its prefill side. About 70 s. Run from the
+# both; on the decode-heavy shipped scenario and on its prefill side. About 15 s. Run from the
 # repository root:
 #   cargo build --release && sh results/serving-modes/ep/run.sh
 set -eu
