@@ -10,8 +10,9 @@
 //!   C(8, 2) = 28): a multinomial over every set, drawn as one binomial per set of the tokens
 //!   left (each set's chance among the sets left). Its cost is one binomial per set, whatever
 //!   the tokens. Up to [`PER_TOKEN`] tokens per set each token draws its set from an alias
-//!   table instead (`counts_alias.rs`), cheaper there; with at most 8 experts the counts are
-//!   8-bit lanes of one word and each draw is of two tokens (`alias::Packed`).
+//!   table instead (`counts_alias.rs`), cheaper there, its members counted as it is drawn
+//!   where the tokens are fewer than the sets; with at most 8 experts the counts are 8-bit
+//!   lanes of one word and each draw is of two tokens (`alias::Packed`).
 //! - **[`Counts::Marginals`], an approximation**, where they are many (DeepSeek-V3's C(256, 8)):
 //!   *binomial marginals conditioned on their sum*. Each expert's count is drawn from its exact
 //!   marginal, Binomial(tokens, π_e) with π_e the chance that a token's k draws include e;
@@ -180,6 +181,14 @@ impl Counts {
                 {
                     return packed.counts(tokens, rng, c);
                 }
+                let k = (*k).max(1);
+                if (tokens as usize) < p.len() {
+                    // Fewer tokens than sets: each token's members counted as it is drawn (a
+                    // pass over every set, C(64, 2) = 2,016, would cost more than the draws).
+                    let members = |s: usize| &members[s * k..(s + 1) * k];
+                    alias.each(tokens, rng, |s| members(s).iter().for_each(|&e| c[e] += 1));
+                    return;
+                }
                 let mut hits = hits.borrow_mut();
                 hits.clear();
                 hits.resize(p.len(), 0);
@@ -190,7 +199,7 @@ impl Counts {
                     set_binomials(p, tokens, rng, &mut hits);
                 }
                 // Each set's tokens go to its members.
-                for (set, &n) in members.chunks_exact((*k).max(1)).zip(hits.iter()) {
+                for (set, &n) in members.chunks_exact(k).zip(hits.iter()) {
                     for &e in set {
                         c[e] += n;
                     }

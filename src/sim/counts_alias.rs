@@ -66,13 +66,18 @@ impl Alias {
 
     /// Adds into `hits` how many of `n` draws give each outcome.
     pub(super) fn counts(&self, n: u64, rng: &mut impl Rng, hits: &mut [u64]) {
+        self.each(n, rng, |o| hits[o] += 1);
+    }
+
+    /// Calls `f` with the outcome of each of `n` draws, two from each 64-bit word.
+    pub(super) fn each(&self, n: u64, rng: &mut impl Rng, mut f: impl FnMut(usize)) {
         for _ in 0..n / 2 {
             let r = rng.next_u64();
-            hits[self.one(r as u32)] += 1;
-            hits[self.one((r >> 32) as u32)] += 1;
+            f(self.one(r as u32));
+            f(self.one((r >> 32) as u32));
         }
         if n % 2 == 1 {
-            hits[self.one(rng.next_u64() as u32)] += 1;
+            f(self.one(rng.next_u64() as u32));
         }
     }
 }

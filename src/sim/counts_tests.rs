@@ -115,6 +115,26 @@ fn exact_set_counts_match_the_exact_sampler_by_kolmogorov_smirnov() {
 }
 
 #[test]
+fn sets_without_lanes_match_the_exact_sampler_by_kolmogorov_smirnov() {
+    // Past 8 experts, Zipf s = 1.2, 400 draws each way: 2 of 64 (2,016 sets) at 128 tokens,
+    // fewer tokens than sets (each token's members counted as drawn), and 2 of 16 (120 sets)
+    // at 300 tokens (counted per set, then added to the members).
+    for (n, tokens) in [(64, 128), (16, 300)] {
+        let w = zipf(n, 1.2);
+        assert!(matches!(
+            Counts::new(&w, 2),
+            Counts::Sets { packed: None, .. }
+        ));
+        for (e, (d, crit)) in compare(&w, 2, tokens, 400).into_iter().enumerate() {
+            assert!(
+                d < crit,
+                "2 of {n}, {tokens} tokens, expert {e}: D = {d} ≥ {crit}"
+            );
+        }
+    }
+}
+
+#[test]
 fn marginals_match_the_exact_sampler_by_kolmogorov_smirnov() {
     // 6 of 64 experts (C(64, 6) ≈ 7.5e7 sets: the approximation), Zipf s = 1.2, 256 tokens,
     // 400 draws each way: every expert's load passes the two-sample KS test at α = 0.001.
