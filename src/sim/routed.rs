@@ -222,6 +222,13 @@ impl Coster<'_> {
         if tally {
             k.top = k.top.max(top as usize);
         }
+        let KindPrices {
+            prices, hot, later, ..
+        } = k;
+        let price = |n: usize| match &prices[n] {
+            Some(p) => p,
+            None => unreachable!("priced above"),
+        };
         let mut sums = Sums::default();
         let mut longest = 0.0f64;
         // Device by device (expert e on device e mod ep): each one's stream time in order.
@@ -233,26 +240,20 @@ impl Coster<'_> {
                 e += ep;
                 if !tally {
                     if n > 0 {
-                        let Some(p) = &k.prices[n] else {
-                            unreachable!("priced above")
-                        };
-                        t += sums.add(p, &mut launched, d == 0);
+                        t += sums.add(price(n), &mut launched, d == 0);
                     }
                     continue;
                 }
                 // An expert without tokens reads `hot[0]` (no time, on the unit `NONE`, which
                 // counts as launched), so it takes the later experts' way without a branch.
-                let (later, unit) = k.hot[n];
+                let (stream, unit) = hot[n];
                 if launched[unit] {
-                    t += later;
-                    let c = &mut k.later[n];
+                    t += stream;
+                    let c = &mut later[n];
                     c[0] += 1;
                     c[1] += u32::from(d == 0);
                 } else {
-                    let Some(p) = &k.prices[n] else {
-                        unreachable!("priced above")
-                    };
-                    t += sums.add(p, &mut launched, d == 0);
+                    t += sums.add(price(n), &mut launched, d == 0);
                 }
             }
             longest = longest.max(t);
