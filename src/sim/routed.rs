@@ -73,8 +73,8 @@ struct KindPrices {
 
 /// Tally later experts, rather than add each one's terms, where a layer has at least this
 /// many experts: with fewer (Mixtral's 8), few counts of tokens repeat in an iteration and the
-/// tally only adds work (the 1,000-request Mixtral trace-routing run: 1.072 G instructions
-/// adding each expert, 1.078 G tallying; DeepSeek-V3's 256 experts: 10.2 G to 8.3 G).
+/// tally only adds work (the 1,000-request Mixtral trace-routing run: 1.051 G instructions
+/// adding each expert, 1.072 G tallying; DeepSeek-V3's 256 experts: 10.2 G to 8.3 G).
 const TALLY_FROM: usize = 32;
 
 /// [`KindPrices::hot`]'s unit of an expert without tokens (0 is the xPU, 1 the PIM).
