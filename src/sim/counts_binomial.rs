@@ -221,7 +221,7 @@ impl Walk {
 /// draw is one 32-bit uniform, a column and a comparison (the walk by thresholds and a guide
 /// took about 50 instructions a draw, its scan's branches mispredicted); a tail draws a
 /// uniform within it and walks on as [`Table`] does. Each outcome's chance is the walk's to
-/// within 2^-32 (`counts::tests::a_walks_alias_holds_each_value_at_the_walks_chance`). Every
+/// within 2^-32 (`counts::tests::a_walks_alias_holds_each_value_at_its_binomial_chance`). Every
 /// walk's columns are in one array, and what a draw reads of a walk in one small record.
 #[derive(Debug)]
 pub(super) struct Walks {
@@ -331,19 +331,14 @@ impl Walks {
         }
     }
 
-    /// Each outcome's chance in row `row`'s alias table, and the chances it was built from.
+    /// Row `row`'s value less one for its first outcome (modulo 2^64) and its alias columns.
     #[cfg(test)]
-    pub(super) fn chances(&self, row: usize, x: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    pub(super) fn alias(&self, row: usize) -> (u64, &[Column]) {
         let h = self.hot[row];
-        let columns = &self.columns[h.at as usize..(h.at + h.outcomes) as usize];
-        let n = columns.len() as f64;
-        let mut got = vec![0.0; columns.len()];
-        for c in columns {
-            let keep = c.keep as f64 / super::alias::TWO_32;
-            got[c.outcome[1] as usize] += keep / n;
-            got[c.outcome[0] as usize] += (1.0 - keep) / n;
-        }
-        (got, chances(x))
+        (
+            h.base,
+            &self.columns[h.at as usize..(h.at + h.outcomes) as usize],
+        )
     }
 }
 

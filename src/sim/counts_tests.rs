@@ -194,6 +194,20 @@ fn an_inversion_table_has_the_binomial_mean_and_variance() {
     }
 }
 
+/// Each outcome's chance in alias columns: the sum over columns of 1/G × (keep_j where it is
+/// column j's own, 1 − keep_j where it is column j's alias).
+fn column_chances(columns: &[alias::Column]) -> Vec<f64> {
+    let g = columns.len() as f64;
+    let mut chance = vec![0.0; columns.len()];
+    for c in columns {
+        let keep = c.keep as f64 / TWO_32;
+        let [other, own] = c.outcome.map(|o| o as usize);
+        chance[own] += keep / g;
+        chance[other] += (1.0 - keep) / g;
+    }
+    chance
+}
+
 #[test]
 fn the_alias_table_gives_each_set_its_probability() {
     // An outcome's chance is the sum over columns of 1/G × (keep_j where it is column j's own,
@@ -203,14 +217,7 @@ fn the_alias_table_gives_each_set_its_probability() {
         let Counts::Sets { p, alias, .. } = Counts::new(&w, k) else {
             panic!("few sets are drawn exactly");
         };
-        let g = p.len() as f64;
-        let mut chance = vec![0.0; p.len()];
-        for c in &alias.columns {
-            let keep = c.keep as f64 / TWO_32;
-            let [other, own] = c.outcome.map(|o| o as usize);
-            chance[own] += keep / g;
-            chance[other] += (1.0 - keep) / g;
-        }
+        let chance = column_chances(&alias.columns);
         for (i, (&c, &x)) in chance.iter().zip(&p).enumerate() {
             assert!((c - x).abs() < 1e-9, "set {i}: {c} against {x}");
         }
@@ -307,27 +314,64 @@ fn a_walk_by_thresholds_draws_what_the_table_walk_draws_bit_for_bit() {
     }
 }
 
+/// Binomial(n, p)'s probabilities P(X = k), k = 0..=n, from log-factorials (compensated sums),
+/// not from the walk's ratios.
+fn binomial_pmf(n: u64, p: f64) -> Vec<f64> {
+    let (mut lf, mut sum, mut lost) = (vec![0.0f64], 0.0f64, 0.0f64);
+    for i in 1..=n {
+        let y = (i as f64).ln() - lost;
+        let t = sum + y;
+        lost = (t - sum) - y;
+        sum = t;
+        lf.push(sum);
+    }
+    let n = n as usize;
+    (0..=n)
+        .map(|k| {
+            let ln = lf[n] - lf[k] - lf[n - k] + k as f64 * p.ln() + (n - k) as f64 * (-p).ln_1p();
+            ln.exp()
+        })
+        .collect()
+}
+
 #[test]
-fn a_walks_alias_holds_each_value_at_the_walks_chance() {
+fn a_walks_alias_holds_each_value_at_its_binomial_chance() {
     use super::binomial::{Walk, Walks};
-    // Each outcome of each walk (a value, or a tail past the thresholds kept) has in the alias
-    // table the chance its thresholds give it, to within 1e-9 (the thresholds are in units of
-    // 2^-32 of a column), walks cut short included.
+    // Each outcome of each walk's alias table has its chance under Binomial(n, p) to within
+    // 1e-9 (the thresholds are in units of 2^-32 of a column): outcome i of `len` the value
+    // base + i, outcome 0 every value up to base and outcome `len` every value past
+    // base + len − 1 (the tails where the walk was cut short; none where it ends), walks cut
+    // short included.
     for (n, p) in WALKS {
-        let t = Table::new(n, p);
-        let walks = [Walk::new(t), Walk::with_steps(t, 1), Walk::with_steps(t, 3)];
-        let x: Vec<Vec<f64>> = walks.iter().map(|(_, x)| x.clone()).collect();
-        let walks = Walks::new(walks.into());
         if p == 0.0 || p == 1.0 {
             continue;
         }
-        for (row, x) in x.iter().enumerate() {
-            let (got, want) = walks.chances(row, x);
-            assert_eq!(got.len(), want.len());
-            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+        let t = Table::new(n, p);
+        let walks = Walks::new(vec![
+            Walk::new(t),
+            Walk::with_steps(t, 1),
+            Walk::with_steps(t, 3),
+        ]);
+        let pmf = binomial_pmf(n, p);
+        // P(X in [from, to)), the values as signed (base may be −1).
+        let mass = |from: i64, to: i64| -> f64 {
+            let (a, b) = (from.clamp(0, n as i64 + 1), to.clamp(0, n as i64 + 1));
+            pmf[a as usize..b as usize].iter().sum()
+        };
+        for row in 0..3 {
+            let (base, columns) = walks.alias(row);
+            let got = column_chances(columns);
+            let (base, len) = (base as i64, got.len() as i64 - 1);
+            for (i, &a) in got.iter().enumerate() {
+                let i = i as i64;
+                let want = match i {
+                    0 => mass(0, base + 1),
+                    _ if i == len => mass(base + len, n as i64 + 1),
+                    _ => mass(base + i, base + i + 1),
+                };
                 assert!(
-                    (a - b).abs() < 1e-9,
-                    "{n} {p} row {row} outcome {i}: {a} {b}"
+                    (a - want).abs() < 1e-9,
+                    "{n} {p} row {row} outcome {i}: {a} against {want}"
                 );
             }
         }

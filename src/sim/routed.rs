@@ -103,18 +103,18 @@ impl Sums {
         p.stream[f]
     }
 
-    /// Adds `n` copies of `p`'s terms `f` (`[1]` once its unit has launched), `first` of them
-    /// on device 0.
-    fn add_n(&mut self, p: &ExpertPrice, f: usize, n: u32, first: u32) {
+    /// Adds `n` copies of `p`'s terms once its unit has launched (`[1]`), `first` of them on
+    /// device 0.
+    fn add_n(&mut self, p: &ExpertPrice, n: u32, first: u32) {
         let (k, k0) = (f64::from(n), f64::from(first));
         self.any
             .iter_mut()
-            .zip(&p.any[f])
+            .zip(&p.any[1])
             .for_each(|(a, x)| *a += k * x);
         if first > 0 {
             self.first
                 .iter_mut()
-                .zip(&p.first[f])
+                .zip(&p.first[1])
                 .for_each(|(a, x)| *a += k0 * x);
         }
         self.ops += u64::from(n);
@@ -318,7 +318,7 @@ impl Coster<'_> {
                     let Some(p) = p else {
                         unreachable!("counted experts are priced")
                     };
-                    sums.add_n(p, 1, n, n0);
+                    sums.add_n(p, n, n0);
                 }
             }
         }
