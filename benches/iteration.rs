@@ -81,9 +81,10 @@ fn decode_run(c: &mut Criterion) {
 }
 
 /// One layer's tokens per expert, Mixtral's 2 of 8 under Zipf s = 1.2, by the count sampler
-/// (`sim::counts`) on the serving runs' routing stream: 16 and 128 tokens (a decode batch:
-/// each token draws its pair from the alias table) and 4,096 (a prefill chunk: one binomial
-/// per pair).
+/// (`sim::counts`) on the serving runs' routing stream: 16, 128 and 224 tokens (a decode batch,
+/// up to `PER_TOKEN`'s 8 a pair: the tokens drawn two a draw from the pairs' table) and 225,
+/// 4,096 and 8,192 (a prefill chunk: one binomial per pair), the two ways on either side of
+/// their threshold.
 fn counts(c: &mut Criterion) {
     use dyad::sim::counts::Counts;
     use dyad::sim::routing::RouteRng;
@@ -91,7 +92,7 @@ fn counts(c: &mut Criterion) {
     let w: Vec<f64> = (1..=8).map(|r| (r as f64).powf(-1.2)).collect();
     let sampler = Counts::new(&w, 2);
     let mut g = c.benchmark_group("counts_mixtral_zipf");
-    for tokens in [16, 128, 4096] {
+    for tokens in [16, 128, 224, 225, 4096, 8192] {
         let (mut r, mut out) = (RouteRng::seed_from_u64(1), Vec::new());
         g.bench_function(format!("{tokens}_tokens"), |b| {
             b.iter(|| {
