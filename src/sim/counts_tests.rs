@@ -390,3 +390,91 @@ fn a_uniform_from_a_word_is_rands_f64() {
     }
     assert_eq!(super::binomial::uniform(u64::MAX), 1.0 - f64::EPSILON / 2.0);
 }
+
+/// The one-sample KS statistic of a histogram of draws against a law's probabilities.
+fn ks_against(hist: &[u64], pmf: &[f64]) -> f64 {
+    let r: u64 = hist.iter().sum();
+    let (mut want, mut got, mut d) = (0.0, 0.0, 0.0f64);
+    for (f, &h) in pmf.iter().zip(hist) {
+        want += f;
+        got += h as f64 / r as f64;
+        d = d.max((want - got).abs());
+    }
+    d
+}
+
+/// The one-sample KS critical value for `r` draws at α = `alpha`: c(α) / √r, conservative for
+/// a discrete law.
+fn ks_critical_one(r: usize, alpha: f64) -> f64 {
+    (-(alpha / 2.0).ln() / 2.0).sqrt() / (r as f64).sqrt()
+}
+
+#[test]
+fn btrs_draws_binomials_at_their_exact_chances_by_kolmogorov_smirnov() {
+    // 200,000 draws against Binomial(n, p)'s exact distribution function, at α = 0.001, either
+    // side of BTRS' least mean (n·p = 10) and of p = 1/2, and at the prefill chunks' sizes;
+    // each draw's own n and p.
+    let r = 200_000;
+    let mut g = RouteRng::seed_from_u64(31);
+    for (n, p) in [
+        (100, 0.1),
+        (100, 0.0999),
+        (40, 0.5),
+        (41, 0.55),
+        (2_000, 0.013),
+        (8_192, 0.31),
+        (8_192, 0.97),
+        (100_000, 0.002),
+    ] {
+        let mut hist = vec![0u64; n as usize + 1];
+        for _ in 0..r {
+            hist[super::btrs::binomial(n, p, &mut g) as usize] += 1;
+        }
+        let (d, critical) = (
+            ks_against(&hist, &binomial_pmf(n, p)),
+            ks_critical_one(r, 0.001),
+        );
+        assert!(d < critical, "Binomial({n}, {p}): D = {d} ≥ {critical}");
+    }
+}
+
+#[test]
+fn the_tree_of_binomials_gives_each_set_its_binomial_by_kolmogorov_smirnov() {
+    // A multinomial's margins are binomial: each set's tokens over 50,000 draws against
+    // Binomial(tokens, p_set), one-sample KS at α = 0.001 over all the sets (Bonferroni), for
+    // Mixtral's 28 pairs and the 56 triples of 3 of 8 (neither a power of two), Zipf s = 1.2.
+    let r = 50_000;
+    for (k, tokens) in [(2, 2_000u64), (3, 3_000)] {
+        let Counts::Sets { p, shares, .. } = Counts::new(&zipf(8, 1.2), k) else {
+            panic!("C(8, {k}) sets are drawn exactly");
+        };
+        let mut g = RouteRng::seed_from_u64(41);
+        let mut hist = vec![vec![0u64; tokens as usize + 1]; p.len()];
+        let mut hits = vec![0; p.len()];
+        for _ in 0..r {
+            hits.fill(0);
+            set_binomials(&shares, tokens, &mut g, &mut hits);
+            assert_eq!(hits.iter().sum::<u64>(), tokens);
+            for (h, &n) in hist.iter_mut().zip(&hits) {
+                h[n as usize] += 1;
+            }
+        }
+        let critical = ks_critical_one(r, 0.001 / p.len() as f64);
+        for (set, (h, &ps)) in hist.iter().zip(&p).enumerate() {
+            let d = ks_against(h, &binomial_pmf(tokens, ps));
+            assert!(d < critical, "{k} of 8, set {set}: D = {d} ≥ {critical}");
+        }
+    }
+}
+
+#[test]
+fn steep_skew_leaves_the_sets_probabilities_finite() {
+    // Zipf s = 60: the total less the top expert's weight rounds to 0, so the mass left after
+    // a draw must be summed, not subtracted. The top pair takes all but ~(1/2)^60 of the mass.
+    let Counts::Sets { p, .. } = Counts::new(&zipf(8, 60.0), 2) else {
+        panic!("28 pairs are drawn exactly");
+    };
+    assert!(p.iter().all(|x| x.is_finite() && *x >= 0.0), "{p:?}");
+    assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    assert!(p[0] > 1.0 - 1e-10, "{}", p[0]);
+}
