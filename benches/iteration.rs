@@ -80,11 +80,13 @@ fn decode_run(c: &mut Criterion) {
     g.finish();
 }
 
-/// One layer's tokens per expert, Mixtral's 2 of 8 under Zipf s = 1.2, by the count sampler
-/// (`sim::counts`) on the serving runs' routing stream: 16, 128 and 224 tokens (a decode batch,
-/// up to `PER_TOKEN`'s 8 a pair: the tokens drawn two a draw from the pairs' table) and 225,
-/// 4,096 and 8,192 (a prefill chunk: one binomial per pair), the two ways on either side of
-/// their threshold.
+/// One layer's tokens per expert under Zipf s = 1.2, by the count sampler (`sim::counts`) on
+/// the serving runs' routing stream, either side of each threshold between drawing token by
+/// token and the tree of a binomial per set. Mixtral's 2 of 8: 16 and 128 tokens (a decode
+/// batch) and 2,520 (`PACKED_DRAWS`' 45 draws a pair), drawn two tokens a draw from the pairs'
+/// table, and 2,521, 4,096 and 8,192 (prefill chunks) by the tree. 2 of 16 (120 sets, past the
+/// lanes): 960 and 2,880 tokens (`PER_TOKEN`'s 24 a set) token by token, 2,881 and 4,000 by
+/// the tree.
 fn counts(c: &mut Criterion) {
     use dyad::sim::counts::Counts;
     use dyad::sim::routing::RouteRng;
@@ -92,11 +94,25 @@ fn counts(c: &mut Criterion) {
     let w: Vec<f64> = (1..=8).map(|r| (r as f64).powf(-1.2)).collect();
     let sampler = Counts::new(&w, 2);
     let mut g = c.benchmark_group("counts_mixtral_zipf");
-    for tokens in [16, 128, 224, 225, 4096, 8192] {
+    for tokens in [16, 128, 2520, 2521, 4096, 8192] {
         let (mut r, mut out) = (RouteRng::seed_from_u64(1), Vec::new());
         g.bench_function(format!("{tokens}_tokens"), |b| {
             b.iter(|| {
                 sampler.draw_into(8, black_box(tokens), &mut r, &mut out);
+                black_box(out[0])
+            })
+        });
+    }
+    g.finish();
+    // 2 of 16 experts: 120 sets, past the lanes (a count per set, then added to its members).
+    let w: Vec<f64> = (1..=16).map(|r| (r as f64).powf(-1.2)).collect();
+    let sampler = Counts::new(&w, 2);
+    let mut g = c.benchmark_group("counts_2_of_16_zipf");
+    for tokens in [960, 2880, 2881, 4000] {
+        let (mut r, mut out) = (RouteRng::seed_from_u64(1), Vec::new());
+        g.bench_function(format!("{tokens}_tokens"), |b| {
+            b.iter(|| {
+                sampler.draw_into(16, black_box(tokens), &mut r, &mut out);
                 black_box(out[0])
             })
         });

@@ -9,10 +9,11 @@
 //! - **[`Counts::Sets`], exact**, where the k-sets are few (at most [`SETS`]: Mixtral's
 //!   C(8, 2) = 28): a multinomial over every set, drawn as a binary tree of binomials, each
 //!   splitting a run of sets' tokens between its halves (`counts_btrs.rs`). Its cost is one
-//!   binomial per set, whatever the tokens. Up to [`PER_TOKEN`] tokens per set each token draws its set from an alias
-//!   table instead (`counts_alias.rs`), cheaper there, its members counted as it is drawn
-//!   where the tokens are fewer than the sets; with at most 8 experts the counts are 8-bit
-//!   lanes of one word and each draw is of two tokens (`alias::Packed`).
+//!   binomial per set, whatever the tokens. Up to [`PER_TOKEN`] tokens per set each token
+//!   draws its set from an alias table instead (`counts_alias.rs`), cheaper there, its members
+//!   counted as it is drawn where the tokens are fewer than the sets; with at most 8 experts
+//!   the counts are 8-bit lanes of one word and each draw is of one or two tokens
+//!   (`alias::Packed`), up to [`PACKED_DRAWS`] draws per set.
 //! - **[`Counts::Marginals`], an approximation**, where they are many (DeepSeek-V3's C(256, 8)):
 //!   *binomial marginals conditioned on their sum*. Each expert's count is drawn from its exact
 //!   marginal, Binomial(tokens, π_e) with π_e the chance that a token's k draws include e;
@@ -50,9 +51,16 @@ mod btrs;
 /// Most k-sets for which counts are drawn exactly.
 pub const SETS: u64 = 4096;
 
-/// Tokens per k-set up to which each token draws its set (32 random bits and a look-up in the
-/// sets' alias table, cheaper there than a binomial per set, and as exact).
-const PER_TOKEN: usize = 8;
+/// Tokens per k-set up to which each token draws its set from the sets' alias table (as
+/// exact), where that is cheaper than the tree of a binomial per set: 2 of 16 experts (120
+/// sets, a count per set) costs 2.5 ns a token and 60 ns a set, crossing near 24 tokens a set
+/// (`counts_2_of_16_zipf` benchmark).
+const PER_TOKEN: usize = 24;
+
+/// Draws per k-set up to which a [`Packed`] table draws the tokens (one or two a draw):
+/// Mixtral's 28 pairs cost 1.3 ns a draw of two tokens and 60 ns a set, crossing near 46
+/// draws a set, 2,520 tokens (`counts_mixtral_zipf` benchmark).
+const PACKED_DRAWS: usize = 45;
 
 /// Step of the trapezoid rule in ln x for the inclusion probabilities. The integrand is smooth
 /// and decays at both ends, so the rule converges geometrically: 0.05 leaves the sum of the
@@ -186,7 +194,7 @@ impl Counts {
             } => {
                 c.resize(experts, 0);
                 if let Some(packed) = packed
-                    && tokens as usize <= PER_TOKEN * p.len()
+                    && tokens as usize <= PACKED_DRAWS * packed.tokens_per_draw() * p.len()
                 {
                     return packed.counts(tokens, rng, c);
                 }

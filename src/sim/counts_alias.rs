@@ -195,6 +195,11 @@ impl Packed {
         }
     }
 
+    /// Tokens a draw adds: two where the table is of pairs of sets.
+    pub(super) fn tokens_per_draw(&self) -> usize {
+        if self.tables.pairs.is_some() { 2 } else { 1 }
+    }
+
     /// Adds into `c` (one count per expert) the tokens per expert of `n` tokens.
     pub(super) fn counts(&self, n: u64, rng: &mut impl Rng, c: &mut [u64]) {
         let Tables { single, pairs } = &*self.tables;

@@ -98,10 +98,18 @@ fn inclusion_probabilities_sum_to_k_and_match_the_sets() {
 #[test]
 fn exact_set_counts_match_the_exact_sampler_by_kolmogorov_smirnov() {
     // Mixtral: 2 of 8, Zipf s = 1.2, 400 draws each way of 128 tokens (a decode batch: each
-    // two tokens draw their pairs), of 127 (the last token alone) and of 2,000 (a prefill
-    // chunk: one binomial per pair); and 3 of 8 (56 sets: a token per draw), 400 tokens (the
-    // lanes read out twice).
-    for (k, tokens) in [(2, 128), (2, 127), (2, 2000), (3, 400)] {
+    // two tokens draw their pairs), of 127 (the last token alone), of 2,000 (a prefill chunk
+    // under PACKED_DRAWS, still drawn two tokens a draw) and of 3,000 (past it: the tree of
+    // binomials); and 3 of 8 (56 sets: a token per draw), 400 tokens (the lanes read out
+    // twice) and 3,000 (the tree).
+    for (k, tokens) in [
+        (2, 128),
+        (2, 127),
+        (2, 2000),
+        (2, 3000),
+        (3, 400),
+        (3, 3000),
+    ] {
         for (e, (d, crit)) in compare(&zipf(8, 1.2), k, tokens, 400)
             .into_iter()
             .enumerate()
@@ -118,8 +126,9 @@ fn exact_set_counts_match_the_exact_sampler_by_kolmogorov_smirnov() {
 fn sets_without_lanes_match_the_exact_sampler_by_kolmogorov_smirnov() {
     // Past 8 experts, Zipf s = 1.2, 400 draws each way: 2 of 64 (2,016 sets) at 128 tokens,
     // fewer tokens than sets (each token's members counted as drawn), and 2 of 16 (120 sets)
-    // at 300 tokens (counted per set, then added to the members).
-    for (n, tokens) in [(64, 128), (16, 300)] {
+    // at 300 tokens (counted per set, then added to the members) and 4,000 (past PER_TOKEN:
+    // the tree of binomials).
+    for (n, tokens) in [(64, 128), (16, 300), (16, 4000)] {
         let w = zipf(n, 1.2);
         assert!(matches!(
             Counts::new(&w, 2),
