@@ -88,31 +88,29 @@ fn decode_run(c: &mut Criterion) {
 /// lanes): 960 and 2,880 tokens (`PER_TOKEN`'s 24 a set) token by token, 2,881 and 4,000 by
 /// the tree.
 fn counts(c: &mut Criterion) {
+    counts_group(
+        c,
+        "counts_mixtral_zipf",
+        8,
+        &[16, 128, 2520, 2521, 4096, 8192],
+    );
+    // 2 of 16 experts: 120 sets, past the lanes (a count per set, then added to its members).
+    counts_group(c, "counts_2_of_16_zipf", 16, &[960, 2880, 2881, 4000]);
+}
+
+/// The group `name`: 2 of `experts` experts of Zipf s = 1.2 weights, at each of `tokens`.
+fn counts_group(c: &mut Criterion, name: &str, experts: usize, tokens: &[u64]) {
     use dyad::sim::counts::Counts;
     use dyad::sim::routing::RouteRng;
     use rand::SeedableRng;
-    let w: Vec<f64> = (1..=8).map(|r| (r as f64).powf(-1.2)).collect();
+    let w: Vec<f64> = (1..=experts).map(|r| (r as f64).powf(-1.2)).collect();
     let sampler = Counts::new(&w, 2);
-    let mut g = c.benchmark_group("counts_mixtral_zipf");
-    for tokens in [16, 128, 2520, 2521, 4096, 8192] {
+    let mut g = c.benchmark_group(name);
+    for &tokens in tokens {
         let (mut r, mut out) = (RouteRng::seed_from_u64(1), Vec::new());
         g.bench_function(format!("{tokens}_tokens"), |b| {
             b.iter(|| {
-                sampler.draw_into(8, black_box(tokens), &mut r, &mut out);
-                black_box(out[0])
-            })
-        });
-    }
-    g.finish();
-    // 2 of 16 experts: 120 sets, past the lanes (a count per set, then added to its members).
-    let w: Vec<f64> = (1..=16).map(|r| (r as f64).powf(-1.2)).collect();
-    let sampler = Counts::new(&w, 2);
-    let mut g = c.benchmark_group("counts_2_of_16_zipf");
-    for tokens in [960, 2880, 2881, 4000] {
-        let (mut r, mut out) = (RouteRng::seed_from_u64(1), Vec::new());
-        g.bench_function(format!("{tokens}_tokens"), |b| {
-            b.iter(|| {
-                sampler.draw_into(16, black_box(tokens), &mut r, &mut out);
+                sampler.draw_into(experts, black_box(tokens), &mut r, &mut out);
                 black_box(out[0])
             })
         });
