@@ -28,7 +28,12 @@ fn ks(a: &[u64], b: &[u64]) -> f64 {
 /// The KS critical value at α = 0.001 for two samples of `r` each: c(α) √(2 / r), c = 1.949
 /// (√(−ln(α/2) / 2)).
 fn ks_critical(r: usize) -> f64 {
-    (-(0.001f64 / 2.0).ln() / 2.0).sqrt() * (2.0 / r as f64).sqrt()
+    ks_coefficient(0.001) * (2.0 / r as f64).sqrt()
+}
+
+/// The KS coefficient c(α) = √(−ln(α/2) / 2).
+fn ks_coefficient(alpha: f64) -> f64 {
+    (-(alpha / 2.0).ln() / 2.0).sqrt()
 }
 
 /// `r` draws of the loads of `tokens` tokens by the count sampler and by the exact per-token
@@ -415,7 +420,7 @@ fn ks_against(hist: &[u64], pmf: &[f64]) -> f64 {
 /// The one-sample KS critical value for `r` draws at α = `alpha`: c(α) / √r, conservative for
 /// a discrete law.
 fn ks_critical_one(r: usize, alpha: f64) -> f64 {
-    (-(alpha / 2.0).ln() / 2.0).sqrt() / (r as f64).sqrt()
+    ks_coefficient(alpha) / (r as f64).sqrt()
 }
 
 #[test]
