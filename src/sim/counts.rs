@@ -76,8 +76,9 @@ pub enum Counts {
         members: Vec<usize>,
         /// Each set's probability.
         p: Vec<f64>,
-        /// The first half's share of each split of [`set_binomials`]' tree, in its order.
-        shares: Vec<f64>,
+        /// [`set_binomials`]' tree: each split `(lo, mid, share)`, a level at a time from the
+        /// root, of the run of sets from `lo` at `mid`, its first half's share of the run's mass.
+        tree: Vec<(usize, usize, f64)>,
         /// Their alias table, for drawing one token's set.
         alias: Alias,
         /// Their table of counts in lanes, where the experts are at most 8 (`counts_alias.rs`).
@@ -118,7 +119,7 @@ impl Counts {
                 packed: Packed::new(&members, &p, k),
                 members,
                 alias: Alias::new(&p),
-                shares: shares(&p),
+                tree: tree(&p),
                 p,
                 k,
                 hits: RefCell::default(),
@@ -137,7 +138,7 @@ impl Counts {
             Counts::Sets {
                 members,
                 p,
-                shares,
+                tree,
                 alias,
                 packed,
                 k,
@@ -151,7 +152,7 @@ impl Counts {
                     packed: packed.as_ref().map(|t| t.relabel(&expert)),
                     members: members.iter().map(|&r| expert[r]).collect(),
                     p: p.clone(),
-                    shares: shares.clone(),
+                    tree: tree.clone(),
                     alias: alias.clone(),
                     k: *k,
                     hits: RefCell::default(),
@@ -186,7 +187,7 @@ impl Counts {
             Counts::Sets {
                 members,
                 p,
-                shares,
+                tree,
                 alias,
                 packed,
                 k,
@@ -213,7 +214,7 @@ impl Counts {
                     // Few tokens: each draws its set.
                     alias.counts(tokens, rng, &mut hits);
                 } else {
-                    set_binomials(shares, tokens, rng, &mut hits);
+                    set_binomials(tree, tokens, rng, &mut hits);
                 }
                 // Each set's tokens go to its members.
                 for (set, &n) in members.chunks_exact(k).zip(hits.iter()) {
@@ -255,14 +256,14 @@ fn marginals(pi: Vec<f64>, k: u64, binomials: Rc<Binomials>, row: Vec<usize>) ->
 
 /// Many tokens: the sets' multinomial into `hits` (zeroed), as a binary tree of binomials,
 /// each splitting a run of sets' tokens between its halves at the first half's share of the
-/// run's mass (`shares`, in the order of [`splits`]). Exact, as one binomial per set of the
+/// run's mass (`tree`, as [`tree`] builds it). Exact, as one binomial per set of the
 /// tokens left is, but drawn a level of the tree at a time: a level's binomials depend on
 /// nothing but the level above, so the processor overlaps them, where the chain of one
 /// binomial per set waits on each one's square root and divisions (Mixtral's 28 pairs at
 /// 8,192 tokens: 1.59 µs for the same tree depth first, 1.39 µs a level at a time).
-fn set_binomials(shares: &[f64], tokens: u64, rng: &mut impl Rng, hits: &mut [u64]) {
+fn set_binomials(tree: &[(usize, usize, f64)], tokens: u64, rng: &mut impl Rng, hits: &mut [u64]) {
     hits[0] = tokens;
-    for ((lo, mid, _), &q) in splits(hits.len()).zip(shares) {
+    for &(lo, mid, q) in tree {
         let t = hits[lo];
         if t > 0 {
             let n = binomial(t, q, rng);
@@ -285,13 +286,14 @@ fn splits(sets: usize) -> impl Iterator<Item = (usize, usize, usize)> {
     })
 }
 
-/// Each split's first-half share of its run's mass, the halves' probabilities summed (not
-/// running sums differenced, which lose a small run's mass beside a large one's).
-fn shares(p: &[f64]) -> Vec<f64> {
+/// The splits of the sets of chances `p`, each with its first half's share of its run's mass,
+/// the halves' probabilities summed (not running sums differenced, which lose a small run's
+/// mass beside a large one's).
+fn tree(p: &[f64]) -> Vec<(usize, usize, f64)> {
     splits(p.len())
         .map(|(lo, mid, hi)| {
             let (a, b): (f64, f64) = (p[lo..mid].iter().sum(), p[mid..hi].iter().sum());
-            if a + b > 0.0 { a / (a + b) } else { 0.0 }
+            (lo, mid, if a + b > 0.0 { a / (a + b) } else { 0.0 })
         })
         .collect()
 }
@@ -337,7 +339,7 @@ fn sets(w: &[f64], positive: &[usize], k: usize) -> (Vec<usize>, Vec<f64>) {
         let s: Vec<usize> = idx.iter().map(|&i| positive[i]).collect();
         // The mass outside the set, summed rather than taken from the total: under steep skew
         // (Zipf s = 60) the total less the top expert's weight rounds to 0.
-        let outside: f64 = total_of(w, &s);
+        let outside: f64 = mass_outside(w, &s);
         f[0] = 1.0;
         for t in 1usize..1 << k {
             f[t] = (0..k)
@@ -368,7 +370,7 @@ fn sets(w: &[f64], positive: &[usize], k: usize) -> (Vec<usize>, Vec<f64>) {
 }
 
 /// The weights of `w` outside the experts `s`.
-fn total_of(w: &[f64], s: &[usize]) -> f64 {
+fn mass_outside(w: &[f64], s: &[usize]) -> f64 {
     w.iter()
         .enumerate()
         .filter(|(e, _)| !s.contains(e))

@@ -459,7 +459,7 @@ fn the_tree_of_binomials_gives_each_set_its_binomial_by_kolmogorov_smirnov() {
     // Mixtral's 28 pairs and the 56 triples of 3 of 8 (neither a power of two), Zipf s = 1.2.
     let r = 50_000;
     for (k, tokens) in [(2, 2_000u64), (3, 3_000)] {
-        let Counts::Sets { p, shares, .. } = Counts::new(&zipf(8, 1.2), k) else {
+        let Counts::Sets { p, tree, .. } = Counts::new(&zipf(8, 1.2), k) else {
             panic!("C(8, {k}) sets are drawn exactly");
         };
         let mut g = RouteRng::seed_from_u64(41);
@@ -467,7 +467,7 @@ fn the_tree_of_binomials_gives_each_set_its_binomial_by_kolmogorov_smirnov() {
         let mut hits = vec![0; p.len()];
         for _ in 0..r {
             hits.fill(0);
-            set_binomials(&shares, tokens, &mut g, &mut hits);
+            set_binomials(&tree, tokens, &mut g, &mut hits);
             assert_eq!(hits.iter().sum::<u64>(), tokens);
             for (h, &n) in hist.iter_mut().zip(&hits) {
                 h[n as usize] += 1;
