@@ -198,15 +198,21 @@ impl<'a> Coster<'a> {
             self.hits += 1;
             return Ok(*x);
         }
+        let x = self.price_fresh(unit, op)?;
+        self.cache.insert(key, x);
+        Ok(x)
+    }
+
+    /// `op`'s price on `unit`, computed (a miss) and not kept in the cache: for prices kept by
+    /// their caller.
+    fn price_fresh(&mut self, unit: Unit, op: &Op) -> Result<Priced, CostError> {
         self.misses += 1;
         let w = op.work();
-        let x = Priced {
+        Ok(Priced {
             cost: self.sys.cost_on(unit, &w, self.timing)?,
             energy: self.sys.energy_on(unit, &w)?,
             banks: w.bytes.total().value() / self.sys.bank_bandwidth().value(),
-        };
-        self.cache.insert(key, x);
-        Ok(x)
+        })
     }
 
     /// Runs the ops of `g` that `keep` selects on the engine, adding into `out`; spans are

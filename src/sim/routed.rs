@@ -388,7 +388,12 @@ impl Coster<'_> {
         if let OpKind::ExpertFfn { tokens: t, .. } = &mut op.kind {
             *t = tokens;
         }
-        let (xpu, pim) = self.price_all(&[&op])?[0];
+        // Kept in `prices`, not in the op cache: each (kind, tokens) is priced once.
+        let xpu = self.price_fresh(Unit::Xpu, &op)?;
+        let pim = match self.sys.pim.is_some() && self.policy != Policy::AllXpu {
+            true => Some(self.price_fresh(Unit::Pim, &op)?),
+            false => None,
+        };
         let choice = Choices {
             xpu: xpu.cost,
             pim: pim.map(|p| p.cost),
