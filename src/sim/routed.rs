@@ -140,6 +140,18 @@ pub(super) fn routed(op: &Op) -> bool {
     matches!(op.kind, OpKind::ExpertFfn { .. }) && op.name != "shared_expert"
 }
 
+/// One layer kind's routing-free part, priced once per iteration, and how many of the
+/// iteration's layers are of the kind: the part is added once, times that count.
+#[derive(Clone)]
+struct Fixed {
+    one: IterCost,
+    /// The part's time.
+    time: f64,
+    /// The kind's routed-expert op (any tokens).
+    expert: Option<Op>,
+    layers: u64,
+}
+
 impl Coster<'_> {
     /// Whether skewed layers may be priced in closed form: no unit overlap, no spans asked,
     /// and no layer that routes under a variant (MoE++'s zero-computation experts and top-p
@@ -163,8 +175,7 @@ impl Coster<'_> {
     ) -> Result<f64, IterError> {
         // What an earlier call left counted if it failed part way.
         self.add_later(None);
-        // Per kind, once per iteration: its routing-free part and its routed-expert op.
-        let mut fixed: Vec<Option<(IterCost, f64, Option<Op>)>> = vec![None; self.templates.len()];
+        let mut fixed: Vec<Option<Fixed>> = vec![None; self.templates.len()];
         let mut t = 0.0;
         let mut ep = super::ep_layer::Parts::default();
         for (i, c) in counts.iter().enumerate() {
@@ -189,16 +200,24 @@ impl Coster<'_> {
                     .ops()
                     .find(|op| op.layer == Some(0) && routed(op))
                     .cloned();
-                fixed[kind] = Some((one, lt, expert));
+                fixed[kind] = Some(Fixed {
+                    one,
+                    time: lt,
+                    expert,
+                    layers: 0,
+                });
             }
-            let Some((one, lt, expert)) = &fixed[kind] else {
+            let Some(f) = &mut fixed[kind] else {
                 unreachable!("priced above")
             };
-            super::add_layers(out, one, 1);
-            t += lt;
-            if let Some(op) = expert {
+            f.layers += 1;
+            t += f.time;
+            if let Some(op) = &f.expert {
                 t += self.experts(kind, op, c, out)?;
             }
+        }
+        for f in fixed.iter().flatten() {
+            super::add_layers(out, &f.one, f.layers);
         }
         self.add_later(Some(out));
         Ok(t)
