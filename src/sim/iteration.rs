@@ -294,9 +294,14 @@ impl<'a> Coster<'a> {
         engine::run(&tasks, RESOURCES.len() * self.par.ep as usize)
     }
 
+    /// Whether ops are priced on the PIM as well: there is one and the policy may use it.
+    fn prices_pim(&self) -> bool {
+        self.sys.pim.is_some() && self.policy != Policy::AllXpu
+    }
+
     /// Each op's price on the xPU and, when the policy may place it there, on PIM.
     fn price_all(&mut self, ops: &[&Op]) -> Result<Vec<(Priced, Option<Priced>)>, CostError> {
-        let has_pim = self.sys.pim.is_some() && self.policy != Policy::AllXpu;
+        let has_pim = self.prices_pim();
         let mut priced = Vec::with_capacity(ops.len());
         for op in ops {
             let xpu = self.price(Unit::Xpu, op)?;

@@ -144,6 +144,7 @@ pub(super) fn routed(op: &Op) -> bool {
 /// iteration's layers are of the kind: the part is added once, times that count.
 #[derive(Clone)]
 struct Fixed {
+    /// What the part adds for one layer.
     one: IterCost,
     /// The part's time.
     time: f64,
@@ -409,9 +410,10 @@ impl Coster<'_> {
         }
         // Kept in `prices`, not in the op cache: each (kind, tokens) is priced once.
         let xpu = self.price_fresh(Unit::Xpu, &op)?;
-        let pim = match self.sys.pim.is_some() && self.policy != Policy::AllXpu {
-            true => Some(self.price_fresh(Unit::Pim, &op)?),
-            false => None,
+        let pim = if self.prices_pim() {
+            Some(self.price_fresh(Unit::Pim, &op)?)
+        } else {
+            None
         };
         let choice = Choices {
             xpu: xpu.cost,

@@ -35,8 +35,8 @@ def evalp(pre, ec, em, dev, BL2):
     d = DEV[dev]; ecf = curve(ec); emf = curve(em); S = d['S']; pm = d['pm']; res = []
     for F, B, c, s, ov, lab in pre:
         rate = d['P'] / S * ecf(F); bw = d['BW'] * emf(B)
-        best = min(((a := wave2.cand_time(x, rate, S, BL2, d['te'], d['sk'], d['skmin'], d['skeff'])[0]) ** pm
-                    + ((B + x[6]) / bw) ** pm) ** (1 / pm) for x in c)
+        wave = lambda x: wave2.cand_time(x, rate, S, BL2, d['te'], d['sk'], d['skmin'], d['skeff'])[0]
+        best = min((wave(x) ** pm + ((B + x[6]) / bw) ** pm) ** (1 / pm) for x in c)
         res.append((best + ov, s, lab))
     return res
 if __name__ == '__main__':
