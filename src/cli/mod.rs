@@ -80,6 +80,9 @@ pub(crate) fn main() -> ExitCode {
             "a panic (the message above says where); please report it",
         ))
     });
+    for note in dyad::config::presets::take_notes() {
+        eprintln!("{note}");
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

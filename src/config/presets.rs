@@ -175,19 +175,80 @@ pub const FILES: &[(&str, &str)] = &[
     ),
 ];
 
-/// The built-in contents for `path`, matched on its trailing components.
+/// The built-in contents for `path`, a file that is not on disk: the preset whose path `path`
+/// names once `.` and `..` are folded (`arch/h100.toml`, `scenarios/../arch/h100.toml`), or else
+/// the one `path` ends with (`/tmp/study/../../arch/h100.toml`, a shipped scenario copied away
+/// from the repository). [`read`] notes the second kind.
 pub fn file(path: &Path) -> Option<&'static str> {
-    let norm: Vec<String> = path
-        .components()
-        .filter_map(|c| match c {
-            std::path::Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
-            _ => None,
-        })
-        .collect();
-    FILES.iter().find_map(|(p, text)| {
-        let want: Vec<&str> = p.split('/').collect();
-        (norm.len() >= want.len() && norm[norm.len() - want.len()..] == want[..]).then_some(*text)
+    exact(path).or_else(|| ending(path)).map(|(_, text)| text)
+}
+
+/// The preset a relative `path` names once `.` and `..` are folded.
+fn exact(path: &Path) -> Option<(&'static str, &'static str)> {
+    use std::path::Component;
+    let mut norm = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(s) => norm.push(s),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                norm.pop()?;
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    FILES.iter().copied().find(|(p, _)| {
+        p.split('/')
+            .map(std::ffi::OsStr::new)
+            .eq(norm.iter().copied())
     })
+}
+
+/// The preset whose path `path` ends with, on its normal components (`.` and `..` dropped).
+fn ending(path: &Path) -> Option<(&'static str, &'static str)> {
+    let norm: Vec<_> = path
+        .components()
+        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+        .collect();
+    FILES
+        .iter()
+        .copied()
+        .find(|(p, _)| norm.ends_with(&Path::new(p).components().collect::<Vec<_>>()))
+}
+
+/// Missing paths that a built-in file other than their own name stood in for, with the preset,
+/// in the order first read, each once.
+static STOOD_IN: std::sync::Mutex<Vec<(PathBuf, &'static str)>> = std::sync::Mutex::new(Vec::new());
+
+/// The built-in text for a missing `path`, as [`file`], noting the stand-in when the preset is
+/// not the path's own name: a typo in a folder does not silently become the built-in.
+pub fn read(path: &Path) -> Option<&'static str> {
+    if let Some((_, text)) = exact(path) {
+        return Some(text);
+    }
+    let (preset, text) = ending(path)?;
+    if let Ok(mut v) = STOOD_IN.lock() {
+        if !v.iter().any(|(p, _)| p == path) {
+            v.push((path.to_path_buf(), preset));
+        }
+    }
+    Some(text)
+}
+
+/// One line per stand-in [`read`] noted since the last call, for standard error.
+pub fn take_notes() -> Vec<String> {
+    let v = STOOD_IN
+        .lock()
+        .map(|mut v| std::mem::take(&mut *v))
+        .unwrap_or_default();
+    v.into_iter()
+        .map(|(p, preset)| {
+            format!(
+                "note: {} is not a file; the built-in `{preset}` was read in its place",
+                p.display()
+            )
+        })
+        .collect()
 }
 
 /// Names of the built-in presets of one folder (`arch` or `workloads/models`).

@@ -79,7 +79,7 @@ impl Source {
     pub fn read(path: &Path) -> Result<Arc<Source>, ConfigError> {
         let text = match std::fs::read(path) {
             Ok(bytes) => Arc::from(text(path, bytes)?),
-            Err(e) => presets::file(path)
+            Err(e) => presets::read(path)
                 .map(Arc::from)
                 .ok_or_else(|| ConfigError::file(path, format!("cannot read the file: {e}")))?,
         };
@@ -240,9 +240,26 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_file_falls_back_to_the_presets() {
-        let s = Source::read(Path::new("/nowhere/arch/h100.toml")).unwrap();
-        assert!(s.text().contains("[xpu"));
+    fn a_missing_file_falls_back_to_the_presets_and_says_so_unless_it_names_one() {
+        // A preset's own path, also relative to a built-in file (a built-in scenario naming its
+        // arch), is the built-in when dyad runs away from the repository's files: no note.
+        let own = ["arch/h100.toml", "./scenarios/../arch/h100.toml"];
+        for p in own {
+            assert!(presets::read(Path::new(p)).is_some_and(|t| t.contains("[xpu")));
+        }
+        // A missing path that only ends like one (a shipped scenario copied elsewhere) reads the
+        // built-in too, and a note names both.
+        let p = Path::new("/nowhere/study/../arch/h100.toml");
+        assert!(Source::read(p).unwrap().text().contains("[xpu"));
+        let notes = presets::take_notes();
+        let named = |p: &str| notes.iter().any(|n| n.contains(&format!("note: {p} ")));
+        assert!(named("/nowhere/study/../arch/h100.toml"), "{notes:?}");
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("built-in `arch/h100.toml`"))
+        );
+        assert!(!own.iter().any(|p| named(p)), "{notes:?}");
         let e = Source::read(Path::new("/nowhere/none.toml")).unwrap_err();
         assert!(e.message().starts_with("cannot read the file"));
     }

@@ -111,6 +111,24 @@ fn missing_file_is_an_input_error() {
 }
 
 #[test]
+fn a_builtin_standing_in_for_a_missing_file_is_named_on_stderr() {
+    // The default run away from the repository reads the presets by their own names: no note.
+    let r = dyad_in(&std::env::temp_dir(), &["run"], None);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(!r.stderr.contains("note:"), "{}", r.stderr);
+    // A scenario away from the repository that names `../../arch/h100.toml`, which is not
+    // there: the built-in is read in its place, and standard error says so for each file.
+    let shipped = include_str!("../../workloads/serving/closed-b32-256-256.toml");
+    let away = shipped.replace("\"../models/", "\"../../workloads/models/");
+    let r = dyad_with(&[("s.toml", &away)], &["run", "--serving", "s.toml"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    for preset in ["arch/h100.toml", "workloads/models/mixtral-8x7b.json"] {
+        let note = format!("is not a file; the built-in `{preset}` was read in its place");
+        assert_eq!(r.stderr.matches(&note).count(), 1, "{}", r.stderr);
+    }
+}
+
+#[test]
 fn malformed_toml_names_line_and_column() {
     let broken = ARCH.replacen("devices = 8", "devices = = 8", 1);
     let line = broken
