@@ -198,13 +198,17 @@ impl Router {
                     p.resize(n, 0.0);
                     p
                 };
-                let distinct: Vec<(Vec<f64>, Counts)> = (0..rows)
-                    .map(|l| {
-                        let p = row(l);
-                        let c = Counts::new(&p, k);
-                        (p, c)
-                    })
-                    .collect();
+                // Rows equal to an earlier one share its sampler (its tables, one copy in the
+                // cache), as the layers past the rows do.
+                let mut distinct: Vec<(Vec<f64>, Counts)> = Vec::with_capacity(rows);
+                for l in 0..rows {
+                    let p = row(l);
+                    let c = match distinct.iter().find(|(q, _)| *q == p) {
+                        Some((_, c)) => c.clone(),
+                        None => Counts::new(&p, k),
+                    };
+                    distinct.push((p, c));
+                }
                 (0..layers as usize)
                     .map(|l| distinct[l % rows].clone())
                     .unzip()
