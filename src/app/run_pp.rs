@@ -11,7 +11,7 @@ use std::fmt::Write;
 use super::run::{RunError, RunSpec, resolve};
 use crate::map;
 use crate::model::{Batch, Routing, build_iteration};
-use crate::sim::pipeline::{Pipeline, schedule};
+use crate::sim::pipeline::{Pipeline, Send, schedule};
 
 /// A pipelined iteration: the schedule, and its stages' layer ranges.
 pub struct Pipelined {
@@ -19,8 +19,8 @@ pub struct Pipelined {
     pub pipeline: Pipeline,
     /// First and one-past-last layer of each stage.
     pub layers: Vec<(u32, u32)>,
-    /// Seconds per boundary send.
-    pub send: f64,
+    /// Each boundary send: its transfer over the link, then the link's latency.
+    pub send: Send,
 }
 
 /// Prices `spec`'s iteration as `micro` micro-batches through `stages` stages.
@@ -67,16 +67,19 @@ pub fn pipeline(spec: &RunSpec, stages: u64, micro: u64) -> Result<Pipelined, Ru
         t[s] += p.cost.time.value();
     }
     // A pipeline past one node sends over the network between nodes; every boundary is charged
-    // that slower link then (the schedule takes one send time).
+    // that slower link then (the schedule takes one send per micro-batch).
     let link = match &r.sys.cluster {
         Some(c) if stages * r.tp > u64::from(r.sys.node.devices) => &c.link,
         _ => &r.sys.node.link,
     };
     let bytes = g.tokens as f64 * r.model.hidden as f64 * r.precision.activations.bytes();
     let send = if stages > 1 {
-        bytes / link.bandwidth.value() + link.latency.value()
+        Send {
+            transfer: bytes / link.bandwidth.value(),
+            latency: link.latency.value(),
+        }
     } else {
-        0.0
+        Send::default()
     };
     let times: Vec<Vec<f64>> = t.iter().map(|&x| vec![x; micro as usize]).collect();
     Ok(Pipelined {
@@ -94,7 +97,7 @@ pub fn render(p: &Pipelined) -> String {
         "pipeline: {} stages, {} micro-batches, send {:.3e} s per boundary\nmakespan {:.6e} s, bubble {:.4} of stage-time\n\nstage  layers   busy_s        utilization\n",
         q.busy.len(),
         q.spans.len() / q.busy.len().max(1),
-        p.send,
+        p.send.time(),
         q.makespan,
         q.bubble()
     );

@@ -55,29 +55,49 @@ impl Pipeline {
     }
 }
 
-/// Schedules `times[s][j]` (stage s, micro-batch j, seconds), each stage boundary costing
-/// `send` seconds per micro-batch (the activations over the link). Stages all have the same
-/// micro-batches; an empty input is an empty pipeline.
-pub fn schedule(times: &[Vec<f64>], send: f64) -> Pipeline {
+/// One micro-batch's activations over a stage boundary: `transfer` seconds holding the
+/// boundary's link (its bytes over the bandwidth), then `latency` seconds in flight, which the
+/// next send may overlap. A link carries one transfer at a time: a stage that finishes
+/// micro-batches faster than its link moves them waits on the link, not on its own sends.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Send {
+    /// Seconds the transfer holds the link.
+    pub transfer: f64,
+    /// Seconds from the transfer's end to the activations' arrival.
+    pub latency: f64,
+}
+
+impl Send {
+    /// The send's time from departure to arrival.
+    pub fn time(&self) -> f64 {
+        self.transfer + self.latency
+    }
+}
+
+/// Schedules `times[s][j]` (stage s, micro-batch j, seconds), each micro-batch's activations
+/// crossing each stage boundary as `send`. Stages all have the same micro-batches; an empty
+/// input is an empty pipeline.
+pub fn schedule(times: &[Vec<f64>], send: Send) -> Pipeline {
     let m = times.first().map_or(0, Vec::len);
     schedule_sends(times, &vec![send; m])
 }
 
-/// [`schedule`] with micro-batch j's activations taking `sends[j]` seconds over each stage
-/// boundary (micro-batches of different sizes send different bytes).
-pub fn schedule_sends(times: &[Vec<f64>], sends: &[f64]) -> Pipeline {
+/// [`schedule`] with micro-batch j's activations crossing each stage boundary as `sends[j]`
+/// (micro-batches of different sizes send different bytes).
+pub fn schedule_sends(times: &[Vec<f64>], sends: &[Send]) -> Pipeline {
     let m = times.first().map_or(0, Vec::len).min(sends.len());
     let mut spans = Vec::with_capacity(times.len() * m);
     let mut prev_stage: Vec<f64> = vec![0.0; m];
     let mut busy = Vec::with_capacity(times.len());
     for (s, row) in times.iter().enumerate() {
-        let mut free = 0.0_f64;
+        let (mut free, mut link_free) = (0.0_f64, 0.0_f64);
         let mut ends = Vec::with_capacity(m);
         for (j, &t) in row.iter().enumerate().take(m) {
             let ready = if s == 0 {
                 0.0
             } else {
-                prev_stage[j] + sends[j]
+                link_free = prev_stage[j].max(link_free) + sends[j].transfer;
+                link_free + sends[j].latency
             };
             let start = ready.max(free);
             free = start + t;
@@ -104,11 +124,15 @@ pub fn schedule_sends(times: &[Vec<f64>], sends: &[f64]) -> Pipeline {
 mod tests {
     use super::*;
 
+    fn send(transfer: f64, latency: f64) -> Send {
+        Send { transfer, latency }
+    }
+
     #[test]
     fn a_uniform_pipeline_takes_m_plus_s_minus_one_steps() {
         for (stages, m) in [(1, 1), (1, 7), (2, 4), (4, 4), (4, 16), (8, 3)] {
             let t = 0.25;
-            let p = schedule(&vec![vec![t; m]; stages], 0.0);
+            let p = schedule(&vec![vec![t; m]; stages], Send::default());
             let want = (m + stages - 1) as f64 * t;
             assert!((p.makespan - want).abs() < 1e-12, "S {stages} m {m}");
             let bubble = (stages - 1) as f64 / (m + stages - 1) as f64;
@@ -118,7 +142,7 @@ mod tests {
 
     #[test]
     fn one_stage_is_its_micro_batches_back_to_back_with_no_bubble() {
-        let p = schedule(&[vec![1.0, 2.0, 0.5]], 9.0);
+        let p = schedule(&[vec![1.0, 2.0, 0.5]], send(9.0, 0.0));
         assert_eq!(p.makespan, 3.5);
         assert_eq!(p.bubble(), 0.0);
         assert_eq!(p.utilization(), vec![1.0]);
@@ -129,7 +153,7 @@ mod tests {
         // S stages, m micro-batches of t, sends of c < t: the last micro-batch leaves the last
         // stage at (m + S − 1)·t + (S − 1)·c.
         let (stages, m, t, c) = (4, 6, 1.0, 0.125);
-        let p = schedule(&vec![vec![t; m]; stages], c);
+        let p = schedule(&vec![vec![t; m]; stages], send(c * 0.75, c * 0.25));
         let want = (m + stages - 1) as f64 * t + (stages - 1) as f64 * c;
         assert!((p.makespan - want).abs() < 1e-12);
         // No stage starts a micro-batch before the one before it has arrived.
@@ -148,7 +172,21 @@ mod tests {
     #[test]
     fn the_slowest_stage_sets_the_steady_rate() {
         // Stage 1 twice as slow: micro-batches leave it every 2 s after the fill.
-        let p = schedule(&[vec![1.0; 5], vec![2.0; 5], vec![1.0; 5]], 0.0);
+        let p = schedule(&[vec![1.0; 5], vec![2.0; 5], vec![1.0; 5]], Send::default());
         assert!((p.makespan - (1.0 + 5.0 * 2.0 + 1.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_link_slower_than_the_stages_carries_one_transfer_at_a_time() {
+        // Two stages of t, transfers of c > t and latency d: micro-batch j leaves stage 0 at
+        // (j + 1)·t but the link frees at t + (j + 1)·c, so the last arrives at t + m·c + d and
+        // the makespan is t + m·c + d + t (free sends' overlap would give m·t + c + d + t).
+        let (m, t, c, d) = (5, 1.0, 3.0, 0.5);
+        let p = schedule(&[vec![t; m], vec![t; m]], send(c, d));
+        let want = t + m as f64 * c + d + t;
+        assert!((p.makespan - want).abs() < 1e-12, "{}", p.makespan);
+        // Latency overlaps: it is paid once in the makespan, not once per micro-batch.
+        let q = schedule(&[vec![t; m], vec![t; m]], send(0.0, d));
+        assert!((q.makespan - (m as f64 * t + d + t)).abs() < 1e-12);
     }
 }

@@ -36,7 +36,7 @@ fn the_stages_together_do_each_micro_batch_once() {
     assert!((busy / (m as f64 * one) - 1.0).abs() < 1e-9, "{busy} {one}");
     assert_eq!(p.layers, vec![(0, 8), (8, 16), (16, 24), (24, 32)]);
     let shortest = p.pipeline.busy.iter().cloned().fold(f64::MAX, f64::min) / m as f64;
-    let floor = (m + stages - 1) as f64 * shortest + 3.0 * p.send;
+    let floor = (m + stages - 1) as f64 * shortest + 3.0 * p.send.time();
     assert!(p.pipeline.makespan >= floor * (1.0 - 1e-12));
     let bubble = (stages - 1) as f64 / (m + stages - 1) as f64;
     // Equal stages idle (S−1)/(m+S−1) of the time; unequal ones (the last holds the LM head)

@@ -17,7 +17,8 @@
 //!   that micro-batch over the stage's layers (`Coster::stage`); its tokens' activations
 //!   (tokens × hidden × activation size, on each of the stage's `tp` devices) cross each stage
 //!   boundary in `bytes ÷ bandwidth + latency` over the node's link (the cluster's when the
-//!   stages span nodes), charged at the link's energy per bit. MoE tokens are routed per
+//!   stages span nodes), one transfer on a boundary's link at a time (the latency overlaps the
+//!   next), charged at the link's energy per bit. MoE tokens are routed per
 //!   micro-batch.
 //! - **Iterations are barriers.** Each iteration fills and drains the pipe: its time is the
 //!   makespan of `sim::pipeline`'s forward schedule of its micro-batches, and the next iteration
@@ -30,7 +31,7 @@ use super::setup::Bench;
 use super::stats::ServingResult;
 use crate::model::{Batch, Footprint, ModelSpec, Parallelism, PrefillChunk};
 use crate::sim::iteration::{Coster, IterCost, RESOURCES};
-use crate::sim::pipeline::{Pipeline, schedule_sends};
+use crate::sim::pipeline::{Pipeline, Send, schedule_sends};
 use crate::units::Bytes;
 
 /// A scenario's pipeline: stages of consecutive layers and micro-batches per iteration.
@@ -194,12 +195,15 @@ impl<'a> PipeRun<'a> {
         out.pipeline = Some(self.stats);
     }
 
-    /// Seconds micro-batch `b`'s activations take over one stage boundary (0 with one stage).
-    fn send(&self, b: &Batch) -> f64 {
+    /// Micro-batch `b`'s activations over one stage boundary (nothing with one stage).
+    fn send(&self, b: &Batch) -> Send {
         if self.costers.len() < 2 {
-            return 0.0;
+            return Send::default();
         }
-        b.tokens() as f64 * self.token_bytes / self.link[0] + self.link[1]
+        Send {
+            transfer: b.tokens() as f64 * self.token_bytes / self.link[0],
+            latency: self.link[1],
+        }
     }
 
     /// Prices micro-batches `micro` (tokens per expert `counts[j]` for micro-batch j) on every
@@ -231,7 +235,7 @@ impl<'a> PipeRun<'a> {
             }
             parts.push(row);
         }
-        let sends: Vec<f64> = micro.iter().map(|b| self.send(b)).collect();
+        let sends: Vec<Send> = micro.iter().map(|b| self.send(b)).collect();
         let pipe = schedule_sends(&times, &sends);
         let boundaries = (stages - 1) as f64;
         let bytes = micro.iter().map(|b| b.tokens() as f64).sum::<f64>() * self.token_bytes;
@@ -249,7 +253,7 @@ impl<'a> PipeRun<'a> {
         st.iterations += 1;
         st.micro_batches_run += micro.len() as u64;
         st.activation_bytes += bytes * boundaries;
-        st.send_time += sends.iter().sum::<f64>() * boundaries;
+        st.send_time += sends.iter().map(Send::time).sum::<f64>() * boundaries;
         self.last = pipe;
         Ok(total)
     }
