@@ -48,7 +48,7 @@ pub fn load_disagg(path: &Path, o: &ScenarioOverrides) -> Result<Option<Disagg>,
             .with_help("edit the top-level keys (the prefill pool) or [disaggregation] (the decode pool)"));
     }
     let prefill = load_scenario_overridden(path, o)?;
-    let sys = load_arch(&src.relative(raw.decode_arch.get_ref()))?;
+    let sys = load_arch(&src.relative_or_preset(raw.decode_arch.get_ref(), "arch"))?;
     let tp = *raw.decode_tp.get_ref();
     if tp == 0 || tp > u64::from(sys.devices()) {
         return Err(src.err(

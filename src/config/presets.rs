@@ -261,18 +261,22 @@ pub fn names(folder: &str) -> Vec<&'static str> {
         .collect()
 }
 
-/// A bare preset name (`h100`, `mistral-7b-v0.1`) becomes its path (`arch/h100.toml`); anything
-/// else is kept, as is a name that is also a file in the working folder.
-fn resolve(path: &Path, folder: &str) -> PathBuf {
-    let s = path.to_string_lossy();
-    let bare = path.components().count() == 1 && !path.is_file();
-    let preset = FILES.iter().map(|(p, _)| *p).find(|p| {
+/// The path of the preset of `folder` (`arch`, `workloads/models`) whose bare name is `name`
+/// (`h100` is `arch/h100.toml`).
+pub fn named(name: &str, folder: &str) -> Option<&'static str> {
+    FILES.iter().map(|(p, _)| *p).find(|p| {
         p.strip_prefix(folder)
             .and_then(|f| f.strip_prefix('/'))
             .and_then(|f| f.rsplit_once('.'))
-            .is_some_and(|(stem, _)| stem == s)
-    });
-    match preset {
+            .is_some_and(|(stem, _)| stem == name)
+    })
+}
+
+/// A bare preset name (`h100`, `mistral-7b-v0.1`) becomes its path (`arch/h100.toml`); anything
+/// else is kept, as is a name that is also a file in the working folder.
+fn resolve(path: &Path, folder: &str) -> PathBuf {
+    let bare = path.components().count() == 1 && !path.is_file();
+    match named(&path.to_string_lossy(), folder) {
         Some(p) if bare => PathBuf::from(p),
         _ => path.to_path_buf(),
     }

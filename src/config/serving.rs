@@ -200,17 +200,22 @@ impl ScenarioFile {
     pub fn draft_model_path(&self) -> Option<PathBuf> {
         let sp = self.raw.speculative.as_ref()?;
         let key = sp.draft_model.as_ref()?;
-        Some(self.src.relative(key.get_ref()))
+        Some(
+            self.src
+                .relative_or_preset(key.get_ref(), "workloads/models"),
+        )
     }
 
-    /// The arch file it names, relative to the scenario's folder.
+    /// The arch file it names, relative to the scenario's folder, or a built-in name (`h100`).
     pub fn arch_path(&self) -> PathBuf {
-        self.src.relative(self.raw.arch.get_ref())
+        self.src.relative_or_preset(self.raw.arch.get_ref(), "arch")
     }
 
-    /// The model file it names, relative to the scenario's folder.
+    /// The model file it names, relative to the scenario's folder, or a built-in name
+    /// (`mixtral-8x7b`).
     pub fn model_path(&self) -> PathBuf {
-        self.src.relative(self.raw.model.get_ref())
+        self.src
+            .relative_or_preset(self.raw.model.get_ref(), "workloads/models")
     }
 
     /// The software profile it names (`software`), relative to the scenario's folder.

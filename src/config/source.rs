@@ -137,6 +137,18 @@ impl Source {
         self.path.parent().unwrap_or(Path::new("")).join(name)
     }
 
+    /// The file `name` (an `arch` or `model` key's value) names: the file relative to this
+    /// file's folder, or, where there is none, the built-in preset of `folder` (`arch`,
+    /// `workloads/models`) whose bare name it is (`h100`, `mixtral-8x7b`), as `--arch` and
+    /// `--model` take them; the relative path else (for its error).
+    pub fn relative_or_preset(&self, name: &str, folder: &str) -> PathBuf {
+        let p = self.relative(name);
+        if p.is_file() {
+            return p;
+        }
+        presets::named(name, folder).map_or(p, PathBuf::from)
+    }
+
     /// The file the path `v` (the value of `key`) names, relative to this file: an error at `v`
     /// when it is not a file (missing, or a folder) nor a built-in preset.
     pub fn named_file(&self, v: &Spanned<String>, key: &str) -> Result<PathBuf, ConfigError> {

@@ -129,6 +129,29 @@ fn a_builtin_standing_in_for_a_missing_file_is_named_on_stderr() {
 }
 
 #[test]
+fn a_scenario_names_built_in_arch_and_model_wherever_it_is_run_from() {
+    // `arch = "h100"` and `model = "mixtral-8x7b"` are the presets whether the scenario is
+    // named relative to the working folder or by an absolute path (it used to read the second
+    // as the missing file DIR/h100).
+    let shipped = include_str!("../../workloads/serving/closed-b32-256-256.toml");
+    let named = shipped
+        .replace("\"../../arch/h100.toml\"", "\"h100\"")
+        .replace("\"../models/mixtral-8x7b.json\"", "\"mixtral-8x7b\"");
+    assert_ne!(named, shipped);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.toml");
+    std::fs::write(&path, &named).unwrap();
+    let here = dyad_in(dir.path(), &["run", "--serving", "s.toml"], None);
+    let away = dyad(&["run", "--serving", path.to_str().unwrap()]);
+    for r in [&here, &away] {
+        assert_eq!(r.status, 0, "{}", r.stderr);
+        assert!(r.stdout.contains("mixtral-8x7b on H100"), "{}", r.stdout);
+        assert!(!r.stderr.contains("note:"), "{}", r.stderr);
+    }
+    assert_eq!(here.stdout, away.stdout);
+}
+
+#[test]
 fn malformed_toml_names_line_and_column() {
     let broken = ARCH.replacen("devices = 8", "devices = = 8", 1);
     let line = broken

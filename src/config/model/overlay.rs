@@ -73,13 +73,8 @@ pub(super) fn chain(
 
 /// The file `extends = "name"` in `src` names: a file relative to `src`, or a built-in model.
 fn target(src: &Source, name: &str) -> Option<PathBuf> {
-    let p = src.relative(name);
-    if p.is_file() {
-        return Some(p);
-    }
-    presets::names("workloads/models")
-        .contains(&name)
-        .then(|| presets::resolve_model(Path::new(name)))
+    let p = src.relative_or_preset(name, "workloads/models");
+    (p.is_file() || presets::named(name, "workloads/models").is_some()).then_some(p)
 }
 
 /// Every key of a dyad model TOML is one dyad reads: [`TOML_FIELDS`], a variant key, or
