@@ -150,6 +150,7 @@ struct Fixed {
     time: f64,
     /// The kind's routed-expert op (any tokens).
     expert: Option<Op>,
+    /// The iteration's layers of the kind so far.
     layers: u64,
 }
 

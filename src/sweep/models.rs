@@ -40,12 +40,9 @@ pub(crate) struct Models {
 /// built-in model.
 pub(crate) fn resolve(sweep_dir: &Path, value: &str) -> Option<PathBuf> {
     let p = sweep_dir.join(value);
-    if p.is_file() {
-        return Some(p);
-    }
-    config::presets::names("workloads/models")
-        .contains(&value)
-        .then(|| config::presets::resolve_model(Path::new(value)))
+    p.is_file()
+        .then_some(p)
+        .or_else(|| config::presets::named(value, "workloads/models").map(PathBuf::from))
 }
 
 /// The value at dotted `parts` of a JSON object.

@@ -73,8 +73,10 @@ pub(super) fn chain(
 
 /// The file `extends = "name"` in `src` names: a file relative to `src`, or a built-in model.
 fn target(src: &Source, name: &str) -> Option<PathBuf> {
-    let p = src.relative_or_preset(name, "workloads/models");
-    (p.is_file() || presets::named(name, "workloads/models").is_some()).then_some(p)
+    let p = src.relative(name);
+    p.is_file()
+        .then_some(p)
+        .or_else(|| presets::named(name, "workloads/models").map(PathBuf::from))
 }
 
 /// Every key of a dyad model TOML is one dyad reads: [`TOML_FIELDS`], a variant key, or
